@@ -1,0 +1,290 @@
+"""Node configuration: one frozen dataclass, loaded from flags, environment and a TOML file.
+
+Precedence, strongest first: command-line flags, ``CHORUS_*`` environment variables, the
+TOML file (``--config`` or ``CHORUS_CONFIG``), the defaults below. Every option is described
+once, in ``OPTIONS``; the argparse flags, environment names and TOML keys are derived from
+it, so they cannot drift apart. Any invalid value raises ``ConfigError`` with one line that
+names the option and where the value came from; the CLI turns that into exit code 2.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+import tomllib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from mesh.errors import ConfigError
+
+__version__ = "v0.1.0"
+
+
+@dataclass(frozen=True)
+class NodeConfig:
+    # HTTP: 8081 is CHORUS's health port. Loopback by default so a node started by hand is
+    # not reachable from elsewhere; containers set 0.0.0.0.
+    health_host: str = "127.0.0.1"
+    health_port: int = 8081
+    # Bearer token guarding the detailed endpoints (/health/checks, history, cluster view).
+    # Liveness, readiness, /health and /metrics stay open for probes and scrapers.
+    health_token: str | None = None
+    # libp2p: 9000 is CHORUS's P2P port; 0 picks a free port (tests, devnet).
+    p2p_host: str = "127.0.0.1"
+    p2p_port: int = 9000
+    bootstrap_peers: tuple[str, ...] = ()
+    # Where the node keeps its identity key (so its peer ID survives restarts).
+    data_dir: str = ".chorus-health"
+    version: str = __version__
+    log_format: str = "text"
+    log_level: str = "info"
+    # Flap control: failures in a row before a check turns failing (the reference's
+    # MaxFailedProbes) and passes in a row before it turns passing again. Higher values mean
+    # fewer false alarms and slower detection.
+    fail_after: int = 3
+    pass_after: int = 2
+    history_size: int = 1000  # transitions kept (the reference's MaxHistoryEntries)
+    # A critical check failing fail_after times in a row starts a graceful shutdown, which
+    # must finish within shutdown_timeout seconds or the process is forced out.
+    shutdown_on_critical: bool = True
+    shutdown_timeout: float = 30.0
+    # Local checks (fractions of capacity at which the check fails).
+    disk_path: str = "."
+    disk_threshold: float = 0.90
+    memory_threshold: float = 0.85
+    cpu_threshold: float = 0.90
+    # Seconds late the event loop may wake before the node calls itself starved.
+    loop_lag_threshold: float = 0.5
+    checks_disabled: tuple[str, ...] = field(default=())
+
+
+def _port(raw: object) -> int:
+    value = _integer(raw)
+    if not 0 <= value <= 65535:
+        raise ValueError(f"{value} is not a TCP port (0-65535)")
+    return value
+
+
+def _integer(raw: object) -> int:
+    if isinstance(raw, bool):
+        raise ValueError(f"expected an integer, got {raw!r}")
+    if isinstance(raw, int):
+        return raw
+    if isinstance(raw, str):
+        try:
+            return int(raw.strip(), 10)
+        except ValueError:
+            raise ValueError(f"expected an integer, got {raw!r}") from None
+    raise ValueError(f"expected an integer, got {raw!r}")
+
+
+def _positive_int(raw: object) -> int:
+    value = _integer(raw)
+    if value < 1:
+        raise ValueError(f"must be at least 1, got {value}")
+    return value
+
+
+def _positive_float(raw: object) -> float:
+    if isinstance(raw, bool):
+        raise ValueError(f"expected a number, got {raw!r}")
+    try:
+        value = float(raw) if isinstance(raw, int | float | str) else math.nan
+    except ValueError:
+        raise ValueError(f"expected a number, got {raw!r}") from None
+    if not (math.isfinite(value) and value > 0):
+        raise ValueError(f"must be a positive number, got {raw!r}")
+    return value
+
+
+def _fraction(raw: object) -> float:
+    value = _positive_float(raw)
+    if value > 1:
+        raise ValueError(f"must be a fraction in (0, 1], got {raw!r}")
+    return value
+
+
+def _boolean(raw: object) -> bool:
+    if isinstance(raw, bool):
+        return raw
+    if isinstance(raw, str):
+        lowered = raw.strip().lower()
+        if lowered in ("1", "true", "yes", "on"):
+            return True
+        if lowered in ("0", "false", "no", "off"):
+            return False
+    raise ValueError(f"expected true or false, got {raw!r}")
+
+
+def _text(raw: object) -> str:
+    if not isinstance(raw, str) or not raw.strip():
+        raise ValueError(f"expected a non-empty string, got {raw!r}")
+    return raw.strip()
+
+
+def _optional_text(raw: object) -> str | None:
+    if isinstance(raw, str) and not raw.strip():
+        return None
+    return _text(raw)
+
+
+def _string_list(raw: object) -> tuple[str, ...]:
+    if isinstance(raw, str):
+        items = [part.strip() for part in raw.split(",")]
+    elif isinstance(raw, list | tuple):
+        if not all(isinstance(item, str) for item in raw):
+            raise ValueError(f"expected a list of strings, got {raw!r}")
+        items = [item.strip() for item in raw]
+    else:
+        raise ValueError(f"expected a comma-separated list, got {raw!r}")
+    return tuple(item for item in items if item)
+
+
+def _choice(*allowed: str) -> Callable[[object], str]:
+    def parse(raw: object) -> str:
+        value = _text(raw).lower()
+        if value not in allowed:
+            raise ValueError(f"must be one of {', '.join(allowed)}, got {raw!r}")
+        return value
+
+    return parse
+
+
+@dataclass(frozen=True)
+class Option:
+    name: str  # the NodeConfig field
+    parse: Callable[[object], Any]
+    help: str
+    metavar: str = "VALUE"
+
+    @property
+    def flag(self) -> str:
+        return "--" + self.name.replace("_", "-")
+
+    @property
+    def env(self) -> str:
+        return "CHORUS_" + self.name.upper()
+
+
+OPTIONS: tuple[Option, ...] = (
+    Option("health_host", _text, "address the HTTP endpoints listen on", "HOST"),
+    Option(
+        "health_port", _port, "HTTP port for /health, /metrics, ... (0 = any free port)", "PORT"
+    ),
+    Option(
+        "health_token",
+        _optional_text,
+        "bearer token required by the detailed endpoints (/health/checks, history, cluster)",
+        "TOKEN",
+    ),
+    Option("p2p_host", _text, "address libp2p listens on", "HOST"),
+    Option("p2p_port", _port, "libp2p TCP port (0 = any free port)", "PORT"),
+    Option(
+        "bootstrap_peers",
+        _string_list,
+        "comma-separated multiaddrs of peers to join, e.g. /ip4/127.0.0.1/tcp/9000/p2p/12D3...",
+        "ADDRS",
+    ),
+    Option("data_dir", _text, "directory for the node's identity key", "DIR"),
+    Option("version", _text, "version string this node reports", "VERSION"),
+    Option(
+        "log_format",
+        _choice("text", "json"),
+        "log format: text or json (one object per line)",
+        "FORMAT",
+    ),
+    Option("log_level", _choice("debug", "info", "warning", "error"), "log level", "LEVEL"),
+    Option(
+        "fail_after",
+        _positive_int,
+        "consecutive failures before a check turns failing (MaxFailedProbes)",
+        "N",
+    ),
+    Option(
+        "pass_after", _positive_int, "consecutive passes before a failing check turns passing", "N"
+    ),
+    Option("history_size", _positive_int, "check transitions kept in history", "N"),
+    Option(
+        "shutdown_on_critical",
+        _boolean,
+        "shut down gracefully when a critical check keeps failing (true/false)",
+        "BOOL",
+    ),
+    Option(
+        "shutdown_timeout",
+        _positive_float,
+        "seconds a graceful shutdown may take before the process is forced out",
+        "SECONDS",
+    ),
+    Option("disk_path", _text, "path whose filesystem the disk check watches", "PATH"),
+    Option(
+        "disk_threshold", _fraction, "disk usage fraction at which disk-space fails", "FRACTION"
+    ),
+    Option(
+        "memory_threshold", _fraction, "memory usage fraction at which memory fails", "FRACTION"
+    ),
+    Option(
+        "cpu_threshold", _fraction, "CPU usage fraction at which resource-health fails", "FRACTION"
+    ),
+    Option(
+        "loop_lag_threshold",
+        _positive_float,
+        "seconds of event-loop lag at which the node calls itself starved",
+        "SECONDS",
+    ),
+    Option("checks_disabled", _string_list, "comma-separated names of checks to disable", "NAMES"),
+)
+_BY_NAME = {option.name: option for option in OPTIONS}
+assert set(_BY_NAME) == {f.name for f in dataclasses.fields(NodeConfig)}, "OPTIONS out of sync"
+
+
+def load_config(
+    flags: Mapping[str, object],
+    environ: Mapping[str, str] | None = None,
+    config_file: str | None = None,
+) -> NodeConfig:
+    """Build a NodeConfig; ``flags`` holds only the options given on the command line."""
+    environ = os.environ if environ is None else environ
+    merged: dict[str, object] = {}
+    sources: dict[str, str] = {}
+    path = config_file or environ.get("CHORUS_CONFIG")
+    if path:
+        for key, value in _read_toml(path).items():
+            merged[key] = value
+            sources[key] = f"{key} in {path}"
+    for option in OPTIONS:
+        if option.env in environ:
+            merged[option.name] = environ[option.env]
+            sources[option.name] = f"environment variable {option.env}"
+    for name, value in flags.items():
+        if value is not None:
+            merged[name] = value
+            sources[name] = f"flag {_BY_NAME[name].flag}"
+    parsed: dict[str, Any] = {}
+    for name, raw in merged.items():
+        try:
+            parsed[name] = _BY_NAME[name].parse(raw)
+        except ValueError as exc:
+            raise ConfigError(f"invalid {sources[name]}: {exc}") from None
+    return NodeConfig(**parsed)
+
+
+def _read_toml(path: str) -> dict[str, object]:
+    try:
+        data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"config file {path} does not exist") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
+    unknown = sorted(set(data) - set(_BY_NAME))
+    if unknown:
+        raise ConfigError(
+            f"config file {path}: unknown option(s) {', '.join(unknown)}"
+            f" (known: {', '.join(sorted(_BY_NAME))})"
+        )
+    return data

@@ -1,0 +1,96 @@
+"""The health model of the reference document ("Core Types"), in Python.
+
+Times are plain floats: intervals, timeouts and latencies in seconds, timestamps as Unix
+seconds. The JSON forms the reference shows (nanosecond integers, RFC 3339) are produced at
+the edge, in ``mesh.wire_json``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+# Defaults from the reference's HealthCheck type.
+DEFAULT_INTERVAL = 30.0
+DEFAULT_TIMEOUT = 10.0
+
+
+class Status(StrEnum):
+    """Overall node status; the string values are the reference's."""
+
+    HEALTHY = "healthy"  # all checks passing
+    DEGRADED = "degraded"  # some non-critical checks failing
+    UNHEALTHY = "unhealthy"  # a critical check failing
+    STARTING = "starting"  # not every enabled check has a result yet
+    STOPPING = "stopping"  # graceful shutdown in progress
+
+    @property
+    def serving(self) -> bool:
+        """Ready for traffic: HTTP 200 on /health and /health/ready."""
+        return self in (Status.HEALTHY, Status.DEGRADED)
+
+
+@dataclass(frozen=True, slots=True)
+class CheckResult:
+    """One run of one check: checkers fill ``healthy`` and ``message``, the manager the rest."""
+
+    healthy: bool
+    message: str = ""
+    details: Mapping[str, Any] = field(default_factory=dict)
+    latency: float = 0.0  # seconds the checker took
+    timestamp: float = 0.0  # Unix seconds when the result was taken
+    error: str | None = None  # the error's text when the check failed with one
+
+    @classmethod
+    def ok(cls, message: str, **details: Any) -> CheckResult:
+        return cls(healthy=True, message=message, details=details)
+
+    @classmethod
+    def fail(cls, message: str, *, error: str | None = None, **details: Any) -> CheckResult:
+        return cls(healthy=False, message=message, details=details, error=error)
+
+
+# A checker is an async callable with no arguments: cancellation and the timeout come from
+# the trio cancel scope the manager puts around it (the Go version's ``ctx``). It should
+# return a CheckResult; anything else is turned into a failed result by the manager.
+Checker = Callable[[], Awaitable[object]]
+
+
+@dataclass(eq=False)
+class HealthCheck:
+    """A registered check (the reference's ``HealthCheck``).
+
+    ``component`` names the score component the check feeds (``chorus_component_health_score``);
+    by default each check is its own component.
+    """
+
+    name: str
+    checker: Checker
+    description: str = ""
+    interval: float = DEFAULT_INTERVAL
+    timeout: float = DEFAULT_TIMEOUT
+    enabled: bool = True
+    critical: bool = False
+    component: str | None = None
+    last_run: float | None = None
+    last_result: CheckResult | None = None
+
+    @property
+    def component_name(self) -> str:
+        return self.component or self.name
+
+
+@dataclass(frozen=True, slots=True)
+class SystemStatus:
+    """The rolled-up status of the node (the reference's ``SystemStatus``)."""
+
+    status: Status
+    message: str
+    checks: Mapping[str, CheckResult]
+    uptime: float  # seconds
+    start_time: float  # Unix seconds
+    last_update: float  # Unix seconds
+    version: str
+    node_id: str

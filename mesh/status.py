@@ -1,0 +1,62 @@
+"""How check states roll up into the node's status, and when a critical check ends the node.
+
+The rules, in order (first match wins):
+1. ``stopping`` once shutdown has begun, whatever the checks say.
+2. ``starting`` while any enabled check has no result yet.
+3. ``unhealthy`` when any enabled critical check is failing.
+4. ``degraded`` when only enabled non-critical checks are failing.
+5. ``healthy`` otherwise (every enabled check passing, or none registered).
+
+"Failing" is the flap-controlled state of ``mesh.flap``, not the last raw result. Disabled
+checks never count.
+
+Shutdown: a critical check triggers a graceful shutdown only once it has failed
+``shutdown_after`` times in a row (the reference's MaxFailedProbes, 3 by default), so one
+transient failure never stops a node.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from mesh.flap import CheckState, FlapState
+from mesh.model import Status
+
+
+@dataclass(frozen=True, slots=True)
+class CheckView:
+    """What the status rules need to know of one check."""
+
+    name: str
+    enabled: bool
+    critical: bool
+    flap: FlapState
+
+
+def decide_status(stopping: bool, checks: Iterable[CheckView]) -> tuple[Status, str]:
+    """The node's status and a one-line message explaining it."""
+    if stopping:
+        return Status.STOPPING, "System is shutting down"
+    enabled = [c for c in checks if c.enabled]
+    pending = sorted(c.name for c in enabled if c.flap.state is CheckState.PENDING)
+    if pending:
+        return Status.STARTING, f"Waiting for first results: {', '.join(pending)}"
+    critical = sorted(c.name for c in enabled if c.critical and c.flap.state is CheckState.FAILING)
+    if critical:
+        return Status.UNHEALTHY, f"Critical checks failing: {', '.join(critical)}"
+    failing = sorted(c.name for c in enabled if c.flap.state is CheckState.FAILING)
+    if failing:
+        return Status.DEGRADED, f"Non-critical checks failing: {', '.join(failing)}"
+    return Status.HEALTHY, "All health checks passing"
+
+
+def shutdown_reason(checks: Iterable[CheckView], shutdown_after: int) -> str | None:
+    """Why the node should shut down, or None. Only enabled critical checks can end a node."""
+    for check in checks:
+        if check.enabled and check.critical and check.flap.consecutive_failures >= shutdown_after:
+            return (
+                f"critical check {check.name!r} failed "
+                f"{check.flap.consecutive_failures} times in a row"
+            )
+    return None

@@ -1,0 +1,67 @@
+from __future__ import annotations
+
+import pytest
+
+from mesh.flap import CheckState, FlapState
+from mesh.model import Status
+from mesh.status import CheckView, decide_status, shutdown_reason
+
+P = FlapState(CheckState.PASSING, 0, 1)
+F = FlapState(CheckState.FAILING, 3, 0)
+PEND = FlapState()
+
+
+def view(name: str, flap: FlapState, critical: bool = False, enabled: bool = True) -> CheckView:
+    return CheckView(name, enabled, critical, flap)
+
+
+@pytest.mark.parametrize(
+    ("checks", "expected"),
+    [
+        ([], Status.HEALTHY),
+        ([view("a", P), view("b", P, critical=True)], Status.HEALTHY),
+        ([view("a", PEND), view("b", P)], Status.STARTING),
+        ([view("a", PEND, critical=True), view("b", F, critical=True)], Status.STARTING),
+        ([view("a", F), view("b", P, critical=True)], Status.DEGRADED),
+        ([view("a", F), view("b", F, critical=True)], Status.UNHEALTHY),
+        ([view("a", P), view("b", F, critical=True)], Status.UNHEALTHY),
+        # Disabled checks count for nothing, pending or failing.
+        ([view("a", PEND, enabled=False), view("b", P)], Status.HEALTHY),
+        ([view("a", F, critical=True, enabled=False), view("b", P)], Status.HEALTHY),
+    ],
+)
+def test_status_rules(checks: list[CheckView], expected: Status) -> None:
+    assert decide_status(False, checks)[0] is expected
+
+
+def test_stopping_beats_everything() -> None:
+    status, message = decide_status(True, [view("a", F, critical=True)])
+    assert status is Status.STOPPING
+    assert "shutting down" in message
+
+
+def test_messages_name_the_checks() -> None:
+    _, message = decide_status(False, [view("disk", F), view("db", F, critical=True)])
+    assert message == "Critical checks failing: db"
+    _, message = decide_status(False, [view("disk", F), view("mem", F)])
+    assert message == "Non-critical checks failing: disk, mem"
+
+
+@pytest.mark.parametrize(
+    ("failures", "critical", "enabled", "expected"),
+    [
+        (2, True, True, False),
+        (3, True, True, True),
+        (9, True, True, True),
+        (9, False, True, False),  # non-critical checks never end a node
+        (9, True, False, False),  # nor do disabled ones
+    ],
+)
+def test_shutdown_after_consecutive_critical_failures(
+    failures: int, critical: bool, enabled: bool, expected: bool
+) -> None:
+    flap = FlapState(CheckState.FAILING, failures, 0)
+    reason = shutdown_reason([view("db", flap, critical, enabled)], shutdown_after=3)
+    assert (reason is not None) is expected
+    if expected:
+        assert reason == f"critical check 'db' failed {failures} times in a row"
