@@ -1,0 +1,666 @@
+"""Start and run one py-libp2p 0.8.1 node: host, GossipSub and Kademlia, hardened.
+
+``open_p2p_node(cfg)`` is an async context manager that yields a running :class:`P2PNode`
+and closes it cleanly on exit. ``run_p2p_node`` wraps it for ``nursery.start``.
+
+Every workaround below cites /work/shared/reference/py-libp2p-notes.md ("notes"), by
+section. In short: Noise + Yamux only, one connection per peer (saves 250 ms a dial),
+Pubsub created before any connection, GossipSub heartbeat set explicitly (default
+120 s), a validator for our DHT namespace, bootstrap peers added to the routing table by
+hand, the connection health monitor on (the only thing that notices a frozen peer), our
+own ``host.close()`` before leaving ``host.run()``, and a Pubsub that survives hostile
+frames instead of dying with them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import stat
+from collections import Counter
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import multiaddr  # type: ignore[import-untyped]  # ships no py.typed
+import trio
+from libp2p import new_host
+from libp2p.abc import IHost, INetConn, INetStream, INetwork, INotifee
+from libp2p.crypto.ed25519 import create_new_key_pair as create_ed25519_key_pair
+from libp2p.crypto.keys import KeyPair, KeyType
+from libp2p.crypto.x25519 import create_new_key_pair as create_x25519_key_pair
+from libp2p.custom_types import TProtocol
+from libp2p.identity_utils import load_identity
+from libp2p.kad_dht.kad_dht import DHTMode, KadDHT
+from libp2p.network.config import ConnectionConfig
+from libp2p.peer.id import ID
+from libp2p.peer.peerinfo import PeerInfo, info_from_p2p_addr
+from libp2p.pubsub.gossipsub import PROTOCOL_ID, PROTOCOL_ID_V11, PROTOCOL_ID_V12, GossipSub
+from libp2p.pubsub.pb import rpc_pb2
+from libp2p.pubsub.pubsub import Pubsub
+from libp2p.security.noise.transport import PROTOCOL_ID as NOISE_PROTOCOL_ID
+from libp2p.security.noise.transport import Transport as NoiseTransport
+from libp2p.stream_muxer.yamux.yamux import PROTOCOL_ID as YAMUX_PROTOCOL_ID
+from libp2p.stream_muxer.yamux.yamux import Yamux
+from libp2p.tools.anyio_service import background_trio_service
+
+from adapters.dht import DEFAULT_MAX_VALUE_SIZE, NAMESPACE, HealthRecordValidator, LibP2PDHT
+from adapters.pubsub import LibP2PPubSub
+
+__all__ = [
+    "GOSSIPSUB_PROTOCOLS",
+    "GuardedPubsub",
+    "P2PConfig",
+    "P2PError",
+    "P2PNode",
+    "PeerListener",
+    "load_or_create_identity",
+    "open_p2p_node",
+    "quiet_libp2p_logging",
+    "run_p2p_node",
+]
+
+logger = logging.getLogger(__name__)
+
+# Standard ids only, newest first: CHORUS peers are go-libp2p (notes, "Other
+# implementations"). py-libp2p's /meshsub/1.3.0+ extensions are left out on purpose.
+GOSSIPSUB_PROTOCOLS: tuple[TProtocol, ...] = (PROTOCOL_ID_V12, PROTOCOL_ID_V11, PROTOCOL_ID)
+
+PeerListener = Callable[[str], None]
+
+
+class P2PError(Exception):
+    """The libp2p edge cannot start or do what was asked (bad config, corrupt key file)."""
+
+
+# --------------------------------------------------------------------------- config
+
+
+@dataclass(frozen=True)
+class P2PConfig:
+    """Everything one node needs. Times in seconds, sizes in bytes."""
+
+    # Ed25519 identity, libp2p protobuf format. Created 0600 on first start, then reused
+    # so the peer id survives restarts.
+    key_file: Path
+    listen_host: str = "127.0.0.1"
+    listen_port: int = 9000  # 0 = ephemeral (tests, devnet); read the real one back
+    # /ip4/<ip>/tcp/<port>/p2p/<peer id>; parsed up front so a typo fails at start.
+    bootstrap: tuple[str, ...] = ()
+    # Bounded bootstrap: per peer at most this many dials, delays doubling from the
+    # initial backoff up to the cap, and all of it within the deadline.
+    bootstrap_max_attempts: int = 5
+    bootstrap_initial_backoff: float = 0.2
+    bootstrap_max_backoff: float = 5.0
+    bootstrap_deadline: float = 30.0
+    dial_timeout: float = 5.0
+
+    # GossipSub. py-libp2p's default heartbeat is 120 s (notes, "Building a node"): a mesh
+    # would take minutes to form. Degrees are go-libp2p's defaults (D=6, Dlo=5, Dhi=12);
+    # dense full meshes churn (notes, "GossipSub"), so dial a few peers, not all.
+    gossip_heartbeat_interval: float = 1.0
+    gossip_degree: int = 6
+    gossip_degree_low: int = 5
+    gossip_degree_high: int = 12
+    # Bounds one inbound RPC frame. py-libp2p's default is 1 MiB, and a 1 MiB frame of
+    # tiny messages stalled a node for 5.5 s (notes, "Hostile input"). Our digests are
+    # well under 4 KiB, so 64 KiB is many messages' worth.
+    max_inbound_rpc_size: int = 64 * 1024
+
+    # Connection health monitor: the only thing that notices a frozen (SIGSTOPped) peer,
+    # in about 1.4 s with these values (notes, "Failure detection"). More pings cost more
+    # traffic; a longer ping_timeout tolerates slow links but detects later.
+    enable_health_monitoring: bool = True
+    health_check_interval: float = 1.0
+    ping_timeout: float = 1.0
+    abort_connection_on_ping_failure: bool = True
+    health_warmup_window: float = 0.0
+    # py-libp2p waits this long before the first check; its default is 60 s, which would
+    # leave the first minute of a node's life unmonitored (not in the notes; source).
+    health_initial_delay: float = 0.0
+
+    # py-libp2p's connection manager dials every peer in its peerstore (learned from
+    # the DHT and identify) while it has fewer than 50 to 100 connections: a full mesh
+    # for any mesh we run, and full meshes churn GossipSub (notes, "GossipSub"). Off by
+    # default: topology comes from bootstrap and explicit connects (not in the notes;
+    # source: libp2p/network/auto_connector.py).
+    auto_connect: bool = False
+
+    dht_max_value_size: int = DEFAULT_MAX_VALUE_SIZE
+    dht_peer_timeout: float = 5.0
+    # Set the libp2p loggers to WARNING (Kademlia's to ERROR) on start (notes: noisy).
+    quiet_libp2p_logs: bool = True
+    close_timeout: float = 5.0
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "key_file", Path(self.key_file))
+        object.__setattr__(self, "bootstrap", tuple(self.bootstrap))
+        if not 0 <= self.listen_port <= 65535:
+            raise P2PError(f"listen_port {self.listen_port} is not in 0..65535")
+        if not 0 < self.gossip_degree_low <= self.gossip_degree <= self.gossip_degree_high:
+            raise P2PError(
+                "gossip degrees must satisfy 0 < low <= degree <= high, got "
+                f"{self.gossip_degree_low}/{self.gossip_degree}/{self.gossip_degree_high}"
+            )
+        if self.bootstrap_max_attempts < 1:
+            raise P2PError("bootstrap_max_attempts must be at least 1")
+        for name in (
+            "gossip_heartbeat_interval",
+            "health_check_interval",
+            "ping_timeout",
+            "dial_timeout",
+            "bootstrap_deadline",
+            "dht_peer_timeout",
+        ):
+            if getattr(self, name) <= 0:
+                raise P2PError(f"{name} must be positive, got {getattr(self, name)}")
+        for addr in self.bootstrap:
+            _parse_peer_addr(addr, "bootstrap address")
+
+    @property
+    def listen_multiaddr(self) -> multiaddr.Multiaddr:
+        proto = "ip6" if ":" in self.listen_host else "ip4"
+        return multiaddr.Multiaddr(f"/{proto}/{self.listen_host}/tcp/{self.listen_port}")
+
+
+def _parse_peer_addr(addr: str, what: str) -> PeerInfo:
+    try:
+        return info_from_p2p_addr(multiaddr.Multiaddr(addr))
+    except Exception as exc:
+        raise P2PError(
+            f"{what} {addr!r} is not a multiaddr like /ip4/127.0.0.1/tcp/9001/p2p/<peer id>"
+        ) from exc
+
+
+# ------------------------------------------------------------------------- identity
+
+
+def load_or_create_identity(key_file: Path) -> KeyPair:
+    """Load the node's Ed25519 key, or create it (mode 0600) if the file does not exist."""
+    if key_file.exists():
+        return _load_identity(key_file)
+    key_pair = create_ed25519_key_pair()
+    data = key_pair.private_key.serialize()
+    tmp = key_file.with_name(f".{key_file.name}.tmp")
+    try:
+        key_file.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        # Write then rename, so a crash mid-write never leaves a half key behind that
+        # the next start would reject as corrupt.
+        fd = os.open(tmp, os.O_CREAT | os.O_WRONLY | os.O_TRUNC, 0o600)
+        try:
+            os.fchmod(fd, 0o600)  # the umask may not strip what O_CREAT's mode keeps
+            os.write(fd, data)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, key_file)
+    except OSError as exc:
+        raise P2PError(f"cannot create identity key file {key_file}: {exc}") from exc
+    logger.info("created new identity %s in %s", ID.from_pubkey(key_pair.public_key), key_file)
+    return key_pair
+
+
+def _load_identity(key_file: Path) -> KeyPair:
+    try:
+        mode = stat.S_IMODE(key_file.stat().st_mode)
+        key_pair = load_identity(key_file)
+    except (OSError, ValueError) as exc:
+        raise P2PError(
+            f"identity key file {key_file} is unreadable or corrupt ({exc}); restore it, or "
+            "delete it to start with a new peer id"
+        ) from exc
+    if key_pair.private_key.get_type() != KeyType.Ed25519:
+        raise P2PError(
+            f"identity key file {key_file} holds a {key_pair.private_key.get_type().name} "
+            "key; this node uses Ed25519 only"
+        )
+    if mode & 0o077:
+        logger.warning("identity key file %s has mode %o; it should be 0600", key_file, mode)
+    return key_pair
+
+
+# ------------------------------------------------------------------- hostile input
+
+
+def _is_shutdown_race(exc: BaseException) -> bool:
+    # notes, "Building a node": shutting down while messages flow raises this out of
+    # Pubsub.continuously_read_stream.
+    return isinstance(exc, RuntimeError) and "Nursery is closed to new arrivals" in str(exc)
+
+
+def _without_shutdown_race(exc: BaseException) -> BaseException | None:
+    """``exc`` minus the shutdown-race errors in it; None if nothing else is left."""
+    if isinstance(exc, BaseExceptionGroup):
+        _, rest = exc.split(_is_shutdown_race)
+        return rest
+    return None if _is_shutdown_race(exc) else exc
+
+
+class GuardedPubsub(Pubsub):
+    """A Pubsub whose inbound paths catch, count and drop what they cannot handle.
+
+    In plain py-libp2p an exception escaping a stream handler ends the whole node. Its
+    reader does not catch protobuf's DecodeError, and a message whose sender id is not an
+    identity multihash, with a garbage key, makes signature verification raise inside
+    ``push_msg`` (notes, "Hostile input"). Here both are contained.
+
+    ``drops`` counts by reason: ``undecodable_rpc`` (the stream is reset; the peer's
+    other streams and its pubsub state stay) and ``invalid_message`` (that one message is
+    dropped). ``on_drop(reason)`` is called for each, for metrics.
+    """
+
+    def __init__(
+        self,
+        host: IHost,
+        router: GossipSub,
+        *,
+        on_drop: Callable[[str], None] | None = None,
+        strict_signing: bool = True,
+        max_inbound_rpc_size: int,
+    ) -> None:
+        super().__init__(
+            host, router, strict_signing=strict_signing, max_inbound_rpc_size=max_inbound_rpc_size
+        )
+        self.drops: Counter[str] = Counter()
+        self._on_drop = on_drop
+
+    def _count_drop(self, reason: str) -> None:
+        self.drops[reason] += 1
+        if self._on_drop is not None:
+            try:
+                self._on_drop(reason)
+            except Exception:
+                logger.exception("on_drop callback failed")
+
+    async def stream_handler(self, stream: INetStream) -> None:
+        peer_id = stream.muxed_conn.peer_id
+        try:
+            await super().stream_handler(stream)
+        except Exception as exc:
+            if _is_shutdown_race(exc):
+                logger.debug("pubsub reader for %s stopped by shutdown", peer_id)
+                return
+            self._count_drop("undecodable_rpc")
+            logger.warning("dropped pubsub stream from %s: %r", peer_id, exc)
+            # Only the offending stream goes. Unlike the library's ParseError path we do
+            # not forget the peer's subscriptions: that would silently stop our traffic
+            # to a peer that is otherwise fine.
+            with contextlib.suppress(Exception):
+                await stream.reset()
+
+    async def push_msg(self, msg_forwarder: ID, msg: rpc_pb2.Message) -> None:
+        if msg_forwarder == self.my_id:
+            # Our own publish: a failure here is ours and the caller should see it.
+            await super().push_msg(msg_forwarder, msg)
+            return
+        try:
+            await super().push_msg(msg_forwarder, msg)
+        except Exception as exc:
+            if _is_shutdown_race(exc):
+                return
+            self._count_drop("invalid_message")
+            logger.warning("dropped a pubsub message forwarded by %s: %r", msg_forwarder, exc)
+
+
+# --------------------------------------------------------------------- peer events
+
+
+class _PeerEvents(INotifee):
+    """Turns per-connection notifications into per-peer connected/disconnected calls.
+
+    A killed or closed peer fires ``disconnected`` about 200 ms later (notes, "Failure
+    detection"); a frozen one only once the health monitor gives up on it.
+    """
+
+    def __init__(self, network: INetwork) -> None:
+        self._network = network
+        self._live: set[ID] = set()
+        self.on_connected: list[PeerListener] = []
+        self.on_disconnected: list[PeerListener] = []
+
+    def _fire(self, listeners: list[PeerListener], peer_id: ID) -> None:
+        for listener in list(listeners):
+            try:
+                listener(peer_id.to_base58())
+            except Exception:
+                logger.exception("peer listener %r failed for %s", listener, peer_id)
+
+    async def connected(self, network: INetwork, conn: INetConn) -> None:
+        await trio.lowlevel.checkpoint()
+        peer_id = conn.muxed_conn.peer_id
+        if peer_id not in self._live:
+            self._live.add(peer_id)
+            self._fire(self.on_connected, peer_id)
+
+    async def disconnected(self, network: INetwork, conn: INetConn) -> None:
+        await trio.lowlevel.checkpoint()
+        peer_id = conn.muxed_conn.peer_id
+        # The swarm drops the connection before notifying; another one may remain.
+        if peer_id in self._live and not self._network.connections.get(peer_id):
+            self._live.discard(peer_id)
+            self._fire(self.on_disconnected, peer_id)
+
+    async def opened_stream(self, network: INetwork, stream: INetStream) -> None:
+        await trio.lowlevel.checkpoint()
+
+    async def closed_stream(self, network: INetwork, stream: INetStream) -> None:
+        await trio.lowlevel.checkpoint()
+
+    async def listen(self, network: INetwork, multiaddr: multiaddr.Multiaddr) -> None:
+        await trio.lowlevel.checkpoint()
+
+    async def listen_close(self, network: INetwork, multiaddr: multiaddr.Multiaddr) -> None:
+        await trio.lowlevel.checkpoint()
+
+
+# -------------------------------------------------------------------------- the node
+
+
+class P2PNode:
+    """A running node. Obtain it from :func:`open_p2p_node`."""
+
+    def __init__(
+        self,
+        cfg: P2PConfig,
+        host: IHost,
+        guarded: GuardedPubsub,
+        kad: KadDHT,
+        pubsub: LibP2PPubSub,
+        dht: LibP2PDHT,
+    ) -> None:
+        self.cfg = cfg
+        self.host = host  # for advanced use; prefer the adapters
+        self.pubsub = pubsub
+        self.dht = dht
+        self.kad = kad
+        self.guarded_pubsub = guarded
+        self.peer_id: str = host.get_id().to_base58()
+        self._events = _PeerEvents(host.get_network())
+        # Set once every bootstrap address has been dialled or given up on; then
+        # bootstrap_results maps each address to the peer id reached, or None.
+        self.bootstrap_done = trio.Event()
+        self.bootstrap_results: dict[str, str | None] = {}
+
+    @property
+    def listen_addrs(self) -> list[str]:
+        """Bound listen addresses with the real port and a /p2p/ suffix."""
+        return [f"{addr}/p2p/{self.peer_id}" for addr in self.host.get_transport_addrs()]
+
+    @property
+    def dropped_inbound(self) -> Counter[str]:
+        """Hostile or broken pubsub input dropped so far, by reason."""
+        return self.guarded_pubsub.drops
+
+    def connected_peers(self) -> list[str]:
+        return [pid.to_base58() for pid in self.host.get_connected_peers()]
+
+    def add_peer_listener(
+        self,
+        on_connected: PeerListener | None = None,
+        on_disconnected: PeerListener | None = None,
+    ) -> Callable[[], None]:
+        """Call these with the base58 peer id when a peer's first connection opens or
+        its last one closes. They run on the network's task: keep them quick (e.g. send
+        into a channel). Returns a function that removes them again."""
+        if on_connected is not None:
+            self._events.on_connected.append(on_connected)
+        if on_disconnected is not None:
+            self._events.on_disconnected.append(on_disconnected)
+
+        def remove() -> None:
+            if on_connected in self._events.on_connected:
+                self._events.on_connected.remove(on_connected)
+            if on_disconnected in self._events.on_disconnected:
+                self._events.on_disconnected.remove(on_disconnected)
+
+        return remove
+
+    async def connect(self, addr: str) -> str:
+        """Dial ``/ip4/../tcp/../p2p/<id>``, add the peer to the DHT routing table and
+        return its peer id. Raises P2PError if the dial fails."""
+        info = _parse_peer_addr(addr, "peer address")
+        if info.peer_id == self.host.get_id():
+            raise P2PError(f"{addr} is this node's own address")
+        try:
+            with trio.fail_after(self.cfg.dial_timeout):
+                await self.host.connect(info)
+        except Exception as exc:
+            raise P2PError(f"cannot connect to {addr}: {exc!r}") from exc
+        # Connecting does not put a peer in the routing table (notes, "Kademlia"). Our
+        # peers all run the DHT in server mode; the server-mode check still runs if
+        # identify has already told us otherwise.
+        if not await self.kad.add_peer(info.peer_id):
+            logger.info("peer %s was not added to the DHT routing table", info.peer_id)
+        return info.peer_id.to_base58()
+
+    async def _bootstrap(self) -> None:
+        try:
+            with trio.move_on_after(self.cfg.bootstrap_deadline) as scope:
+                async with trio.open_nursery() as nursery:
+                    for addr in self.cfg.bootstrap:
+                        nursery.start_soon(self._bootstrap_one, addr)
+            if scope.cancelled_caught:
+                logger.warning("bootstrap deadline of %.1fs passed", self.cfg.bootstrap_deadline)
+            reached = [a for a, pid in self.bootstrap_results.items() if pid is not None]
+            if self.cfg.bootstrap:
+                logger.info(
+                    "bootstrap: reached %d of %d peers", len(reached), len(self.cfg.bootstrap)
+                )
+            if reached:
+                # Learn the bootstrap peers' neighbours, and tell them about us: they add
+                # a peer to their table when it sends them a DHT request.
+                with trio.move_on_after(self.cfg.bootstrap_deadline):
+                    await self.kad.refresh_routing_table()
+        finally:
+            for addr in self.cfg.bootstrap:
+                self.bootstrap_results.setdefault(addr, None)
+            self.bootstrap_done.set()
+
+    async def _bootstrap_one(self, addr: str) -> None:
+        delay = self.cfg.bootstrap_initial_backoff
+        for attempt in range(1, self.cfg.bootstrap_max_attempts + 1):
+            try:
+                peer_id = await self.connect(addr)
+            except P2PError as exc:
+                logger.info(
+                    "bootstrap dial %d/%d to %s failed: %s",
+                    attempt,
+                    self.cfg.bootstrap_max_attempts,
+                    addr,
+                    exc.__cause__ or exc,
+                )
+            else:
+                logger.info("bootstrap: connected to %s", addr)
+                self.bootstrap_results[addr] = peer_id
+                return
+            if attempt < self.cfg.bootstrap_max_attempts:
+                await trio.sleep(delay)
+                delay = min(delay * 2, self.cfg.bootstrap_max_backoff)
+        logger.warning(
+            "bootstrap: gave up on %s after %d attempts", addr, self.cfg.bootstrap_max_attempts
+        )
+        self.bootstrap_results[addr] = None
+
+
+# ---------------------------------------------------------------------------- start
+
+
+def quiet_libp2p_logging(level: int = logging.WARNING) -> None:
+    """libp2p loggers to ``level``; Kademlia's to ERROR: it warns "Failed to read DHT
+    message from stream" on every stream close (notes, "Building a node").
+
+    libp2p's own setup turns propagation off, so its records bypass the application's
+    handlers and land on logging's last-resort stderr handler; turn it back on."""
+    root = logging.getLogger("libp2p")
+    root.setLevel(level)
+    root.propagate = True
+    # This one pins itself to INFO at import and logs every auto-connect cycle.
+    logging.getLogger("libp2p.network.auto_connector").setLevel(level)
+    logging.getLogger("libp2p.kad_dht.kad_dht").setLevel(max(level, logging.ERROR))
+
+
+def _build_host(cfg: P2PConfig, key_pair: KeyPair) -> IHost:
+    connection_config = ConnectionConfig(
+        # One connection per peer: a successful dial otherwise waits 250 ms for nothing
+        # (notes, "Building a node").
+        max_connections_per_peer=1,
+        dial_timeout=cfg.dial_timeout,
+        enable_health_monitoring=cfg.enable_health_monitoring,
+        health_check_interval=cfg.health_check_interval,
+        ping_timeout=cfg.ping_timeout,
+        abort_connection_on_ping_failure=cfg.abort_connection_on_ping_failure,
+        health_warmup_window=cfg.health_warmup_window,
+        health_initial_delay=cfg.health_initial_delay,
+    )
+    # Noise and Yamux only: the defaults also offer TLS, SECIO, plaintext and Mplex.
+    noise = NoiseTransport(key_pair, noise_privkey=create_x25519_key_pair().private_key)
+    return new_host(
+        key_pair=key_pair,
+        sec_opt={NOISE_PROTOCOL_ID: noise},
+        muxer_opt={TProtocol(YAMUX_PROTOCOL_ID): Yamux},
+        listen_addrs=[cfg.listen_multiaddr],
+        connection_config=connection_config,
+    )
+
+
+@contextlib.asynccontextmanager
+async def open_p2p_node(
+    cfg: P2PConfig, *, on_drop: Callable[[str], None] | None = None
+) -> AsyncIterator[P2PNode]:
+    """Start a node, yield it once it listens (bootstrap continues in the background;
+    wait on ``node.bootstrap_done`` if you need it), and close it on exit.
+
+    ``on_drop(reason)`` is called for each hostile or broken pubsub input dropped.
+    Raises P2PError for a bad key file or an address that cannot be bound.
+    """
+    if cfg.quiet_libp2p_logs:
+        quiet_libp2p_logging()
+    key_pair = load_or_create_identity(cfg.key_file)
+    host = _build_host(cfg, key_pair)
+    gossipsub = GossipSub(
+        protocols=list(GOSSIPSUB_PROTOCOLS),
+        degree=cfg.gossip_degree,
+        degree_low=cfg.gossip_degree_low,
+        degree_high=cfg.gossip_degree_high,
+        heartbeat_interval=cfg.gossip_heartbeat_interval,  # type: ignore[arg-type]
+    )
+    # Before any connection: Pubsub registers the notifee that tells it about new peers
+    # (notes, "Building a node"). Strict signing is py-libp2p's default; we pin it.
+    guarded = GuardedPubsub(
+        host,
+        gossipsub,
+        on_drop=on_drop,
+        strict_signing=True,
+        max_inbound_rpc_size=cfg.max_inbound_rpc_size,
+    )
+    validator = HealthRecordValidator(cfg.dht_max_value_size)
+    # strict_validation: keys outside a registered namespace are refused, so peers cannot
+    # park arbitrary data with us (notes, "Hostile input").
+    kad = KadDHT(host, DHTMode.SERVER, strict_validation=True)
+    kad.register_validator(NAMESPACE, validator)
+
+    body_error: list[BaseException] = []
+    try:
+        async with host.run(listen_addrs=[cfg.listen_multiaddr]):
+            try:
+                # A listen failure (port in use, bad address) is only logged by
+                # py-libp2p; the host would run on, reachable by nobody.
+                if not host.get_transport_addrs():
+                    raise P2PError(
+                        f"cannot listen on {cfg.listen_multiaddr} (port in use or address "
+                        "not local?)"
+                    )
+                async with (
+                    background_trio_service(guarded),
+                    background_trio_service(gossipsub),
+                    background_trio_service(kad),
+                    trio.open_nursery() as nursery,
+                ):
+                    await guarded.wait_until_ready()
+                    if not cfg.auto_connect:
+                        await _stop_auto_connector(host)
+                    pubsub = LibP2PPubSub(guarded, nursery)
+                    dht = LibP2PDHT(kad, validator, peer_timeout=cfg.dht_peer_timeout)
+                    node = P2PNode(cfg, host, guarded, kad, pubsub, dht)
+                    host.get_network().register_notifee(node._events)
+                    nursery.start_soon(node._bootstrap)
+                    logger.info("p2p node %s listening on %s", node.peer_id, node.listen_addrs)
+                    try:
+                        yield node
+                    except BaseException as exc:
+                        body_error.append(exc)
+                        raise
+                    finally:
+                        # Stop our own tasks (publishers, readers, bootstrap) first, then
+                        # close the host ourselves, before the services stop: leaving
+                        # host.run() does not close the listener (notes, "Building a node").
+                        nursery.cancel_scope.cancel()
+                        await _close_host(host, cfg.close_timeout)
+            finally:
+                await _close_host(host, cfg.close_timeout)  # no-op when already closed
+    except BaseException as exc:
+        tidy = _tidy_exit_error(exc, body_error)
+        if tidy is None:
+            logger.debug("contained a pubsub shutdown race: %r", exc)
+            return
+        if tidy is exc:
+            raise
+        raise tidy from tidy.__cause__
+
+
+def _leaves(exc: BaseException) -> list[BaseException]:
+    if isinstance(exc, BaseExceptionGroup):
+        return [leaf for sub in exc.exceptions for leaf in _leaves(sub)]
+    return [exc]
+
+
+def _tidy_exit_error(exc: BaseException, body_error: list[BaseException]) -> BaseException | None:
+    """What should leave ``open_p2p_node``: None for only shutdown-race errors; the
+    caller's own exception, or our P2PError, unwrapped from trio's nursery groups when it
+    is all there is (the nurseries here would otherwise turn ``raise ValueError`` in the
+    ``async with`` body into an ExceptionGroup)."""
+    rest = _without_shutdown_race(exc)
+    if rest is None:
+        return None
+    leaves = _leaves(rest)
+    if len(leaves) == 1 and (
+        isinstance(leaves[0], P2PError) or (body_error and leaves[0] is body_error[0])
+    ):
+        return leaves[0]
+    return rest
+
+
+async def _stop_auto_connector(host: IHost) -> None:
+    """Stop the swarm's auto-connector (see ``P2PConfig.auto_connect``).
+
+    The swarm starts it from its own run task; stopping it earlier would be undone, so
+    wait (bounded) until it has started. ``_started`` is private; ``stop()`` is not.
+    """
+    connector = getattr(host.get_network(), "auto_connector", None)
+    if connector is None:
+        return
+    with trio.move_on_after(2.0):
+        while not getattr(connector, "_started", True):  # noqa: ASYNC110 (no event to wait on)
+            await trio.sleep(0.005)
+    await connector.stop()
+
+
+async def _close_host(host: IHost, grace: float) -> None:
+    # Shielded: this runs while the surrounding scope may already be cancelled.
+    with trio.CancelScope(shield=True), trio.move_on_after(grace) as scope:
+        await host.close()
+    if scope.cancelled_caught:
+        logger.warning("host.close() did not finish within %.1fs", grace)
+
+
+async def run_p2p_node(
+    cfg: P2PConfig,
+    *,
+    on_drop: Callable[[str], None] | None = None,
+    task_status: trio.TaskStatus[P2PNode] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    """``node = await nursery.start(run_p2p_node, cfg)``; runs until cancelled."""
+    async with open_p2p_node(cfg, on_drop=on_drop) as node:
+        task_status.started(node)
+        await trio.sleep_forever()

@@ -1,0 +1,345 @@
+"""The node's libp2p edge, with real py-libp2p hosts on 127.0.0.1 (port 0)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import stat
+import subprocess
+import sys
+import textwrap
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import pytest
+import trio
+from libp2p.peer.id import ID
+from libp2p.pubsub.gossipsub import PROTOCOL_ID_V12
+from libp2p.pubsub.pb import rpc_pb2
+from libp2p.utils import encode_varint_prefixed
+
+from adapters.libp2p_host import (
+    P2PConfig,
+    P2PError,
+    P2PNode,
+    _tidy_exit_error,
+    load_or_create_identity,
+    open_p2p_node,
+    run_p2p_node,
+)
+from adapters.pubsub import PubSubMessage
+from tests.adapters import WaitUntil
+
+REPO = Path(__file__).resolve().parents[2]
+MakeConfig = Callable[..., P2PConfig]
+
+
+# ------------------------------------------------------------------ no network
+
+
+def test_corrupt_key_file_raises_clear_error(tmp_path: Path) -> None:
+    key_file = tmp_path / "node.key"
+    key_file.write_bytes(b"this is not a protobuf private key")
+    with pytest.raises(P2PError, match="corrupt"):
+        load_or_create_identity(key_file)
+
+
+async def test_corrupt_key_file_stops_node_start(tmp_path: Path) -> None:
+    key_file = tmp_path / "node.key"
+    key_file.write_bytes(b"")
+    with pytest.raises(P2PError, match=str(key_file)):
+        async with open_p2p_node(P2PConfig(key_file=key_file, listen_port=0)):
+            pytest.fail("a node started with a corrupt key")
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        {"bootstrap": ("not-a-multiaddr",)},
+        {"bootstrap": ("/ip4/127.0.0.1/tcp/9001",)},  # no /p2p/ peer id
+        {"listen_port": 70000},
+        {"gossip_degree_low": 8, "gossip_degree": 6},
+        {"ping_timeout": 0},
+    ],
+)
+def test_bad_config_is_rejected_up_front(tmp_path: Path, overrides: dict[str, object]) -> None:
+    with pytest.raises(P2PError):
+        P2PConfig(key_file=tmp_path / "k", **overrides)  # type: ignore[arg-type]
+
+
+_RACE = "Nursery is closed to new arrivals"
+
+
+def test_shutdown_race_is_contained_and_nothing_else() -> None:
+    race, other = RuntimeError(_RACE), ValueError("real")
+    assert _tidy_exit_error(ExceptionGroup("g", [race, RuntimeError(_RACE)]), []) is None
+    rest = _tidy_exit_error(ExceptionGroup("g", [race, ExceptionGroup("h", [other])]), [])
+    assert isinstance(rest, ExceptionGroup)
+    assert rest.exceptions[0].exceptions == (other,)
+    # The caller's own error comes back unwrapped; so does ours.
+    assert _tidy_exit_error(ExceptionGroup("g", [race, other]), [other]) is other
+    mine = P2PError("x")
+    assert _tidy_exit_error(ExceptionGroup("g", [ExceptionGroup("h", [mine])]), []) is mine
+
+
+# ------------------------------------------------------------- identity, addrs
+
+
+@pytest.mark.network
+async def test_key_file_is_0600_and_peer_id_survives_restart(p2p_config: MakeConfig) -> None:
+    cfg = p2p_config("a")
+    async with open_p2p_node(cfg) as first:
+        first_id = first.peer_id
+        [addr] = first.listen_addrs
+        assert addr.startswith("/ip4/127.0.0.1/tcp/")
+        assert addr.endswith(f"/p2p/{first_id}")
+        assert not addr.startswith("/ip4/127.0.0.1/tcp/0/")  # the real bound port
+    assert stat.S_IMODE(cfg.key_file.stat().st_mode) == 0o600
+    async with open_p2p_node(cfg) as second:
+        assert second.peer_id == first_id
+
+
+@pytest.mark.network
+async def test_port_in_use_raises(p2p_config: MakeConfig) -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen()
+        port = sock.getsockname()[1]
+        with pytest.raises(P2PError, match="cannot listen"):
+            async with open_p2p_node(p2p_config("a", listen_port=port)):
+                pytest.fail("a node started without a listener")
+
+
+@pytest.mark.network
+async def test_exception_in_body_is_not_wrapped_in_a_group(p2p_config: MakeConfig) -> None:
+    with pytest.raises(KeyError):
+        async with open_p2p_node(p2p_config("a")):
+            raise KeyError("mine")
+
+
+@pytest.mark.network
+async def test_run_p2p_node_is_nursery_startable(p2p_config: MakeConfig) -> None:
+    async with trio.open_nursery() as nursery:
+        node: P2PNode = await nursery.start(run_p2p_node, p2p_config("a"))
+        assert node.listen_addrs
+        nursery.cancel_scope.cancel()
+
+
+# ------------------------------------------------------------------ bootstrap
+
+
+@pytest.mark.network
+async def test_three_nodes_connect_via_bootstrap(
+    p2p_config: MakeConfig, wait_until: WaitUntil
+) -> None:
+    async with open_p2p_node(p2p_config("a")) as a:
+        async with open_p2p_node(p2p_config("b", bootstrap=(a.listen_addrs[0],))) as b:
+            boot = (a.listen_addrs[0], b.listen_addrs[0])
+            async with open_p2p_node(p2p_config("c", bootstrap=boot)) as c:
+                with trio.fail_after(10):
+                    await c.bootstrap_done.wait()
+                assert c.bootstrap_results == {boot[0]: a.peer_id, boot[1]: b.peer_id}
+                assert set(c.connected_peers()) == {a.peer_id, b.peer_id}
+                # Connecting alone would not fill the routing table (notes, "Kademlia").
+                assert {a.peer_id, b.peer_id} <= set(c.dht.local_peers())
+                await wait_until(
+                    lambda: set(a.connected_peers()) == {b.peer_id, c.peer_id},
+                    what="a sees b and c",
+                )
+                # a learns b and c when they query it during their bootstrap.
+                await wait_until(
+                    lambda: {b.peer_id, c.peer_id} <= set(a.dht.local_peers()),
+                    what="a's routing table holds b and c",
+                )
+
+
+@pytest.mark.network
+async def test_unreachable_bootstrap_peer_is_given_up_in_bounded_time(
+    p2p_config: MakeConfig,
+) -> None:
+    with socket.socket() as sock:  # a port that refuses connections
+        sock.bind(("127.0.0.1", 0))
+        dead = f"/ip4/127.0.0.1/tcp/{sock.getsockname()[1]}/p2p/{_random_peer_id()}"
+    cfg = p2p_config(
+        "a", bootstrap=(dead,), bootstrap_max_attempts=3, bootstrap_initial_backoff=0.01
+    )
+    async with open_p2p_node(cfg) as a:
+        with trio.fail_after(5):
+            await a.bootstrap_done.wait()
+        assert a.bootstrap_results == {dead: None}
+        assert a.connected_peers() == []
+
+
+def _random_peer_id() -> str:
+    from libp2p.crypto.ed25519 import create_new_key_pair
+
+    return ID.from_pubkey(create_new_key_pair().public_key).to_base58()
+
+
+# ----------------------------------------------------------- failure detection
+
+
+@pytest.mark.network
+async def test_peer_listeners_see_connect_and_clean_close(
+    p2p_config: MakeConfig, wait_until: WaitUntil
+) -> None:
+    connected: list[str] = []
+    disconnected: list[str] = []
+    async with open_p2p_node(p2p_config("a")) as a:
+        a.add_peer_listener(connected.append, disconnected.append)
+        async with open_p2p_node(p2p_config("b", bootstrap=(a.listen_addrs[0],))) as b:
+            await wait_until(lambda: connected == [b.peer_id], what="connect listener")
+        await wait_until(lambda: disconnected == [b.peer_id], what="disconnect listener")
+        assert a.connected_peers() == []
+
+
+_CHILD = textwrap.dedent(
+    """
+    import sys, trio
+    from pathlib import Path
+    from adapters.libp2p_host import P2PConfig, open_p2p_node
+
+    async def main():
+        async with open_p2p_node(P2PConfig(key_file=Path(sys.argv[1]), listen_port=0)) as n:
+            print(n.listen_addrs[0], flush=True)
+            await trio.sleep_forever()
+
+    trio.run(main)
+    """
+)
+
+
+@asynccontextmanager
+async def _child_node(key_file: Path) -> AsyncIterator[tuple[trio.Process, str]]:
+    """A node in its own OS process, so it can be frozen or killed for real."""
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    proc = await trio.lowlevel.open_process(
+        [sys.executable, "-c", _CHILD, str(key_file)], stdout=subprocess.PIPE, env=env
+    )
+    try:
+        assert proc.stdout is not None
+        line = b""
+        with trio.fail_after(20):
+            while not line.endswith(b"\n"):
+                chunk = await proc.stdout.receive_some(1)
+                if not chunk:
+                    pytest.fail("child node exited before printing its address")
+                line += chunk
+        yield proc, line.decode().strip()
+    finally:
+        with trio.CancelScope(shield=True):
+            proc.kill()
+            await proc.wait()
+            if proc.stdout is not None:
+                await proc.stdout.aclose()
+
+
+@pytest.mark.network
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGSTOP], ids=["killed", "frozen"])
+async def test_killed_or_frozen_peer_triggers_disconnect_listener(
+    p2p_config: MakeConfig, wait_until: WaitUntil, tmp_path: Path, sig: signal.Signals
+) -> None:
+    disconnected: list[str] = []
+    async with (
+        open_p2p_node(p2p_config("a")) as a,
+        _child_node(tmp_path / "child.key") as (
+            proc,
+            addr,
+        ),
+    ):
+        a.add_peer_listener(on_disconnected=disconnected.append)
+        child_id = await a.connect(addr)
+        assert child_id in a.connected_peers()
+        os.kill(proc.pid, sig)
+        # Killed: about 0.2 s. Frozen: only the health monitor notices, about 1.4 s with
+        # 1 s checks and a 1 s ping timeout (notes, "Failure detection").
+        await wait_until(lambda: disconnected == [child_id], within=8, what="disconnect")
+        assert child_id not in a.connected_peers()
+
+
+# ---------------------------------------------------------------- hostile input
+
+
+async def _subscribed_pair(
+    a: P2PNode, b: P2PNode, topic: str, wait_until: WaitUntil
+) -> tuple[list[PubSubMessage], list[PubSubMessage]]:
+    got_a: list[PubSubMessage] = []
+    got_b: list[PubSubMessage] = []
+
+    async def on_a(msg: PubSubMessage) -> None:
+        got_a.append(msg)
+
+    async def on_b(msg: PubSubMessage) -> None:
+        got_b.append(msg)
+
+    await a.pubsub.subscribe(topic, on_a)
+    await b.pubsub.subscribe(topic, on_b)
+    topics_a, topics_b = a.guarded_pubsub.peer_topics, b.guarded_pubsub.peer_topics
+    await wait_until(
+        lambda: (
+            b.host.get_id() in topics_a.get(topic, ())
+            and a.host.get_id() in topics_b.get(topic, ())
+        ),
+        what="both see each other's subscription",
+    )
+    return got_a, got_b
+
+
+async def _assert_both_ways(
+    a: P2PNode,
+    b: P2PNode,
+    got_a: list[PubSubMessage],
+    got_b: list[PubSubMessage],
+    wait_until: WaitUntil,
+) -> None:
+    await b.pubsub.publish("t", b"from b")
+    await wait_until(lambda: b"from b" in [m.data for m in got_a], what="a hears b")
+    await a.pubsub.publish("t", b"from a")
+    await wait_until(lambda: b"from a" in [m.data for m in got_b], what="b hears a")
+
+
+@pytest.mark.network
+async def test_undecodable_pubsub_frame_does_not_kill_the_node(
+    p2p_config: MakeConfig, wait_until: WaitUntil
+) -> None:
+    drops: list[str] = []
+    async with (
+        open_p2p_node(p2p_config("a"), on_drop=drops.append) as a,
+        open_p2p_node(p2p_config("b", bootstrap=(a.listen_addrs[0],))) as b,
+    ):
+        got_a, got_b = await _subscribed_pair(a, b, "t", wait_until)
+        # A raw stream on the GossipSub protocol carrying one frame protobuf cannot parse.
+        # A plain py-libp2p 0.8.1 node dies of this (notes, "Hostile input").
+        stream = await b.host.new_stream(a.host.get_id(), [PROTOCOL_ID_V12])
+        await stream.write(encode_varint_prefixed(b"\x0a\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff"))
+        await wait_until(lambda: drops == ["undecodable_rpc"], what="the frame is dropped")
+        assert a.dropped_inbound["undecodable_rpc"] == 1
+        await _assert_both_ways(a, b, got_a, got_b, wait_until)
+
+
+@pytest.mark.network
+async def test_message_with_garbage_key_does_not_kill_the_node(
+    p2p_config: MakeConfig, wait_until: WaitUntil
+) -> None:
+    async with (
+        open_p2p_node(p2p_config("a")) as a,
+        open_p2p_node(p2p_config("b", bootstrap=(a.listen_addrs[0],))) as b,
+    ):
+        got_a, got_b = await _subscribed_pair(a, b, "t", wait_until)
+        # Well-formed protobuf, but the sender id is no identity multihash and the key is
+        # garbage: signature verification raises inside push_msg (notes, "Hostile input").
+        evil = rpc_pb2.Message(
+            from_id=b"\x01not-a-peer-id",
+            data=b"evil",
+            seqno=(1).to_bytes(8, "big"),
+            topicIDs=["t"],
+            signature=b"\x00" * 64,
+            key=b"\xffgarbage key",
+        )
+        stream = await b.host.new_stream(a.host.get_id(), [PROTOCOL_ID_V12])
+        await stream.write(encode_varint_prefixed(rpc_pb2.RPC(publish=[evil]).SerializeToString()))
+        await wait_until(lambda: a.dropped_inbound["invalid_message"] == 1, what="dropped")
+        await _assert_both_ways(a, b, got_a, got_b, wait_until)
+        assert b"evil" not in [m.data for m in got_a]
