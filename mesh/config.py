@@ -38,7 +38,7 @@ class NodeConfig:
     bootstrap_peers: tuple[str, ...] = ()
     # Where the node keeps its identity key (so its peer ID survives restarts).
     data_dir: str = ".chorus-health"
-    version: str = __version__
+    node_version: str = __version__
     log_format: str = "text"
     log_level: str = "info"
     # Flap control: failures in a row before a check turns failing (the reference's
@@ -51,6 +51,9 @@ class NodeConfig:
     # must finish within shutdown_timeout seconds or the process is forced out.
     shutdown_on_critical: bool = True
     shutdown_timeout: float = 30.0
+    # Seconds to keep answering (readiness 503) after shutdown begins, before anything
+    # stops: Kubernetes needs a moment to take the pod out of its Service endpoints.
+    drain_seconds: float = 2.0
     # Local checks (fractions of capacity at which the check fails).
     disk_path: str = "."
     disk_threshold: float = 0.90
@@ -88,14 +91,28 @@ def _positive_int(raw: object) -> int:
     return value
 
 
-def _positive_float(raw: object) -> float:
+def _number(raw: object) -> float:
     if isinstance(raw, bool):
         raise ValueError(f"expected a number, got {raw!r}")
     try:
         value = float(raw) if isinstance(raw, int | float | str) else math.nan
     except ValueError:
         raise ValueError(f"expected a number, got {raw!r}") from None
-    if not (math.isfinite(value) and value > 0):
+    if not math.isfinite(value):
+        raise ValueError(f"expected a finite number, got {raw!r}")
+    return value
+
+
+def _non_negative_float(raw: object) -> float:
+    value = _number(raw)
+    if value < 0:
+        raise ValueError(f"must be zero or more, got {raw!r}")
+    return value
+
+
+def _positive_float(raw: object) -> float:
+    value = _number(raw)
+    if value <= 0:
         raise ValueError(f"must be a positive number, got {raw!r}")
     return value
 
@@ -189,7 +206,7 @@ OPTIONS: tuple[Option, ...] = (
         "ADDRS",
     ),
     Option("data_dir", _text, "directory for the node's identity key", "DIR"),
-    Option("version", _text, "version string this node reports", "VERSION"),
+    Option("node_version", _text, "version string this node reports", "VERSION"),
     Option(
         "log_format",
         _choice("text", "json"),
@@ -217,6 +234,12 @@ OPTIONS: tuple[Option, ...] = (
         "shutdown_timeout",
         _positive_float,
         "seconds a graceful shutdown may take before the process is forced out",
+        "SECONDS",
+    ),
+    Option(
+        "drain_seconds",
+        _non_negative_float,
+        "seconds to keep serving (readiness 503) after shutdown begins",
         "SECONDS",
     ),
     Option("disk_path", _text, "path whose filesystem the disk check watches", "PATH"),

@@ -1,0 +1,135 @@
+"""The node's HTTP face: a quart-trio app serving the reference's endpoints and /metrics.
+
+Every handler reads the manager's cache; none runs a check. Status codes follow the
+reference: /health and /health/ready answer 200 while healthy or degraded and 503 otherwise;
+/health/live answers 503 only while stopping. With a token configured, the detailed
+endpoints (``guarded``) need ``Authorization: Bearer <token>``; the probe endpoints and
+/metrics stay open so Kubernetes and Prometheus need no secret.
+"""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import Awaitable, Callable
+from functools import wraps
+from typing import Any, ParamSpec
+
+from prometheus_client import CollectorRegistry
+from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
+from quart import Response, jsonify, request
+from quart_trio import QuartTrio
+
+from mesh.errors import CheckRegistrationError
+from mesh.manager import CheckManager
+from mesh.model import Status
+from mesh.timefmt import rfc3339
+from mesh.wire_json import (
+    check_entry_json,
+    health_json,
+    live_json,
+    ready_json,
+    transition_json,
+)
+
+P = ParamSpec("P")
+Handler = Callable[P, Awaitable[Any]]
+
+MAX_HISTORY_LIMIT = 1000
+
+
+def create_app(
+    manager: CheckManager, registry: CollectorRegistry, *, token: str | None = None
+) -> QuartTrio:
+    app = QuartTrio("chorus_health")
+    app.json.sort_keys = False  # type: ignore[attr-defined]  # keep the reference's field order
+    app.extensions["chorus.manager"] = manager
+    app.extensions["chorus.token"] = token
+
+    @app.get("/health")
+    async def health() -> tuple[Response, int]:
+        status = manager.status()
+        return jsonify(health_json(status)), 200 if status.status.serving else 503
+
+    @app.get("/health/ready")
+    async def ready() -> tuple[Response, int]:
+        status, message = manager.decide()
+        return jsonify(ready_json(status, message)), 200 if status.serving else 503
+
+    @app.get("/health/live")
+    async def live() -> tuple[Response, int]:
+        status, _ = manager.decide()
+        code = 503 if status is Status.STOPPING else 200
+        return jsonify(live_json(status, manager.uptime())), code
+
+    @app.get("/health/checks")
+    @guarded
+    async def checks() -> Response:
+        entries = {
+            check.name: check_entry_json(check, manager.flap_state(check.name))
+            for check in sorted(manager.checks, key=lambda c: c.name)
+        }
+        return jsonify(
+            {
+                "checks": entries,
+                "total": len(entries),
+                "timestamp": rfc3339(manager.status().last_update),
+            }
+        )
+
+    @app.get("/health/history")
+    @guarded
+    async def history() -> tuple[Response, int]:
+        check = request.args.get("check") or None
+        raw_limit = request.args.get("limit", "100")
+        if not raw_limit.isdigit() or not 1 <= int(raw_limit) <= MAX_HISTORY_LIMIT:
+            return _error(400, f"limit must be an integer from 1 to {MAX_HISTORY_LIMIT}")
+        if check is not None:
+            try:
+                manager.get(check)
+            except CheckRegistrationError as exc:
+                return _error(404, str(exc))
+        entries = manager.history.recent(check=check, limit=int(raw_limit))
+        return jsonify(
+            {"transitions": [transition_json(t) for t in entries], "total": len(entries)}
+        ), 200
+
+    @app.get("/metrics")
+    async def metrics() -> Response:
+        return Response(generate_latest(registry), mimetype=CONTENT_TYPE_LATEST)
+
+    @app.errorhandler(404)
+    async def not_found(_: Exception) -> tuple[Response, int]:
+        return _error(404, f"no endpoint at {request.path}")
+
+    @app.errorhandler(405)
+    async def not_allowed(_: Exception) -> tuple[Response, int]:
+        return _error(405, f"{request.method} is not allowed on {request.path}")
+
+    return app
+
+
+def guarded(handler: Handler[P]) -> Handler[P]:
+    """Require the configured bearer token (if any) on a detailed endpoint."""
+
+    @wraps(handler)
+    async def wrapper(*args: P.args, **kwargs: P.kwargs) -> Any:
+        from quart import current_app
+
+        token = current_app.extensions.get("chorus.token")
+        if token:
+            header = request.headers.get("Authorization", "")
+            scheme, _, given = header.partition(" ")
+            # Constant-time comparison: the token must not leak through response timing.
+            if scheme.lower() != "bearer" or not hmac.compare_digest(
+                given.strip().encode(), token.encode()
+            ):
+                response, code = _error(401, "this endpoint needs Authorization: Bearer <token>")
+                response.headers["WWW-Authenticate"] = 'Bearer realm="chorus-health"'
+                return response, code
+        return await handler(*args, **kwargs)
+
+    return wrapper
+
+
+def _error(code: int, message: str) -> tuple[Response, int]:
+    return jsonify({"error": message, "code": code}), code

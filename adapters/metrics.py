@@ -1,0 +1,124 @@
+"""Prometheus metrics for one node, on an explicit registry (never the global one).
+
+Counters and the duration histogram are updated as results arrive (a listener on the
+manager). Scores, status and per-check state are read from the manager at scrape time by a
+custom collector: they are cheap to compute and can never go stale.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+
+from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from mesh.flap import CheckState
+from mesh.manager import CheckManager, ResultEvent
+from mesh.model import Status
+
+# Check runs range from sub-millisecond (memory) to the 20 s DHT probe timeout.
+DURATION_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 30)
+
+
+class HealthMetrics:
+    def __init__(self, registry: CollectorRegistry, manager: CheckManager) -> None:
+        self.registry = registry
+        self.passed = Counter(
+            "chorus_health_checks_passed_total",
+            "Health check runs that passed.",
+            ["check_name"],
+            registry=registry,
+        )
+        self.failed = Counter(
+            "chorus_health_checks_failed_total",
+            "Health check runs that failed.",
+            ["check_name"],
+            registry=registry,
+        )
+        self.duration = Histogram(
+            "chorus_health_check_duration_seconds",
+            "How long each health check run took.",
+            ["check_name"],
+            buckets=DURATION_BUCKETS,
+            registry=registry,
+        )
+        self.transitions = Counter(
+            "chorus_health_check_transitions_total",
+            "Flap-controlled state changes of each check.",
+            ["check_name", "to"],
+            registry=registry,
+        )
+        registry.register(_StateCollector(manager))
+        manager.add_listener(self.observe)
+
+    def observe(self, event: ResultEvent) -> None:
+        name = event.check.name
+        (self.passed if event.result.healthy else self.failed).labels(check_name=name).inc()
+        self.duration.labels(check_name=name).observe(event.result.latency)
+        if event.transition:
+            self.transitions.labels(check_name=name, to=str(event.after.state)).inc()
+
+
+class _StateCollector(Collector):
+    def __init__(self, manager: CheckManager) -> None:
+        self._manager = manager
+
+    def collect(self) -> Iterator[Metric]:
+        manager = self._manager
+        yield _gauge(
+            "chorus_system_health_score",
+            "Overall health score of this node (0-1).",
+            value=manager.system_score(),
+        )
+        components = GaugeMetricFamily(
+            "chorus_component_health_score",
+            "Health score of each component (0-1).",
+            labels=["component"],
+        )
+        for component, score in manager.component_scores().items():
+            components.add_metric([component], score)
+        yield components
+        current, _ = manager.decide()
+        status = GaugeMetricFamily(
+            "chorus_health_status",
+            "1 for the node's current status, 0 for the others.",
+            labels=["status"],
+        )
+        for candidate in Status:
+            status.add_metric([str(candidate)], 1.0 if candidate is current else 0.0)
+        yield status
+        passing = GaugeMetricFamily(
+            "chorus_health_check_passing",
+            "1 while a check's flap-controlled state is passing, 0 while failing or pending.",
+            labels=["check_name", "critical"],
+        )
+        for check in manager.checks:
+            if check.enabled:
+                state = manager.flap_state(check.name).state
+                passing.add_metric(
+                    [check.name, str(check.critical).lower()],
+                    1.0 if state is CheckState.PASSING else 0.0,
+                )
+        yield passing
+        yield _gauge(
+            "chorus_health_uptime_seconds",
+            "Seconds since this node started.",
+            value=manager.uptime(),
+        )
+
+
+def _gauge(name: str, documentation: str, *, value: float) -> GaugeMetricFamily:
+    return GaugeMetricFamily(name, documentation, value=value)
+
+
+def gauge_callback(
+    registry: CollectorRegistry, name: str, documentation: str, read: Callable[[], float]
+) -> None:
+    """A gauge whose value is read at scrape time (event-loop lag, peer counts, ...)."""
+
+    class _One(Collector):
+        def collect(self) -> Iterator[Metric]:
+            yield _gauge(name, documentation, value=read())
+
+    registry.register(_One())

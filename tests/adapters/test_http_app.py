@@ -1,0 +1,310 @@
+"""The endpoints through quart's test client: JSON shapes, status codes, auth, robustness."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+import trio
+from prometheus_client import CollectorRegistry
+from quart_trio import QuartTrio
+
+from adapters.http_app import create_app
+from adapters.metrics import HealthMetrics
+from mesh.flap import Thresholds
+from mesh.manager import CheckManager
+from mesh.model import CheckResult, HealthCheck
+
+EPOCH = 1_759_228_200.0
+
+
+def checker(result: CheckResult) -> Callable[[], object]:
+    async def run() -> CheckResult:
+        return result
+
+    return run
+
+
+def node(token: str | None = None) -> tuple[CheckManager, QuartTrio, CollectorRegistry]:
+    manager = CheckManager(
+        node_id="node-123",
+        version="v1.0.0",
+        thresholds=Thresholds(fail_after=1, pass_after=1),
+        wall_clock=lambda: EPOCH + trio.current_time(),
+    )
+    registry = CollectorRegistry()
+    HealthMetrics(registry, manager)
+    return manager, create_app(manager, registry, token=token), registry
+
+
+async def run_all(manager: CheckManager) -> None:
+    for check in manager.checks:
+        await manager.run_check(check)
+
+
+async def test_health_matches_the_reference_shape(autojump_clock: trio.testing.MockClock) -> None:
+    manager, app, _ = node()
+    manager.register(
+        HealthCheck(
+            "p2p-connectivity",
+            checker(CheckResult.ok("5 peers connected", connected_peers=5, min_peers=3)),
+            critical=True,
+        )
+    )
+    await trio.sleep(86400)
+    await run_all(manager)
+    response = await app.test_client().get("/health")
+    assert response.status_code == 200
+    body = await response.get_json()
+    assert list(body) == [
+        "status",
+        "message",
+        "checks",
+        "uptime",
+        "start_time",
+        "last_update",
+        "version",
+        "node_id",
+    ]
+    assert body["status"] == "healthy"
+    assert body["message"] == "All health checks passing"
+    assert body["uptime"] == 86_400_000_000_000
+    assert body["start_time"] == "2025-09-30T10:30:00Z"
+    assert body["last_update"] == "2025-10-01T10:30:00Z"
+    assert body["version"] == "v1.0.0"
+    assert body["node_id"] == "node-123"
+    assert body["checks"] == {
+        "p2p-connectivity": {
+            "healthy": True,
+            "message": "5 peers connected",
+            "details": {"connected_peers": 5, "min_peers": 3},
+            "latency": 0,
+            "timestamp": "2025-10-01T10:30:00Z",
+        }
+    }
+
+
+@pytest.mark.parametrize(
+    ("critical_ok", "minor_ok", "status", "health_code", "ready"),
+    [
+        (True, True, "healthy", 200, True),
+        (True, False, "degraded", 200, True),
+        (False, True, "unhealthy", 503, False),
+    ],
+)
+async def test_status_codes(
+    autojump_clock: trio.testing.MockClock,
+    critical_ok: bool,
+    minor_ok: bool,
+    status: str,
+    health_code: int,
+    ready: bool,
+) -> None:
+    manager, app, _ = node()
+    manager.register(HealthCheck("db", checker(CheckResult(critical_ok, "db")), critical=True))
+    manager.register(HealthCheck("disk", checker(CheckResult(minor_ok, "disk"))))
+    await run_all(manager)
+    client = app.test_client()
+    health = await client.get("/health")
+    assert (health.status_code, (await health.get_json())["status"]) == (health_code, status)
+    readiness = await client.get("/health/ready")
+    assert readiness.status_code == health_code
+    assert (await readiness.get_json())["ready"] is ready
+    liveness = await client.get("/health/live")
+    assert liveness.status_code == 200  # only stopping fails liveness
+
+
+async def test_starting_then_stopping(autojump_clock: trio.testing.MockClock) -> None:
+    manager, app, _ = node()
+    manager.register(HealthCheck("db", checker(CheckResult.ok("ok")), critical=True))
+    client = app.test_client()
+    response = await client.get("/health/ready")
+    assert response.status_code == 503
+    assert await response.get_json() == {
+        "ready": False,
+        "status": "starting",
+        "message": "Waiting for first results: db",
+    }
+    await run_all(manager)
+    await trio.sleep(3600 * 24 + 61)
+    live = await client.get("/health/live")
+    assert await live.get_json() == {"live": True, "status": "healthy", "uptime": "24h1m1s"}
+    manager.begin_stopping()
+    for path in ("/health", "/health/ready", "/health/live"):
+        response = await client.get(path)
+        assert response.status_code == 503, path
+        assert (await response.get_json())["status"] == "stopping"
+
+
+async def test_checks_endpoint_shows_configuration(autojump_clock: trio.testing.MockClock) -> None:
+    manager, app, _ = node()
+    manager.register(
+        HealthCheck(
+            "db",
+            checker(CheckResult.fail("down", error="refused")),
+            description="primary db",
+            critical=True,
+            interval=15,
+            timeout=5,
+        )
+    )
+    manager.register(HealthCheck("later", checker(CheckResult.ok("ok")), enabled=False))
+    await manager.run_check(manager.get("db"))
+    body = await (await app.test_client().get("/health/checks")).get_json()
+    assert body["total"] == 2
+    assert body["timestamp"] == "2025-09-30T10:30:00Z"
+    assert body["checks"]["db"] == {
+        "healthy": False,
+        "message": "down",
+        "latency": 0,
+        "timestamp": "2025-09-30T10:30:00Z",
+        "error": "refused",
+        "description": "primary db",
+        "enabled": True,
+        "critical": True,
+        "interval": 15_000_000_000,
+        "timeout": 5_000_000_000,
+        "last_run": "2025-09-30T10:30:00Z",
+        "state": "failing",
+        "consecutive_failures": 1,
+        "consecutive_successes": 0,
+    }
+    assert body["checks"]["later"]["enabled"] is False
+    assert body["checks"]["later"]["last_run"] is None
+    assert "healthy" not in body["checks"]["later"]
+
+
+async def test_history_endpoint(autojump_clock: trio.testing.MockClock) -> None:
+    manager, app, _ = node()
+    outcomes = iter([True, False, True])
+
+    async def flips() -> CheckResult:
+        return CheckResult(next(outcomes), "flip")
+
+    manager.register(HealthCheck("flip", flips))
+    manager.register(HealthCheck("other", checker(CheckResult.ok("ok"))))
+    for _ in range(3):
+        await manager.run_check(manager.get("flip"))
+        await trio.sleep(10)
+    await manager.run_check(manager.get("other"))
+    client = app.test_client()
+    body = await (await client.get("/health/history?check=flip&limit=2")).get_json()
+    assert body == {
+        "transitions": [
+            {
+                "check": "flip",
+                "from": "failing",
+                "to": "passing",
+                "timestamp": "2025-09-30T10:30:20Z",
+                "message": "flip",
+                "consecutive": 1,
+            },
+            {
+                "check": "flip",
+                "from": "passing",
+                "to": "failing",
+                "timestamp": "2025-09-30T10:30:10Z",
+                "message": "flip",
+                "consecutive": 1,
+            },
+        ],
+        "total": 2,
+    }
+    assert (await (await client.get("/health/history")).get_json())["total"] == 4
+    assert (await client.get("/health/history?check=nope")).status_code == 404
+    for bad in ("0", "x", "1001", "-1"):
+        assert (await client.get(f"/health/history?limit={bad}")).status_code == 400
+
+
+async def test_token_guards_detailed_endpoints_only(autojump_clock: trio.testing.MockClock) -> None:
+    manager, app, _ = node(token="s3cret")
+    manager.register(HealthCheck("db", checker(CheckResult.ok("ok"))))
+    await run_all(manager)
+    client = app.test_client()
+    for path in ("/health/checks", "/health/history"):
+        denied = await client.get(path)
+        assert denied.status_code == 401
+        assert denied.headers["WWW-Authenticate"].startswith("Bearer")
+        wrong = await client.get(path, headers={"Authorization": "Bearer nope"})
+        assert wrong.status_code == 401
+        odd = await client.get(path, headers={"Authorization": "Bearer s3crét"})
+        assert odd.status_code == 401
+        allowed = await client.get(path, headers={"Authorization": "Bearer s3cret"})
+        assert allowed.status_code == 200
+    for path in ("/health", "/health/ready", "/health/live", "/metrics"):
+        assert (await client.get(path)).status_code == 200, path
+
+
+async def test_metrics_exposition(autojump_clock: trio.testing.MockClock) -> None:
+    manager, app, registry = node()
+    manager.register(HealthCheck("db", checker(CheckResult.ok("ok")), critical=True))
+    manager.register(HealthCheck("disk", checker(CheckResult.fail("full")), component="storage"))
+    await run_all(manager)
+    await run_all(manager)
+    sample = registry.get_sample_value
+    assert sample("chorus_health_checks_passed_total", {"check_name": "db"}) == 2
+    assert sample("chorus_health_checks_failed_total", {"check_name": "disk"}) == 2
+    assert sample("chorus_health_check_duration_seconds_count", {"check_name": "db"}) == 2
+    assert sample("chorus_component_health_score", {"component": "storage"}) == 0.0
+    assert sample("chorus_component_health_score", {"component": "db"}) == 1.0
+    # db (critical, weight 2) passing, storage (weight 1) failing.
+    assert sample("chorus_system_health_score") == pytest.approx(2 / 3)
+    assert sample("chorus_health_status", {"status": "degraded"}) == 1.0
+    assert sample("chorus_health_status", {"status": "healthy"}) == 0.0
+    assert sample("chorus_health_check_passing", {"check_name": "disk", "critical": "false"}) == 0
+    assert (
+        sample("chorus_health_check_transitions_total", {"check_name": "db", "to": "passing"}) == 1
+    )
+    response = await app.test_client().get("/metrics")
+    assert response.status_code == 200
+    assert "text/plain" in response.headers["Content-Type"]
+    assert b"chorus_system_health_score" in await response.get_data()
+
+
+async def test_endpoints_answer_while_a_check_hangs(autojump_clock: trio.testing.MockClock) -> None:
+    manager, app, _ = node()
+
+    async def hangs() -> CheckResult:
+        await trio.sleep_forever()
+        raise AssertionError
+
+    manager.register(HealthCheck("hangs", hangs, timeout=10))
+    manager.register(HealthCheck("garbage", checker("not a result")))  # type: ignore[arg-type]
+    client = app.test_client()
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(manager.run)
+        await trio.sleep(1)
+        response = await client.get("/health")
+        assert response.status_code == 503
+        body = await response.get_json()
+        assert body["status"] == "starting"
+        assert body["checks"]["garbage"]["message"] == "check returned str, expected CheckResult"
+        await trio.sleep(10)
+        body = await (await client.get("/health")).get_json()
+        assert body["checks"]["hangs"]["error"] == "timeout"
+        assert body["status"] == "degraded"
+        nursery.cancel_scope.cancel()
+
+
+async def test_odd_details_never_break_an_endpoint(autojump_clock: trio.testing.MockClock) -> None:
+    manager, app, _ = node()
+    odd = CheckResult(True, "odd", details={"obj": object(), "nan": float("nan"), 3: {1, 2}})
+    manager.register(HealthCheck("odd", checker(odd)))
+    await run_all(manager)
+    response = await app.test_client().get("/health")
+    assert response.status_code == 200
+    details = (await response.get_json())["checks"]["odd"]["details"]
+    assert details["nan"] == "nan"
+    assert details["3"] == [1, 2]
+    assert details["obj"].startswith("<object object")
+
+
+async def test_unknown_paths_and_methods_answer_json(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    _, app, _ = node()
+    client = app.test_client()
+    missing = await client.get("/nope")
+    assert missing.status_code == 404
+    assert (await missing.get_json())["error"] == "no endpoint at /nope"
+    assert (await client.post("/health")).status_code == 405

@@ -1,0 +1,91 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from mesh.config import OPTIONS, NodeConfig, load_config
+from mesh.errors import ConfigError
+
+
+def test_defaults_match_chorus_ports() -> None:
+    config = load_config({}, environ={})
+    assert config == NodeConfig()
+    assert (config.health_port, config.p2p_port, config.fail_after) == (8081, 9000, 3)
+
+
+def test_flags_beat_environment_beat_file(tmp_path: Path) -> None:
+    path = tmp_path / "node.toml"
+    path.write_text('health_port = 7000\np2p_port = 7001\nlog_format = "json"\n')
+    environ = {"CHORUS_HEALTH_PORT": "7100", "CHORUS_BOOTSTRAP_PEERS": "/ip4/1, /ip4/2,"}
+    config = load_config({"health_port": "7200"}, environ=environ, config_file=str(path))
+    assert config.health_port == 7200
+    assert config.p2p_port == 7001
+    assert config.log_format == "json"
+    assert config.bootstrap_peers == ("/ip4/1", "/ip4/2")
+
+
+def test_config_file_from_environment(tmp_path: Path) -> None:
+    path = tmp_path / "node.toml"
+    path.write_text(
+        'disk_threshold = 0.5\nshutdown_on_critical = false\nbootstrap_peers = ["/ip4/a"]\n'
+    )
+    config = load_config({}, environ={"CHORUS_CONFIG": str(path)})
+    assert config.disk_threshold == 0.5
+    assert config.shutdown_on_critical is False
+    assert config.bootstrap_peers == ("/ip4/a",)
+
+
+@pytest.mark.parametrize(
+    ("flags", "environ", "message"),
+    [
+        ({"health_port": "70000"}, {}, "invalid flag --health-port: 70000 is not a TCP port"),
+        ({"health_port": "eighty"}, {}, "invalid flag --health-port: expected an integer"),
+        ({}, {"CHORUS_P2P_PORT": "-1"}, "invalid environment variable CHORUS_P2P_PORT"),
+        ({"disk_threshold": "1.5"}, {}, "must be a fraction in (0, 1]"),
+        ({"disk_threshold": "nan"}, {}, "expected a finite number, got 'nan'"),
+        ({"fail_after": "0"}, {}, "must be at least 1"),
+        ({"log_format": "xml"}, {}, "must be one of text, json"),
+        ({}, {"CHORUS_SHUTDOWN_ON_CRITICAL": "maybe"}, "expected true or false"),
+        ({"shutdown_timeout": "-3"}, {}, "must be a positive number"),
+    ],
+)
+def test_invalid_values_name_option_and_source(
+    flags: dict[str, object], environ: dict[str, str], message: str
+) -> None:
+    with pytest.raises(ConfigError) as info:
+        load_config(flags, environ=environ)
+    assert message in str(info.value)
+    assert "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ("health_port = ", "is not valid TOML"),
+        ("helth_port = 1", "unknown option(s) helth_port"),
+        ("health_port = true", "health_port in"),
+        ("health_port = 1.5", "expected an integer"),
+        ("bootstrap_peers = [1, 2]", "expected a list of strings"),
+    ],
+)
+def test_bad_config_files(tmp_path: Path, content: str, message: str) -> None:
+    path = tmp_path / "bad.toml"
+    path.write_text(content)
+    with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        load_config({}, environ={}, config_file=str(path))
+
+
+def test_missing_config_file(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_config({}, environ={}, config_file=str(tmp_path / "none.toml"))
+
+
+def test_every_option_has_a_flag_and_env() -> None:
+    assert {o.env for o in OPTIONS} >= {
+        "CHORUS_HEALTH_PORT",
+        "CHORUS_P2P_PORT",
+        "CHORUS_BOOTSTRAP_PEERS",
+        "CHORUS_HEALTH_TOKEN",
+    }
+    assert all(o.flag.startswith("--") and "_" not in o.flag for o in OPTIONS)
