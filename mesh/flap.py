@@ -29,6 +29,7 @@ class FlapState:
     state: CheckState = CheckState.PENDING
     consecutive_failures: int = 0
     consecutive_successes: int = 0
+    ever_passed: bool = False  # whether any result of this check has passed since start
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,7 +46,10 @@ def observe(current: FlapState, healthy: bool, limits: Thresholds) -> FlapState:
     """The flap state after one more result."""
     if healthy:
         counted = replace(
-            current, consecutive_failures=0, consecutive_successes=current.consecutive_successes + 1
+            current,
+            consecutive_failures=0,
+            consecutive_successes=current.consecutive_successes + 1,
+            ever_passed=True,
         )
         if current.state is CheckState.PENDING:
             return replace(counted, state=CheckState.PASSING)

@@ -12,7 +12,10 @@ checks never count.
 
 Shutdown: a critical check triggers a graceful shutdown only once it has failed
 ``shutdown_after`` times in a row (the reference's MaxFailedProbes, 3 by default), so one
-transient failure never stops a node.
+transient failure never stops a node. It must also have passed at least once since start:
+shutdown is for a node that broke, while a node that never got going (the first node of a
+cluster with no peers yet, a database not up yet) is already kept out of traffic by its
+readiness, and restarting it would only loop.
 """
 
 from __future__ import annotations
@@ -54,7 +57,12 @@ def decide_status(stopping: bool, checks: Iterable[CheckView]) -> tuple[Status, 
 def shutdown_reason(checks: Iterable[CheckView], shutdown_after: int) -> str | None:
     """Why the node should shut down, or None. Only enabled critical checks can end a node."""
     for check in checks:
-        if check.enabled and check.critical and check.flap.consecutive_failures >= shutdown_after:
+        if (
+            check.enabled
+            and check.critical
+            and check.flap.ever_passed
+            and check.flap.consecutive_failures >= shutdown_after
+        ):
             return (
                 f"critical check {check.name!r} failed "
                 f"{check.flap.consecutive_failures} times in a row"

@@ -192,6 +192,8 @@ async def test_shutdown_requested_once_after_consecutive_critical_failures(
     manager.register(HealthCheck("flaky", scripted("pfpfpf"), interval=10, critical=True))
     # ...three in a row do.
     manager.register(HealthCheck("db", scripted("pfff"), interval=10, critical=True))
+    # A check that never passed since start did not break: readiness covers it, no shutdown.
+    manager.register(HealthCheck("never-up", scripted("f"), interval=10, critical=True))
     running(manager)
     await trio.sleep(100)
     assert requests == [(30, "critical check 'db' failed 3 times in a row")]

@@ -48,19 +48,20 @@ def test_messages_name_the_checks() -> None:
 
 
 @pytest.mark.parametrize(
-    ("failures", "critical", "enabled", "expected"),
+    ("failures", "critical", "enabled", "ever_passed", "expected"),
     [
-        (2, True, True, False),
-        (3, True, True, True),
-        (9, True, True, True),
-        (9, False, True, False),  # non-critical checks never end a node
-        (9, True, False, False),  # nor do disabled ones
+        (2, True, True, True, False),
+        (3, True, True, True, True),
+        (9, True, True, True, True),
+        (9, False, True, True, False),  # non-critical checks never end a node
+        (9, True, False, True, False),  # nor do disabled ones
+        (9, True, True, False, False),  # nor a check that never passed: nothing broke
     ],
 )
 def test_shutdown_after_consecutive_critical_failures(
-    failures: int, critical: bool, enabled: bool, expected: bool
+    failures: int, critical: bool, enabled: bool, ever_passed: bool, expected: bool
 ) -> None:
-    flap = FlapState(CheckState.FAILING, failures, 0)
+    flap = FlapState(CheckState.FAILING, failures, 0, ever_passed)
     reason = shutdown_reason([view("db", flap, critical, enabled)], shutdown_after=3)
     assert (reason is not None) is expected
     if expected:
