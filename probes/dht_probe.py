@@ -1,0 +1,260 @@
+"""The active DHT probe: put a fresh record, then read it back from other peers.
+
+The reference's flow ("Active DHT Check"): unique key and value, put, wait 100 ms for
+propagation, get, compare. A get on the node that put answers from its local store
+(py-libp2p notes, "Kademlia") and proves nothing about the network, so the read-back here
+asks other peers directly, each for its own copy (``DHT.get_from_peer``): up to
+``max_peers`` (default 5) peers from the routing table that we are connected to, picked at
+random and asked concurrently. Three outcomes:
+
+- ``success``: at least one peer returned exactly the value we put, and none returned
+  anything else;
+- ``integrity_violation``: some peer returned different bytes (named in the message). This
+  wins over success: a health check must not hide corruption behind another peer's good
+  copy;
+- ``failure``: no peer returned anything, there was no peer to ask, or the put failed.
+
+Record format: key ``/chorus-health/<uuid4 hex>`` (47 bytes, short enough for remote
+FIND_NODE), value ``r || sha256(r)`` with ``r`` 32 random bytes (64 bytes in all). Any
+reader can tell a corrupted value (hash does not match) from some other intact record.
+
+Cost: every probe leaves one 64-byte record on up to k = 20 nodes until py-libp2p's 24 h
+TTL expires it, and the putting node republishes it meanwhile. The DHT has no delete.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import random
+import secrets
+import uuid
+from collections import deque
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+import trio
+
+from adapters.dht import DHT, DHTError, health_key
+from mesh.model import CheckResult, HealthCheck
+
+__all__ = [
+    "ACTIVE_DHT_CHECK",
+    "DHTOutcome",
+    "DHTProbe",
+    "DHTProbeOutcome",
+    "ProbeRecord",
+    "active_dht_check",
+    "is_intact",
+    "make_value",
+    "read_from_peers",
+]
+
+logger = logging.getLogger(__name__)
+
+ACTIVE_DHT_CHECK = "dht-active-probe"
+# The reference's Active DHT Check properties.
+ACTIVE_INTERVAL = 90.0
+ACTIVE_TIMEOUT = 20.0
+
+PROPAGATION_WAIT = 0.1  # seconds; the reference's "wait for propagation (100ms)"
+DEFAULT_MAX_PEERS = 5  # peers asked per probe: enough to see a replica, bounded as N grows
+DEFAULT_PEER_TIMEOUT = 5.0  # per peer read; LibP2PDHT has the same bound of its own
+RANDOM_BYTES = 32
+RECENT_RECORDS = 8  # records kept for the replication check
+
+
+class DHTOutcome(StrEnum):
+    SUCCESS = "success"
+    INTEGRITY_VIOLATION = "integrity_violation"
+    FAILURE = "failure"
+
+
+def make_value(random_part: bytes) -> bytes:
+    return random_part + hashlib.sha256(random_part).digest()
+
+
+def is_intact(value: bytes) -> bool:
+    """Whether ``value`` is some probe record whose embedded hash matches."""
+    body, digest = value[:-32], value[-32:]
+    return len(value) > 32 and hashlib.sha256(body).digest() == digest
+
+
+@dataclass(frozen=True, slots=True)
+class ProbeRecord:
+    key: str
+    value: bytes
+    put_at: float  # trio time
+
+
+@dataclass(frozen=True, slots=True)
+class DHTProbeOutcome:
+    outcome: DHTOutcome
+    key: str
+    peers_asked: tuple[str, ...]
+    replicas: tuple[str, ...]  # peers that returned exactly our value
+    mismatched: tuple[str, ...]  # peers that returned other bytes
+    latency: float  # seconds for the whole probe, the 100 ms wait included
+    error: str | None = None  # why a put failed, or why nobody was asked
+
+    @property
+    def healthy(self) -> bool:
+        return self.outcome is DHTOutcome.SUCCESS
+
+    @property
+    def message(self) -> str:
+        asked = len(self.peers_asked)
+        if self.outcome is DHTOutcome.INTEGRITY_VIOLATION:
+            return (
+                f"DHT integrity violation: {', '.join(self.mismatched)} returned a different"
+                f" value for {self.key} ({len(self.replicas)} of {asked} peers returned it intact)"
+            )
+        if self.outcome is DHTOutcome.SUCCESS:
+            return (
+                f"{len(self.replicas)} of {asked} peers returned the value in"
+                f" {self.latency * 1000:.0f} ms"
+            )
+        if self.error is not None:
+            return self.error
+        return f"none of {asked} peers returned the value for {self.key}"
+
+    def details(self) -> dict[str, Any]:
+        return {
+            "outcome": str(self.outcome),
+            "latency_ms": self.latency * 1000,
+            "replicas_found": len(self.replicas),
+            "peers_asked": len(self.peers_asked),
+            "key": self.key,
+            "mismatched_peers": list(self.mismatched),
+        }
+
+    def result(self) -> CheckResult:
+        return CheckResult(
+            healthy=self.healthy,
+            message=self.message,
+            details=self.details(),
+            error=None if self.healthy else str(self.outcome),
+        )
+
+
+class DHTProbe:
+    """Runs probes against ``dht``; keeps the last few records for the replication check.
+
+    ``connected`` (e.g. ``P2PNode.connected_peers``) narrows the routing table to peers we
+    hold a connection to: asking a peer we cannot reach only burns the timeout.
+    """
+
+    def __init__(
+        self,
+        dht: DHT,
+        *,
+        connected: Callable[[], Iterable[str]] | None = None,
+        max_peers: int = DEFAULT_MAX_PEERS,
+        peer_timeout: float = DEFAULT_PEER_TIMEOUT,
+        rng: random.Random | None = None,
+    ) -> None:
+        if max_peers < 1:
+            raise ValueError(f"max_peers must be at least 1, got {max_peers}")
+        self.dht = dht
+        self._connected = connected
+        self.max_peers = max_peers
+        self.peer_timeout = peer_timeout
+        self._rng = rng or random.Random()
+        self.recent: deque[ProbeRecord] = deque(maxlen=RECENT_RECORDS)
+
+    def candidate_peers(self) -> list[str]:
+        """Routing-table peers, narrowed to connected ones when we know them."""
+        peers = set(self.dht.local_peers())
+        if self._connected is not None:
+            peers &= set(self._connected())
+        return sorted(peers)
+
+    async def run(self) -> DHTProbeOutcome:
+        started = trio.current_time()
+        key = health_key(uuid.uuid4().hex)
+        value = make_value(secrets.token_bytes(RANDOM_BYTES))
+        candidates = self.candidate_peers()
+        if not candidates:
+            return DHTProbeOutcome(
+                DHTOutcome.FAILURE,
+                key,
+                (),
+                (),
+                (),
+                trio.current_time() - started,
+                error="no connected DHT peers to read the value back from",
+            )
+        try:
+            await self.dht.put_value(key, value)
+        except DHTError as exc:
+            return DHTProbeOutcome(
+                DHTOutcome.FAILURE,
+                key,
+                (),
+                (),
+                (),
+                trio.current_time() - started,
+                error=f"DHT put of {key} failed: {exc}",
+            )
+        self.recent.append(ProbeRecord(key, value, trio.current_time()))
+        # The reference's propagation wait; part of the protocol, not a cover for a race.
+        await trio.sleep(PROPAGATION_WAIT)
+        asked = tuple(self._rng.sample(candidates, min(self.max_peers, len(candidates))))
+        answers = await read_from_peers(self.dht, key, asked, self.peer_timeout)
+        replicas = tuple(p for p in asked if answers.get(p) == value)
+        mismatched = tuple(p for p in asked if answers.get(p) not in (None, value))
+        if mismatched:
+            outcome = DHTOutcome.INTEGRITY_VIOLATION
+            for peer in mismatched:
+                logger.warning(
+                    "DHT peer %s returned a %s value for %s",
+                    peer,
+                    "different intact" if is_intact(answers[peer] or b"") else "corrupted",
+                    key,
+                )
+        elif replicas:
+            outcome = DHTOutcome.SUCCESS
+        else:
+            outcome = DHTOutcome.FAILURE
+        return DHTProbeOutcome(
+            outcome, key, asked, replicas, mismatched, trio.current_time() - started
+        )
+
+
+async def read_from_peers(
+    dht: DHT, key: str, peers: Iterable[str], timeout: float
+) -> dict[str, bytes | None]:
+    """Ask each peer for its copy of ``key`` at once; None for no copy, error or timeout."""
+    answers: dict[str, bytes | None] = {}
+
+    async def ask(peer: str) -> None:
+        answers[peer] = None
+        with trio.move_on_after(timeout):
+            try:
+                answers[peer] = await dht.get_from_peer(peer, key)
+            except DHTError as exc:
+                logger.info("DHT read of %s from %s failed: %s", key, peer, exc)
+
+    async with trio.open_nursery() as nursery:
+        for peer in peers:
+            nursery.start_soon(ask, peer)
+    return answers
+
+
+def active_dht_check(probe: DHTProbe, *, name: str = ACTIVE_DHT_CHECK) -> HealthCheck:
+    """The reference's Active DHT Check: non-critical, every 90 s, 20 s timeout."""
+
+    async def check_dht() -> CheckResult:
+        return (await probe.run()).result()
+
+    return HealthCheck(
+        name=name,
+        checker=check_dht,
+        description="Put a record in the DHT and read it back from other peers",
+        interval=ACTIVE_INTERVAL,
+        timeout=ACTIVE_TIMEOUT,
+        critical=False,
+        component="dht",
+    )
