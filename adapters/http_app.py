@@ -108,6 +108,18 @@ def create_app(
     return app
 
 
+def add_json_route(
+    app: QuartTrio, path: str, provide: Callable[[], Any], *, protected: bool = True
+) -> None:
+    """Serve ``provide()`` as JSON at ``path`` (behind the token unless ``protected`` is off)."""
+
+    async def view() -> Response:
+        return jsonify(provide())
+
+    view.__name__ = "json_" + path.strip("/").replace("/", "_")
+    app.add_url_rule(path, view_func=guarded(view) if protected else view, methods=["GET"])
+
+
 def guarded(handler: Handler[P]) -> Handler[P]:
     """Require the configured bearer token (if any) on a detailed endpoint."""
 

@@ -10,19 +10,20 @@ from __future__ import annotations
 import logging
 import os
 import signal
-import socket
 import threading
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import partial
+from pathlib import Path
 
 import trio
 from hypercorn.config import Config as HypercornConfig
 from hypercorn.trio import serve
-from prometheus_client import CollectorRegistry
+from prometheus_client import CollectorRegistry, Counter
 from quart_trio import QuartTrio
 
-from adapters.http_app import create_app
+from adapters.http_app import add_json_route, create_app
+from adapters.libp2p_host import P2PConfig, P2PError, P2PNode, open_p2p_node
 from adapters.metrics import HealthMetrics, gauge_callback
 from adapters.system_stats import PsutilStats, SystemStats
 from mesh.config import NodeConfig
@@ -31,8 +32,33 @@ from mesh.flap import Thresholds
 from mesh.manager import CheckManager
 from mesh.model import HealthCheck
 from mesh.shutdown import Component, Phase, ShutdownManager, ShutdownReport
-from probes.local import disk_space_check, memory_check, resource_health_check
-from probes.loop_lag import LoopLagMonitor, event_loop_lag_check
+from probes.dht_probe import ACTIVE_DHT_CHECK, DHTProbe, active_dht_check
+from probes.enhanced import (
+    DEFAULT_CONFIG,
+    DEVNET_CONFIG,
+    DHT_ENHANCED,
+    P2P_CONNECTIVITY,
+    PUBSUB_ENHANCED,
+    REPLICATION_HEALTH,
+    TASK_MANAGER,
+    EnhancedHealthChecks,
+    health_summary,
+)
+from probes.local import (
+    DISK_SPACE,
+    MEMORY,
+    RESOURCE_HEALTH,
+    disk_space_check,
+    memory_check,
+    resource_health_check,
+)
+from probes.loop_lag import EVENT_LOOP_LAG, LoopLagMonitor, event_loop_lag_check
+from probes.pubsub_probe import (
+    ACTIVE_PUBSUB_CHECK,
+    ProbeResponder,
+    active_pubsub_check,
+    probe_for_node,
+)
 
 log = logging.getLogger("chorus.health.node")
 
@@ -41,6 +67,10 @@ EXIT_CLEAN = 0
 EXIT_FORCED = 1
 EXIT_CONFIG = 2
 EXIT_CRITICAL = 3
+
+# Network checks first run this long after start: bootstrap dials take milliseconds on a
+# LAN, GossipSub learns its peers' subscriptions within a heartbeat (1 s).
+NETWORK_START_DELAY = 2.0
 
 
 @dataclass
@@ -52,6 +82,7 @@ class NodeHandle:
     registry: CollectorRegistry
     app: QuartTrio
     http_port: int
+    p2p: P2PNode
 
     @property
     def http_url(self) -> str:
@@ -73,24 +104,83 @@ def local_checks(config: NodeConfig, stats: SystemStats, lag: LoopLagMonitor) ->
     ]
 
 
-def build_manager(config: NodeConfig, node_id: str, checks: list[HealthCheck]) -> CheckManager:
-    manager = CheckManager(
+def network_checks(
+    config: NodeConfig, p2p: P2PNode
+) -> tuple[list[HealthCheck], EnhancedHealthChecks, ProbeResponder]:
+    """The reference's active probes and enhanced checks, on this node's libp2p host."""
+    preset = DEVNET_CONFIG if config.profile == "devnet" else DEFAULT_CONFIG
+    health_config = replace(preset, min_peers=config.min_peers)
+    if config.probe_interval is not None:
+        every = config.probe_interval
+        health_config = replace(
+            health_config,
+            pubsub_probe_interval=every,
+            dht_probe_interval=every,
+            p2p_interval=every,
+            replication_interval=every,
+        )
+    probe, responder = probe_for_node(p2p)
+    dht_probe = DHTProbe(p2p.dht, connected=p2p.connected_peers)
+    enhanced = EnhancedHealthChecks(
+        health_config,
+        connected_peers=p2p.connected_peers,
+        pubsub_probe=probe,
+        dht_probe=dht_probe,
+    )
+    active = [active_pubsub_check(probe), active_dht_check(dht_probe)]
+    for check in active:
+        check.interval = config.probe_interval or check.interval
+    return active, enhanced, responder
+
+
+def build_manager(config: NodeConfig, node_id: str) -> CheckManager:
+    return CheckManager(
         node_id=node_id,
         version=config.node_version,
         thresholds=Thresholds(fail_after=config.fail_after, pass_after=config.pass_after),
         history_size=config.history_size,
     )
-    known = {check.name for check in checks}
+
+
+# Every check a node registers by itself; checked before anything starts so that a typo in
+# checks_disabled fails at once with exit code 2.
+BUILT_IN_CHECKS = frozenset(
+    {
+        DISK_SPACE,
+        MEMORY,
+        RESOURCE_HEALTH,
+        EVENT_LOOP_LAG,
+        ACTIVE_PUBSUB_CHECK,
+        ACTIVE_DHT_CHECK,
+        PUBSUB_ENHANCED,
+        DHT_ENHANCED,
+        P2P_CONNECTIVITY,
+        REPLICATION_HEALTH,
+        TASK_MANAGER,
+    }
+)
+
+
+def check_disabled_names(config: NodeConfig, extra: Sequence[HealthCheck]) -> None:
+    known = BUILT_IN_CHECKS | {check.name for check in extra}
     unknown = sorted(set(config.checks_disabled) - known)
     if unknown:
         raise ConfigError(
             f"checks_disabled names unknown check(s) {', '.join(unknown)}"
             f" (known: {', '.join(sorted(known))})"
         )
-    for check in checks:
-        check.enabled = check.enabled and check.name not in config.checks_disabled
-        manager.register(check)
-    return manager
+
+
+def p2p_config(config: NodeConfig) -> P2PConfig:
+    try:
+        return P2PConfig(
+            key_file=Path(config.data_dir) / "identity.key",
+            listen_host=config.p2p_host,
+            listen_port=config.p2p_port,
+            bootstrap=config.bootstrap_peers,
+        )
+    except P2PError as exc:
+        raise ConfigError(str(exc)) from None
 
 
 async def run_node(
@@ -101,11 +191,51 @@ async def run_node(
     extra_checks: Sequence[HealthCheck] = (),
     task_status: trio.TaskStatus[NodeHandle] = trio.TASK_STATUS_IGNORED,
 ) -> ShutdownReport:
-    node_id = socket.gethostname()
-    lag = LoopLagMonitor(threshold=config.loop_lag_threshold)
-    checks = local_checks(config, stats or PsutilStats(), lag) + list(extra_checks)
-    manager = build_manager(config, node_id, checks)
+    check_disabled_names(config, extra_checks)
     registry = CollectorRegistry()
+    inbound_drops = Counter(
+        "chorus_p2p_inbound_dropped_total",
+        "Pubsub input from peers dropped as undecodable or invalid.",
+        ["reason"],
+        registry=registry,
+    )
+    try:
+        network = open_p2p_node(
+            p2p_config(config), on_drop=lambda reason: inbound_drops.labels(reason=reason).inc()
+        )
+        async with network as p2p:
+            return await _run_with_network(
+                config, p2p, registry, handle_signals, stats, extra_checks, task_status
+            )
+    except P2PError as exc:
+        raise ConfigError(str(exc)) from None
+
+
+async def _run_with_network(
+    config: NodeConfig,
+    p2p: P2PNode,
+    registry: CollectorRegistry,
+    handle_signals: bool,
+    stats: SystemStats | None,
+    extra_checks: Sequence[HealthCheck],
+    task_status: trio.TaskStatus[NodeHandle],
+) -> ShutdownReport:
+    node_id = p2p.peer_id
+    lag = LoopLagMonitor(threshold=config.loop_lag_threshold)
+    manager = build_manager(config, node_id)
+    for check in local_checks(config, stats or PsutilStats(), lag):
+        manager.register(check)
+    active, enhanced, responder = network_checks(config, p2p)
+    for check in active:
+        manager.register(check)
+    for check in enhanced.attach(manager) + active:
+        if check.name != TASK_MANAGER:
+            check.start_delay = NETWORK_START_DELAY
+    for check in extra_checks:
+        manager.register(check)
+    for check in manager.checks:
+        check.enabled = check.enabled and check.name not in config.checks_disabled
+
     HealthMetrics(registry, manager)
     gauge_callback(
         registry,
@@ -113,22 +243,31 @@ async def run_node(
         "Largest event-loop wake-up delay seen recently.",
         lambda: lag.max_lag,
     )
+    gauge_callback(
+        registry,
+        "chorus_p2p_connected_peers",
+        "Peers with an open connection.",
+        lambda: len(p2p.connected_peers()),
+    )
     shutdown = ShutdownManager(config.shutdown_timeout)
     # Readiness turns 503 at the very moment shutdown is asked for, before any phase runs.
     shutdown.on_request(lambda _reason: manager.begin_stopping())
     if config.shutdown_on_critical:
         manager.set_shutdown_handler(partial(shutdown.request, failure=True))
     app = create_app(manager, registry, token=config.health_token)
+    add_json_route(app, "/health/summary", lambda: health_summary(manager, enhanced))
 
     async with trio.open_nursery() as nursery:
         await nursery.start(lag.run)
+        await nursery.start(responder.run)
         manager_scope = await nursery.start(_cancellable, manager.run)
         http_port, http_done, http_stop = await _start_http(nursery, app, config)
         log.info(
-            "node %s serving health endpoints on http://%s:%d",
+            "node %s serving health endpoints on http://%s:%d, libp2p on %s",
             node_id,
             config.health_host,
             http_port,
+            ", ".join(p2p.listen_addrs),
         )
 
         async def stop_manager() -> None:
@@ -144,9 +283,9 @@ async def run_node(
         shutdown.add_hook(Phase.PRE_SHUTDOWN, "drain", partial(_drain, manager, config))
         if handle_signals:
             nursery.start_soon(_watch_signals, shutdown)
-            shutdown.on_request(lambda _r: _start_watchdog(config.shutdown_timeout + 5.0))
+            shutdown.on_request(lambda _r: _start_watchdog(config.shutdown_timeout + 10.0))
         task_status.started(
-            NodeHandle(config, node_id, manager, shutdown, registry, app, http_port)
+            NodeHandle(config, node_id, manager, shutdown, registry, app, http_port, p2p)
         )
         report = await shutdown.run()
         nursery.cancel_scope.cancel()

@@ -36,6 +36,16 @@ class NodeConfig:
     p2p_host: str = "127.0.0.1"
     p2p_port: int = 9000
     bootstrap_peers: tuple[str, ...] = ()
+    # Network probe timing: "production" uses the reference's HealthConfig defaults;
+    # "devnet" probes more often and keeps an isolated node alive (non-critical network
+    # checks, no minimum peer count), for a few nodes on one machine.
+    profile: str = "production"
+    # Connected peers below which p2p-connectivity fails (the reference's example uses 3;
+    # 1 suits small clusters; 0 disables the requirement).
+    min_peers: int = 1
+    # Overrides the interval of every network probe and check (seconds), whatever the
+    # profile says; None keeps the profile's.
+    probe_interval: float | None = None
     # Where the node keeps its identity key (so its peer ID survives restarts).
     data_dir: str = ".chorus-health"
     node_version: str = __version__
@@ -84,6 +94,13 @@ def _integer(raw: object) -> int:
     raise ValueError(f"expected an integer, got {raw!r}")
 
 
+def _non_negative_int(raw: object) -> int:
+    value = _integer(raw)
+    if value < 0:
+        raise ValueError(f"must be zero or more, got {value}")
+    return value
+
+
 def _positive_int(raw: object) -> int:
     value = _integer(raw)
     if value < 1:
@@ -115,6 +132,12 @@ def _positive_float(raw: object) -> float:
     if value <= 0:
         raise ValueError(f"must be a positive number, got {raw!r}")
     return value
+
+
+def _optional_positive_float(raw: object) -> float | None:
+    if raw is None or (isinstance(raw, str) and raw.strip().lower() in ("", "none")):
+        return None
+    return _positive_float(raw)
 
 
 def _fraction(raw: object) -> float:
@@ -204,6 +227,21 @@ OPTIONS: tuple[Option, ...] = (
         _string_list,
         "comma-separated multiaddrs of peers to join, e.g. /ip4/127.0.0.1/tcp/9000/p2p/12D3...",
         "ADDRS",
+    ),
+    Option(
+        "profile",
+        _choice("production", "devnet"),
+        "probe timing preset: production (reference defaults) or devnet",
+        "NAME",
+    ),
+    Option(
+        "min_peers", _non_negative_int, "connected peers below which p2p-connectivity fails", "N"
+    ),
+    Option(
+        "probe_interval",
+        _optional_positive_float,
+        "seconds between network probes, overriding the profile",
+        "SECONDS",
     ),
     Option("data_dir", _text, "directory for the node's identity key", "DIR"),
     Option("node_version", _text, "version string this node reports", "VERSION"),

@@ -153,7 +153,8 @@ class CheckManager:
     async def _schedule(self, check: HealthCheck) -> None:
         with trio.CancelScope() as scope:
             self._scopes[check.name] = scope
-            next_run = trio.current_time()
+            next_run = trio.current_time() + check.start_delay
+            await trio.sleep_until(next_run)
             while True:
                 await self.run_check(check)
                 next_run = max(next_run + check.interval, trio.current_time())

@@ -74,6 +74,9 @@ class HealthCheck:
     enabled: bool = True
     critical: bool = False
     component: str | None = None
+    # Seconds between the manager starting and this check's first run. Network probes wait
+    # for the node's first connections rather than failing their first run by design.
+    start_delay: float = 0.0
     last_run: float | None = None
     last_result: CheckResult | None = None
 

@@ -60,6 +60,7 @@ from mesh.manager import CheckManager, ResultEvent
 from mesh.model import CheckResult, HealthCheck, Status
 from mesh.timefmt import go_duration, rfc3339
 from probes.dht_probe import DHTOutcome, DHTProbe, DHTProbeOutcome, ProbeRecord, read_from_peers
+from probes.local import RESOURCE_HEALTH
 from probes.pubsub_probe import PubSubProbe
 
 __all__ = [
@@ -91,7 +92,6 @@ DHT_ENHANCED = "dht-enhanced"
 P2P_CONNECTIVITY = "p2p-connectivity"
 REPLICATION_HEALTH = "replication-health"
 TASK_MANAGER = "task-manager"
-RESOURCE_HEALTH = "resource-health"  # probes.local; read here for the summary
 
 # A check's timeout is its probe's own bound plus this, so the probe's specific message
 # ("no answer from 3 named peers within 10s") wins over the manager's generic timeout.

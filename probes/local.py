@@ -30,6 +30,9 @@ DATABASE_INTERVAL = 30.0
 DATABASE_TIMEOUT = 10.0
 DISK_INTERVAL = 60.0
 DISK_TIMEOUT = 5.0
+DISK_SPACE = "disk-space"
+MEMORY = "memory"
+RESOURCE_HEALTH = "resource-health"
 MEMORY_INTERVAL = 30.0
 MEMORY_TIMEOUT = 5.0
 RESOURCE_INTERVAL = 60.0
@@ -142,7 +145,7 @@ def disk_space_check(
         return CheckResult.ok(f"Disk usage of {path} at {usage:.1%}", **details)
 
     return HealthCheck(
-        name="disk-space",
+        name=DISK_SPACE,
         checker=check_disk,
         description=f"Free space on the filesystem holding {path}",
         interval=DISK_INTERVAL,
@@ -166,7 +169,7 @@ def memory_check(threshold: float = 0.85, *, stats: SystemStats | None = None) -
         return CheckResult.ok(f"Memory usage at {usage:.1%}", **details)
 
     return HealthCheck(
-        name="memory",
+        name=MEMORY,
         checker=check_memory,
         description="Physical memory in use",
         interval=MEMORY_INTERVAL,
@@ -248,7 +251,7 @@ def resource_health_check(
         return CheckResult.ok(f"Resource usage within thresholds: {summary}", **details)
 
     return HealthCheck(
-        name="resource-health",
+        name=RESOURCE_HEALTH,
         checker=check_resources,
         description=f"CPU, memory and disk ({path}) usage",
         interval=RESOURCE_INTERVAL,

@@ -32,6 +32,8 @@ DEFAULT_THRESHOLD = 0.5  # seconds late before the loop counts as starved
 CHECK_INTERVAL = 10.0
 CHECK_TIMEOUT = 5.0
 
+EVENT_LOOP_LAG = "event-loop-lag"
+
 
 class LagWindow:
     """The lag samples of the last ``span`` seconds.
@@ -167,7 +169,7 @@ def event_loop_lag_check(
         return CheckResult.ok(f"event loop lag {monitor.max_lag * 1000:.0f} ms", **details)
 
     return HealthCheck(
-        name="event-loop-lag",
+        name=EVENT_LOOP_LAG,
         checker=check_loop_lag,
         description="How late the trio event loop wakes sleeping tasks",
         interval=CHECK_INTERVAL,

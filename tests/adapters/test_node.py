@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 from collections.abc import Iterator
+from dataclasses import replace
 from functools import partial
 from pathlib import Path
 
@@ -17,36 +18,112 @@ import trio
 from adapters.node import NodeHandle, run_node
 from adapters.system_stats import FixedStats
 from mesh.config import NodeConfig
-from mesh.model import CheckResult, HealthCheck
+from mesh.flap import CheckState
+from mesh.model import CheckResult, HealthCheck, Status
 from tests.helpers import http_get, wait_until
 
 pytestmark = pytest.mark.network
 
 # Loop lag only fails this far behind, so a busy CI machine does not turn a node degraded.
+# The devnet profile keeps network checks non-critical: these tests stop peers on purpose.
 FAST = NodeConfig(
-    health_port=0, p2p_port=0, drain_seconds=0.0, shutdown_timeout=10.0, loop_lag_threshold=5.0
+    health_port=0,
+    p2p_port=0,
+    drain_seconds=0.0,
+    shutdown_timeout=10.0,
+    loop_lag_threshold=5.0,
+    profile="devnet",
+    probe_interval=0.5,
 )
+LOCAL = {"disk-space", "memory", "resource-health", "event-loop-lag"}
+NETWORK = {
+    "pubsub-active-probe",
+    "dht-active-probe",
+    "pubsub-enhanced",
+    "dht-enhanced",
+    "p2p-connectivity",
+    "replication-health",
+    "task-manager",
+}
 
 
-async def test_serves_endpoints_on_a_real_socket_and_stops() -> None:
+def config(tmp_path: Path, name: str, **changes: object) -> NodeConfig:
+    return replace(FAST, data_dir=str(tmp_path / name), **changes)  # type: ignore[arg-type]
+
+
+async def start(nursery: trio.Nursery, cfg: NodeConfig, **kwargs: object) -> NodeHandle:
+    # Fixed resource readings: whether this machine's CPU is busy is not under test here.
+    kwargs.setdefault("stats", FixedStats())
+    handle: NodeHandle = await nursery.start(partial(run_node, cfg, **kwargs))
+    return handle
+
+
+def passing(handle: NodeHandle, name: str) -> bool:
+    return handle.manager.flap_state(name).state is CheckState.PASSING
+
+
+async def test_isolated_node_serves_endpoints_and_says_it_is_alone(tmp_path: Path) -> None:
     async with trio.open_nursery() as nursery:
-        # Fixed resource readings: whether this machine's CPU is busy is not under test here.
-        handle: NodeHandle = await nursery.start(partial(run_node, FAST, stats=FixedStats()))
+        handle = await start(nursery, config(tmp_path, "a"))
         assert handle.http_port > 0
+        assert handle.node_id == handle.p2p.peer_id
         await wait_until(
-            lambda: handle.manager.decide()[0].serving, timeout=10, what="local checks to pass"
+            lambda: handle.manager.decide()[0] is not Status.STARTING,
+            timeout=15,
+            what="first results of every check",
         )
         code, body = await http_get(handle.http_url + "/health")
-        assert code == 200 and body["status"] == "healthy"
-        assert set(body["checks"]) == {"disk-space", "memory", "resource-health", "event-loop-lag"}
+        assert set(body["checks"]) == LOCAL | NETWORK
+        assert body["node_id"] == handle.p2p.peer_id
+        # Alone, the probes cannot be answered: a loopback that passed here would be a lie.
+        assert body["checks"]["pubsub-active-probe"]["healthy"] is False
+        assert "no connected peers" in body["checks"]["pubsub-active-probe"]["message"]
+        assert body["checks"]["dht-active-probe"]["healthy"] is False
+        assert (code, body["status"]) == (200, "degraded")
+        code, summary = await http_get(handle.http_url + "/health/summary")
+        assert code == 200
+        assert {"status", "overall_score", "component_scores", "key_metrics"} <= set(summary)
+        assert summary["key_metrics"]["connected_peers"] == 0
         code, metrics = await http_get(handle.http_url + "/metrics")
-        assert code == 200 and "chorus_system_health_score 1.0" in metrics
+        assert code == 200 and "chorus_p2p_connected_peers 0.0" in metrics
         handle.shutdown.request("test over")
     with pytest.raises(OSError):
         await trio.open_tcp_stream("127.0.0.1", handle.http_port)
 
 
-async def test_critical_check_that_keeps_failing_shuts_the_node_down() -> None:
+async def test_two_nodes_probe_each_other_and_notice_a_peer_leaving(tmp_path: Path) -> None:
+    async with trio.open_nursery() as nursery:
+        a = await start(nursery, config(tmp_path, "a"))
+        b = await start(nursery, config(tmp_path, "b", bootstrap_peers=tuple(a.p2p.listen_addrs)))
+        for node in (a, b):
+            await wait_until(
+                lambda n=node: n.manager.decide()[0] is Status.HEALTHY,
+                timeout=30,
+                what="both nodes healthy with each other's answers",
+            )
+        _, body = await http_get(a.http_url + "/health/checks")
+        probe = body["checks"]["pubsub-active-probe"]
+        assert probe["details"]["responders_answered"] == [b.p2p.peer_id]
+        assert body["checks"]["dht-active-probe"]["details"]["outcome"] == "success"
+        b_id, b_cfg = b.p2p.peer_id, b.config
+        b.shutdown.request("leaving")
+        await wait_until(
+            lambda: not passing(a, "p2p-connectivity"),
+            timeout=15,
+            what="p2p-connectivity to fail on the remaining node",
+        )
+        assert a.manager.decide()[0] is Status.DEGRADED
+        # The same data dir gives the same identity; a is healthy again once b is back.
+        b = await start(nursery, b_cfg)
+        assert b.p2p.peer_id == b_id
+        await wait_until(
+            lambda: passing(a, "p2p-connectivity"), timeout=15, what="p2p-connectivity to recover"
+        )
+        for node in (a, b):
+            node.shutdown.request("test over")
+
+
+async def test_critical_check_that_keeps_failing_shuts_the_node_down(tmp_path: Path) -> None:
     runs = 0
 
     async def broken_db() -> CheckResult:
@@ -56,27 +133,25 @@ async def test_critical_check_that_keeps_failing_shuts_the_node_down() -> None:
 
     db = HealthCheck("database", broken_db, interval=0.05, timeout=1, critical=True)
     with trio.fail_after(20):
-        report = await run_node(FAST, extra_checks=[db], stats=FixedStats())
+        report = await run_node(config(tmp_path, "a"), extra_checks=[db], stats=FixedStats())
     assert report.failure
     assert report.reason == "critical check 'database' failed 3 times in a row"
     assert runs == 4  # one pass, then three failures in a row
 
 
-async def test_degraded_but_serving_when_a_non_critical_check_fails() -> None:
+async def test_full_disk_degrades_but_keeps_serving(tmp_path: Path) -> None:
+    alone = config(tmp_path, "a", checks_disabled=tuple(NETWORK))
     async with trio.open_nursery() as nursery:
-        handle: NodeHandle = await nursery.start(_run_with_full_disk)
+        handle = await start(nursery, alone, stats=FixedStats(disk=0.99))
         await wait_until(
-            lambda: handle.manager.decide()[0].value == "degraded",
+            lambda: handle.manager.decide()[0] is not Status.STARTING,
             timeout=10,
-            what="degraded status",
+            what="first results",
         )
+        assert handle.manager.flap_state("disk-space").state is CheckState.FAILING
         code, body = await http_get(handle.http_url + "/health/ready")
         assert (code, body["ready"], body["status"]) == (200, True, "degraded")
         handle.shutdown.request("test over")
-
-
-async def _run_with_full_disk(*, task_status: trio.TaskStatus[NodeHandle]) -> None:
-    await run_node(FAST, stats=FixedStats(disk=0.99), task_status=task_status)
 
 
 @pytest.fixture
@@ -94,6 +169,10 @@ def node_process(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[str], Path]]
                 "0",
                 "--drain-seconds",
                 "3",
+                "--profile",
+                "devnet",
+                "--probe-interval",
+                "1",
                 "--data-dir",
                 str(tmp_path),
             ],
@@ -118,7 +197,7 @@ async def test_sigterm_turns_readiness_503_then_exits_cleanly(
 
     def bound() -> bool:
         nonlocal url
-        found = re.search(r"serving health endpoints on (http://\S+)", log_path.read_text())
+        found = re.search(r"serving health endpoints on (http://[\d.]+:\d+)", log_path.read_text())
         url = found.group(1) if found else ""
         return bool(url)
 
@@ -147,7 +226,7 @@ async def test_sigterm_turns_readiness_503_then_exits_cleanly(
     [
         (["--health-port", "99999"], "invalid flag --health-port: 99999 is not a TCP port"),
         (["--log-format", "xml"], "invalid flag --log-format: must be one of text, json"),
-        (["--checks-disabled", "nope", "--health-port", "0"], "unknown check(s) nope"),
+        (["--checks-disabled", "nope"], "unknown check(s) nope"),
     ],
 )
 def test_bad_configuration_exits_2_with_one_line(args: list[str], message: str) -> None:

@@ -303,3 +303,15 @@ async def test_stopping_status_and_score(autojump_clock: trio.testing.MockClock)
     manager.begin_stopping()
     assert manager.decide()[0] is Status.STOPPING
     assert manager.system_score() == 0.0
+
+
+async def test_start_delay_postpones_only_the_first_run(
+    running: Start, autojump_clock: MockClock
+) -> None:
+    manager = new_manager()
+    runs: list[float] = []
+    manager.register(HealthCheck("net", scripted("p", runs), interval=5, start_delay=2))
+    running(manager)
+    await trio.sleep(13)
+    assert runs == [2, 7, 12]
+    assert manager.decide()[0] is Status.HEALTHY
