@@ -1,0 +1,257 @@
+"""Timing of the cluster view: one frozen dataclass, its presets and the timing formulas.
+
+Like memberlist's ``config.go``: every field says its unit, default and trade-off, and the
+presets are built from one another (``production`` is the default, ``devnet`` and ``test``
+are ``dataclasses.replace`` of it). The formulas are pure functions so they can be tested
+as tables.
+
+Detection times these presets are designed for (the bar is HashiCorp Serf on the same
+machine: a killed agent is failed after 5.8-6.8 s, a SIGSTOPped one after ~6 s):
+
+=========  ===============================================  ==============================
+preset     killed peer (libp2p disconnect in ~0.2 s)        frozen peer (SIGSTOP)
+=========  ===============================================  ==============================
+devnet     0.2 s + suspicion min 2.0 s = ~2.2 s             ping failure ~1.4 s + 2.0 s =
+                                                            ~3.4 s; digest silence alone
+                                                            (1.0-1.5 s) + 2.0 s = ~3.5 s
+production 0.2 s + 4.0 s = ~4.2 s                           ping failure + 4.0 s (digest
+                                                            silence alone: 15 s + 4.0 s)
+=========  ===============================================  ==============================
+
+The devnet heartbeat is 0.5 s up to 4 nodes; from 5 on it stretches to keep the topic under
+8 refresh messages a second (0.625 s at 5 nodes: frozen in ~3.9 s).
+
+Both assume at least ``suspicion_confirmations`` other observers confirm (in a cluster of
+n <= 3 none are expected and the minimum applies at once); a lone observer in a larger cluster
+waits up to ``suspicion_max_mult`` times longer (Lifeguard, Dadgar et al. 2017, IV-B).
+
+Gossip load: each node publishes one digest per ``refresh_interval(n)`` plus one per change
+(at most one per ``min_publish_interval``), so the topic carries about
+``n / refresh_interval(n) <= max_refresh_rate`` refresh messages a second whatever n is.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass
+
+from mesh.errors import ConfigError
+
+__all__ = [
+    "ClusterConfig",
+    "devnet",
+    "expected_confirmations",
+    "production",
+    "suspicion_bounds",
+    "suspicion_timeout",
+    "test",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class ClusterConfig:
+    # --- dissemination -------------------------------------------------------------------
+    # Seconds between two digests a node publishes when nothing changed: the heartbeat.
+    # Shorter detects silent (frozen) peers sooner and costs n/refresh_period messages a
+    # second on the topic. Stretched for large clusters, see refresh_interval().
+    refresh_period: float = 5.0
+    # Messages a second the refreshes of the whole cluster may add to the topic. With n
+    # members each refreshes every max(refresh_period, n / max_refresh_rate) seconds, like
+    # memberlist's pushPullScale. The issue's ceiling is "well under 10 msgs/s/topic".
+    max_refresh_rate: float = 5.0
+    # Seconds between two change-triggered digests: a flapping check cannot flood the topic.
+    # Longer delays the news of a change by up to this much.
+    min_publish_interval: float = 1.0
+
+    # --- failure detection ---------------------------------------------------------------
+    # Refresh intervals without a new digest before we suspect a peer. At least 2, so one
+    # lost digest is never an alarm; higher tolerates more loss and detects a frozen peer
+    # later (silence_timeout = silence_periods * refresh_interval(n)).
+    silence_periods: int = 3
+    # The time unit of the suspicion timeout (memberlist's ProbeInterval), seconds.
+    # Minimum suspicion timeout = suspicion_mult * max(1, log10(n)) * suspicion_interval:
+    # the time a wrongly suspected peer has to refute. Shorter detects sooner and gives a
+    # live peer less time to hear of the suspicion and answer (refutation takes one gossip
+    # round trip, tens of milliseconds; the rest is margin for GC pauses and loss).
+    suspicion_interval: float = 1.0
+    suspicion_mult: int = 4  # memberlist's SuspicionMult (LAN default 4)
+    # Lifeguard's "Max = beta * Min" (IV-B): a suspicion nobody confirms waits this many
+    # minimum timeouts. Higher suffers fewer false positives from one unlucky observer.
+    suspicion_max_mult: int = 6  # memberlist's SuspicionMaxTimeoutMult
+    # Lifeguard's K: independent confirmations that drive the timeout down to the minimum.
+    # memberlist uses SuspicionMult - 2. Taken as 0 when n - 2 < K (too few others to ask).
+    suspicion_confirmations: int = 2
+    # Lifeguard's local health multiplier, S (IV-A; memberlist's AwarenessMaxMultiplier):
+    # while this node is itself starved its timeouts are multiplied by up to this much.
+    awareness_max: int = 8
+
+    # --- forgetting ----------------------------------------------------------------------
+    # Seconds a dead peer stays listed (as dead) before the view drops it. Longer keeps the
+    # failure visible to operators; memory is a few hundred bytes a peer.
+    dead_forget_after: float = 600.0
+    # Seconds a peer that left gracefully stays listed (as left).
+    left_forget_after: float = 300.0
+
+    # --- validation ----------------------------------------------------------------------
+    # Seconds a message's sent_at may be ahead of our clock (FUTURE beyond). Wider tolerates
+    # worse clocks; a message dated in the future outlives max_message_age by this much.
+    max_clock_skew: float = 30.0
+    # Seconds a gossiped message's sent_at may be behind our clock (STALE beyond). Bounds
+    # how long an old signed message can be replayed; must cover clock skew too.
+    max_message_age: float = 60.0
+
+    # --- history -------------------------------------------------------------------------
+    history_per_member: int = 32  # transitions kept per member (newest)
+    history_size: int = 1000  # transitions kept for the whole view (newest)
+
+    def __post_init__(self) -> None:
+        for name in (
+            "refresh_period",
+            "max_refresh_rate",
+            "suspicion_interval",
+            "dead_forget_after",
+            "left_forget_after",
+            "max_clock_skew",
+            "max_message_age",
+        ):
+            value = getattr(self, name)
+            if not (isinstance(value, int | float) and math.isfinite(value) and value > 0):
+                raise ConfigError(f"cluster {name} must be a positive number, got {value!r}")
+        if not (math.isfinite(self.min_publish_interval) and self.min_publish_interval >= 0):
+            raise ConfigError(
+                f"cluster min_publish_interval must be >= 0, got {self.min_publish_interval!r}"
+            )
+        minimums = {
+            "silence_periods": 2,
+            "suspicion_mult": 1,
+            "suspicion_max_mult": 1,
+            "suspicion_confirmations": 0,
+            "awareness_max": 1,
+            "history_per_member": 1,
+            "history_size": 1,
+        }
+        for name, minimum in minimums.items():
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
+                raise ConfigError(f"cluster {name} must be an integer >= {minimum}, got {value!r}")
+        if self.max_message_age < self.max_clock_skew:
+            # Otherwise a sender whose clock lags by less than the skew we accept would
+            # still see all its messages rejected as stale.
+            raise ConfigError("cluster max_message_age must be at least max_clock_skew")
+
+    # Formulas ---------------------------------------------------------------------------
+
+    def refresh_interval(self, n: int) -> float:
+        """Seconds between a node's refresh digests in a cluster of ``n`` members."""
+        return max(self.refresh_period, max(1, n) / self.max_refresh_rate)
+
+    def publish_due(self, *, now: float, last_sent: float | None, changed: bool, n: int) -> bool:
+        """Whether a node should publish its digest now: on a change (rate-limited by
+        ``min_publish_interval``) or when the refresh interval has passed. A refutation
+        is not subject to this rule: it is published at once."""
+        if last_sent is None:
+            return True
+        elapsed = now - last_sent
+        if changed and elapsed >= self.min_publish_interval:
+            return True
+        return elapsed >= self.refresh_interval(n)
+
+    def silence_timeout(self, n: int) -> float:
+        """Seconds without a new digest before a peer is suspected (before local health)."""
+        return self.silence_periods * self.refresh_interval(n)
+
+    def suspicion_timeout(self, n: int, confirmations: int) -> float:
+        """Seconds from suspicion to death (before local health); see ``suspicion_timeout``."""
+        return suspicion_timeout(
+            n,
+            confirmations,
+            mult=self.suspicion_mult,
+            max_mult=self.suspicion_max_mult,
+            interval=self.suspicion_interval,
+            k=self.suspicion_confirmations,
+        )
+
+
+def suspicion_bounds(n: int, *, mult: int, max_mult: int, interval: float) -> tuple[float, float]:
+    """Lifeguard's (Min, Max) suspicion timeouts in seconds for a cluster of ``n``.
+
+    Min is memberlist's ``suspicionTimeout``: ``mult * max(1, log10(max(1, n))) * interval``
+    (the log term is how many gossip rounds dissemination needs, SWIM section 4.1); Max is
+    ``max_mult * Min``.
+    """
+    node_scale = max(1.0, math.log10(max(1, n)))
+    low = mult * node_scale * interval
+    return low, max_mult * low
+
+
+def expected_confirmations(n: int, k: int) -> int:
+    """K for a cluster of ``n``: memberlist sets it to 0 when ``n - 2 < k`` (not counting us
+    and the suspect, too few members are left to confirm)."""
+    return 0 if n - 2 < k else k
+
+
+def suspicion_timeout(
+    n: int, confirmations: int, *, mult: int, max_mult: int, interval: float, k: int
+) -> float:
+    """Seconds a suspicion lasts after ``confirmations`` independent confirmations.
+
+    Lifeguard (IV-B), as memberlist's ``remainingSuspicionTime``:
+    ``max(Min, Max - (Max - Min) * log(C + 1) / log(K + 1))``, starting at Max with no
+    confirmation and reaching Min at K. With K = 0 it is Min from the start.
+    """
+    low, high = suspicion_bounds(n, mult=mult, max_mult=max_mult, interval=interval)
+    wanted = expected_confirmations(n, k)
+    if wanted <= 0:
+        return low
+    fraction = math.log(max(0, confirmations) + 1.0) / math.log(wanted + 1.0)
+    return max(low, high - fraction * (high - low))
+
+
+# Presets ------------------------------------------------------------------------------
+
+
+def production() -> ClusterConfig:
+    """memberlist's DefaultLANConfig timings: gentle on the topic (5 s refresh, at most 5
+    refresh messages a second cluster-wide), a killed peer dead in ~4 s."""
+    return ClusterConfig()
+
+
+def devnet() -> ClusterConfig:
+    """A few nodes on one machine: 0.5 s heartbeat, a killed peer dead in ~2.2 s, a frozen
+    one in ~3.5 s. Costs 2 messages a second per node (8 a second caps it)."""
+    return dataclasses.replace(
+        production(),
+        refresh_period=0.5,
+        max_refresh_rate=8.0,
+        min_publish_interval=0.1,
+        # 0.5 s * 4 = 2.0 s minimum: four heartbeats, so a live peer refutes by its next
+        # digest even if it never hears the suspicion.
+        suspicion_interval=0.5,
+        # 6.0 s for an unconfirmed lone suspicion: still no slower than Serf.
+        suspicion_max_mult=3,
+        dead_forget_after=60.0,
+        left_forget_after=30.0,
+    )
+
+
+def test() -> ClusterConfig:
+    """Round numbers for unit and scenario tests under a mock clock: 1 s heartbeat, 3 s of
+    silence, suspicion 4 s (8 s unconfirmed), forget after 30 s dead / 10 s left."""
+    return dataclasses.replace(
+        devnet(),
+        refresh_period=1.0,
+        max_refresh_rate=1000.0,  # no stretching: timings independent of n
+        min_publish_interval=0.0,
+        suspicion_interval=1.0,
+        suspicion_max_mult=2,
+        awareness_max=4,
+        dead_forget_after=30.0,
+        left_forget_after=10.0,
+        max_clock_skew=5.0,
+        max_message_age=10.0,
+    )
+
+
+# Not a test function: keep pytest from collecting it when a test module imports it.
+test.__test__ = False  # type: ignore[attr-defined]

@@ -1,0 +1,831 @@
+"""The cluster view: who is alive, suspect, dead or gone, as one node sees it.
+
+Pure code in the manner of h11's ``_state.py``: the adapter feeds it validated messages
+(``mesh.digest``) and libp2p's connection events, each with the time as a value, and gets
+back plain data: ``Transition`` records and the actions ``PublishSuspect`` and
+``PublishRefute``. Nothing here sleeps, sends or reads a clock.
+
+Theory of operation
+-------------------
+Every node gossips a signed digest of its own health on change and every refresh interval;
+these digests are our heartbeats. A peer falls under suspicion when libp2p closes our
+connection to it, when the connection health monitor's pings fail, or when its digests stop
+arriving; a suspicion is gossiped so that the others can confirm it, and the suspect can
+refute it by publishing a newer digest. An unrefuted suspicion becomes death after a timeout
+that shrinks as independent observers confirm it (Lifeguard, Dadgar et al. 2017, IV-B) and
+grows while we ourselves are starved (IV-A). This is SWIM (Das et al. 2002) with the
+heartbeats of GossipSub instead of SWIM's probes.
+
+Rules
+-----
+1. Order. A node's own statements (digests, its leave) are ordered by ``Version`` =
+   (start_time_ms, incarnation, seq). One not newer than the last we accepted from that node
+   is REPLAYED. A forgotten member leaves a tombstone of its last Version for
+   ``max_message_age + max_clock_skew``, so a replay cannot bring it back either.
+2. Entry. A member enters with its first digest (ALIVE, cause JOINED) or from a pulled
+   snapshot (in the snapshot's state). Notices and connection events about peers we have no
+   digest of are ignored, as memberlist ignores "a node we've never heard of".
+3. Suspicion is evidence against a Version, its basis: our own evidence (DISCONNECTED,
+   PING_FAILED, SILENCE) is against the newest Version we hold, a ``SuspectNotice`` against
+   the one its observer held. Evidence older than what we hold is ignored (SWIM 4.2: "ignore
+   old incarnations"). Each observer counts once; those after the first are confirmations.
+4. Answer. A newer statement of the member answers every suspicion whose basis it exceeds.
+   When none is left the member is ALIVE again: REFUTED if the incarnation rose (SWIM 4.2),
+   DIGEST if a plain heartbeat outran the suspicion (its seq proves the member spoke after
+   the observer last heard it). A digest of a newer life is RESTARTED: ALIVE from any state.
+5. Self. We never suspect ourselves. A notice or snapshot entry suspecting us returns
+   ``PublishRefute(incarnation + 1)``, unless we are leaving, or it is about an earlier life
+   of ours or an incarnation we have already refuted.
+6. Sharing. A suspicion we originate, or confirm by our own evidence, is published once as
+   ``PublishSuspect``. Others' notices are not re-published: GossipSub already floods them.
+7. Death. SUSPECT becomes DEAD once ``suspicion_timeout(n, confirmations)`` times the
+   local-health multiplier has passed since the suspicion began (``mesh.cluster_config``).
+8. Local health (Lifeguard IV-A). With health score s (0 = fine, up to awareness_max - 1),
+   silence and suspicion timeouts are multiplied by s + 1. While s > 0 ("starved") our
+   timing evidence (SILENCE, PING_FAILED) is not trusted: it is not published, and a
+   suspicion resting on it alone never becomes DEAD. When s returns to 0 such suspicions
+   restart their clock, and those never published are withdrawn (LOCAL_RECOVERY). A closed
+   connection is a kernel's fact, not a timing judgement, and is trusted even when starved.
+9. Stopping. Failure evidence about a member whose last digest said ``stopping`` means it
+   left (STOPPED): a graceful shutdown whose leave notice was lost still shows as left.
+10. Leave. A leave notice makes the member LEFT at once, from any state.
+11. Forgetting. DEAD members are dropped after ``dead_forget_after``, LEFT ones after
+    ``left_forget_after`` (FORGOTTEN).
+12. Snapshots are the responder's hearsay. Each entry is applied as the evidence it stands
+    for: a digest newer than ours as that digest; SUSPECT or DEAD as notices from its
+    observers and the responder; a newer LEFT as a leave. Since only newer statements, and
+    suspicions at a basis at least ours, count, a stale snapshot can neither resurrect nor
+    rewind a member; and a member we know is never made DEAD by hearsay, only SUSPECT
+    (memberlist's mergeState: "prefer to suspect").
+
+The transitions are the table ``TRANSITIONS`` below; the handlers work out which cause
+applies (early-return guards, one comment each) and look the new state up there.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from types import MappingProxyType
+
+from mesh.cluster_config import ClusterConfig
+from mesh.digest import (
+    Gossip,
+    HealthDigest,
+    LeaveNotice,
+    MemberEntry,
+    MemberState,
+    Rejection,
+    RejectReason,
+    SuspectNotice,
+    Version,
+    ViewSnapshot,
+)
+from mesh.model import Status
+
+__all__ = [
+    "TRANSITIONS",
+    "Cause",
+    "ClusterHealth",
+    "ClusterView",
+    "Event",
+    "Member",
+    "MemberState",
+    "Outcome",
+    "PublishRefute",
+    "PublishSuspect",
+    "Transition",
+]
+
+ALIVE, SUSPECT, DEAD, LEFT = (
+    MemberState.ALIVE,
+    MemberState.SUSPECT,
+    MemberState.DEAD,
+    MemberState.LEFT,
+)
+
+
+class Cause(StrEnum):
+    JOINED = "joined"  # first digest of a peer (or first sight in a snapshot)
+    DIGEST = "digest"  # a newer digest of the same life
+    REFUTED = "refuted"  # a newer digest with a higher incarnation answered the suspicion
+    RESTARTED = "restarted"  # a digest of a newer life (start time)
+    LEAVE = "leave"  # the peer said it is leaving
+    STOPPED = "stopped"  # failure evidence about a peer that said it was stopping
+    DISCONNECTED = "disconnected"  # libp2p closed our last connection to it
+    PING_FAILED = "ping_failed"  # libp2p's connection health monitor gave up on it
+    SILENCE = "silence"  # no new digest for the silence timeout
+    SUSPECT_NOTICE = "suspect_notice"  # another observer suspects it
+    SUSPICION_TIMEOUT = "suspicion_timeout"  # suspected for the whole suspicion timeout
+    LOCAL_RECOVERY = "local_recovery"  # we recovered; our starved suspicion is withdrawn
+    FORGOTTEN = "forgotten"  # dead or left for long enough
+
+
+# Our own evidence that depends on our timing being right (rule 8).
+TIMING_EVIDENCE = frozenset({Cause.SILENCE, Cause.PING_FAILED})
+
+# (state, cause) -> next state; None means the member is dropped from the view. A pair that
+# is not listed is a cause that does not apply in that state: the handlers never look it up.
+#
+#   state    | DIGEST  REFUTED RESTARTED LEAVE STOPPED evidence* TIMEOUT RECOVERY FORGOTTEN
+#   ---------+-----------------------------------------------------------------------------
+#   alive    | alive   -       alive     left  left    suspect   -       -        -
+#   suspect  | alive** alive   alive     left  left    suspect   dead    alive    -
+#   dead     | alive** alive   alive     left  -       -         -       -        (gone)
+#   left     | alive   -       alive     left  -       -         -       -        (gone)
+#
+#   * DISCONNECTED, PING_FAILED, SILENCE, SUSPECT_NOTICE; on a suspect: a confirmation.
+#   ** only once the digest has answered every suspicion (rule 4); until then the member
+#      keeps its state and only its data is updated.
+TRANSITIONS: Mapping[tuple[MemberState, Cause], MemberState | None] = MappingProxyType(
+    {
+        (ALIVE, Cause.DIGEST): ALIVE,
+        (ALIVE, Cause.RESTARTED): ALIVE,
+        (ALIVE, Cause.LEAVE): LEFT,
+        (ALIVE, Cause.STOPPED): LEFT,
+        (ALIVE, Cause.DISCONNECTED): SUSPECT,
+        (ALIVE, Cause.PING_FAILED): SUSPECT,
+        (ALIVE, Cause.SILENCE): SUSPECT,
+        (ALIVE, Cause.SUSPECT_NOTICE): SUSPECT,
+        (SUSPECT, Cause.DIGEST): ALIVE,
+        (SUSPECT, Cause.REFUTED): ALIVE,
+        (SUSPECT, Cause.RESTARTED): ALIVE,
+        (SUSPECT, Cause.LEAVE): LEFT,
+        (SUSPECT, Cause.STOPPED): LEFT,
+        (SUSPECT, Cause.DISCONNECTED): SUSPECT,
+        (SUSPECT, Cause.PING_FAILED): SUSPECT,
+        (SUSPECT, Cause.SILENCE): SUSPECT,
+        (SUSPECT, Cause.SUSPECT_NOTICE): SUSPECT,
+        (SUSPECT, Cause.SUSPICION_TIMEOUT): DEAD,
+        (SUSPECT, Cause.LOCAL_RECOVERY): ALIVE,
+        (DEAD, Cause.DIGEST): ALIVE,
+        (DEAD, Cause.REFUTED): ALIVE,
+        (DEAD, Cause.RESTARTED): ALIVE,
+        (DEAD, Cause.LEAVE): LEFT,
+        (DEAD, Cause.FORGOTTEN): None,
+        (LEFT, Cause.DIGEST): ALIVE,
+        (LEFT, Cause.RESTARTED): ALIVE,
+        (LEFT, Cause.LEAVE): LEFT,
+        (LEFT, Cause.FORGOTTEN): None,
+    }
+)
+
+
+# --- outputs ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Transition:
+    """A change of a member's state or self-reported status, kept in the history."""
+
+    peer: str
+    at: float  # the ``now`` of the event that caused it
+    from_state: MemberState | None  # None: the peer was not in the view
+    to_state: MemberState | None  # None: the peer was forgotten
+    cause: Cause
+    from_status: Status | None = None
+    to_status: Status | None = None
+    detail: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class PublishSuspect:
+    """Action: publish ``SuspectNotice`` (``Sequencer.suspect(suspect, basis, now)``)."""
+
+    suspect: str
+    basis: Version
+
+
+@dataclass(frozen=True, slots=True)
+class PublishRefute:
+    """Action: raise our incarnation to ``incarnation`` and publish a digest at once."""
+
+    incarnation: int
+
+
+Event = Transition | PublishSuspect | PublishRefute
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What one input did: the events it caused, or why it was rejected."""
+
+    events: tuple[Event, ...] = ()
+    rejection: Rejection | None = None
+    note: str = ""  # why an accepted input changed nothing, for debug logs
+
+    @property
+    def accepted(self) -> bool:
+        return self.rejection is None
+
+
+@dataclass(frozen=True, slots=True)
+class Member:
+    """A read-only copy of one member's entry."""
+
+    node_id: str
+    state: MemberState
+    status: Status  # what it says of itself
+    score: float
+    components: Mapping[str, float]
+    key: Version
+    start_time: float  # Unix seconds, from its digest
+    last_heard: float  # when we last accepted a newer statement of it (or adopted it)
+    state_since: float
+    suspect_since: float | None
+    suspected_by: frozenset[str]
+    connected: bool  # libp2p has a connection to it
+    version: str
+    http_addr: str
+    p2p_addrs: tuple[str, ...]
+    history: tuple[Transition, ...]  # oldest first, bounded
+
+    @property
+    def incarnation(self) -> int:
+        return self.key.incarnation
+
+    @property
+    def seq(self) -> int:
+        return self.key.seq
+
+    def uptime(self, now: float) -> float:
+        return max(0.0, now - self.start_time)
+
+
+@dataclass(frozen=True, slots=True)
+class ClusterHealth:
+    """The cluster as a whole, as this view sees it.
+
+    - ``score``: mean over members that did not leave of their reported score, halved while
+      suspect, 0 when dead.
+    - ``status``: STARTING with no members yet, STOPPING once we left; UNHEALTHY when at
+      least half the members that did not leave are dead (no majority left); DEGRADED when
+      any is suspect or dead or reports itself other than healthy; HEALTHY otherwise.
+    """
+
+    status: Status
+    score: float
+    counts: Mapping[MemberState, int]
+    message: str
+
+
+# --- internal records -------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class _Suspicion:
+    since: float
+    bases: dict[str, Version]  # observer -> the Version it suspects; first is the originator
+    local: set[Cause] = field(default_factory=set)  # our own evidence, if we are an observer
+    quiet: bool = False  # our evidence came while starved and was not published
+
+    def confirmations(self) -> int:
+        return max(0, len(self.bases) - 1)
+
+
+@dataclass(slots=True)
+class _Record:
+    digest: HealthDigest
+    key: Version
+    state: MemberState
+    state_since: float
+    last_heard: float
+    history: deque[Transition]
+    suspicion: _Suspicion | None = None
+
+
+class ClusterView:
+    """One node's view of the cluster; see the module docstring for the rules."""
+
+    def __init__(self, self_id: str, config: ClusterConfig | None = None) -> None:
+        self.self_id = self_id
+        self.config = config if config is not None else ClusterConfig()
+        self._members: dict[str, _Record] = {}
+        self._tombstones: dict[str, tuple[Version, float]] = {}  # peer -> (key, expires)
+        self._connected: set[str] = set()
+        self._health = 0
+        self._incarnation = 0  # the highest incarnation of ours we know of
+        self._history: deque[Transition] = deque(maxlen=self.config.history_size)
+
+    # --- local health (Lifeguard IV-A) ----------------------------------------------------
+
+    @property
+    def local_health(self) -> int:
+        return self._health
+
+    @property
+    def starved(self) -> bool:
+        return self._health > 0
+
+    @property
+    def multiplier(self) -> int:
+        """memberlist's ``awareness.ScaleTimeout``: timeouts times (score + 1)."""
+        return self._health + 1
+
+    def set_local_health(self, score: int, now: float) -> list[Event]:
+        """Set the local health score (0 = healthy), clamped to [0, awareness_max - 1]."""
+        was_starved = self.starved
+        self._health = min(max(0, score), self.config.awareness_max - 1)
+        if was_starved and not self.starved:
+            return self._recover(now)
+        return []
+
+    def set_starved(self, starved: bool, now: float) -> list[Event]:
+        """The event-loop lag check's verdict: starved means the maximum multiplier."""
+        return self.set_local_health(self.config.awareness_max - 1 if starved else 0, now)
+
+    @property
+    def local_incarnation(self) -> int:
+        """Our incarnation as far as the view knows (own digests and refutations)."""
+        return self._incarnation
+
+    # --- inputs ---------------------------------------------------------------------------
+
+    def on_gossip(self, message: Gossip, now: float) -> Outcome:
+        if isinstance(message, HealthDigest):
+            return self.on_digest(message, now)
+        if isinstance(message, SuspectNotice):
+            return self.on_suspect_notice(message, now)
+        return self.on_leave(message, now)
+
+    def on_digest(self, digest: HealthDigest, now: float) -> Outcome:
+        peer = digest.node_id
+        record = self._members.get(peer)
+        if record is None:
+            # Rule 1: a replay must not bring a forgotten member back.
+            if self._is_buried(peer, digest.key):
+                return _replayed(f"digest {tuple(digest.key)} of forgotten {peer}")
+            self._tombstones.pop(peer, None)
+            return Outcome(tuple(self._join(digest, ALIVE, digest.key, now)))
+        # Rule 1: only newer statements count.
+        if digest.key <= record.key:
+            return _replayed(f"digest {tuple(digest.key)} <= {tuple(record.key)} of {peer}")
+        return Outcome(tuple(self._accept_digest(record, digest, now)))
+
+    def on_leave(self, notice: LeaveNotice, now: float) -> Outcome:
+        peer = notice.node_id
+        record = self._members.get(peer)
+        if record is None:
+            if self._is_buried(peer, notice.key):
+                return _replayed(f"leave {tuple(notice.key)} of forgotten {peer}")
+            return Outcome(note=f"leave of unknown peer {peer}")
+        # Rule 1: a leave older than what we hold is a replay.
+        if notice.key <= record.key:
+            return _replayed(f"leave {tuple(notice.key)} <= {tuple(record.key)} of {peer}")
+        record.key = notice.key
+        record.suspicion = None
+        return Outcome(tuple(self._move(record, peer, Cause.LEAVE, now)))
+
+    def on_suspect_notice(self, notice: SuspectNotice, now: float) -> Outcome:
+        # Rule 5: about us, answer it.
+        if notice.suspect_id == self.self_id:
+            events = self._refute(notice.basis, f"suspected by {notice.observer_id}")
+            return Outcome(tuple(events), note="" if events else "suspicion already refuted")
+        # Our own notice, delivered back to us by GossipSub: already counted.
+        if notice.observer_id == self.self_id:
+            return Outcome(note="own notice")
+        record = self._members.get(notice.suspect_id)
+        # Rule 2: a suspect we never heard of.
+        if record is None:
+            return Outcome(note=f"suspect {notice.suspect_id} unknown")
+        events = self._suspect(
+            record, notice.suspect_id, notice.observer_id, notice.basis, Cause.SUSPECT_NOTICE, now
+        )
+        return Outcome(tuple(events))
+
+    def on_connected(self, peer: str, now: float) -> Outcome:
+        """libp2p opened a connection to ``peer``. A connection is no statement of the peer's
+        health, so it changes no state (SWIM: only the member itself can refute)."""
+        self._connected.add(peer)
+        return Outcome()
+
+    def on_disconnected(self, peer: str, now: float) -> Outcome:
+        """libp2p closed our *last* connection to ``peer``: suspect it at once, not dead."""
+        self._connected.discard(peer)
+        return Outcome(tuple(self._observe(peer, Cause.DISCONNECTED, now)))
+
+    def on_ping_failed(self, peer: str, now: float) -> Outcome:
+        """libp2p's connection health monitor declared ``peer``'s pings failed."""
+        return Outcome(tuple(self._observe(peer, Cause.PING_FAILED, now)))
+
+    def merge_snapshot(self, snapshot: ViewSnapshot, now: float) -> Outcome:
+        """Apply a pulled view (rule 12)."""
+        responder = snapshot.responder_id
+        via = f"via snapshot from {responder}"
+        events: list[Event] = []
+        for entry in snapshot.members:
+            peer = entry.digest.node_id
+            if peer == self.self_id:
+                # Rule 5: the responder thinks we are in trouble; tell everyone otherwise.
+                if entry.state is not ALIVE:
+                    events += self._refute(entry.key, f"{entry.state} {via}")
+                continue
+            # Rule 1: nothing a tombstone covers comes back.
+            if self._is_buried(peer, entry.key):
+                continue
+            record = self._members.get(peer)
+            if record is None:
+                self._tombstones.pop(peer, None)
+                events += self._adopt(entry, responder, now, via)
+                continue
+            if entry.digest.key > record.key:
+                events += self._accept_digest(record, entry.digest, now, via)
+            if entry.state in (SUSPECT, DEAD):
+                for observer in sorted({*entry.suspected_by, responder} - {self.self_id}):
+                    events += self._suspect(
+                        record, peer, observer, entry.key, Cause.SUSPECT_NOTICE, now, via
+                    )
+            elif entry.state is LEFT and entry.key > record.key:
+                record.key = entry.key
+                record.suspicion = None
+                events += self._move(record, peer, Cause.LEAVE, now, via)
+        return Outcome(tuple(events))
+
+    def tick(self, now: float) -> list[Event]:
+        """Run the timers: silence -> suspect, suspicion timeout -> dead, forgetting."""
+        events: list[Event] = []
+        n = self.live_count()
+        silence = self.config.silence_timeout(n) * self.multiplier
+        for peer, record in list(self._members.items()):
+            if peer == self.self_id or record.state not in (ALIVE, SUSPECT):
+                continue
+            if now - record.last_heard >= silence:
+                events += self._observe(peer, Cause.SILENCE, now)
+        for peer, record in list(self._members.items()):
+            suspicion = record.suspicion
+            if record.state is not SUSPECT or suspicion is None:
+                continue
+            if now < self._suspicion_deadline(suspicion, n):
+                continue
+            # Rule 8: a starved node does not condemn others on its own timing alone.
+            if self.starved and self._rests_on_our_timing(suspicion):
+                continue
+            detail = f"{suspicion.confirmations()} confirmations"
+            events += self._move(record, peer, Cause.SUSPICION_TIMEOUT, now, detail)
+        for peer, record in list(self._members.items()):
+            if peer == self.self_id:
+                continue
+            if record.state is DEAD:
+                keep = self.config.dead_forget_after
+            elif record.state is LEFT:
+                keep = self.config.left_forget_after
+            else:
+                continue
+            if now - record.state_since >= keep:
+                events += self._forget(peer, record, now)
+        for peer, (_, expires) in list(self._tombstones.items()):
+            if now >= expires:
+                del self._tombstones[peer]
+        return events
+
+    def next_deadline(self) -> float | None:
+        """The earliest time at which ``tick`` would do something, for a timer-driven
+        adapter (None: nothing pending). A held suspicion (rule 8) has no deadline."""
+        n = self.live_count()
+        silence = self.config.silence_timeout(n) * self.multiplier
+        times: list[float] = [expires for _, expires in self._tombstones.values()]
+        for peer, record in self._members.items():
+            if peer == self.self_id:
+                continue
+            suspicion = record.suspicion
+            if record.state is ALIVE or (
+                record.state is SUSPECT
+                and suspicion is not None
+                and self.self_id not in suspicion.bases
+            ):
+                times.append(record.last_heard + silence)
+            if record.state is SUSPECT and suspicion is not None:
+                if not (self.starved and self._rests_on_our_timing(suspicion)):
+                    times.append(self._suspicion_deadline(suspicion, n))
+            elif record.state is DEAD:
+                times.append(record.state_since + self.config.dead_forget_after)
+            elif record.state is LEFT:
+                times.append(record.state_since + self.config.left_forget_after)
+        return min(times, default=None)
+
+    # --- reading --------------------------------------------------------------------------
+
+    def members(self) -> Mapping[str, Member]:
+        return MappingProxyType(
+            {peer: self._member(peer, record) for peer, record in sorted(self._members.items())}
+        )
+
+    def member(self, peer: str) -> Member | None:
+        record = self._members.get(peer)
+        return None if record is None else self._member(peer, record)
+
+    def counts(self) -> dict[MemberState, int]:
+        counts = dict.fromkeys(MemberState, 0)
+        for record in self._members.values():
+            counts[record.state] += 1
+        return counts
+
+    def live_count(self) -> int:
+        """n in the timing formulas: alive and suspect members, ourselves included."""
+        live = sum(1 for r in self._members.values() if r.state in (ALIVE, SUSPECT))
+        return live if self.self_id in self._members else live + 1
+
+    def history(self, *, peer: str | None = None, limit: int | None = None) -> list[Transition]:
+        """Newest first, optionally for one peer (kept even after it is forgotten)."""
+        picked = [t for t in reversed(self._history) if peer is None or t.peer == peer]
+        return picked if limit is None else picked[:limit]
+
+    def snapshot(self, now: float) -> ViewSnapshot:
+        """Our view for the pull protocol (``encode_snapshot`` trims it to the size limit)."""
+        entries = []
+        for _, record in sorted(self._members.items()):
+            observers: Iterable[str] = ()
+            if record.state in (SUSPECT, DEAD) and record.suspicion is not None:
+                observers = sorted(record.suspicion.bases)
+            entries.append(
+                MemberEntry(
+                    digest=record.digest,
+                    state=record.state,
+                    key=record.key,
+                    suspected_by=tuple(observers),
+                )
+            )
+        return ViewSnapshot(
+            responder_id=self.self_id,
+            sent_at_ms=math.floor(now * 1000.0),
+            members=tuple(entries),
+        )
+
+    def health(self) -> ClusterHealth:
+        counts = self.counts()
+        me = self._members.get(self.self_id)
+        if not self._members:
+            return ClusterHealth(Status.STARTING, 0.0, counts, "No members known yet")
+        if me is not None and me.state is LEFT:
+            return ClusterHealth(Status.STOPPING, 0.0, counts, "This node has left")
+        present = {p: r for p, r in self._members.items() if r.state is not LEFT}
+        if not present:
+            return ClusterHealth(Status.STARTING, 0.0, counts, "Every known member has left")
+        score = sum(_weighted_score(r) for r in present.values()) / len(present) if present else 0.0
+        unwell = sorted(p for p, r in present.items() if r.digest.status is not Status.HEALTHY)
+        if counts[DEAD] * 2 >= len(present):
+            # Half or more of the cluster is dead: no majority left.
+            status = Status.UNHEALTHY
+            message = f"{counts[DEAD]} of {len(present)} members dead"
+        elif counts[SUSPECT] or counts[DEAD]:
+            status = Status.DEGRADED
+            message = f"{counts[SUSPECT]} suspect, {counts[DEAD]} dead of {len(present)} members"
+        elif unwell:
+            status = Status.DEGRADED
+            message = f"Members not healthy: {', '.join(unwell)}"
+        else:
+            status = Status.HEALTHY
+            message = f"All {len(present)} members alive and healthy"
+        return ClusterHealth(status, score, counts, message)
+
+    # --- handlers' helpers ----------------------------------------------------------------
+
+    def _is_buried(self, peer: str, key: Version) -> bool:
+        tomb = self._tombstones.get(peer)
+        return tomb is not None and key <= tomb[0]
+
+    def _join(
+        self, digest: HealthDigest, state: MemberState, key: Version, now: float, detail: str = ""
+    ) -> list[Event]:
+        peer = digest.node_id
+        record = _Record(
+            digest=digest,
+            key=key,
+            state=state,
+            state_since=now,
+            last_heard=now,
+            history=deque(maxlen=self.config.history_per_member),
+        )
+        self._members[peer] = record
+        if peer == self.self_id:
+            self._incarnation = max(self._incarnation, digest.incarnation)
+        transition = Transition(peer, now, None, state, Cause.JOINED, None, digest.status, detail)
+        self._remember(record, transition)
+        return [transition]
+
+    def _adopt(self, entry: MemberEntry, responder: str, now: float, via: str) -> list[Event]:
+        """A member we first see in a snapshot enters in the snapshot's state."""
+        events = self._join(entry.digest, entry.state, entry.key, now, via)
+        if entry.state in (SUSPECT, DEAD):
+            observers = [responder, *sorted(set(entry.suspected_by) - {responder})]
+            bases = {o: entry.key for o in observers if o != self.self_id}
+            self._members[entry.digest.node_id].suspicion = _Suspicion(since=now, bases=bases)
+        return events
+
+    def _accept_digest(
+        self, record: _Record, digest: HealthDigest, now: float, detail: str = ""
+    ) -> list[Event]:
+        """A digest newer than anything we hold of this member (rule 4)."""
+        peer = digest.node_id
+        restarted = digest.start_time_ms > record.key.start_time_ms
+        suspicion = record.suspicion
+        refuted = False
+        if suspicion is not None:
+            highest = max(basis.incarnation for basis in suspicion.bases.values())
+            refuted = digest.incarnation > highest
+            for observer, basis in list(suspicion.bases.items()):
+                if basis < digest.key:
+                    del suspicion.bases[observer]
+            if not suspicion.bases:
+                record.suspicion = None
+        old_status = record.digest.status
+        record.digest = digest
+        record.key = digest.key
+        record.last_heard = now
+        if peer == self.self_id:
+            self._incarnation = max(self._incarnation, digest.incarnation)
+        if restarted:
+            cause = Cause.RESTARTED
+        elif refuted and record.state in (SUSPECT, DEAD):
+            cause = Cause.REFUTED
+        else:
+            cause = Cause.DIGEST
+        if record.suspicion is not None:
+            # Some observer suspects a statement newer than this one: data only.
+            return self._move(record, peer, None, now, detail, old_status=old_status)
+        return self._move(record, peer, cause, now, detail, old_status=old_status)
+
+    def _observe(self, peer: str, cause: Cause, now: float) -> list[Event]:
+        """Our own failure evidence about ``peer`` (rules 3, 6, 8, 9)."""
+        record = self._members.get(peer)
+        # Rule 2, and we never suspect ourselves.
+        if record is None or peer == self.self_id:
+            return []
+        # Already dead or gone: nothing more to learn.
+        if record.state not in (ALIVE, SUSPECT):
+            return []
+        quiet = self.starved and cause in TIMING_EVIDENCE
+        suspicion = record.suspicion
+        if suspicion is not None and self.self_id in suspicion.bases:
+            # We already count among the observers; note the new kind of evidence, and
+            # publish now if all we had before was unpublished starved timing evidence.
+            suspicion.local.add(cause)
+            if suspicion.quiet and not quiet:
+                suspicion.quiet = False
+                return [PublishSuspect(peer, suspicion.bases[self.self_id])]
+            return []
+        events = self._suspect(record, peer, self.self_id, record.key, cause, now)
+        suspicion = record.suspicion
+        if suspicion is None or self.self_id not in suspicion.bases:
+            return events  # it left instead (rule 9)
+        suspicion.local.add(cause)
+        suspicion.quiet = quiet
+        if not quiet:
+            events.append(PublishSuspect(peer, record.key))
+        return events
+
+    def _suspect(
+        self,
+        record: _Record,
+        peer: str,
+        observer: str,
+        basis: Version,
+        cause: Cause,
+        now: float,
+        detail: str = "",
+    ) -> list[Event]:
+        """Evidence from ``observer`` that ``peer`` failed after ``basis`` (rules 3, 9)."""
+        # SWIM: ignore evidence older than the newest statement we hold.
+        if basis < record.key:
+            return []
+        # Dead or left: a suspicion adds nothing.
+        if record.state not in (ALIVE, SUSPECT):
+            return []
+        label = detail or f"by {observer}"
+        # Rule 9: it said it was stopping, so it is gone on purpose.
+        if record.digest.status is Status.STOPPING:
+            record.suspicion = None
+            return self._move(record, peer, Cause.STOPPED, now, f"{cause} {label}")
+        if record.state is SUSPECT and record.suspicion is not None:
+            # A confirmation, counted once per observer (Lifeguard IV-B).
+            known = record.suspicion.bases.get(observer)
+            record.suspicion.bases[observer] = basis if known is None else max(known, basis)
+            return []
+        record.suspicion = _Suspicion(since=now, bases={observer: basis})
+        return self._move(record, peer, cause, now, label)
+
+    def _refute(self, basis: Version, detail: str) -> list[Event]:
+        """Rule 5: answer a suspicion of ourselves with a higher incarnation."""
+        me = self._members.get(self.self_id)
+        if me is not None:
+            # We are leaving: let them.
+            if me.state is LEFT:
+                return []
+            # About an earlier life of ours: our current digests already supersede it.
+            if basis.start_time_ms < me.key.start_time_ms:
+                return []
+        # An incarnation we have already refuted.
+        if basis.incarnation < self._incarnation:
+            return []
+        self._incarnation = max(self._incarnation, basis.incarnation) + 1
+        return [PublishRefute(self._incarnation)]
+
+    def _recover(self, now: float) -> list[Event]:
+        """Rule 8: our clock is trustworthy again; re-judge what we judged while starved."""
+        events: list[Event] = []
+        for peer, record in list(self._members.items()):
+            suspicion = record.suspicion
+            if record.state is not SUSPECT or suspicion is None:
+                continue
+            if not self._rests_on_our_timing(suspicion):
+                continue
+            if suspicion.quiet:
+                record.suspicion = None
+                record.last_heard = now
+                events += self._move(record, peer, Cause.LOCAL_RECOVERY, now)
+            else:
+                suspicion.since = now
+        return events
+
+    def _rests_on_our_timing(self, suspicion: _Suspicion) -> bool:
+        return set(suspicion.bases) == {self.self_id} and suspicion.local <= TIMING_EVIDENCE
+
+    def _suspicion_deadline(self, suspicion: _Suspicion, n: int) -> float:
+        timeout = self.config.suspicion_timeout(n, suspicion.confirmations())
+        return suspicion.since + timeout * self.multiplier
+
+    def _forget(self, peer: str, record: _Record, now: float) -> list[Event]:
+        events = self._move(record, peer, Cause.FORGOTTEN, now)
+        del self._members[peer]
+        ttl = self.config.max_message_age + self.config.max_clock_skew
+        self._tombstones[peer] = (record.key, now + ttl)
+        return events
+
+    def _move(
+        self,
+        record: _Record,
+        peer: str,
+        cause: Cause | None,
+        now: float,
+        detail: str = "",
+        *,
+        old_status: Status | None = None,
+    ) -> list[Event]:
+        """Apply ``TRANSITIONS`` for ``cause`` (None: data only) and record what changed."""
+        before = record.state
+        after: MemberState | None = before
+        if cause is not None:
+            if (before, cause) not in TRANSITIONS:
+                raise LookupError(f"no transition from {before} on {cause}")
+            after = TRANSITIONS[(before, cause)]
+        status_before = record.digest.status if old_status is None else old_status
+        status_after = record.digest.status
+        if after is not None and after is not before:
+            record.state = after
+            record.state_since = now
+        changed = after is not before or status_before is not status_after
+        if not changed and cause is not Cause.RESTARTED:
+            return []
+        transition = Transition(
+            peer,
+            now,
+            before,
+            after,
+            cause if cause is not None else Cause.DIGEST,
+            status_before,
+            status_after if after is not None else None,
+            detail,
+        )
+        self._remember(record, transition)
+        return [transition]
+
+    def _remember(self, record: _Record, transition: Transition) -> None:
+        record.history.append(transition)
+        self._history.append(transition)
+
+    def _member(self, peer: str, record: _Record) -> Member:
+        digest = record.digest
+        suspicion = record.suspicion
+        return Member(
+            node_id=peer,
+            state=record.state,
+            status=digest.status,
+            score=digest.score,
+            components=MappingProxyType(dict(digest.components)),
+            key=record.key,
+            start_time=digest.start_time_ms / 1000.0,
+            last_heard=record.last_heard,
+            state_since=record.state_since,
+            suspect_since=suspicion.since if suspicion is not None else None,
+            suspected_by=frozenset(suspicion.bases) if suspicion is not None else frozenset(),
+            connected=peer in self._connected,
+            version=digest.version,
+            http_addr=digest.http_addr,
+            p2p_addrs=digest.p2p_addrs,
+            history=tuple(record.history),
+        )
+
+
+def _replayed(detail: str) -> Outcome:
+    return Outcome(rejection=Rejection(RejectReason.REPLAYED, detail))
+
+
+def _weighted_score(record: _Record) -> float:
+    if record.state is ALIVE:
+        return record.digest.score
+    if record.state is SUSPECT:
+        return record.digest.score / 2.0
+    return 0.0

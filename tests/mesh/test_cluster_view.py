@@ -1,0 +1,1080 @@
+from __future__ import annotations
+
+import dataclasses
+import math
+import random
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import pytest
+
+from mesh import cluster_config
+from mesh.cluster_config import (
+    ClusterConfig,
+    expected_confirmations,
+    suspicion_bounds,
+    suspicion_timeout,
+)
+from mesh.cluster_view import (
+    TRANSITIONS,
+    Cause,
+    ClusterView,
+    Event,
+    MemberState,
+    PublishRefute,
+    PublishSuspect,
+    Transition,
+)
+from mesh.digest import (
+    HealthDigest,
+    LeaveNotice,
+    RejectReason,
+    Sequencer,
+    SuspectNotice,
+    Version,
+    ViewSnapshot,
+    decode_gossip,
+    decode_snapshot,
+    encode_gossip,
+    encode_snapshot,
+)
+from mesh.errors import ConfigError
+from mesh.model import Status
+
+ALIVE, SUSPECT, DEAD, LEFT = (
+    MemberState.ALIVE,
+    MemberState.SUSPECT,
+    MemberState.DEAD,
+    MemberState.LEFT,
+)
+ME, X, B, C, D = "QmMe", "QmX", "QmB", "QmC", "QmD"
+START = 1_000_000  # ms: every node's start time unless a test restarts one
+# test(): 1 s refresh, silence 3 s, suspicion min 4 s / max 8 s (K = 2), awareness_max 4,
+# dead forgotten after 30 s, left after 10 s, tombstones kept 10 + 5 s.
+CFG = cluster_config.test()
+# The same with digest silence out of the way, for tests about other evidence.
+QUIET = dataclasses.replace(CFG, silence_periods=1000)
+
+
+def dg(
+    node: str,
+    seq: int = 1,
+    *,
+    inc: int = 0,
+    start: int = START,
+    status: Status = Status.HEALTHY,
+    score: float = 1.0,
+) -> HealthDigest:
+    return HealthDigest(
+        node_id=node,
+        start_time_ms=start,
+        incarnation=inc,
+        seq=seq,
+        status=status,
+        score=score,
+        components={"p2p": score},
+        sent_at_ms=START + seq,
+        version="v0.1.0",
+        http_addr="127.0.0.1:8081",
+        p2p_addrs=("/ip4/127.0.0.1/tcp/9000",),
+    )
+
+
+def notice(observer: str, suspect: str, seq: int = 1, *, inc: int = 0, start: int = START):  # type: ignore[no-untyped-def]
+    return SuspectNotice(observer, suspect, start, inc, seq, sent_at_ms=START)
+
+
+def leave(node: str, seq: int, *, inc: int = 0, start: int = START) -> LeaveNotice:
+    return LeaveNotice(node, start, inc, seq, sent_at_ms=START)
+
+
+def cluster(*peers: str, now: float = 0.0, config: ClusterConfig = CFG) -> ClusterView:
+    """A view of ME with one digest from ME and from each peer at ``now``."""
+    view = ClusterView(ME, config)
+    for node in (ME, *peers):
+        assert view.on_digest(dg(node), now).accepted
+    return view
+
+
+def state(view: ClusterView, peer: str = X) -> MemberState | None:
+    member = view.member(peer)
+    return None if member is None else member.state
+
+
+def transitions(events: list[Event] | tuple[Event, ...]) -> list[Transition]:
+    return [e for e in events if isinstance(e, Transition)]
+
+
+def about(events: list[Event] | tuple[Event, ...], peer: str = X) -> list[Event]:
+    return [
+        e
+        for e in events
+        if (isinstance(e, Transition) and e.peer == peer)
+        or (isinstance(e, PublishSuspect) and e.suspect == peer)
+    ]
+
+
+def last(view: ClusterView, peer: str = X) -> Transition:
+    return view.history(peer=peer, limit=1)[0]
+
+
+# --- timing formulas --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("n", "confirmations", "expected"),
+    [
+        (1, 0, 4.0),  # K = 0 below n = 4: the minimum at once
+        (3, 0, 4.0),
+        (4, 0, 24.0),  # nobody confirms: Max = 6 * Min
+        (4, 1, 24.0 - 20.0 * math.log(2) / math.log(3)),
+        (4, 2, 4.0),  # K confirmations: Min
+        (4, 7, 4.0),  # never below Min
+        (10, 2, 4.0),  # log10(10) = 1
+        (100, 0, 48.0),
+        (100, 2, 8.0),
+        (1000, 2, 12.0),  # memberlist's LAN: 12 s at 1,000 nodes
+    ],
+)
+def test_suspicion_timeout_table(n: int, confirmations: int, expected: float) -> None:
+    got = suspicion_timeout(n, confirmations, mult=4, max_mult=6, interval=1.0, k=2)
+    assert got == pytest.approx(expected)
+    assert ClusterConfig().suspicion_timeout(n, confirmations) == pytest.approx(expected)
+
+
+@pytest.mark.parametrize(
+    ("n", "k", "expected"), [(1, 2, 0), (3, 2, 0), (4, 2, 2), (10, 3, 3), (5, 3, 3), (4, 0, 0)]
+)
+def test_expected_confirmations(n: int, k: int, expected: int) -> None:
+    assert expected_confirmations(n, k) == expected
+
+
+def test_suspicion_bounds() -> None:
+    assert suspicion_bounds(5, mult=4, max_mult=3, interval=0.5) == (2.0, 6.0)
+
+
+@pytest.mark.parametrize(
+    ("preset", "n", "refresh", "silence"),
+    [
+        (cluster_config.production, 1, 5.0, 15.0),
+        (cluster_config.production, 25, 5.0, 15.0),
+        (cluster_config.production, 50, 10.0, 30.0),  # stretched: 5 msgs/s cluster-wide
+        (cluster_config.devnet, 4, 0.5, 1.5),
+        (cluster_config.devnet, 8, 1.0, 3.0),
+        (cluster_config.test, 500, 1.0, 3.0),
+    ],
+)
+def test_refresh_and_silence(
+    preset: Callable[[], ClusterConfig], n: int, refresh: float, silence: float
+) -> None:
+    config = preset()
+    assert config.refresh_interval(n) == pytest.approx(refresh)
+    assert config.silence_timeout(n) == pytest.approx(silence)
+    # The refresh load on the topic stays under the cap, well under 10 msgs/s outside tests.
+    assert n / config.refresh_interval(n) <= config.max_refresh_rate
+    if preset is not cluster_config.test:
+        assert config.max_refresh_rate < 10
+
+
+@pytest.mark.parametrize(
+    ("now", "last_sent", "changed", "due"),
+    [
+        (0.0, None, False, True),  # never sent
+        (10.4, 10.0, False, False),
+        (10.5, 10.0, False, True),  # refresh interval reached
+        (10.05, 10.0, True, False),  # change, but rate-limited
+        (10.25, 10.0, True, True),
+    ],
+)
+def test_publish_due(now: float, last_sent: float | None, changed: bool, due: bool) -> None:
+    config = cluster_config.devnet()
+    assert config.publish_due(now=now, last_sent=last_sent, changed=changed, n=3) is due
+
+
+def test_presets_meet_the_detection_targets() -> None:
+    devnet = cluster_config.devnet()
+    killed = 0.2 + devnet.suspicion_timeout(4, 2)
+    frozen = devnet.silence_timeout(4) + devnet.suspicion_timeout(4, 2)
+    frozen_pinged = 1.4 + devnet.suspicion_timeout(4, 2)
+    assert killed == pytest.approx(2.2)
+    assert frozen == pytest.approx(3.5)
+    assert frozen_pinged == pytest.approx(3.4)
+    # Five nodes stretch the heartbeat to 0.625 s (8 msgs/s cap): frozen in 3.875 s.
+    assert devnet.silence_timeout(5) + devnet.suspicion_timeout(5, 2) <= 4.0
+    production = cluster_config.production()
+    assert 0.2 + production.suspicion_timeout(5, 2) < 5.8  # Serf's best case
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"refresh_period": 0.0},
+        {"refresh_period": float("nan")},
+        {"suspicion_interval": -1.0},
+        {"silence_periods": 1},  # one lost digest would be an alarm
+        {"suspicion_mult": 0},
+        {"awareness_max": 0},
+        {"suspicion_confirmations": -1},
+        {"min_publish_interval": -0.1},
+        {"max_message_age": 10.0, "max_clock_skew": 20.0},
+        {"history_size": 0},
+    ],
+)
+def test_config_validation(changes: dict[str, Any]) -> None:
+    with pytest.raises(ConfigError):
+        dataclasses.replace(ClusterConfig(), **changes)
+
+
+def test_presets_are_valid_and_distinct() -> None:
+    presets = {cluster_config.production(), cluster_config.devnet(), cluster_config.test()}
+    assert len(presets) == 3
+    assert cluster_config.production() == ClusterConfig()
+
+
+# --- the transition table, entry by entry -----------------------------------------------
+#
+# Each setup puts X in one state at time 0 in a view of ME, X, B and C (n = 4, so K = 2:
+# an unconfirmed suspicion lasts the maximum, 8 s); each driver applies one cause at t = 20.
+
+
+def setup_alive() -> ClusterView:
+    return cluster(X, B, C)
+
+
+def setup_suspect() -> ClusterView:
+    view = cluster(X, B, C)
+    view.on_suspect_notice(notice(B, X), 0.0)
+    assert state(view) is SUSPECT
+    return view
+
+
+def setup_dead() -> ClusterView:
+    view = setup_suspect()
+    view.tick(8.0)
+    assert state(view) is DEAD
+    return view
+
+
+def setup_left() -> ClusterView:
+    view = cluster(X, B, C)
+    view.on_leave(leave(X, 2), 0.0)
+    assert state(view) is LEFT
+    return view
+
+
+SETUPS: dict[MemberState, Callable[[], ClusterView]] = {
+    ALIVE: setup_alive,
+    SUSPECT: setup_suspect,
+    DEAD: setup_dead,
+    LEFT: setup_left,
+}
+AT = 20.0
+
+
+def key(view: ClusterView) -> Version:
+    member = view.member(X)
+    assert member is not None
+    return member.key
+
+
+def drive_digest(view: ClusterView) -> None:
+    k = key(view)
+    view.on_digest(dg(X, k.seq + 1, inc=k.incarnation, status=Status.DEGRADED), AT)
+
+
+def drive_refuted(view: ClusterView) -> None:
+    k = key(view)
+    view.on_digest(dg(X, k.seq + 1, inc=k.incarnation + 1), AT)
+
+
+def drive_restarted(view: ClusterView) -> None:
+    view.on_digest(dg(X, 1, start=START + 60_000), AT)
+
+
+def drive_leave(view: ClusterView) -> None:
+    k = key(view)
+    view.on_leave(leave(X, k.seq + 1, inc=k.incarnation), AT)
+
+
+def drive_stopped(view: ClusterView) -> None:
+    before = state(view)
+    if before is SUSPECT:
+        # Keep X suspect through its next digest: C suspects a later statement of it.
+        view.on_suspect_notice(notice(C, X, seq=9), AT)
+    view.on_digest(dg(X, key(view).seq + 1, status=Status.STOPPING), AT)
+    assert state(view) is before
+    view.on_disconnected(X, AT)
+
+
+def drive_silence(view: ClusterView) -> None:
+    view.tick(3.0)
+
+
+def drive_suspicion_timeout(view: ClusterView) -> None:
+    view.tick(8.0)
+
+
+def drive_local_recovery(view: ClusterView) -> None:
+    view.set_starved(False, AT)
+
+
+def drive_forgotten(view: ClusterView) -> None:
+    view.tick(AT + 60.0)
+
+
+DRIVERS: dict[Cause, Callable[[ClusterView], object]] = {
+    Cause.DIGEST: drive_digest,
+    Cause.REFUTED: drive_refuted,
+    Cause.RESTARTED: drive_restarted,
+    Cause.LEAVE: drive_leave,
+    Cause.STOPPED: drive_stopped,
+    Cause.DISCONNECTED: lambda view: view.on_disconnected(X, AT),
+    Cause.PING_FAILED: lambda view: view.on_ping_failed(X, AT),
+    Cause.SILENCE: drive_silence,
+    Cause.SUSPECT_NOTICE: lambda view: view.on_suspect_notice(notice(C, X), AT),
+    Cause.SUSPICION_TIMEOUT: drive_suspicion_timeout,
+    Cause.LOCAL_RECOVERY: drive_local_recovery,
+    Cause.FORGOTTEN: drive_forgotten,
+}
+
+
+def setup_for(before: MemberState, cause: Cause) -> ClusterView:
+    if cause is Cause.LOCAL_RECOVERY:
+        # The only way into this entry: a suspicion we raised on our own while starved.
+        view = cluster(X, B, C)
+        view.set_starved(True, 0.0)
+        for peer in (B, C, ME):
+            view.on_digest(dg(peer, 2), 11.0)
+        view.tick(12.0)  # silence 3 s * multiplier 4
+        assert state(view) is SUSPECT and state(view, B) is ALIVE
+        return view
+    return SETUPS[before]()
+
+
+@pytest.mark.parametrize(
+    ("before", "cause", "after"),
+    [(s, c, a) for (s, c), a in TRANSITIONS.items()],
+    ids=[f"{s}-{c}" for (s, c) in TRANSITIONS],
+)
+def test_transition_table(before: MemberState, cause: Cause, after: MemberState | None) -> None:
+    view = setup_for(before, cause)
+    observers = view.member(X).suspected_by  # type: ignore[union-attr]
+    recorded = len(view.history(peer=X))
+    DRIVERS[cause](view)
+    assert state(view) is after
+    if after is before and cause is not Cause.RESTARTED:
+        if before is SUSPECT:
+            # A confirmation: one more observer, no transition.
+            assert view.member(X).suspected_by > observers  # type: ignore[union-attr]
+        if cause is not Cause.DIGEST:  # (a digest here changes X's status: recorded)
+            assert len(view.history(peer=X)) == recorded
+        return
+    record = last(view)
+    assert (record.from_state, record.to_state, record.cause) == (before, after, cause)
+    assert record.at in (AT, 8.0, 3.0, AT + 60.0)
+
+
+def test_every_cause_but_joining_is_in_the_table() -> None:
+    assert {c for (_, c) in TRANSITIONS} == set(Cause) - {Cause.JOINED}
+
+
+@pytest.mark.parametrize("before", [DEAD, LEFT])
+@pytest.mark.parametrize(
+    "cause", [Cause.DISCONNECTED, Cause.PING_FAILED, Cause.SILENCE, Cause.SUSPECT_NOTICE]
+)
+def test_failure_evidence_does_not_apply_to_the_dead_or_gone(
+    before: MemberState, cause: Cause
+) -> None:
+    view = SETUPS[before]()
+    count = len(view.history(peer=X))
+    DRIVERS[cause](view)
+    assert state(view) is before
+    assert len(view.history(peer=X)) == count
+
+
+def test_first_digest_joins() -> None:
+    view = ClusterView(ME, CFG)
+    outcome = view.on_digest(dg(X, status=Status.STARTING), 5.0)
+    (joined,) = transitions(outcome.events)
+    assert joined == Transition(X, 5.0, None, ALIVE, Cause.JOINED, None, Status.STARTING)
+
+
+def test_status_changes_are_history_too() -> None:
+    view = cluster(X)
+    view.on_digest(dg(X, 2, status=Status.DEGRADED), 1.0)
+    view.on_digest(dg(X, 3, status=Status.DEGRADED), 2.0)  # no change: no record
+    view.on_digest(dg(X, 4, status=Status.HEALTHY), 3.0)
+    changes = [(t.from_status, t.to_status, t.at) for t in reversed(view.history(peer=X))]
+    assert changes == [
+        (None, Status.HEALTHY, 0.0),
+        (Status.HEALTHY, Status.DEGRADED, 1.0),
+        (Status.DEGRADED, Status.HEALTHY, 3.0),
+    ]
+
+
+# --- replay -----------------------------------------------------------------------------
+
+
+def test_replayed_and_old_digests_are_rejected() -> None:
+    view = cluster(X)
+    assert view.on_digest(dg(X, 5, score=0.9), 1.0).accepted
+    for old in (dg(X, 5, score=0.1), dg(X, 4, score=0.1), dg(X, 9, start=START - 1)):
+        outcome = view.on_gossip(old, 2.0)
+        assert outcome.rejection is not None
+        assert outcome.rejection.reason is RejectReason.REPLAYED
+    assert view.member(X).score == 0.9  # type: ignore[union-attr]
+    assert view.member(X).last_heard == 1.0  # type: ignore[union-attr]
+
+
+def test_replayed_leave_is_rejected() -> None:
+    view = cluster(X)
+    view.on_digest(dg(X, 3), 1.0)
+    outcome = view.on_leave(leave(X, 3), 2.0)
+    assert outcome.rejection is not None and outcome.rejection.reason is RejectReason.REPLAYED
+    assert state(view) is ALIVE
+
+
+# --- suspicion and its sharing ----------------------------------------------------------
+
+
+def test_disconnect_suspects_at_once_and_publishes() -> None:
+    view = cluster(X, B, C)
+    outcome = view.on_disconnected(X, 0.2)
+    assert outcome.events == (
+        Transition(
+            X, 0.2, ALIVE, SUSPECT, Cause.DISCONNECTED, Status.HEALTHY, Status.HEALTHY, f"by {ME}"
+        ),
+        PublishSuspect(X, Version(START, 0, 1)),
+    )
+    assert view.member(X).suspected_by == {ME}  # type: ignore[union-attr]
+    assert view.member(X).connected is False  # type: ignore[union-attr]
+    # More evidence of ours is not published again.
+    assert view.on_ping_failed(X, 0.3).events == ()
+    assert about(view.tick(3.0)) == []
+
+
+def test_we_publish_our_confirmation_of_anothers_suspicion() -> None:
+    view = cluster(X, B, C)
+    assert view.on_suspect_notice(notice(B, X), 0.0).events[0].cause is Cause.SUSPECT_NOTICE  # type: ignore[union-attr]
+    assert view.on_disconnected(X, 0.1).events == (PublishSuspect(X, Version(START, 0, 1)),)
+    assert view.member(X).suspected_by == {B, ME}  # type: ignore[union-attr]
+
+
+def test_each_observer_counts_once() -> None:
+    view = cluster(X, B, C, config=QUIET)
+    view.on_suspect_notice(notice(B, X), 0.0)
+    view.on_suspect_notice(notice(B, X), 1.0)
+    assert view.member(X).suspected_by == {B}  # type: ignore[union-attr]
+    view.tick(7.99)
+    assert state(view) is SUSPECT  # still one observer: the full 8 s
+    view.tick(8.0)
+    assert state(view) is DEAD
+
+
+@pytest.mark.parametrize(
+    ("observers", "dies_at"),
+    [
+        ((B,), 8.0),  # Max
+        ((B, C), 24.0 / 6 * 2 - 4.0 * math.log(2) / math.log(3)),  # one confirmation
+        ((B, C, D), 4.0),  # K = 2 confirmations: Min
+    ],
+)
+def test_confirmations_shorten_the_suspicion(observers: tuple[str, ...], dies_at: float) -> None:
+    view = cluster(X, B, C, D, config=QUIET)
+    for observer in observers:
+        view.on_suspect_notice(notice(observer, X), 0.0)
+    # D is silent too, but only X is of interest; keep D's and others' digests fresh.
+    view.tick(dies_at - 0.01)
+    assert state(view) is SUSPECT
+    view.tick(dies_at)
+    assert state(view) is DEAD
+    assert last(view).detail == f"{len(observers) - 1} confirmations"
+
+
+def test_small_cluster_expects_no_confirmations() -> None:
+    view = cluster(X, config=QUIET)  # n = 2: K = 0, the minimum applies to a lone observer
+    view.on_disconnected(X, 0.0)
+    view.tick(3.99)
+    assert state(view) is SUSPECT
+    view.tick(4.0)
+    assert state(view) is DEAD
+
+
+def test_notices_about_unknown_peers_or_old_statements_are_ignored() -> None:
+    view = cluster(X, B)
+    view.on_digest(dg(X, 5), 1.0)
+    outcome = view.on_suspect_notice(notice(B, "QmNobody"), 1.0)
+    assert outcome.accepted and outcome.events == () and "unknown" in outcome.note
+    assert view.member("QmNobody") is None
+    # B last heard X at seq 4; we hold seq 5, newer than B's basis: SWIM ignores it.
+    assert view.on_suspect_notice(notice(B, X, seq=4), 1.0).events == ()
+    assert state(view) is ALIVE
+    # Our own notice coming back through GossipSub is not a second observer.
+    assert view.on_suspect_notice(notice(ME, X, seq=5), 1.0).note == "own notice"
+    assert state(view) is ALIVE
+
+
+def test_a_heartbeat_answers_only_suspicions_it_outruns() -> None:
+    view = cluster(X, B, C)
+    view.on_suspect_notice(notice(B, X, seq=1), 0.0)
+    view.on_suspect_notice(notice(C, X, seq=3), 0.0)  # C had heard seq 3 already
+    view.on_digest(dg(X, 2), 0.5)
+    assert state(view) is SUSPECT
+    assert view.member(X).suspected_by == {C}  # type: ignore[union-attr]
+    view.on_digest(dg(X, 4), 1.0)
+    assert state(view) is ALIVE
+    assert last(view).cause is Cause.DIGEST
+    assert view.member(X).suspected_by == frozenset()  # type: ignore[union-attr]
+
+
+def test_connection_flap_is_not_a_death() -> None:
+    view = cluster(X, B, C)
+    view.on_disconnected(X, 0.2)
+    view.on_connected(X, 0.3)
+    assert state(view) is SUSPECT  # a connection is not a statement of X
+    view.on_digest(dg(X, 2), 0.5)  # X's next heartbeat outruns the suspicion
+    assert state(view) is ALIVE
+    assert view.member(X).connected  # type: ignore[union-attr]
+    view.tick(2.0)
+    assert state(view) is ALIVE
+
+
+# --- refutation -------------------------------------------------------------------------
+
+
+def test_a_node_refutes_its_own_suspicion() -> None:
+    view = cluster(B)
+    outcome = view.on_suspect_notice(notice(B, ME), 1.0)
+    assert outcome.events == (PublishRefute(1),)
+    assert view.local_incarnation == 1
+    # Another observer on the same, already refuted incarnation: nothing more to say.
+    assert view.on_suspect_notice(notice(C, ME), 1.1).events == ()
+    # Suspicion of the refuted incarnation is answered again, one higher.
+    assert view.on_suspect_notice(notice(C, ME, seq=3, inc=1), 1.2).events == (PublishRefute(2),)
+    assert state(view, ME) is ALIVE  # we never suspect ourselves
+
+
+def test_refutation_follows_our_own_incarnation() -> None:
+    view = cluster(B)
+    view.on_digest(dg(ME, 2, inc=5), 1.0)
+    assert view.on_suspect_notice(notice(B, ME, seq=2, inc=5), 1.0).events == (PublishRefute(6),)
+
+
+def test_no_refutation_for_an_earlier_life_or_while_leaving() -> None:
+    view = cluster(B)
+    view.on_digest(dg(ME, 1, start=START + 5000), 1.0)
+    assert view.on_suspect_notice(notice(B, ME), 1.0).events == ()  # about our last life
+    view.on_leave(leave(ME, 2, start=START + 5000), 2.0)
+    assert state(view, ME) is LEFT
+    assert view.on_suspect_notice(notice(B, ME, seq=2, start=START + 5000), 2.0).events == ()
+
+
+def test_refutation_end_to_end_over_the_wire() -> None:
+    """X is wrongly suspected by A; X refutes; A takes X back as REFUTED."""
+    now = 1_700_000_000.0
+    a = ClusterView("QmA", CFG)
+    x = ClusterView(X, CFG)
+    x_seq = Sequencer(X, START)
+    a_seq = Sequencer("QmA", START)
+
+    def deliver(
+        view: ClusterView, message: HealthDigest | SuspectNotice, signer: str
+    ) -> tuple[Event, ...]:
+        decoded = decode_gossip(encode_gossip(message), signer, now, config=CFG)
+        assert not isinstance(decoded, type(None))
+        outcome = view.on_gossip(decoded, now)  # type: ignore[arg-type]
+        assert outcome.accepted
+        return outcome.events
+
+    first = x_seq.digest(now, status=Status.HEALTHY, score=1.0)
+    deliver(a, first, X)
+    deliver(x, first, X)  # GossipSub delivers our own publish to us
+    (_, action) = a.on_disconnected(X, 0.2).events
+    assert isinstance(action, PublishSuspect)
+    (refute,) = deliver(x, a_seq.suspect(X, action.basis, now), "QmA")
+    assert refute == PublishRefute(1)
+    x_seq.refute(refute.incarnation)
+    events = deliver(a, x_seq.digest(now, status=Status.HEALTHY, score=1.0), X)
+    assert [(t.from_state, t.to_state, t.cause) for t in transitions(events)] == [
+        (SUSPECT, ALIVE, Cause.REFUTED)
+    ]
+
+
+# --- local health (Lifeguard) -----------------------------------------------------------
+
+
+def test_local_health_multiplier_is_clamped() -> None:
+    view = ClusterView(ME, CFG)
+    assert (view.multiplier, view.starved) == (1, False)
+    view.set_local_health(2, 0.0)
+    assert (view.multiplier, view.starved) == (3, True)
+    view.set_local_health(99, 0.0)
+    assert view.local_health == CFG.awareness_max - 1
+    view.set_starved(False, 0.0)
+    assert view.multiplier == 1
+
+
+def test_starved_observer_does_not_condemn_others() -> None:
+    view = cluster(X, B, C)
+    view.set_starved(True, 0.0)
+    assert view.tick(11.9) == []  # silence 3 s times 4
+    events = view.tick(12.0)
+    assert {t.peer for t in transitions(events)} == {X, B, C}
+    assert not [e for e in events if isinstance(e, PublishSuspect)]  # our timing is suspect
+    view.tick(10_000.0)
+    assert view.counts()[SUSPECT] == 3 and view.counts()[DEAD] == 0
+    # Healthy again: the suspicions raised while starved are withdrawn and re-judged.
+    events = view.set_starved(False, 10_000.0)
+    assert sorted((t.peer, t.to_state, t.cause) for t in transitions(events)) == [
+        (peer, ALIVE, Cause.LOCAL_RECOVERY) for peer in (B, C, X)
+    ]
+    events = view.tick(10_003.0)
+    assert len([e for e in events if isinstance(e, PublishSuspect)]) == 3
+    view.tick(10_011.0)
+    assert view.counts()[DEAD] == 3  # they really were gone
+
+
+def test_healthy_observer_does_condemn() -> None:
+    # The control for the test above: the same silence, not starved.
+    view = cluster(X, B, C)
+    view.tick(3.0)
+    view.tick(10.99)
+    assert view.counts()[DEAD] == 0
+    view.tick(11.0)
+    assert view.counts()[DEAD] == 3
+
+
+def test_starved_observer_follows_confirmed_suspicions_slowly() -> None:
+    view = cluster(X, B, C, config=QUIET)
+    view.set_starved(True, 0.0)
+    view.on_suspect_notice(notice(B, X), 0.0)
+    view.tick(31.99)  # 8 s times 4
+    assert state(view) is SUSPECT
+    view.tick(32.0)
+    assert state(view) is DEAD
+
+
+def test_starved_observer_trusts_a_closed_connection() -> None:
+    view = cluster(X, B, C, config=QUIET)
+    view.set_starved(True, 0.0)
+    outcome = view.on_disconnected(X, 0.0)
+    assert PublishSuspect(X, Version(START, 0, 1)) in outcome.events
+    view.tick(32.0)
+    assert state(view) is DEAD
+
+
+def test_recovery_restarts_the_clock_of_our_own_timing_suspicions() -> None:
+    view = cluster(X, B, C)
+    for peer in (B, C, ME):
+        view.on_digest(dg(peer, 2), 2.0)
+    events = view.tick(3.0)  # healthy: X suspected by silence, and published
+    assert PublishSuspect(X, Version(START, 0, 1)) in events
+    view.set_starved(True, 4.0)
+    for peer in (B, C, ME):
+        view.on_digest(dg(peer, 3), 99.0)
+    view.tick(100.0)
+    assert state(view) is SUSPECT  # held: it rests on our timing alone
+    assert view.set_starved(False, 100.0) == []  # published: kept, but re-timed
+    assert view.member(X).suspect_since == 100.0  # type: ignore[union-attr]
+    for peer in (B, C, ME):
+        view.on_digest(dg(peer, 4), 101.0)
+    view.tick(107.99)
+    assert state(view) is SUSPECT
+    view.tick(108.0)
+    assert state(view) is DEAD
+
+
+def test_starved_evidence_is_published_once_hard_evidence_comes() -> None:
+    view = cluster(X, B, C, config=QUIET)
+    view.set_starved(True, 0.0)
+    view.on_ping_failed(X, 0.0)
+    assert view.on_ping_failed(X, 0.1).events == ()
+    assert view.on_disconnected(X, 0.2).events == (PublishSuspect(X, Version(START, 0, 1)),)
+    view.tick(32.0)
+    assert state(view) is DEAD
+
+
+# --- leave, stopping, restart, forgetting -----------------------------------------------
+
+
+def test_graceful_leave_is_left_not_dead() -> None:
+    view = cluster(X, B)
+    events = view.on_leave(leave(X, 2), 5.0).events
+    assert [(t.from_state, t.to_state, t.cause) for t in transitions(events)] == [
+        (ALIVE, LEFT, Cause.LEAVE)
+    ]
+    view.on_disconnected(X, 5.1)
+    view.on_suspect_notice(notice(B, X, seq=2), 5.2)
+    view.tick(14.99)
+    assert state(view) is LEFT
+    assert view.on_leave(leave("QmNobody", 1), 5.0).note.startswith("leave of unknown")
+
+
+def test_a_stopping_peer_that_vanishes_has_left() -> None:
+    view = cluster(X, B)
+    view.on_digest(dg(X, 2, status=Status.STOPPING), 1.0)
+    events = view.on_disconnected(X, 1.5).events
+    assert not [e for e in events if isinstance(e, PublishSuspect)]
+    assert state(view) is LEFT and last(view).cause is Cause.STOPPED
+
+
+@pytest.mark.parametrize("before", [ALIVE, SUSPECT, DEAD, LEFT])
+def test_restart_with_the_same_peer_id_is_alive_at_once(before: MemberState) -> None:
+    view = SETUPS[before]()
+    view.on_digest(dg(X, 9, inc=3), 9.0) if before is ALIVE else None
+    outcome = view.on_digest(dg(X, 1, inc=0, start=START + 60_000), 10.0)
+    assert state(view) is ALIVE
+    assert transitions(outcome.events)[-1].cause is Cause.RESTARTED
+    assert view.member(X).suspected_by == frozenset()  # type: ignore[union-attr]
+    assert view.member(X).start_time == (START + 60_000) / 1000  # type: ignore[union-attr]
+    # The old life is over: its statements are replays now.
+    replay = view.on_digest(dg(X, 10, inc=3), 10.0)
+    assert replay.rejection is not None and replay.rejection.reason is RejectReason.REPLAYED
+
+
+def test_frozen_peer_that_resumes_comes_back() -> None:
+    view = setup_dead()
+    view.on_digest(dg(X, 2), 9.0)  # SIGCONT: its next heartbeat
+    assert state(view) is ALIVE and last(view).cause is Cause.DIGEST
+
+
+def test_dead_and_left_are_forgotten_and_stay_buried() -> None:
+    view = setup_dead()  # dead at 8.0
+    view.on_leave(leave(B, 2), 0.0)  # B left at 0.0
+    events = view.tick(10.0)  # left_forget_after = 10 s
+    assert [(t.peer, t.from_state, t.to_state, t.cause) for t in transitions(events)] == [
+        (B, LEFT, None, Cause.FORGOTTEN)
+    ]
+    view.tick(37.99)
+    assert state(view) is DEAD
+    view.tick(38.0)  # dead_forget_after = 30 s
+    assert view.member(X) is None and view.member(B) is None
+    assert last(view).cause is Cause.FORGOTTEN  # history outlives the member
+    # A replay of its last words cannot resurrect it ...
+    replay = view.on_digest(dg(X, 1), 39.0)
+    assert replay.rejection is not None and replay.rejection.reason is RejectReason.REPLAYED
+    assert view.member(X) is None
+    # ... but a new life can.
+    assert view.on_digest(dg(X, 1, start=START + 1), 40.0).accepted
+    assert state(view) is ALIVE
+
+
+def test_tombstones_expire() -> None:
+    view = cluster(X, config=QUIET)
+    view.on_leave(leave(X, 2), 0.0)
+    view.tick(10.0)
+    assert view.member(X) is None
+    assert view.next_deadline() == pytest.approx(10.0 + 15.0)  # max_message_age + skew
+    view.tick(24.99)
+    replay = view.on_digest(dg(X, 1), 24.99)
+    assert replay.rejection is not None and replay.rejection.reason is RejectReason.REPLAYED
+    view.tick(25.0)
+    assert view.next_deadline() is None
+    # The tombstone is gone; decode_gossip's STALE check is what stops old messages now.
+    assert view.on_digest(dg(X, 1), 26.0).accepted
+
+
+def test_self_is_never_suspected_or_forgotten() -> None:
+    view = cluster(X)
+    view.on_disconnected(ME, 0.0)
+    view.on_ping_failed(ME, 0.0)
+    view.tick(1000.0)
+    assert state(view, ME) is ALIVE
+
+
+# --- snapshots (pull protocol) ----------------------------------------------------------
+
+
+def full_view() -> ClusterView:
+    """B's view: X alive, C suspect, D dead, E left."""
+    view = ClusterView(B, CFG)
+    for node in (B, X, C, D, "QmE"):
+        view.on_digest(dg(node), 0.0)
+    view.on_digest(dg(X, 2, score=0.8), 7.0)
+    view.on_disconnected(D, 0.0)
+    view.tick(4.0)  # n = 5 with K = 2 ... one observer: 24 s; D needs time
+    view.on_suspect_notice(notice(ME, D), 0.0)
+    view.on_suspect_notice(notice(X, D), 0.0)
+    view.tick(5.0)
+    view.on_leave(leave("QmE", 2), 5.0)
+    view.on_suspect_notice(notice(X, C), 5.0)
+    for node in (B, X, C):
+        view.on_digest(dg(node, 3, score=0.8), 5.0)
+    view.on_suspect_notice(notice(X, C, seq=3), 5.0)
+    return view
+
+
+def pulled(view: ClusterView, now: float = 1_700_000_000.0) -> ViewSnapshot:
+    decoded = decode_snapshot(encode_snapshot(view.snapshot(now)), view.self_id, now, config=CFG)
+    assert isinstance(decoded, ViewSnapshot)
+    return decoded
+
+
+def test_a_new_node_converges_from_one_pull() -> None:
+    source = full_view()
+    assert {p: m.state for p, m in source.members().items()} == {
+        B: ALIVE,
+        X: ALIVE,
+        C: SUSPECT,
+        D: DEAD,
+        "QmE": LEFT,
+    }
+    fresh = ClusterView(ME, CFG)
+    fresh.on_digest(dg(ME), 6.0)
+    outcome = fresh.merge_snapshot(pulled(source), 6.0)
+    assert {p: m.state for p, m in fresh.members().items()} == {
+        ME: ALIVE,
+        B: ALIVE,
+        X: ALIVE,
+        C: SUSPECT,
+        D: DEAD,
+        "QmE": LEFT,
+    }
+    assert all(t.cause is Cause.JOINED for t in transitions(outcome.events))
+    assert fresh.member(X).score == 0.8  # type: ignore[union-attr]
+    assert fresh.member(C).suspected_by == {B, X}  # type: ignore[union-attr]
+    # Pulling the same view again changes nothing.
+    assert fresh.merge_snapshot(pulled(source), 6.5).events == ()
+
+
+def test_a_stale_snapshot_neither_resurrects_nor_rewinds() -> None:
+    stale = ClusterView(B, CFG)
+    for node in (B, X, C):
+        stale.on_digest(dg(node, 1, score=0.1), 0.0)
+    old = pulled(stale)
+    view = cluster(X, B, C)
+    view.on_digest(dg(C, 5, score=0.9), 1.0)
+    view.on_suspect_notice(notice(B, X), 0.0)
+    view.tick(8.0)
+    assert state(view) is DEAD
+    assert view.merge_snapshot(old, 9.0).events == ()
+    assert state(view) is DEAD  # same statement, "alive" in the snapshot: still dead
+    assert view.member(C).score == 0.9  # type: ignore[union-attr]
+    assert view.member(C).key == Version(START, 0, 5)  # type: ignore[union-attr]
+
+
+def test_hearsay_death_of_a_member_we_know_is_only_suspicion() -> None:
+    source = full_view()  # says D is dead
+    view = cluster(D, B)
+    events = view.merge_snapshot(pulled(source), 6.0).events
+    assert state(view, D) is SUSPECT
+    assert B in view.member(D).suspected_by  # type: ignore[union-attr]
+    assert not [e for e in events if isinstance(e, PublishSuspect)]
+
+
+def test_a_newer_digest_in_a_snapshot_counts() -> None:
+    source = full_view()  # X at seq 3
+    view = cluster(X, B)
+    view.on_disconnected(X, 0.0)
+    view.tick(4.0)
+    assert state(view) is DEAD
+    view.merge_snapshot(pulled(source), 6.0)
+    assert state(view) is ALIVE
+    assert last(view).detail == f"via snapshot from {B}"
+
+
+def test_a_snapshot_that_says_we_are_dead_is_refuted() -> None:
+    source = ClusterView(B, CFG)
+    for node in (B, ME):
+        source.on_digest(dg(node), 0.0)
+    source.on_disconnected(ME, 0.0)
+    view = cluster(B)
+    assert view.merge_snapshot(pulled(source), 1.0).events == (PublishRefute(1),)
+
+
+def test_a_snapshot_does_not_resurrect_the_forgotten() -> None:
+    source = full_view()
+    view = cluster(X, B, "QmE")
+    view.on_leave(leave("QmE", 2), 0.0)
+    view.tick(10.0)
+    assert view.member("QmE") is None
+    view.merge_snapshot(pulled(source), 11.0)
+    assert view.member("QmE") is None
+
+
+def test_a_newer_leave_in_a_snapshot_counts() -> None:
+    source = full_view()
+    view = cluster("QmE", B)
+    view.merge_snapshot(pulled(source), 6.0)
+    assert state(view, "QmE") is LEFT and last(view, "QmE").cause is Cause.LEAVE
+
+
+# --- reading ----------------------------------------------------------------------------
+
+
+def test_members_are_read_only_copies() -> None:
+    view = cluster(X)
+    members = view.members()
+    with pytest.raises(TypeError):
+        members[X] = members[ME]  # type: ignore[index]
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        members[X].state = DEAD  # type: ignore[misc]
+    member = members[X]
+    assert (member.incarnation, member.seq, member.version) == (0, 1, "v0.1.0")
+    assert member.p2p_addrs == ("/ip4/127.0.0.1/tcp/9000",)
+    assert member.components == {"p2p": 1.0}
+    assert member.uptime(START / 1000 + 10) == 10.0
+
+
+def test_history_is_bounded() -> None:
+    config = dataclasses.replace(CFG, history_per_member=4, history_size=6)
+    view = ClusterView(ME, config)
+    for seq in range(1, 11):
+        status = Status.HEALTHY if seq % 2 else Status.DEGRADED
+        view.on_digest(dg(X, seq, status=status), float(seq))
+    assert len(view.member(X).history) == 4  # type: ignore[union-attr]
+    assert view.member(X).history[-1].at == 10.0  # type: ignore[union-attr]
+    assert len(view.history()) == 6
+    assert view.history(limit=2)[0].at == 10.0
+
+
+@pytest.mark.parametrize(
+    ("setup", "status", "score"),
+    [
+        (lambda v: None, Status.HEALTHY, 1.0),
+        (
+            lambda v: v.on_digest(dg(X, 2, status=Status.DEGRADED, score=0.5), 1.0),
+            Status.DEGRADED,
+            2.5 / 3,
+        ),
+        (lambda v: v.on_disconnected(X, 1.0), Status.DEGRADED, 2.5 / 3),
+        (lambda v: (v.on_disconnected(X, 0.0), v.tick(4.0)), Status.DEGRADED, 2 / 3),
+        (
+            lambda v: (v.on_disconnected(X, 0.0), v.on_disconnected(B, 0.0), v.tick(4.0)),
+            Status.UNHEALTHY,
+            1 / 3,
+        ),
+        (lambda v: v.on_leave(leave(X, 2), 1.0), Status.HEALTHY, 1.0),
+        (lambda v: v.on_leave(leave(ME, 2), 1.0), Status.STOPPING, 0.0),
+    ],
+)
+def test_cluster_health(
+    setup: Callable[[ClusterView], object], status: Status, score: float
+) -> None:
+    view = cluster(X, B, config=QUIET)  # n = 3: K = 0, so one disconnect kills in 4 s
+    setup(view)
+    health = view.health()
+    assert health.status is status
+    assert health.score == pytest.approx(score)
+
+
+def test_cluster_health_with_no_members() -> None:
+    assert ClusterView(ME, CFG).health().status is Status.STARTING
+
+
+def test_next_deadline_follows_the_timers() -> None:
+    view = cluster(X)
+    assert view.next_deadline() == 3.0  # X's silence (ours is never checked)
+    view.on_disconnected(X, 1.0)
+    assert view.next_deadline() == 5.0  # suspected at 1.0, n = 2: 4 s
+    view.tick(4.99)
+    assert state(view) is SUSPECT
+    view.tick(5.0)
+    assert state(view) is DEAD
+    assert view.next_deadline() == 35.0  # forgotten 30 s after death
+    assert view.live_count() == 1
+
+
+# --- scenarios at devnet timings --------------------------------------------------------
+
+
+def run_cluster(
+    *,
+    until: float,
+    fails_at: float = math.inf,
+    actions: Mapping[float, Callable[[ClusterView, float], object]] | None = None,
+    loss: float = 0.0,
+    jitter: float = 0.0,
+    seed: int = 1,
+) -> tuple[ClusterView, float | None, list[Transition]]:
+    """ME's view of ME, X, B and C under devnet timings (n = 4: a 0.5 s heartbeat, K = 2).
+    Every node sends a digest every 0.5 s (give or take ``jitter``, losing ``loss`` of
+    them); X sends none from ``fails_at`` on. ``actions`` run once at their time (a libp2p
+    event at ME, or B's and C's notices). The view ticks every 50 ms."""
+    config = cluster_config.devnet()
+    rng = random.Random(seed)
+    view = ClusterView(ME, config)
+    peers = (ME, X, B, C)
+    seqs = dict.fromkeys(peers, 0)
+    next_beat = {p: rng.uniform(0, 0.5) for p in peers}
+    pending = sorted((actions or {}).items())
+    dead_at: float | None = None
+    step = 0.05
+    t = 0.0
+    while t < until:
+        for peer in peers:
+            if t >= next_beat[peer]:
+                next_beat[peer] += 0.5 + rng.uniform(-jitter, jitter)
+                if peer == X and t >= fails_at:
+                    continue
+                seqs[peer] += 1
+                if peer == ME or rng.random() >= loss:
+                    view.on_digest(dg(peer, seqs[peer]), t)
+        while pending and pending[0][0] <= t:
+            at, action = pending.pop(0)
+            action(view, at)
+        view.tick(t)
+        if dead_at is None and state(view) is DEAD:
+            dead_at = t
+        t = round(t + step, 10)
+    return view, dead_at, list(reversed(view.history()))
+
+
+def others_suspect(view: ClusterView, at: float) -> None:
+    """B and C suspect X on the last statement of it they had (the one we have)."""
+    for other in (B, C):
+        view.on_suspect_notice(notice(other, X, seq=key(view).seq), at)
+
+
+def test_devnet_killed_peer_is_dead_in_about_two_seconds() -> None:
+    # libp2p sees the connection close ~0.2 s after the kill, at every peer alike.
+    actions = {
+        10.2: lambda view, at: view.on_disconnected(X, at),
+        10.21: others_suspect,
+    }
+    _, dead_at, _ = run_cluster(until=20.0, fails_at=10.0, actions=actions)
+    assert dead_at is not None
+    assert 12.2 <= dead_at <= 12.25  # 0.2 s + Min (2.0 s), to the 50 ms tick
+
+
+def test_devnet_frozen_peer_is_dead_in_three_to_four_seconds() -> None:
+    # No ping monitor: everyone notices the silence, 1.0-1.5 s after the last heartbeat.
+    _, dead_at, _ = run_cluster(until=20.0, fails_at=10.0, actions={11.5: others_suspect})
+    assert dead_at is not None
+    assert 3.0 <= dead_at - 10.0 <= 3.6
+
+
+def test_devnet_frozen_peer_with_ping_monitor() -> None:
+    actions = {
+        11.4: lambda view, at: view.on_ping_failed(X, at),
+        11.5: others_suspect,
+    }
+    _, dead_at, _ = run_cluster(until=20.0, fails_at=10.0, actions=actions)
+    assert dead_at is not None
+    assert 13.4 <= dead_at <= 13.45  # 1.4 s + Min, confirmed by B and C
+
+
+def test_devnet_lone_observer_waits_for_the_maximum() -> None:
+    # Nobody confirms: Lifeguard's Max (3 * 2.0 s), still no slower than Serf's ~6 s.
+    actions = {10.2: lambda view, at: view.on_disconnected(X, at)}
+    _, dead_at, _ = run_cluster(until=20.0, fails_at=10.0, actions=actions)
+    assert dead_at is not None
+    assert 16.2 <= dead_at <= 16.25
+
+
+def test_devnet_no_false_alarms_under_loss_and_jitter() -> None:
+    view, dead_at, seen = run_cluster(until=300.0, loss=0.05, jitter=0.1, seed=42)
+    assert dead_at is None
+    assert view.counts() == {ALIVE: 4, SUSPECT: 0, DEAD: 0, LEFT: 0}
+    assert all(t.to_state is not DEAD for t in seen)
+    # Every suspicion that loss caused was answered by the next heartbeat.
+    suspicions = [t for t in seen if t.to_state is SUSPECT]
+    answered = [t for t in seen if t.from_state is SUSPECT and t.to_state is ALIVE]
+    assert suspicions and len(suspicions) == len(answered)
+
+
+def test_devnet_connection_flaps_are_no_alarm() -> None:
+    flaps = {10.0 + i * 3.0: (lambda view, at: view.on_disconnected(X, at)) for i in range(20)}
+    view, dead_at, seen = run_cluster(until=80.0, actions=flaps)
+    assert dead_at is None and state(view) is ALIVE
+    assert len([t for t in seen if t.cause is Cause.DISCONNECTED]) == 20

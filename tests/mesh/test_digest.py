@@ -1,0 +1,482 @@
+from __future__ import annotations
+
+import dataclasses
+import random
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+from google.protobuf import descriptor_pb2
+
+from mesh import digest_pb2 as pb
+from mesh.cluster_config import ClusterConfig
+from mesh.digest import (
+    MAX_GOSSIP_BYTES,
+    MAX_SNAPSHOT_BYTES,
+    SCHEMA_VERSION,
+    EncodeError,
+    Gossip,
+    HealthDigest,
+    LeaveNotice,
+    MemberEntry,
+    MemberState,
+    Rejection,
+    RejectReason,
+    Sequencer,
+    SuspectNotice,
+    Version,
+    ViewSnapshot,
+    decode_gossip,
+    decode_snapshot,
+    encode_gossip,
+    encode_snapshot,
+)
+from mesh.model import Status
+
+NOW = 1_700_000_000.0  # Unix seconds
+NOW_MS = 1_700_000_000_000
+STARTED_MS = NOW_MS - 3_600_000  # an hour ago
+A = "12D3KooWAlice"
+B = "12D3KooWBob"
+CONFIG = ClusterConfig(max_clock_skew=30.0, max_message_age=60.0)
+
+
+def digest(**changes: Any) -> HealthDigest:
+    base = HealthDigest(
+        node_id=A,
+        start_time_ms=STARTED_MS,
+        incarnation=2,
+        seq=17,
+        status=Status.DEGRADED,
+        score=0.75,
+        components={"p2p": 1.0, "disk": 0.5},
+        sent_at_ms=NOW_MS,
+        version="v0.1.0",
+        http_addr="10.0.0.5:8081",
+        p2p_addrs=("/ip4/10.0.0.5/tcp/9000", "/ip4/127.0.0.1/tcp/9000"),
+    )
+    return dataclasses.replace(base, **changes)
+
+
+SUSPECT = SuspectNotice(
+    observer_id=A,
+    suspect_id=B,
+    suspect_start_time_ms=STARTED_MS,
+    suspect_incarnation=1,
+    suspect_seq=40,
+    sent_at_ms=NOW_MS,
+)
+LEAVE = LeaveNotice(node_id=A, start_time_ms=STARTED_MS, incarnation=2, seq=18, sent_at_ms=NOW_MS)
+
+
+def decode(data: bytes, signer: str = A, now: float = NOW) -> Gossip | Rejection:
+    return decode_gossip(data, signer, now, config=CONFIG)
+
+
+def reason(result: object) -> RejectReason | None:
+    return result.reason if isinstance(result, Rejection) else None
+
+
+def wire_digest(**fields: Any) -> bytes:
+    """A Gossip with a digest built straight from protobuf, bypassing our validation."""
+    values: dict[str, Any] = {
+        "node_id": A,
+        "start_time_ms": STARTED_MS,
+        "incarnation": 0,
+        "seq": 1,
+        "status": pb.NodeStatus["NODE_STATUS_HEALTHY"],
+        "score": 1.0,
+        "sent_at_ms": NOW_MS,
+    }
+    values.update(fields)
+    components = values.pop("components", {})
+    addrs = values.pop("p2p_addrs", [])
+    schema = values.pop("schema_version", SCHEMA_VERSION)
+    message = pb.Gossip(schema_version=schema, digest=pb.HealthDigest(**values))
+    for name, score in components.items():
+        message.digest.components[name] = score
+    message.digest.p2p_addrs.extend(addrs)
+    data: bytes = message.SerializeToString()
+    return data
+
+
+# --- round trips ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        digest(),
+        digest(components={}, p2p_addrs=(), version="", http_addr="", incarnation=0, seq=0),
+        *(digest(status=status) for status in Status),
+        SUSPECT,
+        LEAVE,
+    ],
+    ids=lambda m: type(m).__name__,
+)
+def test_gossip_round_trips(message: Gossip) -> None:
+    author = message.observer_id if isinstance(message, SuspectNotice) else message.node_id
+    assert decode(encode_gossip(message), signer=author) == message
+
+
+def test_encoding_is_deterministic_and_small() -> None:
+    data = encode_gossip(digest())
+    assert data == encode_gossip(digest())
+    # A realistic digest is a few hundred bytes: the 4 KiB limit has room to spare.
+    assert len(data) < 300
+
+
+def test_sequencer_orders_own_statements() -> None:
+    me = Sequencer(A, STARTED_MS)
+    first = me.digest(NOW, status=Status.HEALTHY, score=1.0)
+    second = me.digest(NOW + 1, status=Status.HEALTHY, score=1.0, components={"p2p": 0.5})
+    me.refute(3)
+    refuting = me.digest(NOW + 2, status=Status.HEALTHY, score=1.0)
+    leave = me.leave(NOW + 3)
+    assert [first.key, second.key, refuting.key, leave.key] == [
+        Version(STARTED_MS, 0, 1),
+        Version(STARTED_MS, 0, 2),
+        Version(STARTED_MS, 3, 3),
+        Version(STARTED_MS, 3, 4),
+    ]
+    assert first.key < second.key < refuting.key < leave.key
+    assert second.sent_at_ms == NOW_MS + 1000
+    me.refute(1)  # never lowers
+    assert me.incarnation == 3
+    notice = me.suspect(B, Version(STARTED_MS, 1, 9), NOW)
+    assert notice.basis == Version(STARTED_MS, 1, 9) and me.seq == 4
+    assert decode(encode_gossip(notice)) == notice
+
+
+# --- rejections -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("data", "expected"),
+    [
+        (b"\xff" * 10, RejectReason.MALFORMED),
+        (b"\x0a\x80", RejectReason.MALFORMED),  # truncated length-delimited field
+        (pb.Gossip(schema_version=1).SerializeToString(), RejectReason.MALFORMED),  # no body
+        (b"", RejectReason.UNSUPPORTED_VERSION),  # everything unset: version 0
+        (wire_digest(schema_version=0), RejectReason.UNSUPPORTED_VERSION),
+        (wire_digest(schema_version=2), RejectReason.UNSUPPORTED_VERSION),
+        (b"\x08\x01" + b"\x00" * MAX_GOSSIP_BYTES, RejectReason.OVERSIZED),
+        (wire_digest(node_id=B), RejectReason.SIGNER_MISMATCH),
+        (wire_digest(sent_at_ms=NOW_MS + 30_001), RejectReason.FUTURE),
+        (wire_digest(start_time_ms=NOW_MS + 31_000), RejectReason.FUTURE),
+        (wire_digest(sent_at_ms=NOW_MS - 60_001), RejectReason.STALE),
+    ],
+)
+def test_rejections(data: bytes, expected: RejectReason) -> None:
+    assert reason(decode(data)) is expected
+
+
+def test_time_limits_are_inclusive() -> None:
+    assert isinstance(decode(wire_digest(sent_at_ms=NOW_MS + 30_000)), HealthDigest)
+    assert isinstance(decode(wire_digest(sent_at_ms=NOW_MS - 60_000)), HealthDigest)
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"node_id": ""},
+        {"node_id": "12D3 KooW"},
+        {"node_id": "Qm" + "x" * 127},
+        {"status": 0},  # unspecified
+        {"status": 99},  # unknown to us
+        {"score": 1.5},
+        {"score": -0.01},
+        {"score": float("nan")},
+        {"score": float("inf")},
+        {"start_time_ms": 0},
+        {"start_time_ms": -5},
+        {"sent_at_ms": 0},
+        {"components": {"p2p": 1.01}},
+        {"components": {"p2p": float("nan")}},
+        {"components": {"bad name": 1.0}},
+        {"components": {"": 1.0}},
+        {"components": {f"c{i}": 1.0 for i in range(33)}},
+        {"version": "v1\n"},
+        {"version": "v" * 65},
+        {"http_addr": "10.0.0.5 :8081"},
+        {"p2p_addrs": ["ip4/10.0.0.5/tcp/9000"]},
+        {"p2p_addrs": [f"/ip4/10.0.0.{i}/tcp/9000" for i in range(17)]},
+    ],
+    ids=lambda fields: next(iter(fields)),
+)
+def test_invalid_digest_fields(fields: dict[str, Any]) -> None:
+    signer = fields.get("node_id", A)
+    assert reason(decode(wire_digest(**fields), signer=signer)) is RejectReason.INVALID_FIELD
+
+
+def test_a_valid_wire_digest_is_accepted() -> None:
+    # The control for the table above: the same builder with nothing wrong passes.
+    assert isinstance(decode(wire_digest()), HealthDigest)
+
+
+@pytest.mark.parametrize(
+    ("message", "signer"),
+    [
+        (SUSPECT, B),  # the suspect cannot speak for the observer
+        (dataclasses.replace(LEAVE, node_id=B), A),  # nobody leaves on another's behalf
+        (digest(), B),
+    ],
+    ids=["suspect", "leave", "digest"],
+)
+def test_author_must_be_the_signer(message: Gossip, signer: str) -> None:
+    assert reason(decode(encode_gossip(message), signer=signer)) is RejectReason.SIGNER_MISMATCH
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        dataclasses.replace(SUSPECT, suspect_id=A),  # suspecting oneself
+        dataclasses.replace(SUSPECT, suspect_id="not/a/peer"),
+        dataclasses.replace(SUSPECT, suspect_start_time_ms=0),
+        dataclasses.replace(LEAVE, start_time_ms=0),
+        dataclasses.replace(LEAVE, seq=-1),
+        digest(score=2.0),
+        digest(components={"x y": 1.0}),
+    ],
+)
+def test_encoding_refuses_what_peers_would_reject(message: Gossip) -> None:
+    with pytest.raises(EncodeError):
+        encode_gossip(message)
+
+
+def test_encoding_refuses_oversized_digests() -> None:
+    # Each address is valid on its own; together they are far over 4 KiB.
+    addrs = tuple(f"/dns4/{'h' * 230}.example/tcp/{i}" for i in range(16))
+    with pytest.raises(EncodeError, match="bytes"):
+        encode_gossip(digest(p2p_addrs=addrs))
+
+
+def test_future_and_stale_notices() -> None:
+    future = dataclasses.replace(SUSPECT, sent_at_ms=NOW_MS + 31_000)
+    stale = dataclasses.replace(LEAVE, sent_at_ms=NOW_MS - 61_000)
+    assert reason(decode(encode_gossip(future))) is RejectReason.FUTURE
+    assert reason(decode(encode_gossip(stale))) is RejectReason.STALE
+
+
+# --- hostile bytes ----------------------------------------------------------------------
+
+
+def test_random_bytes_never_raise() -> None:
+    rng = random.Random(20240611)
+    reasons: set[RejectReason] = set()
+    for _ in range(3000):
+        data = rng.randbytes(rng.randrange(0, 200))
+        result = decode(data)
+        assert isinstance(result, Rejection | HealthDigest | SuspectNotice | LeaveNotice)
+        if isinstance(result, Rejection):
+            reasons.add(result.reason)
+    assert RejectReason.MALFORMED in reasons
+
+
+def test_mutated_messages_never_raise() -> None:
+    rng = random.Random(7)
+    seeds = [encode_gossip(digest()), encode_gossip(SUSPECT), encode_gossip(LEAVE)]
+    for _ in range(3000):
+        data = bytearray(rng.choice(seeds))
+        for _ in range(rng.randrange(1, 4)):
+            action = rng.randrange(3)
+            if action == 0 and data:
+                data[rng.randrange(len(data))] ^= 1 << rng.randrange(8)
+            elif action == 1 and data:
+                del data[rng.randrange(len(data)) :]
+            else:
+                data.insert(rng.randrange(len(data) + 1), rng.randrange(256))
+        result = decode(bytes(data))
+        if not isinstance(result, Rejection):
+            # Whatever got through must re-encode: it passed every check we make.
+            encode_gossip(result)
+        pulled = decode_snapshot(bytes(data), A, NOW, config=CONFIG)
+        assert isinstance(pulled, Rejection | ViewSnapshot)
+
+
+def test_non_bytes_are_rejected() -> None:
+    assert reason(decode_gossip("text", A, NOW)) is RejectReason.MALFORMED  # type: ignore[arg-type]
+    assert reason(decode_snapshot(None, A, NOW)) is RejectReason.MALFORMED  # type: ignore[arg-type]
+
+
+# --- snapshots --------------------------------------------------------------------------
+
+
+def entry(node: str, state: MemberState, **changes: Any) -> MemberEntry:
+    d = digest(node_id=node, **changes)
+    key = d.key if state is not MemberState.LEFT else d.key._replace(seq=d.seq + 1)
+    observers = (A,) if state in (MemberState.SUSPECT, MemberState.DEAD) and node != A else ()
+    return MemberEntry(digest=d, state=state, key=key, suspected_by=observers)
+
+
+def snapshot(*entries: MemberEntry, responder: str = A) -> ViewSnapshot:
+    return ViewSnapshot(responder_id=responder, sent_at_ms=NOW_MS, members=entries)
+
+
+def test_snapshot_round_trips() -> None:
+    view = snapshot(
+        entry(A, MemberState.ALIVE),
+        entry(B, MemberState.SUSPECT),
+        entry("QmCarol", MemberState.DEAD, status=Status.UNHEALTHY),
+        entry("QmDave", MemberState.LEFT, status=Status.STOPPING),
+    )
+    decoded = decode_snapshot(encode_snapshot(view), A, NOW, config=CONFIG)
+    assert decoded == view
+
+
+def test_snapshot_keeps_the_living_when_it_must_cut() -> None:
+    members = [entry(f"QmLeft{i}", MemberState.LEFT) for i in range(10)]
+    members += [entry(f"QmAlive{i}", MemberState.ALIVE) for i in range(10)]
+    full = encode_snapshot(snapshot(*members))
+    data = encode_snapshot(snapshot(*members), max_bytes=len(full) * 3 // 4)
+    assert len(data) <= len(full) * 3 // 4
+    decoded = decode_snapshot(data, A, NOW, config=CONFIG)
+    assert isinstance(decoded, ViewSnapshot) and decoded.truncated
+    states = [e.state for e in decoded.members]
+    assert states.count(MemberState.ALIVE) == 10
+    assert 0 < states.count(MemberState.LEFT) < 10
+    whole = decode_snapshot(full, A, NOW, config=CONFIG)
+    assert isinstance(whole, ViewSnapshot) and not whole.truncated
+
+
+def test_snapshot_size_limit() -> None:
+    many = [entry(f"QmPeer{i:04d}", MemberState.ALIVE) for i in range(1500)]
+    data = encode_snapshot(snapshot(*many))
+    assert len(data) <= MAX_SNAPSHOT_BYTES
+    assert reason(decode_snapshot(data + b"\x00" * MAX_SNAPSHOT_BYTES, A, NOW)) is (
+        RejectReason.OVERSIZED
+    )
+
+
+def _wire_snapshot(view: ViewSnapshot) -> Any:
+    return pb.ViewSnapshot.FromString(encode_snapshot(view))
+
+
+def _start_members_at(wire: Any, start_time_ms: int) -> None:
+    for item in wire.members:
+        item.start_time_ms = item.digest.start_time_ms = start_time_ms
+
+
+@pytest.mark.parametrize(
+    ("mutate", "expected"),
+    [
+        (lambda w: setattr(w, "responder_id", B), RejectReason.SIGNER_MISMATCH),
+        (lambda w: setattr(w, "schema_version", 3), RejectReason.UNSUPPORTED_VERSION),
+        (lambda w: setattr(w, "sent_at_ms", NOW_MS + 60_000), RejectReason.FUTURE),
+        (lambda w: w.members.append(w.members[0]), RejectReason.INVALID_FIELD),
+        (lambda w: setattr(w.members[0], "state", 0), RejectReason.INVALID_FIELD),
+        (lambda w: setattr(w.members[0], "seq", 1), RejectReason.INVALID_FIELD),  # < digest
+        (lambda w: w.members[0].ClearField("digest"), RejectReason.INVALID_FIELD),
+        (lambda w: w.members[0].suspected_by.append("x y"), RejectReason.INVALID_FIELD),
+        (lambda w: setattr(w.members[0].digest, "score", 3.0), RejectReason.INVALID_FIELD),
+        (lambda w: _start_members_at(w, NOW_MS + 60_000), RejectReason.FUTURE),
+    ],
+)
+def test_snapshot_rejections(mutate: Any, expected: RejectReason) -> None:
+    wire = _wire_snapshot(snapshot(entry(A, MemberState.ALIVE), entry(B, MemberState.ALIVE)))
+    mutate(wire)
+    result = decode_snapshot(wire.SerializeToString(), A, NOW, config=CONFIG)
+    assert reason(result) is expected
+
+
+def test_old_digests_in_a_snapshot_are_not_stale() -> None:
+    # A dead member's last digest is old by nature; only gossip has a maximum age.
+    old = entry(B, MemberState.DEAD, sent_at_ms=NOW_MS - 3_600_000)
+    decoded = decode_snapshot(encode_snapshot(snapshot(old)), A, NOW, config=CONFIG)
+    assert isinstance(decoded, ViewSnapshot) and decoded.members == (old,)
+
+
+# --- the .proto file is the schema ------------------------------------------------------
+
+_F = descriptor_pb2.FieldDescriptorProto
+PROTO = Path(__file__).resolve().parents[2] / "mesh" / "digest.proto"
+_TYPES = {
+    "string": "TYPE_STRING",
+    "int64": "TYPE_INT64",
+    "uint64": "TYPE_UINT64",
+    "uint32": "TYPE_UINT32",
+    "double": "TYPE_DOUBLE",
+    "bool": "TYPE_BOOL",
+}
+
+
+def _parse_proto(text: str) -> dict[str, dict[str, tuple[int, str, bool]]]:
+    """{message or enum: {field or value: (number, type, repeated)}} from the .proto text."""
+    text = re.sub(r"//[^\n]*", "", text)
+    found: dict[str, dict[str, tuple[int, str, bool]]] = {}
+    for kind, name, body in re.findall(r"\b(message|enum)\s+(\w+)\s*\{(.*?)\n\}", text, re.S):
+        items: dict[str, tuple[int, str, bool]] = {}
+        if kind == "enum":
+            for value, number in re.findall(r"(\w+)\s*=\s*(\d+)\s*;", body):
+                items[value] = (int(number), "enum", False)
+        else:
+            for repeated, ftype, field, number in re.findall(
+                r"(repeated\s+)?(map<\s*\w+\s*,\s*\w+\s*>|[\w.]+)\s+(\w+)\s*=\s*(\d+)\s*;", body
+            ):
+                items[field] = (int(number), ftype.replace(" ", ""), bool(repeated))
+        found[name] = items
+    return found
+
+
+def _descriptor_items() -> dict[str, dict[str, tuple[int, str, bool]]]:
+    file = pb.build_file_descriptor()
+    found: dict[str, dict[str, tuple[int, str, bool]]] = {}
+    for enum in file.enum_type:
+        found[enum.name] = {v.name: (v.number, "enum", False) for v in enum.value}
+    labels = {value: name for name, value in _F.Type.items()}
+    for message in file.message_type:
+        maps = {n.name: n for n in message.nested_type if n.options.map_entry}
+        items: dict[str, tuple[int, str, bool]] = {}
+        for field in message.field:
+            kind = labels[field.type]
+            repeated = field.label == _F.LABEL_REPEATED
+            entry_name = field.type_name.rsplit(".", 1)[-1]
+            if kind == "TYPE_MESSAGE" and entry_name in maps:
+                key, value = maps[entry_name].field
+                ftype = f"map<{_proto_name(key)},{_proto_name(value)}>"
+                repeated = False
+            elif kind in ("TYPE_MESSAGE", "TYPE_ENUM"):
+                ftype = entry_name
+            else:
+                ftype = next(k for k, v in _TYPES.items() if v == kind)
+            items[field.name] = (field.number, ftype, repeated)
+        found[message.name] = items
+    return found
+
+
+def _proto_name(field: Any) -> str:
+    labels = {value: name for name, value in _F.Type.items()}
+    return next(k for k, v in _TYPES.items() if v == labels[field.type])
+
+
+def test_proto_file_matches_the_descriptor() -> None:
+    documented = _parse_proto(PROTO.read_text())
+    assert set(documented) == {
+        "NodeStatus",
+        "MemberState",
+        "HealthDigest",
+        "SuspectNotice",
+        "LeaveNotice",
+        "Gossip",
+        "MemberEntry",
+        "ViewSnapshot",
+    }
+    assert documented == _descriptor_items()
+    assert "package chorus.health.v1;" in PROTO.read_text()
+    assert 'syntax = "proto3";' in PROTO.read_text()
+
+
+def test_proto_parser_sees_a_drift() -> None:
+    # The drift test above must be able to fail: renumbering one field is caught.
+    drifted = PROTO.read_text().replace("uint64 seq = 4;", "uint64 seq = 12;", 1)
+    assert _parse_proto(drifted) != _descriptor_items()
+
+
+def test_wire_enums_cover_the_python_enums() -> None:
+    assert {s.name for s in Status} == {
+        n.removeprefix("NODE_STATUS_") for n in pb.NodeStatus if not n.endswith("UNSPECIFIED")
+    }
+    assert {s.name for s in MemberState} == {
+        n.removeprefix("MEMBER_STATE_") for n in pb.MemberState if not n.endswith("UNSPECIFIED")
+    }
