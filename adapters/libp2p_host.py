@@ -95,6 +95,12 @@ class P2PConfig:
     bootstrap_max_backoff: float = 5.0
     bootstrap_deadline: float = 30.0
     dial_timeout: float = 5.0
+    # After bootstrap, a bootstrap peer we are not connected to (it was frozen, restarted,
+    # or the health monitor aborted our connection) is dialled again, first after
+    # redial_interval, backing off to redial_max_backoff while it stays unreachable. Without
+    # this, a peer that returns is never reconnected: nothing else re-dials.
+    redial_interval: float = 2.0
+    redial_max_backoff: float = 30.0
 
     # GossipSub. py-libp2p's default heartbeat is 120 s (notes, "Building a node"): a mesh
     # would take minutes to form. Degrees are go-libp2p's defaults (D=6, Dlo=5, Dhi=12);
@@ -152,6 +158,7 @@ class P2PConfig:
             "dial_timeout",
             "bootstrap_deadline",
             "dht_peer_timeout",
+            "redial_interval",
         ):
             if getattr(self, name) <= 0:
                 raise P2PError(f"{name} must be positive, got {getattr(self, name)}")
@@ -456,6 +463,30 @@ class P2PNode:
             for addr in self.cfg.bootstrap:
                 self.bootstrap_results.setdefault(addr, None)
             self.bootstrap_done.set()
+        await self._keep_bootstrap_peers()
+
+    async def _keep_bootstrap_peers(self) -> None:
+        """Re-dial bootstrap peers that dropped, one dial per peer per backoff period."""
+        backoff = dict.fromkeys(self.cfg.bootstrap, self.cfg.redial_interval)
+        due = {addr: trio.current_time() + self.cfg.redial_interval for addr in backoff}
+        while backoff:
+            await trio.sleep_until(min(due.values()))
+            connected = set(self.connected_peers())
+            for addr in backoff:
+                if due[addr] > trio.current_time():
+                    continue
+                if _parse_peer_addr(addr, "bootstrap address").peer_id.to_base58() in connected:
+                    backoff[addr] = self.cfg.redial_interval
+                else:
+                    try:
+                        await self.connect(addr)
+                    except P2PError as exc:
+                        logger.debug("re-dial of %s failed: %s", addr, exc.__cause__ or exc)
+                        backoff[addr] = min(backoff[addr] * 2, self.cfg.redial_max_backoff)
+                    else:
+                        logger.info("reconnected to bootstrap peer %s", addr)
+                        backoff[addr] = self.cfg.redial_interval
+                due[addr] = trio.current_time() + backoff[addr]
 
     async def _bootstrap_one(self, addr: str) -> None:
         delay = self.cfg.bootstrap_initial_backoff
