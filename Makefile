@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 ARGS ?=
 
-.PHONY: setup run test lint typecheck bench clean
+.PHONY: setup system-deps run test lint typecheck bench clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info[:2] == (3, 11) else "Python 3.11 is required (set PYTHON=python3.11)")'
@@ -16,12 +16,17 @@ $(STAMP): pyproject.toml
 
 setup: $(STAMP)
 
+## system-deps: Debian packages some tests need (prometheus, chromium, serf); needs root.
+## Without them those tests skip locally; under CI=true they fail instead.
+system-deps:
+	@bash ops/install-system-deps.sh || echo "warning: system packages missing; some tests will skip" >&2
+
 ## run: start one health node with its local checks (flags after ARGS=, e.g. ARGS="--health-port 0")
 run: setup
 	$(BIN)/chorus-health $(ARGS)
 
 ## test: install everything, lint, type-check the core, run the whole suite
-test: setup lint typecheck
+test: setup system-deps lint typecheck
 	$(BIN)/pytest
 
 lint: setup

@@ -12,7 +12,7 @@ from __future__ import annotations
 import hmac
 from collections.abc import Awaitable, Callable
 from functools import wraps
-from typing import Any, ParamSpec
+from typing import Any, ParamSpec, Protocol
 
 from prometheus_client import CollectorRegistry
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
@@ -118,6 +118,29 @@ def add_json_route(
 
     view.__name__ = "json_" + path.strip("/").replace("/", "_")
     app.add_url_rule(path, view_func=guarded(view) if protected else view, methods=["GET"])
+
+
+class ClusterSource(Protocol):
+    def cluster_json(self) -> dict[str, Any]: ...
+
+    def peer_json(self, peer_id: str) -> dict[str, Any] | None: ...
+
+
+def add_cluster_routes(app: QuartTrio, cluster: ClusterSource) -> None:
+    """GET /health/cluster (every known peer) and /health/cluster/<peer id> (one)."""
+
+    @app.get("/health/cluster")
+    @guarded
+    async def cluster_view() -> Response:
+        return jsonify(cluster.cluster_json())
+
+    @app.get("/health/cluster/<peer_id>")
+    @guarded
+    async def cluster_peer(peer_id: str) -> tuple[Response, int]:
+        body = cluster.peer_json(peer_id)
+        if body is None:
+            return _error(404, f"no peer {peer_id} in this node's cluster view")
+        return jsonify(body), 200
 
 
 def guarded(handler: Handler[P]) -> Handler[P]:

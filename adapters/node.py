@@ -22,10 +22,14 @@ from hypercorn.trio import serve
 from prometheus_client import CollectorRegistry, Counter
 from quart_trio import QuartTrio
 
-from adapters.http_app import add_json_route, create_app
+from adapters.dashboard import add_dashboard
+from adapters.gossip import ELECTION_CHECK, GossipService
+from adapters.http_app import add_cluster_routes, add_json_route, create_app
 from adapters.libp2p_host import P2PConfig, P2PError, P2PNode, open_p2p_node
 from adapters.metrics import HealthMetrics, gauge_callback
 from adapters.system_stats import PsutilStats, SystemStats
+from mesh import cluster_config as cluster_presets
+from mesh.cluster_config import ClusterConfig
 from mesh.config import NodeConfig
 from mesh.errors import ConfigError
 from mesh.flap import Thresholds
@@ -110,15 +114,6 @@ def network_checks(
     """The reference's active probes and enhanced checks, on this node's libp2p host."""
     preset = DEVNET_CONFIG if config.profile == "devnet" else DEFAULT_CONFIG
     health_config = replace(preset, min_peers=config.min_peers)
-    if config.probe_interval is not None:
-        every = config.probe_interval
-        health_config = replace(
-            health_config,
-            pubsub_probe_interval=every,
-            dht_probe_interval=every,
-            p2p_interval=every,
-            replication_interval=every,
-        )
     probe, responder = probe_for_node(p2p)
     dht_probe = DHTProbe(p2p.dht, connected=p2p.connected_peers)
     enhanced = EnhancedHealthChecks(
@@ -127,10 +122,11 @@ def network_checks(
         pubsub_probe=probe,
         dht_probe=dht_probe,
     )
-    active = [active_pubsub_check(probe), active_dht_check(dht_probe)]
-    for check in active:
-        check.interval = config.probe_interval or check.interval
-    return active, enhanced, responder
+    return [active_pubsub_check(probe), active_dht_check(dht_probe)], enhanced, responder
+
+
+def cluster_config_for(config: NodeConfig) -> ClusterConfig:
+    return cluster_presets.devnet() if config.profile == "devnet" else cluster_presets.production()
 
 
 def build_manager(config: NodeConfig, node_id: str) -> CheckManager:
@@ -142,23 +138,28 @@ def build_manager(config: NodeConfig, node_id: str) -> CheckManager:
     )
 
 
-# Every check a node registers by itself; checked before anything starts so that a typo in
-# checks_disabled fails at once with exit code 2.
-BUILT_IN_CHECKS = frozenset(
+# Checks that need peers: they first run after NETWORK_START_DELAY, and --probe-interval
+# sets their interval.
+NETWORK_CHECKS = frozenset(
     {
-        DISK_SPACE,
-        MEMORY,
-        RESOURCE_HEALTH,
-        EVENT_LOOP_LAG,
         ACTIVE_PUBSUB_CHECK,
         ACTIVE_DHT_CHECK,
         PUBSUB_ENHANCED,
         DHT_ENHANCED,
         P2P_CONNECTIVITY,
         REPLICATION_HEALTH,
-        TASK_MANAGER,
+        ELECTION_CHECK,
     }
 )
+# Every check a node registers by itself; checked before anything starts so that a typo in
+# checks_disabled fails at once with exit code 2.
+BUILT_IN_CHECKS = NETWORK_CHECKS | {
+    DISK_SPACE,
+    MEMORY,
+    RESOURCE_HEALTH,
+    EVENT_LOOP_LAG,
+    TASK_MANAGER,
+}
 
 
 def check_disabled_names(config: NodeConfig, extra: Sequence[HealthCheck]) -> None:
@@ -223,14 +224,18 @@ async def _run_with_network(
     node_id = p2p.peer_id
     lag = LoopLagMonitor(threshold=config.loop_lag_threshold)
     manager = build_manager(config, node_id)
+    gossip = GossipService(
+        p2p, manager, cluster_config_for(config), registry=registry, starved=lambda: lag.starved
+    )
     for check in local_checks(config, stats or PsutilStats(), lag):
         manager.register(check)
     active, enhanced, responder = network_checks(config, p2p)
-    for check in active:
+    for check in [*active, gossip.election_check()]:
         manager.register(check)
-    for check in enhanced.attach(manager) + active:
-        if check.name != TASK_MANAGER:
+    for check in manager.checks + enhanced.attach(manager):
+        if check.name in NETWORK_CHECKS:
             check.start_delay = NETWORK_START_DELAY
+            check.interval = config.probe_interval or check.interval
     for check in extra_checks:
         manager.register(check)
     for check in manager.checks:
@@ -256,12 +261,17 @@ async def _run_with_network(
         manager.set_shutdown_handler(partial(shutdown.request, failure=True))
     app = create_app(manager, registry, token=config.health_token)
     add_json_route(app, "/health/summary", lambda: health_summary(manager, enhanced))
+    add_cluster_routes(app, gossip)
+    add_dashboard(app)
 
     async with trio.open_nursery() as nursery:
         await nursery.start(lag.run)
         await nursery.start(responder.run)
         manager_scope = await nursery.start(_cancellable, manager.run)
         http_port, http_done, http_stop = await _start_http(nursery, app, config)
+        # HTTP first, so our very first digest already carries its address.
+        gossip.http_addr = f"http://{config.health_host}:{http_port}"
+        await nursery.start(gossip.run)
         log.info(
             "node %s serving health endpoints on http://%s:%d, libp2p on %s",
             node_id,
@@ -277,6 +287,9 @@ async def _run_with_network(
             http_stop.set()
             await http_done.wait()
 
+        # Tell the cluster first, while our connections are still up: peers show us as
+        # left, not dead. Our digests already said "stopping" since the request.
+        shutdown.register(Component("gossip-leave", gossip.leave, priority=5, timeout=3.0))
         shutdown.register(Component("health-manager", stop_manager, priority=10))
         # HTTP goes last so probes keep seeing 503 "stopping" while the rest winds down.
         shutdown.register(Component("health-http", stop_http, priority=90, timeout=5.0))

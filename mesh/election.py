@@ -3,9 +3,12 @@
 Rules:
 - The admin is the longest-running member (earliest ``start_time``) among those the view
   holds ALIVE and that report themselves ``healthy``; ties go to the smallest peer ID.
-- ``degraded`` members are not eligible: an admin that is failing checks should hand over,
-  and the choice is still a pure function of the view, so every node whose view agrees
-  elects the same admin without exchanging a single message.
+- Only when no member is healthy, the same rule picks among ``degraded`` members. Without
+  this fallback the cluster could never start: ``election-health`` is one of every node's
+  own checks, so while no admin exists every node fails it, none is healthy, and none could
+  ever become admin. A degraded admin hands over as soon as any member is healthy.
+- The choice is a pure function of the view, so every node whose view agrees elects the
+  same admin without exchanging a single message.
 - No eligible member: no admin (None).
 
 Start times come from each member's own digest, so clock differences between nodes do not
@@ -39,14 +42,18 @@ DEFAULT_WINDOW = 300.0  # seconds of leadership history the stability numbers lo
 DEFAULT_MAX_CHANGES = 3  # changes within the window beyond which the election is unstable
 
 
-def eligible(member: Member) -> bool:
-    return member.state is MemberState.ALIVE and member.status is Status.HEALTHY
+def eligible(member: Member, status: Status = Status.HEALTHY) -> bool:
+    return member.state is MemberState.ALIVE and member.status is status
 
 
 def elect_admin(members: Iterable[Member]) -> str | None:
-    """The admin's peer ID, or None when no member is alive and healthy."""
-    candidates = [(m.start_time, m.node_id) for m in members if eligible(m)]
-    return min(candidates)[1] if candidates else None
+    """The admin's peer ID, or None when no member is alive and healthy or degraded."""
+    listed = list(members)
+    for status in (Status.HEALTHY, Status.DEGRADED):
+        candidates = [(m.start_time, m.node_id) for m in listed if eligible(m, status)]
+        if candidates:
+            return min(candidates)[1]
+    return None
 
 
 @dataclass(frozen=True, slots=True)

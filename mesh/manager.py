@@ -45,6 +45,9 @@ class ResultEvent:
     result: CheckResult
     before: FlapState
     after: FlapState
+    # Whether the checker itself worked: it returned a CheckResult within its timeout
+    # (healthy or not). False when it hung, raised or returned garbage.
+    completed: bool = True
 
     @property
     def transition(self) -> bool:
@@ -165,6 +168,7 @@ class CheckManager:
         check.last_run = self._wall()
         started = trio.current_time()
         result: CheckResult | None = None
+        completed = False
         with trio.move_on_after(check.timeout) as scope:
             try:
                 outcome = await check.checker()
@@ -174,14 +178,16 @@ class CheckManager:
                     error=f"{type(exc).__name__}: {exc}",
                 )
             else:
+                completed = isinstance(outcome, CheckResult) and isinstance(outcome.healthy, bool)
                 result = _as_result(outcome)
         if scope.cancelled_caught or result is None:
+            completed = False
             result = CheckResult.fail(f"check timed out after {check.timeout:g}s", error="timeout")
         finished = replace(result, latency=trio.current_time() - started, timestamp=self._wall())
-        self._record(check, finished)
+        self._record(check, finished, completed)
         return finished
 
-    def _record(self, check: HealthCheck, result: CheckResult) -> None:
+    def _record(self, check: HealthCheck, result: CheckResult, completed: bool) -> None:
         if self._checks.get(check.name) is not check:
             return  # unregistered while it ran
         check.last_result = result
@@ -189,7 +195,7 @@ class CheckManager:
         after = observe(before, result.healthy, self.thresholds)
         self._flap[check.name] = after
         self.last_update = result.timestamp
-        event = ResultEvent(check, result, before, after)
+        event = ResultEvent(check, result, before, after, completed)
         if event.transition:
             self.history.append(
                 Transition(

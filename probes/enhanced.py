@@ -284,7 +284,9 @@ class ManagerTaskSource:
     The manager runs every check in its own task, so nothing ever queues (``queued`` is 0)
     and capacity is the number of enabled checks. A run is active from its start
     (``last_run``) until its result is stored; the manager stamps both with the same wall
-    clock. Success rate is over the last ``window`` results.
+    clock. Success rate is over the last ``window`` runs: a run succeeds when its checker
+    completed (returned a result within its timeout, healthy or not). A probe that reports
+    an isolated network did its job; one that hung or raised did not.
     """
 
     def __init__(
@@ -297,7 +299,7 @@ class ManagerTaskSource:
 
     def _on_result(self, event: ResultEvent) -> None:
         if event.check.name not in self._exclude:
-            self._results.append(event.result.healthy)
+            self._results.append(event.completed)
 
     def task_stats(self) -> TaskStats:
         checks = [c for c in self._manager.checks if c.enabled and c.name not in self._exclude]

@@ -56,7 +56,10 @@ def member(
         ([member("QmA", 100.0), member("QmB", 50.0, status=Status.UNHEALTHY)], "QmA"),
         ([member("QmA", 100.0), member("QmB", 50.0, status=Status.STARTING)], "QmA"),
         ([member("QmA", 100.0), member("QmB", 50.0, status=Status.STOPPING)], "QmA"),
-        ([member("QmA", 1.0, DEAD), member("QmB", 2.0, status=Status.DEGRADED)], None),
+        # Degraded members stand in only when nobody is healthy (else no cluster could start).
+        ([member("QmA", 1.0, DEAD), member("QmB", 2.0, status=Status.DEGRADED)], "QmB"),
+        ([member("QmA", 1.0, status=Status.DEGRADED), member("QmB", 2.0, SUSPECT)], "QmA"),
+        ([member("QmA", 1.0, status=Status.UNHEALTHY)], None),
     ],
 )
 def test_elect_admin(members: list[Member], admin: str | None) -> None:
@@ -68,6 +71,7 @@ def test_eligibility() -> None:
     assert eligible(member("QmA", 1.0))
     assert not eligible(member("QmA", 1.0, SUSPECT))
     assert not eligible(member("QmA", 1.0, status=Status.DEGRADED))
+    assert eligible(member("QmA", 1.0, status=Status.DEGRADED), Status.DEGRADED)
 
 
 def test_views_that_agree_elect_the_same_admin() -> None:
@@ -121,7 +125,7 @@ def test_tracker_records_changes_and_stability() -> None:
 
 def test_tracker_without_admin() -> None:
     tracker = ElectionTracker()
-    tracker.observe([member("QmA", 1.0, status=Status.DEGRADED)], 0.0)
+    tracker.observe([member("QmA", 1.0, status=Status.UNHEALTHY)], 0.0)
     health = tracker.health(10.0)
     assert health.admin is None and health.admin_uptime is None and health.term is None
     assert (health.stability, health.healthy) == (0.0, False)

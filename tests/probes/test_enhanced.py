@@ -404,9 +404,9 @@ async def test_manager_task_source_counts_runs(autojump_clock: trio.abc.Clock) -
         await release.wait()
         return CheckResult.ok("done")
 
-    async def bad() -> CheckResult:
+    async def bad() -> CheckResult:  # a task that failed: the checker itself broke
         await trio.lowlevel.checkpoint()
-        return CheckResult.fail("no")
+        raise RuntimeError("no")
 
     manager.register(HealthCheck("slow", slow))
     manager.register(HealthCheck("bad", bad))
@@ -421,6 +421,13 @@ async def test_manager_task_source_counts_runs(autojump_clock: trio.abc.Clock) -
         assert source.task_stats() == TaskStats(1, 0, 2, 0, 1)
         release.set()
     assert source.task_stats() == TaskStats(0, 0, 2, 1, 1)
+
+    async def unhealthy() -> CheckResult:  # a task that worked and found a problem
+        return CheckResult.fail("disk full")
+
+    manager.register(HealthCheck("unhealthy", unhealthy))
+    await manager.run_check(manager.get("unhealthy"))
+    assert source.task_stats() == TaskStats(0, 0, 3, 2, 1)
 
 
 # ------------------------------------------------------------------------ summary

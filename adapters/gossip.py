@@ -1,0 +1,989 @@
+"""Health gossip on a running py-libp2p node: the trio and libp2p glue around ClusterView.
+
+``GossipService`` is ``nursery.start``-able. It publishes this node's signed digest on
+``CHORUS/health-scores/v1``, feeds what peers publish (and libp2p's connection events) to
+the pure ``mesh.cluster_view.ClusterView``, carries out the view's actions (publish a
+suspicion, refute one), serves and pulls whole views over ``/chorus/health-view/1.0.0``,
+and says goodbye on a graceful shutdown (``leave``).
+
+Wiring (the node runner does this)::
+
+    gossip = GossipService(p2p, manager, cluster_config, registry=registry,
+                           starved=lambda: lag.starved)
+    manager.register(gossip.election_check())
+    await nursery.start(gossip.run)
+    gossip.http_addr = f"http://{host}:{http_port}"     # once HTTP has bound its port
+    # Before the host closes (open_p2p_node's exit); after the manager reports stopping,
+    # so peers first see a "stopping" digest, then the leave.
+    shutdown.register(Component("gossip-leave", gossip.leave, priority=20, timeout=2.0))
+    add_json_route(app, "/health/cluster", gossip.cluster_json)   # and peer_json(peer_id)
+
+Clocks. Two, both injectable:
+- ``wall_clock`` (Unix seconds, default ``time.time``) dates what goes on the wire (digest
+  ``sent_at``, snapshot ``sent_at``), checks the age of what comes in (``decode_*``), feeds
+  the election tracker (start times are wall-clock) and the JSON timestamps;
+- ``clock`` (default ``trio.current_time``, monotonic) is the view's time: every timer of
+  the failure detector (silence, suspicion, forgetting) and the publish schedule. A wall
+  clock that steps (NTP) can then never suspect or revive anybody.
+
+Publishing. Our digest goes out when its status, score bucket (``SCORE_BUCKET``),
+components' buckets, addresses change (at most once per ``min_publish_interval``), when a
+peer we never announced ourselves to joins our GossipSub mesh (so a joiner hears of us, and
+we of it, without waiting for a refresh), when the view asks for a refutation (at once),
+and every ``refresh_interval(n)``. A token bucket (``GossipTuning.publish_rate``) caps
+everything but refutations and the leave notice: py-libp2p stops forwarding a forwarder's
+messages beyond 10 a second per topic, and counts our own publishes too (notes,
+"GossipSub"). Our own digest is applied to our view before it is published; GossipSub
+delivers our publish to our own subscription at once (notes, "GossipSub"), and the handler
+skips messages signed by us so nothing is applied twice. py-libp2p drops copies of our
+messages that peers forward back before any validator runs.
+
+Inbound. A topic validator decodes every message (``decode_gossip``, signer = the
+libp2p-verified origin): oversized, undecodable, signer-mismatched, malformed or badly dated
+messages are rejected there, so we neither deliver nor forward them. Validators also run on
+our own publishes (notes, "GossipSub"); ours are let through. Each rejection is counted in
+``chorus_gossip_rejected_total{reason}`` and logged once per (signer, reason). Replays pass
+the validator (they need the view's state) and are counted when the view rejects them.
+
+Ping failures. py-libp2p 0.8.1's ConnectionHealthMonitor has no callback or event: it
+updates ``swarm.health_data`` and, with ``abort_connection_on_ping_failure`` (on in our
+P2PConfig), closes the connection, which reaches the view as a disconnect within about
+1.4 s of a freeze (notes, "Failure detection"). With the abort off, the service polls
+``host.get_connection_health(peer)`` every ``ping_poll_interval`` seconds and reports a drop
+of the ping success rate (an EMA that only falls on a failed ping) as ``on_ping_failed``.
+
+Lost links. A peer whose last connection closed is redialled at its advertised address
+(``/p2p/<its id>`` only) with doubling backoff until it is back, has left, or is forgotten.
+Without it a peer that was frozen and resumes stays cut off for good: the health monitor
+closed its connections, and nothing else dials.
+
+The pull protocol ``/chorus/health-view/1.0.0``: the client opens a stream, writes the one
+byte ``PULL_REQUEST`` (version 1), and half-closes; the server answers with one
+``ViewSnapshot`` (mesh/digest.proto) of at most ``MAX_SNAPSHOT_BYTES`` and closes. Both sides
+bound what they read and how long they wait, and the server serves each peer at most
+``serve_rate`` times a second (burst ``serve_burst``). We pull from every newly connected
+peer as soon as it shows its subscription to the topic, so a new node converges at once
+(memberlist's push/pull on join).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+import time
+from collections import OrderedDict, deque
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Literal
+
+import trio
+from prometheus_client import CollectorRegistry, Counter
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from mesh import cluster_json as shapes
+from mesh.cluster_config import ClusterConfig
+from mesh.cluster_view import (
+    ClusterView,
+    Event,
+    Outcome,
+    PublishRefute,
+    PublishSuspect,
+    Transition,
+)
+from mesh.digest import (
+    MAX_COMPONENTS,
+    MAX_P2P_ADDRS,
+    MAX_SNAPSHOT_BYTES,
+    TOPIC,
+    EncodeError,
+    Gossip,
+    HealthDigest,
+    MemberState,
+    Rejection,
+    RejectReason,
+    Sequencer,
+    SuspectNotice,
+    Version,
+    decode_gossip,
+    decode_snapshot,
+    encode_gossip,
+    encode_snapshot,
+)
+from mesh.election import ElectionHealth, ElectionTracker
+from mesh.manager import CheckManager
+from mesh.model import CheckResult, HealthCheck
+from probes.pubsub_probe import RateLimiter, TokenBucket
+
+if TYPE_CHECKING:
+    from libp2p.abc import INetStream
+
+    # libp2p pulls in trio-typing, whose stubs shadow trio's annotations for mypy.
+    from trio_typing import TaskStatus
+
+    from adapters.libp2p_host import P2PNode
+    from adapters.pubsub import PubSubMessage
+
+__all__ = [
+    "ELECTION_CHECK",
+    "PULL_PROTOCOL",
+    "PULL_REQUEST",
+    "GossipService",
+    "GossipTuning",
+    "election_result",
+]
+
+logger = logging.getLogger(__name__)
+
+PULL_PROTOCOL = "/chorus/health-view/1.0.0"
+PULL_REQUEST = b"\x01"  # version 1 of the request; anything else is refused
+MAX_PULL_REQUEST = 16  # bytes a server reads of a request before giving up on it
+
+# A score change smaller than this is no news: scores computed from latencies jitter.
+SCORE_BUCKET = 0.05
+
+# The reference's election-health check: non-critical, every 15 s, 5 s timeout.
+ELECTION_CHECK = "election-health"
+ELECTION_INTERVAL = 15.0
+ELECTION_TIMEOUT = 5.0
+
+
+@dataclass(frozen=True, slots=True)
+class GossipTuning:
+    """The adapter's own knobs (the failure detector's are in ClusterConfig). Seconds,
+    bytes and counts."""
+
+    # Longest sleep of the tick loop; the view's next deadline usually comes first. Also
+    # how often the starved flag is re-read. Shorter costs wake-ups.
+    tick_max: float = 0.25
+    # How often the publisher re-reads our status and score to notice a change.
+    publish_poll: float = 0.25
+    # Our messages a second (digests and suspicions; not refutations nor the leave), with
+    # a burst. Half of py-libp2p's 10/s per-forwarder spam limit, which counts our own
+    # publishes (notes, "GossipSub").
+    publish_rate: float = 5.0
+    publish_burst: float = 5.0
+    # Suspicions waiting for a token; more are dropped (silence detects them anyway).
+    max_pending_suspects: int = 256
+    # Connection events between the network's task and ours; overflow is dropped and logged.
+    event_queue: int = 256
+    # Pull client: how long a new connection may take to show its subscription to our
+    # topic (no subscription: not a health-mesh peer, no pull), the whole exchange,
+    # attempts, and concurrent pulls.
+    pull_subscription_wait: float = 5.0
+    pull_timeout: float = 5.0
+    pull_attempts: int = 2
+    pull_retry_delay: float = 0.25
+    max_concurrent_pulls: int = 4
+    # Pull server: a peer that opens a stream and never finishes its request must not hold
+    # a task; per-peer and global rate limits; concurrent streams served.
+    serve_read_timeout: float = 2.0
+    serve_write_timeout: float = 5.0
+    serve_rate: float = 1.0
+    serve_burst: float = 3.0
+    serve_global_rate: float = 20.0
+    serve_global_burst: float = 20.0
+    max_concurrent_serves: int = 8
+    # Only used when the health monitor does not abort connections (see module docstring).
+    ping_poll_interval: float = 0.5
+    # Redialling a lost peer: first attempt after this, doubling up to the cap.
+    redial_initial: float = 1.0
+    redial_max: float = 30.0
+    redial_timeout: float = 5.0
+    redial_check: float = 0.5
+    # leave(): wait at most this long for py-libp2p's outbound queues to drain, then this
+    # much for the last popped frame's write to finish.
+    leave_flush_timeout: float = 1.0
+    leave_flush_grace: float = 0.05
+    # (signer, reason) pairs already logged; bounded so a flood cannot grow memory.
+    rejection_log_keys: int = 1024
+    history_in_json: int = shapes.DEFAULT_HISTORY
+
+
+_PeerEvent = tuple[Literal["connected", "disconnected"], str]
+
+
+@dataclass(slots=True)
+class _Redial:
+    next_at: float
+    delay: float
+
+
+class _Metrics:
+    def __init__(self, registry: CollectorRegistry, view: ClusterView) -> None:
+        self.received = Counter(
+            "chorus_gossip_received_total",
+            "Health gossip messages received from peers, valid or not.",
+            registry=registry,
+        )
+        self.published = Counter(
+            "chorus_gossip_published_total",
+            "Health gossip messages this node published.",
+            registry=registry,
+        )
+        self.rejected = Counter(
+            "chorus_gossip_rejected_total",
+            "Health gossip messages and pulled views rejected, by reason.",
+            ["reason"],
+            registry=registry,
+        )
+        self.bytes = Counter(
+            "chorus_gossip_bytes_total",
+            "Bytes of health gossip messages, by direction (in, out).",
+            ["direction"],
+            registry=registry,
+        )
+        self.duplicates = Counter(
+            "chorus_gossip_duplicates_total",
+            "Statements received that the view already held (e.g. first learned by a pull).",
+            registry=registry,
+        )
+        self.pulls = Counter(
+            "chorus_cluster_pulls_total",
+            "View pulls, as client (ok, failed, rejected) and server (served, refused).",
+            ["side", "result"],
+            registry=registry,
+        )
+        for reason in RejectReason:
+            self.rejected.labels(reason=str(reason))
+        for direction in ("in", "out"):
+            self.bytes.labels(direction=direction)
+        registry.register(_ClusterCollector(view))
+
+
+class _ClusterCollector(Collector):
+    """Gauges read from the view at scrape time: never stale, nothing to update."""
+
+    def __init__(self, view: ClusterView) -> None:
+        self._view = view
+
+    def collect(self) -> Iterator[Metric]:
+        counts = self._view.counts()
+        peers = GaugeMetricFamily(
+            "chorus_cluster_peers",
+            "Members of this node's cluster view (itself included), by state.",
+            labels=["state"],
+        )
+        for state in MemberState:
+            peers.add_metric([str(state)], counts[state])
+        yield peers
+        yield GaugeMetricFamily(
+            "chorus_cluster_health_score",
+            "Cluster health score as this node's view sees it (0-1).",
+            value=self._view.health().score,
+        )
+
+
+def _never() -> bool:
+    return False
+
+
+def _fraction(value: float) -> float:
+    return min(1.0, max(0.0, value)) if math.isfinite(value) else 0.0
+
+
+def _bucket(value: float) -> int:
+    return round(_fraction(value) / SCORE_BUCKET)
+
+
+class GossipService:
+    """Health gossip for one node; ``await nursery.start(service.run)``.
+
+    ``http_addr`` is what peers are told to reach our HTTP endpoints at: a string or a
+    callable read at every publish (HTTP may bind port 0 after this is built), and it can
+    be assigned later (``service.http_addr = "http://..."``).
+    """
+
+    def __init__(
+        self,
+        node: P2PNode,
+        manager: CheckManager,
+        config: ClusterConfig,
+        *,
+        registry: CollectorRegistry,
+        http_addr: str | Callable[[], str] = "",
+        starved: Callable[[], bool] = _never,
+        wall_clock: Callable[[], float] = time.time,
+        clock: Callable[[], float] = trio.current_time,
+        tuning: GossipTuning | None = None,
+        election: ElectionTracker | None = None,
+    ) -> None:
+        self._node = node
+        self._manager = manager
+        self._config = config
+        self._tuning = tuning or GossipTuning()
+        self._http_addr = http_addr
+        self._starved = starved
+        self._wall = wall_clock
+        self._clock = clock
+        self.self_id: str = node.peer_id
+        self.view = ClusterView(self.self_id, config)
+        self.election = election or ElectionTracker()
+        self.sequencer = Sequencer(self.self_id, math.floor(manager.start_time * 1000.0))
+        self._metrics = _Metrics(registry, self.view)
+        self._logged_rejections: OrderedDict[tuple[str, str], None] = OrderedDict()
+        self._bucket = TokenBucket(self._tuning.publish_rate, self._tuning.publish_burst, 0.0)
+        self._serve_limits = RateLimiter(
+            rate=self._tuning.serve_global_rate,
+            burst=self._tuning.serve_global_burst,
+            per_key_rate=self._tuning.serve_rate,
+            per_key_burst=self._tuning.serve_burst,
+        )
+        self._serving = 0
+        # Publisher state.
+        self._wake = trio.Event()
+        self._last_sent: float | None = None
+        self._published_fingerprint: tuple[Any, ...] | None = None
+        self._announce = False  # a new peer joined our mesh: tell it about us
+        self._announced: set[str] = set()
+        self._refute = False
+        self._suspects: deque[tuple[str, Version]] = deque()
+        self._left = False
+        # Connection bookkeeping.
+        self._events: trio.MemorySendChannel[_PeerEvent] | None = None
+        self._connected: set[str] = set()
+        self._lost: dict[str, _Redial] = {}
+        self._nursery: trio.Nursery | None = None
+        self._pull_slots: trio.Semaphore | None = None
+        self._election_dirty = True
+        self._running = False
+
+    # --- public API -------------------------------------------------------------------
+
+    @property
+    def http_addr(self) -> str:
+        value = self._http_addr() if callable(self._http_addr) else self._http_addr
+        return str(value)
+
+    @http_addr.setter
+    def http_addr(self, value: str | Callable[[], str]) -> None:
+        self._http_addr = value
+        self._wake.set()
+
+    @property
+    def left(self) -> bool:
+        return self._left
+
+    async def run(self, *, task_status: TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """Subscribe, serve pulls, publish and run the view's timers until cancelled.
+
+        Reports started once our first digest is in our own view and published."""
+        from libp2p.custom_types import TProtocol
+
+        send, receive = trio.open_memory_channel[_PeerEvent](self._tuning.event_queue)
+        self._events = send
+        self._pull_slots = trio.Semaphore(self._tuning.max_concurrent_pulls)
+        host = self._node.host
+        # The pull handler before the subscription: a peer that sees us subscribed to the
+        # topic may pull from us at once (see _pull_from).
+        host.set_stream_handler(TProtocol(PULL_PROTOCOL), self._serve_pull)
+        remove_listener: Callable[[], None] | None = None
+        try:
+            pubsub = self._node.pubsub
+            pubsub.set_validator(TOPIC, self._validate)
+            await pubsub.subscribe(TOPIC, self._on_message)
+            remove_listener = self._node.add_peer_listener(self._peer_connected, self._peer_lost)
+            self._running = True
+            async with trio.open_nursery() as nursery:
+                self._nursery = nursery
+                # Peers dialled before we listened (bootstrap starts with the node).
+                for peer in self._node.connected_peers():
+                    self._peer_connected(peer)
+                await self._publish_digest(self._clock())
+                nursery.start_soon(self._event_loop, receive)
+                nursery.start_soon(self._tick_loop)
+                nursery.start_soon(self._publish_loop)
+                nursery.start_soon(self._redial_loop)
+                if self._must_poll_pings():
+                    nursery.start_soon(self._ping_poll_loop)
+                task_status.started()
+        finally:
+            # The subscription cannot be undone (LibP2PPubSub has no unsubscribe): the
+            # handler checks _running instead.
+            self._running = False
+            self._nursery = None
+            self._events = None
+            send.close()
+            if remove_listener is not None:
+                remove_listener()
+            with contextlib.suppress(Exception):
+                host.remove_stream_handler(TProtocol(PULL_PROTOCOL))
+
+    async def leave(self) -> None:
+        """Tell the cluster we are leaving, and give GossipSub a moment to send it.
+
+        From now on nothing else is published (a later digest would make us alive again).
+        The flush waits until py-libp2p's per-peer outbound queues are empty (bounded by
+        ``leave_flush_timeout``), then ``leave_flush_grace`` for the write of the frame
+        last taken off a queue. Call it before the host closes."""
+        if self._left:
+            return
+        self._left = True
+        self._suspects.clear()
+        notice = self.sequencer.leave(self._wall())
+        self._handle(self.view.on_gossip(notice, self._clock()), self.self_id)
+        await self._send(encode_gossip(notice))
+        await self._flush()
+        logger.info("left the cluster (%s)", self.self_id)
+
+    def election_health(self) -> ElectionHealth:
+        return self.election.health(self._wall())
+
+    def election_check(self) -> HealthCheck:
+        """The "election-health" check: non-critical, every 15 s, 5 s timeout."""
+
+        async def check_election() -> CheckResult:
+            await trio.lowlevel.checkpoint()
+            return election_result(self.election_health(), self.election.max_changes)
+
+        return HealthCheck(
+            name=ELECTION_CHECK,
+            checker=check_election,
+            description="An admin is elected from the cluster view and leadership is stable",
+            interval=ELECTION_INTERVAL,
+            timeout=ELECTION_TIMEOUT,
+            critical=False,
+            component="election",
+        )
+
+    def cluster_json(self, now: float | None = None) -> dict[str, Any]:
+        """Body of GET /health/cluster; ``now`` on the view's clock (default: its clock)."""
+        now = self._clock() if now is None else now
+        return shapes.cluster_json(
+            self.view, now=now, wall_now=self._wall(), history=self._tuning.history_in_json
+        )
+
+    def peer_json(self, peer_id: str) -> dict[str, Any] | None:
+        """Body of GET /health/cluster/<peer id>; None for a peer the view does not hold."""
+        return shapes.peer_json(
+            self.view,
+            peer_id,
+            now=self._clock(),
+            wall_now=self._wall(),
+            history=self._tuning.history_in_json,
+        )
+
+    # --- outcomes of the view ---------------------------------------------------------
+
+    def _handle(self, outcome: Outcome, source: str) -> None:
+        if outcome.rejection is not None:
+            self._count_rejection(source, outcome.rejection)
+        self._apply(outcome.events)
+
+    def _apply(self, events: Iterable[Event]) -> None:
+        for event in events:
+            if isinstance(event, Transition):
+                self._election_dirty = True
+                _log_transition(event)
+            elif isinstance(event, PublishSuspect):
+                self._queue_suspect(event.suspect, event.basis)
+            elif isinstance(event, PublishRefute):
+                # SWIM 4.2: answer with a higher incarnation, at once (no rate limit).
+                self.sequencer.refute(event.incarnation)
+                self._refute = True
+                self._wake.set()
+
+    def _queue_suspect(self, peer: str, basis: Version) -> None:
+        if self._left or (peer, basis) in self._suspects:
+            return
+        if len(self._suspects) >= self._tuning.max_pending_suspects:
+            logger.warning("suspicion of %s not published: too many pending", peer)
+            return
+        self._suspects.append((peer, basis))
+        self._wake.set()
+
+    def _count_rejection(self, signer: str, rejection: Rejection) -> None:
+        reason = str(rejection.reason)
+        self._metrics.rejected.labels(reason=reason).inc()
+        key = (signer, reason)
+        if key in self._logged_rejections:
+            return
+        self._logged_rejections[key] = None
+        if len(self._logged_rejections) > self._tuning.rejection_log_keys:
+            self._logged_rejections.popitem(last=False)
+        # Once per (signer, reason): a hostile peer must not flood the log. Old statements
+        # are routine (GossipSub's IWANT and message cache deliver out of order): INFO.
+        level = logging.INFO if rejection.reason is RejectReason.REPLAYED else logging.WARNING
+        logger.log(
+            level,
+            "rejected health gossip from %s: %s (%s); further ones are only counted",
+            signer,
+            reason,
+            rejection.detail[:200],
+        )
+
+    # --- inbound gossip ---------------------------------------------------------------
+
+    def _validate(self, msg: PubSubMessage) -> bool:
+        """py-libp2p topic validator: False drops the message and stops its forwarding."""
+        if msg.from_peer == self.self_id:
+            return True  # our own publish, encoded by us (validators run on those too)
+        self._metrics.received.inc()
+        self._metrics.bytes.labels(direction="in").inc(len(msg.data))
+        decoded = self._decode(msg)
+        if isinstance(decoded, Rejection):
+            self._count_rejection(msg.from_peer, decoded)
+            return False
+        return True
+
+    def _decode(self, msg: PubSubMessage) -> Gossip | Rejection:
+        return decode_gossip(msg.data, msg.from_peer, self._wall(), config=self._config)
+
+    async def _on_message(self, msg: PubSubMessage) -> None:
+        await trio.lowlevel.checkpoint()
+        # Ours was applied when we sent it; after run() ends the subscription lingers.
+        if msg.from_peer == self.self_id or not self._running:
+            return
+        try:
+            decoded = self._decode(msg)
+            if isinstance(decoded, Rejection):
+                # Aged out between the validator and us: rare, but count it.
+                self._count_rejection(msg.from_peer, decoded)
+                return
+            outcome = self.view.on_gossip(decoded, self._clock())
+            if self._is_duplicate(decoded, outcome):
+                self._metrics.duplicates.inc()
+                return
+            self._handle(outcome, msg.from_peer)
+        except Exception:  # nothing a peer sends may break the subscription
+            logger.exception("health gossip from %s could not be handled", msg.from_peer)
+
+    def _is_duplicate(self, message: Gossip, outcome: Outcome) -> bool:
+        """The very statement the view holds: a second path, not a replay. A peer's digest
+        often arrives in a pulled view first and then by gossip."""
+        rejection = outcome.rejection
+        if rejection is None or rejection.reason is not RejectReason.REPLAYED:
+            return False
+        if isinstance(message, SuspectNotice):
+            return False
+        held = self.view.member(message.node_id)
+        return held is not None and held.key == message.key
+
+    # --- connection events ------------------------------------------------------------
+
+    def _peer_connected(self, peer: str) -> None:
+        self._push_event(("connected", peer))
+
+    def _peer_lost(self, peer: str) -> None:
+        self._push_event(("disconnected", peer))
+
+    def _push_event(self, event: _PeerEvent) -> None:
+        # Runs on the network's task (P2PNode.add_peer_listener): never block it.
+        if self._events is None:
+            return
+        try:
+            self._events.send_nowait(event)
+        except (trio.WouldBlock, trio.ClosedResourceError):
+            logger.warning("connection event %s %s dropped: queue full", *event)
+
+    async def _event_loop(self, receive: trio.MemoryReceiveChannel[_PeerEvent]) -> None:
+        async with receive:
+            async for kind, peer in receive:
+                now = self._clock()
+                if kind == "connected":
+                    self._on_connected(peer, now)
+                else:
+                    self._on_disconnected(peer, now)
+
+    def _on_connected(self, peer: str, now: float) -> None:
+        if peer in self._connected or peer == self.self_id:
+            return
+        self._connected.add(peer)
+        self._lost.pop(peer, None)
+        self._handle(self.view.on_connected(peer, now), peer)
+        if self._nursery is not None:
+            self._nursery.start_soon(self._pull_from, peer)
+
+    def _on_disconnected(self, peer: str, now: float) -> None:
+        # P2PNode reports a peer's last connection only, as the view requires.
+        if peer not in self._connected:
+            return
+        self._connected.discard(peer)
+        self._announced.discard(peer)
+        self._handle(self.view.on_disconnected(peer, now), peer)
+        if not self._left:
+            self._lost[peer] = _Redial(
+                now + self._tuning.redial_initial, self._tuning.redial_initial
+            )
+
+    # --- the view's timers ------------------------------------------------------------
+
+    async def _tick_loop(self) -> None:
+        while True:
+            now = self._clock()
+            self._apply(self.view.set_starved(self._starved(), now))
+            self._apply(self.view.tick(now))
+            if self._election_dirty:
+                self._election_dirty = False
+                self.election.observe(self.view.members().values(), self._wall())
+            deadline = self.view.next_deadline()
+            wake = now + self._tuning.tick_max
+            if deadline is not None:
+                wake = min(wake, deadline)
+            # A deadline already due was just handled; 10 ms keeps a busy loop impossible.
+            await trio.sleep(max(0.01, wake - self._clock()))
+
+    # --- outbound gossip --------------------------------------------------------------
+
+    async def _publish_loop(self) -> None:
+        while True:
+            self._wake = trio.Event()
+            await self._publish_due()
+            with trio.move_on_after(self._tuning.publish_poll):
+                await self._wake.wait()
+
+    async def _publish_due(self) -> None:
+        if self._left:
+            return
+        now = self._clock()
+        if self._refute:
+            await self._publish_digest(now)
+        elif self._config.publish_due(
+            now=now, last_sent=self._last_sent, changed=self._changed(), n=self.view.live_count()
+        ) and self._bucket.take(now):
+            await self._publish_digest(now)
+        while self._suspects and not self._left and self._bucket.take(self._clock()):
+            peer, basis = self._suspects.popleft()
+            notice = self.sequencer.suspect(peer, basis, self._wall())
+            await self._send(encode_gossip(notice))
+
+    def _changed(self) -> bool:
+        mesh = self._mesh_peers()
+        if mesh - self._announced:
+            # A peer new to our mesh: it (and through it, its side of the cluster) should
+            # hear from us now rather than at our next refresh.
+            self._announced |= mesh
+            self._announce = True
+        return self._announce or self._fingerprint() != self._published_fingerprint
+
+    def _mesh_peers(self) -> set[str]:
+        router = getattr(self._node.guarded_pubsub, "router", None)
+        mesh: Mapping[str, Iterable[Any]] = getattr(router, "mesh", {}) or {}
+        return {peer.to_base58() for peer in mesh.get(TOPIC, ())}
+
+    def _fingerprint(self) -> tuple[Any, ...]:
+        status, _ = self._manager.decide()
+        components = sorted(
+            (name, _bucket(score)) for name, score in self._manager.component_scores().items()
+        )
+        return (
+            status,
+            _bucket(self._manager.system_score()),
+            tuple(components),
+            self.http_addr,
+            tuple(self._p2p_addrs()),
+        )
+
+    def _p2p_addrs(self) -> list[str]:
+        return self._node.listen_addrs[:MAX_P2P_ADDRS]
+
+    async def _publish_digest(self, now: float) -> None:
+        if self._left:
+            return
+        fingerprint = self._fingerprint()
+        digest, data = self._encoded_digest()
+        self._refute = False
+        self._announce = False
+        self._last_sent = now
+        self._published_fingerprint = fingerprint
+        # Our own digest feeds our view first (the view needs us as a member).
+        self._handle(self.view.on_gossip(digest, now), self.self_id)
+        await self._send(data)
+
+    def _encoded_digest(self) -> tuple[HealthDigest, bytes]:
+        status, _ = self._manager.decide()
+        components = dict(
+            sorted(
+                (name, _fraction(score)) for name, score in self._manager.component_scores().items()
+            )[:MAX_COMPONENTS]
+        )
+        fields: dict[str, Any] = {
+            "status": status,
+            "score": _fraction(self._manager.system_score()),
+            "components": components,
+            "version": self._manager.version,
+            "http_addr": self.http_addr,
+            "p2p_addrs": self._p2p_addrs(),
+        }
+        # A component name or address peers would reject must not silence us: fall back
+        # to a digest without the offending optional fields.
+        for drop in ((), ("components",), ("components", "version", "http_addr", "p2p_addrs")):
+            trimmed = {k: v for k, v in fields.items() if k not in drop}
+            digest = self.sequencer.digest(self._wall(), **trimmed)
+            try:
+                return digest, encode_gossip(digest)
+            except EncodeError as exc:
+                logger.warning("digest not publishable as is (%s); trimming it", exc)
+        raise AssertionError("a digest without optional fields always encodes")
+
+    async def _send(self, data: bytes) -> None:
+        try:
+            await self._node.pubsub.publish(TOPIC, data)
+        except Exception as exc:  # shutting down, or py-libp2p trouble: the next one will do
+            logger.info("health gossip publish failed: %r", exc)
+            return
+        self._metrics.published.inc()
+        self._metrics.bytes.labels(direction="out").inc(len(data))
+
+    async def _flush(self) -> None:
+        queues: Mapping[Any, Any] = getattr(self._node.guarded_pubsub, "peer_queues", {}) or {}
+        with trio.move_on_after(self._tuning.leave_flush_timeout):
+            # py-libp2p's per-peer RpcQueue (pubsub/rpc_queue.py) has a length; its sending
+            # task pops a frame and then writes it. Polling: there is no event to wait on.
+            while any(len(queue) for queue in list(queues.values())):  # noqa: ASYNC110
+                await trio.sleep(0.005)
+            await trio.sleep(self._tuning.leave_flush_grace)
+
+    # --- the pull protocol ------------------------------------------------------------
+
+    async def _pull_from(self, peer: str) -> None:
+        """Pull a newly connected peer's view once it shows itself a health-mesh member.
+
+        Waiting for its subscription to our topic (GossipSub tells us within milliseconds)
+        spares peers that run no health mesh (CHORUS's Go peers, say) a stream they would
+        refuse, and py-libp2p's ERROR log of the refusal; our own service registers the pull
+        handler before it subscribes, so a subscribed peer can answer."""
+        if not await self._wait_for_subscription(peer):
+            return
+        assert self._pull_slots is not None
+        async with self._pull_slots:
+            for attempt in range(self._tuning.pull_attempts):
+                if attempt:
+                    await trio.sleep(self._tuning.pull_retry_delay * 2 ** (attempt - 1))
+                if peer not in self._connected or not self._running:
+                    return
+                if await self._pull_once(peer):
+                    return
+
+    async def _wait_for_subscription(self, peer: str) -> bool:
+        from libp2p.peer.id import ID
+
+        pid = ID.from_base58(peer)
+        topics: Mapping[str, Any] = getattr(self._node.guarded_pubsub, "peer_topics", {})
+        with trio.move_on_after(self._tuning.pull_subscription_wait):
+            # Polling: py-libp2p offers no event for a peer's subscription.
+            while pid not in topics.get(TOPIC, ()):
+                if peer not in self._connected:
+                    return False
+                await trio.sleep(0.02)
+            return True
+        return False
+
+    async def _pull_once(self, peer: str) -> bool:
+        """One pull; True when it got an answer (accepted or rejected), False to retry."""
+        data: bytes | None = None
+        try:
+            with trio.move_on_after(self._tuning.pull_timeout):
+                data = await self._request_snapshot(peer)
+        except Exception as exc:
+            logger.debug("pull from %s failed: %r", peer, exc)
+        if not data:  # nothing, too much, or reset unanswered (refused): no view
+            self._metrics.pulls.labels(side="client", result="failed").inc()
+            return False
+        snapshot = decode_snapshot(data, peer, self._wall(), config=self._config)
+        if isinstance(snapshot, Rejection):
+            self._metrics.pulls.labels(side="client", result="rejected").inc()
+            self._count_rejection(peer, snapshot)
+            return True
+        self._metrics.pulls.labels(side="client", result="ok").inc()
+        try:
+            self._handle(self.view.merge_snapshot(snapshot, self._clock()), peer)
+        except Exception:  # what a peer sends must never end the service
+            logger.exception("view pulled from %s could not be merged", peer)
+        return True
+
+    async def _request_snapshot(self, peer: str) -> bytes | None:
+        from libp2p.custom_types import TProtocol
+        from libp2p.peer.id import ID
+
+        stream = await self._node.host.new_stream(ID.from_base58(peer), [TProtocol(PULL_PROTOCOL)])
+        data: bytes | None = None
+        try:
+            await stream.write(PULL_REQUEST)
+            # A write half-close: NetStream.close_write() (not in INetStream's interface);
+            # on Yamux, close() is one too.
+            await getattr(stream, "close_write", stream.close)()
+            data = await _read_to_eof(stream, MAX_SNAPSHOT_BYTES)
+        finally:
+            if data is None:  # failed, cancelled or oversized: do not leave it half open
+                await _reset(stream)
+        with contextlib.suppress(Exception):
+            await stream.close()
+        return data
+
+    async def _serve_pull(self, stream: INetStream) -> None:
+        # Everything a peer can cause is caught: an exception escaping a py-libp2p stream
+        # handler ends the whole node (notes, "Hostile input").
+        try:
+            peer = stream.muxed_conn.peer_id.to_base58()
+            if (
+                not self._running
+                or self._serving >= self._tuning.max_concurrent_serves
+                or not self._serve_limits.allow(peer, self._clock())
+            ):
+                self._metrics.pulls.labels(side="server", result="refused").inc()
+                await _reset(stream)
+                return
+            self._serving += 1
+            try:
+                await self._answer_pull(stream)
+            finally:
+                self._serving -= 1
+        except Exception as exc:
+            logger.info("pull request failed: %r", exc)
+            await _reset(stream)
+
+    async def _answer_pull(self, stream: INetStream) -> None:
+        request: bytes | None = None
+        with trio.move_on_after(self._tuning.serve_read_timeout):
+            request = await _read_to_eof(stream, MAX_PULL_REQUEST)
+        if request != PULL_REQUEST:
+            self._metrics.pulls.labels(side="server", result="refused").inc()
+            await _reset(stream)
+            return
+        data = encode_snapshot(self.view.snapshot(self._wall()))
+        with trio.fail_after(self._tuning.serve_write_timeout):
+            await stream.write(data)
+            await stream.close()
+        self._metrics.pulls.labels(side="server", result="served").inc()
+
+    # --- lost links and ping failures ------------------------------------------------
+
+    async def _redial_loop(self) -> None:
+        while True:
+            await trio.sleep(self._tuning.redial_check)
+            for peer in self._redials_due(self._clock()):
+                await self._redial(peer)
+
+    def _redials_due(self, now: float) -> list[str]:
+        if self._left:
+            self._lost.clear()
+        due = []
+        for peer, state in list(self._lost.items()):
+            member = self.view.member(peer)
+            # Gone on purpose, forgotten, or back: stop trying.
+            if member is None or member.state is MemberState.LEFT or peer in self._connected:
+                del self._lost[peer]
+            elif now >= state.next_at:
+                state.delay = min(state.delay * 2, self._tuning.redial_max)
+                state.next_at = now + state.delay
+                due.append(peer)
+        return due
+
+    async def _redial(self, peer: str) -> None:
+        from adapters.libp2p_host import P2PError
+
+        member = self.view.member(peer)
+        if member is None:
+            return
+        # Only addresses naming the peer itself: a digest must not aim our dials elsewhere.
+        for addr in [a for a in member.p2p_addrs if a.endswith(f"/p2p/{peer}")]:
+            with trio.move_on_after(self._tuning.redial_timeout):
+                try:
+                    await self._node.connect(addr)
+                except P2PError as exc:
+                    logger.debug("redial of %s at %s failed: %s", peer, addr, exc)
+                    continue
+                logger.info("reconnected to %s at %s", peer, addr)
+                return
+
+    def _must_poll_pings(self) -> bool:
+        cfg = getattr(self._node, "cfg", None)
+        return bool(
+            getattr(cfg, "enable_health_monitoring", False)
+            and not getattr(cfg, "abort_connection_on_ping_failure", True)
+        )
+
+    async def _ping_poll_loop(self) -> None:
+        from libp2p.peer.id import ID
+
+        rates: dict[str, float] = {}
+        while True:
+            await trio.sleep(self._tuning.ping_poll_interval)
+            for peer in list(self._connected):
+                summary = self._node.host.get_connection_health(ID.from_base58(peer))
+                rate = summary.get("average_success_rate") if summary else None
+                if not isinstance(rate, float):
+                    continue
+                before = rates.get(peer)
+                rates[peer] = rate
+                # The EMA only falls on a failed ping (libp2p network/health).
+                if before is not None and rate < before - 1e-9:
+                    self._handle(self.view.on_ping_failed(peer, self._clock()), peer)
+            for peer in set(rates) - self._connected:
+                del rates[peer]
+
+
+def election_result(health: ElectionHealth, max_changes: int) -> CheckResult:
+    """The election-health check's result.
+
+    Score: 0 without an admin; otherwise 0.5 + 0.5 * stability while leadership changed at
+    most ``max_changes`` times in the window, 0.5 * stability beyond.
+    """
+    if health.admin is None:
+        score = 0.0
+        message = "No admin: no member is alive and healthy"
+    else:
+        base = 0.5 if health.changes_in_window <= max_changes else 0.0
+        score = base + 0.5 * health.stability
+        message = (
+            f"Admin {health.admin}, {health.changes_in_window} leadership change(s) in the"
+            f" window, stability {health.stability:.2f}"
+        )
+    return CheckResult(
+        healthy=health.healthy,
+        message=message,
+        details={
+            "admin": health.admin,
+            "admin_uptime": health.admin_uptime,
+            "leadership_changes": health.changes_total,
+            "changes_in_window": health.changes_in_window,
+            "stability": health.stability,
+            "score": score,
+        },
+    )
+
+
+def _log_transition(event: Transition) -> None:
+    if event.from_state is event.to_state:
+        logger.debug(
+            "cluster: %s %s status %s -> %s",
+            event.peer,
+            event.to_state,
+            event.from_status,
+            event.to_status,
+        )
+        return
+    level = logging.WARNING if event.to_state in (MemberState.DEAD,) else logging.INFO
+    logger.log(
+        level,
+        "cluster: %s %s -> %s (%s%s)",
+        event.peer,
+        event.from_state or "new",
+        event.to_state or "forgotten",
+        event.cause,
+        f", {event.detail}" if event.detail else "",
+    )
+
+
+async def _read_to_eof(stream: INetStream, limit: int) -> bytes | None:
+    """The stream's bytes up to EOF, or None when the sender goes over ``limit``."""
+    from libp2p.network.stream.exceptions import StreamEOF
+
+    buf = bytearray()
+    while True:
+        try:
+            chunk = await stream.read(limit + 1 - len(buf))
+        except StreamEOF:
+            return bytes(buf)
+        if not chunk:
+            return bytes(buf)
+        buf += chunk
+        if len(buf) > limit:
+            return None
+
+
+async def _reset(stream: INetStream) -> None:
+    with trio.CancelScope(shield=True), contextlib.suppress(Exception):
+        await stream.reset()

@@ -1,0 +1,706 @@
+"""Health gossip between real py-libp2p nodes on 127.0.0.1 (adapters/gossip.py).
+
+Each node is a P2PNode, a CheckManager with no checks (it reports itself healthy, score 1)
+and a GossipService on ClusterConfig.devnet(): a 0.5 s heartbeat, suspicion 2 s (6 s
+unconfirmed). Topologies are sparse chains (node i bootstraps to node i-1), so gossip must
+be relayed. One test runs a node in a child process to freeze it for real (SIGSTOP).
+Every wait is bounded and polls a condition; the bounds are the design's detection times
+(mesh/cluster_config.py) plus a margin for a shared 2-core machine.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import pytest
+import trio
+from libp2p.crypto.keys import KeyPair
+from libp2p.custom_types import TProtocol
+from libp2p.host.exceptions import StreamFailure
+from libp2p.network.stream.exceptions import StreamEOF, StreamError
+from libp2p.peer.id import ID
+from libp2p.pubsub.gossipsub import PROTOCOL_ID_V12
+from libp2p.pubsub.pb import rpc_pb2
+from libp2p.pubsub.validators import PUBSUB_SIGNING_PREFIX
+from libp2p.stream_muxer.exceptions import MuxedStreamError
+from libp2p.utils import encode_varint_prefixed
+from prometheus_client import CollectorRegistry
+
+from adapters.gossip import (
+    ELECTION_CHECK,
+    PULL_PROTOCOL,
+    PULL_REQUEST,
+    GossipService,
+    GossipTuning,
+    election_result,
+)
+from adapters.libp2p_host import P2PConfig, P2PNode, load_or_create_identity, open_p2p_node
+from mesh.cluster_config import ClusterConfig, devnet
+from mesh.cluster_json import cluster_json
+from mesh.cluster_view import Cause, ClusterView
+from mesh.digest import (
+    MAX_GOSSIP_BYTES,
+    MAX_SNAPSHOT_BYTES,
+    TOPIC,
+    HealthDigest,
+    MemberState,
+    RejectReason,
+    ViewSnapshot,
+    decode_snapshot,
+    encode_gossip,
+    encode_snapshot,
+)
+from mesh.election import ElectionHealth
+from mesh.manager import CheckManager
+from mesh.model import Status
+from tests.helpers import wait_until
+
+REPO = Path(__file__).resolve().parents[2]
+ALIVE, SUSPECT, DEAD, LEFT = (
+    MemberState.ALIVE,
+    MemberState.SUSPECT,
+    MemberState.DEAD,
+    MemberState.LEFT,
+)
+DEVNET = devnet()
+
+
+# ---------------------------------------------------------------- pure shapes
+
+
+def _digest(node_id: str, start: float, seq: int, **fields: object) -> HealthDigest:
+    return HealthDigest(
+        node_id=node_id,
+        start_time_ms=int(start * 1000),
+        seq=seq,
+        sent_at_ms=int(start * 1000) + seq,
+        **fields,  # type: ignore[arg-type]
+    )
+
+
+def test_cluster_json_has_the_documented_shape() -> None:
+    view = ClusterView("Self1", devnet())
+    view.on_gossip(_digest("Self1", 1_700_000_000.0, 1, version="v1", http_addr="h:1"), 100.0)
+    view.on_gossip(_digest("Peer2", 1_700_000_010.0, 1, status=Status.DEGRADED, score=0.5), 100.0)
+    view.on_connected("Peer2", 100.0)
+    view.on_disconnected("Peer2", 101.0)
+
+    body = cluster_json(view, now=102.5, wall_now=1_700_000_100.0)
+
+    assert list(body) == ["node_id", "status", "score", "admin", "counts", "peers", "timestamp"]
+    assert body["node_id"] == "Self1"
+    assert body["status"] == "degraded"
+    assert body["admin"] == "Self1"  # the only alive and healthy member
+    assert body["counts"] == {"alive": 1, "suspect": 1, "dead": 0, "left": 0}
+    assert body["timestamp"] == "2023-11-14T22:15:00Z"
+    peer, me = body["peers"]  # sorted by peer id
+    assert (peer["peer_id"], me["peer_id"]) == ("Peer2", "Self1")
+    assert list(peer) == [
+        "peer_id",
+        "self",
+        "state",
+        "status",
+        "score",
+        "components",
+        "last_seen_age",
+        "incarnation",
+        "start_time",
+        "version",
+        "http_addr",
+        "p2p_addrs",
+        "suspected_by",
+        "history",
+    ]
+    assert me["self"] is True and me["last_seen_age"] is None
+    assert peer["state"] == "suspect" and peer["status"] == "degraded"
+    assert peer["last_seen_age"] == 2.5
+    assert peer["suspected_by"] == ["Self1"]
+    assert peer["start_time"] == "2023-11-14T22:13:30Z"
+    # Newest first; view times (monotonic) become wall times: 101.0 is 1.5 s before now.
+    assert peer["history"] == [
+        {"at": "2023-11-14T22:14:58.5Z", "from": "alive", "to": "suspect", "cause": "disconnected"},
+        {"at": "2023-11-14T22:14:57.5Z", "from": None, "to": "alive", "cause": "joined"},
+    ]
+
+
+def test_peers_are_sorted_by_peer_id() -> None:
+    view = ClusterView("M", devnet())
+    for name in ("Z", "A", "M"):
+        view.on_gossip(_digest(name, 1_700_000_000.0, 1), 1.0)
+    body = cluster_json(view, now=1.0, wall_now=1_700_000_001.0)
+    assert [p["peer_id"] for p in body["peers"]] == ["A", "M", "Z"]
+
+
+@pytest.mark.parametrize(
+    ("health", "healthy", "score"),
+    [
+        (ElectionHealth(None, None, None, 0, 0, 0.0, False), False, 0.0),
+        (ElectionHealth("A", 60.0, 60.0, 0, 0, 1.0, True), True, 1.0),
+        (ElectionHealth("A", 60.0, 3.0, 1, 1, 0.2, True), True, 0.6),
+        (ElectionHealth("A", 60.0, 3.0, 9, 4, 0.2, False), False, 0.1),
+    ],
+)
+def test_election_result(health: ElectionHealth, healthy: bool, score: float) -> None:
+    result = election_result(health, max_changes=3)
+    assert result.healthy is healthy
+    assert result.details["score"] == pytest.approx(score)
+    assert set(result.details) >= {
+        "admin",
+        "admin_uptime",
+        "leadership_changes",
+        "stability",
+        "score",
+    }
+
+
+# ---------------------------------------------------------------- harness
+
+
+@dataclass
+class Member:
+    """One in-process node under the test's control."""
+
+    node: P2PNode
+    service: GossipService
+    registry: CollectorRegistry
+    scope: trio.CancelScope
+    stopped: trio.Event
+
+    @property
+    def peer_id(self) -> str:
+        return self.node.peer_id
+
+    @property
+    def addr(self) -> str:
+        return self.node.listen_addrs[0]
+
+    def state_of(self, peer: str) -> MemberState | None:
+        member = self.service.view.member(peer)
+        return None if member is None else member.state
+
+    def sample(self, name: str, **labels: str) -> float:
+        return self.registry.get_sample_value(name, labels) or 0.0
+
+    def rejected(self, reason: RejectReason) -> float:
+        return self.sample("chorus_gossip_rejected_total", reason=str(reason))
+
+
+async def _run_member(
+    key_file: Path,
+    config: ClusterConfig,
+    p2p: dict[str, Any],
+    *,
+    task_status: trio.TaskStatus[Member],
+) -> None:
+    stopped = trio.Event()
+    try:
+        with trio.CancelScope() as scope:
+            cfg = P2PConfig(key_file=key_file, listen_port=0, **p2p)
+            async with open_p2p_node(cfg) as node, trio.open_nursery() as nursery:
+                registry = CollectorRegistry()
+                manager = CheckManager(node_id=node.peer_id, version="v-test")
+                service = GossipService(
+                    node, manager, config, registry=registry, http_addr="http://127.0.0.1:1"
+                )
+                await nursery.start(service.run)
+                task_status.started(Member(node, service, registry, scope, stopped))
+    finally:
+        stopped.set()
+
+
+@dataclass
+class Cluster:
+    nursery: trio.Nursery
+    tmp_path: Path
+    config: ClusterConfig = DEVNET
+    p2p: dict[str, Any] = dataclasses.field(default_factory=dict)  # P2PConfig overrides
+
+    async def start(self, name: str, *peers: Member) -> Member:
+        """A node connected to ``peers`` only. Not P2PConfig.bootstrap: its Kademlia
+        refresh dials the bootstrap peer's neighbours too, and the topology would not
+        stay sparse."""
+        run = partial(_run_member, self.tmp_path / f"{name}.key", self.config, self.p2p)
+        member: Member = await self.nursery.start(run)
+        for peer in peers:
+            await member.node.connect(peer.addr)
+        return member
+
+    async def chain(self, count: int, prefix: str = "n") -> list[Member]:
+        members: list[Member] = []
+        for i in range(count):
+            members.append(await self.start(f"{prefix}{i}", *members[-1:]))
+        return members
+
+    async def kill(self, member: Member) -> None:
+        """Abruptly: no leave, the host just goes."""
+        member.scope.cancel()
+        await member.stopped.wait()
+
+
+@asynccontextmanager
+async def _cluster(
+    tmp_path: Path, config: ClusterConfig = DEVNET, **p2p: Any
+) -> AsyncIterator[Cluster]:
+    async with trio.open_nursery() as nursery:
+        yield Cluster(nursery, tmp_path, config, p2p)
+        nursery.cancel_scope.cancel()
+
+
+def _everyone_sees(
+    observers: list[Member], peers: list[str], state: MemberState
+) -> Callable[[], bool]:
+    return lambda: all(o.state_of(p) is state for o in observers for p in peers)
+
+
+def _all_alive(members: list[Member]) -> Callable[[], bool]:
+    return _everyone_sees(members, [m.peer_id for m in members], ALIVE)
+
+
+def _states_seen(member: Member, peer: str) -> list[MemberState | None]:
+    found = member.service.view.member(peer)
+    assert found is not None
+    return [t.to_state for t in found.history]
+
+
+# ---------------------------------------------------------------- scenarios
+
+
+@pytest.mark.network
+async def test_five_nodes_converge_over_a_chain(tmp_path: Path) -> None:
+    async with _cluster(tmp_path) as cluster:
+        members = await cluster.chain(5)
+        await wait_until(_all_alive(members), timeout=10, what="every view lists all five alive")
+
+        admins = {m.service.cluster_json()["admin"] for m in members}
+        assert admins == {members[0].peer_id}  # the longest running, in every view
+        body = members[2].service.cluster_json()
+        assert body["counts"] == {"alive": 5, "suspect": 0, "dead": 0, "left": 0}
+        assert body["status"] == "healthy"
+        assert [p["self"] for p in body["peers"]].count(True) == 1
+        assert members[2].service.peer_json(members[4].peer_id)["http_addr"] == (
+            "http://127.0.0.1:1"
+        )
+        assert members[2].service.peer_json("NoSuchPeer") is None
+        head = members[0]
+        assert head.sample("chorus_cluster_peers", state="alive") == 5
+        assert head.sample("chorus_cluster_health_score") == 1.0
+        assert head.sample("chorus_gossip_published_total") >= 1
+        assert head.sample("chorus_gossip_received_total") >= 4
+        assert head.sample("chorus_gossip_bytes_total", direction="in") > 0
+        for member in members:
+            assert sum(member.rejected(r) for r in RejectReason) == 0
+        # Still a chain: the far ends heard of each other through relays.
+        assert [len(m.node.connected_peers()) for m in members] == [1, 2, 2, 2, 1]
+
+
+@pytest.mark.network
+async def test_killed_node_turns_dead_everywhere(tmp_path: Path) -> None:
+    async with _cluster(tmp_path) as cluster:
+        members = await cluster.chain(4)
+        await wait_until(_all_alive(members), timeout=10, what="convergence")
+        victim, others = members[-1], members[:-1]
+
+        started = trio.current_time()
+        await cluster.kill(victim)
+        # Disconnect 0.2 s, suspicion 2 s once two others confirm (their silence: 1.5 s).
+        await wait_until(
+            _everyone_sees(others, [victim.peer_id], DEAD), timeout=10, what="dead everywhere"
+        )
+        assert trio.current_time() - started < 8
+        for member in others:
+            assert _states_seen(member, victim.peer_id)[-2:] == [SUSPECT, DEAD]
+        # The rest of the cluster is unaffected.
+        assert _all_alive(others)()
+
+
+@pytest.mark.network
+async def test_leaving_node_turns_left_everywhere_within_a_second(tmp_path: Path) -> None:
+    async with _cluster(tmp_path) as cluster:
+        members = await cluster.chain(3)
+        await wait_until(_all_alive(members), timeout=10, what="convergence")
+        leaver, others = members[-1], members[:-1]
+
+        await leaver.service.leave()
+        await wait_until(
+            _everyone_sees(others, [leaver.peer_id], LEFT), timeout=1.0, what="left everywhere"
+        )
+        assert leaver.service.cluster_json()["status"] == "stopping"
+        # Its connection closing afterwards is no evidence against it.
+        await cluster.kill(leaver)
+        neighbour = others[-1].service.view
+        await wait_until(
+            lambda: not neighbour.member(leaver.peer_id).connected,  # type: ignore[union-attr]
+            timeout=5,
+            what="the view hears of the closed connection",
+        )
+        assert _everyone_sees(others, [leaver.peer_id], LEFT)()
+
+
+@pytest.mark.network
+async def test_restarted_node_comes_back_alive_at_once(tmp_path: Path) -> None:
+    async with _cluster(tmp_path) as cluster:
+        members = await cluster.chain(3)
+        await wait_until(_all_alive(members), timeout=10, what="convergence")
+        old, others = members[-1], members[:-1]
+        old_start = others[0].service.view.member(old.peer_id).start_time  # type: ignore[union-attr]
+
+        await cluster.kill(old)
+        await wait_until(
+            lambda: all(o.state_of(old.peer_id) in (SUSPECT, DEAD) for o in others),
+            timeout=10,
+            what="suspected after the kill",
+        )
+        started = trio.current_time()
+        new = await cluster.start("n2", others[-1])  # the same key file: the same peer id
+        assert new.peer_id == old.peer_id
+        await wait_until(
+            _everyone_sees([*others, new], [m.peer_id for m in [*others, new]], ALIVE),
+            timeout=3,
+            what="the new life alive everywhere",
+        )
+        assert trio.current_time() - started < 3
+        for member in others:
+            seen = member.service.view.member(new.peer_id)
+            assert seen is not None and seen.start_time > old_start
+            assert seen.history[-1].cause is Cause.RESTARTED
+
+
+@pytest.mark.network
+async def test_late_joiner_converges_at_once_via_pull(tmp_path: Path) -> None:
+    # A 10 s refresh and a settled cluster: nobody publishes during the test and GossipSub
+    # has no recent message left to offer, so the joiner can only learn of the members
+    # beyond its neighbour from the view it pulls.
+    slow = dataclasses.replace(DEVNET, refresh_period=10.0)
+    async with _cluster(tmp_path, slow) as cluster:
+        members = await cluster.chain(3)
+        await wait_until(_all_alive(members), timeout=8, what="convergence")
+        await wait_until(lambda: all(map(_settled, members)), timeout=8, what="settled")
+
+        started = trio.current_time()
+        joiner = await cluster.start("late", members[0])
+        everyone = [m.peer_id for m in [*members, joiner]]
+        await wait_until(
+            _everyone_sees([joiner], everyone, ALIVE), timeout=2, what="the joiner lists all"
+        )
+        assert trio.current_time() - started < slow.refresh_interval(4)
+        assert joiner.sample("chorus_cluster_pulls_total", side="client", result="ok") == 1
+        for far in members[1:]:
+            seen = joiner.service.view.member(far.peer_id)
+            assert seen is not None and "via snapshot" in seen.history[0].detail
+
+
+def _settled(member: Member) -> bool:
+    """Nothing of this member's can still reach a newcomer by gossip: its GossipSub mesh
+    holds every connected peer and it has announced itself to each (GossipService publishes
+    once when its mesh gains a peer), and GossipSub's gossip windows (the last 3
+    heartbeats' messages, offered to peers in IHAVE) are empty."""
+    service = member.service
+    mesh = service._mesh_peers()
+    router = member.node.guarded_pubsub.router
+    return (
+        mesh == set(member.node.connected_peers())
+        and mesh <= service._announced
+        and not service._announce
+        and not router.mcache.window(TOPIC)  # type: ignore[attr-defined]
+    )
+
+
+@pytest.mark.network
+async def test_rogue_peer_changes_nothing_and_is_counted(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    async with _cluster(tmp_path) as cluster:
+        a, b = await cluster.chain(2)
+        await wait_until(_all_alive([a, b]), timeout=10, what="convergence")
+        rogue_cfg = P2PConfig(key_file=tmp_path / "rogue.key", listen_port=0)
+        async with open_p2p_node(rogue_cfg) as rogue:
+            # connect(), not bootstrap: bootstrap's DHT refresh would also dial b.
+            await rogue.connect(a.addr)
+            await wait_until(
+                lambda: a.node.host.get_id() in rogue.guarded_pubsub.peer_topics.get(TOPIC, ()),
+                timeout=5,
+                what="the rogue sees a's subscription",
+            )
+            old = _held_digest(a, b.peer_id)
+            await wait_until(
+                lambda: _held_digest(a, b.peer_id).key > old.key,
+                timeout=5,
+                what="a newer digest of b",
+            )
+            before = {m.peer_id: _picture(m) for m in (a, b)}
+
+            await rogue.pubsub.publish(TOPIC, b"\xff\x00 not a protobuf")
+            await rogue.pubsub.publish(TOPIC, b"\xff\x00 still not a protobuf")
+            await rogue.pubsub.publish(TOPIC, b"\x00" * (MAX_GOSSIP_BYTES + 1))
+            forged = dataclasses.replace(
+                old, seq=old.seq + 10_000, status=Status.UNHEALTHY, score=0.0
+            )
+            await rogue.pubsub.publish(TOPIC, encode_gossip(forged))
+            # The same payload under a fresh libp2p seqno is a new message to GossipSub:
+            # replay protection is the view's (notes, "Hostile input"). Signing as b
+            # stands in for an old message of b captured and re-sent.
+            b_key = load_or_create_identity(tmp_path / "n1.key")
+            await _inject(rogue, a, _signed(b_key, encode_gossip(old)))
+
+            reasons = [
+                RejectReason.MALFORMED,
+                RejectReason.OVERSIZED,
+                RejectReason.SIGNER_MISMATCH,
+                RejectReason.REPLAYED,
+            ]
+            expected = [2, 1, 1, 1]
+            await wait_until(
+                lambda: [a.rejected(r) for r in reasons] == expected,
+                timeout=5,
+                what=f"each counted: {[a.rejected(r) for r in reasons]}",
+            )
+            # Logged once per (signer, reason): a flood must not flood the log.
+            logged = [
+                r.getMessage()
+                for r in caplog.records
+                if r.name == "adapters.gossip"
+                and r.levelno >= logging.WARNING
+                and rogue.peer_id in r.getMessage()
+            ]
+            assert [m.split(": ")[1].split(" ")[0] for m in logged] == [
+                "malformed",
+                "oversized",
+                "signer_mismatch",
+            ]
+            assert {m.peer_id: _picture(m) for m in (a, b)} == before
+            assert a.state_of(rogue.peer_id) is None
+            assert _held_digest(a, b.peer_id).status is Status.HEALTHY
+            # Nobody crashed: b's digests still reach a.
+            newest = _held_digest(a, b.peer_id).key
+            await wait_until(
+                lambda: _held_digest(a, b.peer_id).key > newest, timeout=5, what="gossip flows"
+            )
+            assert not (a.stopped.is_set() or b.stopped.is_set())
+
+
+def _held_digest(member: Member, peer: str) -> HealthDigest:
+    entries = member.service.view.snapshot(1.0).members
+    return next(e.digest for e in entries if e.digest.node_id == peer)
+
+
+def _picture(member: Member) -> dict[str, tuple[MemberState, Status]]:
+    return {p: (m.state, m.status) for p, m in member.service.view.members().items()}
+
+
+def _signed(key_pair: KeyPair, data: bytes) -> rpc_pb2.Message:
+    """A pubsub message on TOPIC signed as py-libp2p's Pubsub.publish signs it."""
+    msg = rpc_pb2.Message(
+        data=data,
+        topicIDs=[TOPIC],
+        from_id=ID.from_pubkey(key_pair.public_key).to_bytes(),
+        seqno=os.urandom(8),
+    )
+    msg.signature = key_pair.private_key.sign(
+        PUBSUB_SIGNING_PREFIX.encode() + msg.SerializeToString()
+    )
+    msg.key = key_pair.public_key.serialize()
+    return msg
+
+
+async def _inject(sender: P2PNode, target: Member, msg: rpc_pb2.Message) -> None:
+    """One RPC frame straight onto a GossipSub stream, as any peer can write one."""
+    stream = await sender.host.new_stream(target.node.host.get_id(), [PROTOCOL_ID_V12])
+    await stream.write(encode_varint_prefixed(rpc_pb2.RPC(publish=[msg]).SerializeToString()))
+
+
+@pytest.mark.network
+async def test_pull_server_answers_with_its_view_and_refuses_abuse(tmp_path: Path) -> None:
+    async with _cluster(tmp_path) as cluster:
+        a, b = await cluster.chain(2)
+        await wait_until(_all_alive([a, b]), timeout=10, what="convergence")
+        rogue_cfg = P2PConfig(key_file=tmp_path / "rogue.key", listen_port=0)
+        async with open_p2p_node(rogue_cfg) as rogue:
+            await rogue.connect(a.addr)
+            target = a.node.host.get_id()
+
+            data = await _raw_pull(rogue, target, PULL_REQUEST)
+            assert data is not None
+            snapshot = decode_snapshot(data, a.peer_id, time.time(), config=DEVNET)
+            assert isinstance(snapshot, ViewSnapshot)
+            assert {e.digest.node_id for e in snapshot.members} == {a.peer_id, b.peer_id}
+            # Another version of the request: no answer.
+            assert await _raw_pull(rogue, target, b"\x02") is None
+            # A flood: each peer gets a burst of 3, then 1 a second.
+            answers = [await _raw_pull(rogue, target, PULL_REQUEST) for _ in range(6)]
+            served = sum(answer is not None for answer in answers)
+            assert served <= 2, served
+            assert a.sample("chorus_cluster_pulls_total", side="server", result="refused") >= 5
+            assert a.sample("chorus_cluster_pulls_total", side="server", result="served") >= 2
+            assert _all_alive([a, b])()
+
+
+@pytest.mark.network
+@pytest.mark.parametrize(
+    ("answer", "result", "reason"),
+    [
+        (
+            encode_snapshot(ViewSnapshot("SomebodyElse", int(time.time() * 1000), ())),
+            "rejected",
+            RejectReason.SIGNER_MISMATCH,
+        ),
+        (b"\xff garbage", "rejected", RejectReason.MALFORMED),
+        (b"\x00" * (MAX_SNAPSHOT_BYTES + 1), "failed", None),
+    ],
+    ids=["forged", "garbage", "oversized"],
+)
+async def test_pull_client_survives_a_rogue_server(
+    tmp_path: Path, answer: bytes, result: str, reason: RejectReason | None
+) -> None:
+    async with _cluster(tmp_path) as cluster:
+        (a,) = await cluster.chain(1)
+        rogue_cfg = P2PConfig(key_file=tmp_path / "rogue.key", listen_port=0)
+        async with open_p2p_node(rogue_cfg) as rogue:
+
+            async def serve(stream: Any) -> None:
+                with contextlib.suppress(Exception):
+                    await stream.write(answer)
+                    await stream.close()
+
+            rogue.host.set_stream_handler(TProtocol(PULL_PROTOCOL), serve)
+            await rogue.pubsub.subscribe(TOPIC, _ignore)
+            await rogue.connect(a.addr)  # a pulls from new peers on the topic
+            attempts = 1 if result == "rejected" else GossipTuning().pull_attempts
+            await wait_until(
+                lambda: (
+                    a.sample("chorus_cluster_pulls_total", side="client", result=result) == attempts
+                ),
+                timeout=5,
+                what=f"{attempts} pull(s) {result}",
+            )
+            if reason is not None:
+                assert a.rejected(reason) == 1
+            assert list(a.service.view.members()) == [a.peer_id]
+            assert not a.stopped.is_set()
+
+
+async def _ignore(_msg: object) -> None:
+    await trio.lowlevel.checkpoint()
+
+
+async def _raw_pull(sender: P2PNode, target: ID, request: bytes) -> bytes | None:
+    """The pull protocol's client side by hand: the answer, or None when refused."""
+    try:
+        stream = await sender.host.new_stream(target, [TProtocol(PULL_PROTOCOL)])
+        await stream.write(request)
+        await stream.close_write()
+        data = b""
+        with trio.fail_after(5):
+            while True:
+                try:
+                    chunk = await stream.read(65536)
+                except StreamEOF:
+                    break
+                if not chunk:
+                    break
+                data += chunk
+        return data or None  # a reset reads as an empty end: no answer
+    except (StreamFailure, StreamError, MuxedStreamError):  # refused: reset at once
+        return None
+
+
+# ---------------------------------------------------------------- a frozen process
+
+
+@asynccontextmanager
+async def _child(key_file: Path, *bootstrap: str) -> AsyncIterator[tuple[trio.Process, str]]:
+    """tests/adapters/gossip_child.py in its own process; yields it and its peer id."""
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    proc = await trio.lowlevel.open_process(
+        [sys.executable, "-m", "tests.adapters.gossip_child", str(key_file), *bootstrap],
+        stdout=subprocess.PIPE,
+        env=env,
+        cwd=REPO,
+    )
+    try:
+        assert proc.stdout is not None
+        line = b""
+        with trio.fail_after(20):
+            while not line.endswith(b"\n"):
+                chunk = await proc.stdout.receive_some(1)
+                if not chunk:
+                    pytest.fail("child node exited before printing its id")
+                line += chunk
+        yield proc, line.decode().split()[0]
+    finally:
+        with trio.CancelScope(shield=True):
+            proc.kill()  # SIGKILL ends a stopped process too
+            await proc.wait()
+            if proc.stdout is not None:
+                await proc.stdout.aclose()
+
+
+@pytest.mark.network
+@pytest.mark.parametrize("abort", [True, False], ids=["monitor-aborts", "monitor-polled"])
+async def test_frozen_node_is_suspected_then_dead_and_recovers(tmp_path: Path, abort: bool) -> None:
+    # Aborting (our P2PConfig default): the monitor closes the link after a failed ping,
+    # so the freeze arrives as a disconnect, and the child redials once it resumes.
+    # Polled: the link stays; the service reads the monitor's ping statistics. A 3 s
+    # refresh (9 s of silence) leaves the failed pings as the only evidence in time.
+    config = DEVNET if abort else dataclasses.replace(DEVNET, refresh_period=3.0)
+    async with _cluster(tmp_path, config, abort_connection_on_ping_failure=abort) as cluster:
+        members = await cluster.chain(2)
+        async with _child(tmp_path / "child.key", *(m.addr for m in members)) as (proc, child):
+            await wait_until(
+                _everyone_sees(members, [child, *(m.peer_id for m in members)], ALIVE),
+                timeout=10,
+                what="the child alive everywhere",
+            )
+            os.kill(proc.pid, signal.SIGSTOP)
+            # A failed ping after about 1.4 s, then the minimum suspicion of 2 s (n = 3:
+            # no confirmations expected).
+            await wait_until(
+                _everyone_sees(members, [child], DEAD), timeout=10, what="frozen child dead"
+            )
+            causes = set()
+            for member in members:
+                found = member.service.view.member(child)
+                assert found is not None
+                assert [t.to_state for t in found.history][-2:] == [SUSPECT, DEAD]
+                causes.add(found.history[-2].cause)
+            if not abort:
+                assert Cause.PING_FAILED in causes
+                assert causes <= {Cause.PING_FAILED, Cause.SUSPECT_NOTICE}
+
+            os.kill(proc.pid, signal.SIGCONT)
+            # It speaks again (after redialling, if its links were closed): alive.
+            await wait_until(
+                _everyone_sees(members, [child], ALIVE), timeout=15, what="child alive again"
+            )
+            for member in members:
+                assert DEAD in _states_seen(member, child)
+
+
+@pytest.mark.network
+async def test_election_check_reports_the_admin(tmp_path: Path) -> None:
+    async with _cluster(tmp_path) as cluster:
+        members = await cluster.chain(2)
+        await wait_until(_all_alive(members), timeout=10, what="convergence")
+        check = members[1].service.election_check()
+        assert (check.name, check.critical, check.component) == (ELECTION_CHECK, False, "election")
+        assert (check.interval, check.timeout) == (15.0, 5.0)
+        await wait_until(
+            lambda: members[1].service.election.admin == members[0].peer_id,
+            timeout=5,
+            what="the tracker follows the view",
+        )
+        result = await check.checker()
+        assert result.healthy  # type: ignore[attr-defined]
+        assert result.details["admin"] == members[0].peer_id  # type: ignore[attr-defined]

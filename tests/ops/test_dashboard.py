@@ -1,0 +1,260 @@
+"""The dashboard at ``/``: self-contained, drawn by a real headless Chromium.
+
+First against a stub ``/health/cluster`` whose answers the test chooses (every state and
+status, a hostile peer, a view that changes between refreshes), then against a devnet of
+real node processes: every node listed, a screenshot kept, and a killed node's row turning.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import re
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager
+from html.parser import HTMLParser
+from pathlib import Path
+from typing import Any
+
+import pytest
+import trio
+from hypercorn.config import Config as HypercornConfig
+from hypercorn.trio import serve
+from quart_trio import QuartTrio
+
+from adapters.dashboard import CONTENT_SECURITY_POLICY, DASHBOARD_HTML, add_dashboard
+from adapters.http_app import add_json_route
+from tests.helpers import NodeProcess, http_get
+from tests.ops import (
+    ARTIFACTS,
+    Rows,
+    chromium,
+    dashboard_rows,
+    needs,
+    poll_dashboard,
+    start_devnet,
+)
+
+pytestmark = pytest.mark.network
+browser = needs("chromium", "chromium")
+
+TOKEN = "s3cret"
+A, B, C, D = (f"12D3KooW{letter * 44}" for letter in "ABCD")
+
+
+def member(peer_id: str, state: str, status: str, score: float, **extra: Any) -> dict[str, Any]:
+    return {
+        "peer_id": peer_id,
+        "self": False,
+        "state": state,
+        "status": status,
+        "score": score,
+        "components": {"p2p": score, "dht": 1.0},
+        "last_seen_age": 3.5,
+        "incarnation": 1,
+        "start_time": "2026-01-01T00:00:00Z",
+        "version": "0.1.0",
+        "http_addr": "127.0.0.1:8081",
+        "p2p_addrs": ["/ip4/127.0.0.1/tcp/9000"],
+        "suspected_by": [],
+        "history": [],
+    } | extra
+
+
+def view(*peers: dict[str, Any], admin: str | None = A) -> dict[str, Any]:
+    counts = {state: sum(p["state"] == state for p in peers) for state in STATES}
+    return {
+        "node_id": A,
+        "status": "healthy",
+        "score": 0.9,
+        "admin": admin,
+        "counts": counts,
+        "peers": list(peers),
+        "timestamp": "2026-01-01T00:00:00Z",
+    }
+
+
+STATES = ("alive", "suspect", "dead", "left")
+
+
+@asynccontextmanager
+async def stub_node(answer: Callable[[], dict[str, Any]]) -> AsyncIterator[str]:
+    """The dashboard plus a token-guarded stub /health/cluster on a real socket; yields
+    the base URL."""
+    app = QuartTrio("stub")
+    app.extensions["chorus.token"] = TOKEN
+    add_dashboard(app)
+    add_json_route(app, "/health/cluster", answer)
+    config = HypercornConfig()
+    config.bind = ["127.0.0.1:0"]
+    config.accesslog = None
+    async with trio.open_nursery() as nursery:
+        binds: list[str] = await nursery.start(serve, app, config)
+        yield binds[0]
+        nursery.cancel_scope.cancel()
+
+
+# ------------------------------------------------------------------------ without browser
+
+
+class _Refs(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.refs: list[str] = []
+        self.inline: dict[str, str] = {}
+        self._open = ""
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.refs += [v or "" for k, v in attrs if k in {"src", "href", "action", "srcset"}]
+        self._open = tag if tag in {"script", "style"} else ""
+
+    def handle_endtag(self, tag: str) -> None:
+        self._open = ""
+
+    def handle_data(self, data: str) -> None:
+        # The parser may hand over a long script in several pieces.
+        if self._open:
+            self.inline[self._open] = self.inline.get(self._open, "") + data
+
+
+def csp_hash(text: str) -> str:
+    return "'sha256-" + base64.b64encode(hashlib.sha256(text.encode()).digest()).decode() + "'"
+
+
+async def test_page_loads_nothing_from_outside_the_node() -> None:
+    app = QuartTrio("bare")
+    add_dashboard(app)
+    response = await app.test_client().get("/")
+    assert response.status_code == 200
+    assert response.mimetype == "text/html"
+    page = await response.get_data(as_text=True)
+    assert page == DASHBOARD_HTML
+    refs = _Refs()
+    refs.feed(page)
+    # The only reference is the empty data: icon that stops a request for /favicon.ico.
+    assert refs.refs == ["data:,"]
+    assert not re.search(r"https?:|//[a-z]", page.replace("data:,", ""))
+    # The browser enforces it: only these exact inline blocks run, fetch stays on this node.
+    policy = response.headers["Content-Security-Policy"]
+    assert policy == CONTENT_SECURITY_POLICY
+    assert "default-src 'none'" in policy and "connect-src 'self'" in policy
+    assert f"script-src {csp_hash(refs.inline['script'])}" in policy
+    assert f"style-src {csp_hash(refs.inline['style'])}" in policy
+
+
+# ------------------------------------------------------------------- Chromium, stub view
+
+
+@browser
+async def test_every_state_and_status_drawn_in_its_colour(tmp_path: Path) -> None:
+    hostile = '<img src=x onerror="document.title=1">'
+    answer = view(
+        member(A, "alive", "healthy", 0.95, self=True, last_seen_age=0.0),
+        member(B, "suspect", "degraded", 0.6, suspected_by=[A, C], version=hostile),
+        member(C, "dead", "unhealthy", 0.1),
+        member(D, "left", "stopping", 0.0),
+    )
+    async with stub_node(lambda: answer) as url:
+        dom = await chromium(f"{url}/#token={TOKEN}", budget_ms=1000)
+        shot = ARTIFACTS / "dashboard-every-state.png"
+        await chromium(f"{url}/#token={TOKEN}", budget_ms=1000, screenshot=shot)
+    rows, banner = dashboard_rows(dom)
+    assert banner == ""
+    assert {peer: (r["data-state"], r["data-status"]) for peer, r in rows.items()} == {
+        A: ("alive", "healthy"),
+        B: ("suspect", "degraded"),
+        C: ("dead", "unhealthy"),
+        D: ("left", "stopping"),
+    }
+    assert rows[A].get("data-admin") == "true" and "data-admin" not in rows[B]
+    for word in ("alive", "suspect", "dead", "left", "healthy", "degraded", "unhealthy"):
+        assert f'class="badge {word}"' in dom
+    assert "suspected by 2" in dom
+    # A peer's gossip is text, never markup: the hostile version string shows as written.
+    assert "&lt;img src=x" in dom and "<img" not in dom
+
+
+@browser
+async def test_without_the_token_the_page_says_how_to_give_it() -> None:
+    async with stub_node(lambda: view(member(A, "alive", "healthy", 1.0))) as url:
+        rows, banner = dashboard_rows(await chromium(url + "/", budget_ms=1000))
+    assert rows == {}
+    assert "#token=" in banner
+
+
+@browser
+async def test_the_page_refreshes_itself() -> None:
+    answers = iter(
+        [view(member(B, "alive", "healthy", 1.0))] * 2
+        + [view(member(B, "suspect", "degraded", 0.5))] * 2
+    )
+    last = view(member(B, "dead", "unhealthy", 0.0))
+    served = 0
+
+    def answer() -> dict[str, Any]:
+        nonlocal served
+        served += 1
+        return next(answers, last)
+
+    async with stub_node(answer) as url:
+        # 9 s of virtual time at one fetch per 2 s: five fetches, one page load.
+        rows, _ = dashboard_rows(await chromium(f"{url}/#token={TOKEN}", budget_ms=9000))
+    assert served >= 5
+    assert rows[B]["data-state"] == "dead"
+
+
+# ------------------------------------------------------------------ Chromium, real devnet
+
+
+@pytest.fixture
+def processes() -> Iterator[list[NodeProcess]]:
+    started: list[NodeProcess] = []
+    yield started
+    for node in started:
+        node.stop()
+
+
+async def cluster_ready(node: NodeProcess, count: int) -> Rows:
+    """Wait until the node's dashboard lists ``count`` members, all alive."""
+    code, _ = await http_get(node.url + "/")
+    assert code == 200, f"GET / answered {code}: does adapters/node.py call add_dashboard(app)?"
+    return await poll_dashboard(
+        node.url + "/",
+        lambda rows: len(rows) == count and all(r["data-state"] == "alive" for r in rows.values()),
+        timeout=30,
+        what=f"the dashboard to list {count} alive nodes",
+    )
+
+
+@browser
+@pytest.mark.slow
+async def test_dashboard_lists_every_devnet_node(
+    tmp_path: Path, processes: list[NodeProcess]
+) -> None:
+    nodes = await start_devnet(tmp_path, 3, processes)
+    rows = await cluster_ready(nodes[1], 3)
+    assert set(rows) == {node.peer_id for node in nodes}
+    shot = ARTIFACTS / "dashboard-devnet.png"
+    shot.unlink(missing_ok=True)
+    await chromium(nodes[1].url + "/", budget_ms=3000, screenshot=shot)
+    assert shot.stat().st_size > 10_000, "the screenshot should show the table"
+
+
+@browser
+@pytest.mark.slow
+async def test_killed_node_row_changes(tmp_path: Path, processes: list[NodeProcess]) -> None:
+    nodes = await start_devnet(tmp_path, 3, processes)
+    watcher, victim = nodes[0], nodes[2]
+    await cluster_ready(watcher, 3)
+    victim.stop()  # SIGKILL: no leave notice, so the others must find out
+    # Dead within seconds in the devnet profile, and listed so for a minute after.
+    rows = await poll_dashboard(
+        watcher.url + "/",
+        lambda rows: rows.get(victim.peer_id, {}).get("data-state") == "dead",
+        timeout=30,
+        what="the killed node's row to turn dead",
+    )
+    assert rows[nodes[1].peer_id]["data-state"] == "alive"
+    await chromium(
+        watcher.url + "/", budget_ms=3000, screenshot=ARTIFACTS / "dashboard-node-killed.png"
+    )
