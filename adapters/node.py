@@ -87,6 +87,7 @@ class NodeHandle:
     app: QuartTrio
     http_port: int
     p2p: P2PNode
+    gossip: GossipService
 
     @property
     def http_url(self) -> str:
@@ -270,7 +271,7 @@ async def _run_with_network(
         manager_scope = await nursery.start(_cancellable, manager.run)
         http_port, http_done, http_stop = await _start_http(nursery, app, config)
         # HTTP first, so our very first digest already carries its address.
-        gossip.http_addr = f"http://{config.health_host}:{http_port}"
+        gossip.http_addr = f"http://{config.advertise_host or config.health_host}:{http_port}"
         await nursery.start(gossip.run)
         log.info(
             "node %s serving health endpoints on http://%s:%d, libp2p on %s",
@@ -298,7 +299,7 @@ async def _run_with_network(
             nursery.start_soon(_watch_signals, shutdown)
             shutdown.on_request(lambda _r: _start_watchdog(config.shutdown_timeout + 10.0))
         task_status.started(
-            NodeHandle(config, node_id, manager, shutdown, registry, app, http_port, p2p)
+            NodeHandle(config, node_id, manager, shutdown, registry, app, http_port, p2p, gossip)
         )
         report = await shutdown.run()
         nursery.cancel_scope.cancel()

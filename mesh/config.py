@@ -29,6 +29,9 @@ class NodeConfig:
     # not reachable from elsewhere; containers set 0.0.0.0.
     health_host: str = "127.0.0.1"
     health_port: int = 8081
+    # The host peers and the dashboard should use to reach our HTTP endpoints, when
+    # health_host is a wildcard such as 0.0.0.0 (in Kubernetes: the pod IP). None: health_host.
+    advertise_host: str | None = None
     # Bearer token guarding the detailed endpoints (/health/checks, history, cluster view).
     # Liveness, readiness, /health and /metrics stay open for probes and scrapers.
     health_token: str | None = None
@@ -213,6 +216,12 @@ OPTIONS: tuple[Option, ...] = (
     Option("health_host", _text, "address the HTTP endpoints listen on", "HOST"),
     Option(
         "health_port", _port, "HTTP port for /health, /metrics, ... (0 = any free port)", "PORT"
+    ),
+    Option(
+        "advertise_host",
+        _optional_text,
+        "host other nodes should use for our HTTP endpoints (default: --health-host)",
+        "HOST",
     ),
     Option(
         "health_token",
