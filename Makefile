@@ -5,7 +5,8 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 ARGS ?=
 
-.PHONY: setup system-deps run test lint typecheck bench clean
+.PHONY: setup system-deps run devnet test lint typecheck bench clean
+N ?= 5
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info[:2] == (3, 11) else "Python 3.11 is required (set PYTHON=python3.11)")'
@@ -24,6 +25,21 @@ system-deps:
 ## run: start one health node with its local checks (flags after ARGS=, e.g. ARGS="--health-port 0")
 run: setup
 	$(BIN)/chorus-health $(ARGS)
+
+## devnet: venv + deps, then a local devnet of N nodes (default 5) with a live cluster table;
+## Ctrl-C stops it. From a second terminal: .venv/bin/python -m devnet status|kill|freeze|...
+devnet: setup
+	$(BIN)/python -m devnet up -n $(N) $(if $(ARGS),-- $(ARGS))
+
+BENCH_STAMP := $(VENV)/.bench-stamp
+$(BENCH_STAMP): $(STAMP)
+	$(BIN)/pip install --quiet -e '.[dev,bench]'
+	touch $@
+
+## bench: devnet against Serf -> BENCHMARKS.md + BENCHMARKS.png (~40 min; BENCH_ARGS=--quick ~3 min)
+bench: $(BENCH_STAMP) system-deps
+	@command -v serf >/dev/null || { echo "serf missing: apt-get install -y serf wrk" >&2; exit 2; }
+	$(BIN)/python -m devnet.bench $(BENCH_ARGS)
 
 ## test: install everything, lint, type-check the core, run the whole suite
 test: setup system-deps lint typecheck

@@ -7,7 +7,7 @@
 # these machines run as root); elsewhere it says what to install and exits non-zero.
 set -euo pipefail
 
-wanted=(prometheus chromium serf)
+wanted=(prometheus chromium serf wrk iproute2)
 missing=()
 for package in "${wanted[@]}"; do
     # dpkg-query answers "install ok installed" only for a fully installed package.
