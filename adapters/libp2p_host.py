@@ -114,12 +114,15 @@ class P2PConfig:
     # well under 4 KiB, so 64 KiB is many messages' worth.
     max_inbound_rpc_size: int = 64 * 1024
 
-    # Connection health monitor: the only thing that notices a frozen (SIGSTOPped) peer,
-    # in about 1.4 s with these values (notes, "Failure detection"). More pings cost more
-    # traffic; a longer ping_timeout tolerates slow links but detects later.
+    # Connection health monitor: notices a frozen (SIGSTOPped) peer whose TCP connection
+    # stays open (notes, "Failure detection": ~1.4 s with a 1 s timeout). One failed ping
+    # aborts the connection, so the timeout must tolerate a busy peer: with 1 s, a loaded
+    # 10-node devnet aborted healthy connections, every reconnect replayed GossipSub's
+    # message cache, and the extra load failed more pings (make bench, 2026-11-28). 2 s
+    # detects a freeze in ~3 s; digest silence is the other path.
     enable_health_monitoring: bool = True
     health_check_interval: float = 1.0
-    ping_timeout: float = 1.0
+    ping_timeout: float = 2.0
     abort_connection_on_ping_failure: bool = True
     health_warmup_window: float = 0.0
     # py-libp2p waits this long before the first check; its default is 60 s, which would
