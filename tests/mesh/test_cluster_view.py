@@ -991,8 +991,8 @@ def run_cluster(
 ) -> tuple[ClusterView, float | None, list[Transition]]:
     """ME's view of ME, X, B and C under devnet timings (n = 4: a 1.0 s heartbeat, K = 2).
     Every node sends a digest every refresh interval (give or take ``jitter``, losing
-    ``loss`` of them); X sends none from ``fails_at`` on. ``actions`` run once at their time (a libp2p
-    event at ME, or B's and C's notices). The view ticks every 50 ms."""
+    ``loss`` of them); X sends none from ``fails_at`` on. ``actions`` run once at their
+    time (a libp2p event at ME, or B's and C's notices). The view ticks every 50 ms."""
     config = cluster_config.devnet()
     rng = random.Random(seed)
     view = ClusterView(ME, config)
