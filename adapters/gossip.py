@@ -82,6 +82,7 @@ from prometheus_client import CollectorRegistry, Counter
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from adapters.libp2p_host import read_to_eof
 from mesh import cluster_json as shapes
 from mesh.cluster_config import ClusterConfig
 from mesh.cluster_view import (
@@ -804,7 +805,7 @@ class GossipService:
             # A write half-close: NetStream.close_write() (not in INetStream's interface);
             # on Yamux, close() is one too.
             await getattr(stream, "close_write", stream.close)()
-            data = await _read_to_eof(stream, MAX_SNAPSHOT_BYTES)
+            data = await read_to_eof(stream, MAX_SNAPSHOT_BYTES)
         finally:
             if data is None:  # failed, cancelled or oversized: do not leave it half open
                 await _reset(stream)
@@ -837,7 +838,7 @@ class GossipService:
     async def _answer_pull(self, stream: INetStream) -> None:
         request: bytes | None = None
         with trio.move_on_after(self._tuning.serve_read_timeout):
-            request = await _read_to_eof(stream, MAX_PULL_REQUEST)
+            request = await read_to_eof(stream, MAX_PULL_REQUEST)
         if request != PULL_REQUEST:
             self._metrics.pulls.labels(side="server", result="refused").inc()
             await _reset(stream)
@@ -965,23 +966,6 @@ def _log_transition(event: Transition) -> None:
         event.cause,
         f", {event.detail}" if event.detail else "",
     )
-
-
-async def _read_to_eof(stream: INetStream, limit: int) -> bytes | None:
-    """The stream's bytes up to EOF, or None when the sender goes over ``limit``."""
-    from libp2p.network.stream.exceptions import StreamEOF
-
-    buf = bytearray()
-    while True:
-        try:
-            chunk = await stream.read(limit + 1 - len(buf))
-        except StreamEOF:
-            return bytes(buf)
-        if not chunk:
-            return bytes(buf)
-        buf += chunk
-        if len(buf) > limit:
-            return None
 
 
 async def _reset(stream: INetStream) -> None:

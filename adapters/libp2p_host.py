@@ -34,6 +34,7 @@ from libp2p.custom_types import TProtocol
 from libp2p.identity_utils import load_identity
 from libp2p.kad_dht.kad_dht import DHTMode, KadDHT
 from libp2p.network.config import ConnectionConfig
+from libp2p.network.stream.exceptions import StreamEOF
 from libp2p.peer.id import ID
 from libp2p.peer.peerinfo import PeerInfo, info_from_p2p_addr
 from libp2p.pubsub.gossipsub import PROTOCOL_ID, PROTOCOL_ID_V11, PROTOCOL_ID_V12, GossipSub
@@ -515,6 +516,21 @@ class P2PNode:
             "bootstrap: gave up on %s after %d attempts", addr, self.cfg.bootstrap_max_attempts
         )
         self.bootstrap_results[addr] = None
+
+
+async def read_to_eof(stream: INetStream, limit: int) -> bytes | None:
+    """The stream's bytes up to EOF, or None when the sender goes over ``limit``."""
+    buf = bytearray()
+    while True:
+        try:
+            chunk = await stream.read(limit + 1 - len(buf))
+        except StreamEOF:
+            return bytes(buf)
+        if not chunk:
+            return bytes(buf)
+        buf += chunk
+        if len(buf) > limit:
+            return None
 
 
 # ---------------------------------------------------------------------------- start

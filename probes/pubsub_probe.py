@@ -60,6 +60,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import trio
 
+from adapters.libp2p_host import read_to_eof
 from adapters.pubsub import PubSub, PubSubMessage
 from mesh.model import CheckResult, HealthCheck
 
@@ -376,7 +377,7 @@ class LibP2PLink:
             sender = stream.muxed_conn.peer_id.to_base58()
             data: bytes | None = None
             with trio.move_on_after(self._read_timeout):
-                data = await _read_to_eof(stream, self._max_bytes)
+                data = await read_to_eof(stream, self._max_bytes)
             if data is None:
                 self.dropped["too_large_or_slow"] += 1
                 with contextlib.suppress(Exception):
@@ -392,23 +393,6 @@ class LibP2PLink:
                 await stream.reset()
         finally:
             self._inbound -= 1
-
-
-async def _read_to_eof(stream: INetStream, limit: int) -> bytes | None:
-    """The stream's bytes up to EOF, or None when the sender goes over ``limit``."""
-    from libp2p.network.stream.exceptions import StreamEOF
-
-    buf = bytearray()
-    while True:
-        try:
-            chunk = await stream.read(limit + 1 - len(buf))
-        except StreamEOF:
-            return bytes(buf)
-        if not chunk:
-            return bytes(buf)
-        buf += chunk
-        if len(buf) > limit:
-            return None
 
 
 class InMemoryLinkNetwork:
