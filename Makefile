@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 ARGS ?=
 
-.PHONY: setup system-deps run devnet test lint typecheck bench clean
+.PHONY: setup system-deps run devnet test test-sim lint typecheck bench clean
 N ?= 5
 
 $(STAMP): pyproject.toml
@@ -43,7 +43,12 @@ bench: $(BENCH_STAMP) system-deps
 
 ## test: install everything, lint, type-check the core, run the whole suite
 test: setup system-deps lint typecheck
-	$(BIN)/pytest
+	$(BIN)/pytest --ignore=tests/sim
+
+## test-sim: the network-simulation suite (devnet/testing.py). Not yet part of `make test`:
+## it has not been shown stable ten runs in a row on this machine.
+test-sim: setup
+	$(BIN)/pytest tests/sim
 
 lint: setup
 	$(BIN)/ruff check .

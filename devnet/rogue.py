@@ -1,0 +1,415 @@
+"""A hostile libp2p peer under the test's control.
+
+:class:`RoguePeer` is a real py-libp2p node (``adapters.libp2p_host.open_p2p_node``: Noise,
+Yamux, GossipSub with strict signing, Kademlia in server mode) that does what a broken or
+malicious peer would: publish arbitrary bytes on any topic, forge health statements in
+another node's name, replay messages it captured, write undecodable frames onto a
+GossipSub stream, answer probes wrongly or never, serve corrupted DHT values, push values
+our nodes must refuse, and flood. Everything it sends is signed with its own key, as
+GossipSub's strict signing demands; a statement that names another node as its author is
+therefore a forgery our nodes can tell (``signer_mismatch``).
+
+Get one from a simulation (``async with net.rogue(connect_to=[node]) as rogue``), or stand
+alone with :func:`open_rogue`. Every flood is bounded by a count and a rate.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import logging
+import os
+import time
+from collections import deque
+from collections.abc import AsyncIterator, Callable, Mapping
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+import trio
+from libp2p.custom_types import TProtocol
+from libp2p.peer.id import ID
+from libp2p.pubsub.gossipsub import PROTOCOL_ID_V12
+from libp2p.pubsub.pb import rpc_pb2
+from libp2p.utils import encode_varint_prefixed
+
+from adapters.libp2p_host import P2PConfig, P2PNode, open_p2p_node
+from mesh.digest import (
+    TOPIC,
+    Gossip,
+    HealthDigest,
+    LeaveNotice,
+    SuspectNotice,
+    Version,
+    encode_gossip,
+)
+from mesh.model import Status
+from probes.pubsub_probe import ACK_PROTOCOL, Ack, LibP2PLink, WireError, decode_probe
+from probes.pubsub_probe import TOPIC as PROBE_TOPIC
+
+if TYPE_CHECKING:
+    from libp2p.kad_dht.pb.kademlia_pb2 import Record
+
+    from devnet.testing import SimNode
+
+__all__ = ["PROBE_TOPIC", "TOPIC", "ProbeMode", "RoguePeer", "open_rogue"]
+
+logger = logging.getLogger(__name__)
+
+ProbeMode = Literal["honest", "wrong", "never", "garbage"]
+
+MAX_CAPTURED = 1024  # messages kept per topic
+MAX_FLOOD = 100_000  # no flood sends more, whatever it is asked
+
+
+class RoguePeer:
+    """A hostile peer. ``node`` is its running :class:`~adapters.libp2p_host.P2PNode`."""
+
+    def __init__(self, node: P2PNode, nursery: trio.Nursery, names: Mapping[str, str]) -> None:
+        self.node = node
+        self.peer_id = node.peer_id
+        self._nursery = nursery
+        self._names = dict(names)  # peer id -> simulation name, for messages only
+        self._captured: dict[str, deque[rpc_pb2.Message]] = {}
+        self._seq = 0
+        self.probe_mode: ProbeMode = "honest"
+        self.probes_seen = 0
+        self.probe_answers_sent = 0
+        self.dht_gets_corrupted = 0
+        self._link = LibP2PLink(node.host)
+        self._corrupting = False
+        self._original_get: Callable[[bytes], Record | None] | None = None
+        self._answering = False
+
+    def _name(self, target: SimNode | str) -> str:
+        peer = _peer_id(target)
+        return self._names.get(peer, peer)
+
+    # -- links -----------------------------------------------------------------------
+
+    @property
+    def addr(self) -> str:
+        return self.node.listen_addrs[0]
+
+    async def connect(self, target: SimNode | str) -> str:
+        """Connect to a simulation node (or a multiaddr). An in-process node dials us, as
+        it would a bootstrap peer, so that we are in its Kademlia routing table too;
+        anything else we dial. Returns the peer id."""
+        handle = getattr(target, "handle", None)
+        if handle is not None and getattr(target, "running", False):
+            await handle.p2p.connect(self.addr)
+            return str(target.peer_id)  # type: ignore[union-attr]
+        addr = target if isinstance(target, str) else target.p2p_addr
+        return await self.node.connect(addr)
+
+    async def disconnect(self, target: SimNode | str) -> None:
+        with contextlib.suppress(Exception):
+            await self.node.host.disconnect(ID.from_base58(_peer_id(target)))
+
+    async def until_subscribed(
+        self, target: SimNode | str, topic: str = TOPIC, timeout: float = 15.0
+    ) -> None:
+        """Wait until GossipSub tells us ``target`` subscribes to ``topic`` (so that our
+        publishes reach it). Raises TimeoutError."""
+        pid = ID.from_base58(_peer_id(target))
+        with trio.fail_after(timeout):
+            # Polling: py-libp2p offers no event for a peer's subscription.
+            while pid not in self.node.guarded_pubsub.peer_topics.get(topic, ()):  # noqa: ASYNC110
+                await trio.sleep(0.05)
+
+    # -- publishing ------------------------------------------------------------------
+
+    async def publish_raw(self, topic: str, data: bytes) -> None:
+        """Arbitrary bytes on any topic, signed by us."""
+        await self.node.guarded_pubsub.publish(topic, data)
+
+    async def publish_gossip(self, message: Gossip) -> None:
+        """A health statement, encoded as our nodes encode theirs, signed by us."""
+        await self.publish_raw(TOPIC, encode_gossip(message))
+
+    def forged_digest(self, as_node: SimNode | str, **fields: Any) -> HealthDigest:
+        """A digest that names ``as_node`` as its author: it is our signature on it, so
+        our nodes reject it as ``signer_mismatch``. ``fields`` override the defaults (an
+        unhealthy, zero-score node with a high sequence number and a fresh date)."""
+        self._seq += 1
+        now_ms = int(time.time() * 1000)
+        values: dict[str, Any] = {
+            "node_id": _peer_id(as_node),
+            "start_time_ms": now_ms - 60_000,
+            "incarnation": 1_000,
+            "seq": 1_000_000 + self._seq,
+            "status": Status.UNHEALTHY,
+            "score": 0.0,
+            "sent_at_ms": now_ms,
+        }
+        values.update(fields)
+        return HealthDigest(**values)
+
+    async def forge_digest(self, as_node: SimNode | str, **fields: Any) -> HealthDigest:
+        digest = self.forged_digest(as_node, **fields)
+        await self.publish_gossip(digest)
+        return digest
+
+    async def forge_leave(self, as_node: SimNode | str, *, start_time_ms: int) -> None:
+        """A leave notice in ``as_node``'s name (``signer_mismatch`` at every node)."""
+        now_ms = int(time.time() * 1000)
+        notice = LeaveNotice(
+            node_id=_peer_id(as_node),
+            start_time_ms=start_time_ms,
+            incarnation=1_000,
+            seq=1_000_000,
+            sent_at_ms=now_ms,
+        )
+        await self.publish_gossip(notice)
+
+    async def suspect(self, target: SimNode | str, basis: Version) -> None:
+        """A correctly signed suspicion of ``target`` by us, a stranger to the mesh: the
+        target must refute it and nobody may take it for a death."""
+        notice = SuspectNotice(
+            observer_id=self.peer_id,
+            suspect_id=_peer_id(target),
+            suspect_start_time_ms=basis.start_time_ms,
+            suspect_incarnation=basis.incarnation,
+            suspect_seq=basis.seq,
+            sent_at_ms=int(time.time() * 1000),
+        )
+        await self.publish_gossip(notice)
+
+    def sign(self, topic: str, data: bytes) -> rpc_pb2.Message:
+        """A pubsub message on ``topic`` signed by us, as py-libp2p's publish signs it."""
+        from libp2p.pubsub.validators import PUBSUB_SIGNING_PREFIX
+
+        self._seq += 1
+        host = self.node.host
+        message = rpc_pb2.Message(
+            data=data,
+            topicIDs=[topic],
+            from_id=host.get_id().to_bytes(),
+            seqno=os.urandom(8),
+        )
+        message.signature = host.get_private_key().sign(
+            PUBSUB_SIGNING_PREFIX.encode() + message.SerializeToString()
+        )
+        message.key = host.get_public_key().serialize()
+        return message
+
+    async def flood(
+        self,
+        target: SimNode | str,
+        topic: str,
+        *,
+        count: int,
+        rate: float,
+        payload: bytes | Callable[[int], bytes] = b"\xff flood",
+    ) -> int:
+        """Send ``count`` signed messages on ``topic`` straight to ``target`` at ``rate`` a
+        second (bounded by MAX_FLOOD), one RPC frame each on one GossipSub stream; returns
+        how many were written. Straight, because our own GossipSub would stop forwarding
+        our publishes beyond 10 a second (notes, "GossipSub"): a real flooder does not
+        run an honest router. ``payload`` is the bytes, or a function of the index."""
+        if not (0 < rate and 0 <= count <= MAX_FLOOD):
+            raise ValueError(f"need rate > 0 and 0 <= count <= {MAX_FLOOD}")
+        stream = await self.node.host.new_stream(
+            ID.from_base58(_peer_id(target)), [PROTOCOL_ID_V12]
+        )
+        sent = 0
+        started = trio.current_time()
+        try:
+            for i in range(count):
+                await trio.sleep_until(started + i / rate)
+                data = payload(i) if callable(payload) else payload
+                frame = rpc_pb2.RPC(publish=[self.sign(topic, data)]).SerializeToString()
+                try:
+                    await stream.write(encode_varint_prefixed(frame))
+                except Exception as exc:  # the target reset the stream: stop
+                    logger.info("flood to %s stopped after %d: %r", self._name(target), sent, exc)
+                    break
+                sent += 1
+        finally:
+            with contextlib.suppress(Exception):
+                await stream.close()
+        return sent
+
+    # -- raw frames ------------------------------------------------------------------
+
+    async def send_frame(self, target: SimNode | str, frame: bytes) -> None:
+        """Bytes straight onto a GossipSub stream to ``target``, length-prefixed like an
+        RPC frame: garbage here is what an undecodable RPC looks like."""
+        stream = await self.node.host.new_stream(
+            ID.from_base58(_peer_id(target)), [PROTOCOL_ID_V12]
+        )
+        try:
+            await stream.write(encode_varint_prefixed(frame))
+        finally:
+            with contextlib.suppress(Exception):
+                await stream.close()
+
+    @staticmethod
+    def garbage_message(topic: str = TOPIC, data: bytes = b"x") -> rpc_pb2.Message:
+        """A pubsub message whose sender id is no identity multihash and whose key and
+        signature are noise: signature verification raises on it (in plain py-libp2p,
+        inside ``push_msg``, which stopped the whole pubsub service)."""
+        return rpc_pb2.Message(
+            data=data,
+            topicIDs=[topic],
+            from_id=b"\x12\x20" + os.urandom(32),
+            seqno=os.urandom(8),
+            signature=os.urandom(64),
+            key=b"\x08\x01\x12\x20" + os.urandom(7),
+        )
+
+    async def inject(self, target: SimNode | str, *messages: rpc_pb2.Message) -> None:
+        """Signed pubsub messages (ours or captured) in one RPC frame to ``target``."""
+        rpc = rpc_pb2.RPC(publish=list(messages))
+        await self.send_frame(target, rpc.SerializeToString())
+
+    # -- capture and replay ----------------------------------------------------------
+
+    async def capture(self, topic: str = TOPIC) -> None:
+        """Start keeping every message on ``topic`` as received: signed, replayable."""
+        if topic in self._captured:
+            return
+        box: deque[rpc_pb2.Message] = deque(maxlen=MAX_CAPTURED)
+        self._captured[topic] = box
+        subscription = await self.node.guarded_pubsub.subscribe(topic)
+
+        async def drain() -> None:
+            async for message in subscription:
+                box.append(message)
+
+        self._nursery.start_soon(drain)
+
+    def captured(
+        self, topic: str = TOPIC, *, origin: SimNode | str | None = None
+    ) -> list[rpc_pb2.Message]:
+        """Messages captured on ``topic`` so far, oldest first, optionally by origin."""
+        messages = list(self._captured.get(topic, ()))
+        if origin is None:
+            return messages
+        wanted = ID.from_base58(_peer_id(origin)).to_bytes()
+        return [m for m in messages if m.from_id == wanted]
+
+    async def replay(self, message: rpc_pb2.Message, *, to: SimNode | str) -> None:
+        """Send a captured message again, byte for byte (its origin's signature intact)."""
+        await self.inject(to, message)
+
+    # -- probes ----------------------------------------------------------------------
+
+    async def answer_probes(self, mode: ProbeMode) -> None:
+        """How we answer PubSub probes that name us: ``wrong`` (a hash of other bytes),
+        ``garbage`` (not an answer at all), ``never`` (subscribed, silent) or ``honest``.
+        Subscribes to the probe topic, so probing nodes count us as a responder."""
+        self.probe_mode = mode
+        if self._answering:
+            return
+        self._answering = True
+        subscription = await self.node.guarded_pubsub.subscribe(PROBE_TOPIC)
+
+        async def answer() -> None:
+            async for message in subscription:
+                try:
+                    probe = decode_probe(message.data)
+                except WireError:
+                    continue
+                if self.peer_id not in probe.responders or self.probe_mode == "never":
+                    continue
+                self.probes_seen += 1
+                if self.probe_mode == "wrong":
+                    data = Ack(probe.nonce, hashlib.sha256(b"not the payload").hexdigest()).encode()
+                elif self.probe_mode == "garbage":
+                    data = b"\xff\xfe this is not an answer"
+                else:
+                    data = Ack(probe.nonce, hashlib.sha256(probe.payload).hexdigest()).encode()
+                self._nursery.start_soon(self._send_answer, probe.origin, data)
+
+        self._nursery.start_soon(answer)
+
+    async def _send_answer(self, origin: str, data: bytes) -> None:
+        try:
+            with trio.fail_after(5):
+                await self._link.send(origin, ACK_PROTOCOL, data)
+            self.probe_answers_sent += 1
+        except Exception as exc:
+            logger.info("rogue probe answer to %s failed: %r", self._name(origin), exc)
+
+    # -- DHT -------------------------------------------------------------------------
+
+    def corrupt_dht(self, enabled: bool = True) -> None:
+        """Serve every DHT value we hold with its bits flipped and no signature: a peer
+        that answers GET_VALUE with whatever it likes (py-libp2p readers do not verify)."""
+        store = self.node.kad.value_store
+        if self._original_get is None:
+            self._original_get = store.get
+        original = self._original_get
+
+        def get(key: bytes) -> Record | None:
+            record = original(key)
+            if record is None or not self._corrupting:
+                return record
+            from libp2p.kad_dht.pb.kademlia_pb2 import Record
+
+            bad = Record()
+            bad.CopyFrom(record)
+            bad.value = bytes(b ^ 0x5A for b in record.value)
+            bad.signature = b""  # unsigned: served as is
+            self.dht_gets_corrupted += 1
+            return bad
+
+        self._corrupting = enabled
+        store.get = get  # type: ignore[method-assign]
+
+    async def put_dht(self, target: SimNode | str, key: str | bytes, value: bytes) -> bool:
+        """A PUT_VALUE of any key and value straight to ``target``, signed by us (our own
+        validator is bypassed). Returns whether the target acknowledged storing it."""
+        raw_key = key.encode() if isinstance(key, str) else key
+        store = self.node.kad.value_store
+        peer = ID.from_base58(_peer_id(target))
+        with trio.fail_after(10):
+            return bool(await store._store_at_peer(peer, raw_key, value))
+
+    # -- view pulls ------------------------------------------------------------------
+
+    async def pull_view(self, target: SimNode | str, request: bytes = b"\x01") -> bytes | None:
+        """One request on the view-pull protocol; the answer, or None when refused."""
+        from adapters.gossip import PULL_PROTOCOL
+
+        try:
+            stream = await self.node.host.new_stream(
+                ID.from_base58(_peer_id(target)), [TProtocol(PULL_PROTOCOL)]
+            )
+            await stream.write(request)
+            await getattr(stream, "close_write", stream.close)()
+            data = b""
+            with trio.fail_after(5):
+                while True:
+                    try:
+                        chunk = await stream.read(65536)
+                    except Exception:
+                        break
+                    if not chunk:
+                        break
+                    data += chunk
+            return data or None
+        except Exception:
+            return None
+
+
+def _peer_id(target: Any) -> str:
+    if isinstance(target, str):
+        return target.rsplit("/p2p/", 1)[-1]
+    return str(target.peer_id)
+
+
+@asynccontextmanager
+async def open_rogue(
+    key_file: Path, *, names: Mapping[str, str] | None = None
+) -> AsyncIterator[RoguePeer]:
+    """A running rogue peer on 127.0.0.1 with a key of its own; stopped on exit."""
+    config = P2PConfig(key_file=key_file, listen_port=0)
+    async with open_p2p_node(config) as node, trio.open_nursery() as nursery:
+        rogue = RoguePeer(node, nursery, names or {})
+        await rogue.capture(TOPIC)
+        try:
+            yield rogue
+        finally:
+            nursery.cancel_scope.cancel()

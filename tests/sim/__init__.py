@@ -1,0 +1,1 @@
+"""Whole-mesh scenarios on the simulation toolkit (devnet/testing.py)."""

@@ -1,0 +1,245 @@
+"""A hostile peer against a small mesh (devnet/rogue.py): everything it sends is rejected
+or reported as what it is, no node crashes, and no view changes because of it.
+
+The rogue is a real py-libp2p peer with a key of its own, connected to one victim. What it
+publishes is signed by it, so a statement in another node's name is a forgery the victim
+can tell; what it replays carries its true author's signature.
+"""
+
+from __future__ import annotations
+
+import time
+from functools import partial
+
+import pytest
+import trio
+
+from devnet.rogue import PROBE_TOPIC, TOPIC
+from devnet.testing import ALIVE, DEAD, MeshNetwork, MeshSnapshot, SimNode
+from mesh import cluster_config
+from mesh.digest import MAX_GOSSIP_BYTES, HealthDigest, decode_gossip, encode_gossip
+from probes.dht_probe import ACTIVE_DHT_CHECK
+from probes.pubsub_probe import ACTIVE_PUBSUB_CHECK
+
+pytestmark = pytest.mark.network
+
+REJECTED = "chorus_gossip_rejected_total"
+DROPPED = "chorus_p2p_inbound_dropped_total"
+
+
+def _picture(snap: MeshSnapshot) -> dict[tuple[str, str], tuple[str, int]]:
+    """(observer, member) -> (state, incarnation), over every view."""
+    return {
+        (view.node, peer.name or peer.peer_id): (peer.state, peer.incarnation)
+        for view in snap.values()
+        for peer in view.peers.values()
+    }
+
+
+async def _assert_untouched(net: MeshNetwork, before: MeshSnapshot) -> None:
+    """Converged, nobody crashed, no stranger in any view, nobody's state or incarnation
+    changed since ``before``."""
+    snap = await net.until_converged()
+    assert all(node.live and node.error is None for node in net.nodes)
+    assert all(peer.name is not None for view in snap.values() for peer in view.peers.values())
+    assert _picture(snap) == _picture(before)
+
+
+async def _until_captured(net: MeshNetwork, rogue, node: SimNode) -> None:
+    with trio.fail_after(10 * net.scale):
+        while not rogue.captured(TOPIC, origin=node):  # noqa: ASYNC110 (no event)
+            await trio.sleep(0.1)
+
+
+def _latest_digest(rogue, node: SimNode) -> HealthDigest:
+    """The newest digest of ``node`` the rogue captured, decoded."""
+    config = cluster_config.devnet()
+    for message in reversed(rogue.captured(TOPIC, origin=node)):
+        decoded = decode_gossip(message.data, node.peer_id, time.time(), config=config)
+        if isinstance(decoded, HealthDigest):
+            return decoded
+    raise AssertionError(f"the rogue captured no digest of {node.name}")
+
+
+async def test_forged_garbage_and_oversized_gossip_is_rejected_and_counted(
+    mesh_network,
+) -> None:
+    net = await mesh_network(5)
+    victim, impersonated = net.nodes[0], net.nodes[2]
+    before = await net.snapshot()
+    async with net.rogue(connect_to=[victim]) as rogue:
+        await rogue.until_subscribed(victim)
+        start_ms = int(time.time() * 1000) - 60_000
+
+        await rogue.publish_raw(TOPIC, b"\xff\x00 not a protobuf")
+        await rogue.publish_raw(TOPIC, b"\x0a\x03abc trailing junk \xff\xff")
+        await rogue.publish_raw(TOPIC, b"\x00" * (MAX_GOSSIP_BYTES + 1))
+        await rogue.forge_digest(impersonated)  # "n2 is unhealthy", signed by the rogue
+        await rogue.forge_leave(impersonated, start_time_ms=start_ms)
+        await rogue.send_frame(victim, b"\xff\xfe\xfd not an RPC frame")
+        await rogue.inject(victim, rogue.garbage_message())
+
+        expected = {"malformed": 2, "oversized": 1, "signer_mismatch": 2}
+
+        async def counted() -> bool:
+            got = {r: await net.metric(victim, REJECTED, reason=r) for r in expected}
+            return got == expected
+
+        with trio.fail_after(10 * net.scale):
+            while not await counted():  # noqa: ASYNC110 (counters have no event)
+                await trio.sleep(0.1)
+        assert await net.metric(victim, DROPPED, reason="undecodable_rpc") == 1
+        # The message with a garbage key never reaches our validator (its b"x" would be
+        # one more "malformed"): py-libp2p's signature check drops it, or raises and the
+        # guarded pubsub counts it.
+        await trio.sleep(0.5)
+        assert await counted()
+        assert await net.metric(victim, DROPPED, reason="invalid_message") <= 1
+        # Rejected at the validator: not forwarded, so nobody else even saw them.
+        for other in net.nodes[1:]:
+            assert await net.metric(other, REJECTED, reason="malformed") == 0
+            assert await net.metric(other, REJECTED, reason="signer_mismatch") == 0
+        await _assert_untouched(net, before)
+        snap = await net.snapshot()
+        assert all(view.peer(impersonated).status != "unhealthy" for view in snap.values())
+
+
+async def test_replayed_digests_change_nothing(mesh_network) -> None:
+    net = await mesh_network(4)
+    origin = net.nodes[1]
+    async with net.rogue(connect_to=[net.nodes[0]]) as rogue:
+        await rogue.until_subscribed(net.nodes[0])
+        await _until_captured(net, rogue, origin)
+        old = rogue.captured(TOPIC, origin=origin)[-1]
+        # Let n1 publish newer digests, then add a node that never saw the old one.
+        await trio.sleep(3)
+        joiner = await net.add_node(links=[net.nodes[2]])
+        await net.until_converged()
+        before = await net.snapshot()
+
+        # Byte for byte to a node that saw it: GossipSub's seen-cache drops it unnoticed.
+        await rogue.replay(old, to=net.nodes[0])
+        # To the joiner, which holds a newer digest of n1: the view rejects it as replayed.
+        await rogue.connect(joiner)
+        await rogue.replay(old, to=joiner)
+        with trio.fail_after(10 * net.scale):
+            while await net.metric(joiner, REJECTED, reason="replayed") < 1:  # noqa: ASYNC110
+                await trio.sleep(0.1)
+        assert await net.metric(net.nodes[0], REJECTED, reason="replayed") == 0
+        await _assert_untouched(net, before)
+
+
+async def test_forged_suspicions_are_refuted_and_nobody_dies(mesh_network) -> None:
+    net = await mesh_network(5)
+    target = net.nodes[3]
+    async with net.rogue(connect_to=[net.nodes[0]]) as rogue:
+        await rogue.until_subscribed(net.nodes[0])
+        await _until_captured(net, rogue, target)
+        first = _latest_digest(rogue, target)
+        for _ in range(5):
+            # A correctly signed suspicion by a stranger, at the target's latest version.
+            await rogue.suspect(target, _latest_digest(rogue, target).key)
+            await net.holds(
+                lambda m: m.none_see(target, DEAD), seconds=1.0, what="the target never dead"
+            )
+        snap = await net.until_converged()
+        # It answered by refuting: its incarnation went up, in every view.
+        assert all(view.peer(target).incarnation > first.incarnation for view in snap.values())
+        assert all(view.state_of(target) == ALIVE for view in snap.values())
+
+
+async def test_wrong_and_missing_probe_answers_are_reported(mesh_network) -> None:
+    net = await mesh_network(3)
+    # The victim's only honest peer is n0, so both n0 and the rogue are always named.
+    victim = await net.add_node(links=[net.nodes[0]])
+    honest = net.nodes[0]
+    async with net.rogue(connect_to=[victim]) as rogue:
+        await rogue.answer_probes("wrong")
+        with trio.fail_after(10 * net.scale):
+            while rogue.peer_id not in {  # noqa: ASYNC110 (no event for subscriptions)
+                p.to_base58()
+                for p in victim.handle.p2p.guarded_pubsub.peer_topics.get(PROBE_TOPIC, ())
+            }:
+                await trio.sleep(0.1)
+
+        result = await net.run_check(victim, ACTIVE_PUBSUB_CHECK)
+        assert result.details["corrupted"] == 1
+        assert result.details["responders_answered"] == [honest.peer_id]
+        assert f"corrupted payload hash: {rogue.peer_id}" in result.message
+        assert rogue.probe_answers_sent >= 1
+
+        await rogue.answer_probes("never")
+        result = await net.run_check(victim, ACTIVE_PUBSUB_CHECK)
+        assert result.healthy
+        assert result.details["corrupted"] == 0
+        assert result.details["responders_named"] == 2
+        assert result.details["responders_answered"] == [honest.peer_id]
+        assert result.message.startswith("1 of 2 named peers answered")
+        assert all(node.live for node in net.nodes)
+
+
+async def test_corrupted_and_refused_dht_values(mesh_network) -> None:
+    net = await mesh_network(4)
+    victim = net.nodes[3]  # dialled n1 and n2: both in its routing table
+    async with net.rogue(connect_to=[victim]) as rogue:
+        rogue.corrupt_dht()
+        result = await net.run_check(victim, ACTIVE_DHT_CHECK)
+        assert result.details["outcome"] == "integrity_violation", result.message
+        assert result.details["mismatched_peers"] == [rogue.peer_id]
+        assert rogue.peer_id in result.message
+        assert rogue.dht_gets_corrupted >= 1
+
+        # Values our nodes must not store, pushed straight at the victim.
+        store = victim.handle.p2p.kad.value_store
+        oversized = "/chorus-health/" + "ab" * 16
+        assert not await rogue.put_dht(victim, oversized, b"\x00" * (64 * 1024))
+        assert store.get(oversized.encode()) is None
+        for key in ("/chorus-health/NOT-HEX", "/elsewhere/" + "cd" * 16):
+            await rogue.put_dht(victim, key, b"garbage")
+            assert store.get(key.encode()) is None
+        assert all(node.live for node in net.nodes)
+
+
+@pytest.mark.slow
+async def test_floods_are_survived(mesh_network) -> None:
+    net = await mesh_network(6)
+    victim = net.nodes[0]
+    before = await net.snapshot()
+    async with net.rogue(connect_to=[victim]) as rogue:
+        await rogue.until_subscribed(victim)
+        forged = net.nodes[3]
+        async with trio.open_nursery() as nursery:
+            # Garbage, forged digests and junk probes, ~300 messages a second in all.
+            nursery.start_soon(
+                partial(rogue.flood, victim, TOPIC, count=450, rate=150, payload=b"\xff%d".__mod__)
+            )
+            nursery.start_soon(
+                partial(
+                    rogue.flood,
+                    victim,
+                    TOPIC,
+                    count=150,
+                    rate=50,
+                    payload=lambda _: encode_gossip(rogue.forged_digest(forged)),
+                )
+            )
+            nursery.start_soon(
+                partial(rogue.flood, victim, PROBE_TOPIC, count=300, rate=100, payload=b"{}")
+            )
+        # View pulls: a burst of three, then one a second.
+        answers = [await rogue.pull_view(victim) for _ in range(8)]
+        assert sum(a is not None for a in answers) <= 4
+
+        await _assert_untouched(net, before)
+        # Counted (py-libp2p may drop some before our validator: an undercount is fine).
+        assert await net.metric(victim, REJECTED, reason="malformed") > 0
+        assert await net.metric(victim, REJECTED, reason="signer_mismatch") > 0
+        for other in net.nodes[1:]:
+            assert await net.metric(other, REJECTED, reason="malformed") == 0
+            assert await net.metric(other, REJECTED, reason="signer_mismatch") == 0
+        refused = await net.metric(
+            victim, "chorus_cluster_pulls_total", side="server", result="refused"
+        )
+        assert refused >= 4
+        snap = await net.snapshot()
+        assert all(view.peer(forged).status != "unhealthy" for view in snap.values())
