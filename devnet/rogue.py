@@ -279,6 +279,12 @@ class RoguePeer:
 
         self._nursery.start_soon(drain)
 
+    async def stop_capture(self, topic: str = TOPIC) -> None:
+        """Unsubscribe from ``topic``: we stop receiving, and stop relaying, its messages
+        (a subscribed rogue is also an ordinary GossipSub forwarder). What was captured
+        stays available."""
+        await self.node.guarded_pubsub.unsubscribe(topic)
+
     def captured(
         self, topic: str = TOPIC, *, origin: SimNode | str | None = None
     ) -> list[rpc_pb2.Message]:

@@ -1295,6 +1295,35 @@ class MeshNetwork:
                     return float(sample.value)
         return 0.0
 
+    async def until_metric(
+        self,
+        node: SimNode | str,
+        name: str,
+        condition: float | Callable[[float], bool],
+        *,
+        timeout: float | None = None,
+        **labels: str,
+    ) -> float:
+        """Wait until the node's metric sample equals ``condition`` (or satisfies it, if
+        it is a function); return the value. MeshTimeout or MachineTooSlow after
+        ``timeout`` (default :meth:`default_timeout`)."""
+        timeout = self.default_timeout() if timeout is None else timeout
+        started = trio.current_time()
+        value = math.nan
+        with trio.move_on_after(timeout):
+            while True:
+                value = await self.metric(node, name, **labels)
+                if condition(value) if callable(condition) else value == condition:
+                    return value
+                await trio.sleep(POLL / 2)
+        wanted = "the condition" if callable(condition) else condition
+        raise self._failure(
+            f"{self.node(node).name}: {name}{labels or ''} is {value}, not {wanted} after "
+            f"{timeout:.0f} s",
+            None,
+            started,
+        )
+
     async def _get_json(self, node: SimNode, path: str) -> dict[str, Any]:
         if node.handle is not None and node.running and not node.process:
             return await _app_json(node.handle, path)
