@@ -75,9 +75,11 @@ class HealthRecordValidator(Validator):
 
     ``validate`` runs on our own puts, on every PUT_VALUE a peer sends us and on every
     record a GET returns. ``select`` returns 0, which py-libp2p reads as "the first
-    candidate wins": on put that is the new value (last write wins), on get the first
-    answer. Ordering health records by freshness is the application's job: its digests
-    carry their own timestamps and signatures.
+    candidate wins": on a local put that is the new value, but a peer receiving a
+    PUT_VALUE for a key it already holds keeps its record (first write wins there), and on
+    get it is the first answer. Our probe keys are unique, so neither case arises for them.
+    Ordering health records by freshness is the application's job: its digests carry their
+    own timestamps and signatures.
     """
 
     def __init__(self, max_value_size: int = DEFAULT_MAX_VALUE_SIZE) -> None:
