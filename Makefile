@@ -43,10 +43,9 @@ bench: $(BENCH_STAMP) system-deps
 
 ## test: install everything, lint, type-check the core, run the whole suite
 test: setup system-deps lint typecheck
-	$(BIN)/pytest --ignore=tests/sim
+	$(BIN)/pytest
 
-## test-sim: the network-simulation suite (devnet/testing.py). Not yet part of `make test`:
-## it has not been shown stable ten runs in a row on this machine.
+## test-sim: only the network-simulation suite (tests/sim, built on devnet/testing.py)
 test-sim: setup
 	$(BIN)/pytest tests/sim
 
