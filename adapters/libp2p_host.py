@@ -7,7 +7,8 @@ Every workaround below cites /work/shared/reference/py-libp2p-notes.md ("notes")
 section. In short: Noise + Yamux only, one connection per peer (saves 250 ms a dial),
 Pubsub created before any connection, GossipSub heartbeat set explicitly (default
 120 s), a validator for our DHT namespace, bootstrap peers added to the routing table by
-hand, the connection health monitor on (the only thing that notices a frozen peer), our
+hand, the connection health monitor on (the only thing that notices a frozen peer), no
+replay of GossipSub's message cache to new peers, our
 own ``host.close()`` before leaving ``host.run()``, and a Pubsub that survives hostile
 frames instead of dying with them.
 """
@@ -37,7 +38,7 @@ from libp2p.network.config import ConnectionConfig
 from libp2p.network.stream.exceptions import StreamEOF
 from libp2p.peer.id import ID
 from libp2p.peer.peerinfo import PeerInfo, info_from_p2p_addr
-from libp2p.pubsub.gossipsub import PROTOCOL_ID, PROTOCOL_ID_V11, PROTOCOL_ID_V12, GossipSub
+from libp2p.pubsub.gossipsub import PROTOCOL_ID, PROTOCOL_ID_V11, GossipSub
 from libp2p.pubsub.pb import rpc_pb2
 from libp2p.pubsub.pubsub import Pubsub
 from libp2p.security.noise.transport import PROTOCOL_ID as NOISE_PROTOCOL_ID
@@ -66,7 +67,7 @@ logger = logging.getLogger(__name__)
 
 # Standard ids only, newest first: CHORUS peers are go-libp2p (notes, "Other
 # implementations"). py-libp2p's /meshsub/1.3.0+ extensions are left out on purpose.
-GOSSIPSUB_PROTOCOLS: tuple[TProtocol, ...] = (PROTOCOL_ID_V12, PROTOCOL_ID_V11, PROTOCOL_ID)
+GOSSIPSUB_PROTOCOLS: tuple[TProtocol, ...] = (PROTOCOL_ID_V11, PROTOCOL_ID)
 
 PeerListener = Callable[[str], None]
 
@@ -104,12 +105,19 @@ class P2PConfig:
     redial_max_backoff: float = 30.0
 
     # GossipSub. py-libp2p's default heartbeat is 120 s (notes, "Building a node"): a mesh
-    # would take minutes to form. Degrees are go-libp2p's defaults (D=6, Dlo=5, Dhi=12);
-    # dense full meshes churn (notes, "GossipSub"), so dial a few peers, not all.
+    # would take minutes to form. Every message costs each node one delivery per mesh peer
+    # (D), and py-libp2p spends about a millisecond of Python per RPC: with go-libp2p's
+    # D=6 (Dlo=5, Dhi=12) a 10-node devnet spent ~10 % of a core per node on 4 digests a
+    # second. D=4 keeps two spare paths per node and cut that by a third (2026-11-28).
     gossip_heartbeat_interval: float = 1.0
-    gossip_degree: int = 6
-    gossip_degree_low: int = 5
-    gossip_degree_high: int = 12
+    gossip_degree: int = 4
+    gossip_degree_low: int = 3
+    gossip_degree_high: int = 6
+    # Offered GossipSub versions, best first. Not 1.2: py-libp2p 0.8.1 sends an IDONTWANT
+    # to every mesh peer for every message it receives, where go-libp2p does so only above
+    # 1 KiB. Our digests are ~400 bytes, so 1.2 only doubled the RPCs (10 % -> 6 % of a
+    # core per node at 10 nodes without it). Peers offering 1.2 settle on 1.1.
+    gossip_protocols: tuple[str, ...] = GOSSIPSUB_PROTOCOLS
     # Bounds one inbound RPC frame. py-libp2p's default is 1 MiB, and a 1 MiB frame of
     # tiny messages stalled a node for 5.5 s (notes, "Hostile input"). Our digests are
     # well under 4 KiB, so 64 KiB is many messages' worth.
@@ -299,6 +307,14 @@ class GuardedPubsub(Pubsub):
             # to a peer that is otherwise fine.
             with contextlib.suppress(Exception):
                 await stream.reset()
+
+    async def _replay_recent_messages(self, peer_id: ID, topic: str) -> None:
+        # py-libp2p 0.8.1 sends every newly subscribed peer the whole message cache, one
+        # RPC per message (gossipsub.send_recent_messages). Every reconnect paid for it: at
+        # 20 nodes under load it was a fifth of a node's CPU (py-spy, 2026-11-28). A new
+        # peer gets the cluster's state from the view pull (/chorus/health-view/1.0.0) in
+        # one message, and an old probe is worth nothing to it.
+        await trio.lowlevel.checkpoint()
 
     async def push_msg(self, msg_forwarder: ID, msg: rpc_pb2.Message) -> None:
         if msg_forwarder == self.my_id:
@@ -589,7 +605,7 @@ async def open_p2p_node(
     key_pair = load_or_create_identity(cfg.key_file)
     host = _build_host(cfg, key_pair)
     gossipsub = GossipSub(
-        protocols=list(GOSSIPSUB_PROTOCOLS),
+        protocols=list(cfg.gossip_protocols),
         degree=cfg.gossip_degree,
         degree_low=cfg.gossip_degree_low,
         degree_high=cfg.gossip_degree_high,

@@ -53,6 +53,7 @@ from typing import Any, Protocol
 import psutil
 
 from devnet.cluster import (
+    DEFAULT_PROBE_INTERVAL,
     REPO_ROOT,
     Devnet,
     DevnetError,
@@ -69,7 +70,7 @@ DEFAULT_DIR = Path(".devnet/bench")
 DETECT_TIMEOUT = 60.0
 CONVERGE_TIMEOUT = 60.0
 # The devnet's probe interval in the benchmark, as `make devnet` runs it.
-PROBE_INTERVAL = 5.0
+PROBE_INTERVAL = DEFAULT_PROBE_INTERVAL
 HEALTH_RATE = 50.0  # requests a second for the steady-load latency figure
 
 

@@ -71,9 +71,11 @@ __all__ = [
 DEFAULT_DIR = Path(".devnet/run")
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
-# Network probes every 5 s: often enough that a devnet shows probe results within seconds,
-# rare enough that twenty nodes on two cores stay mostly idle.
-DEFAULT_PROBE_INTERVAL = 5.0
+# Network probes every 15 s: a devnet shows probe results within seconds of starting (the
+# first run is due 2 s after start), and the seven network checks stay a small part of a
+# node's load. At 5 s they cost each node of a 10-node devnet ~9 % of a core, more than
+# everything else together (2026-11-28), and twenty nodes saturated two cores.
+DEFAULT_PROBE_INTERVAL = 15.0
 # Seconds a node may take from exec to logging its endpoints. One node takes about 1 s
 # alone; twenty starting on two busy cores have been seen to take several.
 START_TIMEOUT = 30.0

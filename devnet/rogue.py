@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import trio
 from libp2p.custom_types import TProtocol
 from libp2p.peer.id import ID
-from libp2p.pubsub.gossipsub import PROTOCOL_ID_V12
+from libp2p.pubsub.gossipsub import PROTOCOL_ID_V11
 from libp2p.pubsub.pb import rpc_pb2
 from libp2p.utils import encode_varint_prefixed
 
@@ -210,7 +210,7 @@ class RoguePeer:
         if not (0 < rate and 0 <= count <= MAX_FLOOD):
             raise ValueError(f"need rate > 0 and 0 <= count <= {MAX_FLOOD}")
         stream = await self.node.host.new_stream(
-            ID.from_base58(_peer_id(target)), [PROTOCOL_ID_V12]
+            ID.from_base58(_peer_id(target)), [PROTOCOL_ID_V11]
         )
         sent = 0
         started = trio.current_time()
@@ -236,7 +236,7 @@ class RoguePeer:
         """Bytes straight onto a GossipSub stream to ``target``, length-prefixed like an
         RPC frame: garbage here is what an undecodable RPC looks like."""
         stream = await self.node.host.new_stream(
-            ID.from_base58(_peer_id(target)), [PROTOCOL_ID_V12]
+            ID.from_base58(_peer_id(target)), [PROTOCOL_ID_V11]
         )
         try:
             await stream.write(encode_varint_prefixed(frame))

@@ -32,7 +32,7 @@ from libp2p.custom_types import TProtocol
 from libp2p.host.exceptions import StreamFailure
 from libp2p.network.stream.exceptions import StreamEOF, StreamError
 from libp2p.peer.id import ID
-from libp2p.pubsub.gossipsub import PROTOCOL_ID_V12
+from libp2p.pubsub.gossipsub import PROTOCOL_ID_V11
 from libp2p.pubsub.pb import rpc_pb2
 from libp2p.pubsub.validators import PUBSUB_SIGNING_PREFIX
 from libp2p.stream_muxer.exceptions import MuxedStreamError
@@ -517,7 +517,7 @@ def _signed(key_pair: KeyPair, data: bytes) -> rpc_pb2.Message:
 
 async def _inject(sender: P2PNode, target: Member, msg: rpc_pb2.Message) -> None:
     """One RPC frame straight onto a GossipSub stream, as any peer can write one."""
-    stream = await sender.host.new_stream(target.node.host.get_id(), [PROTOCOL_ID_V12])
+    stream = await sender.host.new_stream(target.node.host.get_id(), [PROTOCOL_ID_V11])
     await stream.write(encode_varint_prefixed(rpc_pb2.RPC(publish=[msg]).SerializeToString()))
 
 

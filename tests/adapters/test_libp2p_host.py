@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import trio
 from libp2p.peer.id import ID
-from libp2p.pubsub.gossipsub import PROTOCOL_ID_V12
+from libp2p.pubsub.gossipsub import PROTOCOL_ID_V11
 from libp2p.pubsub.pb import rpc_pb2
 from libp2p.utils import encode_varint_prefixed
 
@@ -312,7 +312,7 @@ async def test_undecodable_pubsub_frame_does_not_kill_the_node(
         got_a, got_b = await _subscribed_pair(a, b, "t", wait_until)
         # A raw stream on the GossipSub protocol carrying one frame protobuf cannot parse.
         # A plain py-libp2p 0.8.1 node dies of this (notes, "Hostile input").
-        stream = await b.host.new_stream(a.host.get_id(), [PROTOCOL_ID_V12])
+        stream = await b.host.new_stream(a.host.get_id(), [PROTOCOL_ID_V11])
         await stream.write(encode_varint_prefixed(b"\x0a\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff"))
         await wait_until(lambda: drops == ["undecodable_rpc"], what="the frame is dropped")
         assert a.dropped_inbound["undecodable_rpc"] == 1
@@ -338,7 +338,7 @@ async def test_message_with_garbage_key_does_not_kill_the_node(
             signature=b"\x00" * 64,
             key=b"\xffgarbage key",
         )
-        stream = await b.host.new_stream(a.host.get_id(), [PROTOCOL_ID_V12])
+        stream = await b.host.new_stream(a.host.get_id(), [PROTOCOL_ID_V11])
         await stream.write(encode_varint_prefixed(rpc_pb2.RPC(publish=[evil]).SerializeToString()))
         await wait_until(lambda: a.dropped_inbound["invalid_message"] == 1, what="dropped")
         await _assert_both_ways(a, b, got_a, got_b, wait_until)
