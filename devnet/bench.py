@@ -871,7 +871,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--soak-minutes", type=float, default=10.0, help="0 skips it (10)")
     parser.add_argument("--soak-size", type=int, default=10, help="nodes in the soak (10)")
     parser.add_argument(
-        "--probe-interval", type=float, default=PROBE_INTERVAL, help="devnet nodes' (5)"
+        "--probe-interval",
+        type=float,
+        default=PROBE_INTERVAL,
+        help=f"seconds between network probes on the devnet nodes ({PROBE_INTERVAL:g})",
     )
     parser.add_argument(
         "--quick",
