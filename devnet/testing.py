@@ -84,11 +84,17 @@ plugin adds the same diagnosis to any failure of such a test.
 
 Environment: ``CHORUS_MESH_TIME_SCALE`` multiplies every default wait bound (e.g. 2 on a
 slow CI machine); ``CHORUS_MESH_LAG_LIMIT`` overrides the lag limit in seconds.
+
+Layout: this module holds the configuration (:func:`sim_config`, :func:`time_scale` and
+the constants), :class:`MeshNetwork`, :func:`open_mesh` and :func:`start_network`; the
+read-only views (:class:`View`, :class:`PeerState`, :class:`MeshSnapshot`, the member
+states) live in :mod:`devnet.sim_views`, the errors in :mod:`devnet.sim_errors`, and
+:class:`SimNode`, :class:`LinkFault`, the event-loop monitor and the node and process
+helpers in :mod:`devnet.sim_nodes`. Every name is still importable from here.
 """
 
 from __future__ import annotations
 
-import atexit
 import contextlib
 import json
 import logging
@@ -99,11 +105,6 @@ import re
 import signal
 import subprocess
 import sys
-import time
-import urllib.error
-import urllib.request
-import weakref
-from collections import deque
 from collections.abc import (
     AsyncIterator,
     Callable,
@@ -113,7 +114,7 @@ from collections.abc import (
     Sequence,
 )
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -122,8 +123,42 @@ import trio
 
 from adapters.node import NodeHandle, run_node
 from adapters.system_stats import FixedStats
-from mesh.config import OPTIONS, NodeConfig
-from mesh.digest import MemberState
+
+# The views, errors and nodes live in devnet.sim_views, sim_errors and sim_nodes; every name
+# this module defined before the split is imported back (``X as X``: explicit re-export).
+from devnet.sim_errors import (
+    MachineTooSlow,
+    MeshTimeout,
+    NodeCrashed,
+    SimulationError,
+    UnsupportedFault,
+)
+from devnet.sim_nodes import _LIVE_PROCESSES as _LIVE_PROCESSES
+from devnet.sim_nodes import BUSY_WINDOW as BUSY_WINDOW
+from devnet.sim_nodes import JOIN_SETTLE as JOIN_SETTLE
+from devnet.sim_nodes import LAG_SAMPLE_PERIOD as LAG_SAMPLE_PERIOD
+from devnet.sim_nodes import LinkFault, SimNode
+from devnet.sim_nodes import NodeState as NodeState
+from devnet.sim_nodes import _app_json as _app_json
+from devnet.sim_nodes import _flags as _flags
+from devnet.sim_nodes import _http_get as _http_get
+from devnet.sim_nodes import _kill_leftover_processes as _kill_leftover_processes
+from devnet.sim_nodes import _LagMonitor as _LagMonitor
+from devnet.sim_nodes import _signal as _signal
+from devnet.sim_nodes import _StartedFlag as _StartedFlag
+from devnet.sim_views import _EMPTY as _EMPTY
+from devnet.sim_views import (
+    ALIVE,
+    DEAD,
+    LEFT,
+    SUSPECT,
+    MeshSnapshot,
+    PeerState,
+    View,
+)
+from devnet.sim_views import _natural as _natural
+from devnet.sim_views import _view_from_json as _view_from_json
+from mesh.config import NodeConfig
 from mesh.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -159,7 +194,6 @@ logger = logging.getLogger(__name__)
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
-ALIVE, SUSPECT, DEAD, LEFT = (str(s) for s in MemberState)
 
 # The active network probes: each one publishes on a topic every node reads (or puts a DHT
 # record on up to 20 peers), so with N nodes a probe round costs every node N deliveries.
@@ -185,14 +219,9 @@ PROCESS_START_BUDGET = 60.0
 # nodes' own loop-lag threshold (NodeConfig.loop_lag_threshold), beyond which every
 # in-process node calls itself starved.
 DEFAULT_LAG_LIMIT = 0.5
-LAG_SAMPLE_PERIOD = 0.1
 # A loop whose process used more than BUSY_LIMIT of a core over BUSY_WINDOW seconds is
 # saturated: its work queues grow, and with them every latency (see _LagMonitor).
-BUSY_WINDOW = 2.0
 BUSY_LIMIT = 0.9
-# Nodes joining (start-up, dials, the first pulls and digests) keep the loop busy for a
-# few seconds: that burst is not a verdict on the machine.
-JOIN_SETTLE = 5.0
 # libp2p ping timeout of in-process nodes (py-libp2p's own default; the product's is
 # P2PConfig.ping_timeout). N nodes share one event loop: on a busy machine the few round
 # trips of one ping can take seconds of scheduling, and py-libp2p aborts a connection on a
@@ -255,325 +284,6 @@ def sim_config(**changes: Any) -> NodeConfig:
         log_level="warning",
     )
     return replace(base, **changes)
-
-
-# --------------------------------------------------------------------------- errors
-
-
-class SimulationError(Exception):
-    """Something the simulation itself could not do (not a claim about the mesh)."""
-
-
-class UnsupportedFault(SimulationError):
-    """A fault that this kind of node, or this network layout, cannot carry out."""
-
-
-class NodeCrashed(SimulationError):
-    """A node's task ended with an exception nobody asked for."""
-
-
-class MachineTooSlow(SimulationError):
-    """The machine could not run the scenario at the speed its timings assume."""
-
-
-class MeshTimeout(SimulationError, AssertionError):
-    """A condition did not hold within its bound (on a machine that kept up)."""
-
-
-# ---------------------------------------------------------------------------- views
-
-
-@dataclass(frozen=True, slots=True)
-class PeerState:
-    """One member as one node's view holds it (a row of ``/health/cluster``)."""
-
-    peer_id: str
-    name: str | None  # the simulation's name for it, None for a stranger (a rogue)
-    state: str  # alive / suspect / dead / left
-    status: str  # what the member says of itself
-    incarnation: int
-    start_time: str
-    suspected_by: tuple[str, ...]
-    last_seen_age: float | None  # seconds since its last new statement; None for self
-    history: tuple[Mapping[str, Any], ...]  # newest first: {"at", "from", "to", "cause"}
-
-    def ever(self, state: str) -> bool:
-        """Whether the (bounded, newest-first) history shows a move to ``state``."""
-        return any(entry.get("to") == state for entry in self.history)
-
-
-@dataclass(frozen=True, slots=True)
-class View:
-    """One node's cluster view at one moment."""
-
-    node: str  # the observer's simulation name
-    node_id: str
-    status: str
-    admin: str | None
-    peers: Mapping[str, PeerState]  # by peer id, the observer itself included
-
-    def state_of(self, who: SimNode | str) -> str | None:
-        """alive / suspect / dead / left, or None when the view does not hold it."""
-        peer = self.peers.get(who.peer_id if isinstance(who, SimNode) else who)
-        return None if peer is None else peer.state
-
-    def peer(self, who: SimNode | str) -> PeerState | None:
-        return self.peers.get(who.peer_id if isinstance(who, SimNode) else who)
-
-    def with_state(self, state: str) -> frozenset[str]:
-        return frozenset(p for p, s in self.peers.items() if s.state == state)
-
-    @property
-    def alive(self) -> frozenset[str]:
-        return self.with_state(ALIVE)
-
-
-def _view_from_json(name: str, body: Mapping[str, Any], names: Mapping[str, str]) -> View:
-    peers = {}
-    for row in body.get("peers", ()):
-        peer_id = str(row["peer_id"])
-        peers[peer_id] = PeerState(
-            peer_id=peer_id,
-            name=names.get(peer_id),
-            state=str(row["state"]),
-            status=str(row["status"]),
-            incarnation=int(row.get("incarnation", 0)),
-            start_time=str(row.get("start_time", "")),
-            suspected_by=tuple(row.get("suspected_by", ())),
-            last_seen_age=row.get("last_seen_age"),
-            history=tuple(row.get("history", ())),
-        )
-    return View(
-        node=name,
-        node_id=str(body["node_id"]),
-        status=str(body.get("status", "")),
-        admin=body.get("admin"),
-        peers=peers,
-    )
-
-
-class MeshSnapshot(Mapping[str, View]):
-    """Every reachable live node's view, taken together; a mapping of node name to View.
-
-    Frozen nodes and nodes that did not answer are absent (``unreachable`` names them).
-    ``expected`` holds, per observer, the peer ids it should see alive: the live nodes
-    (running, not frozen) it can reach across the current partition.
-    """
-
-    def __init__(
-        self,
-        views: Mapping[str, View],
-        *,
-        expected: Mapping[str, frozenset[str]],
-        names: Mapping[str, str],
-        unreachable: Iterable[str] = (),
-        taken_at: float = 0.0,
-    ) -> None:
-        self._views = dict(views)
-        self.expected = dict(expected)
-        self.names = dict(names)  # peer id -> simulation name
-        self.unreachable = tuple(unreachable)
-        self.taken_at = taken_at
-
-    def __getitem__(self, node: SimNode | str) -> View:
-        return self._views[node.name if isinstance(node, SimNode) else node]
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._views)
-
-    def __len__(self) -> int:
-        return len(self._views)
-
-    def _observers(self, observers: Iterable[SimNode | str] | None, exclude: str) -> list[View]:
-        if observers is None:
-            return [v for v in self._views.values() if v.node_id != exclude]
-        names = [o.name if isinstance(o, SimNode) else o for o in observers]
-        # An observer we could not read counts as not seeing anything.
-        return [self._views[n] if n in self._views else _EMPTY for n in names]
-
-    def all_see(
-        self,
-        peer: SimNode | str,
-        state: str | Iterable[str],
-        *,
-        observers: Iterable[SimNode | str] | None = None,
-    ) -> bool:
-        """Whether every observer (default: every view but the peer's own) holds ``peer``
-        in ``state`` (or one of several states)."""
-        wanted = {state} if isinstance(state, str) else set(state)
-        peer_id = peer.peer_id if isinstance(peer, SimNode) else peer
-        views = self._observers(observers, peer_id)
-        return bool(views) and all(v.state_of(peer_id) in wanted for v in views)
-
-    def none_see(
-        self,
-        peer: SimNode | str,
-        state: str | Iterable[str],
-        *,
-        observers: Iterable[SimNode | str] | None = None,
-    ) -> bool:
-        """Whether no observer holds ``peer`` in ``state`` (or one of several states)."""
-        wanted = {state} if isinstance(state, str) else set(state)
-        peer_id = peer.peer_id if isinstance(peer, SimNode) else peer
-        return not any(v.state_of(peer_id) in wanted for v in self._observers(observers, peer_id))
-
-    def lagging(self) -> dict[str, tuple[frozenset[str], frozenset[str]]]:
-        """Per observer whose alive set is not what it should be: (missing, extra) names."""
-        out = {}
-        for name, expected in self.expected.items():
-            view = self._views.get(name)
-            alive = view.alive if view is not None else frozenset()
-            if alive != expected:
-                missing = frozenset(self.names.get(p, p) for p in expected - alive)
-                extra = frozenset(self.names.get(p, p) for p in alive - expected)
-                out[name] = (missing, extra)
-        return out
-
-    def converged(self) -> bool:
-        """Every live reachable node sees exactly the live nodes it can reach as alive,
-        and nobody else (nothing suspect, no stranger, no dead node alive)."""
-        return not self.unreachable and not self.lagging()
-
-    def describe(self) -> str:
-        """One line per view: its members by state, by simulation name."""
-        lines = []
-        for name, view in sorted(self._views.items(), key=lambda kv: _natural(kv[0])):
-            parts = []
-            for state in (ALIVE, SUSPECT, DEAD, LEFT):
-                members = sorted(
-                    (self.names.get(p, p[:12]) for p in view.with_state(state)), key=_natural
-                )
-                if members:
-                    parts.append(f"{state} {','.join(members)}")
-            lines.append(f"  {name}: {'; '.join(parts) or 'empty'}")
-        for name in self.unreachable:
-            lines.append(f"  {name}: (no answer)")
-        return "\n".join(lines)
-
-
-_EMPTY = View(node="", node_id="", status="", admin=None, peers={})
-
-
-def _natural(text: str) -> tuple[Any, ...]:
-    return tuple(int(p) if p.isdigit() else p for p in re.split(r"(\d+)", text))
-
-
-# ---------------------------------------------------------------------------- nodes
-
-
-NodeState = Literal["starting", "running", "frozen", "crashed", "left", "stopped"]
-
-
-@dataclass(eq=False)
-class SimNode:
-    """One node of a simulation. In-process (``process`` False) or an OS process."""
-
-    name: str
-    index: int
-    process: bool
-    config: NodeConfig
-    directory: Path
-    peer_id: str = ""
-    p2p_addr: str = ""  # /ip4/127.0.0.1/tcp/<port>/p2p/<peer id>
-    http_url: str = ""
-    state: NodeState = "starting"
-    lives: int = 0
-    handle: NodeHandle | None = None  # the current life's, in-process only
-    error: BaseException | None = None  # what ended an in-process life unasked
-    starved: bool = False
-    _scope: trio.CancelScope | None = field(default=None, repr=False)
-    _stopped: trio.Event = field(default_factory=trio.Event, repr=False)
-    _proc: trio.Process | None = field(default=None, repr=False)
-    _log: Path | None = field(default=None, repr=False)
-
-    @property
-    def running(self) -> bool:
-        """Started and not stopped (a frozen node still runs)."""
-        return self.state in ("running", "frozen")
-
-    @property
-    def live(self) -> bool:
-        """Running and able to answer: what the others should see alive."""
-        return self.state == "running"
-
-    @property
-    def pid(self) -> int | None:
-        return None if self._proc is None else self._proc.pid
-
-    @property
-    def p2p_port(self) -> int:
-        return int(self.p2p_addr.split("/tcp/")[1].split("/")[0]) if self.p2p_addr else 0
-
-    @property
-    def http_port(self) -> int:
-        return int(self.http_url.rsplit(":", 1)[1]) if self.http_url else 0
-
-    def __repr__(self) -> str:
-        kind = "process" if self.process else "in-process"
-        return f"<SimNode {self.name} {kind} {self.state} {self.peer_id[-8:]}>"
-
-
-@dataclass(frozen=True, slots=True)
-class LinkFault:
-    """Gossip-level trouble on the directed link sender -> receiver (see module docs)."""
-
-    delay: float = 0.0  # seconds each forwarded pubsub message is held
-    loss: float = 0.0  # probability that one is dropped
-
-
-class _LagMonitor:
-    """How late the shared event loop wakes a sleeper, and how busy it is (the process's
-    CPU time over the last ``BUSY_WINDOW`` seconds of wall time), sampled every 0.1 s.
-
-    Lag alone misses a saturated loop: trio runs every ready task in one batch, so a
-    sleeper is late by at most a batch, while a connection whose frames each need a few
-    scheduler passes falls behind without bound. A loop busy nearly all the time is
-    the surer sign (the nodes' pings then time out although lag stays well under 1 s).
-    """
-
-    def __init__(self) -> None:
-        self._samples: deque[tuple[float, float, float]] = deque(maxlen=200_000)
-        self._cpu: deque[tuple[float, float]] = deque()
-        self.max_lag = 0.0
-        self.max_busy = 0.0
-
-    async def run(self, *, task_status: TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-        deadline = trio.current_time() + LAG_SAMPLE_PERIOD
-        task_status.started()
-        while True:
-            await trio.sleep_until(deadline)
-            woke = trio.current_time()
-            lag = max(0.0, woke - deadline)
-            busy = self._busy(woke, time.process_time())
-            self._samples.append((woke, lag, busy))
-            self.max_lag = max(self.max_lag, lag)
-            self.max_busy = max(self.max_busy, busy)
-            deadline = woke + LAG_SAMPLE_PERIOD
-
-    def _busy(self, now: float, cpu: float) -> float:
-        self._cpu.append((now, cpu))
-        while now - self._cpu[0][0] > BUSY_WINDOW:
-            self._cpu.popleft()
-        first_at, first_cpu = self._cpu[0]
-        if now - first_at < BUSY_WINDOW / 2:
-            return 0.0  # too short a window to judge
-        return (cpu - first_cpu) / (now - first_at)
-
-    def max_since(self, since: float) -> float:
-        return max((lag for at, lag, _ in reversed(self._samples) if at >= since), default=0.0)
-
-    def busy_since(self, since: float, excluding: Iterable[tuple[float, float]] = ()) -> float:
-        """Largest busy fraction since ``since``, leaving out samples whose window touches
-        one of the ``excluding`` intervals (node start-ups: key generation, imports)."""
-        spans = [(begin, end + BUSY_WINDOW + JOIN_SETTLE) for begin, end in excluding]
-        return max(
-            (
-                busy
-                for at, _, busy in reversed(self._samples)
-                if at >= since and not any(begin <= at <= end for begin, end in spans)
-            ),
-            default=0.0,
-        )
 
 
 # -------------------------------------------------------------------------- network
@@ -1512,18 +1222,6 @@ async def start_network(
 # -------------------------------------------------------------------------- helpers
 
 
-class _StartedFlag:
-    """A task status that remembers whether ``started()`` was called."""
-
-    def __init__(self, inner: TaskStatus[NodeHandle]) -> None:
-        self._inner = inner
-        self.started_yet = False
-
-    def started(self, value: NodeHandle) -> None:
-        self.started_yet = True
-        self._inner.started(value)
-
-
 def _edges(topology: Topology, n: int) -> list[tuple[int, int]]:
     """Links among nodes 0..n-1 as (earlier, later) index pairs."""
     if not isinstance(topology, str):
@@ -1546,67 +1244,3 @@ def _edges(topology: Topology, n: int) -> list[tuple[int, int]]:
         edges = {(min(i, (i + d) % n), max(i, (i + d) % n)) for i in range(n) for d in offsets}
         return sorted(edges)
     raise ValueError(f"unknown topology {topology!r}")
-
-
-def _flags(config: NodeConfig) -> list[str]:
-    """Command-line flags for ``adapters.cli`` giving ``config`` (defaults left out)."""
-    default = NodeConfig()
-    flags = []
-    for option in OPTIONS:
-        value = getattr(config, option.name)
-        if value == getattr(default, option.name) or value is None:
-            continue
-        if isinstance(value, tuple):
-            text = ",".join(value)
-        elif isinstance(value, bool):
-            text = "true" if value else "false"
-        else:
-            text = str(value)
-        flags += [option.flag, text]
-    return flags
-
-
-def _signal(proc: trio.Process, signum: int) -> None:
-    with contextlib.suppress(ProcessLookupError):
-        if proc.returncode is None:
-            os.kill(proc.pid, signum)
-
-
-# Process nodes still running when the interpreter exits (a test run interrupted before
-# its teardown) are killed then. Not PR_SET_PDEATHSIG: trio starts processes from a worker
-# thread, and the signal fires when that thread ends, not the test process.
-_LIVE_PROCESSES: weakref.WeakSet[trio.Process] = weakref.WeakSet()
-
-
-@atexit.register
-def _kill_leftover_processes() -> None:
-    for proc in list(_LIVE_PROCESSES):
-        with contextlib.suppress(Exception):
-            if proc.returncode is None:
-                os.kill(proc.pid, signal.SIGCONT)
-                os.kill(proc.pid, signal.SIGKILL)
-
-
-def _http_get(url: str, token: str | None) -> str:
-    request = urllib.request.Request(url)
-    if token:
-        request.add_header("Authorization", f"Bearer {token}")
-    try:
-        with urllib.request.urlopen(request, timeout=5.0) as response:
-            return str(response.read().decode("utf-8"))
-    except urllib.error.HTTPError as error:
-        return str(error.read().decode("utf-8"))
-
-
-async def _app_json(handle: NodeHandle, path: str) -> dict[str, Any]:
-    gossip = getattr(handle, "gossip", None)
-    if path == "/health/cluster" and gossip is not None:
-        return dict(gossip.cluster_json())
-    headers = {}
-    if handle.config.health_token:
-        headers["Authorization"] = f"Bearer {handle.config.health_token}"
-    response = await handle.app.test_client().get(path, headers=headers)
-    body = await response.get_json()
-    if not isinstance(body, dict):
-        raise SimulationError(f"{path} of {handle.node_id} answered {body!r}")
-    return body

@@ -1,0 +1,35 @@
+"""The simulation toolkit's errors (re-exported by :mod:`devnet.testing`).
+
+:class:`SimulationError` and its kinds: something the simulation itself could not do, a
+machine too slow for the scenario's timings, or a condition that did not hold in time.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "MachineTooSlow",
+    "MeshTimeout",
+    "NodeCrashed",
+    "SimulationError",
+    "UnsupportedFault",
+]
+
+
+class SimulationError(Exception):
+    """Something the simulation itself could not do (not a claim about the mesh)."""
+
+
+class UnsupportedFault(SimulationError):
+    """A fault that this kind of node, or this network layout, cannot carry out."""
+
+
+class NodeCrashed(SimulationError):
+    """A node's task ended with an exception nobody asked for."""
+
+
+class MachineTooSlow(SimulationError):
+    """The machine could not run the scenario at the speed its timings assume."""
+
+
+class MeshTimeout(SimulationError, AssertionError):
+    """A condition did not hold within its bound (on a machine that kept up)."""
