@@ -259,6 +259,33 @@ async def test_killed_or_frozen_peer_triggers_disconnect_listener(
         assert child_id not in a.connected_peers()
 
 
+@pytest.mark.network
+async def test_new_peer_gets_no_replay_of_old_messages(
+    p2p_config: MakeConfig, wait_until: WaitUntil
+) -> None:
+    async with open_p2p_node(p2p_config("a")) as a:
+        await a.pubsub.subscribe("t", _ignore)
+        await a.pubsub.publish("t", b"old")  # into a's message cache, with nobody to hear it
+        async with open_p2p_node(p2p_config("b", bootstrap=(a.listen_addrs[0],))) as b:
+            got: list[bytes] = []
+
+            async def on_b(msg: PubSubMessage) -> None:
+                got.append(msg.data)
+
+            await b.pubsub.subscribe("t", on_b)
+            # In a's mesh for "t": a publish before the graft would reach nobody.
+            mesh = a.guarded_pubsub.router.mesh  # type: ignore[attr-defined]
+            await wait_until(lambda: b.host.get_id() in mesh.get("t", ()), what="b in a's mesh")
+            # Plain py-libp2p would now send b a's whole cache ("old") before "new".
+            await a.pubsub.publish("t", b"new")
+            await wait_until(lambda: b"new" in got, what="b hears the new message")
+            assert got == [b"new"]
+
+
+async def _ignore(msg: PubSubMessage) -> None:
+    return None
+
+
 # ---------------------------------------------------------------- hostile input
 
 
