@@ -111,9 +111,10 @@ async def test_replayed_digests_change_nothing(mesh_network) -> None:
             captured = rogue.captured(TOPIC, origin=origin)
             return len(captured) - 1 - captured.index(old)
 
-        # A joiner gets its neighbours' message cache (the last 5 heartbeats) and would
-        # have seen the old digest itself; wait until n1 has published 7 newer ones (about
-        # 7 s, still far from max_message_age), then add a node that never saw it.
+        # Wait until n1 has published 7 newer digests (about 7 s, still far from
+        # max_message_age) and GossipSub's IHAVE windows (3 heartbeats) no longer offer the
+        # old one, then add a node that never saw it (our Pubsub replays no message cache
+        # to a new peer).
         with trio.fail_after(30 * net.scale):
             while newer() < 7:  # noqa: ASYNC110 (no event)
                 await trio.sleep(0.2)
