@@ -784,6 +784,12 @@ def _soak_section(soak_result: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _git(*args: str) -> str:
+    return subprocess.run(
+        ["git", *args], capture_output=True, text=True, cwd=REPO_ROOT, timeout=10
+    ).stdout.strip()
+
+
 def machine_meta(args: argparse.Namespace, serf: str) -> dict[str, Any]:
     cpu = platform.processor() or platform.machine()
     with contextlib.suppress(OSError):
@@ -791,20 +797,8 @@ def machine_meta(args: argparse.Namespace, serf: str) -> dict[str, Any]:
             if line.startswith("model name"):
                 cpu = line.split(":", 1)[1].strip()
                 break
-    commit = subprocess.run(
-        ["git", "rev-parse", "--short", "HEAD"],
-        capture_output=True,
-        text=True,
-        cwd=REPO_ROOT,
-        timeout=10,
-    ).stdout.strip()
-    dirty = subprocess.run(
-        ["git", "status", "--porcelain", "--untracked-files=no"],
-        capture_output=True,
-        text=True,
-        cwd=REPO_ROOT,
-        timeout=10,
-    ).stdout.strip()
+    commit = _git("rev-parse", "--short", "HEAD")
+    dirty = _git("status", "--porcelain", "--untracked-files=no")
     if commit and dirty:
         commit += " with uncommitted changes"
     return {
