@@ -45,12 +45,12 @@ our own publishes (notes, "GossipSub"); ours are let through. Each rejection is 
 ``chorus_gossip_rejected_total{reason}`` and logged once per (signer, reason). Replays pass
 the validator (they need the view's state) and are counted when the view rejects them.
 
-Ping failures. py-libp2p 0.8.1's ConnectionHealthMonitor has no callback or event: it
-updates ``swarm.health_data`` and, with ``abort_connection_on_ping_failure`` (on in our
-P2PConfig), closes the connection, which reaches the view as a disconnect within about
-1.4 s of a freeze (notes, "Failure detection"). With the abort off, the service polls
-``host.get_connection_health(peer)`` every ``ping_poll_interval`` seconds and reports a drop
-of the ping success rate (an EMA that only falls on a failed ping) as ``on_ping_failed``.
+Ping failures. The node's LinkPinger (adapters/pinger.py) pings one connected peer every
+half second, round-robin; an unanswered ping reaches the view as ``on_ping_failed`` (the
+peer is suspected, and the suspicion is gossiped for others to confirm or the peer to
+refute). The pinger ignores failures while this node is starved, by the same measure the
+view uses. By default (P2PConfig.abort_connection_on_ping_failure) it also closes the
+connection, so the view hears a disconnect too, and the peer is redialled (below).
 
 Lost links. A peer whose last connection closed is redialled at its advertised address
 (``/p2p/<its id>`` only) with doubling backoff until it is back, has left, or is forgotten.
@@ -186,8 +186,6 @@ class GossipTuning:
     serve_global_rate: float = 20.0
     serve_global_burst: float = 20.0
     max_concurrent_serves: int = 8
-    # Only used when the health monitor does not abort connections (see module docstring).
-    ping_poll_interval: float = 0.5
     # Redialling a lost peer: first attempt after this, doubling up to the cap.
     redial_initial: float = 1.0
     redial_max: float = 30.0
@@ -202,7 +200,7 @@ class GossipTuning:
     history_in_json: int = shapes.DEFAULT_HISTORY
 
 
-_PeerEvent = tuple[Literal["connected", "disconnected"], str]
+_PeerEvent = tuple[Literal["connected", "disconnected", "ping_failed"], str]
 
 
 @dataclass(slots=True)
@@ -380,11 +378,14 @@ class GossipService:
         # topic may pull from us at once (see _pull_from).
         host.set_stream_handler(TProtocol(PULL_PROTOCOL), self._serve_pull)
         remove_listener: Callable[[], None] | None = None
+        remove_ping_listener: Callable[[], None] | None = None
         try:
             pubsub = self._node.pubsub
             pubsub.set_validator(TOPIC, self._validate)
             await pubsub.subscribe(TOPIC, self._on_message)
             remove_listener = self._node.add_peer_listener(self._peer_connected, self._peer_lost)
+            remove_ping_listener = self._node.add_ping_failure_listener(self._ping_failed)
+            self._node.pinger.starved = self._starved
             self._running = True
             async with trio.open_nursery() as nursery:
                 self._nursery = nursery
@@ -396,8 +397,6 @@ class GossipService:
                 nursery.start_soon(self._tick_loop)
                 nursery.start_soon(self._publish_loop)
                 nursery.start_soon(self._redial_loop)
-                if self._must_poll_pings():
-                    nursery.start_soon(self._ping_poll_loop)
                 task_status.started()
         finally:
             # The subscription cannot be undone (LibP2PPubSub has no unsubscribe): the
@@ -406,8 +405,9 @@ class GossipService:
             self._nursery = None
             self._events = None
             send.close()
-            if remove_listener is not None:
-                remove_listener()
+            for remove in (remove_listener, remove_ping_listener):
+                if remove is not None:
+                    remove()
             with contextlib.suppress(Exception):
                 host.remove_stream_handler(TProtocol(PULL_PROTOCOL))
 
@@ -569,6 +569,9 @@ class GossipService:
     def _peer_lost(self, peer: str) -> None:
         self._push_event(("disconnected", peer))
 
+    def _ping_failed(self, peer: str) -> None:
+        self._push_event(("ping_failed", peer))
+
     def _push_event(self, event: _PeerEvent) -> None:
         # Runs on the network's task (P2PNode.add_peer_listener): never block it.
         if self._events is None:
@@ -584,6 +587,9 @@ class GossipService:
                 now = self._clock()
                 if kind == "connected":
                     self._on_connected(peer, now)
+                elif kind == "ping_failed":
+                    if peer in self._connected:
+                        self._handle(self.view.on_ping_failed(peer, now), peer)
                 else:
                     self._on_disconnected(peer, now)
 
@@ -888,32 +894,6 @@ class GossipService:
                     continue
                 logger.info("reconnected to %s at %s", peer, addr)
                 return
-
-    def _must_poll_pings(self) -> bool:
-        cfg = getattr(self._node, "cfg", None)
-        return bool(
-            getattr(cfg, "enable_health_monitoring", False)
-            and not getattr(cfg, "abort_connection_on_ping_failure", True)
-        )
-
-    async def _ping_poll_loop(self) -> None:
-        from libp2p.peer.id import ID
-
-        rates: dict[str, float] = {}
-        while True:
-            await trio.sleep(self._tuning.ping_poll_interval)
-            for peer in list(self._connected):
-                summary = self._node.host.get_connection_health(ID.from_base58(peer))
-                rate = summary.get("average_success_rate") if summary else None
-                if not isinstance(rate, float):
-                    continue
-                before = rates.get(peer)
-                rates[peer] = rate
-                # The EMA only falls on a failed ping (libp2p network/health).
-                if before is not None and rate < before - 1e-9:
-                    self._handle(self.view.on_ping_failed(peer, self._clock()), peer)
-            for peer in set(rates) - self._connected:
-                del rates[peer]
 
 
 def election_result(health: ElectionHealth, max_changes: int) -> CheckResult:

@@ -7,8 +7,8 @@ Every workaround below cites /work/shared/reference/py-libp2p-notes.md ("notes")
 section. In short: Noise + Yamux only, one connection per peer (saves 250 ms a dial),
 Pubsub created before any connection, GossipSub heartbeat set explicitly (default
 120 s), a validator for our DHT namespace, bootstrap peers added to the routing table by
-hand, the connection health monitor on (the only thing that notices a frozen peer), no
-replay of GossipSub's message cache to new peers, our
+hand, round-robin liveness pings of our own (adapters/pinger.py; the only thing that notices
+a frozen peer), no replay of GossipSub's message cache to new peers, our
 own ``host.close()`` before leaving ``host.run()``, and a Pubsub that survives hostile
 frames instead of dying with them.
 """
@@ -48,6 +48,7 @@ from libp2p.stream_muxer.yamux.yamux import Yamux
 from libp2p.tools.anyio_service import background_trio_service
 
 from adapters.dht import DEFAULT_MAX_VALUE_SIZE, NAMESPACE, HealthRecordValidator, LibP2PDHT
+from adapters.pinger import LinkPinger
 from adapters.pubsub import LibP2PPubSub
 
 __all__ = [
@@ -98,7 +99,7 @@ class P2PConfig:
     bootstrap_deadline: float = 30.0
     dial_timeout: float = 5.0
     # After bootstrap, a bootstrap peer we are not connected to (it was frozen, restarted,
-    # or the health monitor aborted our connection) is dialled again, first after
+    # or a failed ping aborted our connection) is dialled again, first after
     # redial_interval, backing off to redial_max_backoff while it stays unreachable. Without
     # this, a peer that returns is never reconnected: nothing else re-dials.
     redial_interval: float = 2.0
@@ -123,20 +124,17 @@ class P2PConfig:
     # well under 4 KiB, so 64 KiB is many messages' worth.
     max_inbound_rpc_size: int = 64 * 1024
 
-    # Connection health monitor: notices a frozen (SIGSTOPped) peer whose TCP connection
-    # stays open (notes, "Failure detection": ~1.4 s with a 1 s timeout). One failed ping
-    # aborts the connection, so the timeout must tolerate a busy peer: with 1 s, a loaded
-    # 10-node devnet aborted healthy connections, every reconnect replayed GossipSub's
-    # message cache, and the extra load failed more pings (make bench, 2026-11-28). 2 s
-    # detects a freeze in ~3 s; digest silence is the other path.
-    enable_health_monitoring: bool = True
-    health_check_interval: float = 1.0
+    # Liveness pings (adapters/pinger.py, instead of py-libp2p's health monitor, whose
+    # cost grows with n squared): one ping every ping_interval to the next connected peer.
+    # A failure is reported to the cluster view, which suspects the peer, and (with
+    # abort_connection_on_ping_failure) the connection is closed: a dead peer leaves the
+    # GossipSub mesh and a restarted one can connect again (one connection per peer). The
+    # timeout must tolerate a busy peer: 1 s failed healthy pings on a loaded 10-node
+    # devnet (make bench, 2026-11-28).
+    enable_link_pings: bool = True
+    ping_interval: float = 0.5
     ping_timeout: float = 2.0
     abort_connection_on_ping_failure: bool = True
-    health_warmup_window: float = 0.0
-    # py-libp2p waits this long before the first check; its default is 60 s, which would
-    # leave the first minute of a node's life unmonitored (not in the notes; source).
-    health_initial_delay: float = 0.0
 
     # py-libp2p's connection manager dials every peer in its peerstore (learned from
     # the DHT and identify) while it has fewer than 50 to 100 connections: a full mesh
@@ -165,7 +163,7 @@ class P2PConfig:
             raise P2PError("bootstrap_max_attempts must be at least 1")
         for name in (
             "gossip_heartbeat_interval",
-            "health_check_interval",
+            "ping_interval",
             "ping_timeout",
             "dial_timeout",
             "bootstrap_deadline",
@@ -337,7 +335,7 @@ class _PeerEvents(INotifee):
     """Turns per-connection notifications into per-peer connected/disconnected calls.
 
     A killed or closed peer fires ``disconnected`` about 200 ms later (notes, "Failure
-    detection"); a frozen one only once the health monitor gives up on it.
+    detection"); a frozen one once LinkPinger gives up on it and closes the connection.
     """
 
     def __init__(self, network: INetwork) -> None:
@@ -404,6 +402,12 @@ class P2PNode:
         self.guarded_pubsub = guarded
         self.peer_id: str = host.get_id().to_base58()
         self._events = _PeerEvents(host.get_network())
+        self.pinger = LinkPinger(
+            host.get_network(),
+            interval=cfg.ping_interval,
+            timeout=cfg.ping_timeout,
+            abort=cfg.abort_connection_on_ping_failure,
+        )
         # Set once every bootstrap address has been dialled or given up on; then
         # bootstrap_results maps each address to the peer id reached, or None.
         self.bootstrap_done = trio.Event()
@@ -440,6 +444,18 @@ class P2PNode:
                 self._events.on_connected.remove(on_connected)
             if on_disconnected in self._events.on_disconnected:
                 self._events.on_disconnected.remove(on_disconnected)
+
+        return remove
+
+    def add_ping_failure_listener(self, listener: PeerListener) -> Callable[[], None]:
+        """Call ``listener(peer_id)`` when a ping to a connected peer goes unanswered
+        (not while this node is starved: set ``pinger.starved``). Same rules as
+        :meth:`add_peer_listener`."""
+        self.pinger.on_failure.append(listener)
+
+        def remove() -> None:
+            if listener in self.pinger.on_failure:
+                self.pinger.on_failure.remove(listener)
 
         return remove
 
@@ -572,12 +588,8 @@ def _build_host(cfg: P2PConfig, key_pair: KeyPair) -> IHost:
         # (notes, "Building a node").
         max_connections_per_peer=1,
         dial_timeout=cfg.dial_timeout,
-        enable_health_monitoring=cfg.enable_health_monitoring,
-        health_check_interval=cfg.health_check_interval,
-        ping_timeout=cfg.ping_timeout,
-        abort_connection_on_ping_failure=cfg.abort_connection_on_ping_failure,
-        health_warmup_window=cfg.health_warmup_window,
-        health_initial_delay=cfg.health_initial_delay,
+        # Our LinkPinger replaces py-libp2p's monitor (see P2PConfig.enable_link_pings).
+        enable_health_monitoring=False,
     )
     # Noise and Yamux only: the defaults also offer TLS, SECIO, plaintext and Mplex.
     noise = NoiseTransport(key_pair, noise_privkey=create_x25519_key_pair().private_key)
@@ -651,6 +663,8 @@ async def open_p2p_node(
                     node = P2PNode(cfg, host, guarded, kad, pubsub, dht)
                     host.get_network().register_notifee(node._events)
                     nursery.start_soon(node._bootstrap)
+                    if cfg.enable_link_pings:
+                        nursery.start_soon(node.pinger.run)
                     logger.info("p2p node %s listening on %s", node.peer_id, node.listen_addrs)
                     try:
                         yield node

@@ -67,10 +67,10 @@ node four links up to 10 nodes and two beyond: measured on a 2-core machine, 10 
 35-45 % of a core, 20 nodes 40-55 % (more while the views are polled), while 14 nodes with
 four links each saturate it.
 
-In-process nodes get py-libp2p's own 5 s ping timeout instead of the product's
+In-process nodes get a 5 s ping timeout instead of the product's
 (``P2PConfig.ping_timeout``; ``inprocess_ping_timeout=None`` keeps the product's): on
-loopback a ping can only fail for want of scheduling, and py-libp2p aborts a connection on
-one failed ping. Process nodes keep every product setting, so a starved process node
+loopback a ping can only fail for want of scheduling, and one failed ping makes the pinger
+suspect a healthy peer. Process nodes keep every product setting, so a starved process node
 judges its peers with the real timings; a frozen process node is noticed by in-process
 observers through their 5 s ping or its digests' silence, whichever comes first.
 
@@ -224,10 +224,9 @@ DEFAULT_LAG_LIMIT = 0.5
 BUSY_LIMIT = 0.9
 # libp2p ping timeout of in-process nodes (py-libp2p's own default; the product's is
 # P2PConfig.ping_timeout). N nodes share one event loop: on a busy machine the few round
-# trips of one ping can take seconds of scheduling, and py-libp2p aborts a connection on a
-# single failed ping (P2PConfig.abort_connection_on_ping_failure), so a short timeout
-# turns a slow machine into a storm of false disconnects. Process nodes keep the
-# product's settings.
+# trips of one ping can take seconds of scheduling, and a single failed ping suspects the
+# peer, so a short timeout turns a slow machine into a storm of false suspicions. Process
+# nodes keep the product's settings.
 INPROCESS_PING_TIMEOUT = 5.0
 # Seconds between two looks at the views while waiting: POLL, or POLL_PER_NODE per live
 # node if longer (reading 20 views costs the shared loop about 14 ms).
@@ -540,8 +539,8 @@ class MeshNetwork:
         swarm: Any = p2p.host.get_network()
         me = node.peer_id
         if self.inprocess_ping_timeout is not None:
-            # Read by py-libp2p's health monitor at every ping (network/health/monitor.py).
-            swarm.connection_config.ping_timeout = self.inprocess_ping_timeout
+            # Read by the node's LinkPinger at every ping (adapters/pinger.py).
+            p2p.pinger.timeout = self.inprocess_ping_timeout
         blocked = partial(self._blocked, node.name)
         original_dial = swarm.dial_peer
         original_add = swarm.add_conn
@@ -584,19 +583,18 @@ class MeshNetwork:
 
         # Ping failures between two in-process nodes. Loopback loses nothing, so such a
         # failure means the shared event loop did not run the ping's few round trips
-        # within the ping timeout: the machine is too slow, and py-libp2p has just
-        # aborted a healthy connection (P2PConfig.abort_connection_on_ping_failure).
-        monitor = getattr(swarm, "_health_monitor", None)
-        original_ping = getattr(monitor, "_ping_connection", None)
-        if monitor is not None and original_ping is not None:
+        # within the ping timeout: the machine is too slow, and the node has just
+        # suspected a healthy peer.
+        pinger = p2p.pinger
+        original_ping = pinger.ping
 
-            async def ping_connection(conn: Any) -> Any:
-                result = await original_ping(conn)
-                if not getattr(result, "success", True):
-                    self._note_ping_failure(node, conn.muxed_conn.peer_id.to_base58())
-                return result
+        async def ping(conn: Any) -> bool:
+            answered = await original_ping(conn)
+            if not answered:
+                self._note_ping_failure(node, conn.muxed_conn.peer_id.to_base58())
+            return answered
 
-            monitor._ping_connection = ping_connection
+        pinger.ping = ping  # type: ignore[method-assign]
 
     def _note_ping_failure(self, pinger: SimNode, peer_id: str) -> None:
         other = self.names().get(peer_id)

@@ -408,7 +408,7 @@ class ClusterView:
         return Outcome(tuple(self._observe(peer, Cause.DISCONNECTED, now)))
 
     def on_ping_failed(self, peer: str, now: float) -> Outcome:
-        """libp2p's connection health monitor declared ``peer``'s pings failed."""
+        """A ping to ``peer`` went unanswered (adapters/pinger.py)."""
         return Outcome(tuple(self._observe(peer, Cause.PING_FAILED, now)))
 
     def merge_snapshot(self, snapshot: ViewSnapshot, now: float) -> Outcome:

@@ -338,13 +338,16 @@ async def test_leaving_node_turns_left_everywhere_within_a_second(tmp_path: Path
             _everyone_sees(others, [leaver.peer_id], LEFT), timeout=1.0, what="left everywhere"
         )
         assert leaver.service.cluster_json()["status"] == "stopping"
-        # Its connection closing afterwards is no evidence against it.
+        # Failure evidence afterwards (a closed connection or unanswered pings) is no
+        # evidence against it.
         await cluster.kill(leaver)
-        neighbour = others[-1].service.view
+        neighbour = others[-1]
+        member = neighbour.service.view.member(leaver.peer_id)
+        assert member is not None
         await wait_until(
-            lambda: not neighbour.member(leaver.peer_id).connected,  # type: ignore[union-attr]
+            lambda: not member.connected or neighbour.node.pinger.failed > 0,
             timeout=5,
-            what="the view hears of the closed connection",
+            what="the neighbour notices the leaver is gone",
         )
         assert _everyone_sees(others, [leaver.peer_id], LEFT)()
 
@@ -648,12 +651,12 @@ async def _child(key_file: Path, *bootstrap: str) -> AsyncIterator[tuple[trio.Pr
 
 
 @pytest.mark.network
-@pytest.mark.parametrize("abort", [True, False], ids=["monitor-aborts", "monitor-polled"])
+@pytest.mark.parametrize("abort", [True, False], ids=["link-aborted", "link-kept"])
 async def test_frozen_node_is_suspected_then_dead_and_recovers(tmp_path: Path, abort: bool) -> None:
-    # Aborting (our P2PConfig default): the monitor closes the link after a failed ping,
-    # so the freeze arrives as a disconnect, and the child redials once it resumes.
-    # Polled: the link stays; the service reads the monitor's ping statistics. A 3 s
-    # refresh (9 s of silence) leaves the failed pings as the only evidence in time.
+    # Aborted (our P2PConfig default): the pinger closes the link after a failed ping, so
+    # the freeze arrives as a disconnect too, and the child redials once it resumes.
+    # Kept: the link stays and the pinger reports the failed ping to the view; a 3 s
+    # refresh (9 s of silence) leaves it as the only evidence in time.
     config = DEVNET if abort else dataclasses.replace(DEVNET, refresh_period=3.0)
     async with _cluster(tmp_path, config, abort_connection_on_ping_failure=abort) as cluster:
         members = await cluster.chain(2)

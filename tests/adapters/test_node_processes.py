@@ -72,7 +72,7 @@ async def test_bootstrap_freeze_kill_and_restart(
     b.signal(signal.SIGSTOP)
     for name in ("p2p-connectivity", "pubsub-active-probe"):
         await wait_until(lambda n=name: failing(a, n), timeout=60, what=f"{name} failing on a")
-    # Thawed: the health monitor had dropped the connection; b re-dials its bootstrap peer.
+    # Thawed: a failed ping had dropped the connection; b re-dials its bootstrap peer.
     b.signal(signal.SIGCONT)
     for name in ("p2p-connectivity", "pubsub-active-probe"):
         await wait_until(lambda n=name: passing(a, n), timeout=60, what=f"{name} back after thaw")
