@@ -37,7 +37,9 @@ Rules
    ``PublishRefute(incarnation + 1)``, unless we are leaving, or it is about an earlier life
    of ours or an incarnation we have already refuted.
 6. Sharing. A suspicion we originate, or confirm by our own evidence, is published once as
-   ``PublishSuspect``. Others' notices are not re-published: GossipSub already floods them.
+   ``PublishSuspect``, unless the originator and K confirmations (Lifeguard's K) are known
+   already: then ours would change nobody's timeout. Others' notices are not re-published:
+   GossipSub already floods them.
 7. Death. SUSPECT becomes DEAD once ``suspicion_timeout(n, confirmations)`` times the
    local-health multiplier has passed since the suspicion began (``mesh.cluster_config``).
 8. Local health (Lifeguard IV-A). With health score s (0 = fine, up to awareness_max - 1),
@@ -71,7 +73,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from types import MappingProxyType
 
-from mesh.cluster_config import ClusterConfig
+from mesh.cluster_config import ClusterConfig, expected_confirmations
 from mesh.digest import (
     Gossip,
     HealthDigest,
@@ -665,7 +667,8 @@ class ClusterView:
             suspicion.local.add(cause)
             if suspicion.quiet and not quiet:
                 suspicion.quiet = False
-                return [PublishSuspect(peer, suspicion.bases[self.self_id])]
+                if not self._confirmed_enough(suspicion):
+                    return [PublishSuspect(peer, suspicion.bases[self.self_id])]
             return []
         events = self._suspect(record, peer, self.self_id, record.key, cause, now)
         suspicion = record.suspicion
@@ -673,9 +676,19 @@ class ClusterView:
             return events  # it left instead (rule 9)
         suspicion.local.add(cause)
         suspicion.quiet = quiet
-        if not quiet:
+        if not quiet and not self._confirmed_enough(suspicion):
             events.append(PublishSuspect(peer, record.key))
         return events
+
+    def _confirmed_enough(self, suspicion: _Suspicion) -> bool:
+        """Whether the others' evidence alone already holds the suspicion at its minimum
+        timeout, so that publishing ours would change nobody's timer (rule 6). memberlist
+        stops re-broadcasting at K confirmations too. Without this, every observer of a
+        failure published: n - 1 messages per suspicion, and on a loaded 20-node devnet
+        the suspicions of missed pings swamped the topic (2026-11-28)."""
+        others = len(suspicion.bases) - (1 if self.self_id in suspicion.bases else 0)
+        wanted = expected_confirmations(self.live_count(), self.config.suspicion_confirmations)
+        return others >= wanted + 1
 
     def _suspect(
         self,

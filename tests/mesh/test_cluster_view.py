@@ -462,6 +462,25 @@ def test_we_publish_our_confirmation_of_anothers_suspicion() -> None:
     assert view.member(X).suspected_by == {B, ME}  # type: ignore[union-attr]
 
 
+def test_no_confirmation_is_published_once_k_others_confirmed() -> None:
+    # Six members, K = 2: B suspects X, C and D confirm. That is the originator and K
+    # confirmations, so the suspicion is at its minimum timeout everywhere; our evidence
+    # joins the observers but is not published.
+    view = cluster(X, B, C, D, "QmE")
+    for observer in (B, C, D):
+        view.on_suspect_notice(notice(observer, X), 0.0)
+    outcome = view.on_disconnected(X, 0.1)
+    assert [e for e in outcome.events if isinstance(e, PublishSuspect)] == []
+    assert view.member(X).suspected_by == {B, C, D, ME}  # type: ignore[union-attr]
+
+
+def test_a_confirmation_short_of_k_is_published() -> None:
+    view = cluster(X, B, C, D, "QmE")
+    for observer in (B, C):  # the originator and one confirmation: K = 2 not reached
+        view.on_suspect_notice(notice(observer, X), 0.0)
+    assert view.on_disconnected(X, 0.1).events == (PublishSuspect(X, Version(START, 0, 1)),)
+
+
 def test_each_observer_counts_once() -> None:
     view = cluster(X, B, C, config=QUIET)
     view.on_suspect_notice(notice(B, X), 0.0)
