@@ -30,13 +30,17 @@ Publishing. Our digest goes out when its status, score bucket (``SCORE_BUCKET``)
 components' buckets, addresses change (at most once per ``min_publish_interval``), when a
 peer we never announced ourselves to joins our GossipSub mesh (so a joiner hears of us, and
 we of it, without waiting for a refresh), when the view asks for a refutation (at once),
-and every ``refresh_interval(n)``. A token bucket (``GossipTuning.publish_rate``) caps
-everything but refutations and the leave notice: py-libp2p stops forwarding a forwarder's
-messages beyond 10 a second per topic, and counts our own publishes too (notes,
-"GossipSub"). Our own digest is applied to our view before it is published; GossipSub
-delivers our publish to our own subscription at once (notes, "GossipSub"), and the handler
-skips messages signed by us so nothing is applied twice. py-libp2p drops copies of our
-messages that peers forward back before any validator runs.
+and every ``refresh_interval(n)``. A token bucket caps everything but refutations and the
+leave notice at this node's share of a cluster-wide budget (``GossipTuning.topic_rate / n``,
+at most ``publish_rate``): every node handles every message on the topic, D times over, so
+it is the whole topic's rate that costs CPU. With a fixed per-node rate a 20-node devnet in
+trouble published a hundred digests and suspicions a second, the backlog delayed messages
+past ``max_message_age`` and nobody recovered (2026-11-28).
+
+Our own digest is applied to our view before it is published; GossipSub delivers our
+publish to our own subscription at once (notes, "GossipSub"), and the handler skips
+messages signed by us so nothing is applied twice. py-libp2p drops copies of our messages
+that peers forward back before any validator runs.
 
 Inbound. A topic validator decodes every message (``decode_gossip``, signer = the
 libp2p-verified origin): oversized, undecodable, signer-mismatched, malformed or badly dated
@@ -49,13 +53,13 @@ Ping failures. The node's LinkPinger (adapters/pinger.py) pings one connected pe
 half second, round-robin; an unanswered ping reaches the view as ``on_ping_failed`` (the
 peer is suspected, and the suspicion is gossiped for others to confirm or the peer to
 refute). The pinger ignores failures while this node is starved, by the same measure the
-view uses. By default (P2PConfig.abort_connection_on_ping_failure) it also closes the
-connection, so the view hears a disconnect too, and the peer is redialled (below).
+view uses. With P2PConfig.abort_connection_on_ping_failure (off by default) it also closes
+the connection, so the view hears a disconnect too, and the peer is redialled (below).
 
 Lost links. A peer whose last connection closed is redialled at its advertised address
 (``/p2p/<its id>`` only) with doubling backoff until it is back, has left, or is forgotten.
-Without it a peer that was frozen and resumes stays cut off for good: the health monitor
-closed its connections, and nothing else dials.
+Without it a peer whose connection was cut (a partition, a ping abort) stays cut off for
+good: nothing else dials.
 
 The pull protocol ``/chorus/health-view/1.0.0``: the client opens a stream, writes the one
 byte ``PULL_REQUEST`` (version 1), and half-closes; the server answers with one
@@ -160,11 +164,15 @@ class GossipTuning:
     tick_max: float = 0.25
     # How often the publisher re-reads our status and score to notice a change.
     publish_poll: float = 0.25
-    # Our messages a second (digests and suspicions; not refutations nor the leave), with
-    # a burst. Half of py-libp2p's 10/s per-forwarder spam limit, which counts our own
-    # publishes (notes, "GossipSub").
+    # Messages a second the digests and suspicions (not refutations nor the leave) of the
+    # whole cluster may add to the topic; each node takes topic_rate / n of it (n from the
+    # view), capped by publish_rate, with a burst of burst_seconds of its rate (at least
+    # 2, at most publish_burst). The refreshes of ClusterConfig.max_refresh_rate come out
+    # of it. Higher spreads changes sooner in a large cluster and costs every node CPU.
+    topic_rate: float = 10.0
     publish_rate: float = 5.0
     publish_burst: float = 5.0
+    burst_seconds: float = 5.0
     # Suspicions waiting for a token; more are dropped (silence detects them anyway).
     max_pending_suspects: int = 256
     # Connection events between the network's task and ours; overflow is dropped and logged.
@@ -640,10 +648,17 @@ class GossipService:
             with trio.move_on_after(self._tuning.publish_poll):
                 await self._wake.wait()
 
+    def publish_budget(self, n: int) -> tuple[float, float]:
+        """This node's (rate, burst) of publishes in a cluster of ``n``."""
+        t = self._tuning
+        rate = min(t.publish_rate, t.topic_rate / max(1, n))
+        return rate, min(t.publish_burst, max(2.0, rate * t.burst_seconds))
+
     async def _publish_due(self) -> None:
         if self._left:
             return
         now = self._clock()
+        self._bucket.rate, self._bucket.burst = self.publish_budget(self.view.live_count())
         if self._refute:
             await self._publish_digest(now)
         elif self._config.publish_due(
