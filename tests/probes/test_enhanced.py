@@ -360,6 +360,36 @@ async def test_replication_health(autojump_clock: trio.abc.Clock) -> None:
     assert alone.healthy and alone.details["expected"] == 0
 
 
+async def test_replication_health_asks_a_sample_and_scales(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    cluster = FakeCluster("ABCDEFGH")
+    config = dataclasses.replace(DEFAULT_CONFIG, replication_sample=2)
+    enhanced = cluster.enhanced("A", config)
+    checks = by_name(enhanced)
+    await run(checks["dht-enhanced"])
+    dht = cluster.nodes["A"].dht
+    reads: list[str] = []
+    read = dht.get_from_peer
+
+    async def counted(peer_id: str, key: str) -> bytes | None:
+        reads.append(peer_id)
+        return await read(peer_id, key)
+
+    dht.get_from_peer = counted  # type: ignore[method-assign]
+    full = await run(checks["replication-health"])
+    assert len(reads) == 2  # not the 7 peers that hold a copy
+    assert (full.details["peers_asked"], full.details["expected"]) == (2, 7)
+    assert full.healthy and full.details["replicas_found"] == [7]
+
+    # One of the two asked stops answering: half the sample, so half the expected copies.
+    cluster.dht_net.set_behaviour(reads[0], PeerBehaviour.SILENT)
+    enhanced._rng.sample = lambda peers, k: list(reads[:k])  # type: ignore[method-assign]
+    low = await run(checks["replication-health"])
+    assert low.details["replicas_found"] == [round(1 * 7 / 2)]
+    assert not low.healthy
+
+
 async def test_p2p_connectivity(autojump_clock: trio.abc.Clock) -> None:
     peers: list[str] = []
     config = dataclasses.replace(DEFAULT_CONFIG, min_peers=2)
