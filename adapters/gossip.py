@@ -648,17 +648,11 @@ class GossipService:
             with trio.move_on_after(self._tuning.publish_poll):
                 await self._wake.wait()
 
-    def publish_budget(self, n: int) -> tuple[float, float]:
-        """This node's (rate, burst) of publishes in a cluster of ``n``."""
-        t = self._tuning
-        rate = min(t.publish_rate, t.topic_rate / max(1, n))
-        return rate, min(t.publish_burst, max(2.0, rate * t.burst_seconds))
-
     async def _publish_due(self) -> None:
         if self._left:
             return
         now = self._clock()
-        self._bucket.rate, self._bucket.burst = self.publish_budget(self.view.live_count())
+        self._bucket.rate, self._bucket.burst = publish_budget(self._tuning, self.view.live_count())
         if self._refute:
             await self._publish_digest(now)
         elif self._config.publish_due(
@@ -909,6 +903,12 @@ class GossipService:
                     continue
                 logger.info("reconnected to %s at %s", peer, addr)
                 return
+
+
+def publish_budget(tuning: GossipTuning, n: int) -> tuple[float, float]:
+    """One node's (rate, burst) of publishes in a cluster of ``n`` (module docstring)."""
+    rate = min(tuning.publish_rate, tuning.topic_rate / max(1, n))
+    return rate, min(tuning.publish_burst, max(2.0, rate * tuning.burst_seconds))
 
 
 def election_result(health: ElectionHealth, max_changes: int) -> CheckResult:
