@@ -54,6 +54,7 @@ import psutil
 
 from devnet.cluster import (
     DEFAULT_PROBE_INTERVAL,
+    PROBE_SECONDS_PER_NODE,
     REPO_ROOT,
     Devnet,
     DevnetError,
@@ -69,8 +70,9 @@ __all__ = ["main", "render_markdown"]
 DEFAULT_DIR = Path(".devnet/bench")
 DETECT_TIMEOUT = 60.0
 CONVERGE_TIMEOUT = 60.0
-# The devnet's probe interval in the benchmark, as `make devnet` runs it.
-PROBE_INTERVAL = DEFAULT_PROBE_INTERVAL
+# The devnet's probe interval in the benchmark: None is what `make devnet` runs at each
+# size (devnet.cluster.default_probe_interval).
+PROBE_INTERVAL: float | None = None
 HEALTH_RATE = 50.0  # requests a second for the steady-load latency figure
 
 
@@ -95,12 +97,21 @@ class Target(Protocol):
     def close(self) -> None: ...
 
 
+def _probe_text(interval: float | None) -> str:
+    if interval is None:
+        return (
+            f"probes every {DEFAULT_PROBE_INTERVAL:g} s, {PROBE_SECONDS_PER_NODE:g} s per node"
+            f" above {DEFAULT_PROBE_INTERVAL / PROBE_SECONDS_PER_NODE:g} nodes"
+        )
+    return f"--probe-interval {interval:g}"
+
+
 class ChorusTarget:
     """Our devnet, through the same Devnet API as ``python -m devnet up``."""
 
     name = "chorus"
 
-    def __init__(self, root: Path, probe_interval: float = PROBE_INTERVAL) -> None:
+    def __init__(self, root: Path, probe_interval: float | None = PROBE_INTERVAL) -> None:
         self.devnet = Devnet(root, die_with_parent=True)
         self.probe_interval = probe_interval
 
@@ -597,7 +608,7 @@ def render_markdown(results: dict[str, Any], plot_name: str | None) -> str:
         "",
         f"Machine: {meta['cpu']}, {meta['cores']} cores, {meta['memory_gib']:.0f} GiB,"
         f" {meta['kernel']}; Python {meta['python']}. chorus-health {meta['commit']}"
-        f" (devnet profile, --probe-interval {meta['probe_interval']:g});"
+        f" (devnet profile, {_probe_text(meta.get('probe_interval'))});"
         f" Serf {str(meta['serf']).removeprefix('Serf ')}"
         " (default LAN profile, leave_on_terminate). Both sides ran on the same machine in"
         " the same run, one cluster at a time, all on 127.0.0.1. Other work on the machine"
@@ -868,7 +879,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--probe-interval",
         type=float,
         default=PROBE_INTERVAL,
-        help=f"seconds between network probes on the devnet nodes ({PROBE_INTERVAL:g})",
+        help="seconds between network probes on the devnet nodes (default: as `make devnet`:"
+        f" {DEFAULT_PROBE_INTERVAL:g}, or {PROBE_SECONDS_PER_NODE:g} per node above"
+        f" {DEFAULT_PROBE_INTERVAL / PROBE_SECONDS_PER_NODE:g} nodes)",
     )
     parser.add_argument(
         "--quick",

@@ -21,6 +21,7 @@ from typing import Any
 from devnet.cluster import (
     DEFAULT_DIR,
     DEFAULT_PROBE_INTERVAL,
+    PROBE_SECONDS_PER_NODE,
     STOP_TIMEOUT,
     Devnet,
     DevnetError,
@@ -118,9 +119,11 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument(
         "--probe-interval",
         type=positive_float,
-        default=DEFAULT_PROBE_INTERVAL,
+        default=None,
         metavar="SECONDS",
-        help="seconds between network probes on every node (default: %(default)g)",
+        help="seconds between network probes on every node (default:"
+        f" {DEFAULT_PROBE_INTERVAL:g}, or {PROBE_SECONDS_PER_NODE:g} per node above"
+        f" {DEFAULT_PROBE_INTERVAL / PROBE_SECONDS_PER_NODE:g} nodes)",
     )
     up.add_argument(
         "--timeout",
