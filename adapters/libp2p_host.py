@@ -47,6 +47,7 @@ from libp2p.stream_muxer.yamux.yamux import PROTOCOL_ID as YAMUX_PROTOCOL_ID
 from libp2p.stream_muxer.yamux.yamux import Yamux
 from libp2p.tools.anyio_service import background_trio_service
 
+from adapters import record_cache
 from adapters.dht import DEFAULT_MAX_VALUE_SIZE, NAMESPACE, HealthRecordValidator, LibP2PDHT
 from adapters.pinger import LinkPinger
 from adapters.pubsub import LibP2PPubSub
@@ -119,6 +120,17 @@ class P2PConfig:
     # 1 KiB. Our digests are ~400 bytes, so 1.2 only doubled the RPCs (10 % -> 6 % of a
     # core per node at 10 nodes without it). Peers offering 1.2 settle on 1.1.
     gossip_protocols: tuple[str, ...] = GOSSIPSUB_PROTOCOLS
+    # py-libp2p stops forwarding (but still delivers) messages beyond this many a second
+    # per forwarding peer and topic, and penalizes the forwarder's score. A forwarder
+    # relays the whole topic, so its default of 10 capped the cluster's topic at 10
+    # messages a second: at 20 nodes a burst of suspicions passed it, digests stopped
+    # spreading, silence raised more suspicions, and the devnet never converged
+    # (2026-11-28). Flooding by one signer is bounded by the gossip service instead.
+    gossip_forward_limit: float = 200.0
+    # py-libp2p's "adaptive gossip" stretches the heartbeat to 30-60 s whenever its own
+    # network-health estimate drops (gossipsub.py, _adapt_heartbeat_parameters): a loaded
+    # mesh would stop repairing itself exactly when it needs to. Off.
+    gossip_adaptive: bool = False
     # Bounds one inbound RPC frame. py-libp2p's default is 1 MiB, and a 1 MiB frame of
     # tiny messages stalled a node for 5.5 s (notes, "Hostile input"). Our digests are
     # well under 4 KiB, so 64 KiB is many messages' worth.
@@ -126,15 +138,18 @@ class P2PConfig:
 
     # Liveness pings (adapters/pinger.py, instead of py-libp2p's health monitor, whose
     # cost grows with n squared): one ping every ping_interval to the next connected peer.
-    # A failure is reported to the cluster view, which suspects the peer, and (with
-    # abort_connection_on_ping_failure) the connection is closed: a dead peer leaves the
-    # GossipSub mesh and a restarted one can connect again (one connection per peer). The
-    # timeout must tolerate a busy peer: 1 s failed healthy pings on a loaded 10-node
-    # devnet (make bench, 2026-11-28).
+    # A failure is reported to the cluster view, which suspects the peer; the suspicion is
+    # gossiped, and confirmed, refuted or timed out like any other. The timeout must
+    # tolerate a busy peer: 1 s failed healthy pings on a loaded 10-node devnet (make
+    # bench, 2026-11-28). abort_connection_on_ping_failure also closes the connection, as
+    # py-libp2p's monitor did; off, because on a loaded machine every missed ping then cost
+    # a reconnect (Noise handshake, identify, GossipSub and DHT state), which made more
+    # pings miss: a 20-node devnet never converged with it. A killed peer's connection is
+    # closed by its kernel anyway, and a frozen one's stays open until it wakes up.
     enable_link_pings: bool = True
     ping_interval: float = 0.5
     ping_timeout: float = 2.0
-    abort_connection_on_ping_failure: bool = True
+    abort_connection_on_ping_failure: bool = False
 
     # py-libp2p's connection manager dials every peer in its peerstore (learned from
     # the DHT and identify) while it has fewer than 50 to 100 connections: a full mesh
@@ -163,6 +178,7 @@ class P2PConfig:
             raise P2PError("bootstrap_max_attempts must be at least 1")
         for name in (
             "gossip_heartbeat_interval",
+            "gossip_forward_limit",
             "ping_interval",
             "ping_timeout",
             "dial_timeout",
@@ -426,6 +442,11 @@ class P2PNode:
     def connected_peers(self) -> list[str]:
         return [pid.to_base58() for pid in self.host.get_connected_peers()]
 
+    def responsive_peers(self) -> list[str]:
+        """Connected peers, less those whose latest liveness ping went unanswered."""
+        silent = self.pinger.unresponsive()
+        return [peer for peer in self.connected_peers() if peer not in silent]
+
     def add_peer_listener(
         self,
         on_connected: PeerListener | None = None,
@@ -583,6 +604,8 @@ def quiet_libp2p_logging(level: int = logging.WARNING) -> None:
 
 
 def _build_host(cfg: P2PConfig, key_pair: KeyPair) -> IHost:
+    # Signed peer records are verified once, not on every RPC (adapters/record_cache.py).
+    record_cache.install()
     connection_config = ConnectionConfig(
         # One connection per peer: a successful dial otherwise waits 250 ms for nothing
         # (notes, "Building a node").
@@ -622,6 +645,8 @@ async def open_p2p_node(
         degree_low=cfg.gossip_degree_low,
         degree_high=cfg.gossip_degree_high,
         heartbeat_interval=cfg.gossip_heartbeat_interval,  # type: ignore[arg-type]
+        max_messages_per_topic_per_second=cfg.gossip_forward_limit,
+        adaptive_gossip_enabled=cfg.gossip_adaptive,
     )
     # Before any connection: Pubsub registers the notifee that tells it about new peers
     # (notes, "Building a node"). Strict signing is py-libp2p's default; we pin it.
@@ -676,7 +701,9 @@ async def open_p2p_node(
                         # close the host ourselves, before the services stop: leaving
                         # host.run() does not close the listener (notes, "Building a node").
                         nursery.cancel_scope.cancel()
+                        sockets = _tcp_sockets(host)
                         await _close_host(host, cfg.close_timeout)
+                        _close_sockets(sockets)
             finally:
                 await _close_host(host, cfg.close_timeout)  # no-op when already closed
     except BaseException as exc:
@@ -724,6 +751,41 @@ async def _stop_auto_connector(host: IHost) -> None:
         while not getattr(connector, "_started", True):  # noqa: ASYNC110 (no event to wait on)
             await trio.sleep(0.005)
     await connector.stop()
+
+
+def _tcp_sockets(host: IHost) -> list[trio.SocketStream]:
+    """The TCP streams under the host's connections (swarm conn -> muxer -> security ->
+    raw connection -> trio stream; found by a bounded walk, not by py-libp2p's private
+    attribute names)."""
+    found: list[trio.SocketStream] = []
+    seen: set[int] = set()
+    todo: list[tuple[object, int]] = [
+        (conn, 0) for conns in host.get_network().connections.values() for conn in conns
+    ]
+    while todo:
+        obj, depth = todo.pop()
+        if id(obj) in seen or depth > 6:
+            continue
+        seen.add(id(obj))
+        if isinstance(obj, trio.SocketStream):
+            found.append(obj)
+            continue
+        for name in ("muxed_conn", "secured_conn", "conn", "read_writer", "stream", "_stream"):
+            child = getattr(obj, name, None)
+            if child is not None:
+                todo.append((child, depth + 1))
+    return found
+
+
+def _close_sockets(sockets: list[trio.SocketStream]) -> None:
+    # host.close() closes every connection, but when the node is stopped by cancellation
+    # some TCP sockets stayed open (py-libp2p 0.8.1; seen in-process, 2026-11-28): the peer
+    # never saw a disconnect, and a restarted node with the same id could not replace the
+    # stale connection. Closing the socket itself is what a process exit would do.
+    for stream in sockets:
+        with contextlib.suppress(OSError):
+            if stream.socket.fileno() != -1:
+                stream.socket.close()
 
 
 async def _close_host(host: IHost, grace: float) -> None:

@@ -7,10 +7,10 @@ custom collector: they are cheap to compute and can never go stale.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
-from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from mesh.flap import CheckState
@@ -122,3 +122,23 @@ def gauge_callback(
             yield _gauge(name, documentation, value=read())
 
     registry.register(_One())
+
+
+def counter_callback(
+    registry: CollectorRegistry,
+    name: str,
+    documentation: str,
+    label: str,
+    read: Callable[[], Mapping[str, float]],
+) -> None:
+    """A counter family kept elsewhere (e.g. LinkPinger's tallies), read at scrape time:
+    one sample per ``label`` value. ``name`` without the ``_total`` suffix."""
+
+    class _Counts(Collector):
+        def collect(self) -> Iterator[Metric]:
+            family = CounterMetricFamily(name, documentation, labels=[label])
+            for value, count in read().items():
+                family.add_metric([value], count)
+            yield family
+
+    registry.register(_Counts())

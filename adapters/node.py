@@ -26,7 +26,7 @@ from adapters.dashboard import add_dashboard
 from adapters.gossip import ELECTION_CHECK, GossipService
 from adapters.http_app import add_cluster_routes, add_json_route, create_app
 from adapters.libp2p_host import P2PConfig, P2PError, P2PNode, open_p2p_node
-from adapters.metrics import HealthMetrics, gauge_callback
+from adapters.metrics import HealthMetrics, counter_callback, gauge_callback
 from adapters.system_stats import PsutilStats, SystemStats
 from mesh import cluster_config as cluster_presets
 from mesh.cluster_config import ClusterConfig
@@ -116,10 +116,12 @@ def network_checks(
     preset = DEVNET_CONFIG if config.profile == "devnet" else DEFAULT_CONFIG
     health_config = replace(preset, min_peers=config.min_peers)
     probe, responder = probe_for_node(p2p)
-    dht_probe = DHTProbe(p2p.dht, connected=p2p.connected_peers)
+    # Responsive, not merely connected: a frozen peer keeps its TCP connection open, and
+    # must count neither towards connectivity nor as a peer to read a DHT record back from.
+    dht_probe = DHTProbe(p2p.dht, connected=p2p.responsive_peers)
     enhanced = EnhancedHealthChecks(
         health_config,
-        connected_peers=p2p.connected_peers,
+        connected_peers=p2p.responsive_peers,
         pubsub_probe=probe,
         dht_probe=dht_probe,
     )
@@ -254,6 +256,19 @@ async def _run_with_network(
         "chorus_p2p_connected_peers",
         "Peers with an open connection.",
         lambda: len(p2p.connected_peers()),
+    )
+    pinger = p2p.pinger
+    counter_callback(
+        registry,
+        "chorus_p2p_pings",
+        "Liveness pings to connected peers, by result: answered, failed (the peer is"
+        " suspected) or ignored (unanswered while this node was starved).",
+        "result",
+        lambda: {
+            "answered": pinger.answered,
+            "failed": pinger.failed,
+            "ignored": pinger.ignored,
+        },
     )
     shutdown = ShutdownManager(config.shutdown_timeout)
     # Readiness turns 503 at the very moment shutdown is asked for, before any phase runs.

@@ -41,8 +41,8 @@ def _never() -> bool:
 
 
 class LinkPinger:
-    """Round-robin pings; see the module docstring. Counters: ``sent``, ``failed`` (reported
-    to the listeners) and ``ignored`` (failed while we were starved)."""
+    """Round-robin pings; see the module docstring. Counters: ``sent``, ``answered``,
+    ``failed`` (reported to the listeners) and ``ignored`` (failed while we were starved)."""
 
     def __init__(
         self,
@@ -63,11 +63,21 @@ class LinkPinger:
         self.starved: Callable[[], bool] = _never
         self.on_failure: list[PingListener] = []
         self.sent = 0
+        self.answered = 0
         self.failed = 0
         self.ignored = 0
         self._rng = rng or random.Random()
         self._order: list[ID] = []
         self._in_flight: set[ID] = set()
+        # Peers whose last ping failed (and counted): connected, but not answering.
+        self._unresponsive: set[ID] = set()
+
+    def unresponsive(self) -> set[str]:
+        """Connected peers whose latest ping went unanswered (a frozen process keeps its
+        TCP connections open; this is how to tell it from a live one)."""
+        live = {peer for peer, conns in self._network.connections.items() if conns}
+        self._unresponsive &= live
+        return {peer.to_base58() for peer in self._unresponsive}
 
     async def run(self) -> None:
         async with trio.open_nursery() as nursery:
@@ -106,12 +116,15 @@ class LinkPinger:
             conn = conns[0]
             self.sent += 1
             if await self.ping(conn):
+                self.answered += 1
+                self._unresponsive.discard(peer)
                 return
             if self.starved():
                 self.ignored += 1
                 logger.debug("ping to %s failed while this node is starved; ignored", peer)
                 return
             self.failed += 1
+            self._unresponsive.add(peer)
             logger.info("ping to %s not answered within %.1fs", peer, self.timeout)
             for listener in list(self.on_failure):
                 try:

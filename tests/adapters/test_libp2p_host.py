@@ -304,6 +304,7 @@ async def test_frozen_peer_fails_pings_and_recovers(
             await wait_until(lambda: disconnected == [child_id], within=8, what="link aborted")
         else:
             assert child_id in a.connected_peers() and disconnected == []
+            assert child_id not in a.responsive_peers()
         os.kill(proc.pid, signal.SIGCONT)
         if not abort:
             # Resumed on the same connection: pings are answered again.
@@ -312,6 +313,38 @@ async def test_frozen_peer_fails_pings_and_recovers(
             await wait_until(lambda: a.pinger.sent >= sent + 3, within=10, what="more pings")
             assert a.pinger.failed <= failures + 1  # at most one in flight across the thaw
             assert child_id in a.connected_peers()
+            await wait_until(
+                lambda: child_id in a.responsive_peers(), within=5, what="responsive again"
+            )
+
+
+@pytest.mark.network
+async def test_node_stopped_by_cancellation_closes_its_tcp_connections(
+    p2p_config: MakeConfig, wait_until: WaitUntil
+) -> None:
+    # py-libp2p's host.close() left the TCP socket open in about half of these stops
+    # (without _close_sockets): the peer never heard of it.
+
+    async def run_b(
+        name: str, scope: trio.CancelScope, *, task_status: trio.TaskStatus[P2PNode]
+    ) -> None:
+        with scope:
+            await run_p2p_node(p2p_config(name), task_status=task_status)
+
+    async with trio.open_nursery() as nursery:
+        a: P2PNode = await nursery.start(run_p2p_node, p2p_config("a"))
+        for i in range(6):
+            b_scope = trio.CancelScope()
+            b: P2PNode = await nursery.start(run_b, f"b{i}", b_scope)
+            await b.connect(a.listen_addrs[0])
+            b_scope.cancel()
+            gone = b.peer_id
+            await wait_until(
+                lambda: gone not in a.connected_peers(),  # noqa: B023 (awaited at once)
+                within=3,
+                what="disconnect seen",
+            )
+        nursery.cancel_scope.cancel()
 
 
 # ---------------------------------------------------------------- hostile input

@@ -72,7 +72,7 @@ async def test_bootstrap_freeze_kill_and_restart(
     b.signal(signal.SIGSTOP)
     for name in ("p2p-connectivity", "pubsub-active-probe"):
         await wait_until(lambda n=name: failing(a, n), timeout=60, what=f"{name} failing on a")
-    # Thawed: a failed ping had dropped the connection; b re-dials its bootstrap peer.
+    # Thawed: the same connection; b answers pings and probes again.
     b.signal(signal.SIGCONT)
     for name in ("p2p-connectivity", "pubsub-active-probe"):
         await wait_until(lambda n=name: passing(a, n), timeout=60, what=f"{name} back after thaw")

@@ -12,7 +12,7 @@ from __future__ import annotations
 import pytest
 import trio
 
-from devnet.testing import ALIVE, DEAD, SUSPECT, MeshSnapshot
+from devnet.testing import ALIVE, DEAD, MeshSnapshot
 
 pytestmark = [pytest.mark.network, pytest.mark.slow]
 
@@ -50,15 +50,18 @@ async def test_frozen_nodes_are_dead_everywhere_then_alive_when_thawed(mesh_netw
     assert single.lives == other.lives == 1
 
 
+SILENCE_AT_SIX = 4.5  # seconds: 3 refreshes of 1.5 s (devnet preset, six nodes)
+
+
 async def test_starved_node_does_not_declare_the_others_dead(mesh_network) -> None:
     net = await mesh_network(5, processes=1)
     starved, others = net.nodes[5], net.nodes[:5]
     dead_seen: set[str] = set()
     max_lag = 0.0
 
-    # Stopped 6 s of every 7: longer than the silence timeout (3 refreshes of 1.5 s at six
-    # nodes) and than every ping timeout, so on each wake-up the starved node finds the
-    # others silent and its connections closed. It must suspect, not condemn (Lifeguard).
+    # Stopped 6 s of every 7: longer than the silence timeout (SILENCE_AT_SIX) and than
+    # every ping timeout, so on each wake-up the starved node finds the others silent.
+    # It must not condemn them (Lifeguard).
     async with net.starved(starved, stopped=6.0, period=7.0):
         with trio.move_on_after(21):
             while True:
@@ -72,12 +75,12 @@ async def test_starved_node_does_not_declare_the_others_dead(mesh_network) -> No
                     pass
                 await trio.sleep(0.5)
 
-    # It was starved by its own measure (the nodes' threshold is 0.5 s)...
-    assert max_lag > 0.5, max_lag
+    # It was starved by its own measure, for longer than the silence timeout: every
+    # other node was silent to it for over 4.5 s at a time, which would suspect them all
+    # were its own lateness not taken into account (Lifeguard's local health)...
+    assert max_lag > SILENCE_AT_SIX, max_lag
     await net.until_converged()
     view = await net.view(starved)
-    # ...it had evidence against the others (silence, closed connections)...
-    assert any(view.peer(peer).ever(SUSPECT) for peer in others), view
     # ...and never took its own lateness for their death.
     assert not dead_seen, [net.node(p).name for p in dead_seen]
     for peer in others:
