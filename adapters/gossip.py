@@ -193,6 +193,12 @@ class GossipTuning:
     serve_burst: float = 3.0
     serve_global_rate: float = 20.0
     serve_global_burst: float = 20.0
+    # Messages a second one signer may have us accept and forward (with a burst); beyond
+    # that they are rejected as FLOODED. An honest node publishes at most publish_rate
+    # plus the odd refutation; py-libp2p's own per-forwarder limit is raised out of the
+    # way (P2PConfig.gossip_forward_limit), so this is what bounds a flooding peer.
+    signer_rate: float = 10.0
+    signer_burst: float = 20.0
     max_concurrent_serves: int = 8
     # Redialling a lost peer: first attempt after this, doubling up to the cap.
     redial_initial: float = 1.0
@@ -338,6 +344,12 @@ class GossipService:
             per_key_burst=self._tuning.serve_burst,
         )
         self._serving = 0
+        self._signers = RateLimiter(
+            rate=1e9,  # no global bound: only per signer
+            burst=1e9,
+            per_key_rate=self._tuning.signer_rate,
+            per_key_burst=self._tuning.signer_burst,
+        )
         # Publisher state.
         self._wake = trio.Event()
         self._last_sent: float | None = None
@@ -530,6 +542,11 @@ class GossipService:
             return True  # our own publish, encoded by us (validators run on those too)
         self._metrics.received.inc()
         self._metrics.bytes.labels(direction="in").inc(len(msg.data))
+        if not self._signers.allow(msg.from_peer, self._clock()):
+            self._count_rejection(
+                msg.from_peer, Rejection(RejectReason.FLOODED, "over the per-signer rate")
+            )
+            return False
         decoded = self._decode(msg)
         if isinstance(decoded, Rejection):
             self._count_rejection(msg.from_peer, decoded)

@@ -125,7 +125,7 @@ class P2PConfig:
     # relays the whole topic, so its default of 10 capped the cluster's topic at 10
     # messages a second: at 20 nodes a burst of suspicions passed it, digests stopped
     # spreading, silence raised more suspicions, and the devnet never converged
-    # (2026-11-28). Flooding by one signer is bounded by the gossip service instead.
+    # (2026-11-28). The gossip service bounds each signer instead (GossipTuning.signer_rate).
     gossip_forward_limit: float = 200.0
     # py-libp2p's "adaptive gossip" stretches the heartbeat to 30-60 s whenever its own
     # network-health estimate drops (gossipsub.py, _adapt_heartbeat_parameters): a loaded

@@ -20,7 +20,8 @@ Checks, in order (first failure wins):
    FUTURE; a gossip message sent more than ``max_message_age`` ago is STALE.
 
 REPLAYED (a statement not newer than the last accepted one) needs state, so the cluster view
-returns it (``mesh.cluster_view``); it is in this enum so that one counter covers all.
+returns it (``mesh.cluster_view``), and FLOODED (a signer over its message rate) is decided
+by the gossip adapter; both are in this enum so that one counter covers all.
 
 Encoding validates the same shapes and limits, so we never publish what peers would reject.
 """
@@ -104,6 +105,7 @@ class RejectReason(StrEnum):
     FUTURE = "future"  # dated beyond our clock plus the allowed skew
     STALE = "stale"  # sent longer ago than max_message_age
     REPLAYED = "replayed"  # not newer than what the view already accepted
+    FLOODED = "flooded"  # its signer is over its rate (the gossip adapter's limit)
 
 
 @dataclass(frozen=True, slots=True)
