@@ -29,6 +29,7 @@ from devnet.cluster import (
     Snapshot,
     UsageError,
     agreement,
+    default_probe_interval,
     proc_state,
 )
 from devnet.commands import main, node_index, pretty_log_line
@@ -492,3 +493,8 @@ def test_serf_side_converges_and_sees_a_killed_agent_failed(tmp_path: Path) -> N
 )
 def test_wrk_durations(text: str, ms: float | None) -> None:
     assert bench._duration_ms(text) == (pytest.approx(ms) if ms is not None else None)
+
+
+@pytest.mark.parametrize(("n", "interval"), [(1, 15.0), (10, 15.0), (11, 16.5), (20, 30.0)])
+def test_default_probe_interval_grows_with_the_devnet(n: int, interval: float) -> None:
+    assert default_probe_interval(n) == pytest.approx(interval)
