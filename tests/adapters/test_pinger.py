@@ -1,0 +1,105 @@
+"""LinkPinger's schedule and judgement, with a fake network and a mock clock."""
+
+from __future__ import annotations
+
+import random
+from typing import Any
+
+import pytest
+import trio
+from libp2p.peer.id import ID
+
+from adapters.pinger import LinkPinger
+
+PEERS = [ID(f"peer-{i}".encode()) for i in range(4)]
+
+
+class FakeNetwork:
+    """Only what LinkPinger reads: ``connections``, peer -> list of connections."""
+
+    def __init__(self, peers: list[ID]) -> None:
+        self.connections: dict[ID, list[Any]] = {peer: [peer] for peer in peers}
+
+
+def pinger_for(network: FakeNetwork, answers: dict[ID, bool]) -> tuple[LinkPinger, list[ID]]:
+    pinger = LinkPinger(network, interval=0.5, timeout=2.0, rng=random.Random(7))  # type: ignore[arg-type]
+    pinged: list[ID] = []
+
+    async def ping(conn: Any) -> bool:
+        pinged.append(conn)
+        if answers.get(conn, True):
+            return True
+        await trio.sleep(pinger.timeout)
+        return False
+
+    pinger.ping = ping  # type: ignore[method-assign]
+    return pinger, pinged
+
+
+def test_each_round_pings_every_connected_peer_once() -> None:
+    network = FakeNetwork(PEERS)
+    pinger, _ = pinger_for(network, {})
+    first = [pinger.next_peer() for _ in PEERS]
+    second = [pinger.next_peer() for _ in PEERS]
+    assert sorted(first, key=str) == sorted(second, key=str) == sorted(PEERS, key=str)
+    # A peer that disconnected is skipped; one that connected joins the next round.
+    del network.connections[PEERS[0]]
+    network.connections[ID(b"late")] = [ID(b"late")]
+    third = {pinger.next_peer() for _ in range(4)}
+    assert third == {*PEERS[1:], ID(b"late")}
+
+
+@pytest.mark.parametrize("starved", [False, True])
+async def test_unanswered_pings_are_reported_unless_starved(
+    autojump_clock: trio.abc.Clock, starved: bool
+) -> None:
+    network = FakeNetwork(PEERS[:2])
+    frozen = PEERS[1]
+    answers = {frozen: False}
+    pinger, pinged = pinger_for(network, answers)
+    pinger.starved = lambda: starved
+    reported: list[str] = []
+    pinger.on_failure.append(reported.append)
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(pinger.run)
+        await trio.sleep(10)
+        # 0.5 s apart, two peers, the frozen one's ping takes 2 s: never two at once.
+        assert pinger.sent == len(pinged) >= 10
+        if starved:
+            assert reported == [] and pinger.failed == 0 and pinger.ignored > 0
+            assert pinger.unresponsive() == set()
+        else:
+            assert set(reported) == {frozen.to_base58()} and pinger.failed == len(reported)
+            assert pinger.unresponsive() == {frozen.to_base58()}
+        # It answers again: responsive at its next ping.
+        answers[frozen] = True
+        await trio.sleep(5)
+        assert pinger.unresponsive() == set()
+        assert frozen in network.connections  # no abort by default: the link stays
+        nursery.cancel_scope.cancel()
+
+
+async def test_abort_closes_the_connection(autojump_clock: trio.abc.Clock) -> None:
+    closed: list[ID] = []
+
+    class Conn:
+        def __init__(self, peer: ID) -> None:
+            self.peer = peer
+
+        async def close(self) -> None:
+            closed.append(self.peer)
+
+    network = FakeNetwork([])
+    network.connections[PEERS[0]] = [Conn(PEERS[0])]
+    pinger = LinkPinger(network, interval=0.5, timeout=2.0, abort=True)  # type: ignore[arg-type]
+
+    async def never(conn: Any) -> bool:
+        await trio.sleep(pinger.timeout)
+        return False
+
+    pinger.ping = never  # type: ignore[method-assign]
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(pinger.run)
+        await trio.sleep(3)
+        assert closed == [PEERS[0]]
+        nursery.cancel_scope.cancel()
