@@ -866,8 +866,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--resource-sizes",
         type=sizes,
-        default=[5, 10],
-        help="cluster sizes for the cost figures (default: 5,10)",
+        default=[5, 10, 20],
+        help="cluster sizes for the cost figures (default: 5,10,20)",
     )
     parser.add_argument(
         "--idle-seconds", type=float, default=30.0, help="idle window for CPU/traffic (30)"
