@@ -9,7 +9,7 @@ Theory of operation
 -------------------
 Every node gossips a signed digest of its own health on change and every refresh interval;
 these digests are our heartbeats. A peer falls under suspicion when libp2p closes our
-connection to it, when the connection health monitor's pings fail, or when its digests stop
+connection to it, when our liveness pings to it go unanswered, or when its digests stop
 arriving; a suspicion is gossiped so that the others can confirm it, and the suspect can
 refute it by publishing a newer digest. An unrefuted suspicion becomes death after a timeout
 that shrinks as independent observers confirm it (Lifeguard, Dadgar et al. 2017, IV-B) and
@@ -118,7 +118,7 @@ class Cause(StrEnum):
     LEAVE = "leave"  # the peer said it is leaving
     STOPPED = "stopped"  # failure evidence about a peer that said it was stopping
     DISCONNECTED = "disconnected"  # libp2p closed our last connection to it
-    PING_FAILED = "ping_failed"  # libp2p's connection health monitor gave up on it
+    PING_FAILED = "ping_failed"  # a liveness ping went unanswered (adapters/pinger.py)
     SILENCE = "silence"  # no new digest for the silence timeout
     SUSPECT_NOTICE = "suspect_notice"  # another observer suspects it
     SUSPICION_TIMEOUT = "suspicion_timeout"  # suspected for the whole suspicion timeout
