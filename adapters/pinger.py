@@ -75,9 +75,11 @@ class LinkPinger:
     def unresponsive(self) -> set[str]:
         """Connected peers whose latest ping went unanswered (a frozen process keeps its
         TCP connections open; this is how to tell it from a live one)."""
-        live = {peer for peer, conns in self._network.connections.items() if conns}
-        self._unresponsive &= live
+        self._unresponsive &= self._live()
         return {peer.to_base58() for peer in self._unresponsive}
+
+    def _live(self) -> set[ID]:
+        return {peer for peer, conns in self._network.connections.items() if conns}
 
     async def run(self) -> None:
         async with trio.open_nursery() as nursery:
@@ -91,7 +93,7 @@ class LinkPinger:
     def next_peer(self) -> ID | None:
         """The next connected peer without a ping in flight, refilling the shuffled round
         once it is used up (SWIM: every member is probed once per round)."""
-        live = {peer for peer, conns in self._network.connections.items() if conns}
+        live = self._live()
         while self._order:
             peer = self._order.pop()
             if peer in live and peer not in self._in_flight:

@@ -32,7 +32,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["MAX_ENTRIES", "RESEND_FOR", "REVERIFY_AFTER", "install", "installed"]
+__all__ = ["MAX_ENTRIES", "RESEND_FOR", "REVERIFY_AFTER", "install"]
 
 REVERIFY_AFTER = 60.0  # seconds
 RESEND_FOR = 5.0  # seconds
@@ -129,12 +129,6 @@ def cached_sender(original: Callable[[Any], tuple[bytes, bool]]) -> Callable[...
 
     setattr(envelope, _MARK, original)
     return envelope
-
-
-def installed() -> bool:
-    import libp2p.pubsub.pubsub as pubsub
-
-    return hasattr(pubsub.maybe_consume_signed_record, _MARK)
 
 
 def install() -> None:
