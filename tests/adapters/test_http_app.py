@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 import trio
 from prometheus_client import CollectorRegistry
 from quart_trio import QuartTrio
 
-from adapters.http_app import create_app
+from adapters.http_app import add_cluster_routes, create_app
 from adapters.metrics import HealthMetrics
 from mesh.flap import Thresholds
 from mesh.manager import CheckManager
 from mesh.model import CheckResult, HealthCheck
+from mesh.wire_json import health_json
 
 EPOCH = 1_759_228_200.0
 
@@ -212,8 +214,78 @@ async def test_history_endpoint(autojump_clock: trio.testing.MockClock) -> None:
     }
     assert (await (await client.get("/health/history")).get_json())["total"] == 4
     assert (await client.get("/health/history?check=nope")).status_code == 404
-    for bad in ("0", "x", "1001", "-1"):
-        assert (await client.get(f"/health/history?limit={bad}")).status_code == 400
+    for good in ("1", "0001", "1000"):
+        assert (await client.get(f"/health/history?limit={good}")).status_code == 200, good
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "limit=0",
+        "limit=x",
+        "limit=1001",
+        "limit=-1",
+        "limit=",
+        "limit=+5",
+        "limit=%205",
+        "limit=5%20",
+        "limit=1e2",
+        "limit=00001",
+        "limit=" + "9" * 40,
+        # str.isdigit() and int() take these; an ASCII-only rule must not.
+        "limit=%C2%B2",  # superscript two: isdigit() says yes, int() raises
+        "limit=%C2%B9%E2%81%B0",  # superscript one, zero
+        "limit=%EF%BC%91%EF%BC%90",  # fullwidth 10: int() gives 10
+        "limit=%D9%A3",  # Arabic-Indic three: int() gives 3
+        "limit=%FF",  # not UTF-8 at all
+        "limit=5&limit=2000",  # which one counts depends on who reads it: neither
+        "check=",
+        "check=" + "x" * 300,
+        "check=flip&check=other",
+    ],
+)
+async def test_history_rejects_malformed_queries(
+    autojump_clock: trio.testing.MockClock, query: str
+) -> None:
+    manager, app, _ = node()
+    manager.register(HealthCheck("flip", checker(CheckResult.ok("ok"))))
+    manager.register(HealthCheck("other", checker(CheckResult.ok("ok"))))
+    await run_all(manager)
+    response = await app.test_client().get(f"/health/history?{query}")
+    assert response.status_code == 400, query
+    body = await response.get_json()
+    assert body["code"] == 400
+    field = query.partition("=")[0]
+    assert body["error"].startswith(f"{field} "), body
+    assert len(body["error"]) < 200  # never echoes a long value back
+
+
+class FakeCluster:
+    def __init__(self, peers: dict[str, dict[str, Any]]) -> None:
+        self.peers = peers
+
+    def cluster_json(self) -> dict[str, Any]:
+        return {"peers": list(self.peers.values())}
+
+    def peer_json(self, peer_id: str) -> dict[str, Any] | None:
+        return self.peers.get(peer_id)
+
+
+async def test_cluster_peer_route_rejects_malformed_peer_ids(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    peer = "12D3KooWGzBLzC8x1BhKpnQHPYNWZDrrG3nTVFRnWwTbWfmkwTwH"
+    _, app, _ = node()
+    add_cluster_routes(app, FakeCluster({peer: {"peer_id": peer}}))
+    client = app.test_client()
+    assert await (await client.get(f"/health/cluster/{peer}")).get_json() == {"peer_id": peer}
+    assert (await client.get("/health/cluster/12D3KooWnobody")).status_code == 404
+    for bad in ("x" * 200, "bad%20id", "12D3KooW%C2%B2", "%00", "a.b"):
+        response = await client.get(f"/health/cluster/{bad}")
+        assert response.status_code == 400, bad
+        error = (await response.get_json())["error"]
+        assert error.startswith("peer id "), error
+        assert len(error) < 200
 
 
 async def test_token_guards_detailed_endpoints_only(autojump_clock: trio.testing.MockClock) -> None:
@@ -233,6 +305,94 @@ async def test_token_guards_detailed_endpoints_only(autojump_clock: trio.testing
         assert allowed.status_code == 200
     for path in ("/health", "/health/ready", "/health/live", "/metrics"):
         assert (await client.get(path)).status_code == 200, path
+
+
+SECRET_BITS = ("12D3KooWSecretPeer", "/var/lib/chorus/private", "ECONNREFUSED 10.0.0.7")
+
+
+def leaky_node(token: str | None) -> tuple[CheckManager, QuartTrio]:
+    """A node whose checks put peer ids, paths and error text in their results."""
+    manager, app, _ = node(token=token)
+
+    async def slow_dht() -> CheckResult:
+        await trio.sleep(0.25)  # a latency worth hiding: it measures the network
+        return CheckResult.fail(
+            f"peer {SECRET_BITS[0]} did not answer",
+            error=SECRET_BITS[2],
+            peer=SECRET_BITS[0],
+        )
+
+    manager.register(HealthCheck("dht", slow_dht, critical=True))
+    manager.register(
+        HealthCheck("disk", checker(CheckResult.ok("disk ok", path=SECRET_BITS[1], used=0.4)))
+    )
+    return manager, app
+
+
+async def test_open_health_hides_check_results_from_strangers(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    manager, app = leaky_node(token="s3cret")
+    await run_all(manager)
+    full = health_json(manager.status())
+    client = app.test_client()
+    for headers in (
+        {},
+        {"Authorization": "Bearer nope"},
+        {"Authorization": "Bearer s3crét"},
+        {"Authorization": "Basic s3cret"},
+        {"Authorization": "s3cret"},
+    ):
+        response = await client.get("/health", headers=headers)
+        # The probe keeps its meaning: same code, same status, no 401.
+        assert response.status_code == 503, headers
+        assert "Authorization" in response.headers["Vary"]
+        raw = await response.get_data(as_text=True)
+        for secret in SECRET_BITS:
+            assert secret not in raw, (headers, secret)
+        body = await response.get_json()
+        assert list(body) == list(full)
+        # The overall message only names checks, which the entries name anyway, and
+        # /health/ready already says it to anyone.
+        assert body["message"] == "Critical checks failing: dht"
+        ready = await (await client.get("/health/ready", headers=headers)).get_json()
+        assert body["message"] == ready["message"]
+        assert {k: body[k] for k in body if k != "checks"} == {
+            k: full[k] for k in full if k != "checks"
+        }
+        # Each result was taken after dht's 0.25 s run.
+        assert body["checks"] == {
+            "dht": {
+                "healthy": False,
+                "message": "",
+                "latency": 0,
+                "timestamp": "2025-09-30T10:30:00.25Z",
+            },
+            "disk": {
+                "healthy": True,
+                "message": "",
+                "latency": 0,
+                "timestamp": "2025-09-30T10:30:00.25Z",
+            },
+        }
+    allowed = await client.get("/health", headers={"Authorization": "Bearer s3cret"})
+    assert allowed.status_code == 503
+    body = await allowed.get_json()
+    assert body == full
+    assert body["checks"]["dht"]["error"] == SECRET_BITS[2]
+    assert body["checks"]["dht"]["latency"] == 250_000_000
+    assert body["checks"]["disk"]["details"] == {"path": SECRET_BITS[1], "used": 0.4}
+
+
+async def test_open_health_is_whole_without_a_token(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    manager, app = leaky_node(token=None)
+    await run_all(manager)
+    response = await app.test_client().get("/health")
+    assert response.status_code == 503
+    assert await response.get_json() == health_json(manager.status())
+    assert "Vary" not in response.headers
 
 
 async def test_metrics_exposition(autojump_clock: trio.testing.MockClock) -> None:
