@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import secrets
 import stat
 from collections import Counter
 from collections.abc import AsyncIterator, Callable
@@ -210,33 +211,77 @@ def _parse_peer_addr(addr: str, what: str) -> PeerInfo:
 
 
 def load_or_create_identity(key_file: Path) -> KeyPair:
-    """Load the node's Ed25519 key, or create it (mode 0600) if the file does not exist."""
+    """Load the node's Ed25519 key, or create it (mode 0600) if the file does not exist.
+
+    Raises P2PError for a key file that is corrupt, not Ed25519, or open to group or others.
+    """
     if key_file.exists():
         return _load_identity(key_file)
     key_pair = create_ed25519_key_pair()
     data = key_pair.private_key.serialize()
-    tmp = key_file.with_name(f".{key_file.name}.tmp")
+    tmp: Path | None = None
     try:
         key_file.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         # Write then rename, so a crash mid-write never leaves a half key behind that
-        # the next start would reject as corrupt.
-        fd = os.open(tmp, os.O_CREAT | os.O_WRONLY | os.O_TRUNC, 0o600)
+        # the next start would reject as corrupt. The temp name is new each time, so a
+        # temp file left by a crash never gets in the way.
+        path = _temp_key_path(key_file)
+        # O_EXCL: never reuse a file someone placed at the temp path (it could be a
+        # hard link to another file); O_NOFOLLOW: never write through a symlink there.
+        flags = os.O_CREAT | os.O_EXCL | os.O_WRONLY | os.O_NOFOLLOW | os.O_CLOEXEC
+        fd = os.open(path, flags, 0o600)
+        tmp = path  # ours from here on, so ours to remove if anything below fails
         try:
             os.fchmod(fd, 0o600)  # the umask may not strip what O_CREAT's mode keeps
-            os.write(fd, data)
+            view = memoryview(data)
+            while view:  # os.write may write less than asked
+                view = view[os.write(fd, view) :]
             os.fsync(fd)
         finally:
             os.close(fd)
-        os.replace(tmp, key_file)
+        os.replace(path, key_file)
+        tmp = None
+        _fsync_dir(key_file.parent)
     except OSError as exc:
         raise P2PError(f"cannot create identity key file {key_file}: {exc}") from exc
+    finally:
+        if tmp is not None:
+            # Made by us and never renamed: a stray private key helps nobody.
+            with contextlib.suppress(OSError):
+                tmp.unlink()
     logger.info("created new identity %s in %s", ID.from_pubkey(key_pair.public_key), key_file)
     return key_pair
+
+
+def _temp_key_path(key_file: Path) -> Path:
+    return key_file.with_name(f".{key_file.name}.{secrets.token_hex(8)}.tmp")
+
+
+def _fsync_dir(directory: Path) -> None:
+    # The rename is durable only once the directory is: otherwise a power cut could bring
+    # back a directory without the key, and the node a new peer id.
+    with contextlib.suppress(OSError):  # some filesystems cannot fsync a directory
+        fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
 
 
 def _load_identity(key_file: Path) -> KeyPair:
     try:
         mode = stat.S_IMODE(key_file.stat().st_mode)
+    except OSError as exc:
+        raise P2PError(f"identity key file {key_file} is unreadable ({exc})") from exc
+    # Refused, not warned about: whoever could read the key may already hold this peer's
+    # identity, and whoever could write it may have put theirs in. Only the operator can
+    # tell, so the node stops (exit code 2 through ConfigError) before reading it.
+    if mode & 0o077:
+        raise P2PError(
+            f"identity key file {key_file} has mode {mode:04o}, so group or others can read "
+            f"or write it; the node refuses it: run chmod 600 {key_file}"
+        )
+    try:
         key_pair = load_identity(key_file)
     except (OSError, ValueError) as exc:
         raise P2PError(
@@ -248,8 +293,6 @@ def _load_identity(key_file: Path) -> KeyPair:
             f"identity key file {key_file} holds a {key_pair.private_key.get_type().name} "
             "key; this node uses Ed25519 only"
         )
-    if mode & 0o077:
-        logger.warning("identity key file %s has mode %o; it should be 0600", key_file, mode)
     return key_pair
 
 

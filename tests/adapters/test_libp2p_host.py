@@ -20,6 +20,7 @@ from libp2p.pubsub.gossipsub import PROTOCOL_ID_V11
 from libp2p.pubsub.pb import rpc_pb2
 from libp2p.utils import encode_varint_prefixed
 
+from adapters import libp2p_host
 from adapters.libp2p_host import (
     P2PConfig,
     P2PError,
@@ -39,19 +40,128 @@ MakeConfig = Callable[..., P2PConfig]
 # ------------------------------------------------------------------ no network
 
 
+def _private_file(path: Path, data: bytes) -> Path:
+    """``path`` holding ``data`` with mode 0600 whatever the umask, as a key file must be."""
+    path.write_bytes(data)
+    path.chmod(0o600)
+    return path
+
+
 def test_corrupt_key_file_raises_clear_error(tmp_path: Path) -> None:
-    key_file = tmp_path / "node.key"
-    key_file.write_bytes(b"this is not a protobuf private key")
+    key_file = _private_file(tmp_path / "node.key", b"this is not a protobuf private key")
     with pytest.raises(P2PError, match="corrupt"):
         load_or_create_identity(key_file)
 
 
 async def test_corrupt_key_file_stops_node_start(tmp_path: Path) -> None:
-    key_file = tmp_path / "node.key"
-    key_file.write_bytes(b"")
+    key_file = _private_file(tmp_path / "node.key", b"")
     with pytest.raises(P2PError, match=str(key_file)):
         async with open_p2p_node(P2PConfig(key_file=key_file, listen_port=0)):
             pytest.fail("a node started with a corrupt key")
+
+
+def test_new_key_file_is_0600_and_loads_again(tmp_path: Path) -> None:
+    key_file = tmp_path / "data" / "node.key"
+    created = load_or_create_identity(key_file)
+    assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
+    assert load_or_create_identity(key_file).public_key == created.public_key
+    assert [p.name for p in key_file.parent.iterdir()] == ["node.key"]  # no temp file left
+
+
+@pytest.mark.parametrize(
+    "mode", [0o644, 0o640, 0o604, 0o660, 0o620, 0o602, 0o666, 0o610, 0o601], ids=oct
+)
+def test_key_file_open_to_others_is_refused(tmp_path: Path, mode: int) -> None:
+    key_file = tmp_path / "node.key"
+    load_or_create_identity(key_file)
+    key_file.chmod(mode)
+    with pytest.raises(P2PError) as caught:
+        load_or_create_identity(key_file)
+    message = str(caught.value)
+    assert "\n" not in message
+    assert str(key_file) in message
+    assert f"mode {mode:04o}" in message
+    assert f"chmod 600 {key_file}" in message
+    assert stat.S_IMODE(key_file.stat().st_mode) == mode  # refused, not quietly fixed
+
+
+@pytest.mark.parametrize("mode", [0o600, 0o400, 0o700], ids=oct)
+def test_owner_only_modes_are_accepted(tmp_path: Path, mode: int) -> None:
+    key_file = tmp_path / "node.key"
+    created = load_or_create_identity(key_file)
+    key_file.chmod(mode)
+    assert load_or_create_identity(key_file).public_key == created.public_key
+
+
+def test_symlink_at_the_old_temp_path_is_not_followed(tmp_path: Path) -> None:
+    """Before the fix the key was written through ``.node.key.tmp`` with O_TRUNC and no
+    O_EXCL: a symlink planted there truncated its target, and the rename then made the
+    key file that symlink."""
+    victim = tmp_path / "victim"
+    victim.write_bytes(b"precious")
+    victim.chmod(0o644)
+    (tmp_path / ".node.key.tmp").symlink_to(victim)
+    key_file = tmp_path / "node.key"
+    load_or_create_identity(key_file)
+    assert victim.read_bytes() == b"precious"
+    assert stat.S_IMODE(victim.stat().st_mode) == 0o644
+    assert not key_file.is_symlink()
+    assert stat.S_IMODE(key_file.lstat().st_mode) == 0o600
+
+
+@pytest.mark.parametrize("planted", ["symlink", "file"])
+def test_anything_at_the_temp_path_is_never_reused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, planted: str
+) -> None:
+    """The temp name is random; pin it to plant something there first. O_EXCL refuses a
+    file that exists, O_NOFOLLOW a symlink, so the victim is never written."""
+    monkeypatch.setattr(libp2p_host, "_temp_key_path", lambda key_file: tmp_path / "fixed.tmp")
+    victim = tmp_path / "victim"
+    victim.write_bytes(b"precious")
+    if planted == "symlink":
+        (tmp_path / "fixed.tmp").symlink_to(victim)
+    else:
+        os.link(victim, tmp_path / "fixed.tmp")  # same inode: writing it would show
+    key_file = tmp_path / "node.key"
+    with pytest.raises(P2PError, match="cannot create identity key file"):
+        load_or_create_identity(key_file)
+    assert victim.read_bytes() == b"precious"
+    assert not key_file.exists()
+    assert os.path.lexists(tmp_path / "fixed.tmp")  # not ours, so not ours to delete
+
+
+def test_stale_temp_from_a_crash_does_not_block_creation(tmp_path: Path) -> None:
+    # What a crash between open and rename left behind in earlier versions.
+    _private_file(tmp_path / ".node.key.tmp", b"half a ke")
+    key_file = tmp_path / "node.key"
+    created = load_or_create_identity(key_file)
+    assert load_or_create_identity(key_file).public_key == created.public_key
+
+
+def test_cli_refuses_a_key_file_open_to_others(tmp_path: Path) -> None:
+    """The real entry point: exit code 2 (invalid configuration) and one line to act on."""
+    data_dir = tmp_path / "data"
+    key_file = data_dir / "identity.key"
+    load_or_create_identity(key_file)
+    key_file.chmod(0o644)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CHORUS_")}
+    env["PYTHONPATH"] = str(REPO)
+    argv = ["--data-dir", str(data_dir), "--health-port", "0", "--p2p-port", "0"]
+    done = subprocess.run(
+        [sys.executable, "-m", "adapters.cli", *argv],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.splitlines() == [
+        f"chorus-health: error: identity key file {key_file} has mode 0644, so group or "
+        f"others can read or write it; the node refuses it: run chmod 600 {key_file}"
+    ]
+    assert done.stdout == ""
 
 
 @pytest.mark.parametrize(
