@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from mesh.admission import format_public_key, is_peer_id, parse_public_key
 from mesh.errors import ConfigError
 
 __version__ = "v0.1.0"
@@ -75,6 +76,16 @@ class NodeConfig:
     # Seconds late the event loop may wake before the node calls itself starved.
     loop_lag_threshold: float = 0.5
     checks_disabled: tuple[str, ...] = field(default=())
+    # Admission (mesh/admission.py): whose statements may enter the cluster view. Both
+    # lists empty (the default) leaves the cluster open to any peer that can sign. Peers on
+    # admit_peers need nothing more; any other peer needs a member certificate signed by one
+    # of authority_keys (base64 Ed25519 public keys; list old and new while rotating).
+    admit_peers: tuple[str, ...] = ()
+    authority_keys: tuple[str, ...] = ()
+    # This node's own certificate file (chorus-authority issue), presented to peers that
+    # require one; None: we present none, and only peers without a policy, or that list us,
+    # admit us.
+    member_certificate: str | None = None
 
 
 def _port(raw: object) -> int:
@@ -184,6 +195,26 @@ def _string_list(raw: object) -> tuple[str, ...]:
     else:
         raise ValueError(f"expected a comma-separated list, got {raw!r}")
     return tuple(item for item in items if item)
+
+
+def _peer_ids(raw: object) -> tuple[str, ...]:
+    peers = _string_list(raw)
+    for peer in peers:
+        if not is_peer_id(peer):
+            raise ValueError(f"{peer[:60]!r} is not a libp2p peer ID (base58, like 12D3KooW...)")
+    return tuple(dict.fromkeys(peers))  # without repeats, in the order given
+
+
+def _public_keys(raw: object) -> tuple[str, ...]:
+    keys = []
+    for index, text in enumerate(_string_list(raw), start=1):
+        try:
+            # Kept as canonical base64 text, so the config stays plain data; decoded again
+            # by mesh.admission.policy_from_config.
+            keys.append(format_public_key(parse_public_key(text)))
+        except ConfigError as exc:
+            raise ValueError(f"key #{index}: {exc}") from None
+    return tuple(dict.fromkeys(keys))
 
 
 def _choice(*allowed: str) -> Callable[[object], str]:
@@ -306,6 +337,24 @@ OPTIONS: tuple[Option, ...] = (
         "SECONDS",
     ),
     Option("checks_disabled", _string_list, "comma-separated names of checks to disable", "NAMES"),
+    Option(
+        "admit_peers",
+        _peer_ids,
+        "comma-separated peer IDs admitted to the cluster view without a certificate",
+        "PEER_IDS",
+    ),
+    Option(
+        "authority_keys",
+        _public_keys,
+        "comma-separated base64 Ed25519 public keys whose member certificates admit a peer",
+        "KEYS",
+    ),
+    Option(
+        "member_certificate",
+        _optional_text,
+        "this node's member certificate file (from chorus-authority issue)",
+        "FILE",
+    ),
 )
 _BY_NAME = {option.name: option for option in OPTIONS}
 assert set(_BY_NAME) == {f.name for f in dataclasses.fields(NodeConfig)}, "OPTIONS out of sync"

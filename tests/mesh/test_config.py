@@ -89,3 +89,70 @@ def test_every_option_has_a_flag_and_env() -> None:
         "CHORUS_HEALTH_TOKEN",
     }
     assert all(o.flag.startswith("--") and "_" not in o.flag for o in OPTIONS)
+
+
+# --- admission (mesh/admission.py) -------------------------------------------------------
+
+ED25519_PEER = "12D3KooWCWxcJ9S1BtZMSkEjY98kfN8W7CKNAiHvY2UPoz6qoq9F"
+RSA_PEER = "QmcCobrPtjuh2BUvEJJn3Xae36xRfRFH3y5fTPuVv7g5eV"
+KEY_1 = "VTJ0o8GbWpeLZ8zWMeXoGbR6sdoMbF+UkuJskpUv2Rs="
+KEY_2 = "A" * 43 + "="
+
+
+def test_admission_is_off_by_default() -> None:
+    from mesh.admission import policy_from_config
+
+    config = load_config({}, environ={})
+    assert (config.admit_peers, config.authority_keys, config.member_certificate) == ((), (), None)
+    assert not policy_from_config(config).enabled
+
+
+def test_admission_options_from_flags_environment_and_file(tmp_path: Path) -> None:
+    from mesh.admission import AdmissionPolicy, parse_public_key, policy_from_config
+
+    path = tmp_path / "node.toml"
+    path.write_text(f'authority_keys = ["{KEY_1}", " {KEY_2} "]\nmember_certificate = "a.cert"\n')
+    environ = {"CHORUS_ADMIT_PEERS": f" {ED25519_PEER}, {RSA_PEER},{ED25519_PEER}, "}
+    config = load_config(
+        {"member_certificate": "/run/chorus/member.cert"}, environ=environ, config_file=str(path)
+    )
+    assert config.admit_peers == (ED25519_PEER, RSA_PEER)  # repeats dropped
+    assert config.authority_keys == (KEY_1, KEY_2)
+    assert config.member_certificate == "/run/chorus/member.cert"
+    assert policy_from_config(config) == AdmissionPolicy(
+        frozenset({ED25519_PEER, RSA_PEER}), (parse_public_key(KEY_1), parse_public_key(KEY_2))
+    )
+    blank = load_config({}, environ={"CHORUS_MEMBER_CERTIFICATE": " ", "CHORUS_ADMIT_PEERS": ""})
+    assert (blank.member_certificate, blank.admit_peers) == (None, ())
+
+
+@pytest.mark.parametrize(
+    ("flags", "environ", "message"),
+    [
+        ({"admit_peers": "12D3KooWnope"}, {}, "invalid flag --admit-peers: '12D3KooWnope' is not"),
+        ({"admit_peers": ED25519_PEER[:-1]}, {}, "is not a libp2p peer ID"),
+        ({}, {"CHORUS_ADMIT_PEERS": "/ip4/1.2.3.4/tcp/9000"}, "CHORUS_ADMIT_PEERS"),
+        (
+            {},
+            {"CHORUS_AUTHORITY_KEYS": f"{KEY_1},short"},
+            "invalid environment variable CHORUS_AUTHORITY_KEYS: key #2: authority key is not",
+        ),
+        ({"authority_keys": "A" * 42 + "=="}, {}, "not base64 of 32 bytes (31 bytes)"),
+        ({"authority_keys": KEY_1 + "!"}, {}, "(not base64)"),
+    ],
+)
+def test_invalid_admission_values(
+    flags: dict[str, object], environ: dict[str, str], message: str
+) -> None:
+    with pytest.raises(ConfigError) as info:
+        load_config(flags, environ=environ)
+    assert message in str(info.value)
+    assert "\n" not in str(info.value)
+
+
+def test_admission_flags_in_the_cli_help() -> None:
+    from adapters.cli import build_parser
+
+    text = build_parser().format_help()
+    for flag in ("--admit-peers", "--authority-keys", "--member-certificate"):
+        assert flag in text
