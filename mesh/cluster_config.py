@@ -101,6 +101,21 @@ class ClusterConfig:
     # how long an old signed message can be replayed; must cover clock skew too.
     max_message_age: float = 60.0
 
+    # --- bounds (every peer may be hostile) ------------------------------------------------
+    # Members the view holds at most, dead and left ones included; a new member beyond it is
+    # refused (VIEW_FULL) until others are forgotten. Also the most members a pulled snapshot
+    # may list. Memory is a few KB a member; the timing formulas scale with n, so a view
+    # swollen by fake members would slow detection (issue 12): with an admission policy only
+    # admitted peers count towards it.
+    max_members: int = 1024
+    # New members the view takes: a burst, then so many a second (JOIN_RATE beyond). A
+    # joining node learns join_burst members from its first pull and the rest at
+    # join_rate; in an open cluster this is how fast minted identities can fill the view.
+    join_burst: int = 256
+    join_rate: float = 4.0
+    # Observers kept per suspicion (Lifeguard's K is 2-3; more add nothing but memory).
+    max_observers: int = 16
+
     # --- history -------------------------------------------------------------------------
     history_per_member: int = 32  # transitions kept per member (newest)
     history_size: int = 1000  # transitions kept for the whole view (newest)
@@ -114,6 +129,7 @@ class ClusterConfig:
             "left_forget_after",
             "max_clock_skew",
             "max_message_age",
+            "join_rate",
         ):
             value = getattr(self, name)
             if not (isinstance(value, int | float) and math.isfinite(value) and value > 0):
@@ -130,6 +146,9 @@ class ClusterConfig:
             "awareness_max": 1,
             "history_per_member": 1,
             "history_size": 1,
+            "max_members": 2,
+            "join_burst": 1,
+            "max_observers": 1,
         }
         for name, minimum in minimums.items():
             value = getattr(self, name)

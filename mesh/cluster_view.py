@@ -22,20 +22,28 @@ Rules
    (start_time_ms, incarnation, seq). One not newer than the last we accepted from that node
    is REPLAYED. A forgotten member leaves a tombstone of its last Version for
    ``max_message_age + max_clock_skew``, so a replay cannot bring it back either.
-2. Entry. A member enters with its first digest (ALIVE, cause JOINED) or from a pulled
-   snapshot (in the snapshot's state). Notices and connection events about peers we have no
-   digest of are ignored, as memberlist ignores "a node we've never heard of".
+2. Entry. A member enters with its first digest, from the topic or carried in a pulled
+   snapshot (ALIVE, cause JOINED), while the view holds fewer than ``max_members`` and the
+   join gate (``mesh.view_bounds``) has a token; otherwise the digest is rejected
+   (VIEW_FULL, JOIN_RATE). Notices and connection events about peers we have no digest of
+   are ignored, as memberlist ignores "a node we've never heard of".
 3. Suspicion is evidence against a Version, its basis: our own evidence (DISCONNECTED,
    PING_FAILED, SILENCE) is against the newest Version we hold, a ``SuspectNotice`` against
-   the one its observer held. Evidence older than what we hold is ignored (SWIM 4.2: "ignore
-   old incarnations"). Each observer counts once; those after the first are confirmations.
+   the one its observer held, but never beyond what the suspect has said itself as far as we
+   know (the newest Version we hold): a basis claimed further ahead could never be answered,
+   and one notice would make a live member dead for good. Evidence older than what we hold
+   is ignored (SWIM 4.2: "ignore old incarnations"). Only alive members count as observers
+   (NOT_MEMBER otherwise: minted identities confirm nothing), each once, at most
+   ``max_observers``; those after the first are confirmations.
 4. Answer. A newer statement of the member answers every suspicion whose basis it exceeds.
    When none is left the member is ALIVE again: REFUTED if the incarnation rose (SWIM 4.2),
    DIGEST if a plain heartbeat outran the suspicion (its seq proves the member spoke after
    the observer last heard it). A digest of a newer life is RESTARTED: ALIVE from any state.
-5. Self. We never suspect ourselves. A notice or snapshot entry suspecting us returns
-   ``PublishRefute(incarnation + 1)``, unless we are leaving, or it is about an earlier life
-   of ours or an incarnation we have already refuted.
+5. Self. We never suspect ourselves. A notice suspecting us (from the topic or carried in
+   a snapshot) returns ``PublishRefute(incarnation + 1)``, unless we are leaving, or it is
+   about an earlier life of ours or an incarnation we have already refuted. A basis beyond
+   anything we said (a later life, a higher incarnation) is a lie about us: it is refuted at
+   our own incarnation, so no notice can make us jump, or overflow, our incarnation.
 6. Sharing. A suspicion we originate, or confirm by our own evidence, is published once as
    ``PublishSuspect``, unless the originator and K confirmations (Lifeguard's K) are known
    already: then ours would change nobody's timeout. Others' notices are not re-published:
@@ -53,11 +61,13 @@ Rules
 10. Leave. A leave notice makes the member LEFT at once, from any state.
 11. Forgetting. DEAD members are dropped after ``dead_forget_after``, LEFT ones after
     ``left_forget_after`` (FORGOTTEN).
-12. Snapshots are the responder's hearsay. Each entry is applied as the evidence it stands
-    for: a digest newer than ours as that digest; SUSPECT or DEAD as notices from its
-    observers and the responder; a newer LEFT as a leave. Since only newer statements, and
-    suspicions at a basis at least ours, count, a stale snapshot can neither resurrect nor
-    rewind a member; and a member we know is never made DEAD by hearsay, only SUSPECT
+12. Snapshots carry signed statements, not the responder's word. Each entry is the
+    member's own digest (and leave), and each suspicion an observer's notice, all as their
+    authors signed them (``mesh.signed``); the view applies them as if they had come from
+    the topic: digests first, then leaves, then notices. A responder can thus neither forge
+    nor advance what a member says of itself, nor invent observers; a stale snapshot can
+    neither resurrect nor rewind a member (only newer statements count); and nothing in a
+    snapshot makes a member DEAD: at worst SUSPECT, and DEAD only by our own timer
     (memberlist's mergeState: "prefer to suspect").
 
 The transitions are the table ``TRANSITIONS`` below; the handlers work out which cause
@@ -68,7 +78,7 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from types import MappingProxyType
@@ -82,11 +92,13 @@ from mesh.digest import (
     MemberState,
     Rejection,
     RejectReason,
+    SignedNotice,
     SuspectNotice,
     Version,
     ViewSnapshot,
 )
 from mesh.model import Status
+from mesh.view_bounds import JoinGate
 
 __all__ = [
     "TRANSITIONS",
@@ -135,13 +147,15 @@ TIMING_EVIDENCE = frozenset({Cause.SILENCE, Cause.PING_FAILED})
 #   state    | DIGEST  REFUTED RESTARTED LEAVE STOPPED evidence* TIMEOUT RECOVERY FORGOTTEN
 #   ---------+-----------------------------------------------------------------------------
 #   alive    | alive   -       alive     left  left    suspect   -       -        -
-#   suspect  | alive** alive   alive     left  left    suspect   dead    alive    -
+#   suspect  | alive   alive   alive     left  -***    suspect   dead    alive    -
 #   dead     | alive** alive   alive     left  -       -         -       -        (gone)
 #   left     | alive   -       alive     left  -       -         -       -        (gone)
 #
 #   * DISCONNECTED, PING_FAILED, SILENCE, SUSPECT_NOTICE; on a suspect: a confirmation.
 #   ** only once the digest has answered every suspicion (rule 4); until then the member
 #      keeps its state and only its data is updated.
+#   *** a suspect's newer digest always answers its suspicions (no basis is ahead of what
+#      we hold, rule 3), so a "stopping" digest finds it alive, never suspect.
 TRANSITIONS: Mapping[tuple[MemberState, Cause], MemberState | None] = MappingProxyType(
     {
         (ALIVE, Cause.DIGEST): ALIVE,
@@ -156,7 +170,6 @@ TRANSITIONS: Mapping[tuple[MemberState, Cause], MemberState | None] = MappingPro
         (SUSPECT, Cause.REFUTED): ALIVE,
         (SUSPECT, Cause.RESTARTED): ALIVE,
         (SUSPECT, Cause.LEAVE): LEFT,
-        (SUSPECT, Cause.STOPPED): LEFT,
         (SUSPECT, Cause.DISCONNECTED): SUSPECT,
         (SUSPECT, Cause.PING_FAILED): SUSPECT,
         (SUSPECT, Cause.SILENCE): SUSPECT,
@@ -218,6 +231,9 @@ class Outcome:
     events: tuple[Event, ...] = ()
     rejection: Rejection | None = None
     note: str = ""  # why an accepted input changed nothing, for debug logs
+    # Parts of an accepted snapshot that were turned away (a member over the join gate, a
+    # notice from a non-member, ...), each to be counted like a rejection.
+    dropped: tuple[Rejection, ...] = ()
 
     @property
     def accepted(self) -> bool:
@@ -283,6 +299,8 @@ class _Suspicion:
     bases: dict[str, Version]  # observer -> the Version it suspects; first is the originator
     local: set[Cause] = field(default_factory=set)  # our own evidence, if we are an observer
     quiet: bool = False  # our evidence came while starved and was not published
+    # observer -> its notice as it signed it: what a snapshot of ours may carry on.
+    signed: dict[str, SignedNotice] = field(default_factory=dict)
 
     def confirmations(self) -> int:
         return max(0, len(self.bases) - 1)
@@ -297,6 +315,9 @@ class _Record:
     last_heard: float
     history: deque[Transition]
     suspicion: _Suspicion | None = None
+    statement: bytes = b""  # the envelope of ``digest`` (mesh.signed), once we hold it
+    leave: LeaveNotice | None = None  # its leave, while LEFT
+    leave_statement: bytes = b""
 
 
 class ClusterView:
@@ -311,6 +332,9 @@ class ClusterView:
         self._health = 0
         self._incarnation = 0  # the highest incarnation of ours we know of
         self._history: deque[Transition] = deque(maxlen=self.config.history_size)
+        self._joins = JoinGate(
+            self.config.max_members, self.config.join_burst, self.config.join_rate
+        )
 
     # --- local health (Lifeguard IV-A) ----------------------------------------------------
 
@@ -346,28 +370,37 @@ class ClusterView:
 
     # --- inputs ---------------------------------------------------------------------------
 
-    def on_gossip(self, message: Gossip, now: float) -> Outcome:
+    def on_gossip(self, message: Gossip, now: float, statement: bytes = b"") -> Outcome:
+        """A validated message from the topic; ``statement`` is the envelope it came in
+        (kept so that our snapshots can carry it on)."""
         if isinstance(message, HealthDigest):
-            return self.on_digest(message, now)
+            return self.on_digest(message, now, statement)
         if isinstance(message, SuspectNotice):
-            return self.on_suspect_notice(message, now)
-        return self.on_leave(message, now)
+            return self.on_suspect_notice(message, now, statement)
+        return self.on_leave(message, now, statement)
 
-    def on_digest(self, digest: HealthDigest, now: float) -> Outcome:
+    def on_digest(self, digest: HealthDigest, now: float, statement: bytes = b"") -> Outcome:
         peer = digest.node_id
         record = self._members.get(peer)
         if record is None:
             # Rule 1: a replay must not bring a forgotten member back.
             if self._is_buried(peer, digest.key):
                 return _replayed(f"digest {tuple(digest.key)} of forgotten {peer}")
+            # Rule 2: the view's size and the rate of new members are bounded.
+            if peer != self.self_id:
+                refused = self._joins.admit(len(self._members), now)
+                if refused is not None:
+                    return Outcome(rejection=refused)
             self._tombstones.pop(peer, None)
-            return Outcome(tuple(self._join(digest, ALIVE, digest.key, now)))
+            events = self._join(digest, now)
+            self._members[peer].statement = statement
+            return Outcome(tuple(events))
         # Rule 1: only newer statements count.
         if digest.key <= record.key:
             return _replayed(f"digest {tuple(digest.key)} <= {tuple(record.key)} of {peer}")
-        return Outcome(tuple(self._accept_digest(record, digest, now)))
+        return Outcome(tuple(self._accept_digest(record, digest, now, statement=statement)))
 
-    def on_leave(self, notice: LeaveNotice, now: float) -> Outcome:
+    def on_leave(self, notice: LeaveNotice, now: float, statement: bytes = b"") -> Outcome:
         peer = notice.node_id
         record = self._members.get(peer)
         if record is None:
@@ -377,11 +410,11 @@ class ClusterView:
         # Rule 1: a leave older than what we hold is a replay.
         if notice.key <= record.key:
             return _replayed(f"leave {tuple(notice.key)} <= {tuple(record.key)} of {peer}")
-        record.key = notice.key
-        record.suspicion = None
-        return Outcome(tuple(self._move(record, peer, Cause.LEAVE, now)))
+        return Outcome(tuple(self._apply_leave(record, notice, statement, now)))
 
-    def on_suspect_notice(self, notice: SuspectNotice, now: float) -> Outcome:
+    def on_suspect_notice(
+        self, notice: SuspectNotice, now: float, statement: bytes = b"", detail: str = ""
+    ) -> Outcome:
         # Rule 5: about us, answer it.
         if notice.suspect_id == self.self_id:
             events = self._refute(notice.basis, f"suspected by {notice.observer_id}")
@@ -393,10 +426,46 @@ class ClusterView:
         # Rule 2: a suspect we never heard of.
         if record is None:
             return Outcome(note=f"suspect {notice.suspect_id} unknown")
+        # Rule 3: only alive members observe; a fresh identity confirms nothing.
+        observer = self._members.get(notice.observer_id)
+        if observer is None or observer.state is not ALIVE:
+            state = "unknown" if observer is None else str(observer.state)
+            return Outcome(
+                rejection=Rejection(
+                    RejectReason.NOT_MEMBER, f"suspicion by {notice.observer_id} ({state})"
+                )
+            )
+        # Rule 3: never beyond what the suspect itself has said.
+        basis = min(notice.basis, record.key)
+        signed = SignedNotice(notice, statement) if statement else None
         events = self._suspect(
-            record, notice.suspect_id, notice.observer_id, notice.basis, Cause.SUSPECT_NOTICE, now
+            record,
+            notice.suspect_id,
+            notice.observer_id,
+            basis,
+            Cause.SUSPECT_NOTICE,
+            now,
+            detail,
+            signed=signed,
         )
         return Outcome(tuple(events))
+
+    def record_statement(self, message: Gossip, statement: bytes) -> None:
+        """The envelope our own publish of ``message`` went out in (the view applied the
+        message itself before it was signed): kept for our snapshots."""
+        if isinstance(message, SuspectNotice):
+            record = self._members.get(message.suspect_id)
+            suspicion = record.suspicion if record is not None else None
+            if suspicion is not None and self.self_id in suspicion.bases:
+                suspicion.signed[self.self_id] = SignedNotice(message, statement)
+            return
+        record = self._members.get(message.node_id)
+        if record is None:
+            return
+        if isinstance(message, HealthDigest) and record.digest.key == message.key:
+            record.statement = statement
+        elif isinstance(message, LeaveNotice) and record.leave == message:
+            record.leave_statement = statement
 
     def on_connected(self, peer: str, now: float) -> Outcome:
         """libp2p opened a connection to ``peer``. A connection is no statement of the peer's
@@ -414,37 +483,53 @@ class ClusterView:
         return Outcome(tuple(self._observe(peer, Cause.PING_FAILED, now)))
 
     def merge_snapshot(self, snapshot: ViewSnapshot, now: float) -> Outcome:
-        """Apply a pulled view (rule 12)."""
-        responder = snapshot.responder_id
-        via = f"via snapshot from {responder}"
+        """Apply a pulled view: its signed statements, as if from the topic (rule 12)."""
+        via = f"via snapshot from {snapshot.responder_id}"
         events: list[Event] = []
+        dropped: list[Rejection] = []
+        # Digests first, so that observers are members before their notices are weighed.
         for entry in snapshot.members:
-            peer = entry.digest.node_id
-            if peer == self.self_id:
-                # Rule 5: the responder thinks we are in trouble; tell everyone otherwise.
-                if entry.state is not ALIVE:
-                    events += self._refute(entry.key, f"{entry.state} {via}")
+            outcome = self._merge_digest(entry, now, via)
+            events += outcome.events
+            if outcome.rejection is not None and outcome.rejection.reason is not (
+                RejectReason.REPLAYED
+            ):
+                dropped.append(outcome.rejection)
+        for entry in snapshot.members:
+            record = self._members.get(entry.digest.node_id)
+            leave = entry.leave
+            if record is None or leave is None or leave.key <= record.key:
                 continue
-            # Rule 1: nothing a tombstone covers comes back.
-            if self._is_buried(peer, entry.key):
-                continue
-            record = self._members.get(peer)
-            if record is None:
-                self._tombstones.pop(peer, None)
-                events += self._adopt(entry, responder, now, via)
-                continue
-            if entry.digest.key > record.key:
-                events += self._accept_digest(record, entry.digest, now, via)
-            if entry.state in (SUSPECT, DEAD):
-                for observer in sorted({*entry.suspected_by, responder} - {self.self_id}):
-                    events += self._suspect(
-                        record, peer, observer, entry.key, Cause.SUSPECT_NOTICE, now, via
-                    )
-            elif entry.state is LEFT and entry.key > record.key:
-                record.key = entry.key
-                record.suspicion = None
-                events += self._move(record, peer, Cause.LEAVE, now, via)
-        return Outcome(tuple(events))
+            events += self._apply_leave(record, leave, entry.leave_statement, now, via)
+        for entry in snapshot.members:
+            for signed in entry.suspicions:
+                outcome = self.on_suspect_notice(signed.notice, now, signed.statement, via)
+                events += outcome.events
+                if outcome.rejection is not None:
+                    dropped.append(outcome.rejection)
+        return Outcome(tuple(events), dropped=tuple(dropped))
+
+    def _merge_digest(self, entry: MemberEntry, now: float, via: str) -> Outcome:
+        peer = entry.digest.node_id
+        # Our own statements: we know better than anyone.
+        if peer == self.self_id:
+            return Outcome()
+        record = self._members.get(peer)
+        if record is None:
+            if self._is_buried(peer, entry.digest.key):
+                return Outcome()
+            refused = self._joins.admit(len(self._members), now)
+            if refused is not None:
+                return Outcome(rejection=refused)
+            self._tombstones.pop(peer, None)
+            events = self._join(entry.digest, now, via)
+            self._members[peer].statement = entry.statement
+            return Outcome(tuple(events))
+        if entry.digest.key <= record.key:
+            return Outcome()
+        return Outcome(
+            tuple(self._accept_digest(record, entry.digest, now, via, statement=entry.statement))
+        )
 
     def tick(self, now: float) -> list[Event]:
         """Run the timers: silence -> suspect, suspicion timeout -> dead, forgetting."""
@@ -536,18 +621,22 @@ class ClusterView:
         return picked if limit is None else picked[:limit]
 
     def snapshot(self, now: float) -> ViewSnapshot:
-        """Our view for the pull protocol (``encode_snapshot`` trims it to the size limit)."""
+        """Our view for the pull protocol, as the signed statements we hold
+        (``encode_snapshot`` leaves out what we hold no envelope of, and trims to size)."""
         entries = []
         for _, record in sorted(self._members.items()):
-            observers: Iterable[str] = ()
+            suspicions: tuple[SignedNotice, ...] = ()
             if record.state in (SUSPECT, DEAD) and record.suspicion is not None:
-                observers = sorted(record.suspicion.bases)
+                signed = record.suspicion.signed
+                suspicions = tuple(signed[o] for o in sorted(signed))
             entries.append(
                 MemberEntry(
                     digest=record.digest,
                     state=record.state,
-                    key=record.key,
-                    suspected_by=tuple(observers),
+                    statement=record.statement,
+                    leave=record.leave if record.state is LEFT else None,
+                    leave_statement=record.leave_statement if record.state is LEFT else b"",
+                    suspicions=suspicions,
                 )
             )
         return ViewSnapshot(
@@ -589,14 +678,12 @@ class ClusterView:
         tomb = self._tombstones.get(peer)
         return tomb is not None and key <= tomb[0]
 
-    def _join(
-        self, digest: HealthDigest, state: MemberState, key: Version, now: float, detail: str = ""
-    ) -> list[Event]:
+    def _join(self, digest: HealthDigest, now: float, detail: str = "") -> list[Event]:
         peer = digest.node_id
         record = _Record(
             digest=digest,
-            key=key,
-            state=state,
+            key=digest.key,
+            state=ALIVE,
             state_since=now,
             last_heard=now,
             history=deque(maxlen=self.config.history_per_member),
@@ -604,21 +691,27 @@ class ClusterView:
         self._members[peer] = record
         if peer == self.self_id:
             self._incarnation = max(self._incarnation, digest.incarnation)
-        transition = Transition(peer, now, None, state, Cause.JOINED, None, digest.status, detail)
+        transition = Transition(peer, now, None, ALIVE, Cause.JOINED, None, digest.status, detail)
         self._remember(record, transition)
         return [transition]
 
-    def _adopt(self, entry: MemberEntry, responder: str, now: float, via: str) -> list[Event]:
-        """A member we first see in a snapshot enters in the snapshot's state."""
-        events = self._join(entry.digest, entry.state, entry.key, now, via)
-        if entry.state in (SUSPECT, DEAD):
-            observers = [responder, *sorted(set(entry.suspected_by) - {responder})]
-            bases = {o: entry.key for o in observers if o != self.self_id}
-            self._members[entry.digest.node_id].suspicion = _Suspicion(since=now, bases=bases)
-        return events
+    def _apply_leave(
+        self, record: _Record, notice: LeaveNotice, statement: bytes, now: float, detail: str = ""
+    ) -> list[Event]:
+        record.key = notice.key
+        record.suspicion = None
+        record.leave = notice
+        record.leave_statement = statement
+        return self._move(record, notice.node_id, Cause.LEAVE, now, detail)
 
     def _accept_digest(
-        self, record: _Record, digest: HealthDigest, now: float, detail: str = ""
+        self,
+        record: _Record,
+        digest: HealthDigest,
+        now: float,
+        detail: str = "",
+        *,
+        statement: bytes = b"",
     ) -> list[Event]:
         """A digest newer than anything we hold of this member (rule 4)."""
         peer = digest.node_id
@@ -631,11 +724,15 @@ class ClusterView:
             for observer, basis in list(suspicion.bases.items()):
                 if basis < digest.key:
                     del suspicion.bases[observer]
+                    suspicion.signed.pop(observer, None)
             if not suspicion.bases:
                 record.suspicion = None
         old_status = record.digest.status
         record.digest = digest
         record.key = digest.key
+        record.statement = statement
+        record.leave = None
+        record.leave_statement = b""
         record.last_heard = now
         if peer == self.self_id:
             self._incarnation = max(self._incarnation, digest.incarnation)
@@ -699,6 +796,8 @@ class ClusterView:
         cause: Cause,
         now: float,
         detail: str = "",
+        *,
+        signed: SignedNotice | None = None,
     ) -> list[Event]:
         """Evidence from ``observer`` that ``peer`` failed after ``basis`` (rules 3, 9)."""
         # SWIM: ignore evidence older than the newest statement we hold.
@@ -713,11 +812,18 @@ class ClusterView:
             record.suspicion = None
             return self._move(record, peer, Cause.STOPPED, now, f"{cause} {label}")
         if record.state is SUSPECT and record.suspicion is not None:
-            # A confirmation, counted once per observer (Lifeguard IV-B).
-            known = record.suspicion.bases.get(observer)
-            record.suspicion.bases[observer] = basis if known is None else max(known, basis)
+            # A confirmation, counted once per observer (Lifeguard IV-B), up to a bound.
+            suspicion = record.suspicion
+            known = suspicion.bases.get(observer)
+            if known is None and len(suspicion.bases) >= self.config.max_observers:
+                return []
+            suspicion.bases[observer] = basis if known is None else max(known, basis)
+            if signed is not None and suspicion.bases[observer] == basis:
+                suspicion.signed[observer] = signed
             return []
         record.suspicion = _Suspicion(since=now, bases={observer: basis})
+        if signed is not None:
+            record.suspicion.signed[observer] = signed
         return self._move(record, peer, cause, now, label)
 
     def _refute(self, basis: Version, detail: str) -> list[Event]:
@@ -730,10 +836,14 @@ class ClusterView:
             # About an earlier life of ours: our current digests already supersede it.
             if basis.start_time_ms < me.key.start_time_ms:
                 return []
+            # Beyond what we have said (a later life, a higher incarnation): a lie about
+            # our current statement, answered as one, by one incarnation, whatever number
+            # it names. Others hold it at what they heard from us (rule 3).
+            basis = min(basis, me.key)
         # An incarnation we have already refuted.
         if basis.incarnation < self._incarnation:
             return []
-        self._incarnation = max(self._incarnation, basis.incarnation) + 1
+        self._incarnation += 1
         return [PublishRefute(self._incarnation)]
 
     def _recover(self, now: float) -> list[Event]:

@@ -14,14 +14,24 @@ Checks, in order (first failure wins):
 4. the statement's author (``node_id``, ``observer_id``, ``responder_id``) must be the
    verified signer libp2p hands us (the GossipSub message's signer, or the stream's remote
    peer): SIGNER_MISMATCH;
-5. field shapes and ranges (peer ID characters, scores in [0, 1], addresses, counts):
-   INVALID_FIELD;
+5. field shapes and ranges (peer ID characters, scores in [0, 1], addresses, counts;
+   incarnations and seqs at most ``MAX_COUNTER``, times at most ``MAX_TIME_MS``, so that no
+   number a peer sends can overflow anything we compute or encode from it): INVALID_FIELD;
 6. time: ``sent_at`` (and ``start_time``) more than ``max_clock_skew`` ahead of ``now`` is
    FUTURE; a gossip message sent more than ``max_message_age`` ago is STALE.
 
-REPLAYED (a statement not newer than the last accepted one) needs state, so the cluster view
-returns it (``mesh.cluster_view``), and FLOODED (a signer over its message rate) is decided
-by the gossip adapter; both are in this enum so that one counter covers all.
+Snapshots carry statements, not claims: every member entry is the member's own signed
+digest (and leave), and every suspicion an observer's signed notice, each the GossipSub
+message exactly as its author signed it (``mesh.signed``). ``decode_snapshot`` verifies each
+one with the verifier it is given and decodes it as if it had arrived on the topic, without
+the age check: a dead member's last digest is old by nature. An entry whose statements do
+not verify or do not fit together makes the whole snapshot INVALID_FIELD (or FORGED for a bad
+signature): an honest responder never sends one.
+
+REPLAYED (a statement not newer than the last accepted one), NOT_MEMBER, NOT_ADMITTED,
+VIEW_FULL and JOIN_RATE need state, so the cluster view or the gossip adapter decides them,
+and FLOODED (a signer over its message rate) is decided by the gossip adapter; all are in
+this enum so that one counter covers all.
 
 Encoding validates the same shapes and limits, so we never publish what peers would reject.
 """
@@ -36,13 +46,18 @@ from enum import StrEnum
 from typing import Any, NamedTuple
 
 from mesh import digest_pb2 as _pb
+from mesh.admission import MemberCertificate
 from mesh.cluster_config import ClusterConfig
 from mesh.errors import MeshError
 from mesh.model import Status
+from mesh.signed import Envelope, EnvelopeVerifier
 
 __all__ = [
+    "MAX_COUNTER",
     "MAX_GOSSIP_BYTES",
     "MAX_SNAPSHOT_BYTES",
+    "MAX_SUSPICIONS",
+    "MAX_TIME_MS",
     "SCHEMA_VERSION",
     "TOPIC",
     "EncodeError",
@@ -54,6 +69,7 @@ __all__ = [
     "RejectReason",
     "Rejection",
     "Sequencer",
+    "SignedNotice",
     "SuspectNotice",
     "Version",
     "ViewSnapshot",
@@ -66,6 +82,8 @@ __all__ = [
 TOPIC = "CHORUS/health-scores/v1"
 SCHEMA_VERSION = 1
 MAX_GOSSIP_BYTES = 4 * 1024  # one Gossip message; a typical digest is 200-500 bytes
+# One carried statement: a Gossip plus libp2p's envelope (ids, seqno, topic, signature, key).
+MAX_ENVELOPE_BYTES = MAX_GOSSIP_BYTES + 512
 MAX_SNAPSHOT_BYTES = 256 * 1024  # one ViewSnapshot: some 500 typical members
 
 # Field limits. The byte limits above are the real bound; these keep each field sane.
@@ -75,7 +93,14 @@ MAX_COMPONENT_NAME = 64
 MAX_VERSION = 64
 MAX_ADDR = 256
 MAX_P2P_ADDRS = 16
-MAX_SUSPECTED_BY = 64
+MAX_SUSPICIONS = 64  # signed suspect notices per member entry of a snapshot
+# Counters (incarnation, seq) and Unix-millisecond times: 2**53 - 1 is what a JSON reader of
+# /health/cluster can hold exactly, and far beyond any honest value (a seq bumped ten times a
+# second lasts 28 million years). A refutation adds one to an incarnation: bounding what we
+# accept bounds what we can be made to encode.
+MAX_COUNTER = 2**53 - 1
+MAX_TIME_MS = 2**53 - 1
+MAX_CERT_SIGNATURE = 64
 
 # libp2p peer IDs are base58btc multihashes (or base32 CIDs); only the shape is checked here,
 # since the signer comparison already ties an ID to a key.
@@ -104,8 +129,13 @@ class RejectReason(StrEnum):
     INVALID_FIELD = "invalid_field"  # a field out of shape or range
     FUTURE = "future"  # dated beyond our clock plus the allowed skew
     STALE = "stale"  # sent longer ago than max_message_age
+    FORGED = "forged"  # a carried statement whose signature does not verify
     REPLAYED = "replayed"  # not newer than what the view already accepted
     FLOODED = "flooded"  # its signer is over its rate (the gossip adapter's limit)
+    NOT_MEMBER = "not_member"  # a notice from a peer that is no alive member of our view
+    NOT_ADMITTED = "not_admitted"  # the admission policy does not admit its author
+    VIEW_FULL = "view_full"  # a new member while the view holds max_members
+    JOIN_RATE = "join_rate"  # a new member beyond the rate at which the view takes them
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,6 +165,7 @@ class HealthDigest:
     version: str = ""
     http_addr: str = ""
     p2p_addrs: tuple[str, ...] = ()
+    certificate: MemberCertificate | None = None
 
     @property
     def key(self) -> Version:
@@ -173,11 +204,36 @@ Gossip = HealthDigest | SuspectNotice | LeaveNotice
 
 
 @dataclass(frozen=True, slots=True)
+class SignedNotice:
+    """An observer's suspicion with the envelope its observer signed."""
+
+    notice: SuspectNotice
+    statement: bytes
+
+
+@dataclass(frozen=True, slots=True)
 class MemberEntry:
+    """One member of a snapshot: its own signed statements and others' signed suspicions.
+
+    ``statement`` and ``leave_statement`` are the envelopes (``mesh.signed``) that carried
+    ``digest`` and ``leave``; empty in an entry we build ourselves for a member whose
+    envelope we do not hold, which ``encode_snapshot`` then leaves out."""
+
     digest: HealthDigest
     state: MemberState
-    key: Version  # the triple the state is at (the leave's for a LEFT member)
-    suspected_by: tuple[str, ...] = ()
+    statement: bytes = b""
+    leave: LeaveNotice | None = None
+    leave_statement: bytes = b""
+    suspicions: tuple[SignedNotice, ...] = ()
+
+    @property
+    def key(self) -> Version:
+        """The triple the state is at: the leave's for a member that left."""
+        return self.leave.key if self.leave is not None else self.digest.key
+
+    @property
+    def suspected_by(self) -> tuple[str, ...]:
+        return tuple(signed.notice.observer_id for signed in self.suspicions)
 
 
 @dataclass(frozen=True, slots=True)
@@ -212,6 +268,9 @@ def _fill_digest(out: Any, digest: HealthDigest) -> None:
     out.version = digest.version
     out.http_addr = digest.http_addr
     out.p2p_addrs.extend(digest.p2p_addrs)
+    if digest.certificate is not None:
+        out.certificate.expires_at_ms = digest.certificate.expires_at_ms
+        out.certificate.signature = digest.certificate.signature
 
 
 def encode_gossip(message: Gossip) -> bytes:
@@ -244,9 +303,12 @@ def encode_gossip(message: Gossip) -> bytes:
 def encode_snapshot(snapshot: ViewSnapshot, *, max_bytes: int = MAX_SNAPSHOT_BYTES) -> bytes:
     """The wire form of a view, at most ``max_bytes``.
 
-    A view too large for the limit is cut rather than refused, so the pull protocol keeps
-    working in a cluster that outgrew it: alive members are kept first, then suspect, dead
-    and left, and ``truncated`` is set for the receiver to see.
+    Only what can be verified goes out: an entry without its digest's envelope is left out,
+    and so are the suspicions and leave we hold no envelope of. A view too large for the
+    limit is cut rather than refused, so the pull protocol keeps working in a cluster that
+    outgrew it: alive members are kept first, then suspect, dead and left, and
+    ``truncated`` is set for the receiver to see. Never raises for an entry's sake: the
+    server of a pull must always be able to answer.
     """
     if not _is_peer_id(snapshot.responder_id):
         raise EncodeError(f"invalid responder id {snapshot.responder_id!r}")
@@ -261,17 +323,14 @@ def encode_snapshot(snapshot: ViewSnapshot, *, max_bytes: int = MAX_SNAPSHOT_BYT
     kept: list[Any] = []
     truncated = snapshot.truncated
     for entry in sorted(snapshot.members, key=lambda e: (order[e.state], e.digest.node_id)):
-        problem = _check_entry(entry)
-        if problem is not None:
-            raise EncodeError(f"refusing to encode member {entry.digest.node_id!r}: {problem}")
-        wire = _pb.MemberEntry(
-            state=_STATE_TO_WIRE[entry.state],
-            start_time_ms=entry.key.start_time_ms,
-            incarnation=entry.key.incarnation,
-            seq=entry.key.seq,
-        )
-        _fill_digest(wire.digest, entry.digest)
-        wire.suspected_by.extend(entry.suspected_by)
+        if not entry.statement:
+            continue
+        wire = _pb.MemberEntry(state=_STATE_TO_WIRE[entry.state])
+        wire.digest_statement = entry.statement
+        if entry.leave is not None and entry.leave_statement:
+            wire.leave_statement = entry.leave_statement
+        signed = [s.statement for s in entry.suspicions if s.statement][:MAX_SUSPICIONS]
+        wire.suspicions.extend(signed)
         cost = wire.ByteSize() + _ENTRY_FRAMING
         if size + cost > max_bytes:
             truncated = True
@@ -288,10 +347,15 @@ def encode_snapshot(snapshot: ViewSnapshot, *, max_bytes: int = MAX_SNAPSHOT_BYT
 
 
 def decode_gossip(
-    data: bytes, signer: str, now: float, *, config: ClusterConfig | None = None
+    data: bytes,
+    signer: str,
+    now: float,
+    *,
+    config: ClusterConfig | None = None,
+    check_age: bool = True,
 ) -> Gossip | Rejection:
     """Parse and validate one GossipSub message signed by ``signer``, received at ``now``
-    (Unix seconds). Never raises."""
+    (Unix seconds). ``check_age`` off: a statement carried in a snapshot. Never raises."""
     limits = config if config is not None else ClusterConfig()
     if not isinstance(data, bytes | bytearray | memoryview):
         return Rejection(RejectReason.MALFORMED, f"expected bytes, got {type(data).__name__}")
@@ -340,15 +404,20 @@ def decode_gossip(
     problem = _check_gossip(message)
     if problem is not None:
         return Rejection(RejectReason.INVALID_FIELD, problem)
-    return _check_time(message, now, limits, check_age=True) or message
+    return _check_time(message, now, limits, check_age=check_age) or message
 
 
 def decode_snapshot(
-    data: bytes, responder: str, now: float, *, config: ClusterConfig | None = None
+    data: bytes,
+    responder: str,
+    now: float,
+    *,
+    verify: EnvelopeVerifier,
+    config: ClusterConfig | None = None,
 ) -> ViewSnapshot | Rejection:
     """Parse and validate a pull response from ``responder`` (the stream's verified remote
-    peer). Entries are not checked for age: a dead member's last digest is old by nature.
-    Never raises."""
+    peer), verifying every carried statement with ``verify``. Entries are not checked for
+    age: a dead member's last digest is old by nature. Never raises."""
     limits = config if config is not None else ClusterConfig()
     if not isinstance(data, bytes | bytearray | memoryview):
         return Rejection(RejectReason.MALFORMED, f"expected bytes, got {type(data).__name__}")
@@ -365,36 +434,23 @@ def decode_snapshot(
             RejectReason.SIGNER_MISMATCH,
             f"snapshot by {wire.responder_id!r} from {responder!r}",
         )
-    if int(wire.sent_at_ms) > _ms(now + limits.max_clock_skew):
+    if not 0 < int(wire.sent_at_ms) <= _ms(now + limits.max_clock_skew):
         return Rejection(RejectReason.FUTURE, f"snapshot sent_at_ms {wire.sent_at_ms}")
+    if len(wire.members) > limits.max_members:
+        return Rejection(
+            RejectReason.INVALID_FIELD, f"{len(wire.members)} members > {limits.max_members}"
+        )
     entries: list[MemberEntry] = []
     seen: set[str] = set()
     for item in wire.members:
-        if not item.HasField("digest"):
-            return Rejection(RejectReason.INVALID_FIELD, "member entry without a digest")
-        state = _STATE_FROM_WIRE.get(int(item.state))
-        if state is None:
-            return Rejection(RejectReason.INVALID_FIELD, f"member state {item.state}")
-        digest = _digest_from_wire(item.digest)
-        if isinstance(digest, str):
-            return Rejection(RejectReason.INVALID_FIELD, digest)
-        entry = MemberEntry(
-            digest=digest,
-            state=state,
-            key=Version(int(item.start_time_ms), int(item.incarnation), int(item.seq)),
-            suspected_by=tuple(str(peer) for peer in item.suspected_by),
-        )
-        problem = _check_entry(entry)
-        if problem is not None:
-            return Rejection(RejectReason.INVALID_FIELD, problem)
+        entry = _entry_from_wire(item, verify, now, limits)
+        if isinstance(entry, Rejection):
+            return entry
         if entry.digest.node_id in seen:
             return Rejection(
                 RejectReason.INVALID_FIELD, f"member {entry.digest.node_id!r} listed twice"
             )
         seen.add(entry.digest.node_id)
-        late = _check_time(entry.digest, now, limits, check_age=False)
-        if late is not None:
-            return late
         entries.append(entry)
     return ViewSnapshot(
         responder_id=str(wire.responder_id),
@@ -402,6 +458,70 @@ def decode_snapshot(
         members=tuple(entries),
         truncated=bool(wire.truncated),
     )
+
+
+def _entry_from_wire(
+    item: Any, verify: EnvelopeVerifier, now: float, limits: ClusterConfig
+) -> MemberEntry | Rejection:
+    state = _STATE_FROM_WIRE.get(int(item.state))
+    if state is None:
+        return Rejection(RejectReason.INVALID_FIELD, f"member state {item.state}")
+    if len(item.suspicions) > MAX_SUSPICIONS:
+        return Rejection(RejectReason.INVALID_FIELD, f"{len(item.suspicions)} suspicions")
+    digest = _open_statement(bytes(item.digest_statement), verify, now, limits)
+    if isinstance(digest, Rejection):
+        return digest
+    if not isinstance(digest, HealthDigest):
+        return Rejection(RejectReason.INVALID_FIELD, "digest_statement is not a digest")
+    member = digest.node_id
+    leave: LeaveNotice | None = None
+    if item.leave_statement:
+        opened = _open_statement(bytes(item.leave_statement), verify, now, limits)
+        if isinstance(opened, Rejection):
+            return opened
+        if not isinstance(opened, LeaveNotice) or opened.node_id != member:
+            return Rejection(RejectReason.INVALID_FIELD, f"leave_statement of {member!r}")
+        if opened.key <= digest.key:
+            return Rejection(RejectReason.INVALID_FIELD, f"leave of {member!r} before its digest")
+        leave = opened
+    suspicions: list[SignedNotice] = []
+    observers: set[str] = set()
+    for raw in item.suspicions:
+        notice = _open_statement(bytes(raw), verify, now, limits)
+        if isinstance(notice, Rejection):
+            return notice
+        if not isinstance(notice, SuspectNotice) or notice.suspect_id != member:
+            return Rejection(RejectReason.INVALID_FIELD, f"a suspicion in {member!r}'s entry")
+        if notice.observer_id in observers:
+            return Rejection(RejectReason.INVALID_FIELD, f"{member!r} suspected twice by one")
+        observers.add(notice.observer_id)
+        suspicions.append(SignedNotice(notice, bytes(raw)))
+    return MemberEntry(
+        digest=digest,
+        state=state,
+        statement=bytes(item.digest_statement),
+        leave=leave,
+        leave_statement=bytes(item.leave_statement) if leave is not None else b"",
+        suspicions=tuple(suspicions),
+    )
+
+
+def _open_statement(
+    raw: bytes, verify: EnvelopeVerifier, now: float, limits: ClusterConfig
+) -> Gossip | Rejection:
+    """A carried statement: its envelope verified, its Gossip decoded as if from the topic
+    (every check but the age)."""
+    if not raw:
+        return Rejection(RejectReason.INVALID_FIELD, "a member entry without its statement")
+    if len(raw) > MAX_ENVELOPE_BYTES:
+        return Rejection(RejectReason.OVERSIZED, f"statement of {len(raw)} bytes")
+    try:
+        envelope: Envelope | None = verify(raw)
+    except Exception:  # a verifier must not raise; if it does, the statement is unproven
+        envelope = None
+    if envelope is None:
+        return Rejection(RejectReason.FORGED, "a carried statement does not verify")
+    return decode_gossip(envelope.data, envelope.signer, now, config=limits, check_age=False)
 
 
 def _digest_from_wire(wire: Any) -> HealthDigest | str:
@@ -422,6 +542,15 @@ def _digest_from_wire(wire: Any) -> HealthDigest | str:
         version=str(wire.version),
         http_addr=str(wire.http_addr),
         p2p_addrs=tuple(str(addr) for addr in wire.p2p_addrs),
+        certificate=(
+            MemberCertificate(
+                peer_id=str(wire.node_id),
+                expires_at_ms=int(wire.certificate.expires_at_ms),
+                signature=bytes(wire.certificate.signature),
+            )
+            if wire.HasField("certificate")
+            else None
+        ),
     )
 
 
@@ -444,17 +573,32 @@ def _is_fraction(value: float) -> bool:
     return math.isfinite(value) and 0.0 <= value <= 1.0
 
 
+def _is_time(value: int) -> bool:
+    return 0 < value <= MAX_TIME_MS
+
+
+def _is_counter(value: int) -> bool:
+    return 0 <= value <= MAX_COUNTER
+
+
 def _check_digest(digest: HealthDigest) -> str | None:
     if not _is_peer_id(digest.node_id):
         return f"node_id {digest.node_id[:MAX_PEER_ID]!r}"
     if not isinstance(digest.status, Status):
         return f"status {digest.status!r}"
-    if digest.start_time_ms <= 0:
+    if not _is_time(digest.start_time_ms):
         return f"start_time_ms {digest.start_time_ms}"
-    if digest.sent_at_ms <= 0:
+    if not _is_time(digest.sent_at_ms):
         return f"sent_at_ms {digest.sent_at_ms}"
-    if digest.incarnation < 0 or digest.seq < 0:
-        return "negative incarnation or seq"
+    if not (_is_counter(digest.incarnation) and _is_counter(digest.seq)):
+        return f"incarnation {digest.incarnation} or seq {digest.seq} out of range"
+    cert = digest.certificate
+    if cert is not None and (
+        cert.peer_id != digest.node_id
+        or not _is_time(cert.expires_at_ms)
+        or len(cert.signature) != MAX_CERT_SIGNATURE
+    ):
+        return "certificate"
     if not _is_fraction(digest.score):
         return f"score {digest.score!r}"
     if len(digest.components) > MAX_COMPONENTS:
@@ -486,33 +630,20 @@ def _check_gossip(message: Gossip) -> str | None:
             return "suspect_id"
         if message.observer_id == message.suspect_id:
             return "a node cannot suspect itself"
-        if message.suspect_start_time_ms <= 0 or message.sent_at_ms <= 0:
-            return "times must be positive"
-        if message.suspect_incarnation < 0 or message.suspect_seq < 0:
-            return "negative incarnation or seq"
+        if not (_is_time(message.suspect_start_time_ms) and _is_time(message.sent_at_ms)):
+            return "times out of range"
+        if not (_is_counter(message.suspect_incarnation) and _is_counter(message.suspect_seq)):
+            return "incarnation or seq out of range"
         return None
     if isinstance(message, LeaveNotice):
         if not _is_peer_id(message.node_id):
             return "node_id"
-        if message.start_time_ms <= 0 or message.sent_at_ms <= 0:
-            return "times must be positive"
-        if message.incarnation < 0 or message.seq < 0:
-            return "negative incarnation or seq"
+        if not (_is_time(message.start_time_ms) and _is_time(message.sent_at_ms)):
+            return "times out of range"
+        if not (_is_counter(message.incarnation) and _is_counter(message.seq)):
+            return "incarnation or seq out of range"
         return None
     return f"not a gossip message: {type(message).__name__}"
-
-
-def _check_entry(entry: MemberEntry) -> str | None:
-    problem = _check_digest(entry.digest)
-    if problem is not None:
-        return problem
-    if entry.key < entry.digest.key:
-        return f"member {entry.digest.node_id!r} state is older than its digest"
-    if len(entry.suspected_by) > MAX_SUSPECTED_BY:
-        return "too many observers"
-    if not all(_is_peer_id(peer) for peer in entry.suspected_by):
-        return "suspected_by"
-    return None
 
 
 def _check_time(
@@ -563,7 +694,8 @@ class Sequencer:
         return Version(self.start_time_ms, self.incarnation, self.seq)
 
     def refute(self, incarnation: int) -> None:
-        self.incarnation = max(self.incarnation, incarnation)
+        # Capped: our digests must stay encodable whatever a peer made the view ask for.
+        self.incarnation = min(MAX_COUNTER, max(self.incarnation, incarnation))
 
     def digest(
         self,
@@ -575,6 +707,7 @@ class Sequencer:
         version: str = "",
         http_addr: str = "",
         p2p_addrs: Iterable[str] = (),
+        certificate: MemberCertificate | None = None,
     ) -> HealthDigest:
         self.seq += 1
         return HealthDigest(
@@ -589,6 +722,7 @@ class Sequencer:
             version=version,
             http_addr=http_addr,
             p2p_addrs=tuple(p2p_addrs),
+            certificate=certificate,
         )
 
     def leave(self, now: float) -> LeaveNotice:

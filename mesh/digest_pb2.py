@@ -25,6 +25,7 @@ _UINT64 = _F.TYPE_UINT64
 _UINT32 = _F.TYPE_UINT32
 _DOUBLE = _F.TYPE_DOUBLE
 _BOOL = _F.TYPE_BOOL
+_BYTES = _F.TYPE_BYTES
 _ENUM = _F.TYPE_ENUM
 _MESSAGE = _F.TYPE_MESSAGE
 
@@ -117,6 +118,12 @@ def build_file_descriptor() -> descriptor_pb2.FileDescriptorProto:
     _field(digest, "version", 9, _STRING)
     _field(digest, "http_addr", 10, _STRING)
     _field(digest, "p2p_addrs", 11, _STRING, repeated=True)
+    _field(digest, "certificate", 12, _MESSAGE, type_name="MemberCertificate")
+
+    certificate = file.message_type.add()
+    certificate.name = "MemberCertificate"
+    _field(certificate, "expires_at_ms", 1, _INT64)
+    _field(certificate, "signature", 2, _BYTES)
 
     suspect = file.message_type.add()
     suspect.name = "SuspectNotice"
@@ -145,12 +152,13 @@ def build_file_descriptor() -> descriptor_pb2.FileDescriptorProto:
 
     member = file.message_type.add()
     member.name = "MemberEntry"
-    _field(member, "digest", 1, _MESSAGE, type_name="HealthDigest")
+    for number in (1, 3, 4, 5, 6):  # the unsigned fields of v0.1
+        reserved = member.reserved_range.add()
+        reserved.start, reserved.end = number, number + 1
     _field(member, "state", 2, _ENUM, type_name="MemberState")
-    _field(member, "start_time_ms", 3, _INT64)
-    _field(member, "incarnation", 4, _UINT64)
-    _field(member, "seq", 5, _UINT64)
-    _field(member, "suspected_by", 6, _STRING, repeated=True)
+    _field(member, "digest_statement", 7, _BYTES)
+    _field(member, "suspicions", 8, _BYTES, repeated=True)
+    _field(member, "leave_statement", 9, _BYTES)
 
     snapshot = file.message_type.add()
     snapshot.name = "ViewSnapshot"
@@ -177,6 +185,7 @@ def _message(name: str) -> Any:
 
 
 HealthDigest: Any = _message("HealthDigest")
+MemberCertificate: Any = _message("MemberCertificate")
 SuspectNotice: Any = _message("SuspectNotice")
 LeaveNotice: Any = _message("LeaveNotice")
 Gossip: Any = _message("Gossip")

@@ -21,6 +21,7 @@ from mesh.cluster_view import (
     ClusterView,
     Event,
     MemberState,
+    Outcome,
     PublishRefute,
     PublishSuspect,
     Transition,
@@ -40,6 +41,7 @@ from mesh.digest import (
 )
 from mesh.errors import ConfigError
 from mesh.model import Status
+from mesh.signed import FakeEnvelopes
 
 ALIVE, SUSPECT, DEAD, LEFT = (
     MemberState.ALIVE,
@@ -300,9 +302,6 @@ def drive_leave(view: ClusterView) -> None:
 
 def drive_stopped(view: ClusterView) -> None:
     before = state(view)
-    if before is SUSPECT:
-        # Keep X suspect through its next digest: C suspects a later statement of it.
-        view.on_suspect_notice(notice(C, X, seq=9), AT)
     view.on_digest(dg(X, key(view).seq + 1, status=Status.STOPPING), AT)
     assert state(view) is before
     view.on_disconnected(X, AT)
@@ -535,14 +534,14 @@ def test_notices_about_unknown_peers_or_old_statements_are_ignored() -> None:
     assert state(view) is ALIVE
 
 
-def test_a_heartbeat_answers_only_suspicions_it_outruns() -> None:
+def test_a_heartbeat_answers_every_suspicion() -> None:
     view = cluster(X, B, C)
-    view.on_suspect_notice(notice(B, X, seq=1), 0.0)
-    view.on_suspect_notice(notice(C, X, seq=3), 0.0)  # C had heard seq 3 already
-    view.on_digest(dg(X, 2), 0.5)
-    assert state(view) is SUSPECT
-    assert view.member(X).suspected_by == {C}  # type: ignore[union-attr]
-    view.on_digest(dg(X, 4), 1.0)
+    view.on_digest(dg(X, 3), 0.0)
+    view.on_suspect_notice(notice(B, X, seq=3), 0.0)
+    # C claims X said seq 5: more than X has said as far as we know, so it is held at 3.
+    view.on_suspect_notice(notice(C, X, seq=5), 0.0)
+    assert view.member(X).suspected_by == {B, C}  # type: ignore[union-attr]
+    view.on_digest(dg(X, 4), 0.5)
     assert state(view) is ALIVE
     assert last(view).cause is Cause.DIGEST
     assert view.member(X).suspected_by == frozenset()  # type: ignore[union-attr]
@@ -570,8 +569,11 @@ def test_a_node_refutes_its_own_suspicion() -> None:
     assert view.local_incarnation == 1
     # Another observer on the same, already refuted incarnation: nothing more to say.
     assert view.on_suspect_notice(notice(C, ME), 1.1).events == ()
-    # Suspicion of the refuted incarnation is answered again, one higher.
-    assert view.on_suspect_notice(notice(C, ME, seq=3, inc=1), 1.2).events == (PublishRefute(2),)
+    # A suspicion of incarnation 1 before we said it is a lie already answered.
+    assert view.on_suspect_notice(notice(C, ME, seq=2, inc=1), 1.15).events == ()
+    # Once our refutation is out, a suspicion of it is answered again, one higher.
+    view.on_digest(dg(ME, 2, inc=1), 1.2)
+    assert view.on_suspect_notice(notice(C, ME, seq=2, inc=1), 1.2).events == (PublishRefute(2),)
     assert state(view, ME) is ALIVE  # we never suspect ourselves
 
 
@@ -805,28 +807,38 @@ def test_self_is_never_suspected_or_forgotten() -> None:
 
 # --- snapshots (pull protocol) ----------------------------------------------------------
 
+ENVELOPES = FakeEnvelopes()
+
+
+def seal(message: Any) -> bytes:
+    author = message.observer_id if isinstance(message, SuspectNotice) else message.node_id
+    return ENVELOPES.seal(author, encode_gossip(message))
+
+
+def feed(view: ClusterView, message: Any, now: float) -> Outcome:
+    """``message`` as it arrives from the topic, in its author's envelope."""
+    return view.on_gossip(message, now, seal(message))
+
 
 def full_view() -> ClusterView:
-    """B's view: X alive, C suspect, D dead, E left."""
+    """B's view: X alive, C suspect, D dead, E left; every statement signed."""
     view = ClusterView(B, CFG)
-    for node in (B, X, C, D, "QmE"):
-        view.on_digest(dg(node), 0.0)
-    view.on_digest(dg(X, 2, score=0.8), 7.0)
+    for node in (B, ME, X, C, D, "QmE"):
+        feed(view, dg(node), 0.0)
     view.on_disconnected(D, 0.0)
-    view.tick(4.0)  # n = 5 with K = 2 ... one observer: 24 s; D needs time
-    view.on_suspect_notice(notice(ME, D), 0.0)
-    view.on_suspect_notice(notice(X, D), 0.0)
-    view.tick(5.0)
-    view.on_leave(leave("QmE", 2), 5.0)
-    view.on_suspect_notice(notice(X, C), 5.0)
-    for node in (B, X, C):
-        view.on_digest(dg(node, 3, score=0.8), 5.0)
-    view.on_suspect_notice(notice(X, C, seq=3), 5.0)
+    feed(view, notice(ME, D), 0.0)
+    feed(view, notice(X, D), 0.0)
+    view.tick(5.0)  # D: two confirmations, 4 s; the others fell silent (3 s): suspect
+    feed(view, leave("QmE", 2), 5.0)
+    for node in (B, X, C, ME):
+        feed(view, dg(node, 3, score=0.8), 5.0)
+    feed(view, notice(X, C, seq=3), 5.0)
     return view
 
 
 def pulled(view: ClusterView, now: float = 1_700_000_000.0) -> ViewSnapshot:
-    decoded = decode_snapshot(encode_snapshot(view.snapshot(now)), view.self_id, now, config=CFG)
+    data = encode_snapshot(view.snapshot(now))
+    decoded = decode_snapshot(data, view.self_id, now, verify=ENVELOPES.open, config=CFG)
     assert isinstance(decoded, ViewSnapshot)
     return decoded
 
@@ -834,16 +846,6 @@ def pulled(view: ClusterView, now: float = 1_700_000_000.0) -> ViewSnapshot:
 def test_a_new_node_converges_from_one_pull() -> None:
     source = full_view()
     assert {p: m.state for p, m in source.members().items()} == {
-        B: ALIVE,
-        X: ALIVE,
-        C: SUSPECT,
-        D: DEAD,
-        "QmE": LEFT,
-    }
-    fresh = ClusterView(ME, CFG)
-    fresh.on_digest(dg(ME), 6.0)
-    outcome = fresh.merge_snapshot(pulled(source), 6.0)
-    assert {p: m.state for p, m in fresh.members().items()} == {
         ME: ALIVE,
         B: ALIVE,
         X: ALIVE,
@@ -851,17 +853,60 @@ def test_a_new_node_converges_from_one_pull() -> None:
         D: DEAD,
         "QmE": LEFT,
     }
-    assert all(t.cause is Cause.JOINED for t in transitions(outcome.events))
+    fresh = ClusterView(ME, CFG)
+    fresh.on_digest(dg(ME, 4), 6.0)
+    outcome = fresh.merge_snapshot(pulled(source), 6.0)
+    # D is dead to B, but a snapshot makes nobody dead: only its signed suspicions count,
+    # and our own timer decides.
+    assert {p: m.state for p, m in fresh.members().items()} == {
+        ME: ALIVE,
+        B: ALIVE,
+        X: ALIVE,
+        C: SUSPECT,
+        D: SUSPECT,
+        "QmE": LEFT,
+    }
+    assert outcome.dropped == ()
     assert fresh.member(X).score == 0.8  # type: ignore[union-attr]
-    assert fresh.member(C).suspected_by == {B, X}  # type: ignore[union-attr]
+    # Only observers who signed count: B's own word is not a notice.
+    assert fresh.member(C).suspected_by == {X}  # type: ignore[union-attr]
+    assert fresh.member(D).suspected_by == {X}  # type: ignore[union-attr]
     # Pulling the same view again changes nothing.
     assert fresh.merge_snapshot(pulled(source), 6.5).events == ()
+    fresh.tick(6.0 + 8.0)
+    assert state(fresh, D) is DEAD
+
+
+def test_a_snapshot_carries_only_what_its_authors_signed() -> None:
+    source = ClusterView(B, CFG)
+    feed(source, dg(B), 0.0)
+    source.on_digest(dg(X), 0.0)  # no envelope: cannot be passed on
+    feed(source, dg(C), 0.0)
+    source.on_disconnected(C, 1.0)  # B's own suspicion, never published: no envelope
+    snap = pulled(source)
+    assert [e.digest.node_id for e in snap.members] == [B, C]
+    assert snap.members[1].state is SUSPECT and snap.members[1].suspicions == ()
+
+
+def test_our_own_statements_are_kept_for_our_snapshots() -> None:
+    view = cluster(B, C)
+    feed(view, dg(X), 0.0)
+    mine = dg(ME, 2)
+    view.on_digest(mine, 1.0)
+    view.record_statement(mine, seal(mine))
+    events = view.on_disconnected(X, 1.0).events
+    (publish,) = [e for e in events if isinstance(e, PublishSuspect)]
+    ours = Sequencer(ME, START).suspect(X, publish.basis, 1_700_000_000.0)
+    view.record_statement(ours, seal(ours))
+    snap = pulled(view)
+    assert [e.digest.node_id for e in snap.members] == [ME, X]
+    assert snap.members[1].suspected_by == (ME,)
 
 
 def test_a_stale_snapshot_neither_resurrects_nor_rewinds() -> None:
     stale = ClusterView(B, CFG)
     for node in (B, X, C):
-        stale.on_digest(dg(node, 1, score=0.1), 0.0)
+        feed(stale, dg(node, 1, score=0.1), 0.0)
     old = pulled(stale)
     view = cluster(X, B, C)
     view.on_digest(dg(C, 5, score=0.9), 1.0)
@@ -874,12 +919,12 @@ def test_a_stale_snapshot_neither_resurrects_nor_rewinds() -> None:
     assert view.member(C).key == Version(START, 0, 5)  # type: ignore[union-attr]
 
 
-def test_hearsay_death_of_a_member_we_know_is_only_suspicion() -> None:
+def test_a_snapshot_death_of_a_member_we_know_is_only_suspicion() -> None:
     source = full_view()  # says D is dead
-    view = cluster(D, B)
+    view = cluster(D, B, X)
     events = view.merge_snapshot(pulled(source), 6.0).events
     assert state(view, D) is SUSPECT
-    assert B in view.member(D).suspected_by  # type: ignore[union-attr]
+    assert view.member(D).suspected_by == {X}  # type: ignore[union-attr]
     assert not [e for e in events if isinstance(e, PublishSuspect)]
 
 
@@ -894,12 +939,12 @@ def test_a_newer_digest_in_a_snapshot_counts() -> None:
     assert last(view).detail == f"via snapshot from {B}"
 
 
-def test_a_snapshot_that_says_we_are_dead_is_refuted() -> None:
+def test_a_snapshot_that_suspects_us_is_refuted() -> None:
     source = ClusterView(B, CFG)
-    for node in (B, ME):
-        source.on_digest(dg(node), 0.0)
-    source.on_disconnected(ME, 0.0)
-    view = cluster(B)
+    for node in (B, ME, X):
+        feed(source, dg(node), 0.0)
+    feed(source, notice(X, ME), 0.0)
+    view = cluster(B, X)
     assert view.merge_snapshot(pulled(source), 1.0).events == (PublishRefute(1),)
 
 
@@ -918,6 +963,96 @@ def test_a_newer_leave_in_a_snapshot_counts() -> None:
     view = cluster("QmE", B)
     view.merge_snapshot(pulled(source), 6.0)
     assert state(view, "QmE") is LEFT and last(view, "QmE").cause is Cause.LEAVE
+
+
+# --- hostile peers (issue 12) -----------------------------------------------------------
+
+
+@pytest.mark.parametrize("incarnation", [5, 2**53 - 1])
+def test_a_lie_about_our_incarnation_is_refuted_at_ours(incarnation: int) -> None:
+    view = cluster(X, B)
+    outcome = view.on_suspect_notice(notice(X, ME, inc=incarnation), 1.0)
+    assert outcome.events == (PublishRefute(1),)
+    assert view.local_incarnation == 1
+    # The same lie again: already refuted, nothing more.
+    assert view.on_suspect_notice(notice(X, ME, inc=incarnation), 1.1).events == ()
+
+
+def test_a_lie_about_a_later_life_of_ours_is_refuted_at_ours() -> None:
+    view = cluster(X, B)
+    outcome = view.on_suspect_notice(notice(X, ME, start=START + 10_000), 1.0)
+    assert outcome.events == (PublishRefute(1),)
+
+
+def test_a_suspicion_ahead_of_its_suspect_is_answered_by_its_refutation() -> None:
+    view = cluster(X, B, C)
+    # "X said (a later life, incarnation 9)": X never did; held at what X said.
+    view.on_suspect_notice(notice(B, X, inc=9, start=START + 20_000), 0.0)
+    assert state(view) is SUSPECT
+    view.on_digest(dg(X, 2, inc=1), 0.5)  # X refutes at its own incarnation + 1
+    assert state(view) is ALIVE and last(view).cause is Cause.REFUTED
+
+
+@pytest.mark.parametrize("observer_state", [None, SUSPECT, DEAD, LEFT])
+def test_only_alive_members_observe(observer_state: MemberState | None) -> None:
+    view = cluster(X, B, C, config=QUIET)
+    stranger = "QmStranger" if observer_state is None else B
+    if observer_state is SUSPECT:
+        view.on_disconnected(B, 0.0)
+    elif observer_state is DEAD:
+        view.on_disconnected(B, 0.0)
+        view.tick(8.0)
+    elif observer_state is LEFT:
+        view.on_leave(leave(B, 2), 0.0)
+    assert state(view, stranger) is observer_state
+    outcome = view.on_suspect_notice(notice(stranger, X), 9.0)
+    assert outcome.rejection is not None
+    assert outcome.rejection.reason is RejectReason.NOT_MEMBER
+    assert state(view) is ALIVE
+
+
+def test_observers_per_suspicion_are_bounded() -> None:
+    config = dataclasses.replace(QUIET, max_observers=3)
+    view = ClusterView(ME, config)
+    peers = [f"QmObs{i}" for i in range(5)]
+    for node in (ME, X, *peers):
+        view.on_digest(dg(node), 0.0)
+    for observer in peers:
+        view.on_suspect_notice(notice(observer, X), 0.0)
+    assert view.member(X).suspected_by == set(peers[:3])  # type: ignore[union-attr]
+    snap = view.snapshot(0.0)
+    assert all(len(e.suspicions) <= 3 for e in snap.members)
+
+
+@pytest.mark.parametrize(("members", "refused"), [(4, None), (5, RejectReason.VIEW_FULL)])
+def test_the_view_size_is_bounded(members: int, refused: RejectReason | None) -> None:
+    config = dataclasses.replace(CFG, max_members=5)
+    view = ClusterView(ME, config)
+    for i in range(members):
+        assert view.on_digest(dg(f"QmP{i}"), 0.0).accepted
+    outcome = view.on_digest(dg("QmNew"), 0.0)
+    assert (outcome.rejection.reason if outcome.rejection else None) is refused
+
+
+def test_new_members_join_at_a_bounded_rate() -> None:
+    config = dataclasses.replace(CFG, join_burst=3, join_rate=2.0)
+    view = ClusterView(ME, config)
+    view.on_digest(dg(ME), 0.0)  # ourselves: no token
+    results = [view.on_digest(dg(f"QmP{i}"), 0.0).rejection for i in range(4)]
+    assert [r.reason if r else None for r in results] == [None, None, None, RejectReason.JOIN_RATE]
+    assert view.on_digest(dg("QmP3"), 0.49).rejection is not None
+    assert view.on_digest(dg("QmP3"), 0.5).accepted
+
+
+def test_a_snapshot_is_held_to_the_join_gate() -> None:
+    source = ClusterView(B, CFG)
+    for i in range(6):
+        feed(source, dg(f"QmP{i}"), 0.0)
+    view = ClusterView(ME, dataclasses.replace(CFG, join_burst=4, join_rate=0.001))
+    view.on_digest(dg(ME), 0.0)
+    outcome = view.merge_snapshot(pulled(source), 0.0)
+    assert len(view.members()) == 5
+    assert [r.reason for r in outcome.dropped] == [RejectReason.JOIN_RATE] * 2
 
 
 # --- reading ----------------------------------------------------------------------------

@@ -12,8 +12,10 @@ from google.protobuf import descriptor_pb2
 from mesh import digest_pb2 as pb
 from mesh.cluster_config import ClusterConfig
 from mesh.digest import (
+    MAX_COUNTER,
     MAX_GOSSIP_BYTES,
     MAX_SNAPSHOT_BYTES,
+    MAX_SUSPICIONS,
     SCHEMA_VERSION,
     EncodeError,
     Gossip,
@@ -24,6 +26,7 @@ from mesh.digest import (
     Rejection,
     RejectReason,
     Sequencer,
+    SignedNotice,
     SuspectNotice,
     Version,
     ViewSnapshot,
@@ -33,6 +36,7 @@ from mesh.digest import (
     encode_snapshot,
 )
 from mesh.model import Status
+from mesh.signed import FakeEnvelopes
 
 NOW = 1_700_000_000.0  # Unix seconds
 NOW_MS = 1_700_000_000_000
@@ -72,6 +76,18 @@ LEAVE = LeaveNotice(node_id=A, start_time_ms=STARTED_MS, incarnation=2, seq=18, 
 
 def decode(data: bytes, signer: str = A, now: float = NOW) -> Gossip | Rejection:
     return decode_gossip(data, signer, now, config=CONFIG)
+
+
+ENVELOPES = FakeEnvelopes()
+
+
+def sealed(message: Gossip) -> bytes:
+    author = message.observer_id if isinstance(message, SuspectNotice) else message.node_id
+    return ENVELOPES.seal(author, encode_gossip(message))
+
+
+def pull(data: bytes, responder: str = A, now: float = NOW) -> ViewSnapshot | Rejection:
+    return decode_snapshot(data, responder, now, verify=ENVELOPES.open, config=CONFIG)
 
 
 def reason(result: object) -> RejectReason | None:
@@ -291,23 +307,35 @@ def test_mutated_messages_never_raise() -> None:
         if not isinstance(result, Rejection):
             # Whatever got through must re-encode: it passed every check we make.
             encode_gossip(result)
-        pulled = decode_snapshot(bytes(data), A, NOW, config=CONFIG)
-        assert isinstance(pulled, Rejection | ViewSnapshot)
+        assert isinstance(pull(bytes(data)), Rejection | ViewSnapshot)
 
 
 def test_non_bytes_are_rejected() -> None:
     assert reason(decode_gossip("text", A, NOW)) is RejectReason.MALFORMED  # type: ignore[arg-type]
-    assert reason(decode_snapshot(None, A, NOW)) is RejectReason.MALFORMED  # type: ignore[arg-type]
+    assert reason(pull(None)) is RejectReason.MALFORMED  # type: ignore[arg-type]
 
 
 # --- snapshots --------------------------------------------------------------------------
 
 
 def entry(node: str, state: MemberState, **changes: Any) -> MemberEntry:
+    """A member entry as a responder builds it: sealed statements of their authors."""
     d = digest(node_id=node, **changes)
-    key = d.key if state is not MemberState.LEFT else d.key._replace(seq=d.seq + 1)
-    observers = (A,) if state in (MemberState.SUSPECT, MemberState.DEAD) and node != A else ()
-    return MemberEntry(digest=d, state=state, key=key, suspected_by=observers)
+    leave = None
+    if state is MemberState.LEFT:
+        leave = LeaveNotice(node, d.start_time_ms, d.incarnation, d.seq + 1, d.sent_at_ms)
+    suspicions: tuple[SignedNotice, ...] = ()
+    if state in (MemberState.SUSPECT, MemberState.DEAD) and node != B:
+        notice = SuspectNotice(B, node, d.start_time_ms, d.incarnation, d.seq, NOW_MS)
+        suspicions = (SignedNotice(notice, sealed(notice)),)
+    return MemberEntry(
+        digest=d,
+        state=state,
+        statement=sealed(d),
+        leave=leave,
+        leave_statement=sealed(leave) if leave is not None else b"",
+        suspicions=suspicions,
+    )
 
 
 def snapshot(*entries: MemberEntry, responder: str = A) -> ViewSnapshot:
@@ -317,12 +345,29 @@ def snapshot(*entries: MemberEntry, responder: str = A) -> ViewSnapshot:
 def test_snapshot_round_trips() -> None:
     view = snapshot(
         entry(A, MemberState.ALIVE),
-        entry(B, MemberState.SUSPECT),
-        entry("QmCarol", MemberState.DEAD, status=Status.UNHEALTHY),
+        entry(B, MemberState.ALIVE),
+        entry("QmCarol", MemberState.SUSPECT),
+        entry("QmDan", MemberState.DEAD, status=Status.UNHEALTHY),
         entry("QmDave", MemberState.LEFT, status=Status.STOPPING),
     )
-    decoded = decode_snapshot(encode_snapshot(view), A, NOW, config=CONFIG)
+    decoded = pull(encode_snapshot(view))
     assert decoded == view
+    carol = decoded.members[2]  # type: ignore[union-attr]
+    assert carol.suspected_by == (B,) and carol.key == carol.digest.key
+    dave = decoded.members[4]  # type: ignore[union-attr]
+    assert dave.key.seq == dave.digest.seq + 1
+
+
+def test_snapshot_leaves_out_what_it_cannot_prove() -> None:
+    unsigned = dataclasses.replace(entry(B, MemberState.ALIVE), statement=b"")
+    carol = entry("QmCarol", MemberState.SUSPECT)
+    hearsay = dataclasses.replace(
+        carol, suspicions=(SignedNotice(carol.suspicions[0].notice, b""),)
+    )
+    decoded = pull(encode_snapshot(snapshot(entry(A, MemberState.ALIVE), unsigned, hearsay)))
+    assert isinstance(decoded, ViewSnapshot)
+    assert [e.digest.node_id for e in decoded.members] == [A, "QmCarol"]
+    assert decoded.members[1].suspicions == ()
 
 
 def test_snapshot_keeps_the_living_when_it_must_cut() -> None:
@@ -331,12 +376,12 @@ def test_snapshot_keeps_the_living_when_it_must_cut() -> None:
     full = encode_snapshot(snapshot(*members))
     data = encode_snapshot(snapshot(*members), max_bytes=len(full) * 3 // 4)
     assert len(data) <= len(full) * 3 // 4
-    decoded = decode_snapshot(data, A, NOW, config=CONFIG)
+    decoded = pull(data)
     assert isinstance(decoded, ViewSnapshot) and decoded.truncated
     states = [e.state for e in decoded.members]
     assert states.count(MemberState.ALIVE) == 10
     assert 0 < states.count(MemberState.LEFT) < 10
-    whole = decode_snapshot(full, A, NOW, config=CONFIG)
+    whole = pull(full)
     assert isinstance(whole, ViewSnapshot) and not whole.truncated
 
 
@@ -344,8 +389,18 @@ def test_snapshot_size_limit() -> None:
     many = [entry(f"QmPeer{i:04d}", MemberState.ALIVE) for i in range(1500)]
     data = encode_snapshot(snapshot(*many))
     assert len(data) <= MAX_SNAPSHOT_BYTES
-    assert reason(decode_snapshot(data + b"\x00" * MAX_SNAPSHOT_BYTES, A, NOW)) is (
-        RejectReason.OVERSIZED
+    assert reason(pull(data + b"\x00" * MAX_SNAPSHOT_BYTES)) is RejectReason.OVERSIZED
+
+
+def test_snapshot_member_count_bound() -> None:
+    small = dataclasses.replace(CONFIG, max_members=3)
+    three = encode_snapshot(snapshot(*(entry(f"QmP{i}", MemberState.ALIVE) for i in range(3))))
+    four = encode_snapshot(snapshot(*(entry(f"QmP{i}", MemberState.ALIVE) for i in range(4))))
+    assert isinstance(
+        decode_snapshot(three, A, NOW, verify=ENVELOPES.open, config=small), (ViewSnapshot)
+    )
+    assert reason(decode_snapshot(four, A, NOW, verify=ENVELOPES.open, config=small)) is (
+        RejectReason.INVALID_FIELD
     )
 
 
@@ -353,9 +408,13 @@ def _wire_snapshot(view: ViewSnapshot) -> Any:
     return pb.ViewSnapshot.FromString(encode_snapshot(view))
 
 
-def _start_members_at(wire: Any, start_time_ms: int) -> None:
-    for item in wire.members:
-        item.start_time_ms = item.digest.start_time_ms = start_time_ms
+def _notice_about(member: str, observer: str) -> bytes:
+    return sealed(SuspectNotice(observer, member, STARTED_MS, 0, 1, NOW_MS))
+
+
+def _forged(message: Gossip) -> bytes:
+    author = message.observer_id if isinstance(message, SuspectNotice) else message.node_id
+    return ENVELOPES.forge(author, encode_gossip(message))
 
 
 @pytest.mark.parametrize(
@@ -366,25 +425,107 @@ def _start_members_at(wire: Any, start_time_ms: int) -> None:
         (lambda w: setattr(w, "sent_at_ms", NOW_MS + 60_000), RejectReason.FUTURE),
         (lambda w: w.members.append(w.members[0]), RejectReason.INVALID_FIELD),
         (lambda w: setattr(w.members[0], "state", 0), RejectReason.INVALID_FIELD),
-        (lambda w: setattr(w.members[0], "seq", 1), RejectReason.INVALID_FIELD),  # < digest
-        (lambda w: w.members[0].ClearField("digest"), RejectReason.INVALID_FIELD),
-        (lambda w: w.members[0].suspected_by.append("x y"), RejectReason.INVALID_FIELD),
-        (lambda w: setattr(w.members[0].digest, "score", 3.0), RejectReason.INVALID_FIELD),
-        (lambda w: _start_members_at(w, NOW_MS + 60_000), RejectReason.FUTURE),
+        (lambda w: w.members[0].ClearField("digest_statement"), RejectReason.INVALID_FIELD),
+        # A responder's forgery of a member's digest, signed by nobody.
+        (
+            lambda w: setattr(w.members[1], "digest_statement", _forged(digest(node_id=B))),
+            RejectReason.FORGED,
+        ),
+        # A digest in B's entry signed by the responder: not B's own statement.
+        (
+            lambda w: setattr(
+                w.members[1],
+                "digest_statement",
+                ENVELOPES.seal(A, encode_gossip(digest(node_id=B))),
+            ),
+            RejectReason.SIGNER_MISMATCH,
+        ),
+        (
+            lambda w: setattr(w.members[0], "digest_statement", sealed(SUSPECT)),
+            RejectReason.INVALID_FIELD,
+        ),
+        (
+            lambda w: w.members[0].suspicions.append(_notice_about(B, "QmCarol")),
+            RejectReason.INVALID_FIELD,
+        ),  # about someone else
+        (
+            lambda w: w.members[0].suspicions.extend([_notice_about(A, B)] * 2),
+            RejectReason.INVALID_FIELD,
+        ),  # one observer twice
+        (
+            lambda w: w.members[0].suspicions.extend(
+                [_notice_about(A, f"QmObs{i}") for i in range(MAX_SUSPICIONS + 1)]
+            ),
+            RejectReason.INVALID_FIELD,
+        ),
+        (
+            lambda w: setattr(
+                w.members[0], "leave_statement", sealed(dataclasses.replace(LEAVE, seq=1))
+            ),
+            RejectReason.INVALID_FIELD,
+        ),  # a leave older than the digest
+        (
+            lambda w: setattr(
+                w.members[0], "digest_statement", sealed(digest(start_time_ms=NOW_MS + 60_000))
+            ),
+            RejectReason.FUTURE,
+        ),
+        (
+            lambda w: setattr(w.members[0], "digest_statement", b"\xff" * 6000),
+            RejectReason.OVERSIZED,
+        ),
     ],
 )
 def test_snapshot_rejections(mutate: Any, expected: RejectReason) -> None:
     wire = _wire_snapshot(snapshot(entry(A, MemberState.ALIVE), entry(B, MemberState.ALIVE)))
     mutate(wire)
-    result = decode_snapshot(wire.SerializeToString(), A, NOW, config=CONFIG)
-    assert reason(result) is expected
+    assert reason(pull(wire.SerializeToString())) is expected
 
 
 def test_old_digests_in_a_snapshot_are_not_stale() -> None:
     # A dead member's last digest is old by nature; only gossip has a maximum age.
-    old = entry(B, MemberState.DEAD, sent_at_ms=NOW_MS - 3_600_000)
-    decoded = decode_snapshot(encode_snapshot(snapshot(old)), A, NOW, config=CONFIG)
+    old = entry("QmCarol", MemberState.DEAD, sent_at_ms=NOW_MS - 3_600_000)
+    decoded = pull(encode_snapshot(snapshot(old)))
     assert isinstance(decoded, ViewSnapshot) and decoded.members == (old,)
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "ok"),
+    [
+        ("incarnation", MAX_COUNTER, True),
+        ("incarnation", MAX_COUNTER + 1, False),
+        ("seq", MAX_COUNTER, True),
+        ("seq", MAX_COUNTER + 1, False),
+        ("incarnation", 2**64 - 1, False),
+    ],
+)
+def test_counters_are_bounded(field: str, value: int, ok: bool) -> None:
+    message = digest(**{field: value})
+    if ok:
+        assert decode(encode_gossip(message)) == message
+    else:
+        with pytest.raises(EncodeError):
+            encode_gossip(message)
+        wire = pb.Gossip(schema_version=SCHEMA_VERSION)
+        wire.digest.CopyFrom(pb.Gossip.FromString(encode_gossip(digest())).digest)
+        setattr(wire.digest, field, value)
+        assert reason(decode(wire.SerializeToString())) is RejectReason.INVALID_FIELD
+
+
+@pytest.mark.parametrize(("value", "ok"), [(MAX_COUNTER, True), (MAX_COUNTER + 1, False)])
+def test_a_suspicion_s_basis_is_bounded(value: int, ok: bool) -> None:
+    notice = dataclasses.replace(SUSPECT, suspect_incarnation=value)
+    wire = pb.Gossip(schema_version=SCHEMA_VERSION)
+    wire.suspect.CopyFrom(pb.Gossip.FromString(encode_gossip(SUSPECT)).suspect)
+    wire.suspect.suspect_incarnation = value
+    assert (decode(wire.SerializeToString()) == notice) is ok
+
+
+def test_the_sequencer_never_refutes_past_the_bound() -> None:
+    seq = Sequencer(A, STARTED_MS)
+    seq.refute(2**64)
+    assert seq.incarnation == MAX_COUNTER
+    encode_gossip(seq.digest(NOW, status=Status.HEALTHY, score=1.0))
 
 
 # --- the .proto file is the schema ------------------------------------------------------
@@ -398,6 +539,7 @@ _TYPES = {
     "uint32": "TYPE_UINT32",
     "double": "TYPE_DOUBLE",
     "bool": "TYPE_BOOL",
+    "bytes": "TYPE_BYTES",
 }
 
 
@@ -459,6 +601,7 @@ def test_proto_file_matches_the_descriptor() -> None:
         "SuspectNotice",
         "LeaveNotice",
         "Gossip",
+        "MemberCertificate",
         "MemberEntry",
         "ViewSnapshot",
     }
