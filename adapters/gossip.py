@@ -73,6 +73,7 @@ peer as soon as it shows its subscription to the topic, so a new node converges 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import math
 import time
@@ -86,8 +87,10 @@ from prometheus_client import CollectorRegistry, Counter
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from adapters.envelope import EnvelopeCache
 from adapters.libp2p_host import read_to_eof
 from mesh import cluster_json as shapes
+from mesh.admission import AdmissionPolicy, AdmissionReason, MemberCertificate
 from mesh.cluster_config import ClusterConfig
 from mesh.cluster_view import (
     ClusterView,
@@ -111,6 +114,7 @@ from mesh.digest import (
     Sequencer,
     SuspectNotice,
     Version,
+    ViewSnapshot,
     decode_gossip,
     decode_snapshot,
     encode_gossip,
@@ -199,7 +203,17 @@ class GossipTuning:
     # way (P2PConfig.gossip_forward_limit), so this is what bounds a flooding peer.
     signer_rate: float = 10.0
     signer_burst: float = 20.0
+    # Signers that are not members of our view share one bucket: identities are free to
+    # mint, and a fresh bucket each would let a stranger with a thousand keys flood us.
+    # Its burst covers a cluster's first digests when a node starts.
+    stranger_rate: float = 10.0
+    stranger_burst: float = 64.0
     max_concurrent_serves: int = 8
+    # Pulls one peer may have us serve at once: one peer must not take every slot.
+    max_serves_per_peer: int = 1
+    # Seconds between two refutations: each answers every suspicion of the incarnation it
+    # raises, and a liar sending notice after notice must not make us publish at its pace.
+    refute_interval: float = 0.25
     # Redialling a lost peer: first attempt after this, doubling up to the cap.
     redial_initial: float = 1.0
     redial_max: float = 30.0
@@ -258,8 +272,16 @@ class _Metrics:
             ["side", "result"],
             registry=registry,
         )
+        self.errors = Counter(
+            "chorus_gossip_errors_total",
+            "Errors caught in the gossip service instead of ending it, by where they arose.",
+            ["where"],
+            registry=registry,
+        )
         for reason in RejectReason:
             self.rejected.labels(reason=str(reason))
+        for where in ("publish", "handle", "merge", "serve"):
+            self.errors.labels(where=where)
         for direction in ("in", "out"):
             self.bytes.labels(direction=direction)
         registry.register(_ClusterCollector(view))
@@ -321,6 +343,8 @@ class GossipService:
         clock: Callable[[], float] = trio.current_time,
         tuning: GossipTuning | None = None,
         election: ElectionTracker | None = None,
+        admission: AdmissionPolicy | None = None,
+        certificate: MemberCertificate | None = None,
     ) -> None:
         self._node = node
         self._manager = manager
@@ -344,12 +368,22 @@ class GossipService:
             per_key_burst=self._tuning.serve_burst,
         )
         self._serving = 0
+        self._serving_peers: dict[str, int] = {}
         self._signers = RateLimiter(
             rate=1e9,  # no global bound: only per signer
             burst=1e9,
             per_key_rate=self._tuning.signer_rate,
             per_key_burst=self._tuning.signer_burst,
+            max_keys=config.max_members,
         )
+        self._strangers = TokenBucket(
+            self._tuning.stranger_rate, self._tuning.stranger_burst, self._clock()
+        )
+        self.admission = admission if admission is not None else AdmissionPolicy()
+        self._certificate = certificate
+        self.envelopes = EnvelopeCache()
+        self._last_refute = -math.inf
+        self._publish_errors: set[str] = set()
         # Publisher state.
         self._wake = trio.Event()
         self._last_sent: float | None = None
@@ -490,6 +524,8 @@ class GossipService:
     def _handle(self, outcome: Outcome, source: str) -> None:
         if outcome.rejection is not None:
             self._count_rejection(source, outcome.rejection)
+        for dropped in outcome.dropped:
+            self._count_rejection(source, dropped)
         self._apply(outcome.events)
 
     def _apply(self, events: Iterable[Event]) -> None:
@@ -539,19 +575,55 @@ class GossipService:
     def _validate(self, msg: PubSubMessage) -> bool:
         """py-libp2p topic validator: False drops the message and stops its forwarding."""
         if msg.from_peer == self.self_id:
-            return True  # our own publish, encoded by us (validators run on those too)
+            # Our own publish (validators run on those too): keep the envelope it was
+            # signed in, for our snapshots to carry.
+            self._keep_own_statement(msg)
+            return True
         self._metrics.received.inc()
         self._metrics.bytes.labels(direction="in").inc(len(msg.data))
-        if not self._signers.allow(msg.from_peer, self._clock()):
+        if not self._signer_allowed(msg.from_peer):
             self._count_rejection(
                 msg.from_peer, Rejection(RejectReason.FLOODED, "over the per-signer rate")
             )
             return False
         decoded = self._decode(msg)
+        if not isinstance(decoded, Rejection):
+            decoded = self._admitted(decoded) or decoded
         if isinstance(decoded, Rejection):
             self._count_rejection(msg.from_peer, decoded)
             return False
         return True
+
+    def _signer_allowed(self, signer: str) -> bool:
+        now = self._clock()
+        if self.view.member(signer) is None:
+            return self._strangers.take(now)
+        return self._signers.allow(signer, now)
+
+    def _admitted(self, message: Gossip) -> Rejection | None:
+        """The admission policy's verdict on a statement's author (None: admitted). A digest
+        must show the author is admitted; notices and leaves count only from members of our
+        view, who were admitted by their digests."""
+        if not self.admission.enabled:
+            return None
+        if isinstance(message, HealthDigest):
+            verdict = self.admission.check(message.node_id, message.certificate, self._wall())
+            if verdict is AdmissionReason.ADMITTED:
+                return None
+            return Rejection(RejectReason.NOT_ADMITTED, f"{message.node_id}: {verdict}")
+        author = message.observer_id if isinstance(message, SuspectNotice) else message.node_id
+        if self.view.member(author) is None:
+            return Rejection(RejectReason.NOT_ADMITTED, f"{author} is no member")
+        return None
+
+    def _keep_own_statement(self, msg: PubSubMessage) -> None:
+        if not msg.envelope:
+            return
+        own = decode_gossip(
+            msg.data, self.self_id, self._wall(), config=self._config, check_age=False
+        )
+        if not isinstance(own, Rejection):
+            self.view.record_statement(own, msg.envelope)
 
     def _decode(self, msg: PubSubMessage) -> Gossip | Rejection:
         return decode_gossip(msg.data, msg.from_peer, self._wall(), config=self._config)
@@ -567,12 +639,13 @@ class GossipService:
                 # Aged out between the validator and us: rare, but count it.
                 self._count_rejection(msg.from_peer, decoded)
                 return
-            outcome = self.view.on_gossip(decoded, self._clock())
+            outcome = self.view.on_gossip(decoded, self._clock(), msg.envelope)
             if self._is_duplicate(decoded, outcome):
                 self._metrics.duplicates.inc()
                 return
             self._handle(outcome, msg.from_peer)
         except Exception:  # nothing a peer sends may break the subscription
+            self._metrics.errors.labels(where="handle").inc()
             logger.exception("health gossip from %s could not be handled", msg.from_peer)
 
     def _is_duplicate(self, message: Gossip, outcome: Outcome) -> bool:
@@ -661,17 +734,33 @@ class GossipService:
     async def _publish_loop(self) -> None:
         while True:
             self._wake = trio.Event()
-            await self._publish_due()
+            try:
+                await self._publish_due()
+            except Exception as exc:  # nothing a peer made the view ask for may end us
+                self._publish_failed(exc)
             with trio.move_on_after(self._tuning.publish_poll):
                 await self._wake.wait()
+
+    def _publish_failed(self, exc: Exception) -> None:
+        self._metrics.errors.labels(where="publish").inc()
+        # A refutation that cannot go out must not be retried at the loop's pace forever.
+        self._refute = False
+        kind = type(exc).__name__
+        if kind in self._publish_errors:
+            return
+        self._publish_errors.add(kind)
+        logger.exception("publishing health gossip failed; further %s errors only counted", kind)
 
     async def _publish_due(self) -> None:
         if self._left:
             return
         now = self._clock()
         self._bucket.rate, self._bucket.burst = publish_budget(self._tuning, self.view.live_count())
-        if self._refute:
+        if self._refute and now - self._last_refute >= self._tuning.refute_interval:
+            self._last_refute = now
             await self._publish_digest(now)
+        elif self._refute:
+            pass  # the refutation waits out refute_interval; the poll brings us back
         elif self._config.publish_due(
             now=now, last_sent=self._last_sent, changed=self._changed(), n=self.view.live_count()
         ) and self._bucket.take(now):
@@ -738,6 +827,7 @@ class GossipService:
             "version": self._manager.version,
             "http_addr": self.http_addr,
             "p2p_addrs": self._p2p_addrs(),
+            "certificate": self._certificate,
         }
         # A component name or address peers would reject must not silence us: fall back
         # to a digest without the offending optional fields.
@@ -796,7 +886,11 @@ class GossipService:
         topics: Mapping[str, Any] = getattr(self._node.guarded_pubsub, "peer_topics", {})
         with trio.move_on_after(self._tuning.pull_subscription_wait):
             # Polling: py-libp2p offers no event for a peer's subscription.
-            while pid not in topics.get(TOPIC, ()):
+            # With an admission policy, only members are pulled from: their digest (sent
+            # when we join each other's mesh) must have been admitted first.
+            while pid not in topics.get(TOPIC, ()) or (
+                self.admission.enabled and self.view.member(peer) is None
+            ):
                 if peer not in self._connected:
                     return False
                 await trio.sleep(0.02)
@@ -814,17 +908,36 @@ class GossipService:
         if not data:  # nothing, too much, or reset unanswered (refused): no view
             self._metrics.pulls.labels(side="client", result="failed").inc()
             return False
-        snapshot = decode_snapshot(data, peer, self._wall(), config=self._config)
-        if isinstance(snapshot, Rejection):
-            self._metrics.pulls.labels(side="client", result="rejected").inc()
-            self._count_rejection(peer, snapshot)
-            return True
-        self._metrics.pulls.labels(side="client", result="ok").inc()
         try:
-            self._handle(self.view.merge_snapshot(snapshot, self._clock()), peer)
+            snapshot = decode_snapshot(
+                data, peer, self._wall(), verify=self.envelopes.open, config=self._config
+            )
+            if isinstance(snapshot, Rejection):
+                self._metrics.pulls.labels(side="client", result="rejected").inc()
+                self._count_rejection(peer, snapshot)
+                return True
+            self._metrics.pulls.labels(side="client", result="ok").inc()
+            self._handle(
+                self.view.merge_snapshot(self._admitted_entries(snapshot, peer), self._clock()),
+                peer,
+            )
         except Exception:  # what a peer sends must never end the service
+            self._metrics.errors.labels(where="merge").inc()
             logger.exception("view pulled from %s could not be merged", peer)
         return True
+
+    def _admitted_entries(self, snapshot: ViewSnapshot, responder: str) -> ViewSnapshot:
+        """The snapshot without the members the admission policy does not admit."""
+        if not self.admission.enabled:
+            return snapshot
+        kept = []
+        for entry in snapshot.members:
+            refused = self._admitted(entry.digest)
+            if refused is None:
+                kept.append(entry)
+            else:
+                self._count_rejection(responder, refused)
+        return dataclasses.replace(snapshot, members=tuple(kept))
 
     async def _request_snapshot(self, peer: str) -> bytes | None:
         from libp2p.custom_types import TProtocol
@@ -853,17 +966,23 @@ class GossipService:
             if (
                 not self._running
                 or self._serving >= self._tuning.max_concurrent_serves
+                or self._serving_peers.get(peer, 0) >= self._tuning.max_serves_per_peer
                 or not self._serve_limits.allow(peer, self._clock())
             ):
                 self._metrics.pulls.labels(side="server", result="refused").inc()
                 await _reset(stream)
                 return
             self._serving += 1
+            self._serving_peers[peer] = self._serving_peers.get(peer, 0) + 1
             try:
                 await self._answer_pull(stream)
             finally:
                 self._serving -= 1
+                left = self._serving_peers.pop(peer, 1) - 1
+                if left > 0:
+                    self._serving_peers[peer] = left
         except Exception as exc:
+            self._metrics.errors.labels(where="serve").inc()
             logger.info("pull request failed: %r", exc)
             await _reset(stream)
 

@@ -11,6 +11,7 @@ import logging
 import os
 import signal
 import threading
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from functools import partial
@@ -29,6 +30,13 @@ from adapters.libp2p_host import P2PConfig, P2PError, P2PNode, open_p2p_node
 from adapters.metrics import HealthMetrics, counter_callback, gauge_callback
 from adapters.system_stats import PsutilStats, SystemStats
 from mesh import cluster_config as cluster_presets
+from mesh.admission import (
+    AdmissionPolicy,
+    AdmissionReason,
+    MemberCertificate,
+    parse_certificate,
+    policy_from_config,
+)
 from mesh.cluster_config import ClusterConfig
 from mesh.config import NodeConfig
 from mesh.errors import ConfigError
@@ -187,6 +195,47 @@ def p2p_config(config: NodeConfig) -> P2PConfig:
         raise ConfigError(str(exc)) from None
 
 
+def admission_for(
+    config: NodeConfig, node_id: str, *, now: float | None = None
+) -> tuple[AdmissionPolicy, MemberCertificate | None]:
+    """The admission policy the configuration asks for and our own certificate.
+
+    A certificate that is unreadable, for another peer, or not valid now is a configuration
+    error (exit 2): a node whose digests its peers reject would run unseen. Without any
+    policy, the production profile says once that anyone may join (issue 12)."""
+    policy = policy_from_config(config)
+    certificate: MemberCertificate | None = None
+    if config.member_certificate is not None:
+        path = Path(config.member_certificate)
+        try:
+            text = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"member certificate {path}: cannot read it: {exc}") from None
+        certificate = parse_certificate(text)
+        if certificate.peer_id != node_id:
+            raise ConfigError(
+                f"member certificate {path} admits {certificate.peer_id}, not this node ({node_id})"
+            )
+    if policy.enabled:
+        verdict = policy.check(node_id, certificate, time.time() if now is None else now)
+        if verdict is not AdmissionReason.ADMITTED:
+            raise ConfigError(
+                f"this node ({node_id}) is not admitted by its own admission policy: {verdict}"
+                " (check --member-certificate, --authority-keys and --admit-peers)"
+            )
+        log.info(
+            "admission policy: %d listed peers, %d authority keys",
+            len(policy.allowed_peers),
+            len(policy.authority_keys),
+        )
+    elif config.profile == "production":
+        log.warning(
+            "no admission policy: any peer that can reach this node may join its cluster view"
+            " (set --authority-keys with --member-certificate, or --admit-peers)"
+        )
+    return policy, certificate
+
+
 async def run_node(
     config: NodeConfig,
     *,
@@ -227,8 +276,15 @@ async def _run_with_network(
     node_id = p2p.peer_id
     lag = LoopLagMonitor(threshold=config.loop_lag_threshold)
     manager = build_manager(config, node_id)
+    policy, certificate = admission_for(config, node_id)
     gossip = GossipService(
-        p2p, manager, cluster_config_for(config), registry=registry, starved=lambda: lag.starved
+        p2p,
+        manager,
+        cluster_config_for(config),
+        registry=registry,
+        starved=lambda: lag.starved,
+        admission=policy,
+        certificate=certificate,
     )
     for check in local_checks(config, stats or PsutilStats(), lag):
         manager.register(check)

@@ -42,6 +42,9 @@ class PubSubMessage:
     data: bytes
     from_peer: str  # base58 peer id of the origin (signed), not of the forwarder
     seqno: bytes
+    # The message as its origin signed it (libp2p's pubsub Message, signature included), for
+    # passing on verifiably (mesh.signed); empty where there is no signature (the fake).
+    envelope: bytes = b""
 
 
 MessageHandler = Callable[[PubSubMessage], Awaitable[None]]
@@ -83,7 +86,11 @@ def _run_validator(fn: MessageValidator, msg: PubSubMessage) -> bool:
 
 def _to_message(topic: str, raw: rpc_pb2.Message) -> PubSubMessage:
     return PubSubMessage(
-        topic=topic, data=raw.data, from_peer=ID(raw.from_id).to_base58(), seqno=raw.seqno
+        topic=topic,
+        data=raw.data,
+        from_peer=ID(raw.from_id).to_base58(),
+        seqno=raw.seqno,
+        envelope=raw.SerializeToString(),
     )
 
 

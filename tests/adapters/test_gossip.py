@@ -48,6 +48,7 @@ from adapters.gossip import (
     election_result,
     publish_budget,
 )
+from adapters.envelope import EnvelopeCache
 from adapters.libp2p_host import P2PConfig, P2PNode, load_or_create_identity, open_p2p_node
 from mesh.cluster_config import ClusterConfig, devnet
 from mesh.cluster_json import cluster_json
@@ -549,8 +550,11 @@ async def test_pull_server_answers_with_its_view_and_refuses_abuse(tmp_path: Pat
 
             data = await _raw_pull(rogue, target, PULL_REQUEST)
             assert data is not None
-            snapshot = decode_snapshot(data, a.peer_id, time.time(), config=DEVNET)
+            snapshot = decode_snapshot(
+                data, a.peer_id, time.time(), verify=EnvelopeCache().open, config=DEVNET
+            )
             assert isinstance(snapshot, ViewSnapshot)
+            # Both members, each in the envelope it signed itself (a's own included).
             assert {e.digest.node_id for e in snapshot.members} == {a.peer_id, b.peer_id}
             # Another version of the request: no answer.
             assert await _raw_pull(rogue, target, b"\x02") is None
