@@ -51,6 +51,8 @@ from typing import Any
 
 import psutil
 
+from devnet.authority import LocalAuthority
+
 __all__ = [
     "DEFAULT_DIR",
     "Agreement",
@@ -174,6 +176,9 @@ class RunState:
     created_at: float = field(default_factory=time.time)
     version: int = 1
     netns: bool = False  # every node in its own network namespace (see NetnsNet)
+    # The run's own cluster authority admits its nodes (devnet/authority.py); off: an open
+    # cluster that any peer may join, as with no policy in production.
+    admission: bool = True
     partition: list[list[int]] | None = None  # the groups cut off from each other
 
     def to_json(self) -> dict[str, Any]:
@@ -594,6 +599,7 @@ class Devnet:
         start_timeout: float = START_TIMEOUT,
         owned: bool = True,
         netns: bool = False,
+        admission: bool = True,
     ) -> RunState:
         """Start ``n`` nodes, each bootstrapping to the one before; returns when every node
         has logged its endpoints. On failure everything started is stopped again.
@@ -616,6 +622,7 @@ class Devnet:
                 controller_pid=os.getpid() if owned else None,
                 controller_create_time=_create_time(os.getpid()) if owned else None,
                 netns=netns,
+                admission=admission,
             )
             net = NetnsNet(self.run.root)
             for i in range(1, n + 1):
@@ -683,6 +690,9 @@ class Devnet:
             command += ["--health-host", rec.host, "--p2p-host", rec.host]
         if rec.bootstrap:
             command += ["--bootstrap-peers", ",".join(rec.bootstrap)]
+        if state.admission:
+            # The run's own cluster authority: only its nodes enter the views (issue 12).
+            command += LocalAuthority(self.run.root).node_flags(Path(rec.data_dir))
         return command + list(state.node_args)  # the user's flags last: they win
 
     def _launch(self, index: int, *, bootstrap: list[str], timeout: float) -> RunState:

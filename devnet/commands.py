@@ -153,6 +153,12 @@ def build_parser() -> argparse.ArgumentParser:
         "127.0.0.1), so that `partition` can cut the network; needs root and iproute2",
     )
     up.add_argument(
+        "--open",
+        action="store_true",
+        help="no admission policy: any peer may join the views (by default the run's own "
+        "cluster authority, authority.key in the run folder, certifies every node)",
+    )
+    up.add_argument(
         "--detach",
         action="store_true",
         help="return once converged and leave the nodes running (stop them with: down)",
@@ -267,6 +273,7 @@ def cmd_up(args: argparse.Namespace, node_args: list[str]) -> int:
             started=started,
             owned=not args.detach,
             netns=args.netns,
+            admission=not args.open,
         )
         last_start = time.monotonic()
         devnet.wait_ready(max(1.0, deadline - time.monotonic()), progress)

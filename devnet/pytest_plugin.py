@@ -79,6 +79,7 @@ async def mesh_network(
             lag_limit: float | None = None,
             seed: int = 0,
             inprocess_ping_timeout: float | None = INPROCESS_PING_TIMEOUT,
+            admission: bool = False,
             **config_changes: Any,
         ) -> MeshNetwork:
             base = replace(config or mesh_config, **config_changes)
@@ -90,6 +91,7 @@ async def mesh_network(
                 lag_limit=lag_limit,
                 seed=seed,
                 inprocess_ping_timeout=inprocess_ping_timeout,
+                admission=admission,
             )
             networks.append(net)
             await start_network(net, count, processes=processes, converge=converge)

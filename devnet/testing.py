@@ -123,6 +123,7 @@ import trio
 
 from adapters.node import NodeHandle, run_node
 from adapters.system_stats import FixedStats
+from devnet.authority import LocalAuthority
 
 # The views, errors and nodes live in devnet.sim_views, sim_errors and sim_nodes; every name
 # this module defined before the split is imported back (``X as X``: explicit re-export).
@@ -305,8 +306,12 @@ class MeshNetwork:
         lag_limit: float | None = None,
         seed: int = 0,
         inprocess_ping_timeout: float | None = INPROCESS_PING_TIMEOUT,
+        admission: bool = False,
     ) -> None:
         self._nursery = nursery
+        # With ``admission``, a cluster authority of the network's own certifies every node
+        # it adds (devnet/authority.py); rogues get no certificate.
+        self.authority = LocalAuthority(Path(directory)) if admission else None
         self.inprocess_ping_timeout = inprocess_ping_timeout
         self.directory = Path(directory)
         self.config = config or sim_config()
@@ -423,6 +428,12 @@ class MeshNetwork:
         directory = self.directory / name
         directory.mkdir(parents=True, exist_ok=True)
         config = replace(self.config, data_dir=str(directory), **changes)
+        if self.authority is not None:
+            config = replace(
+                config,
+                authority_keys=(self.authority.public_key,),
+                member_certificate=str(self.authority.admit(directory)),
+            )
         if process:
             # The machine's CPU reading is meaningless on a machine running a simulation.
             disabled = tuple(dict.fromkeys((*config.checks_disabled, "resource-health")))
@@ -1183,6 +1194,7 @@ async def open_mesh(
     lag_limit: float | None = None,
     seed: int = 0,
     inprocess_ping_timeout: float | None = INPROCESS_PING_TIMEOUT,
+    admission: bool = False,
 ) -> AsyncIterator[MeshNetwork]:
     """A network of ``count`` in-process nodes plus ``processes`` process nodes (the last
     ones), linked by ``topology``; with ``converge``, yielded once every view agrees."""
@@ -1195,6 +1207,7 @@ async def open_mesh(
             lag_limit=lag_limit,
             seed=seed,
             inprocess_ping_timeout=inprocess_ping_timeout,
+            admission=admission,
         )
         try:
             await start_network(net, count, processes=processes, converge=converge)
