@@ -61,6 +61,7 @@ examples:
   chorus-authority init --key authority.key
   chorus-authority issue --key authority.key --peer 12D3KooW... --valid 30d --out node1.cert
   chorus-authority issue --key authority.key --identity /data/identity.key --out /data/member.cert
+  CHORUS_AUTHORITY_KEY=... chorus-authority issue --key-from-env CHORUS_AUTHORITY_KEY --identity ...
   chorus-authority show node1.cert --authority-key BASE64_PUBLIC_KEY
 
 exit codes: 0 done, 1 `show`: the certificate does not verify now, 2 error or refusal
@@ -112,7 +113,15 @@ def build_parser() -> argparse.ArgumentParser:
         help="issue a member certificate for one peer ID",
         description="Sign a member certificate admitting one peer ID until it expires.",
     )
-    issue.add_argument("--key", required=True, metavar="FILE", help="authority private key file")
+    source = issue.add_mutually_exclusive_group(required=True)
+    source.add_argument("--key", metavar="FILE", help="authority private key file")
+    source.add_argument(
+        "--key-from-env",
+        metavar="VAR",
+        help="read the authority private key from this environment variable instead (for a "
+        "Kubernetes init container: a Secret mounted as a file would get the pod's fsGroup "
+        "bits, which a key file must not have)",
+    )
     subject = issue.add_mutually_exclusive_group(required=True)
     subject.add_argument("--peer", metavar="PEER_ID", help="the peer ID to admit (12D3KooW...)")
     subject.add_argument(
@@ -180,7 +189,10 @@ def _pubkey(args: argparse.Namespace) -> int:
 
 def _issue(args: argparse.Namespace) -> int:
     validity = parse_duration(args.valid)
-    seed = _read_key_file(Path(args.key))
+    if args.key is not None:
+        seed = _read_key_file(Path(args.key))
+    else:
+        seed = _key_from_env(args.key_from_env)
     if args.identity is not None:
         peer_id = _peer_id_of_identity(Path(args.identity))
     else:
@@ -309,6 +321,20 @@ def _read_key_file(path: Path) -> bytes:
     except (ConfigError, UnicodeDecodeError):
         raise ConfigError(
             f"{path} is not an authority private key file (one line of base64 of a "
+            "32-byte Ed25519 seed)"
+        ) from None
+
+
+def _key_from_env(name: str) -> bytes:
+    text = os.environ.get(name)
+    if not text:
+        raise ConfigError(f"environment variable {name} is not set or empty")
+    try:
+        return parse_private_key(text.strip())
+    except ConfigError:
+        # Never echo the variable: it holds a secret.
+        raise ConfigError(
+            f"environment variable {name} is not an authority private key (base64 of a "
             "32-byte Ed25519 seed)"
         ) from None
 

@@ -14,7 +14,9 @@ from adapters.authority_cli import main, parse_duration
 from mesh.admission import (
     AdmissionPolicy,
     AdmissionReason,
+    authority_public_key,
     format_certificate,
+    format_private_key,
     parse_certificate,
     parse_private_key,
     parse_public_key,
@@ -286,3 +288,23 @@ def test_console_script_is_installed() -> None:
     )
     assert result.returncode == 0
     assert "init" in result.stdout and "issue" in result.stdout
+
+
+def test_issue_reads_the_key_from_the_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    seed = os.urandom(32)
+    monkeypatch.setenv("TEST_AUTHORITY_KEY", format_private_key(seed))
+    out = tmp_path / "node.cert"
+    peer = PEER
+    code = main(
+        ["issue", "--key-from-env", "TEST_AUTHORITY_KEY", "--peer", peer, "--out", str(out)]
+    )
+    assert code == 0
+    cert = parse_certificate(out.read_text())
+    assert AdmissionPolicy(authority_keys=(authority_public_key(seed),)).admits(
+        peer, cert, time.time()
+    )
+    monkeypatch.setenv("TEST_AUTHORITY_KEY", "not a key")
+    assert main(["issue", "--key-from-env", "TEST_AUTHORITY_KEY", "--peer", peer]) == 2
+    assert "not a key" not in capsys.readouterr().err  # a secret is never echoed

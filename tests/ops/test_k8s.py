@@ -208,3 +208,21 @@ async def test_discover_peers_finds_a_seed_and_writes_bootstrap_config(
     alone = discover(tmp_path, "chorus-health-3", **ports, DISCOVERY_SECONDS="1")
     assert alone.returncode != 0
     assert "no seed" in alone.stderr
+
+
+def test_members_are_admitted_by_the_cluster_authority() -> None:
+    spec = find("StatefulSet")["spec"]["template"]["spec"]
+    node = container()
+    env = {var["name"]: var for var in node["env"]}
+    assert env["CHORUS_AUTHORITY_KEYS"]["valueFrom"]["secretKeyRef"]["key"] == "authority.pub"
+    cert = env["CHORUS_MEMBER_CERTIFICATE"]["value"]
+    (issuer,) = [c for c in spec["initContainers"] if c["name"] == "issue-certificate"]
+    args = issuer["args"]
+    assert args[args.index("--out") + 1] == cert
+    assert args[args.index("--identity") + 1] == f"{env['CHORUS_DATA_DIR']['value']}/identity.key"
+    # The issuer runs the real CLI with these arguments.
+    from adapters.authority_cli import build_parser
+
+    parsed = build_parser().parse_args([*issuer["command"][3:], *args])
+    assert parsed.key_from_env == "CHORUS_AUTHORITY_KEY"
+    assert spec["securityContext"]["fsGroupChangePolicy"] == "OnRootMismatch"
