@@ -307,6 +307,14 @@ async def _run_with_network(
         "Largest event-loop wake-up delay seen recently.",
         lambda: lag.max_lag,
     )
+    if certificate is not None:
+        expiry = certificate.expires_at_ms / 1000.0
+        gauge_callback(
+            registry,
+            "chorus_admission_certificate_expiry_timestamp_seconds",
+            "When this node's member certificate stops admitting it (Unix seconds).",
+            lambda: expiry,
+        )
     gauge_callback(
         registry,
         "chorus_p2p_connected_peers",

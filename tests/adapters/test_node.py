@@ -15,9 +15,16 @@ from pathlib import Path
 import pytest
 import trio
 
-from adapters.node import NodeHandle, run_node
+from adapters.node import NodeHandle, admission_for, run_node
 from adapters.system_stats import FixedStats
+from mesh.admission import (
+    authority_public_key,
+    format_certificate,
+    format_public_key,
+    sign_certificate,
+)
 from mesh.config import NodeConfig
+from mesh.errors import ConfigError
 from mesh.flap import CheckState
 from mesh.model import CheckResult, HealthCheck, Status
 from tests.helpers import http_get, wait_until
@@ -313,3 +320,59 @@ def test_help_lists_options_with_environment_names() -> None:
     )
     assert done.returncode == 0
     assert "--health-port PORT" in done.stdout and "[CHORUS_HEALTH_PORT]" in done.stdout
+
+
+# --- admission ----------------------------------------------------------------------------
+
+ME = "12D3KooWCWxcJ9S1BtZMSkEjY98kfN8W7CKNAiHvY2UPoz6qoq9F"
+OTHER = "12D3KooWEyoppNCUx8Yx66oV9fJnriXwCcXwDDUA2kj6vnc6iDEp"
+
+
+def _certified(tmp_path: Path, peer: str, expires_in: float) -> tuple[NodeConfig, float]:
+    seed = os.urandom(32)
+    now = 1_800_000_000.0
+    cert = sign_certificate(seed, peer, int((now + expires_in) * 1000))
+    path = tmp_path / "member.cert"
+    path.write_text(format_certificate(cert))
+    config = NodeConfig(
+        authority_keys=(format_public_key(authority_public_key(seed)),),
+        member_certificate=str(path),
+    )
+    return config, now
+
+
+def test_a_node_with_its_certificate_is_admitted(tmp_path: Path) -> None:
+    config, now = _certified(tmp_path, ME, 3600)
+    policy, cert = admission_for(config, ME, now=now)
+    assert policy.enabled and cert is not None and cert.peer_id == ME
+
+
+@pytest.mark.parametrize(
+    ("peer", "expires_in", "message"),
+    [
+        (OTHER, 3600, "admits " + OTHER),  # someone else's certificate
+        (ME, -1, "not admitted by its own admission policy: expired"),
+    ],
+)
+def test_a_node_its_policy_would_refuse_does_not_start(
+    tmp_path: Path, peer: str, expires_in: float, message: str
+) -> None:
+    config, now = _certified(tmp_path, peer, expires_in)
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        admission_for(config, ME, now=now)
+
+
+def test_an_unreadable_certificate_is_a_config_error(tmp_path: Path) -> None:
+    config = NodeConfig(member_certificate=str(tmp_path / "missing.cert"))
+    with pytest.raises(ConfigError, match="cannot read it"):
+        admission_for(config, ME)
+
+
+def test_production_without_a_policy_warns_once(caplog: pytest.LogCaptureFixture) -> None:
+    policy, cert = admission_for(NodeConfig(), ME)
+    assert not policy.enabled and cert is None
+    warnings = [r for r in caplog.records if "no admission policy" in r.getMessage()]
+    assert len(warnings) == 1
+    caplog.clear()
+    admission_for(NodeConfig(profile="devnet"), ME)
+    assert not [r for r in caplog.records if "no admission policy" in r.getMessage()]

@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 import trio
 
+from devnet.authority import LocalAuthority
 from tests.helpers import PROJECT, NodeProcess, wait_until
 
 OPS = PROJECT / "ops"
@@ -52,12 +53,18 @@ def needs(binary: str, package: str) -> pytest.MarkDecorator:
 async def start_devnet(base: Path, count: int, started: list[NodeProcess]) -> list[NodeProcess]:
     """``count`` node processes; each bootstraps to the first. Appends to ``started`` at once
     so the caller's fixture stops every process, even those of a start that failed."""
-    first = NodeProcess(base / "n0", *DEVNET_FLAGS)
+    # Admitted by an authority of their own, as the devnet and Kubernetes run them.
+    authority = LocalAuthority(base)
+
+    def flags(name: str) -> list[str]:
+        return [*DEVNET_FLAGS, *authority.node_flags(base / name)]
+
+    first = NodeProcess(base / "n0", *flags("n0"))
     started.append(first)
     first.start()
     await first.wait_listening()
     rest = [
-        NodeProcess(base / f"n{i}", *DEVNET_FLAGS, "--bootstrap-peers", first.p2p_addr)
+        NodeProcess(base / f"n{i}", *flags(f"n{i}"), "--bootstrap-peers", first.p2p_addr)
         for i in range(1, count)
     ]
     for node in rest:
