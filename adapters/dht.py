@@ -7,13 +7,21 @@ on both the put and the get side.
 
 Every node registers :class:`HealthRecordValidator` for the namespace: without one a
 py-libp2p node stores whatever it is sent, of any size (notes, "Hostile input").
+
+A validator sees only the key and the value, but py-libp2p stores the whole ``Record`` a
+peer sends, for 24 h: a small value with a 900 KB ``signature`` passes (notes,
+"Kademlia"). :class:`RecordGuard` bounds what peers can make us keep: whole records up to
+a size, and a number of live records per publisher (the remote peer of the PUT stream).
 """
 
 from __future__ import annotations
 
+import contextvars
 import enum
 import logging
 import re
+import time
+from collections import Counter, OrderedDict
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
@@ -22,12 +30,19 @@ from libp2p.peer.id import ID
 from libp2p.records.validator import Validator
 
 if TYPE_CHECKING:
+    from libp2p.abc import INetStream
     from libp2p.kad_dht.kad_dht import KadDHT
+    from libp2p.kad_dht.pb.kademlia_pb2 import Record
+    from libp2p.kad_dht.value_store import ValueStore
 
 __all__ = [
+    "DEFAULT_MAX_RECORDS_PER_PUBLISHER",
     "DEFAULT_MAX_VALUE_SIZE",
     "DHT",
     "NAMESPACE",
+    "OTHER_MAX_RECORD_SIZE",
+    "RECORD_DROP_REASONS",
+    "RECORD_OVERHEAD",
     "DHTError",
     "HealthRecordValidator",
     "InMemoryDHT",
@@ -35,6 +50,8 @@ __all__ = [
     "InvalidRecord",
     "LibP2PDHT",
     "PeerBehaviour",
+    "RecordGuard",
+    "RecordRefused",
     "health_key",
 ]
 
@@ -45,6 +62,34 @@ NAMESPACE = "chorus-health"
 # hostile peer can make us store per key.
 DEFAULT_MAX_VALUE_SIZE = 4 * 1024
 _KEY_RE = re.compile(r"^/chorus-health/[0-9a-f]{32}$")
+_KEY_PREFIX = f"/{NAMESPACE}/".encode()
+
+# A stored record is key, value, author (the signer's public key), signature and the
+# receive time. Besides the value, our probe's records (probes/dht_probe.py: 47-byte key,
+# 64-byte value, Ed25519) carry 187 bytes: 251 in all. 1 KiB of room for everything but
+# the value covers the authors and signatures of Ed25519, secp256k1, ECDSA and RSA keys up
+# to 3072 bits, so a record whose value our validator accepts is never refused for size.
+RECORD_OVERHEAD = 1024
+# Live records one publisher may have in our store, per namespace group (ours; all
+# others). Over it, its oldest is dropped to make room, not the new one refused: an honest
+# node leaves one record per DHT probe for py-libp2p's fixed 24 h (a few hundred a day at
+# one probe every 90 s), and refusing would fail its probes within hours, while dropping
+# the oldest only ever costs the publisher its own records. The replication check reads
+# back the last 8 (probes/dht_probe.py, RECENT_RECORDS).
+DEFAULT_MAX_RECORDS_PER_PUBLISHER = 64
+# Whole-record bound for the other namespaces our Kademlia accepts (py-libp2p's fallback
+# validators for /pk/ and /ipns/; strict validation refuses the rest): the IPNS spec caps
+# an entry at 10 KiB, and a /pk/ record is one public key. py-libp2p's own bound is 1 MiB.
+OTHER_MAX_RECORD_SIZE = 16 * 1024
+# Why RecordGuard did not keep a record: too large for its namespace (oversized), or the
+# publisher's oldest record dropped to keep it within its quota (publisher_quota).
+RECORD_DROP_REASONS = ("oversized", "publisher_quota")
+
+# The remote peer of the Kademlia stream being handled, in that stream's task: py-libp2p
+# hands ValueStore.put_record the record but not who sent it.
+_publisher: contextvars.ContextVar[str | None] = contextvars.ContextVar(
+    "chorus_dht_publisher", default=None
+)
 
 
 class DHTError(Exception):
@@ -53,6 +98,11 @@ class DHTError(Exception):
 
 class InvalidRecord(DHTError, ValueError):
     """A key is not ``/chorus-health/<32 hex>`` or a value exceeds the size limit."""
+
+
+class RecordRefused(DHTError):
+    """A peer's PUT_VALUE carried a record over the size bound; raised inside py-libp2p's
+    handler, which then stores nothing, sends no acknowledgement and resets the stream."""
 
 
 def health_key(key_id: str) -> str:
@@ -85,6 +135,11 @@ class HealthRecordValidator(Validator):
     def __init__(self, max_value_size: int = DEFAULT_MAX_VALUE_SIZE) -> None:
         self.max_value_size = max_value_size
 
+    @property
+    def max_record_size(self) -> int:
+        """The largest whole record (serialized) :class:`RecordGuard` keeps for us."""
+        return self.max_value_size + RECORD_OVERHEAD
+
     def validate(self, key: str, value: bytes) -> None:
         check_key(key)
         if len(value) > self.max_value_size:
@@ -94,6 +149,150 @@ class HealthRecordValidator(Validator):
 
     def select(self, key: str, values: list[bytes]) -> int:
         return 0
+
+
+class RecordGuard:
+    """Bounds the records peers can make a py-libp2p ``KadDHT`` keep.
+
+    Rules, for every record py-libp2p is about to store (``ValueStore.put_record``):
+
+    1. A record under ``/chorus-health/`` larger than ``max_record_size`` serialized (key,
+       value, author, signature and receive time all counted), or one under another
+       namespace larger than ``other_max_record_size``, is not stored (``oversized``).
+       From a peer's PUT_VALUE it raises :class:`RecordRefused`, so py-libp2p sends no
+       acknowledgement and resets the stream; a record our own GET fetched is just not
+       cached (the GET still returns its value).
+    2. A publisher (the remote peer of the PUT_VALUE stream) keeps at most
+       ``max_per_publisher`` live records under ``/chorus-health/`` and as many under
+       other namespaces; a new one beyond that drops its oldest (``publisher_quota``).
+
+    Our own puts (``ValueStore.put``) are not touched: our validator already checked them.
+    ``dropped`` counts by reason (:data:`RECORD_DROP_REASONS`). Install with :meth:`install`.
+    """
+
+    def __init__(
+        self,
+        *,
+        max_record_size: int,
+        other_max_record_size: int = OTHER_MAX_RECORD_SIZE,
+        max_per_publisher: int = DEFAULT_MAX_RECORDS_PER_PUBLISHER,
+    ) -> None:
+        if max_per_publisher < 1:
+            raise ValueError(f"max_per_publisher must be at least 1, got {max_per_publisher}")
+        self.max_record_size = max_record_size
+        self.other_max_record_size = other_max_record_size
+        self.max_per_publisher = max_per_publisher
+        self._store: ValueStore | None = None
+        # (publisher, ours) -> key -> the record object we let py-libp2p store, oldest
+        # first. The object tells whether the store still holds our record under that key
+        # (py-libp2p keeps the object it was given).
+        self._owned: dict[tuple[str, bool], OrderedDict[bytes, Record]] = {}
+        self._tracked = 0
+        self.dropped: Counter[str] = Counter()
+
+    def install(self, kad: KadDHT) -> None:
+        """Wrap ``kad``'s value store and stream handler, on the instances.
+
+        What this relies on in py-libp2p 0.8.1 (``libp2p/kad_dht``):
+
+        - ``kad_dht.py`` ``KadDHT.handle_stream`` (lines 576-595), registered once in
+          ``__init__``, calls ``self._do_handle_stream(stream)`` for every inbound stream,
+          so an instance attribute takes over from the next stream on; that method runs
+          in the stream's own task, and reads ``stream.muxed_conn.peer_id``.
+        - ``kad_dht.py`` PUT_VALUE (lines 1082-1213): the validator sees only key and
+          value; the signature is verified only when ``author`` is set too; the whole
+          record is kept via ``self.value_store.put_record(key, cleaned_record)``, inside
+          a ``try`` whose ``except Exception`` stores nothing and resets the stream.
+        - ``kad_dht.py`` ``get_value`` (line 1653) caches the record it fetched with the
+          same ``put_record``, outside any stream handler.
+        - ``value_store.py`` ``ValueStore.put_record`` (lines 196-211) stores ``(record,
+          time.time() + DEFAULT_TTL)`` in the dict ``store``; ``remove(key)`` deletes.
+        """
+        store = kad.value_store
+        self._store = store
+        original_put = store.put_record
+        original_handle = kad._do_handle_stream
+
+        def put_record(key: bytes, record: Record) -> None:
+            if self._admit(key, record, _publisher.get()):
+                original_put(key, record)
+
+        async def handle(stream: INetStream) -> None:
+            try:
+                publisher: str | None = stream.muxed_conn.peer_id.to_base58()
+            except Exception:  # py-libp2p's handler deals with such a stream itself
+                publisher = None
+            token = _publisher.set(publisher)
+            try:
+                await original_handle(stream)
+            finally:
+                _publisher.reset(token)
+
+        store.put_record = put_record  # type: ignore[method-assign]
+        kad._do_handle_stream = handle  # type: ignore[method-assign]
+
+    def _admit(self, key: bytes, record: Record, publisher: str | None) -> bool:
+        """Whether to store ``record``; raises RecordRefused for a peer's oversized one."""
+        ours = key.startswith(_KEY_PREFIX)
+        limit = self.max_record_size if ours else self.other_max_record_size
+        size = record.ByteSize()
+        if size > limit:
+            self.dropped["oversized"] += 1
+            logger.info(
+                "DHT record for %r from %s is %d bytes, over the limit of %d: not stored",
+                key[:64],
+                publisher or "our own GET",
+                size,
+                limit,
+            )
+            if publisher is not None:
+                raise RecordRefused(f"record of {size} bytes, over the limit of {limit}")
+            return False
+        if publisher is not None:
+            self._make_room(publisher, ours, key, record)
+        return True
+
+    def _make_room(self, publisher: str, ours: bool, key: bytes, record: Record) -> None:
+        owned = self._owned.setdefault((publisher, ours), OrderedDict())
+        self._prune(owned)
+        while len(owned) >= self.max_per_publisher:
+            oldest, _ = owned.popitem(last=False)
+            self._tracked -= 1
+            assert self._store is not None
+            self._store.remove(oldest)
+            self.dropped["publisher_quota"] += 1
+            logger.info("DHT publisher %s over its quota: dropped its record %r", publisher, oldest)
+        if key in owned:
+            self._tracked -= 1
+        owned[key] = record
+        owned.move_to_end(key)
+        self._tracked += 1
+        # Entries of publishers that never put again go stale as records expire or are
+        # replaced; sweep them all once they outnumber the store, so this stays bounded.
+        assert self._store is not None
+        if self._tracked > 2 * len(self._store.store) + self.max_per_publisher:
+            for group in list(self._owned):
+                self._prune(self._owned[group])
+                if not self._owned[group]:
+                    del self._owned[group]
+
+    def _prune(self, owned: OrderedDict[bytes, Record]) -> None:
+        """Forget the keys whose stored record is no longer the one we let in, or expired."""
+        assert self._store is not None
+        now = time.time()  # py-libp2p's validity is Unix time (ValueStore.put_record)
+        for key, record in list(owned.items()):
+            entry = self._store.store.get(key)
+            if entry is None or entry[0] is not record or entry[1] < now:
+                del owned[key]
+                self._tracked -= 1
+
+    def live_records(self, publisher: str, *, ours: bool = True) -> int:
+        """Records of ``publisher`` (base58) we still hold, under our namespace or not."""
+        owned = self._owned.get((publisher, ours))
+        if owned is None:
+            return 0
+        self._prune(owned)
+        return len(owned)
 
 
 class DHT(Protocol):
@@ -113,7 +312,12 @@ class DHT(Protocol):
 
 
 class LibP2PDHT:
-    """:class:`DHT` over a running py-libp2p ``KadDHT`` (server mode, validator registered)."""
+    """:class:`DHT` over a running py-libp2p ``KadDHT`` (server mode, validator registered).
+
+    Installs a :class:`RecordGuard` on ``dht`` (``record_guard``), sized from the
+    validator: from then on peers cannot make it keep oversized records, nor more than
+    ``max_records_per_publisher`` live ones each.
+    """
 
     def __init__(
         self,
@@ -121,11 +325,17 @@ class LibP2PDHT:
         validator: HealthRecordValidator,
         *,
         peer_timeout: float = 5.0,
+        max_records_per_publisher: int = DEFAULT_MAX_RECORDS_PER_PUBLISHER,
     ) -> None:
         self._dht = dht
         self._validator = validator
         # _get_from_peer has no timeout of its own: a frozen peer keeps the stream open.
         self._peer_timeout = peer_timeout
+        self.record_guard = RecordGuard(
+            max_record_size=validator.max_record_size,
+            max_per_publisher=max_records_per_publisher,
+        )
+        self.record_guard.install(dht)
 
     async def put_value(self, key: str, value: bytes) -> None:
         self._validator.validate(key, value)

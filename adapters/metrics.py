@@ -7,7 +7,7 @@ custom collector: they are cheap to compute and can never go stale.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
@@ -142,3 +142,53 @@ def counter_callback(
             yield family
 
     registry.register(_Counts())
+
+
+def dropped_counter(
+    registry: CollectorRegistry,
+    name: str,
+    documentation: str,
+    read: Callable[[], Mapping[str, float]],
+    reasons: Iterable[str],
+) -> None:
+    """A ``{reason}`` counter family kept elsewhere, read at scrape time, with every known
+    reason present from the start (0 until it happens): a drop that never happened is a
+    zero to a dashboard, not a missing series. ``name`` without the ``_total`` suffix."""
+    known = tuple(reasons)
+
+    def counts() -> dict[str, float]:
+        return {**dict.fromkeys(known, 0.0), **read()}
+
+    counter_callback(registry, name, documentation, "reason", counts)
+
+
+def probe_stream_metrics(
+    registry: CollectorRegistry, dropped: Mapping[str, float], reasons: Iterable[str]
+) -> None:
+    """``chorus_probe_streams_dropped_total{reason}`` from a ``LibP2PLink.dropped``
+    (``probes.pubsub_probe.STREAM_DROP_REASONS``)."""
+    dropped_counter(
+        registry,
+        "chorus_probe_streams_dropped",
+        "Inbound probe-answer streams dropped: refused at once because the peer already had"
+        " its share open (per_peer) or every slot was taken (global), stalled past the read"
+        " timeout (timeout), over the size limit (too_large), or broken (error).",
+        lambda: dropped,
+        reasons,
+    )
+
+
+def dht_record_metrics(
+    registry: CollectorRegistry, dropped: Mapping[str, float], reasons: Iterable[str]
+) -> None:
+    """``chorus_dht_records_dropped_total{reason}`` from a ``RecordGuard.dropped``
+    (``adapters.dht.RECORD_DROP_REASONS``)."""
+    dropped_counter(
+        registry,
+        "chorus_dht_records_dropped",
+        "DHT records from peers not kept: refused as over the record size bound (oversized),"
+        " or a publisher's oldest record dropped to keep it within its quota"
+        " (publisher_quota).",
+        lambda: dropped,
+        reasons,
+    )

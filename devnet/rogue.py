@@ -4,10 +4,11 @@
 Yamux, GossipSub with strict signing, Kademlia in server mode) that does what a broken or
 malicious peer would: publish arbitrary bytes on any topic, forge health statements in
 another node's name, replay messages it captured, write undecodable frames onto a
-GossipSub stream, answer probes wrongly or never, serve corrupted DHT values, push values
-our nodes must refuse, and flood. Everything it sends is signed with its own key, as
-GossipSub's strict signing demands; a statement that names another node as its author is
-therefore a forgery our nodes can tell (``signer_mismatch``).
+GossipSub stream, answer probes wrongly or never, hold streams open without finishing them
+(a slowloris), serve corrupted DHT values, push values and records our nodes must refuse,
+and flood. Everything it sends is signed with its own key, as GossipSub's strict signing
+demands; a statement that names another node as its author is therefore a forgery our
+nodes can tell (``signer_mismatch``).
 
 Get one from a simulation (``async with net.rogue(connect_to=[node]) as rogue``), or stand
 alone with :func:`open_rogue`. Every flood is bounded by a count and a rate.
@@ -48,11 +49,12 @@ from probes.pubsub_probe import ACK_PROTOCOL, Ack, LibP2PLink, WireError, decode
 from probes.pubsub_probe import TOPIC as PROBE_TOPIC
 
 if TYPE_CHECKING:
+    from libp2p.abc import INetStream
     from libp2p.kad_dht.pb.kademlia_pb2 import Record
 
     from devnet.testing import SimNode
 
-__all__ = ["PROBE_TOPIC", "TOPIC", "ProbeMode", "RoguePeer", "open_rogue"]
+__all__ = ["PROBE_TOPIC", "TOPIC", "HeldStreams", "ProbeMode", "RoguePeer", "open_rogue"]
 
 logger = logging.getLogger(__name__)
 
@@ -60,6 +62,41 @@ ProbeMode = Literal["honest", "wrong", "never", "garbage"]
 
 MAX_CAPTURED = 1024  # messages kept per topic
 MAX_FLOOD = 100_000  # no flood sends more, whatever it is asked
+MAX_HELD = 1024  # streams one hold_streams may open
+
+
+class HeldStreams:
+    """What :meth:`RoguePeer.hold_streams` holds: streams tried, opened, ended by the
+    target."""
+
+    def __init__(self) -> None:
+        self.attempted = 0
+        self.opened = 0
+        self.ended = 0  # refused, reset or closed by the target
+        self._changed = trio.Event()
+
+    def _opened(self) -> None:
+        self.opened += 1
+        self._notify()
+
+    def _ended(self) -> None:
+        self.ended += 1
+        self._notify()
+
+    def _notify(self) -> None:
+        self._changed.set()
+        self._changed = trio.Event()
+
+    @property
+    def open(self) -> int:
+        """Streams we hold that the target has not ended."""
+        return self.attempted - self.ended
+
+    async def until_ended(self, count: int, *, timeout: float = 10.0) -> None:
+        """Wait until the target has ended at least ``count`` of them (TooSlowError)."""
+        with trio.fail_after(timeout):
+            while self.ended < count:
+                await self._changed.wait()
 
 
 class RoguePeer:
@@ -338,6 +375,66 @@ class RoguePeer:
         except Exception as exc:
             logger.info("rogue probe answer to %s failed: %r", self._name(origin), exc)
 
+    # -- held streams (slowloris) -----------------------------------------------------
+
+    @asynccontextmanager
+    async def hold_streams(
+        self,
+        target: SimNode | str,
+        protocol: str,
+        count: int,
+        *,
+        data: bytes = b"",
+        timeout: float = 10.0,
+    ) -> AsyncIterator[HeldStreams]:
+        """Open ``count`` streams on ``protocol`` to ``target`` (at most MAX_HELD, all
+        within ``timeout`` seconds), write ``data`` on each (nothing by default, or the
+        first bytes of a message) and never finish them: a slowloris. Yields a
+        :class:`HeldStreams` that counts the streams the target ended: reset or closed,
+        or refused so fast that opening failed (py-libp2p's ``new_stream`` reads the
+        protocol confirmation lazily, and a reset that comes first fails it). On exit the
+        ones still open are reset."""
+        if not 0 <= count <= MAX_HELD:
+            raise ValueError(f"need 0 <= count <= {MAX_HELD}, got {count}")
+        pid = ID.from_base58(_peer_id(target))
+        held = HeldStreams()
+        streams: list[INetStream] = []
+        try:
+            async with trio.open_nursery() as nursery:
+                with trio.fail_after(timeout):
+                    for _ in range(count):
+                        held.attempted += 1
+                        try:
+                            stream = await self.node.host.new_stream(pid, [TProtocol(protocol)])
+                        except Exception as exc:
+                            logger.info("held stream to %s refused: %r", self._name(target), exc)
+                            held._ended()
+                            continue
+                        streams.append(stream)
+                        held._opened()
+                        if data:
+                            with contextlib.suppress(Exception):  # refused already
+                                await stream.write(data)
+                        nursery.start_soon(self._watch_held, stream, held)
+                try:
+                    yield held
+                finally:
+                    nursery.cancel_scope.cancel()
+        finally:
+            with trio.CancelScope(shield=True), trio.move_on_after(5):
+                for stream in streams:
+                    with contextlib.suppress(Exception):
+                        await stream.reset()
+
+    @staticmethod
+    async def _watch_held(stream: INetStream, held: HeldStreams) -> None:
+        # We never write again; a read returns or raises only when the target closes or
+        # resets its side (it sends nothing on these protocols).
+        with contextlib.suppress(Exception):
+            while await stream.read(1024):
+                pass
+        held._ended()
+
     # -- DHT -------------------------------------------------------------------------
 
     def corrupt_dht(self, enabled: bool = True) -> None:
@@ -364,14 +461,33 @@ class RoguePeer:
         self._corrupting = enabled
         store.get = get  # type: ignore[method-assign]
 
-    async def put_dht(self, target: SimNode | str, key: str | bytes, value: bytes) -> bool:
+    async def put_dht(
+        self,
+        target: SimNode | str,
+        key: str | bytes,
+        value: bytes,
+        *,
+        signature: bytes | None = None,
+        author: bytes = b"",
+    ) -> bool:
         """A PUT_VALUE of any key and value straight to ``target``, signed by us (our own
-        validator is bypassed). Returns whether the target acknowledged storing it."""
+        validator is bypassed). Returns whether the target acknowledged storing it.
+
+        ``signature`` replaces the record's signature field with any bytes, and the
+        author is then ``author`` (empty by default): py-libp2p 0.8.1 verifies a record's
+        signature only when both fields are set (``kad_dht.py``, PUT_VALUE handler), and
+        its validators see only the key and the value, so a huge signature with no author
+        is what a plain node stores whole (notes, "Kademlia")."""
         raw_key = key.encode() if isinstance(key, str) else key
         store = self.node.kad.value_store
         peer = ID.from_base58(_peer_id(target))
+        record = None
+        if signature is not None:
+            from libp2p.kad_dht.pb.kademlia_pb2 import Record
+
+            record = Record(key=raw_key, value=value, signature=signature, author=author)
         with trio.fail_after(10):
-            return bool(await store._store_at_peer(peer, raw_key, value))
+            return bool(await store._store_at_peer(peer, raw_key, value, record=record))
 
     # -- view pulls ------------------------------------------------------------------
 

@@ -18,8 +18,11 @@ Record format: key ``/chorus-health/<uuid4 hex>`` (47 bytes, short enough for re
 FIND_NODE), value ``r || sha256(r)`` with ``r`` 32 random bytes (64 bytes in all). Any
 reader can tell a corrupted value (hash does not match) from some other intact record.
 
-Cost: every probe leaves one 64-byte record on up to k = 20 nodes until py-libp2p's 24 h
-TTL expires it, and the putting node republishes it meanwhile. The DHT has no delete.
+Cost: every probe leaves one 64-byte record (about 250 bytes stored, with key, signature
+and author) on up to k = 20 nodes until py-libp2p's 24 h TTL expires it, and the putting
+node republishes it meanwhile. The DHT has no delete, but each of our peers keeps at most
+the 64 newest records of one publisher and drops the older ones (``adapters.dht``,
+``RecordGuard``), which bounds what our probes cost a peer.
 """
 
 from __future__ import annotations
@@ -63,7 +66,9 @@ PROPAGATION_WAIT = 0.1  # seconds; the reference's "wait for propagation (100ms)
 DEFAULT_MAX_PEERS = 5  # peers asked per probe: enough to see a replica, bounded as N grows
 DEFAULT_PEER_TIMEOUT = 5.0  # per peer read; LibP2PDHT has the same bound of its own
 RANDOM_BYTES = 32
-RECENT_RECORDS = 8  # records kept for the replication check
+# Records kept for the replication check; well under the records of one publisher that
+# a peer keeps (adapters.dht.DEFAULT_MAX_RECORDS_PER_PUBLISHER), so all can still be read.
+RECENT_RECORDS = 8
 
 
 class DHTOutcome(StrEnum):

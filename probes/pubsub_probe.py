@@ -36,9 +36,11 @@ the payload's is "corrupted": messages are signed, so that means a faulty or lyi
 Hostile peers: the responder answers only probes whose ``origin`` is the signed sender
 (otherwise anyone could aim every responder at a victim), only when it is named, only once
 per (origin, nonce), only to connected origins, and within a global and a per-origin rate
-limit; answers go through a bounded queue. Every stream handler here catches everything a
-peer can cause, because an exception escaping a py-libp2p stream handler ends the whole
-node (notes, "Hostile input").
+limit; answers go through a bounded queue. The origin reads answer streams with a
+per-peer and a global limit and a read timeout, and resets the excess at once: one peer
+holding answer streams open cannot keep the others' answers out (:class:`LibP2PLink`).
+Every stream handler here catches everything a peer can cause, because an exception
+escaping a py-libp2p stream handler ends the whole node (notes, "Hostile input").
 """
 
 from __future__ import annotations
@@ -73,6 +75,7 @@ if TYPE_CHECKING:
 __all__ = [
     "ACK_PROTOCOL",
     "ACTIVE_PUBSUB_CHECK",
+    "STREAM_DROP_REASONS",
     "TOPIC",
     "Ack",
     "DirectLink",
@@ -113,6 +116,22 @@ DEFAULT_WAIT = 10.0  # seconds; the reference's "wait for message receipt (max 1
 # Once one correct answer is in, the other named peers get this much longer: a dead peer
 # that is not yet noticed as disconnected should not hold every probe for the full wait.
 DEFAULT_GRACE = 1.0
+
+# Inbound answer streams (LibP2PLink). Honest load: a responder sends one answer per probe
+# that names it, from at most 2 workers, and an origin runs at most 2 probes at once (the
+# active and the enhanced check), so an honest peer has at most 2 answer streams open to
+# us; 4 leaves room for one still closing. The global limit covers many peers answering
+# at once; both reset the excess at once instead of queueing it.
+DEFAULT_MAX_INBOUND = 32
+DEFAULT_MAX_INBOUND_PER_PEER = 4
+# An honest answer is one small write then EOF, a few round trips; a stream still open
+# after this is stalled (or a slowloris) and gives its slot back.
+DEFAULT_READ_TIMEOUT = 5.0
+DEFAULT_CLOSE_TIMEOUT = 2.0  # closing or resetting writes a frame; bounded like a read
+# Why LibP2PLink drops an inbound stream: refused at once because the peer already has
+# its share of streams open (per_peer) or all slots are taken (global); stalled past the
+# read timeout (timeout); over the message limit (too_large); anything else (error).
+STREAM_DROP_REASONS = ("per_peer", "global", "timeout", "too_large", "error")
 
 # The reference's Active PubSub Check properties.
 ACTIVE_INTERVAL = 60.0
@@ -299,6 +318,7 @@ class DirectLink(Protocol):
     """One-shot messages to a peer over a stream of their own protocol."""
 
     peer_id: str  # ours, base58
+    dropped: Counter[str]  # inbound messages dropped before the handler, by reason
 
     def connected_peers(self) -> list[str]:
         """Peers with an open connection (base58)."""
@@ -311,24 +331,48 @@ class DirectLink(Protocol):
 
 
 class LibP2PLink:
-    """:class:`DirectLink` over a py-libp2p host: one stream per message, ended by EOF."""
+    """:class:`DirectLink` over a py-libp2p host: one stream per message, ended by EOF.
+
+    Inbound streams are bounded three ways, so that a peer that opens streams and never
+    finishes them (a slowloris) cannot starve the others: at most ``max_inbound_per_peer``
+    streams per peer and ``max_inbound`` in all are read at once, and the excess is reset
+    at once; every stream must reach EOF within ``read_timeout``, or it is reset and its
+    slot freed. ``dropped`` counts the streams dropped, by reason
+    (:data:`STREAM_DROP_REASONS`).
+    """
 
     def __init__(
         self,
         host: IHost,
         *,
         max_message_bytes: int = MAX_PROBE_BYTES,
-        read_timeout: float = 5.0,
-        max_inbound: int = 32,
+        read_timeout: float = DEFAULT_READ_TIMEOUT,
+        max_inbound: int = DEFAULT_MAX_INBOUND,
+        max_inbound_per_peer: int = DEFAULT_MAX_INBOUND_PER_PEER,
+        close_timeout: float = DEFAULT_CLOSE_TIMEOUT,
     ) -> None:
+        if not 1 <= max_inbound_per_peer <= max_inbound:
+            raise ValueError(
+                f"need 1 <= max_inbound_per_peer <= max_inbound, got {max_inbound_per_peer},"
+                f" {max_inbound}"
+            )
         self._host = host
         self.peer_id: str = host.get_id().to_base58()
         self._max_bytes = max_message_bytes
-        # A peer that opens a stream and never finishes it must not hold a task forever.
+        # A peer that opens a stream and never finishes it must not hold a slot forever.
         self._read_timeout = read_timeout
+        # Closing or resetting writes a frame; a peer that stops reading its connection
+        # could otherwise hold our task there.
+        self._close_timeout = close_timeout
         self._max_inbound = max_inbound
+        self._max_per_peer = max_inbound_per_peer
         self._inbound = 0
+        self._per_peer: Counter[str] = Counter()  # open inbound streams by peer; no zeros
         self.dropped: Counter[str] = Counter()  # inbound streams dropped, by reason
+
+    def inbound_from(self, peer_id: str) -> int:
+        """Inbound streams of ``peer_id`` being read now."""
+        return self._per_peer[peer_id]
 
     def connected_peers(self) -> list[str]:
         return [pid.to_base58() for pid in self._host.get_connected_peers()]
@@ -350,8 +394,8 @@ class LibP2PLink:
             await stream.close()
         except BaseException as exc:
             # Cancelled (a send timeout) included: never leave a half-written stream open.
-            with trio.CancelScope(shield=True), contextlib.suppress(Exception):
-                await stream.reset()
+            with trio.CancelScope(shield=True):
+                await self._reset(stream)
             if isinstance(exc, Exception):
                 raise LinkError(f"sending on {protocol} to {peer_id} failed: {exc!r}") from exc
             raise
@@ -364,35 +408,58 @@ class LibP2PLink:
 
         self._host.set_stream_handler(TProtocol(protocol), on_stream)
 
+    def _refusal(self, sender: str) -> str | None:
+        # Per peer first: a peer over its own share is refused as such even when the
+        # global limit is also reached, so the counter names the culprit's kind.
+        if self._per_peer[sender] >= self._max_per_peer:
+            return "per_peer"
+        if self._inbound >= self._max_inbound:
+            return "global"
+        return None
+
     async def _serve(self, stream: INetStream, handler: LinkHandler) -> None:
         # Everything a peer can cause is caught here: an exception escaping a py-libp2p
         # stream handler ends the whole node (notes, "Hostile input").
-        if self._inbound >= self._max_inbound:
-            self.dropped["too_many_streams"] += 1
-            with contextlib.suppress(Exception):
-                await stream.reset()
-            return
-        self._inbound += 1
         try:
             sender = stream.muxed_conn.peer_id.to_base58()
+        except Exception as exc:
+            self.dropped["error"] += 1
+            logger.info("dropped an inbound direct stream with no peer id: %r", exc)
+            await self._reset(stream)
+            return
+        refusal = self._refusal(sender)
+        if refusal is not None:
+            # Refused at once, before any read: the slot we do not give is the point.
+            self.dropped[refusal] += 1
+            await self._reset(stream)
+            return
+        # Taken before the first await, so concurrent handlers see each other's slots.
+        self._inbound += 1
+        self._per_peer[sender] += 1
+        try:
             data: bytes | None = None
-            with trio.move_on_after(self._read_timeout):
+            with trio.move_on_after(self._read_timeout) as read_scope:
                 data = await read_to_eof(stream, self._max_bytes)
             if data is None:
-                self.dropped["too_large_or_slow"] += 1
-                with contextlib.suppress(Exception):
-                    await stream.reset()
+                self.dropped["timeout" if read_scope.cancelled_caught else "too_large"] += 1
+                await self._reset(stream)
                 return
-            with contextlib.suppress(Exception):
+            with trio.move_on_after(self._close_timeout), contextlib.suppress(Exception):
                 await stream.close()
             await handler(sender, data)
         except Exception as exc:
             self.dropped["error"] += 1
-            logger.info("dropped an inbound direct message: %r", exc)
-            with contextlib.suppress(Exception):
-                await stream.reset()
+            logger.info("dropped an inbound direct message from %s: %r", sender, exc)
+            await self._reset(stream)
         finally:
             self._inbound -= 1
+            self._per_peer[sender] -= 1
+            if self._per_peer[sender] <= 0:
+                del self._per_peer[sender]  # the table holds only peers with open streams
+
+    async def _reset(self, stream: INetStream) -> None:
+        with trio.move_on_after(self._close_timeout), contextlib.suppress(Exception):
+            await stream.reset()
 
 
 class InMemoryLinkNetwork:
@@ -424,6 +491,7 @@ class InMemoryLink:
         self.reachable = True
         self._handlers: dict[str, LinkHandler] = {}
         self.sent: list[tuple[str, str, bytes]] = []  # (to, protocol, data), for asserts
+        self.dropped: Counter[str] = Counter()  # stays empty: inline delivery never stalls
 
     def connected_peers(self) -> list[str]:
         return self._net._peers_of(self.peer_id)

@@ -2,19 +2,33 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
 
 import pytest
+import trio
+from libp2p.crypto.ed25519 import create_new_key_pair
+from libp2p.kad_dht.pb.kademlia_pb2 import Record
+from libp2p.kad_dht.value_store import ValueStore
 from libp2p.peer.id import ID
+from prometheus_client import CollectorRegistry
 
 from adapters.dht import (
+    OTHER_MAX_RECORD_SIZE,
+    RECORD_DROP_REASONS,
+    RECORD_OVERHEAD,
     HealthRecordValidator,
     InMemoryDHTNetwork,
     InvalidRecord,
     PeerBehaviour,
+    RecordGuard,
+    RecordRefused,
     health_key,
 )
 from adapters.libp2p_host import P2PConfig, open_p2p_node
+from adapters.metrics import dht_record_metrics
 from tests.adapters import WaitUntil
 
 MakeConfig = Callable[..., P2PConfig]
@@ -47,10 +61,154 @@ def test_validator(key: str, size: int, ok: bool) -> None:
             validator.validate(key, b"x" * size)
 
 
+def test_record_bound_leaves_room_beyond_the_largest_value() -> None:
+    assert HealthRecordValidator(max_value_size=4096).max_record_size == 4096 + RECORD_OVERHEAD
+
+
 def test_health_key_rejects_bad_ids() -> None:
     assert KEY == "/chorus-health/0123456789abcdef0123456789abcdef"
     with pytest.raises(InvalidRecord):
         health_key("not hex")
+
+
+# ---------------------------------------------------------------- record guard
+# RecordGuard on a real py-libp2p ValueStore, under a stand-in for KadDHT that does what
+# its PUT_VALUE handler does: put_record from within the stream's handler.
+
+
+@dataclass
+class _Peer:
+    name: str
+
+    def to_base58(self) -> str:
+        return self.name
+
+
+@dataclass
+class _Conn:
+    peer_id: _Peer
+
+
+@dataclass
+class _Put:
+    """A stream carrying one PUT_VALUE from ``peer``."""
+
+    muxed_conn: _Conn
+    key: bytes
+    record: Record
+
+
+class _Kad:
+    def __init__(self) -> None:
+        # put_record and remove use neither the host nor the peer id.
+        self.value_store = ValueStore(host=None, local_peer_id=None)  # type: ignore[arg-type]
+
+    async def _do_handle_stream(self, stream: Any) -> None:
+        self.value_store.put_record(stream.key, stream.record)
+
+
+def _key(i: int, namespace: str = "chorus-health") -> bytes:
+    return f"/{namespace}/{i:032x}".encode()
+
+
+def _record(key: bytes, *, signature: int = 64) -> Record:
+    return Record(key=key, value=b"v" * 64, signature=b"s" * signature, author=b"")
+
+
+async def _put(kad: _Kad, publisher: str, key: bytes, **kw: Any) -> None:
+    await kad._do_handle_stream(_Put(_Conn(_Peer(publisher)), key, _record(key, **kw)))
+
+
+def _guarded(**options: Any) -> tuple[_Kad, RecordGuard]:
+    kad = _Kad()
+    options.setdefault("max_record_size", 1024)
+    guard = RecordGuard(**options)
+    guard.install(kad)  # type: ignore[arg-type]
+    return kad, guard
+
+
+def _held(kad: _Kad, keys: list[bytes]) -> list[bool]:
+    return [kad.value_store.get(k) is not None for k in keys]
+
+
+async def test_guard_refuses_a_peers_oversized_record_and_skips_caching_one() -> None:
+    kad, guard = _guarded(max_record_size=1024)
+    with pytest.raises(RecordRefused):  # py-libp2p then resets the stream, no ack
+        await _put(kad, "P", _key(1), signature=2000)
+    await _put(kad, "P", _key(2), signature=700)  # about 830 bytes in all: within
+    # A record our own GET fetched (no stream, no publisher) is just not cached.
+    kad.value_store.put_record(_key(3), _record(_key(3), signature=2000))
+    assert _held(kad, [_key(1), _key(2), _key(3)]) == [False, True, False]
+    assert guard.dropped == {"oversized": 2}
+
+
+async def test_guard_bounds_other_namespaces_by_their_own_limit() -> None:
+    kad, guard = _guarded(max_record_size=1024, other_max_record_size=4096)
+    await _put(kad, "P", _key(1, "pk"), signature=3000)
+    with pytest.raises(RecordRefused):
+        await _put(kad, "P", _key(2, "pk"), signature=5000)
+    assert _held(kad, [_key(1, "pk"), _key(2, "pk")]) == [True, False]
+    assert guard.dropped == {"oversized": 1}
+
+
+async def test_a_publisher_past_its_quota_loses_its_oldest_records_only() -> None:
+    kad, guard = _guarded(max_per_publisher=3)
+    honest = [_key(100 + i) for i in range(3)]
+    for key in honest:
+        await _put(kad, "H", key)
+    flood = [_key(i) for i in range(5)]
+    for key in flood:
+        await _put(kad, "P", key)  # every put is accepted: an honest prober keeps working
+    assert _held(kad, flood) == [False, False, True, True, True]
+    assert _held(kad, honest) == [True] * 3
+    # Other namespaces count apart: they cannot push out our records, nor ours theirs.
+    await _put(kad, "P", _key(0, "pk"))
+    assert _held(kad, [*flood[2:], _key(0, "pk")]) == [True] * 4
+    assert guard.live_records("P") == 3 and guard.live_records("P", ours=False) == 1
+    assert guard.live_records("H") == 3
+    assert guard.dropped == {"publisher_quota": 2}
+
+
+async def test_expired_and_replaced_records_no_longer_count() -> None:
+    kad, guard = _guarded(max_per_publisher=2)
+    await _put(kad, "P", _key(1))
+    await _put(kad, "P", _key(2))
+    # Replaced by a record fetched by our own GET: no longer P's.
+    kad.value_store.put_record(_key(1), _record(_key(1)))
+    assert guard.live_records("P") == 1
+    await _put(kad, "P", _key(3))
+    assert guard.dropped == {}
+    # py-libp2p keeps a record 24 h (Unix time); past that it is dead even while still
+    # in the dict (it goes on the next get or cleanup).
+    store = kad.value_store.store
+    for key in (_key(2), _key(3)):
+        store[key] = (store[key][0], time.time() - 1)
+    assert guard.live_records("P") == 0
+    await _put(kad, "P", _key(4))
+    await _put(kad, "P", _key(5))
+    assert guard.dropped == {}
+    assert guard.live_records("P") == 2
+
+
+async def test_guard_tracking_stays_bounded_as_publishers_come_and_go() -> None:
+    kad, guard = _guarded(max_per_publisher=2)
+    for i in range(200):
+        await _put(kad, f"P{i}", _key(i))
+        kad.value_store.remove(_key(i))  # expired or evicted by py-libp2p meanwhile
+    # Entries of gone records are swept once they outnumber the store (private state:
+    # nothing public shows the bookkeeping, and its growth is the point here).
+    assert guard._tracked <= 2 * len(kad.value_store.store) + 2 + 1
+    assert len(guard._owned) <= 3
+
+
+def test_record_metrics_report_every_reason_from_the_start() -> None:
+    registry = CollectorRegistry()
+    _, guard = _guarded()
+    dht_record_metrics(registry, guard.dropped, RECORD_DROP_REASONS)
+    name = "chorus_dht_records_dropped_total"
+    assert registry.get_sample_value(name, {"reason": "oversized"}) == 0
+    guard.dropped["publisher_quota"] += 2
+    assert registry.get_sample_value(name, {"reason": "publisher_quota"}) == 2
 
 
 # ------------------------------------------------------------------------ fake
@@ -141,3 +299,40 @@ async def test_get_from_unknown_peer_returns_none(p2p_config: MakeConfig) -> Non
     stranger = ID.from_pubkey(create_new_key_pair().public_key).to_base58()
     async with open_p2p_node(p2p_config("a", dht_peer_timeout=2.0)) as a:
         assert await a.dht.get_from_peer(stranger, KEY) is None
+
+
+@pytest.mark.network
+async def test_peers_records_are_bounded_whole_in_every_namespace(
+    p2p_config: MakeConfig, wait_until: WaitUntil
+) -> None:
+    async with (
+        open_p2p_node(p2p_config("a")) as a,
+        open_p2p_node(p2p_config("b", bootstrap=(a.listen_addrs[0],))) as b,
+    ):
+        await b.bootstrap_done.wait()
+        store, peer = a.kad.value_store, ID.from_base58(a.peer_id)
+
+        async def put(key: bytes, value: bytes, signature_size: int) -> bool:
+            """b sends a PUT_VALUE to a. The signature has no author: py-libp2p 0.8.1
+            does not check it then (notes, "Kademlia")."""
+            record = Record(key=key, value=value, signature=b"\x00" * signature_size)
+            with trio.fail_after(10):
+                return bool(await b.kad.value_store._store_at_peer(peer, key, value, record))
+
+        ours = KEY.encode()
+        assert not await put(ours, b"tiny", RECORD_OVERHEAD + 4096)
+        assert store.get(ours) is None
+        assert await put(ours, b"tiny", 64)
+        assert store.get(ours) is not None
+        # /pk/ (py-libp2p's fallback validator): the key is the hash of the public key
+        # in the value. Bounded too, at the IPNS spec's size and then some.
+        public_key = create_new_key_pair().public_key
+        pk = b"/pk/" + ID.from_pubkey(public_key).to_bytes().hex().encode()
+        value = public_key.serialize()
+        assert not await put(pk, value, OTHER_MAX_RECORD_SIZE)
+        assert store.get(pk) is None
+        assert await put(pk, value, 64)
+        assert store.get(pk) is not None
+        assert a.dht.record_guard.dropped == {"oversized": 2}
+        assert a.dht.record_guard.live_records(b.peer_id) == 1
+        assert a.dht.record_guard.live_records(b.peer_id, ours=False) == 1

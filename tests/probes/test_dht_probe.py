@@ -219,6 +219,21 @@ async def test_real_probe_succeeds(tmp_path: Path) -> None:
 
 
 @pytest.mark.network
+async def test_real_probe_records_are_far_within_the_peers_record_bound(tmp_path: Path) -> None:
+    async with two_nodes(tmp_path) as (a, b):
+        outcome = await DHTProbe(a.dht, connected=a.connected_peers).run()
+        assert outcome.healthy, outcome.message
+        record = b.kad.value_store.get(outcome.key.encode())
+        assert record is not None
+        # What b's RecordGuard weighs: the whole record (key, value, author, signature,
+        # receive time) as b stores it, about 250 bytes against a bound of 5 KiB.
+        guard = b.dht.record_guard
+        assert record.ByteSize() * 4 < guard.max_record_size
+        assert guard.dropped == {}
+        assert guard.live_records(a.peer_id) == 1
+
+
+@pytest.mark.network
 async def test_real_tampered_copy_is_an_integrity_violation(tmp_path: Path) -> None:
     async with two_nodes(tmp_path) as (a, b):
 

@@ -15,12 +15,16 @@ import pytest
 import trio
 from libp2p.custom_types import TProtocol
 from libp2p.peer.id import ID
+from prometheus_client import CollectorRegistry
 
 from adapters.libp2p_host import P2PConfig, P2PNode, open_p2p_node
+from adapters.metrics import probe_stream_metrics
 from adapters.pubsub import InMemoryPubSub, InMemoryPubSubNetwork, PubSubMessage
+from devnet.rogue import RoguePeer
 from mesh.model import CheckResult
 from probes.pubsub_probe import (
     ACK_PROTOCOL,
+    STREAM_DROP_REASONS,
     TOPIC,
     Ack,
     InMemoryLink,
@@ -452,7 +456,87 @@ async def test_real_hostile_answers_do_not_kill_the_node(tmp_path: Path) -> None
         with trio.fail_after(10):
             while probe.unexpected_answers < 3 or not link.dropped:  # noqa: ASYNC110
                 await trio.sleep(0.02)
-        assert link.dropped == {"too_large_or_slow": 1}
+        assert link.dropped == {"too_large": 1}
         with trio.fail_after(15):
             outcome = await probe.run()
         assert outcome.healthy, outcome.message
+
+
+async def _until(cond: Callable[[], bool], within: float = 10.0) -> None:
+    # Polling: the link's counters are updated by handlers with no event to wait on.
+    with trio.fail_after(within):
+        while not cond():  # noqa: ASYNC110
+            await trio.sleep(0.02)
+
+
+@pytest.mark.network
+async def test_real_link_refuses_streams_beyond_its_per_peer_and_global_limits(
+    tmp_path: Path,
+) -> None:
+    async with real_cluster(tmp_path, 3) as kits, trio.open_nursery() as nursery:
+        (a, _, _), (b, _, _), (c, _, _) = kits
+        protocol = "/chorus-test/held/1.0.0"
+        link = LibP2PLink(a.host, max_inbound=3, max_inbound_per_peer=2, read_timeout=60)
+        link.set_handler(protocol, _ignore)
+        rogue_b, rogue_c = RoguePeer(b, nursery, {}), RoguePeer(c, nursery, {})
+        async with rogue_b.hold_streams(a.peer_id, protocol, 3) as held_b:
+            # b may hold 2; its third is refused at once, as over its share.
+            await held_b.until_ended(1)
+            assert link.dropped == {"per_peer": 1}
+            assert link.inbound_from(b.peer_id) == 2
+            async with rogue_c.hold_streams(a.peer_id, protocol, 2) as held_c:
+                # c is within its share, but a reads only 3 streams at once.
+                await held_c.until_ended(1)
+                assert link.dropped == {"per_peer": 1, "global": 1}
+                assert link.inbound_from(c.peer_id) == 1
+            # Streams the peer gives up on free their slots.
+            await _until(lambda: link.inbound_from(c.peer_id) == 0)
+        await _until(lambda: link.inbound_from(b.peer_id) == 0)
+        nursery.cancel_scope.cancel()
+
+    registry = CollectorRegistry()
+    probe_stream_metrics(registry, link.dropped, STREAM_DROP_REASONS)
+    name = "chorus_probe_streams_dropped_total"
+    assert registry.get_sample_value(name, {"reason": "per_peer"}) == 1
+    assert registry.get_sample_value(name, {"reason": "global"}) == 1
+    assert registry.get_sample_value(name, {"reason": "timeout"}) == 0
+
+
+@pytest.mark.network
+async def test_real_link_frees_the_slot_of_a_stalled_stream(tmp_path: Path) -> None:
+    async with real_cluster(tmp_path, 2) as kits, trio.open_nursery() as nursery:
+        (a, _, _), (b, _, _) = kits
+        protocol = "/chorus-test/held/1.0.0"
+        got: list[bytes] = []
+        arrived = trio.Event()
+
+        async def record(sender: str, data: bytes) -> None:
+            got.append(data)
+            arrived.set()
+
+        link = LibP2PLink(a.host, max_inbound=1, max_inbound_per_peer=1, read_timeout=0.5)
+        link.set_handler(protocol, record)
+        async with RoguePeer(b, nursery, {}).hold_streams(
+            a.peer_id, protocol, 2, data=b'{"v":1'
+        ) as held:
+            # One refused at once, the other reset once the read timeout is up.
+            await held.until_ended(2)
+            assert link.dropped == {"per_peer": 1, "timeout": 1}
+            # The slot is free again (just after the reset went out): a whole message
+            # gets through.
+            await _until(lambda: link.inbound_from(b.peer_id) == 0)
+            b_link = LibP2PLink(b.host)
+            with trio.fail_after(10):
+                await b_link.send(a.peer_id, protocol, b"whole")
+                await arrived.wait()
+            assert got == [b"whole"]
+        nursery.cancel_scope.cancel()
+
+
+async def _ignore(sender: str, data: bytes) -> None:
+    await trio.lowlevel.checkpoint()
+
+
+def test_link_needs_a_per_peer_limit_within_the_global_one() -> None:
+    with pytest.raises(ValueError, match="max_inbound_per_peer"):
+        LibP2PLink(None, max_inbound=2, max_inbound_per_peer=3)  # type: ignore[arg-type]
