@@ -81,9 +81,16 @@ DEFAULT_MAX_RECORDS_PER_PUBLISHER = 64
 # validators for /pk/ and /ipns/; strict validation refuses the rest): the IPNS spec caps
 # an entry at 10 KiB, and a /pk/ record is one public key. py-libp2p's own bound is 1 MiB.
 OTHER_MAX_RECORD_SIZE = 16 * 1024
+# Records from peers held at most, in all: fresh identities are free, so the per-publisher
+# quota alone would let many publishers fill py-libp2p's 50,000-entry store (250 MB of
+# 5 KiB records, more than a Kubernetes pod's memory limit). Beyond this the oldest record
+# of the group goes. Ours: a cluster of n nodes probing every 15 s keeps about 5,760 n
+# records a day, so this keeps the last few hours of a small cluster, 20 MiB at worst.
+DEFAULT_MAX_RECORDS = 4096
+OTHER_MAX_RECORDS = 512
 # Why RecordGuard did not keep a record: too large for its namespace (oversized), or the
 # publisher's oldest record dropped to keep it within its quota (publisher_quota).
-RECORD_DROP_REASONS = ("oversized", "publisher_quota")
+RECORD_DROP_REASONS = ("oversized", "publisher_quota", "store_full")
 
 # The remote peer of the Kademlia stream being handled, in that stream's task: py-libp2p
 # hands ValueStore.put_record the record but not who sent it.
@@ -165,6 +172,9 @@ class RecordGuard:
     2. A publisher (the remote peer of the PUT_VALUE stream) keeps at most
        ``max_per_publisher`` live records under ``/chorus-health/`` and as many under
        other namespaces; a new one beyond that drops its oldest (``publisher_quota``).
+    3. All publishers together keep at most ``max_records`` under ``/chorus-health/`` and
+       ``other_max_records`` under other namespaces; a new one beyond that drops the
+       oldest of its group, whoever published it (``store_full``).
 
     Our own puts (``ValueStore.put``) are not touched: our validator already checked them.
     ``dropped`` counts by reason (:data:`RECORD_DROP_REASONS`). Install with :meth:`install`.
@@ -176,12 +186,20 @@ class RecordGuard:
         max_record_size: int,
         other_max_record_size: int = OTHER_MAX_RECORD_SIZE,
         max_per_publisher: int = DEFAULT_MAX_RECORDS_PER_PUBLISHER,
+        max_records: int = DEFAULT_MAX_RECORDS,
+        other_max_records: int = OTHER_MAX_RECORDS,
     ) -> None:
         if max_per_publisher < 1:
             raise ValueError(f"max_per_publisher must be at least 1, got {max_per_publisher}")
         self.max_record_size = max_record_size
         self.other_max_record_size = other_max_record_size
         self.max_per_publisher = max_per_publisher
+        self._max_records = {True: max_records, False: other_max_records}
+        # ours -> key -> publisher, oldest first: what rule 3 evicts from.
+        self._order: dict[bool, OrderedDict[bytes, str]] = {
+            True: OrderedDict(),
+            False: OrderedDict(),
+        }
         self._store: ValueStore | None = None
         # (publisher, ours) -> key -> the record object we let py-libp2p store, oldest
         # first. The object tells whether the store still holds our record under that key
@@ -267,6 +285,7 @@ class RecordGuard:
         owned[key] = record
         owned.move_to_end(key)
         self._tracked += 1
+        self._evict_beyond_total(ours, key, publisher)
         # Entries of publishers that never put again go stale as records expire or are
         # replaced; sweep them all once they outnumber the store, so this stays bounded.
         assert self._store is not None
@@ -275,6 +294,20 @@ class RecordGuard:
                 self._prune(self._owned[group])
                 if not self._owned[group]:
                     del self._owned[group]
+
+    def _evict_beyond_total(self, ours: bool, key: bytes, publisher: str) -> None:
+        order = self._order[ours]
+        order.pop(key, None)
+        order[key] = publisher
+        assert self._store is not None
+        while len(order) > self._max_records[ours]:
+            oldest, owner = order.popitem(last=False)
+            owned = self._owned.get((owner, ours))
+            if owned is not None and owned.pop(oldest, None) is not None:
+                self._tracked -= 1
+            if oldest in self._store.store:
+                self._store.remove(oldest)
+                self.dropped["store_full"] += 1
 
     def _prune(self, owned: OrderedDict[bytes, Record]) -> None:
         """Forget the keys whose stored record is no longer the one we let in, or expired."""

@@ -189,6 +189,12 @@ class GossipTuning:
     pull_attempts: int = 2
     pull_retry_delay: float = 0.25
     max_concurrent_pulls: int = 4
+    # Pulls started a second, with a burst: verifying a pulled view costs up to ~0.2 ms a
+    # member the first time, and in an open cluster a stranger that reconnects under fresh
+    # identities would otherwise have us verify views at its pace. A node that skips a pull
+    # still learns the view by gossip.
+    pull_rate: float = 1.0
+    pull_burst: float = 8.0
     # Pull server: a peer that opens a stream and never finishes its request must not hold
     # a task; per-peer and global rate limits; concurrent streams served.
     serve_read_timeout: float = 2.0
@@ -268,7 +274,7 @@ class _Metrics:
         )
         self.pulls = Counter(
             "chorus_cluster_pulls_total",
-            "View pulls, as client (ok, failed, rejected) and server (served, refused).",
+            "View pulls, as client (ok, failed, rejected, skipped) and server (served, refused).",
             ["side", "result"],
             registry=registry,
         )
@@ -383,6 +389,9 @@ class GossipService:
         self._certificate = certificate
         self.envelopes = EnvelopeCache()
         self._last_refute = -math.inf
+        self._pull_budget = TokenBucket(
+            self._tuning.pull_rate, self._tuning.pull_burst, self._clock()
+        )
         self._publish_errors: set[str] = set()
         # Publisher state.
         self._wake = trio.Event()
@@ -868,6 +877,9 @@ class GossipService:
         refuse, and py-libp2p's ERROR log of the refusal; our own service registers the pull
         handler before it subscribes, so a subscribed peer can answer."""
         if not await self._wait_for_subscription(peer):
+            return
+        if not self._pull_budget.take(self._clock()):
+            self._metrics.pulls.labels(side="client", result="skipped").inc()
             return
         assert self._pull_slots is not None
         async with self._pull_slots:

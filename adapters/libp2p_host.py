@@ -705,6 +705,8 @@ async def open_p2p_node(
     # park arbitrary data with us (notes, "Hostile input").
     kad = KadDHT(host, DHTMode.SERVER, strict_validation=True)
     kad.register_validator(NAMESPACE, validator)
+    # Before the host listens: its record guard must see every PUT a peer sends.
+    dht = LibP2PDHT(kad, validator, peer_timeout=cfg.dht_peer_timeout)
 
     body_error: list[BaseException] = []
     try:
@@ -727,7 +729,6 @@ async def open_p2p_node(
                     if not cfg.auto_connect:
                         await _stop_auto_connector(host)
                     pubsub = LibP2PPubSub(guarded, nursery)
-                    dht = LibP2PDHT(kad, validator, peer_timeout=cfg.dht_peer_timeout)
                     node = P2PNode(cfg, host, guarded, kad, pubsub, dht)
                     host.get_network().register_notifee(node._events)
                     nursery.start_soon(node._bootstrap)

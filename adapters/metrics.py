@@ -187,8 +187,8 @@ def dht_record_metrics(
         registry,
         "chorus_dht_records_dropped",
         "DHT records from peers not kept: refused as over the record size bound (oversized),"
-        " or a publisher's oldest record dropped to keep it within its quota"
-        " (publisher_quota).",
+        " or the oldest record dropped to keep a publisher within its quota"
+        " (publisher_quota) or all publishers within the store's (store_full).",
         lambda: dropped,
         reasons,
     )

@@ -24,10 +24,17 @@ from prometheus_client import CollectorRegistry, Counter
 from quart_trio import QuartTrio
 
 from adapters.dashboard import add_dashboard
+from adapters.dht import RECORD_DROP_REASONS
 from adapters.gossip import ELECTION_CHECK, GossipService
 from adapters.http_app import add_cluster_routes, add_json_route, create_app
 from adapters.libp2p_host import P2PConfig, P2PError, P2PNode, open_p2p_node
-from adapters.metrics import HealthMetrics, counter_callback, gauge_callback
+from adapters.metrics import (
+    HealthMetrics,
+    counter_callback,
+    dht_record_metrics,
+    gauge_callback,
+    probe_stream_metrics,
+)
 from adapters.system_stats import PsutilStats, SystemStats
 from mesh import cluster_config as cluster_presets
 from mesh.admission import (
@@ -67,6 +74,7 @@ from probes.local import (
 from probes.loop_lag import EVENT_LOOP_LAG, LoopLagMonitor, event_loop_lag_check
 from probes.pubsub_probe import (
     ACTIVE_PUBSUB_CHECK,
+    STREAM_DROP_REASONS,
     ProbeResponder,
     active_pubsub_check,
     probe_for_node,
@@ -321,6 +329,10 @@ async def _run_with_network(
         "Peers with an open connection.",
         lambda: len(p2p.connected_peers()),
     )
+    probe = enhanced.pubsub_probe
+    if probe is not None:
+        probe_stream_metrics(registry, probe.link.dropped, STREAM_DROP_REASONS)
+    dht_record_metrics(registry, p2p.dht.record_guard.dropped, RECORD_DROP_REASONS)
     pinger = p2p.pinger
     counter_callback(
         registry,

@@ -106,17 +106,26 @@ def _probe_text(interval: float | None) -> str:
     return f"--probe-interval {interval:g}"
 
 
+def _admission_text(admission: bool) -> str:
+    if admission:
+        return "admission policy on: the run's cluster authority certifies every node"
+    return "no admission policy (`--open`)"
+
+
 class ChorusTarget:
     """Our devnet, through the same Devnet API as ``python -m devnet up``."""
 
     name = "chorus"
 
-    def __init__(self, root: Path, probe_interval: float | None = PROBE_INTERVAL) -> None:
+    def __init__(
+        self, root: Path, probe_interval: float | None = PROBE_INTERVAL, *, admission: bool = True
+    ) -> None:
         self.devnet = Devnet(root, die_with_parent=True)
         self.probe_interval = probe_interval
+        self.admission = admission
 
     def start(self, n: int) -> float:
-        self.devnet.up(n, probe_interval=self.probe_interval)
+        self.devnet.up(n, probe_interval=self.probe_interval, admission=self.admission)
         return time.monotonic()
 
     def views(self) -> dict[int, dict[int, str]]:
@@ -608,7 +617,8 @@ def render_markdown(results: dict[str, Any], plot_name: str | None) -> str:
         "",
         f"Machine: {meta['cpu']}, {meta['cores']} cores, {meta['memory_gib']:.0f} GiB,"
         f" {meta['kernel']}; Python {meta['python']}. chorus-health {meta['commit']}"
-        f" (devnet profile, {_probe_text(meta.get('probe_interval'))});"
+        f" (devnet profile, {_probe_text(meta.get('probe_interval'))},"
+        f" {_admission_text(meta.get('admission', False))});"
         f" Serf {str(meta['serf']).removeprefix('Serf ')}"
         " (default LAN profile, leave_on_terminate). Both sides ran on the same machine in"
         " the same run, one cluster at a time, all on 127.0.0.1. Other work on the machine"
@@ -824,6 +834,7 @@ def machine_meta(args: argparse.Namespace, serf: str) -> dict[str, Any]:
         "commit": commit or "unknown",
         "serf": serf,
         "probe_interval": args.probe_interval,
+        "admission": not args.open,
         "runs": args.runs,
         "sizes": args.sizes,
     }
@@ -882,6 +893,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="seconds between network probes on the devnet nodes (default: as `make devnet`:"
         f" {DEFAULT_PROBE_INTERVAL:g}, or {PROBE_SECONDS_PER_NODE:g} per node above"
         f" {DEFAULT_PROBE_INTERVAL / PROBE_SECONDS_PER_NODE:g} nodes)",
+    )
+    parser.add_argument(
+        "--open",
+        action="store_true",
+        help="run our devnet without an admission policy (by default, as `make devnet`, the"
+        " run's cluster authority certifies every node), to measure what admission costs",
     )
     parser.add_argument(
         "--quick",
@@ -977,7 +994,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
     def make(name: str) -> Target:
         if name == "chorus":
-            return ChorusTarget(args.dir / "chorus", args.probe_interval)
+            return ChorusTarget(args.dir / "chorus", args.probe_interval, admission=not args.open)
         shutil.rmtree(args.dir / "serf", ignore_errors=True)
         return SerfCluster(args.dir / "serf")
 

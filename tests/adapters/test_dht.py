@@ -201,6 +201,22 @@ async def test_guard_tracking_stays_bounded_as_publishers_come_and_go() -> None:
     assert len(guard._owned) <= 3
 
 
+async def test_many_publishers_together_keep_a_bounded_store() -> None:
+    # Fresh identities are free: the quota per publisher alone bounds nothing.
+    kad, guard = _guarded(max_per_publisher=2, max_records=5, other_max_records=2)
+    keys = [_key(i) for i in range(8)]
+    for i, key in enumerate(keys):
+        await _put(kad, f"Sybil{i}", key)
+    assert _held(kad, keys) == [False] * 3 + [True] * 5
+    others = [_key(i, "pk") for i in range(3)]
+    for i, key in enumerate(others):
+        await _put(kad, f"Sybil{i}", key)
+    assert _held(kad, others) == [False, True, True]
+    assert _held(kad, keys[3:]) == [True] * 5  # other namespaces never push ours out
+    assert guard.dropped == {"store_full": 4}
+    assert guard.live_records("Sybil0") == 0 and guard.live_records("Sybil7") == 1
+
+
 def test_record_metrics_report_every_reason_from_the_start() -> None:
     registry = CollectorRegistry()
     _, guard = _guarded()

@@ -39,6 +39,7 @@ from libp2p.stream_muxer.exceptions import MuxedStreamError
 from libp2p.utils import encode_varint_prefixed
 from prometheus_client import CollectorRegistry
 
+from adapters.envelope import EnvelopeCache
 from adapters.gossip import (
     ELECTION_CHECK,
     PULL_PROTOCOL,
@@ -48,7 +49,6 @@ from adapters.gossip import (
     election_result,
     publish_budget,
 )
-from adapters.envelope import EnvelopeCache
 from adapters.libp2p_host import P2PConfig, P2PNode, load_or_create_identity, open_p2p_node
 from mesh.cluster_config import ClusterConfig, devnet
 from mesh.cluster_json import cluster_json
@@ -219,6 +219,7 @@ async def _run_member(
     key_file: Path,
     config: ClusterConfig,
     p2p: dict[str, Any],
+    tuning: GossipTuning | None = None,
     *,
     task_status: trio.TaskStatus[Member],
 ) -> None:
@@ -230,7 +231,12 @@ async def _run_member(
                 registry = CollectorRegistry()
                 manager = CheckManager(node_id=node.peer_id, version="v-test")
                 service = GossipService(
-                    node, manager, config, registry=registry, http_addr="http://127.0.0.1:1"
+                    node,
+                    manager,
+                    config,
+                    registry=registry,
+                    http_addr="http://127.0.0.1:1",
+                    tuning=tuning,
                 )
                 await nursery.start(service.run)
                 task_status.started(Member(node, service, registry, scope, stopped))
@@ -245,11 +251,12 @@ class Cluster:
     config: ClusterConfig = DEVNET
     p2p: dict[str, Any] = dataclasses.field(default_factory=dict)  # P2PConfig overrides
 
-    async def start(self, name: str, *peers: Member) -> Member:
+    async def start(self, name: str, *peers: Member, tuning: GossipTuning | None = None) -> Member:
         """A node connected to ``peers`` only. Not P2PConfig.bootstrap: its Kademlia
         refresh dials the bootstrap peer's neighbours too, and the topology would not
         stay sparse."""
-        run = partial(_run_member, self.tmp_path / f"{name}.key", self.config, self.p2p)
+        key = self.tmp_path / f"{name}.key"
+        run = partial(_run_member, key, self.config, self.p2p, tuning)
         member: Member = await self.nursery.start(run)
         for peer in peers:
             await member.node.connect(peer.addr)
@@ -725,3 +732,23 @@ async def test_election_check_reports_the_admin(tmp_path: Path) -> None:
         result = await check.checker()
         assert result.healthy  # type: ignore[attr-defined]
         assert result.details["admin"] == members[0].peer_id  # type: ignore[attr-defined]
+
+
+@pytest.mark.network
+async def test_pulls_are_paced(tmp_path: Path) -> None:
+    # One pull in the budget and (nearly) no refill: the second new peer is not pulled from.
+    async with _cluster(tmp_path) as cluster:
+        hub = await cluster.start("hub", tuning=GossipTuning(pull_rate=1e-6, pull_burst=1.0))
+        await cluster.start("a", hub)
+        await wait_until(
+            lambda: hub.sample("chorus_cluster_pulls_total", side="client", result="ok") == 1,
+            timeout=10,
+            what="the first pull",
+        )
+        await cluster.start("b", hub)
+        await wait_until(
+            lambda: hub.sample("chorus_cluster_pulls_total", side="client", result="skipped") == 1,
+            timeout=10,
+            what="the second pull skipped",
+        )
+        assert hub.sample("chorus_cluster_pulls_total", side="client", result="ok") == 1
