@@ -286,7 +286,7 @@ class _Metrics:
         )
         for reason in RejectReason:
             self.rejected.labels(reason=str(reason))
-        for where in ("publish", "handle", "merge", "serve"):
+        for where in ("publish", "tick", "handle", "merge", "serve"):
             self.errors.labels(where=where)
         for direction in ("in", "out"):
             self.bytes.labels(direction=direction)
@@ -392,7 +392,7 @@ class GossipService:
         self._pull_budget = TokenBucket(
             self._tuning.pull_rate, self._tuning.pull_burst, self._clock()
         )
-        self._publish_errors: set[str] = set()
+        self._errors_logged: set[str] = set()
         # Publisher state.
         self._wake = trio.Event()
         self._last_sent: float | None = None
@@ -692,13 +692,16 @@ class GossipService:
         async with receive:
             async for kind, peer in receive:
                 now = self._clock()
-                if kind == "connected":
-                    self._on_connected(peer, now)
-                elif kind == "ping_failed":
-                    if peer in self._connected:
-                        self._handle(self.view.on_ping_failed(peer, now), peer)
-                else:
-                    self._on_disconnected(peer, now)
+                try:
+                    if kind == "connected":
+                        self._on_connected(peer, now)
+                    elif kind == "ping_failed":
+                        if peer in self._connected:
+                            self._handle(self.view.on_ping_failed(peer, now), peer)
+                    else:
+                        self._on_disconnected(peer, now)
+                except Exception as exc:  # one event must not end connection tracking
+                    self._loop_failed("handle", exc)
 
     def _on_connected(self, peer: str, now: float) -> None:
         if peer in self._connected or peer == self.self_id:
@@ -726,12 +729,16 @@ class GossipService:
     async def _tick_loop(self) -> None:
         while True:
             now = self._clock()
-            self._apply(self.view.set_starved(self._starved(), now))
-            self._apply(self.view.tick(now))
-            if self._election_dirty:
-                self._election_dirty = False
-                self.election.observe(self.view.members().values(), self._wall())
-            deadline = self.view.next_deadline()
+            deadline: float | None = None
+            try:
+                self._apply(self.view.set_starved(self._starved(), now))
+                self._apply(self.view.tick(now))
+                if self._election_dirty:
+                    self._election_dirty = False
+                    self.election.observe(self.view.members().values(), self._wall())
+                deadline = self.view.next_deadline()
+            except Exception as exc:  # the timers must outlive any state a peer caused
+                self._loop_failed("tick", exc)
             wake = now + self._tuning.tick_max
             if deadline is not None:
                 wake = min(wake, deadline)
@@ -751,14 +758,24 @@ class GossipService:
                 await self._wake.wait()
 
     def _publish_failed(self, exc: Exception) -> None:
-        self._metrics.errors.labels(where="publish").inc()
         # A refutation that cannot go out must not be retried at the loop's pace forever.
         self._refute = False
-        kind = type(exc).__name__
-        if kind in self._publish_errors:
+        self._loop_failed("publish", exc)
+
+    def _loop_failed(self, where: str, exc: Exception) -> None:
+        """Count an error a loop caught, and log the first of each kind (a peer that
+        triggers one repeatedly must not flood the log)."""
+        self._metrics.errors.labels(where=where).inc()
+        kind = f"{where}:{type(exc).__name__}"
+        if kind in self._errors_logged or len(self._errors_logged) >= 64:
             return
-        self._publish_errors.add(kind)
-        logger.exception("publishing health gossip failed; further %s errors only counted", kind)
+        self._errors_logged.add(kind)
+        logger.error(
+            "health gossip %s failed: %r; further such errors are only counted",
+            where,
+            exc,
+            exc_info=exc,
+        )
 
     async def _publish_due(self) -> None:
         if self._left:

@@ -16,6 +16,7 @@ from mesh.digest import (
     MAX_GOSSIP_BYTES,
     MAX_SNAPSHOT_BYTES,
     MAX_SUSPICIONS,
+    MAX_TIME_MS,
     SCHEMA_VERSION,
     EncodeError,
     Gossip,
@@ -623,3 +624,34 @@ def test_wire_enums_cover_the_python_enums() -> None:
     assert {s.name for s in MemberState} == {
         n.removeprefix("MEMBER_STATE_") for n in pb.MemberState if not n.endswith("UNSPECIFIED")
     }
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "ok"),
+    [
+        ("start_time_ms", MAX_TIME_MS, True),
+        ("start_time_ms", MAX_TIME_MS + 1, False),
+        ("sent_at_ms", MAX_TIME_MS, True),
+        ("sent_at_ms", MAX_TIME_MS + 1, False),
+        ("start_time_ms", 0, False),
+    ],
+)
+def test_times_are_bounded(field: str, value: int, ok: bool) -> None:
+    # Far in the future is FUTURE at decoding; the bound is what we would ever encode.
+    message = digest(**{field: value})
+    if ok:
+        encode_gossip(message)
+    else:
+        with pytest.raises(EncodeError):
+            encode_gossip(message)
+
+
+@pytest.mark.parametrize(("count", "ok"), [(MAX_SUSPICIONS, True), (MAX_SUSPICIONS + 1, False)])
+def test_suspicions_per_member_are_bounded(count: int, ok: bool) -> None:
+    wire = _wire_snapshot(snapshot(entry(A, MemberState.ALIVE)))
+    wire.members[0].suspicions.extend(_notice_about(A, f"QmObs{i}") for i in range(count))
+    result = pull(wire.SerializeToString())
+    if ok:
+        assert isinstance(result, ViewSnapshot) and len(result.members[0].suspicions) == count
+    else:
+        assert reason(result) is RejectReason.INVALID_FIELD
