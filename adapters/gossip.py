@@ -209,6 +209,10 @@ class GossipTuning:
     # way (P2PConfig.gossip_forward_limit), so this is what bounds a flooding peer.
     signer_rate: float = 10.0
     signer_burst: float = 20.0
+    # All members' messages together, a few times the designed topic rate: in an open
+    # cluster each minted identity that joined would otherwise add signer_rate.
+    signer_global_rate: float = 40.0
+    signer_global_burst: float = 200.0
     # Signers that are not members of our view share one bucket: identities are free to
     # mint, and a fresh bucket each would let a stranger with a thousand keys flood us.
     # Its burst covers a cluster's first digests when a node starts.
@@ -218,8 +222,9 @@ class GossipTuning:
     # Pulls one peer may have us serve at once: one peer must not take every slot.
     max_serves_per_peer: int = 1
     # Seconds between two refutations: each answers every suspicion of the incarnation it
-    # raises, and a liar sending notice after notice must not make us publish at its pace.
-    refute_interval: float = 0.25
+    # raises, and a liar sending notice after notice must not make us publish at its pace
+    # (refutations skip the publish budget). Well inside the shortest suspicion timeout.
+    refute_interval: float = 1.0
     # Redialling a lost peer: first attempt after this, doubling up to the cap.
     redial_initial: float = 1.0
     redial_max: float = 30.0
@@ -376,8 +381,8 @@ class GossipService:
         self._serving = 0
         self._serving_peers: dict[str, int] = {}
         self._signers = RateLimiter(
-            rate=1e9,  # no global bound: only per signer
-            burst=1e9,
+            rate=self._tuning.signer_global_rate,
+            burst=self._tuning.signer_global_burst,
             per_key_rate=self._tuning.signer_rate,
             per_key_burst=self._tuning.signer_burst,
             max_keys=config.max_members,
@@ -590,16 +595,18 @@ class GossipService:
             return True
         self._metrics.received.inc()
         self._metrics.bytes.labels(direction="in").inc(len(msg.data))
-        if not self._signer_allowed(msg.from_peer):
-            self._count_rejection(
-                msg.from_peer, Rejection(RejectReason.FLOODED, "over the per-signer rate")
-            )
-            return False
+        # Decoded and judged by the admission policy before any rate: what is not admitted
+        # must not spend the tokens that admitted joiners need.
         decoded = self._decode(msg)
         if not isinstance(decoded, Rejection):
             decoded = self._admitted(decoded) or decoded
         if isinstance(decoded, Rejection):
             self._count_rejection(msg.from_peer, decoded)
+            return False
+        if not self._signer_allowed(msg.from_peer):
+            self._count_rejection(
+                msg.from_peer, Rejection(RejectReason.FLOODED, "over the signer rate")
+            )
             return False
         return True
 

@@ -66,9 +66,13 @@ Rules
     authors signed them (``mesh.signed``); the view applies them as if they had come from
     the topic: digests first, then leaves, then notices. A responder can thus neither forge
     nor advance what a member says of itself, nor invent observers; a stale snapshot can
-    neither resurrect nor rewind a member (only newer statements count); and nothing in a
-    snapshot makes a member DEAD: at worst SUSPECT, and DEAD only by our own timer
-    (memberlist's mergeState: "prefer to suspect").
+    neither resurrect nor rewind a member (only newer statements count). Notices carried
+    in a snapshot (older than ``max_message_age`` are dropped on decoding) make a member
+    SUSPECT, never DEAD: a suspicion resting on carried notices alone has no deadline, for
+    nobody re-gossips them and the suspect may never hear of them to refute. It waits for
+    the member's next statement, which answers it, or for evidence of our own or a notice
+    on the topic, from which its timer starts (memberlist's mergeState: "prefer to
+    suspect").
 
 The transitions are the table ``TRANSITIONS`` below; the handlers work out which cause
 applies (early-return guards, one comment each) and look the new state up there.
@@ -301,6 +305,12 @@ class _Suspicion:
     quiet: bool = False  # our evidence came while starved and was not published
     # observer -> its notice as it signed it: what a snapshot of ours may carry on.
     signed: dict[str, SignedNotice] = field(default_factory=dict)
+    # Observers we know of only from notices carried in pulled snapshots (rule 12).
+    carried: set[str] = field(default_factory=set)
+
+    def held(self) -> bool:
+        """Resting on carried notices alone: no deadline (rule 12)."""
+        return bool(self.carried) and self.carried >= self.bases.keys()
 
     def confirmations(self) -> int:
         return max(0, len(self.bases) - 1)
@@ -413,20 +423,20 @@ class ClusterView:
         return Outcome(tuple(self._apply_leave(record, notice, statement, now)))
 
     def on_suspect_notice(
-        self, notice: SuspectNotice, now: float, statement: bytes = b"", detail: str = ""
+        self,
+        notice: SuspectNotice,
+        now: float,
+        statement: bytes = b"",
+        detail: str = "",
+        *,
+        carried: bool = False,
     ) -> Outcome:
-        # Rule 5: about us, answer it.
-        if notice.suspect_id == self.self_id:
-            events = self._refute(notice.basis, f"suspected by {notice.observer_id}")
-            return Outcome(tuple(events), note="" if events else "suspicion already refuted")
+        """A signed notice, from the topic or ``carried`` in a pulled snapshot."""
         # Our own notice, delivered back to us by GossipSub: already counted.
         if notice.observer_id == self.self_id:
             return Outcome(note="own notice")
-        record = self._members.get(notice.suspect_id)
-        # Rule 2: a suspect we never heard of.
-        if record is None:
-            return Outcome(note=f"suspect {notice.suspect_id} unknown")
-        # Rule 3: only alive members observe; a fresh identity confirms nothing.
+        # Rule 3: only alive members observe; a fresh identity confirms nothing, nor makes
+        # us refute (each refutation is a publish that skips the publish budget).
         observer = self._members.get(notice.observer_id)
         if observer is None or observer.state is not ALIVE:
             state = "unknown" if observer is None else str(observer.state)
@@ -435,6 +445,14 @@ class ClusterView:
                     RejectReason.NOT_MEMBER, f"suspicion by {notice.observer_id} ({state})"
                 )
             )
+        # Rule 5: about us, answer it.
+        if notice.suspect_id == self.self_id:
+            events = self._refute(notice.basis, f"suspected by {notice.observer_id}")
+            return Outcome(tuple(events), note="" if events else "suspicion already refuted")
+        record = self._members.get(notice.suspect_id)
+        # Rule 2: a suspect we never heard of.
+        if record is None:
+            return Outcome(note=f"suspect {notice.suspect_id} unknown")
         # Rule 3: never beyond what the suspect itself has said.
         basis = min(notice.basis, record.key)
         signed = SignedNotice(notice, statement) if statement else None
@@ -447,6 +465,7 @@ class ClusterView:
             now,
             detail,
             signed=signed,
+            carried=carried,
         )
         return Outcome(tuple(events))
 
@@ -503,7 +522,9 @@ class ClusterView:
             events += self._apply_leave(record, leave, entry.leave_statement, now, via)
         for entry in snapshot.members:
             for signed in entry.suspicions:
-                outcome = self.on_suspect_notice(signed.notice, now, signed.statement, via)
+                outcome = self.on_suspect_notice(
+                    signed.notice, now, signed.statement, via, carried=True
+                )
                 events += outcome.events
                 if outcome.rejection is not None:
                     dropped.append(outcome.rejection)
@@ -545,7 +566,8 @@ class ClusterView:
             suspicion = record.suspicion
             if record.state is not SUSPECT or suspicion is None:
                 continue
-            if now < self._suspicion_deadline(suspicion, n):
+            # Rule 12: carried notices alone make nobody dead.
+            if suspicion.held() or now < self._suspicion_deadline(suspicion, n):
                 continue
             # Rule 8: a starved node does not condemn others on its own timing alone.
             if self.starved and self._rests_on_our_timing(suspicion):
@@ -585,7 +607,8 @@ class ClusterView:
             ):
                 times.append(record.last_heard + silence)
             if record.state is SUSPECT and suspicion is not None:
-                if not (self.starved and self._rests_on_our_timing(suspicion)):
+                held = suspicion.held() or (self.starved and self._rests_on_our_timing(suspicion))
+                if not held:
                     times.append(self._suspicion_deadline(suspicion, n))
             elif record.state is DEAD:
                 times.append(record.state_since + self.config.dead_forget_after)
@@ -627,8 +650,12 @@ class ClusterView:
         for _, record in sorted(self._members.items()):
             suspicions: tuple[SignedNotice, ...] = ()
             if record.state in (SUSPECT, DEAD) and record.suspicion is not None:
+                # Receivers drop notices past max_message_age (mesh.digest): so do we.
+                oldest = math.floor((now - self.config.max_message_age) * 1000.0)
                 signed = record.suspicion.signed
-                suspicions = tuple(signed[o] for o in sorted(signed))
+                suspicions = tuple(
+                    signed[o] for o in sorted(signed) if signed[o].notice.sent_at_ms >= oldest
+                )
             entries.append(
                 MemberEntry(
                     digest=record.digest,
@@ -798,8 +825,9 @@ class ClusterView:
         detail: str = "",
         *,
         signed: SignedNotice | None = None,
+        carried: bool = False,
     ) -> list[Event]:
-        """Evidence from ``observer`` that ``peer`` failed after ``basis`` (rules 3, 9)."""
+        """Evidence from ``observer`` that ``peer`` failed after ``basis`` (rules 3, 9, 12)."""
         # SWIM: ignore evidence older than the newest statement we hold.
         if basis < record.key:
             return []
@@ -817,13 +845,23 @@ class ClusterView:
             known = suspicion.bases.get(observer)
             if known is None and len(suspicion.bases) >= self.config.max_observers:
                 return []
+            was_held = suspicion.held()
             suspicion.bases[observer] = basis if known is None else max(known, basis)
             if signed is not None and suspicion.bases[observer] == basis:
                 suspicion.signed[observer] = signed
+            if carried and known is None:
+                suspicion.carried.add(observer)
+            elif not carried:
+                suspicion.carried.discard(observer)
+            if was_held and not suspicion.held():
+                # First evidence beyond carried notices: the timer starts now (rule 12).
+                suspicion.since = now
             return []
         record.suspicion = _Suspicion(since=now, bases={observer: basis})
         if signed is not None:
             record.suspicion.signed[observer] = signed
+        if carried:
+            record.suspicion.carried.add(observer)
         return self._move(record, peer, cause, now, label)
 
     def _refute(self, basis: Version, detail: str) -> list[Event]:

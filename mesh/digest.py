@@ -487,7 +487,11 @@ def _entry_from_wire(
     suspicions: list[SignedNotice] = []
     observers: set[str] = set()
     for raw in item.suspicions:
-        notice = _open_statement(bytes(raw), verify, now, limits)
+        # A notice is a judgement of its moment: past max_message_age it is dropped, as on
+        # the topic, so that one signed notice cannot be carried from view to view forever.
+        notice = _open_statement(bytes(raw), verify, now, limits, check_age=True)
+        if isinstance(notice, Rejection) and notice.reason is RejectReason.STALE:
+            continue
         if isinstance(notice, Rejection):
             return notice
         if not isinstance(notice, SuspectNotice) or notice.suspect_id != member:
@@ -507,10 +511,15 @@ def _entry_from_wire(
 
 
 def _open_statement(
-    raw: bytes, verify: EnvelopeVerifier, now: float, limits: ClusterConfig
+    raw: bytes,
+    verify: EnvelopeVerifier,
+    now: float,
+    limits: ClusterConfig,
+    *,
+    check_age: bool = False,
 ) -> Gossip | Rejection:
     """A carried statement: its envelope verified, its Gossip decoded as if from the topic
-    (every check but the age)."""
+    (the age checked only with ``check_age``)."""
     if not raw:
         return Rejection(RejectReason.INVALID_FIELD, "a member entry without its statement")
     if len(raw) > MAX_ENVELOPE_BYTES:
@@ -521,7 +530,7 @@ def _open_statement(
         envelope = None
     if envelope is None:
         return Rejection(RejectReason.FORGED, "a carried statement does not verify")
-    return decode_gossip(envelope.data, envelope.signer, now, config=limits, check_age=False)
+    return decode_gossip(envelope.data, envelope.signer, now, config=limits, check_age=check_age)
 
 
 def _digest_from_wire(wire: Any) -> HealthDigest | str:

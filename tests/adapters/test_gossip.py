@@ -50,6 +50,7 @@ from adapters.gossip import (
     publish_budget,
 )
 from adapters.libp2p_host import P2PConfig, P2PNode, load_or_create_identity, open_p2p_node
+from mesh.admission import AdmissionPolicy
 from mesh.cluster_config import ClusterConfig, devnet
 from mesh.cluster_json import cluster_json
 from mesh.cluster_view import Cause, ClusterView
@@ -60,6 +61,7 @@ from mesh.digest import (
     HealthDigest,
     MemberState,
     RejectReason,
+    Sequencer,
     ViewSnapshot,
     decode_snapshot,
     encode_gossip,
@@ -220,6 +222,7 @@ async def _run_member(
     config: ClusterConfig,
     p2p: dict[str, Any],
     tuning: GossipTuning | None = None,
+    admission: AdmissionPolicy | None = None,
     *,
     task_status: trio.TaskStatus[Member],
 ) -> None:
@@ -237,6 +240,7 @@ async def _run_member(
                     registry=registry,
                     http_addr="http://127.0.0.1:1",
                     tuning=tuning,
+                    admission=admission,
                 )
                 await nursery.start(service.run)
                 task_status.started(Member(node, service, registry, scope, stopped))
@@ -250,13 +254,14 @@ class Cluster:
     tmp_path: Path
     config: ClusterConfig = DEVNET
     p2p: dict[str, Any] = dataclasses.field(default_factory=dict)  # P2PConfig overrides
+    admission: AdmissionPolicy | None = None
 
     async def start(self, name: str, *peers: Member, tuning: GossipTuning | None = None) -> Member:
         """A node connected to ``peers`` only. Not P2PConfig.bootstrap: its Kademlia
         refresh dials the bootstrap peer's neighbours too, and the topology would not
         stay sparse."""
         key = self.tmp_path / f"{name}.key"
-        run = partial(_run_member, key, self.config, self.p2p, tuning)
+        run = partial(_run_member, key, self.config, self.p2p, tuning, self.admission)
         member: Member = await self.nursery.start(run)
         for peer in peers:
             await member.node.connect(peer.addr)
@@ -752,3 +757,39 @@ async def test_pulls_are_paced(tmp_path: Path) -> None:
             what="the second pull skipped",
         )
         assert hub.sample("chorus_cluster_pulls_total", side="client", result="ok") == 1
+
+
+@pytest.mark.network
+async def test_strangers_outside_the_policy_spend_no_tokens(tmp_path: Path) -> None:
+    # Rejected as not admitted before any rate: a stranger's flood must not use up the
+    # tokens an admitted joiner's first digests need.
+    members = {
+        ID.from_pubkey(load_or_create_identity(tmp_path / f"{name}.key").public_key).to_base58()
+        for name in ("a", "b")
+    }
+    async with _cluster(tmp_path) as cluster:
+        cluster.admission = AdmissionPolicy(allowed_peers=frozenset(members))
+        a = await cluster.start("a")
+        rogue_cfg = P2PConfig(key_file=tmp_path / "rogue.key", listen_port=0)
+        async with open_p2p_node(rogue_cfg) as rogue:
+            await rogue.connect(a.addr)
+            await wait_until(
+                lambda: a.node.host.get_id() in rogue.guarded_pubsub.peer_topics.get(TOPIC, ()),
+                timeout=5,
+                what="the rogue sees a's subscription",
+            )
+            own = Sequencer(rogue.peer_id, int(time.time() * 1000) - 1000)
+            rogue_key = load_or_create_identity(tmp_path / "rogue.key")
+            flood = 150
+            for _ in range(flood):
+                digest = own.digest(time.time(), status=Status.HEALTHY, score=1.0)
+                await _inject(rogue, a, _signed(rogue_key, encode_gossip(digest)))
+            await wait_until(
+                lambda: a.rejected(RejectReason.NOT_ADMITTED) == flood,
+                timeout=10,
+                what=f"the flood rejected: {a.rejected(RejectReason.NOT_ADMITTED)}",
+            )
+            assert a.rejected(RejectReason.FLOODED) == 0
+            b = await cluster.start("b", a)
+            await wait_until(_all_alive([a, b]), timeout=10, what="b admitted")
+            assert a.state_of(rogue.peer_id) is None

@@ -563,7 +563,7 @@ def test_connection_flap_is_not_a_death() -> None:
 
 
 def test_a_node_refutes_its_own_suspicion() -> None:
-    view = cluster(B)
+    view = cluster(B, C)
     outcome = view.on_suspect_notice(notice(B, ME), 1.0)
     assert outcome.events == (PublishRefute(1),)
     assert view.local_incarnation == 1
@@ -612,6 +612,7 @@ def test_refutation_end_to_end_over_the_wire() -> None:
     first = x_seq.digest(now, status=Status.HEALTHY, score=1.0)
     deliver(a, first, X)
     deliver(x, first, X)  # GossipSub delivers our own publish to us
+    deliver(x, a_seq.digest(now, status=Status.HEALTHY, score=1.0), "QmA")
     (_, action) = a.on_disconnected(X, 0.2).events
     assert isinstance(action, PublishSuspect)
     (refute,) = deliver(x, a_seq.suspect(X, action.basis, now), "QmA")
@@ -836,7 +837,8 @@ def full_view() -> ClusterView:
     return view
 
 
-def pulled(view: ClusterView, now: float = 1_700_000_000.0) -> ViewSnapshot:
+def pulled(view: ClusterView, now: float = START / 1000 + 5) -> ViewSnapshot:
+    """Pulled 5 s after every statement was made (wall-clock ms START): notices are fresh."""
     data = encode_snapshot(view.snapshot(now))
     decoded = decode_snapshot(data, view.self_id, now, verify=ENVELOPES.open, config=CFG)
     assert isinstance(decoded, ViewSnapshot)
@@ -873,7 +875,17 @@ def test_a_new_node_converges_from_one_pull() -> None:
     assert fresh.member(D).suspected_by == {X}  # type: ignore[union-attr]
     # Pulling the same view again changes nothing.
     assert fresh.merge_snapshot(pulled(source), 6.5).events == ()
-    fresh.tick(6.0 + 8.0)
+    # Carried notices alone never make D dead: nobody re-gossips them, and D might never
+    # hear of them to refute. Our own evidence (silence since we learned of D) starts the
+    # timer.
+    fresh.tick(6.0 + 2.9)
+    assert state(fresh, D) is SUSPECT and fresh.next_deadline() == 6.0 + 3.0
+    fresh.tick(6.0 + 3.0)
+    # Five live members (QmE left), X's carried notice and ours: one confirmation.
+    timeout = CFG.suspicion_timeout(5, 1)
+    fresh.tick(6.0 + 3.0 + timeout - 0.01)
+    assert state(fresh, D) is SUSPECT
+    fresh.tick(6.0 + 3.0 + timeout)
     assert state(fresh, D) is DEAD
 
 
@@ -896,7 +908,7 @@ def test_our_own_statements_are_kept_for_our_snapshots() -> None:
     view.record_statement(mine, seal(mine))
     events = view.on_disconnected(X, 1.0).events
     (publish,) = [e for e in events if isinstance(e, PublishSuspect)]
-    ours = Sequencer(ME, START).suspect(X, publish.basis, 1_700_000_000.0)
+    ours = Sequencer(ME, START).suspect(X, publish.basis, START / 1000 + 1)
     view.record_statement(ours, seal(ours))
     snap = pulled(view)
     assert [e.digest.node_id for e in snap.members] == [ME, X]
@@ -1042,6 +1054,38 @@ def test_new_members_join_at_a_bounded_rate() -> None:
     assert [r.reason if r else None for r in results] == [None, None, None, RejectReason.JOIN_RATE]
     assert view.on_digest(dg("QmP3"), 0.49).rejection is not None
     assert view.on_digest(dg("QmP3"), 0.5).accepted
+
+
+def test_carried_notices_alone_never_kill() -> None:
+    source = ClusterView(B, CFG)
+    for node in (B, X, C, D):
+        feed(source, dg(node), 0.0)
+    for observer in (C, D):
+        feed(source, notice(observer, X), 0.0)
+    view = cluster(X, B, C, D, config=QUIET)
+    view.merge_snapshot(pulled(source), 1.0)
+    assert state(view) is SUSPECT
+    view.tick(900.0)
+    assert state(view) is SUSPECT
+    # The same observer's notice on the topic: real evidence, the timer starts now.
+    view.on_suspect_notice(notice(C, X), 900.0)
+    timeout = CFG.suspicion_timeout(5, 1)  # C, and D's carried notice: one confirmation
+    view.tick(900.0 + timeout - 0.01)
+    assert state(view) is SUSPECT
+    view.tick(900.0 + timeout)
+    assert state(view) is DEAD
+
+
+def test_a_carried_suspicion_is_answered_by_the_next_heartbeat() -> None:
+    source = ClusterView(B, CFG)
+    for node in (B, X, C):
+        feed(source, dg(node), 0.0)
+    feed(source, notice(C, X), 0.0)
+    view = cluster(X, B, C, config=QUIET)
+    view.merge_snapshot(pulled(source), 1.0)
+    assert state(view) is SUSPECT
+    view.on_digest(dg(X, 2), 2.0)
+    assert state(view) is ALIVE
 
 
 def test_a_snapshot_is_held_to_the_join_gate() -> None:

@@ -655,3 +655,15 @@ def test_suspicions_per_member_are_bounded(count: int, ok: bool) -> None:
         assert isinstance(result, ViewSnapshot) and len(result.members[0].suspicions) == count
     else:
         assert reason(result) is RejectReason.INVALID_FIELD
+
+
+def test_stale_suspicions_are_dropped_from_a_snapshot() -> None:
+    # One signed notice must not travel from view to view forever.
+    carol = entry("QmCarol", MemberState.SUSPECT)
+    fresh = carol.suspicions[0]
+    old_notice = dataclasses.replace(fresh.notice, observer_id="QmOld", sent_at_ms=NOW_MS - 61_000)
+    old = SignedNotice(old_notice, sealed(old_notice))
+    view = snapshot(dataclasses.replace(carol, suspicions=(fresh, old)))
+    decoded = pull(encode_snapshot(view))
+    assert isinstance(decoded, ViewSnapshot)
+    assert decoded.members[0].suspicions == (fresh,)
