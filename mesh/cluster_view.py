@@ -25,8 +25,12 @@ Rules
 2. Entry. A member enters with its first digest, from the topic or carried in a pulled
    snapshot (ALIVE, cause JOINED), while the view holds fewer than ``max_members`` and the
    join gate (``mesh.view_bounds``) has a token; otherwise the digest is rejected
-   (VIEW_FULL, JOIN_RATE). Notices and connection events about peers we have no digest of
-   are ignored, as memberlist ignores "a node we've never heard of".
+   (VIEW_FULL, JOIN_RATE). Members known only from snapshots do not count in n (the
+   timing formulas) nor for the election until a digest of theirs reaches us on the
+   topic: one responder's view of minted members must not stretch our heartbeat while
+   our peers' n stays small, which would have them suspect us by silence. Notices and
+   connection events about peers we have no digest of are ignored, as memberlist ignores
+   "a node we've never heard of".
 3. Suspicion is evidence against a Version, its basis: our own evidence (DISCONNECTED,
    PING_FAILED, SILENCE) is against the newest Version we hold, a ``SuspectNotice`` against
    the one its observer held, but never beyond what the suspect has said itself as far as we
@@ -264,6 +268,8 @@ class Member:
     http_addr: str
     p2p_addrs: tuple[str, ...]
     history: tuple[Transition, ...]  # oldest first, bounded
+    # We have had a digest of it from the topic, not only from a pulled snapshot (rule 2).
+    firsthand: bool = True
 
     @property
     def incarnation(self) -> int:
@@ -326,6 +332,7 @@ class _Record:
     history: deque[Transition]
     suspicion: _Suspicion | None = None
     statement: bytes = b""  # the envelope of ``digest`` (mesh.signed), once we hold it
+    firsthand: bool = False  # a digest of it came from the topic (rule 2)
     leave: LeaveNotice | None = None  # its leave, while LEFT
     leave_statement: bytes = b""
 
@@ -404,10 +411,12 @@ class ClusterView:
             self._tombstones.pop(peer, None)
             events = self._join(digest, now)
             self._members[peer].statement = statement
+            self._members[peer].firsthand = True
             return Outcome(tuple(events))
         # Rule 1: only newer statements count.
         if digest.key <= record.key:
             return _replayed(f"digest {tuple(digest.key)} <= {tuple(record.key)} of {peer}")
+        record.firsthand = True
         return Outcome(tuple(self._accept_digest(record, digest, now, statement=statement)))
 
     def on_leave(self, notice: LeaveNotice, now: float, statement: bytes = b"") -> Outcome:
@@ -634,9 +643,11 @@ class ClusterView:
         return counts
 
     def live_count(self) -> int:
-        """n in the timing formulas: alive and suspect members, ourselves included."""
-        live = sum(1 for r in self._members.values() if r.state in (ALIVE, SUSPECT))
-        return live if self.self_id in self._members else live + 1
+        """n in the timing formulas: alive and suspect members we have heard on the topic
+        ourselves (rule 2), ourselves included."""
+        live = sum(1 for r in self._members.values() if r.state in (ALIVE, SUSPECT) and r.firsthand)
+        me = self._members.get(self.self_id)
+        return live if me is not None and me.firsthand else live + 1
 
     def history(self, *, peer: str | None = None, limit: int | None = None) -> list[Transition]:
         """Newest first, optionally for one peer (kept even after it is forgotten)."""
@@ -977,6 +988,7 @@ class ClusterView:
             http_addr=digest.http_addr,
             p2p_addrs=digest.p2p_addrs,
             history=tuple(record.history),
+            firsthand=record.firsthand,
         )
 
 

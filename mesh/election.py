@@ -2,7 +2,8 @@
 
 Rules:
 - The admin is the longest-running member (earliest ``start_time``) among those the view
-  holds ALIVE and that report themselves ``healthy``; ties go to the smallest peer ID.
+  holds ALIVE, has heard on the topic itself (``Member.firsthand``) and that report
+  themselves ``healthy``; ties go to the smallest peer ID.
 - Only when no member is healthy, the same rule picks among ``degraded`` members. Without
   this fallback the cluster could never start: ``election-health`` is one of every node's
   own checks, so while no admin exists every node fails it, none is healthy, and none could
@@ -43,7 +44,8 @@ DEFAULT_MAX_CHANGES = 3  # changes within the window beyond which the election i
 
 
 def eligible(member: Member, status: Status = Status.HEALTHY) -> bool:
-    return member.state is MemberState.ALIVE and member.status is status
+    # Firsthand: heard on the topic by this node, not only listed in a pulled view.
+    return member.state is MemberState.ALIVE and member.status is status and member.firsthand
 
 
 def elect_admin(members: Iterable[Member]) -> str | None:

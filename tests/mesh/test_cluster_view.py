@@ -881,8 +881,10 @@ def test_a_new_node_converges_from_one_pull() -> None:
     fresh.tick(6.0 + 2.9)
     assert state(fresh, D) is SUSPECT and fresh.next_deadline() == 6.0 + 3.0
     fresh.tick(6.0 + 3.0)
-    # Five live members (QmE left), X's carried notice and ours: one confirmation.
-    timeout = CFG.suspicion_timeout(5, 1)
+    # n counts only members heard on the topic (rule 2): just us, so no confirmations are
+    # expected and the minimum applies.
+    assert fresh.live_count() == 1
+    timeout = CFG.suspicion_timeout(1, 1)
     fresh.tick(6.0 + 3.0 + timeout - 0.01)
     assert state(fresh, D) is SUSPECT
     fresh.tick(6.0 + 3.0 + timeout)
@@ -1279,3 +1281,19 @@ def test_devnet_connection_flaps_are_no_alarm() -> None:
     view, dead_at, seen = run_cluster(until=80.0, actions=flaps)
     assert dead_at is None and state(view) is ALIVE
     assert len([t for t in seen if t.cause is Cause.DISCONNECTED]) == 20
+
+
+def test_members_known_only_from_snapshots_do_not_count_in_n() -> None:
+    # One responder's view full of minted members must not stretch our heartbeat (n) while
+    # our peers' n stays small: they would suspect us by silence.
+    source = ClusterView(B, CFG)
+    for node in (B, *(f"QmMinted{i}" for i in range(20))):
+        feed(source, dg(node), 0.0)
+    view = cluster(X, B)
+    view.merge_snapshot(pulled(source), 0.5)
+    assert len(view.members()) == 23
+    assert view.live_count() == 3
+    assert not view.member("QmMinted0").firsthand  # type: ignore[union-attr]
+    # Heard on the topic: now it counts.
+    view.on_digest(dg("QmMinted0", 2), 1.0)
+    assert view.live_count() == 4

@@ -20,7 +20,12 @@ ALIVE, SUSPECT, DEAD, LEFT = (
 
 
 def member(
-    node: str, start: float, state: MemberState = ALIVE, status: Status = Status.HEALTHY
+    node: str,
+    start: float,
+    state: MemberState = ALIVE,
+    status: Status = Status.HEALTHY,
+    *,
+    firsthand: bool = True,
 ) -> Member:
     return Member(
         node_id=node,
@@ -39,6 +44,7 @@ def member(
         http_addr="",
         p2p_addrs=(),
         history=(),
+        firsthand=firsthand,
     )
 
 
@@ -50,6 +56,8 @@ def member(
         ([member("QmA", 100.0), member("QmB", 50.0)], "QmB"),  # longest running
         ([member("QmB", 50.0), member("QmA", 50.0)], "QmA"),  # tie: smallest peer ID
         ([member("QmA", 100.0), member("QmB", 50.0, SUSPECT)], "QmA"),
+        # Known only from a pulled view (a minted "longest running" one, say): not yet.
+        ([member("QmA", 100.0), member("QmB", 1.0, firsthand=False)], "QmA"),
         ([member("QmA", 100.0), member("QmB", 50.0, DEAD)], "QmA"),
         ([member("QmA", 100.0), member("QmB", 50.0, LEFT)], "QmA"),
         ([member("QmA", 100.0), member("QmB", 50.0, status=Status.DEGRADED)], "QmA"),
