@@ -33,12 +33,18 @@ The origin takes the responder's identity from the stream (authenticated by Nois
 from the message, and accepts one answer per named peer. An answer whose hash differs from
 the payload's is "corrupted": messages are signed, so that means a faulty or lying peer.
 
-Hostile peers: the responder answers only probes whose ``origin`` is the signed sender
-(otherwise anyone could aim every responder at a victim), only when it is named, only once
-per (origin, nonce), only to connected origins, and within a global and a per-origin rate
-limit; answers go through a bounded queue. The origin reads answer streams with a
-per-peer and a global limit and a read timeout, and resets the excess at once: one peer
-holding answer streams open cannot keep the others' answers out (:class:`LibP2PLink`).
+Hostile peers (issue 12: every peer may be hostile, and a stranger mints identities for
+free). The responder answers only probes whose ``origin`` is the signed sender (otherwise
+anyone could aim every responder at a victim), only when it is named, only once per
+(origin, nonce), only to connected origins, only to origins the node wants to talk to (an
+optional predicate: with an admission policy, members of the cluster view), with at most
+2 answers per origin pending at a time, within a per-origin and a shared rate limit.
+Origins that have never taken an answer from us in full ("new" ones) are served from a
+budget and a queue of their own, so that identities minted by the dozen, which stall the
+answer stream or just ask a lot, cannot use up what proven origins need; a send that
+stalls is given up after 2 s, not py-libp2p's 30 s negotiation timeout. The origin reads
+answer streams only from the peers its pending probes named, resets every other one at
+once, and bounds the rest per peer and in all, with a read timeout (:class:`LibP2PLink`).
 Every stream handler here catches everything a peer can cause, because an exception
 escaping a py-libp2p stream handler ends the whole node (notes, "Hostile input").
 """
@@ -58,7 +64,7 @@ import time
 from collections import Counter, OrderedDict
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 import trio
 
@@ -75,6 +81,7 @@ if TYPE_CHECKING:
 __all__ = [
     "ACK_PROTOCOL",
     "ACTIVE_PUBSUB_CHECK",
+    "DEFAULT_SEND_TIMEOUT",
     "STREAM_DROP_REASONS",
     "TOPIC",
     "Ack",
@@ -88,6 +95,7 @@ __all__ = [
     "ProbeResponder",
     "PubSubProbe",
     "RateLimiter",
+    "SenderFilter",
     "TokenBucket",
     "WireError",
     "active_pubsub_check",
@@ -117,21 +125,38 @@ DEFAULT_WAIT = 10.0  # seconds; the reference's "wait for message receipt (max 1
 # that is not yet noticed as disconnected should not hold every probe for the full wait.
 DEFAULT_GRACE = 1.0
 
-# Inbound answer streams (LibP2PLink). Honest load: a responder sends one answer per probe
-# that names it, from at most 2 workers, and an origin runs at most 2 probes at once (the
-# active and the enhanced check), so an honest peer has at most 2 answer streams open to
-# us; 4 leaves room for one still closing. The global limit covers many peers answering
-# at once; both reset the excess at once instead of queueing it.
+# Inbound answer streams (LibP2PLink). Only the peers named in one of our pending probes
+# may open one at all (at most k = 3 per probe, 2 probes at once); everyone else is reset
+# at once, before taking a slot. Honest load: a responder sends one answer per probe that
+# names it, and an origin runs at most 2 probes at once (the active and the enhanced
+# check), so an honest peer has at most 2 answer streams open to us; 4 leaves room for one
+# still closing. The global limit covers many peers answering at once; both reset the
+# excess at once instead of queueing it.
 DEFAULT_MAX_INBOUND = 32
 DEFAULT_MAX_INBOUND_PER_PEER = 4
 # An honest answer is one small write then EOF, a few round trips; a stream still open
 # after this is stalled (or a slowloris) and gives its slot back.
 DEFAULT_READ_TIMEOUT = 5.0
 DEFAULT_CLOSE_TIMEOUT = 2.0  # closing or resetting writes a frame; bounded like a read
-# Why LibP2PLink drops an inbound stream: refused at once because the peer already has
+# Why LibP2PLink drops an inbound stream: the sender is not one we wait for (unexpected:
+# not named in a pending probe, or its answer is already in; late honest answers land
+# here too, so it is no alarm by itself); refused at once because the peer already has
 # its share of streams open (per_peer) or all slots are taken (global); stalled past the
 # read timeout (timeout); over the message limit (too_large); anything else (error).
-STREAM_DROP_REASONS = ("per_peer", "global", "timeout", "too_large", "error")
+STREAM_DROP_REASONS = ("unexpected", "per_peer", "global", "timeout", "too_large", "error")
+
+# Outbound answers (ProbeResponder). An honest answer is a stream negotiation, one write
+# and a close: 116 ms at 10 nodes (notes), so 2 s is ample; an origin that never finishes
+# the negotiation would otherwise hold a worker for py-libp2p's 30 s negotiation timeout.
+DEFAULT_SEND_TIMEOUT = 2.0
+# Answers queued or being sent to one origin at once. An honest origin runs at most 2
+# probes at once (the active and the enhanced check start together every minute), so 2
+# answers it both; more would only let one identity hold more of our workers.
+MAX_PENDING_PER_ORIGIN = 2
+# Origins that took an answer in full, remembered (LRU) so that they skip the new-origin
+# budget; honest origins refresh their place with every probe that names us (about once a
+# probe interval per origin), far more often than 1,024 new origins can be admitted.
+MAX_PROVEN_ORIGINS = 1024
 
 # The reference's Active PubSub Check properties.
 ACTIVE_INTERVAL = 60.0
@@ -272,7 +297,8 @@ class RateLimiter:
     """A global bucket plus one per key (origin); the per-key buckets are bounded LRU.
 
     The per-origin bucket keeps one chatty or hostile origin from using up the global
-    budget that honest origins need.
+    budget that honest origins need. A call may name another shared bucket (``pool``) in
+    place of the global one: the responder serves new origins from a budget of their own.
     """
 
     def __init__(
@@ -291,7 +317,14 @@ class RateLimiter:
         self._max_keys = max_keys
         self._keys: OrderedDict[str, TokenBucket] = OrderedDict()
 
-    def allow(self, key: str, now: float) -> bool:
+    def allow(self, key: str, now: float, *, pool: TokenBucket | None = None) -> bool:
+        return self.refusal(key, now, pool=pool) is None
+
+    def refusal(
+        self, key: str, now: float, *, pool: TokenBucket | None = None
+    ) -> Literal["per_key", "shared"] | None:
+        """None when ``key`` may go now; else which budget refused it: its own
+        (``per_key``) or the shared one (``pool``, the global bucket by default)."""
         bucket = self._keys.get(key)
         if bucket is None:
             bucket = TokenBucket(self._per_key_rate, self._per_key_burst, now)
@@ -299,8 +332,11 @@ class RateLimiter:
             if len(self._keys) > self._max_keys:
                 self._keys.popitem(last=False)
         self._keys.move_to_end(key)
-        # Per key first: a refused origin must not spend a global token.
-        return bucket.take(now) and self._global.take(now)
+        # Per key first: a refused origin must not spend a shared token.
+        if not bucket.take(now):
+            return "per_key"
+        shared = self._global if pool is None else pool
+        return None if shared.take(now) else "shared"
 
 
 # ------------------------------------------------------------------ direct link
@@ -312,6 +348,8 @@ class LinkError(Exception):
 
 # Called with the sender's peer id (authenticated by the transport) and the whole message.
 LinkHandler = Callable[[str, bytes], Awaitable[None]]
+# Whether a peer may send on a protocol at all, asked before its stream takes any slot.
+SenderFilter = Callable[[str], bool]
 
 
 class DirectLink(Protocol):
@@ -326,19 +364,25 @@ class DirectLink(Protocol):
     async def send(self, peer_id: str, protocol: str, data: bytes) -> None:
         """Open a stream, write ``data``, close. Raises LinkError."""
 
-    def set_handler(self, protocol: str, handler: LinkHandler) -> None:
-        """Call ``handler(sender, data)`` for each whole inbound message on ``protocol``."""
+    def set_handler(
+        self, protocol: str, handler: LinkHandler, *, expected: SenderFilter | None = None
+    ) -> None:
+        """Call ``handler(sender, data)`` for each whole inbound message on ``protocol``.
+
+        With ``expected``, a sender for which it is false is refused at once (counted as
+        ``unexpected``), before its stream takes a slot or a byte is read."""
 
 
 class LibP2PLink:
     """:class:`DirectLink` over a py-libp2p host: one stream per message, ended by EOF.
 
-    Inbound streams are bounded three ways, so that a peer that opens streams and never
-    finishes them (a slowloris) cannot starve the others: at most ``max_inbound_per_peer``
-    streams per peer and ``max_inbound`` in all are read at once, and the excess is reset
-    at once; every stream must reach EOF within ``read_timeout``, or it is reset and its
-    slot freed. ``dropped`` counts the streams dropped, by reason
-    (:data:`STREAM_DROP_REASONS`).
+    Inbound streams are bounded so that a peer that opens streams and never finishes them
+    (a slowloris) cannot starve the others, however many identities it has: a handler's
+    ``expected`` predicate refuses every sender it does not wait for before anything
+    else; of the rest, at most ``max_inbound_per_peer`` streams per peer and
+    ``max_inbound`` in all are read at once, and the excess is reset at once; every stream
+    must reach EOF within ``read_timeout``, or it is reset and its slot freed. ``dropped``
+    counts the streams dropped, by reason (:data:`STREAM_DROP_REASONS`).
     """
 
     def __init__(
@@ -400,15 +444,22 @@ class LibP2PLink:
                 raise LinkError(f"sending on {protocol} to {peer_id} failed: {exc!r}") from exc
             raise
 
-    def set_handler(self, protocol: str, handler: LinkHandler) -> None:
+    def set_handler(
+        self, protocol: str, handler: LinkHandler, *, expected: SenderFilter | None = None
+    ) -> None:
         from libp2p.custom_types import TProtocol
 
         async def on_stream(stream: INetStream) -> None:
-            await self._serve(stream, handler)
+            await self._serve(stream, handler, expected)
 
         self._host.set_stream_handler(TProtocol(protocol), on_stream)
 
-    def _refusal(self, sender: str) -> str | None:
+    def _refusal(self, sender: str, expected: SenderFilter | None) -> str | None:
+        # Whom we do not wait for is refused first: a stranger with many identities (8
+        # of them, 4 streams each) otherwise held all 32 slots and kept the answers of
+        # the peers we named out (issue 12).
+        if expected is not None and not expected(sender):
+            return "unexpected"
         # Per peer first: a peer over its own share is refused as such even when the
         # global limit is also reached, so the counter names the culprit's kind.
         if self._per_peer[sender] >= self._max_per_peer:
@@ -417,17 +468,19 @@ class LibP2PLink:
             return "global"
         return None
 
-    async def _serve(self, stream: INetStream, handler: LinkHandler) -> None:
+    async def _serve(
+        self, stream: INetStream, handler: LinkHandler, expected: SenderFilter | None
+    ) -> None:
         # Everything a peer can cause is caught here: an exception escaping a py-libp2p
         # stream handler ends the whole node (notes, "Hostile input").
         try:
             sender = stream.muxed_conn.peer_id.to_base58()
+            refusal = self._refusal(sender, expected)
         except Exception as exc:
             self.dropped["error"] += 1
-            logger.info("dropped an inbound direct stream with no peer id: %r", exc)
+            logger.info("dropped an inbound direct stream: %r", exc)
             await self._reset(stream)
             return
-        refusal = self._refusal(sender)
         if refusal is not None:
             # Refused at once, before any read: the slot we do not give is the point.
             self.dropped[refusal] += 1
@@ -489,9 +542,10 @@ class InMemoryLink:
         self._net = network
         self.peer_id = peer_id
         self.reachable = True
-        self._handlers: dict[str, LinkHandler] = {}
+        self._handlers: dict[str, tuple[LinkHandler, SenderFilter | None]] = {}
         self.sent: list[tuple[str, str, bytes]] = []  # (to, protocol, data), for asserts
-        self.dropped: Counter[str] = Counter()  # stays empty: inline delivery never stalls
+        # Only "unexpected" (as LibP2PLink counts it): inline delivery never stalls.
+        self.dropped: Counter[str] = Counter()
 
     def connected_peers(self) -> list[str]:
         return self._net._peers_of(self.peer_id)
@@ -500,14 +554,21 @@ class InMemoryLink:
         await trio.lowlevel.checkpoint()
         if peer_id not in self._net._peers_of(self.peer_id):
             raise LinkError(f"{peer_id} is not connected")
-        handler = self._net._nodes[peer_id]._handlers.get(protocol)
-        if handler is None:
+        receiver = self._net._nodes[peer_id]
+        registered = receiver._handlers.get(protocol)
+        if registered is None:
             raise LinkError(f"{peer_id} does not speak {protocol}")
+        handler, expected = registered
+        if expected is not None and not expected(self.peer_id):
+            receiver.dropped["unexpected"] += 1
+            raise LinkError(f"{peer_id} reset the stream: not waiting for {self.peer_id}")
         self.sent.append((peer_id, protocol, data))
         await handler(self.peer_id, data)
 
-    def set_handler(self, protocol: str, handler: LinkHandler) -> None:
-        self._handlers[protocol] = handler
+    def set_handler(
+        self, protocol: str, handler: LinkHandler, *, expected: SenderFilter | None = None
+    ) -> None:
+        self._handlers[protocol] = (handler, expected)
 
 
 # -------------------------------------------------------------------- responder
@@ -522,9 +583,23 @@ class _Answer:
 class ProbeResponder:
     """Answers probes that name this node. Start with ``await nursery.start(r.run)``.
 
+    Whom it answers, in order (each a cheap guard before any network work): probes whose
+    origin signed them, that name us, and that are not replays; then only origins that
+    ``wanted`` accepts, if given (the node passes "a member of the cluster view" when an
+    admission policy is on, so strangers cost one predicate call and nothing else), that
+    are connected, and that have fewer than :data:`MAX_PENDING_PER_ORIGIN` answers of ours
+    pending. Then the budgets: each
+    origin's own, and a shared one. Origins that took an answer in full before
+    (:meth:`proven`), or any origin ``wanted`` accepts, share the main budget and queue;
+    the others ("new") share a budget of ``new_origins_per_second`` and a queue of their
+    own, so that identities minted for free cannot spend what proven origins need, nor
+    hold the workers that serve them. An origin whose answer fails or stalls past
+    ``send_timeout`` is new again.
+
     ``drops`` counts probes not answered, by reason: ``malformed``, ``forged_origin``,
-    ``own``, ``not_named``, ``duplicate``, ``not_connected``, ``rate_limited``,
-    ``queue_full``, ``stopped``, ``send_failed``, ``error``.
+    ``own``, ``not_named``, ``unwanted``, ``duplicate``, ``not_connected``, ``pending``,
+    ``rate_limited``, ``new_origins``, ``queue_full``, ``stopped``, ``send_failed``,
+    ``error``.
     """
 
     def __init__(
@@ -532,48 +607,78 @@ class ProbeResponder:
         pubsub: PubSub,
         link: DirectLink,
         *,
+        wanted: Callable[[str], bool] | None = None,
         # Honest load: each node is named about k times per probe interval of the
         # cluster, a fraction of an answer per second; these leave 10x headroom.
         max_answers_per_second: float = 5.0,
         burst: float = 10.0,
         per_origin_per_second: float = 1.0,
         per_origin_burst: float = 3.0,
-        queue_size: int = 16,
-        workers: int = 2,
-        send_timeout: float = 5.0,
+        # Origins never answered in full before. A cluster that starts meets each peer
+        # once (the burst); after that, new origins are rare. A stranger minting
+        # identities gets no more than this, whatever it mints.
+        new_origins_per_second: float = 1.0,
+        new_origin_burst: float = 8.0,
+        queue_size: int = 16,  # per queue: proven origins' and new ones'
+        # Workers are idle tasks in honest times; what they must absorb is stalls of
+        # send_timeout (2 s) each. Proven origins: without ``wanted``, a stranger can
+        # prove an identity (one new-origin token, 1 a second) and then stall its 2
+        # pending answers before it is new again: 4 workers busy at most, 8 leave 4
+        # free. New origins: 1 token a second, 2 s each: 2 busy at most, 4 leave 2 free.
+        workers: int = 8,
+        new_origin_workers: int = 4,
+        send_timeout: float = DEFAULT_SEND_TIMEOUT,
         clock: Callable[[], float] = trio.current_time,
     ) -> None:
         self._pubsub = pubsub
         self._link = link
+        self._wanted = wanted
         self._limits = RateLimiter(
             rate=max_answers_per_second,
             burst=burst,
             per_key_rate=per_origin_per_second,
             per_key_burst=per_origin_burst,
         )
+        self._new_origins = TokenBucket(new_origins_per_second, new_origin_burst, 0.0)
         self._queue_size = queue_size
         self._workers = workers
+        self._new_origin_workers = new_origin_workers
         self._send_timeout = send_timeout
         self._clock = clock
         self._seen: OrderedDict[tuple[str, str], None] = OrderedDict()
+        # Origins that took an answer in full, least recent first (bounded LRU).
+        self._proven: OrderedDict[str, None] = OrderedDict()
+        # Answers queued or being sent, by origin (no zeros): at most
+        # MAX_PENDING_PER_ORIGIN each, so the queues and workers hold few per identity.
+        self._busy: Counter[str] = Counter()
         self._queue: trio.MemorySendChannel[_Answer] | None = None
+        self._new_queue: trio.MemorySendChannel[_Answer] | None = None
         self.answered = 0
         self.drops: Counter[str] = Counter()
 
+    def proven(self, origin: str) -> bool:
+        """Whether ``origin`` took an answer of ours in full (and none failed since)."""
+        return origin in self._proven
+
     async def run(self, *, task_status: TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         send, receive = trio.open_memory_channel[_Answer](self._queue_size)
-        self._queue = send
+        new_send, new_receive = trio.open_memory_channel[_Answer](self._queue_size)
+        self._queue, self._new_queue = send, new_send
         # The validator also stops py-libp2p from forwarding garbage and forged probes.
         self._pubsub.set_validator(TOPIC, self._is_acceptable)
         await self._pubsub.subscribe(TOPIC, self._on_message)
         task_status.started()
         try:
-            async with send, trio.open_nursery() as nursery:
+            async with send, new_send, trio.open_nursery() as nursery:
                 for _ in range(self._workers):
                     nursery.start_soon(self._send_answers, receive.clone())
+                for _ in range(self._new_origin_workers):
+                    nursery.start_soon(self._send_answers, new_receive.clone())
                 await receive.aclose()
+                await new_receive.aclose()
         finally:
-            self._queue = None
+            self._queue = self._new_queue = None
+            self._busy.clear()
 
     @staticmethod
     def _is_acceptable(msg: PubSubMessage) -> bool:
@@ -601,50 +706,86 @@ class ProbeResponder:
         if reason is not None:
             self.drops[reason] += 1
             return
-        answer = Ack(probe.nonce, hashlib.sha256(probe.payload).hexdigest())
-        if self._queue is None:
+        queue = self._queue if self._trusted(probe.origin) else self._new_queue
+        if queue is None:
             self.drops["stopped"] += 1  # the subscription outlives run(): no unsubscribe
             return
+        answer = Ack(probe.nonce, hashlib.sha256(probe.payload).hexdigest())
         try:
-            self._queue.send_nowait(_Answer(probe.origin, answer.encode()))
+            queue.send_nowait(_Answer(probe.origin, answer.encode()))
         except (trio.WouldBlock, trio.ClosedResourceError):
             self.drops["queue_full"] += 1
+            return
+        self._busy[probe.origin] += 1
+
+    def _trusted(self, origin: str) -> bool:
+        # With a predicate, its yes is the trust (an admitted member); without one, an
+        # origin earns it by taking an answer in full.
+        return self._wanted is not None or origin in self._proven
 
     def _refusal(self, probe: ProbeMessage, signed_sender: str) -> str | None:
         me = self._link.peer_id
-        if probe.origin != signed_sender:
+        origin = probe.origin
+        if origin != signed_sender:
             return "forged_origin"  # else anyone could aim our answers at a victim
-        if probe.origin == me:
+        if origin == me:
             return "own"  # our own publish, delivered locally
         if me not in probe.responders:
             return "not_named"
-        key = (probe.origin, probe.nonce)
+        # Before the replay table: strangers' probes must not push members' nonces out.
+        if self._wanted is not None and not self._wanted(origin):
+            return "unwanted"
+        key = (origin, probe.nonce)
         if key in self._seen:
             return "duplicate"  # a re-signed replay carries the same nonce
         self._seen[key] = None
         if len(self._seen) > SEEN_NONCES:
             self._seen.popitem(last=False)
         # The origin names only its connected peers, so it is one of ours: never dial.
-        if probe.origin not in self._link.connected_peers():
+        if origin not in self._link.connected_peers():
             return "not_connected"
-        if not self._limits.allow(probe.origin, self._clock()):
-            return "rate_limited"
-        return None
+        if self._busy[origin] >= MAX_PENDING_PER_ORIGIN:
+            return "pending"  # what an identity can hold is bounded, not what it asks
+        if self._trusted(origin):
+            budget = self._limits.refusal(origin, self._clock())
+            return None if budget is None else "rate_limited"
+        budget = self._limits.refusal(origin, self._clock(), pool=self._new_origins)
+        if budget is None:
+            return None
+        return "rate_limited" if budget == "per_key" else "new_origins"
 
     async def _send_answers(self, receive: trio.MemoryReceiveChannel[_Answer]) -> None:
         async with receive:
             async for answer in receive:
                 try:
-                    with trio.fail_after(self._send_timeout):
-                        await self._link.send(answer.origin, ACK_PROTOCOL, answer.data)
-                except (LinkError, trio.TooSlowError) as exc:
-                    self.drops["send_failed"] += 1
-                    logger.info("probe answer to %s failed: %s", answer.origin, exc)
-                except Exception:
-                    self.drops["send_failed"] += 1
-                    logger.exception("probe answer to %s failed", answer.origin)
-                else:
+                    delivered = await self._send(answer)
+                finally:
+                    self._busy[answer.origin] -= 1
+                    if self._busy[answer.origin] <= 0:
+                        del self._busy[answer.origin]
+                if delivered:
                     self.answered += 1
+                    self._proven[answer.origin] = None
+                    self._proven.move_to_end(answer.origin)
+                    if len(self._proven) > MAX_PROVEN_ORIGINS:
+                        self._proven.popitem(last=False)
+                else:
+                    self.drops["send_failed"] += 1
+                    self._proven.pop(answer.origin, None)
+
+    async def _send(self, answer: _Answer) -> bool:
+        """Whether ``answer`` was delivered within the send timeout; never raises but
+        Cancelled."""
+        try:
+            with trio.fail_after(self._send_timeout):
+                await self._link.send(answer.origin, ACK_PROTOCOL, answer.data)
+        except (LinkError, trio.TooSlowError) as exc:
+            logger.info("probe answer to %s failed: %s", answer.origin, exc)
+            return False
+        except Exception:
+            logger.exception("probe answer to %s failed", answer.origin)
+            return False
+        return True
 
 
 # ------------------------------------------------------------------------ probe
@@ -716,8 +857,15 @@ class _Pending:
 class PubSubProbe:
     """Publishes probes and collects the named peers' answers.
 
-    Registers its answer handler on ``link`` when built. Several probes may run at once
-    (the active and the enhanced check share one instance); nonces keep them apart.
+    Registers its answer handler on ``link`` when built; only the peers a pending probe
+    named, and that have not answered it yet, may open an answer stream
+    (:meth:`expects`). Several probes may run at once (the active and the enhanced check
+    share one instance); nonces keep them apart.
+
+    With ``wanted`` (the node's: "a member of the cluster view", when an admission policy
+    is on), wanted peers are named first and others only where too few wanted peers
+    subscribe: strangers that subscribe to the probe topic by the dozen would otherwise be
+    named most of the time, and never answer.
     """
 
     def __init__(
@@ -730,6 +878,7 @@ class PubSubProbe:
         wait: float = DEFAULT_WAIT,
         grace: float = DEFAULT_GRACE,
         topic_peers: Callable[[], Iterable[str]] | None = None,
+        wanted: Callable[[str], bool] | None = None,
         rng: random.Random | None = None,
         wall_clock: Callable[[], float] = time.time,
     ) -> None:
@@ -746,11 +895,31 @@ class PubSubProbe:
         # Peers known to subscribe to TOPIC (GossipSub's peer_topics): naming a connected
         # peer that runs no responder (a CHORUS Go peer, say) only costs an answer.
         self._topic_peers = topic_peers
+        self._wanted = wanted
         self._rng = rng or random.Random()
         self._wall = wall_clock
         self._pending: dict[str, _Pending] = {}
-        self.unexpected_answers = 0  # late, unknown nonce, not named, duplicate, malformed
-        link.set_handler(ACK_PROTOCOL, self._on_answer)
+        # Answers from named peers that are malformed, name an unknown nonce or repeat
+        # one; answers from anyone else never get this far (LibP2PLink counts them).
+        self.unexpected_answers = 0
+        link.set_handler(ACK_PROTOCOL, self._on_answer, expected=self.expects)
+
+    def expects(self, peer: str) -> bool:
+        """Whether a pending probe named ``peer`` and still waits for its answer."""
+        return any(
+            peer in p.named and peer not in p.answered and peer not in p.corrupted
+            for p in self._pending.values()
+        )
+
+    def _pick(self, peers: list[str]) -> tuple[str, ...]:
+        """Up to ``responders`` of ``peers`` (sorted) at random, wanted peers first."""
+        if self._wanted is None:
+            return tuple(self._rng.sample(peers, min(self.responders, len(peers))))
+        wanted = [p for p in peers if self._wanted(p)]
+        named = self._rng.sample(wanted, min(self.responders, len(wanted)))
+        others = sorted(set(peers).difference(wanted))
+        named += self._rng.sample(others, min(self.responders - len(named), len(others)))
+        return tuple(named)
 
     async def run(self, *, wait: float | None = None) -> ProbeOutcome:
         """One probe; ``wait`` overrides the instance's wait for answers (seconds)."""
@@ -761,7 +930,7 @@ class PubSubProbe:
             peers = sorted(connected.intersection(self._topic_peers()))
         if not peers:
             return ProbeOutcome((), (), (), None, wait, len(connected))
-        named = tuple(self._rng.sample(peers, min(self.responders, len(peers))))
+        named = self._pick(peers)
         payload = secrets.token_bytes(self._payload_bytes)
         digest = hashlib.sha256(payload).hexdigest()
         probe = ProbeMessage(
@@ -825,12 +994,18 @@ def gossip_topic_peers(node: P2PNode) -> Callable[[], list[str]]:
     return peers
 
 
-def probe_for_node(node: P2PNode, **options: Any) -> tuple[PubSubProbe, ProbeResponder]:
+def probe_for_node(
+    node: P2PNode, *, wanted: Callable[[str], bool] | None = None, **options: Any
+) -> tuple[PubSubProbe, ProbeResponder]:
     """A probe and a responder wired to a running node; start the responder with
-    ``await nursery.start(responder.run)``. ``options`` go to PubSubProbe."""
+    ``await nursery.start(responder.run)``. ``wanted`` (a peer id -> bool) goes to both:
+    the peers the probe names first and the only origins the responder answers. With an
+    admission policy, pass "a member of the cluster view". ``options`` go to PubSubProbe."""
     link = LibP2PLink(node.host)
-    probe = PubSubProbe(node.pubsub, link, topic_peers=gossip_topic_peers(node), **options)
-    return probe, ProbeResponder(node.pubsub, link)
+    probe = PubSubProbe(
+        node.pubsub, link, topic_peers=gossip_topic_peers(node), wanted=wanted, **options
+    )
+    return probe, ProbeResponder(node.pubsub, link, wanted=wanted)
 
 
 def active_pubsub_check(probe: PubSubProbe, *, name: str = ACTIVE_PUBSUB_CHECK) -> HealthCheck:

@@ -6,9 +6,11 @@ import contextlib
 import hashlib
 import json
 import random
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import AsyncExitStack, asynccontextmanager
+from functools import partial
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -24,13 +26,16 @@ from devnet.rogue import RoguePeer
 from mesh.model import CheckResult
 from probes.pubsub_probe import (
     ACK_PROTOCOL,
+    DEFAULT_SEND_TIMEOUT,
     STREAM_DROP_REASONS,
     TOPIC,
     Ack,
     InMemoryLink,
     InMemoryLinkNetwork,
     LibP2PLink,
+    LinkError,
     ProbeMessage,
+    ProbeOutcome,
     ProbeResponder,
     PubSubProbe,
     RateLimiter,
@@ -137,7 +142,7 @@ def test_rate_limiter_forgets_least_recent_keys() -> None:
 
 
 class FakeCluster:
-    def __init__(self, names: str) -> None:
+    def __init__(self, names: Iterable[str]) -> None:
         self.pubsub_net = InMemoryPubSubNetwork()
         self.link_net = InMemoryLinkNetwork()
         self.pubsub: dict[str, InMemoryPubSub] = {}
@@ -272,16 +277,27 @@ async def test_unexpected_answers_are_counted_and_ignored(
     autojump_clock: trio.abc.Clock,
 ) -> None:
     cluster = FakeCluster("ABC")
-    probe = cluster.probe("A", responders=1, rng=random.Random(0))
-    link_c = cluster.links["C"]
-    await link_c.send("A", ACK_PROTOCOL, b"garbage")
-    await link_c.send("A", ACK_PROTOCOL, Ack(NONCE, SHA).encode())  # unknown nonce
+    probe = cluster.probe("A", topic_peers=lambda: ["B"])
+    link_b, link_c = cluster.links["B"], cluster.links["C"]
+
+    async def hostile_b(msg: PubSubMessage) -> None:
+        # B is named: its garbage and its answer to an unknown nonce reach the probe, which
+        # counts and ignores them; then it answers properly.
+        sent = decode_probe(msg.data)
+        await link_b.send("A", ACK_PROTOCOL, b"garbage")
+        await link_b.send("A", ACK_PROTOCOL, Ack(NONCE, SHA).encode())
+        right = Ack(sent.nonce, hashlib.sha256(sent.payload).hexdigest())
+        await link_b.send("A", ACK_PROTOCOL, right.encode())
+
+    await cluster.pubsub["B"].subscribe(TOPIC, hostile_b)
+    outcome = await probe.run(wait=2.0)
+    assert outcome.named == ("B",) and outcome.healthy
     assert probe.unexpected_answers == 2
-    async with trio.open_nursery() as nursery:
-        await cluster.start_responders(nursery, "BC")
-        outcome = await probe.run(wait=2.0)
-        nursery.cancel_scope.cancel()
-    assert len(outcome.named) == 1 and outcome.healthy
+    assert cluster.links["A"].dropped == {}
+    # C was never named: it may not even open an answer stream.
+    with pytest.raises(LinkError):
+        await link_c.send("A", ACK_PROTOCOL, Ack(NONCE, SHA).encode())
+    assert cluster.links["A"].dropped == {"unexpected": 1}
 
 
 async def test_topic_peers_narrow_the_responders(autojump_clock: trio.abc.Clock) -> None:
@@ -342,7 +358,7 @@ async def test_responder_rate_limits_and_skips_unconnected_origins(
         b, x = cluster.responders["B"], cluster.pubsub["X"]
         for i in range(4):
             await _publish_raw(x, origin="X", nonce=f"{i:032x}", responders=["B"])
-        await trio.testing.wait_all_tasks_blocked()
+            await trio.testing.wait_all_tasks_blocked()  # answered: none pending
         assert (b.answered, b.drops["rate_limited"]) == (2, 2)
         await trio.sleep(1.0)  # a token comes back
         await _publish_raw(x, origin="X", nonce="f" * 32, responders=["B"])
@@ -364,6 +380,375 @@ async def test_responder_survives_a_failing_link(autojump_clock: trio.abc.Clock)
         await trio.testing.wait_all_tasks_blocked()
         assert cluster.responders["B"].drops["send_failed"] == 1
         nursery.cancel_scope.cancel()
+
+
+# ------------------------------------------------ hostile origins (issue 12, route A)
+#
+# A stranger mints identities for free and publishes probes that name a responder, so that
+# the responder answers it. Answers to an origin that never finishes the answer stream
+# (it stalls protocol negotiation; py-libp2p's own timeout is 30 s) once held both
+# workers for 5 s each and filled the queue: honest origins got ``queue_full``. Many
+# identities within their per-origin budget drained the shared budget instead (route A').
+
+
+def _stall(link: InMemoryLink) -> None:
+    """Make ``link`` accept answer streams and never finish them (a slowloris origin)."""
+
+    async def never(sender: str, data: bytes) -> None:
+        await trio.sleep_forever()
+
+    link.set_handler(ACK_PROTOCOL, never)
+
+
+def _timed_sink(link: InMemoryLink) -> list[float]:
+    """Make ``link`` accept probe answers; returns the times they arrive at."""
+    times: list[float] = []
+
+    async def on_answer(sender: str, data: bytes) -> None:
+        await trio.lowlevel.checkpoint()
+        times.append(trio.current_time())
+
+    link.set_handler(ACK_PROTOCOL, on_answer)
+    return times
+
+
+async def _probe_b(cluster: FakeCluster, origin: str, nonce: int) -> None:
+    await _publish_raw(
+        cluster.pubsub[origin], origin=origin, nonce=f"{nonce:032x}", responders=["B"]
+    )
+
+
+async def _strangers_probe_b(
+    cluster: FakeCluster, strangers: list[str], *, seconds: int, per_second: float
+) -> None:
+    """Each stranger probes B at ``per_second``, spread evenly, for ``seconds``."""
+    start = trio.current_time()
+    count = int(seconds * per_second) * len(strangers)
+    for i in range(count):  # bounded: seconds x rate x identities
+        await trio.sleep_until(start + i / (per_second * len(strangers)))
+        await _probe_b(cluster, strangers[i % len(strangers)], 10_000 + i)
+
+
+def _grown(items: list[float], size: int) -> bool:
+    return len(items) > size
+
+
+async def _honest_probes_of_b(
+    cluster: FakeCluster, times: list[float], at: list[float]
+) -> list[float]:
+    """H probes B at the times ``at``; returns how long each answer took (inf: none in 1 s)."""
+    took: list[float] = []
+    for when in at:
+        await trio.sleep_until(when)
+        before = len(times)
+        await _probe_b(cluster, "H", round(when * 1000))  # a fresh nonce for each
+        with contextlib.suppress(trio.TooSlowError):
+            await _until(partial(_grown, times, before), within=1.0, step=0.01)
+        took.append(times[before] - when if len(times) > before else float("inf"))
+    return took
+
+
+async def test_stalling_origins_do_not_keep_honest_answers_out(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    strangers = ["S0", "S1"]
+    cluster = FakeCluster(["B", "H", *strangers])
+    for name in strangers:
+        _stall(cluster.links[name])
+    times = _timed_sink(cluster.links["H"])
+    async with trio.open_nursery() as nursery:
+        await cluster.start_responders(nursery, "B")
+        b = cluster.responders["B"]
+        # H and B have talked before the attack: H took an answer in full.
+        assert await _honest_probes_of_b(cluster, times, [trio.current_time()]) == [0.0]
+        start = trio.current_time()
+        nursery.start_soon(
+            partial(_strangers_probe_b, cluster, strangers, seconds=20, per_second=1.0)
+        )
+        took = await _honest_probes_of_b(cluster, times, [start + 5.0 + 2 * i for i in range(6)])
+        assert took == [0.0] * 6
+        # The strangers' answers stall in a queue of their own, as many as the new-origin
+        # budget lets in; none of them ever filled the queue honest answers go through.
+        assert b.drops["new_origins"] > 0 and b.drops["send_failed"] > 0
+        assert b.drops["queue_full"] == 0
+        nursery.cancel_scope.cancel()
+
+
+async def test_an_origin_has_at_most_two_answers_pending(autojump_clock: trio.abc.Clock) -> None:
+    cluster = FakeCluster("BX")
+    _stall(cluster.links["X"])
+    async with trio.open_nursery() as nursery:
+        await cluster.start_responders(nursery, "B")
+        b = cluster.responders["B"]
+        start = trio.current_time()
+        for i in range(3):
+            await _probe_b(cluster, "X", i)
+        await trio.testing.wait_all_tasks_blocked()
+        assert b.drops == {"pending": 1}
+        # The stalled answers are given up after the send timeout, to the millisecond.
+        await _until(
+            lambda: b.drops["send_failed"] == 2, within=DEFAULT_SEND_TIMEOUT + 0.1, step=0.001
+        )
+        assert trio.current_time() - start == pytest.approx(DEFAULT_SEND_TIMEOUT, abs=0.001)
+        await trio.sleep(1.0)  # a per-origin token back
+        await _probe_b(cluster, "X", 3)
+        await trio.testing.wait_all_tasks_blocked()
+        assert b.drops == {"pending": 1, "send_failed": 2}  # accepted again: none pending
+        nursery.cancel_scope.cancel()
+
+
+async def test_both_probes_an_origin_runs_at_once_are_answered(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    # The active and the enhanced check start together every minute, and from a node
+    # start: both probes name the same peers at the same moment.
+    async with running("AB", responders="B") as cluster:
+        probe = cluster.probe("A")
+        for _ in range(2):  # the first meeting (A is new to B), then a proven A
+            async with trio.open_nursery() as nursery:
+                outcomes: list[ProbeOutcome] = []
+
+                async def one() -> None:
+                    outcomes.append(await probe.run(wait=1.0))  # noqa: B023
+
+                nursery.start_soon(one)
+                nursery.start_soon(one)
+            assert [o.answered for o in outcomes] == [("B",), ("B",)]
+            await trio.sleep(2.0)  # A's own budget (1 a second) refills
+        assert cluster.responders["B"].drops == {}
+
+
+async def test_many_identities_do_not_drain_the_answer_budget(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    # 40 identities at their per-origin rate ask 8 times the shared budget. They never
+    # take an answer (they do not speak the answer protocol), so they stay new origins.
+    strangers = [f"S{i}" for i in range(40)]
+    cluster = FakeCluster(["B", "H", *strangers])
+    times = _timed_sink(cluster.links["H"])
+    async with trio.open_nursery() as nursery:
+        await cluster.start_responders(nursery, "B")
+        b = cluster.responders["B"]
+        assert await _honest_probes_of_b(cluster, times, [trio.current_time()]) == [0.0]
+        start = trio.current_time()
+        nursery.start_soon(
+            partial(_strangers_probe_b, cluster, strangers, seconds=12, per_second=1.0)
+        )
+        took = await _honest_probes_of_b(cluster, times, [start + 2.0 + 1.01 * i for i in range(8)])
+        assert took == [0.0] * 8
+        assert b.drops["new_origins"] > 0
+        nursery.cancel_scope.cancel()
+
+
+async def test_unwanted_origins_are_refused_before_any_budget(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    # With a predicate (the node's: "a member of the cluster view"), strangers that take
+    # their answers in full are still refused, and never spend a token or a worker.
+    strangers = [f"S{i}" for i in range(40)]
+    cluster = FakeCluster(["B", "H", *strangers])
+    for name in strangers:
+        sink(cluster.links[name])
+    times = _timed_sink(cluster.links["H"])
+    async with trio.open_nursery() as nursery:
+        await cluster.start_responders(nursery, "B", wanted=lambda origin: origin == "H")
+        b = cluster.responders["B"]
+        start = trio.current_time()
+        nursery.start_soon(
+            partial(_strangers_probe_b, cluster, strangers, seconds=10, per_second=1.0)
+        )
+        took = await _honest_probes_of_b(cluster, times, [start + 1.01 * i for i in range(8)])
+        assert took == [0.0] * 8
+        await trio.sleep_until(start + 10.0)
+        assert b.drops == {"unwanted": 400}
+        assert b.answered == 8
+        nursery.cancel_scope.cancel()
+
+
+async def test_new_origins_are_served_at_their_own_rate(autojump_clock: trio.abc.Clock) -> None:
+    origins = ["O0", "O1", "O2", "O3"]
+    cluster = FakeCluster(["B", *origins])
+    for name in origins:
+        sink(cluster.links[name])
+    async with trio.open_nursery() as nursery:
+        await cluster.start_responders(
+            nursery, "B", new_origins_per_second=1.0, new_origin_burst=2.0
+        )
+        b = cluster.responders["B"]
+        for i, name in enumerate(origins):
+            await _probe_b(cluster, name, i)
+        await trio.testing.wait_all_tasks_blocked()
+        assert (b.answered, b.drops) == (2, {"new_origins": 2})
+        assert [b.proven(name) for name in origins] == [True, True, False, False]
+        await trio.sleep(1.0)
+        # O0 took an answer, so it is no longer new; one new origin a second gets through.
+        for i, name in enumerate(["O0", "O2", "O3"]):
+            await _probe_b(cluster, name, 10 + i)
+        await trio.testing.wait_all_tasks_blocked()
+        assert (b.answered, b.drops) == (4, {"new_origins": 3})
+        nursery.cancel_scope.cancel()
+
+
+async def test_an_origin_that_stalls_is_new_again(autojump_clock: trio.abc.Clock) -> None:
+    cluster = FakeCluster("BX")
+    sink(cluster.links["X"])
+    async with trio.open_nursery() as nursery:
+        await cluster.start_responders(nursery, "B")
+        b = cluster.responders["B"]
+        await _probe_b(cluster, "X", 0)
+        await trio.testing.wait_all_tasks_blocked()
+        assert b.proven("X")
+        _stall(cluster.links["X"])
+        await _probe_b(cluster, "X", 1)
+        await _until(lambda: b.drops["send_failed"] == 1, within=DEFAULT_SEND_TIMEOUT + 0.1)
+        assert b.drops == {"send_failed": 1}
+        assert not b.proven("X")
+        nursery.cancel_scope.cancel()
+
+
+async def test_a_failing_predicate_is_counted_not_raised(autojump_clock: trio.abc.Clock) -> None:
+    def broken(origin: str) -> bool:
+        raise RuntimeError("view unavailable")
+
+    cluster = FakeCluster("BX")
+    sink(cluster.links["X"])
+    async with trio.open_nursery() as nursery:
+        await cluster.start_responders(nursery, "B", wanted=broken)
+        await _probe_b(cluster, "X", 0)
+        await trio.testing.wait_all_tasks_blocked()
+        assert cluster.responders["B"].drops == {"error": 1}
+        nursery.cancel_scope.cancel()
+
+
+# ---------------------------------------------------- probe side (routes B and C)
+
+
+async def test_only_named_peers_may_open_answer_streams(autojump_clock: trio.abc.Clock) -> None:
+    # Route B: a stranger's answer streams never take one of the origin's slots.
+    cluster = FakeCluster("ABC")
+    probe = cluster.probe("A", topic_peers=lambda: ["B"])
+    link_c = cluster.links["C"]
+    refused: list[LinkError] = []
+
+    async def intruder(msg: PubSubMessage) -> None:
+        sent = decode_probe(msg.data)
+        right = Ack(sent.nonce, hashlib.sha256(sent.payload).hexdigest())
+        try:
+            await link_c.send("A", ACK_PROTOCOL, right.encode())
+        except LinkError as exc:
+            refused.append(exc)
+
+    async with trio.open_nursery() as nursery:
+        await cluster.start_responders(nursery, "B")
+        await cluster.pubsub["C"].subscribe(TOPIC, intruder)
+        outcome = await probe.run(wait=2.0)
+        nursery.cancel_scope.cancel()
+    assert outcome.answered == ("B",)
+    assert len(refused) == 1
+    assert cluster.links["A"].dropped == {"unexpected": 1}
+
+
+@pytest.mark.parametrize(
+    "members",
+    [{"B", "C", "D", "E"}, {"B"}, set()],
+    ids=["enough members", "too few members", "no members yet"],
+)
+async def test_members_are_named_before_strangers(
+    autojump_clock: trio.abc.Clock, members: set[str]
+) -> None:
+    # Route C: with strangers subscribed to the probe topic, a probe naming peers at random
+    # would mostly name strangers, who never answer. Members come first; strangers only
+    # fill the places members cannot (a view still filling after a start).
+    cluster = FakeCluster("ABCDEFG")
+    for seed in range(20):
+        probe = cluster.probe(
+            "A",
+            wanted=members.__contains__,
+            topic_peers=lambda: list("BCDEFG"),
+            rng=random.Random(seed),
+        )
+        named = set((await probe.run(wait=0.1)).named)
+        assert len(named) == 3
+        assert named <= members if len(members) >= 3 else members <= named
+
+
+# ------------------------------------------------------- the link's own checks
+
+
+class _FakeStream:
+    """Just enough of an INetStream for LibP2PLink's handler: ``data`` then EOF, or a read
+    that blocks until ``release`` is set."""
+
+    def __init__(self, sender: str, data: bytes = b"", *, blocked: bool = False) -> None:
+        self.muxed_conn = SimpleNamespace(peer_id=SimpleNamespace(to_base58=lambda: sender))
+        self._data = data
+        self.release = trio.Event()
+        if not blocked:
+            self.release.set()
+        self.was_reset = False
+
+    async def read(self, n: int) -> bytes:
+        await self.release.wait()
+        chunk, self._data = self._data[:n], self._data[n:]
+        return chunk
+
+    async def close(self) -> None:
+        await trio.lowlevel.checkpoint()
+
+    async def reset(self) -> None:
+        await trio.lowlevel.checkpoint()
+        self.was_reset = True
+
+
+class _FakeHost:
+    def __init__(self) -> None:
+        self.handlers: dict[str, Callable[[Any], Any]] = {}
+
+    def get_id(self) -> Any:
+        return SimpleNamespace(to_base58=lambda: "A")
+
+    def set_stream_handler(self, protocol: str, handler: Callable[[Any], Any]) -> None:
+        self.handlers[protocol] = handler
+
+
+async def test_link_resets_unexpected_senders_before_they_take_a_slot() -> None:
+    host = _FakeHost()
+    link = LibP2PLink(host, max_inbound=1, max_inbound_per_peer=1)  # type: ignore[arg-type]
+    got: list[tuple[str, bytes]] = []
+
+    async def record(sender: str, data: bytes) -> None:
+        await trio.lowlevel.checkpoint()
+        got.append((sender, data))
+
+    link.set_handler("/p", record, expected=lambda sender: sender in {"B", "C"})
+    on_stream = host.handlers["/p"]
+    async with trio.open_nursery() as nursery:
+        held = _FakeStream("B", b"held", blocked=True)
+        nursery.start_soon(on_stream, held)
+        await trio.testing.wait_all_tasks_blocked()
+        assert link.inbound_from("B") == 1  # the only slot is taken
+        stranger = _FakeStream("X", b"hi")
+        await on_stream(stranger)
+        # Refused as unexpected, before the slots are even looked at.
+        assert stranger.was_reset and link.dropped == {"unexpected": 1}
+        named = _FakeStream("C", b"hi")
+        await on_stream(named)
+        assert named.was_reset and link.dropped == {"unexpected": 1, "global": 1}
+        held.release.set()
+    assert got == [("B", b"held")]
+
+
+async def test_link_survives_a_failing_predicate() -> None:
+    def broken(sender: str) -> bool:
+        raise RuntimeError("no idea")
+
+    host = _FakeHost()
+    link = LibP2PLink(host)  # type: ignore[arg-type]
+    link.set_handler("/p", _ignore, expected=broken)
+    stream = _FakeStream("X", b"hi")
+    await host.handlers["/p"](stream)
+    assert stream.was_reset and link.dropped == {"error": 1}
+    assert link.inbound_from("X") == 0
 
 
 def test_active_check_has_the_reference_properties() -> None:
@@ -388,9 +773,10 @@ async def test_active_check_result(autojump_clock: trio.abc.Clock) -> None:
 
 @asynccontextmanager
 async def real_cluster(
-    tmp_path: Path, count: int
+    tmp_path: Path, count: int, *, wanted: Callable[[str], bool] | None = None
 ) -> AsyncIterator[list[tuple[P2PNode, PubSubProbe, ProbeResponder]]]:
-    """``count`` nodes, each bootstrapped to the first, each with a probe and responder."""
+    """``count`` nodes, each bootstrapped to the first, each with a probe and responder
+    (``wanted`` goes to probe_for_node)."""
     async with AsyncExitStack() as stack:
         nodes: list[P2PNode] = []
         for i in range(count):
@@ -401,7 +787,7 @@ async def real_cluster(
         stack.callback(nursery.cancel_scope.cancel)
         kits = []
         for node in nodes:
-            probe, responder = probe_for_node(node)
+            probe, responder = probe_for_node(node, wanted=wanted)
             await nursery.start(responder.run)
             kits.append((node, probe, responder))
         yield kits
@@ -432,6 +818,27 @@ async def test_real_probe_is_answered_by_named_peers(tmp_path: Path) -> None:
 
 
 @pytest.mark.network
+async def test_real_nodes_answer_only_wanted_origins(tmp_path: Path) -> None:
+    # As a node with an admission policy wires it: a and b are members, c is a stranger
+    # that every node can reach but none answers.
+    members: set[str] = set()
+    async with real_cluster(tmp_path, 3, wanted=members.__contains__) as kits:
+        (a, probe_a, _), (b, _, rb), (c, probe_c, rc) = kits
+        members.update({a.peer_id, b.peer_id})
+        await _meshed(a, [b, c])
+        await _meshed(c, [a, b])
+        with trio.fail_after(15):
+            outcome = await probe_a.run()
+        # b is named first; c fills the third place and answers: a is a member to it.
+        assert outcome.named[0] == b.peer_id and set(outcome.named) == {b.peer_id, c.peer_id}
+        assert set(outcome.answered) == {b.peer_id, c.peer_id}
+        with trio.fail_after(15):
+            stranger = await probe_c.run(wait=2.0)
+        assert not stranger.healthy and stranger.answered == ()
+        assert rb.drops["unwanted"] == 1 and rc.answered == 1
+
+
+@pytest.mark.network
 async def test_real_isolated_node_fails(tmp_path: Path) -> None:
     async with real_cluster(tmp_path, 1) as [(_, probe, _)]:
         result = (await probe.run()).result()
@@ -444,29 +851,40 @@ async def test_real_hostile_answers_do_not_kill_the_node(tmp_path: Path) -> None
     async with real_cluster(tmp_path, 2) as kits:
         (a, probe, _), (b, _, _) = kits
         await _meshed(a, [b])
-        junk = (b"\x00\xff" * 100, b'{"v":1}', b"[" * 900, b"x" * 5000)
-        for data in junk:
-            stream = await b.host.new_stream(ID.from_base58(a.peer_id), [TProtocol(ACK_PROTOCOL)])
-            with contextlib.suppress(Exception):  # a resets the oversize one mid-write
-                await stream.write(data)
-                await stream.close()
         assert isinstance(probe.link, LibP2PLink)
         link = probe.link
-        # Polling: the handlers run on a's side with nothing to wait on here.
-        with trio.fail_after(10):
-            while probe.unexpected_answers < 3 or not link.dropped:  # noqa: ASYNC110
-                await trio.sleep(0.02)
-        assert link.dropped == {"too_large": 1}
+        # On the answer protocol, from a peer no pending probe named: each stream is reset
+        # before a byte is read. On a protocol open to anyone, the oversize one is cut.
+        held = "/chorus-test/junk/1.0.0"
+        open_link = LibP2PLink(a.host)
+        open_link.set_handler(held, _ignore)
+        junk = (b"\x00\xff" * 100, b'{"v":1}', b"[" * 900, b"x" * 5000)
+        for protocol in (ACK_PROTOCOL, held):
+            for data in junk:
+                # a resets the stream early, mid-write or even before py-libp2p has read
+                # its protocol confirmation (then opening it fails).
+                with contextlib.suppress(Exception):
+                    stream = await b.host.new_stream(
+                        ID.from_base58(a.peer_id), [TProtocol(protocol)]
+                    )
+                    await stream.write(data)
+                    await stream.close()
+        await _until(lambda: link.dropped["unexpected"] == len(junk))
+        await _until(lambda: bool(open_link.dropped))
+        assert link.dropped == {"unexpected": len(junk)}
+        assert open_link.dropped == {"too_large": 1}
+        assert probe.unexpected_answers == 0
         with trio.fail_after(15):
             outcome = await probe.run()
         assert outcome.healthy, outcome.message
 
 
-async def _until(cond: Callable[[], bool], within: float = 10.0) -> None:
-    # Polling: the link's counters are updated by handlers with no event to wait on.
+async def _until(cond: Callable[[], bool], within: float = 10.0, step: float = 0.02) -> None:
+    # Polling: the link's and the responder's counters are updated by handlers with no
+    # event to wait on.
     with trio.fail_after(within):
         while not cond():  # noqa: ASYNC110
-            await trio.sleep(0.02)
+            await trio.sleep(step)
 
 
 @pytest.mark.network
