@@ -178,6 +178,22 @@ def probe_stream_metrics(
     )
 
 
+def probe_answer_metrics(
+    registry: CollectorRegistry, drops: Mapping[str, float], reasons: Iterable[str]
+) -> None:
+    """``chorus_probe_answers_dropped_total{reason}`` from a ``ProbeResponder.drops``
+    (``probes.pubsub_probe.ANSWER_DROP_REASONS``)."""
+    dropped_counter(
+        registry,
+        "chorus_probe_answers_dropped",
+        "PubSub probes this node was named in and did not answer, by reason (unwanted:"
+        " the origin is no member of the view under an admission policy; new_origins,"
+        " rate_limited, queue_full: over a budget; not_named: not ours to answer).",
+        lambda: drops,
+        reasons,
+    )
+
+
 def dht_record_metrics(
     registry: CollectorRegistry, dropped: Mapping[str, float], reasons: Iterable[str]
 ) -> None:

@@ -33,6 +33,7 @@ from adapters.metrics import (
     counter_callback,
     dht_record_metrics,
     gauge_callback,
+    probe_answer_metrics,
     probe_stream_metrics,
 )
 from adapters.system_stats import PsutilStats, SystemStats
@@ -74,6 +75,7 @@ from probes.local import (
 from probes.loop_lag import EVENT_LOOP_LAG, LoopLagMonitor, event_loop_lag_check
 from probes.pubsub_probe import (
     ACTIVE_PUBSUB_CHECK,
+    ANSWER_DROP_REASONS,
     STREAM_DROP_REASONS,
     ProbeResponder,
     active_pubsub_check,
@@ -126,12 +128,13 @@ def local_checks(config: NodeConfig, stats: SystemStats, lag: LoopLagMonitor) ->
 
 
 def network_checks(
-    config: NodeConfig, p2p: P2PNode
+    config: NodeConfig, p2p: P2PNode, wanted: Callable[[str], bool] | None = None
 ) -> tuple[list[HealthCheck], EnhancedHealthChecks, ProbeResponder]:
-    """The reference's active probes and enhanced checks, on this node's libp2p host."""
+    """The reference's active probes and enhanced checks, on this node's libp2p host.
+    ``wanted``: the peers the PubSub probe names first and answers at all (None: any)."""
     preset = DEVNET_CONFIG if config.profile == "devnet" else DEFAULT_CONFIG
     health_config = replace(preset, min_peers=config.min_peers)
-    probe, responder = probe_for_node(p2p)
+    probe, responder = probe_for_node(p2p, wanted=wanted)
     # Responsive, not merely connected: a frozen peer keeps its TCP connection open, and
     # must count neither towards connectivity nor as a peer to read a DHT record back from.
     dht_probe = DHTProbe(p2p.dht, connected=p2p.responsive_peers)
@@ -296,7 +299,11 @@ async def _run_with_network(
     )
     for check in local_checks(config, stats or PsutilStats(), lag):
         manager.register(check)
-    active, enhanced, responder = network_checks(config, p2p)
+    # With an admission policy, strangers are neither named by our probes nor answered
+    # (issue 12): only members of the cluster view are wanted.
+    view = gossip.view
+    wanted = (lambda peer: view.member(peer) is not None) if policy.enabled else None
+    active, enhanced, responder = network_checks(config, p2p, wanted)
     for check in [*active, gossip.election_check()]:
         manager.register(check)
     for check in manager.checks + enhanced.attach(manager):
@@ -332,6 +339,7 @@ async def _run_with_network(
     probe = enhanced.pubsub_probe
     if probe is not None:
         probe_stream_metrics(registry, probe.link.dropped, STREAM_DROP_REASONS)
+    probe_answer_metrics(registry, responder.drops, ANSWER_DROP_REASONS)
     dht_record_metrics(registry, p2p.dht.record_guard.dropped, RECORD_DROP_REASONS)
     pinger = p2p.pinger
     counter_callback(

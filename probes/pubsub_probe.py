@@ -81,6 +81,7 @@ if TYPE_CHECKING:
 __all__ = [
     "ACK_PROTOCOL",
     "ACTIVE_PUBSUB_CHECK",
+    "ANSWER_DROP_REASONS",
     "DEFAULT_SEND_TIMEOUT",
     "STREAM_DROP_REASONS",
     "TOPIC",
@@ -144,6 +145,23 @@ DEFAULT_CLOSE_TIMEOUT = 2.0  # closing or resetting writes a frame; bounded like
 # its share of streams open (per_peer) or all slots are taken (global); stalled past the
 # read timeout (timeout); over the message limit (too_large); anything else (error).
 STREAM_DROP_REASONS = ("unexpected", "per_peer", "global", "timeout", "too_large", "error")
+# Why a responder left a probe unanswered (ProbeResponder.drops).
+ANSWER_DROP_REASONS = (
+    "malformed",
+    "forged_origin",
+    "own",
+    "not_named",
+    "unwanted",
+    "duplicate",
+    "not_connected",
+    "pending",
+    "rate_limited",
+    "new_origins",
+    "queue_full",
+    "stopped",
+    "send_failed",
+    "error",
+)
 
 # Outbound answers (ProbeResponder). An honest answer is a stream negotiation, one write
 # and a close: 116 ms at 10 nodes (notes), so 2 s is ample; an origin that never finishes

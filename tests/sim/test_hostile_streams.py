@@ -141,6 +141,9 @@ async def test_oversized_and_excess_dht_records_are_not_kept(mesh_network) -> No
 # critical pubsub-enhanced check passes while the attack goes on.
 
 
+ANSWERS_DROPPED = "chorus_probe_answers_dropped_total"
+
+
 async def _cluster_under_attack(mesh_network: Any) -> tuple[MeshNetwork, SimNode, list[SimNode]]:
     """Three admitted nodes; the prober's probes are answered before any attack (so the
     prober is an origin the responders have served, as in any running cluster)."""
@@ -194,6 +197,11 @@ async def test_many_identities_do_not_drain_the_answer_budget(mesh_network) -> N
         await crowd.until(lambda: crowd.probes_written >= 240, timeout=20 * net.scale)
         await _honest_checks_pass(net, prober, 3)
         nursery.cancel_scope.cancel()
+    # Under the admission policy the node's responders answer members only: the crowd's
+    # probes were refused as unwanted before any budget.
+    for responder in responders:
+        assert await net.metric(responder, ANSWERS_DROPPED, reason="unwanted") >= 40
+        assert await net.metric(responder, ANSWERS_DROPPED, reason="new_origins") == 0
     assert all(node.live for node in net.nodes)
 
 
