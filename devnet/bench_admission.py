@@ -15,12 +15,8 @@ import statistics
 import time
 from collections.abc import Callable, Sequence
 
-from libp2p.crypto.ed25519 import create_new_key_pair
-from libp2p.peer.id import ID
-from libp2p.pubsub.pb import rpc_pb2
-from libp2p.pubsub.validators import PUBSUB_SIGNING_PREFIX
-
 from adapters.envelope import EnvelopeCache
+from devnet import forge
 from mesh.admission import (
     AdmissionPolicy,
     AdmissionReason,
@@ -29,7 +25,6 @@ from mesh.admission import (
     sign_certificate,
 )
 from mesh.digest import (
-    TOPIC,
     HealthDigest,
     MemberEntry,
     MemberState,
@@ -39,20 +34,6 @@ from mesh.digest import (
     encode_snapshot,
 )
 from mesh.model import Status
-
-
-def _signed(key_pair: object, data: bytes) -> bytes:
-    msg = rpc_pb2.Message(
-        data=data,
-        topicIDs=[TOPIC],
-        from_id=ID.from_pubkey(key_pair.public_key).to_bytes(),  # type: ignore[attr-defined]
-        seqno=os.urandom(8),
-    )
-    msg.signature = key_pair.private_key.sign(  # type: ignore[attr-defined]
-        PUBSUB_SIGNING_PREFIX.encode() + msg.SerializeToString()
-    )
-    msg.key = key_pair.public_key.serialize()  # type: ignore[attr-defined]
-    return bytes(msg.SerializeToString())
 
 
 def _check_fresh(
@@ -81,11 +62,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     now = time.time()
     seed = os.urandom(32)
     policy = AdmissionPolicy(authority_keys=(authority_public_key(seed),))
-    pairs = [create_new_key_pair() for _ in range(args.members)]
-    ids = [ID.from_pubkey(p.public_key).to_base58() for p in pairs]
+    identities = forge.mint_many(args.members)
+    ids = [identity.peer_id for identity in identities]
     certs = [sign_certificate(seed, peer, int((now + 3600) * 1000)) for peer in ids]
     entries = []
-    for pair, peer, cert in zip(pairs, ids, certs, strict=True):
+    for identity, peer, cert in zip(identities, ids, certs, strict=True):
         digest = HealthDigest(
             node_id=peer,
             start_time_ms=int(now * 1000) - 1000,
@@ -97,7 +78,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             p2p_addrs=("/ip4/127.0.0.1/tcp/9000",),
             certificate=cert,
         )
-        statement = _signed(pair, encode_gossip(digest))
+        statement = forge.statement(forge.sign(identity, encode_gossip(digest)))
         entries.append(MemberEntry(digest, MemberState.ALIVE, statement=statement))
     data = encode_snapshot(ViewSnapshot(ids[0], int(now * 1000), tuple(entries)))
 
