@@ -88,6 +88,13 @@ OTHER_MAX_RECORD_SIZE = 16 * 1024
 # records a day, so this keeps the last few hours of a small cluster, 20 MiB at worst.
 DEFAULT_MAX_RECORDS = 4096
 OTHER_MAX_RECORDS = 512
+# Seconds a record under our namespace is kept, by us and, through their guards, by our
+# peers: a probe record is read back within the probe's timeout, and the replication
+# check re-reads the 3 newest (one per probe interval), so minutes do, where py-libp2p's
+# 24 h made every node's store grow with uptime (issue 13). Never republished.
+DEFAULT_RECORD_TTL = 600.0
+# Seconds between two sweeps of expired records (py-libp2p sweeps every 10 minutes).
+CLEANUP_INTERVAL = 60.0
 # Why RecordGuard did not keep a record: too large for its namespace (oversized), or the
 # publisher's oldest record dropped to keep it within its quota (publisher_quota).
 RECORD_DROP_REASONS = ("oversized", "publisher_quota", "store_full")
@@ -175,6 +182,9 @@ class RecordGuard:
     3. All publishers together keep at most ``max_records`` under ``/chorus-health/`` and
        ``other_max_records`` under other namespaces; a new one beyond that drops the
        oldest of its group, whoever published it (``store_full``).
+    4. A record under ``/chorus-health/``, a peer's or our own, is kept ``record_ttl``
+       seconds, not py-libp2p's 24 h, and ours is never republished; expired records are
+       swept every ``CLEANUP_INTERVAL``.
 
     Our own puts (``ValueStore.put``) are not touched: our validator already checked them.
     ``dropped`` counts by reason (:data:`RECORD_DROP_REASONS`). Install with :meth:`install`.
@@ -188,6 +198,7 @@ class RecordGuard:
         max_per_publisher: int = DEFAULT_MAX_RECORDS_PER_PUBLISHER,
         max_records: int = DEFAULT_MAX_RECORDS,
         other_max_records: int = OTHER_MAX_RECORDS,
+        record_ttl: float = DEFAULT_RECORD_TTL,
     ) -> None:
         if max_per_publisher < 1:
             raise ValueError(f"max_per_publisher must be at least 1, got {max_per_publisher}")
@@ -195,6 +206,8 @@ class RecordGuard:
         self.other_max_record_size = other_max_record_size
         self.max_per_publisher = max_per_publisher
         self._max_records = {True: max_records, False: other_max_records}
+        self.record_ttl = record_ttl
+        self._swept = time.monotonic()
         # ours -> key -> publisher, oldest first: what rule 3 evicts from.
         self._order: dict[bool, OrderedDict[bytes, str]] = {
             True: OrderedDict(),
@@ -229,11 +242,25 @@ class RecordGuard:
         store = kad.value_store
         self._store = store
         original_put = store.put_record
+        original_own_put = store.put
         original_handle = kad._do_handle_stream
 
         def put_record(key: bytes, record: Record) -> None:
+            self._sweep()
             if self._admit(key, record, _publisher.get()):
                 original_put(key, record)
+                if key.startswith(_KEY_PREFIX):
+                    store.store[key] = (record, time.time() + self.record_ttl)
+
+        def put(key: bytes, value: bytes, validity: float = 0.0) -> None:
+            self._sweep()
+            if not key.startswith(_KEY_PREFIX):
+                original_own_put(key, value, validity)
+                return
+            original_own_put(key, value, time.time() + self.record_ttl)
+            # py-libp2p republishes what we put after 22 h: a probe record is done in
+            # seconds, and would outlive its purpose by a day.
+            store.local_keys.discard(key)
 
         async def handle(stream: INetStream) -> None:
             try:
@@ -247,7 +274,15 @@ class RecordGuard:
                 _publisher.reset(token)
 
         store.put_record = put_record  # type: ignore[method-assign]
+        store.put = put  # type: ignore[method-assign]
         kad._do_handle_stream = handle  # type: ignore[method-assign]
+
+    def _sweep(self) -> None:
+        now = time.monotonic()
+        if self._store is None or now - self._swept < CLEANUP_INTERVAL:
+            return
+        self._swept = now
+        self._store.cleanup_expired()
 
     def _admit(self, key: bytes, record: Record, publisher: str | None) -> bool:
         """Whether to store ``record``; raises RecordRefused for a peer's oversized one."""
@@ -359,6 +394,7 @@ class LibP2PDHT:
         *,
         peer_timeout: float = 5.0,
         max_records_per_publisher: int = DEFAULT_MAX_RECORDS_PER_PUBLISHER,
+        record_ttl: float = DEFAULT_RECORD_TTL,
     ) -> None:
         self._dht = dht
         self._validator = validator
@@ -367,6 +403,7 @@ class LibP2PDHT:
         self.record_guard = RecordGuard(
             max_record_size=validator.max_record_size,
             max_per_publisher=max_records_per_publisher,
+            record_ttl=record_ttl,
         )
         self.record_guard.install(dht)
 

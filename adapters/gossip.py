@@ -44,10 +44,16 @@ that peers forward back before any validator runs.
 
 Inbound. A topic validator decodes every message (``decode_gossip``, signer = the
 libp2p-verified origin): oversized, undecodable, signer-mismatched, malformed or badly dated
-messages are rejected there, so we neither deliver nor forward them. Validators also run on
-our own publishes (notes, "GossipSub"); ours are let through. Each rejection is counted in
-``chorus_gossip_rejected_total{reason}`` and logged once per (signer, reason). Replays pass
-the validator (they need the view's state) and are counted when the view rejects them.
+messages are rejected there, so we neither deliver nor forward them. With an admission
+policy (``mesh.admission``) it then rejects digests of peers the policy does not admit and
+notices or leaves of non-members (NOT_ADMITTED), before any rate is spent. Last come the
+rates: signers our view does not know share one bucket, members have one each and one
+together (FLOODED beyond). Validators also run on our own publishes (notes, "GossipSub");
+ours are let through, and the envelope they were signed in is kept for our snapshots
+(``mesh.signed``). Each rejection is counted in ``chorus_gossip_rejected_total{reason}``
+and logged once per (signer, reason). Replays pass the validator (they need the view's
+state) and are counted when the view rejects them. An error in any loop or handler is
+caught, counted in ``chorus_gossip_errors_total{where}`` and logged once per kind.
 
 Ping failures. The node's LinkPinger (adapters/pinger.py) pings one connected peer every
 half second, round-robin; an unanswered ping reaches the view as ``on_ping_failed`` (the
@@ -65,9 +71,12 @@ The pull protocol ``/chorus/health-view/1.0.0``: the client opens a stream, writ
 byte ``PULL_REQUEST`` (version 1), and half-closes; the server answers with one
 ``ViewSnapshot`` (mesh/digest.proto) of at most ``MAX_SNAPSHOT_BYTES`` and closes. Both sides
 bound what they read and how long they wait, and the server serves each peer at most
-``serve_rate`` times a second (burst ``serve_burst``). We pull from every newly connected
-peer as soon as it shows its subscription to the topic, so a new node converges at once
-(memberlist's push/pull on join).
+``serve_rate`` times a second (burst ``serve_burst``), one at a time. A snapshot carries
+signed statements only, which the client verifies (``adapters.envelope``) before the view
+applies them as if they came from the topic; with an admission policy, only members are
+pulled from. We pull from every newly connected peer as soon as it shows its subscription
+to the topic, so a new node converges at once (memberlist's push/pull on join), paced by
+``pull_rate``: verifying a view costs CPU.
 """
 
 from __future__ import annotations
@@ -387,16 +396,12 @@ class GossipService:
             per_key_burst=self._tuning.signer_burst,
             max_keys=config.max_members,
         )
-        self._strangers = TokenBucket(
-            self._tuning.stranger_rate, self._tuning.stranger_burst, self._clock()
-        )
+        self._strangers = TokenBucket(self._tuning.stranger_rate, self._tuning.stranger_burst, 0.0)
         self.admission = admission if admission is not None else AdmissionPolicy()
         self._certificate = certificate
         self.envelopes = EnvelopeCache()
         self._last_refute = -math.inf
-        self._pull_budget = TokenBucket(
-            self._tuning.pull_rate, self._tuning.pull_burst, self._clock()
-        )
+        self._pull_budget = TokenBucket(self._tuning.pull_rate, self._tuning.pull_burst, 0.0)
         self._errors_logged: set[str] = set()
         # Publisher state.
         self._wake = trio.Event()

@@ -49,7 +49,13 @@ from libp2p.stream_muxer.yamux.yamux import Yamux
 from libp2p.tools.anyio_service import background_trio_service
 
 from adapters import record_cache
-from adapters.dht import DEFAULT_MAX_VALUE_SIZE, NAMESPACE, HealthRecordValidator, LibP2PDHT
+from adapters.dht import (
+    DEFAULT_MAX_VALUE_SIZE,
+    DEFAULT_RECORD_TTL,
+    NAMESPACE,
+    HealthRecordValidator,
+    LibP2PDHT,
+)
 from adapters.pinger import LinkPinger
 from adapters.pubsub import LibP2PPubSub
 
@@ -161,6 +167,9 @@ class P2PConfig:
 
     dht_max_value_size: int = DEFAULT_MAX_VALUE_SIZE
     dht_peer_timeout: float = 5.0
+    # Seconds our namespace's records are kept (adapters/dht.py DEFAULT_RECORD_TTL): must
+    # outlast the 3 newest probe records the replication check re-reads.
+    dht_record_ttl: float = DEFAULT_RECORD_TTL
     # Set the libp2p loggers to WARNING (Kademlia's to ERROR) on start (notes: noisy).
     quiet_libp2p_logs: bool = True
     close_timeout: float = 5.0
@@ -185,6 +194,7 @@ class P2PConfig:
             "dial_timeout",
             "bootstrap_deadline",
             "dht_peer_timeout",
+            "dht_record_ttl",
             "redial_interval",
         ):
             if getattr(self, name) <= 0:
@@ -706,7 +716,9 @@ async def open_p2p_node(
     kad = KadDHT(host, DHTMode.SERVER, strict_validation=True)
     kad.register_validator(NAMESPACE, validator)
     # Before the host listens: its record guard must see every PUT a peer sends.
-    dht = LibP2PDHT(kad, validator, peer_timeout=cfg.dht_peer_timeout)
+    dht = LibP2PDHT(
+        kad, validator, peer_timeout=cfg.dht_peer_timeout, record_ttl=cfg.dht_record_ttl
+    )
 
     body_error: list[BaseException] = []
     try:

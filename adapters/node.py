@@ -24,7 +24,7 @@ from prometheus_client import CollectorRegistry, Counter
 from quart_trio import QuartTrio
 
 from adapters.dashboard import add_dashboard
-from adapters.dht import RECORD_DROP_REASONS
+from adapters.dht import DEFAULT_RECORD_TTL, RECORD_DROP_REASONS
 from adapters.gossip import ELECTION_CHECK, GossipService
 from adapters.http_app import add_cluster_routes, add_json_route, create_app
 from adapters.libp2p_host import P2PConfig, P2PError, P2PNode, open_p2p_node
@@ -196,11 +196,15 @@ def check_disabled_names(config: NodeConfig, extra: Sequence[HealthCheck]) -> No
 
 def p2p_config(config: NodeConfig) -> P2PConfig:
     try:
+        # The replication check re-reads the 3 newest DHT probe records: they must live
+        # longer than 3 probe intervals.
+        ttl = max(DEFAULT_RECORD_TTL, 4 * (config.probe_interval or 0.0))
         return P2PConfig(
             key_file=Path(config.data_dir) / "identity.key",
             listen_host=config.p2p_host,
             listen_port=config.p2p_port,
             bootstrap=config.bootstrap_peers,
+            dht_record_ttl=ttl,
         )
     except P2PError as exc:
         raise ConfigError(str(exc)) from None
@@ -387,13 +391,14 @@ async def _run_with_network(
             http_stop.set()
             await http_done.wait()
 
-        # Tell the cluster first, while our connections are still up: peers show us as
-        # left, not dead. Our digests already said "stopping" since the request.
-        shutdown.register(Component("gossip-leave", gossip.leave, priority=5, timeout=3.0))
+        # Tell the cluster first, as the drain begins: peers show us as left at once
+        # (issue 13: within 0.5 s, not after the drain), not dead later, while HTTP keeps
+        # answering 503 "stopping" for Kubernetes through the drain.
+        shutdown.add_hook(Phase.PRE_SHUTDOWN, "gossip-leave", gossip.leave)
+        shutdown.add_hook(Phase.PRE_SHUTDOWN, "drain", partial(_drain, manager, config))
         shutdown.register(Component("health-manager", stop_manager, priority=10))
         # HTTP goes last so probes keep seeing 503 "stopping" while the rest winds down.
         shutdown.register(Component("health-http", stop_http, priority=90, timeout=5.0))
-        shutdown.add_hook(Phase.PRE_SHUTDOWN, "drain", partial(_drain, manager, config))
         if handle_signals:
             nursery.start_soon(_watch_signals, shutdown)
             shutdown.on_request(lambda _r: _start_watchdog(config.shutdown_timeout + 10.0))

@@ -16,6 +16,8 @@ from libp2p.peer.id import ID
 from prometheus_client import CollectorRegistry
 
 from adapters.dht import (
+    CLEANUP_INTERVAL,
+    DEFAULT_RECORD_TTL,
     OTHER_MAX_RECORD_SIZE,
     RECORD_DROP_REASONS,
     RECORD_OVERHEAD,
@@ -201,6 +203,19 @@ async def test_guard_tracking_stays_bounded_as_publishers_come_and_go() -> None:
     assert len(guard._owned) <= 3
 
 
+async def test_expired_records_are_swept(monkeypatch: pytest.MonkeyPatch) -> None:
+    kad, _ = _guarded(record_ttl=5.0)
+    await _put(kad, "P", _key(1))
+    _, expires = kad.value_store.store[_key(1)]
+    assert expires <= time.time() + 5.0
+    # py-libp2p sweeps every 10 minutes; the guard every CLEANUP_INTERVAL, on a put.
+    kad.value_store.store[_key(1)] = (kad.value_store.store[_key(1)][0], time.time() - 1)
+    later = time.monotonic() + CLEANUP_INTERVAL + 1
+    monkeypatch.setattr("adapters.dht.time.monotonic", lambda: later)
+    await _put(kad, "P", _key(2))
+    assert _key(1) not in kad.value_store.store and _key(2) in kad.value_store.store
+
+
 async def test_many_publishers_together_keep_a_bounded_store() -> None:
     # Fresh identities are free: the quota per publisher alone bounds nothing.
     kad, guard = _guarded(max_per_publisher=2, max_records=5, other_max_records=2)
@@ -279,6 +294,12 @@ async def test_put_replicates_and_remote_reads_work(
         # put_value says nothing about replicas; asking b does (notes, "Kademlia").
         assert await a.dht.get_from_peer(b.peer_id, KEY) == b"digest-1"
         assert await a.dht.get_from_peer(b.peer_id, OTHER_KEY) is None
+        # Kept minutes, not py-libp2p's 24 h, by the publisher and by its peers, and never
+        # republished (issue 13: a store that does not grow with uptime).
+        for node in (a, b):
+            _, expires = node.kad.value_store.store[KEY.encode()]
+            assert expires <= time.time() + DEFAULT_RECORD_TTL
+        assert KEY.encode() not in a.kad.value_store.local_keys
 
         # c joins after the put, so it has no copy: its get must come from the network.
         async with open_p2p_node(p2p_config("c", bootstrap=(a.listen_addrs[0],))) as c:

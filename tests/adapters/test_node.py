@@ -141,9 +141,12 @@ async def test_cluster_view_converges_and_shows_a_graceful_leave(tmp_path: Path)
     async with trio.open_nursery() as nursery:
         first = await start(nursery, config(tmp_path, "n0"))
         nodes = [first]
+        # n2 drains long: its leave must not wait for the drain (issue 13).
+        drains = {1: 0.0, 2: 6.0}
         for i in (1, 2):
             bootstrap = tuple(nodes[-1].p2p.listen_addrs)
-            nodes.append(await start(nursery, config(tmp_path, f"n{i}", bootstrap_peers=bootstrap)))
+            cfg = config(tmp_path, f"n{i}", bootstrap_peers=bootstrap, drain_seconds=drains[i])
+            nodes.append(await start(nursery, cfg))
         ids = {node.p2p.peer_id for node in nodes}
 
         async def converged() -> bool:
@@ -168,7 +171,10 @@ async def test_cluster_view_converges_and_shows_a_graceful_leave(tmp_path: Path)
             states = [(await cluster_states(n))[leaver] for n in nodes[:2]]
             return states == ["left", "left"]
 
-        await wait_until(seen_left, timeout=5, what="the leaving node shown as left")
+        # Left everywhere while it still drains (6 s), answering 503 "stopping".
+        await wait_until(seen_left, timeout=3, what="the leaving node shown as left")
+        code, live = await http_get(nodes[2].http_url + "/health/live")
+        assert code == 503 and live["status"] == "stopping"
         for node in nodes[:2]:
             node.shutdown.request("test over")
 
