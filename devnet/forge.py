@@ -43,11 +43,12 @@ import trio
 from libp2p.crypto.ed25519 import create_new_key_pair
 from libp2p.crypto.keys import KeyPair
 from libp2p.custom_types import TProtocol
-from libp2p.network.stream.exceptions import StreamEOF
 from libp2p.peer.id import ID
 from libp2p.pubsub.pb import rpc_pb2
 from libp2p.pubsub.validators import PUBSUB_SIGNING_PREFIX
 
+from adapters.gossip import PULL_PROTOCOL, PULL_REQUEST
+from adapters.libp2p_host import read_to_eof
 from mesh import digest_pb2 as _pb
 from mesh.digest import (
     MAX_SNAPSHOT_BYTES,
@@ -86,10 +87,6 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-# adapters.gossip's PULL_PROTOCOL and PULL_REQUEST, repeated so that this module imports
-# nothing of the node (tests/sim/test_hostile_view.py checks that they agree).
-PULL_PROTOCOL = "/chorus/health-view/1.0.0"
-PULL_REQUEST = b"\x01"
 MAX_MINT = 10_000  # identities one mint_many call makes at most (~0.1 ms each)
 _MAX_REQUEST = 16  # bytes of a pull request we read before giving up on it
 # Worst-case framing of one repeated MemberEntry inside a ViewSnapshot: a 1-byte tag and a
@@ -369,7 +366,7 @@ class PullServer:
             self._notify()
             request: bytes | None = None
             with trio.move_on_after(self.read_timeout):
-                request = await _read_to_eof(stream, _MAX_REQUEST)
+                request = await read_to_eof(stream, _MAX_REQUEST)
             self.requests.append(request)
             answer = self.answer(peer) if callable(self.answer) else self.answer
             if answer is None:
@@ -383,19 +380,6 @@ class PullServer:
         except Exception as exc:
             logger.info("forged pull answer failed: %r", exc)
             await _reset(stream)
-
-
-async def _read_to_eof(stream: INetStream, limit: int) -> bytes | None:
-    buf = bytearray()
-    while len(buf) <= limit:
-        try:
-            chunk = await stream.read(limit + 1 - len(buf))
-        except StreamEOF:
-            return bytes(buf)
-        if not chunk:
-            return bytes(buf)
-        buf += chunk
-    return None
 
 
 async def _reset(stream: INetStream) -> None:

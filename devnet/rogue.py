@@ -27,7 +27,7 @@ import logging
 import os
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -414,35 +414,9 @@ class RoguePeer:
         ones still open are reset."""
         if not 0 <= count <= MAX_HELD:
             raise ValueError(f"need 0 <= count <= {MAX_HELD}, got {count}")
-        pid = ID.from_base58(_peer_id(target))
-        held = HeldStreams()
-        streams: list[INetStream] = []
-        try:
-            async with trio.open_nursery() as nursery:
-                with trio.fail_after(timeout):
-                    for _ in range(count):
-                        held.attempted += 1
-                        try:
-                            stream = await self.node.host.new_stream(pid, [TProtocol(protocol)])
-                        except Exception as exc:
-                            logger.info("held stream to %s refused: %r", self._name(target), exc)
-                            held._ended()
-                            continue
-                        streams.append(stream)
-                        held._opened()
-                        if data:
-                            with contextlib.suppress(Exception):  # refused already
-                                await stream.write(data)
-                        nursery.start_soon(self._watch_held, stream, held)
-                try:
-                    yield held
-                finally:
-                    nursery.cancel_scope.cancel()
-        finally:
-            with trio.CancelScope(shield=True), trio.move_on_after(5):
-                for stream in streams:
-                    with contextlib.suppress(Exception):
-                        await stream.reset()
+        hosts = [self.node.host] * count
+        async with _held_streams(hosts, _peer_id(target), protocol, data, timeout) as held:
+            yield held
 
     @staticmethod
     async def _watch_held(stream: INetStream, held: HeldStreams) -> None:
@@ -737,36 +711,9 @@ class Crowd:
         exit the ones still open are reset."""
         if not 0 <= per_member * len(self.members) <= MAX_HELD:
             raise ValueError(f"need 0 <= per_member x members <= {MAX_HELD}")
-        pid = ID.from_base58(_peer_id(target))
-        held = HeldStreams()
-        streams: list[INetStream] = []
-        try:
-            async with trio.open_nursery() as nursery:
-                with trio.fail_after(timeout):
-                    for member in self.members:
-                        for _ in range(per_member):
-                            held.attempted += 1
-                            try:
-                                stream = await member.host.new_stream(pid, [TProtocol(protocol)])
-                            except Exception as exc:
-                                logger.info("held stream refused: %r", exc)
-                                held._ended()
-                                continue
-                            streams.append(stream)
-                            held._opened()
-                            if data:
-                                with contextlib.suppress(Exception):  # refused already
-                                    await stream.write(data)
-                            nursery.start_soon(RoguePeer._watch_held, stream, held)
-                try:
-                    yield held
-                finally:
-                    nursery.cancel_scope.cancel()
-        finally:
-            with trio.CancelScope(shield=True), trio.move_on_after(5):
-                for stream in streams:
-                    with contextlib.suppress(Exception):
-                        await stream.reset()
+        hosts = [member.host for member in self.members for _ in range(per_member)]
+        async with _held_streams(hosts, _peer_id(target), protocol, data, timeout) as held:
+            yield held
 
     def _name(self, target: SimNode | str) -> str:
         peer = _peer_id(target)
@@ -858,3 +805,40 @@ def _leaves(exc: BaseException) -> list[BaseException]:
 async def _close_quietly(host: IHost) -> None:
     with contextlib.suppress(Exception):
         await host.close()
+
+
+@asynccontextmanager
+async def _held_streams(
+    hosts: Sequence[IHost], target: str, protocol: str, data: bytes, timeout: float
+) -> AsyncIterator[HeldStreams]:
+    """One never-finished stream to ``target`` from each of ``hosts`` (a host listed n
+    times opens n); see :meth:`RoguePeer.hold_streams`."""
+    pid = ID.from_base58(target)
+    held = HeldStreams()
+    streams: list[INetStream] = []
+    try:
+        async with trio.open_nursery() as nursery:
+            with trio.fail_after(timeout):
+                for host in hosts:
+                    held.attempted += 1
+                    try:
+                        stream = await host.new_stream(pid, [TProtocol(protocol)])
+                    except Exception as exc:
+                        logger.info("held stream to %s refused: %r", target, exc)
+                        held._ended()
+                        continue
+                    streams.append(stream)
+                    held._opened()
+                    if data:
+                        with contextlib.suppress(Exception):  # refused already
+                            await stream.write(data)
+                    nursery.start_soon(RoguePeer._watch_held, stream, held)
+            try:
+                yield held
+            finally:
+                nursery.cancel_scope.cancel()
+    finally:
+        with trio.CancelScope(shield=True), trio.move_on_after(5):
+            for stream in streams:
+                with contextlib.suppress(Exception):
+                    await stream.reset()

@@ -30,7 +30,7 @@ import trio
 from libp2p.pubsub.pb import rpc_pb2
 
 from adapters.envelope import EnvelopeCache
-from adapters.gossip import PULL_PROTOCOL, PULL_REQUEST, GossipTuning
+from adapters.gossip import GossipTuning
 from devnet import forge
 from devnet.rogue import TOPIC, RoguePeer
 from devnet.testing import ALIVE, SUSPECT, MeshNetwork, MeshSnapshot, MeshTimeout, SimNode
@@ -65,10 +65,6 @@ REFUTE_GRACE = SUSPICION_MIN
 NO_PULL_WAIT = TUNING.pull_subscription_wait + 1.0
 
 ADMISSION = pytest.mark.parametrize("admission", [False, True], ids=["open", "admission"])
-
-
-def test_forge_speaks_the_pull_protocol() -> None:
-    assert (forge.PULL_PROTOCOL, forge.PULL_REQUEST) == (PULL_PROTOCOL, PULL_REQUEST)
 
 
 # --- what every test checks ---------------------------------------------------------------
