@@ -235,10 +235,14 @@ class GossipTuning:
     # (refutations skip the publish budget). Well inside the shortest suspicion timeout.
     refute_interval: float = 1.0
     # Redialling a lost peer: first attempt after this, doubling up to the cap.
-    redial_initial: float = 1.0
-    redial_max: float = 30.0
+    # A healed partition is found again within about redial_max (issue 13: views agree
+    # within 3 s of a heal; Serf retries every 30 s). Each dead member costs a dial every
+    # redial_max until it is forgotten, at most max_concurrent_redials at once.
+    redial_initial: float = 0.5
+    redial_max: float = 2.0
     redial_timeout: float = 5.0
-    redial_check: float = 0.5
+    redial_check: float = 0.25
+    max_concurrent_redials: int = 8
     # leave(): wait at most this long for py-libp2p's outbound queues to drain, then this
     # much for the last popped frame's write to finish.
     leave_flush_timeout: float = 1.0
@@ -300,7 +304,7 @@ class _Metrics:
         )
         for reason in RejectReason:
             self.rejected.labels(reason=str(reason))
-        for where in ("publish", "tick", "handle", "merge", "serve"):
+        for where in ("publish", "tick", "handle", "merge", "serve", "redial"):
             self.errors.labels(where=where)
         for direction in ("in", "out"):
             self.bytes.labels(direction=direction)
@@ -1044,10 +1048,28 @@ class GossipService:
     # --- lost links and ping failures ------------------------------------------------
 
     async def _redial_loop(self) -> None:
-        while True:
-            await trio.sleep(self._tuning.redial_check)
-            for peer in self._redials_due(self._clock()):
-                await self._redial(peer)
+        # Concurrent: one at a time, a partition's unreachable peers (5 s dial timeouts
+        # each) kept the reachable ones waiting.
+        slots = trio.Semaphore(self._tuning.max_concurrent_redials)
+        redialling: set[str] = set()
+
+        async def redial(peer: str) -> None:
+            try:
+                async with slots:
+                    await self._redial(peer)
+            except Exception as exc:  # a failed redial must not end the service
+                self._loop_failed("redial", exc)
+            finally:
+                redialling.discard(peer)
+
+        async with trio.open_nursery() as nursery:
+            while True:
+                await trio.sleep(self._tuning.redial_check)
+                for peer in self._redials_due(self._clock()):
+                    backlog = 4 * self._tuning.max_concurrent_redials
+                    if peer not in redialling and len(redialling) < backlog:
+                        redialling.add(peer)
+                        nursery.start_soon(redial, peer)
 
     def _redials_due(self, now: float) -> list[str]:
         if self._left:
@@ -1074,7 +1096,7 @@ class GossipService:
         for addr in [a for a in member.p2p_addrs if a.endswith(f"/p2p/{peer}")]:
             with trio.move_on_after(self._tuning.redial_timeout):
                 try:
-                    await self._node.connect(addr)
+                    await self._node.connect(addr, retry_now=True)
                 except P2PError as exc:
                     logger.debug("redial of %s at %s failed: %s", peer, addr, exc)
                     continue

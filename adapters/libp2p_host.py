@@ -533,12 +533,21 @@ class P2PNode:
 
         return remove
 
-    async def connect(self, addr: str) -> str:
+    async def connect(self, addr: str, *, retry_now: bool = False) -> str:
         """Dial ``/ip4/../tcp/../p2p/<id>``, add the peer to the DHT routing table and
-        return its peer id. Raises P2PError if the dial fails."""
+        return its peer id. Raises P2PError if the dial fails.
+
+        ``retry_now``: dial even if a dial to it failed recently. py-libp2p 0.8.1 refuses
+        every dial to a peer for 60 s after one failed (``Swarm._negative_peer_cache``,
+        network/swarm.py), which kept healed partitions apart for up to a minute; a redial
+        of ours is already paced by its own backoff."""
         info = _parse_peer_addr(addr, "peer address")
         if info.peer_id == self.host.get_id():
             raise P2PError(f"{addr} is this node's own address")
+        if retry_now:
+            cache = getattr(self.host.get_network(), "_negative_peer_cache", None)
+            with contextlib.suppress(Exception):
+                cache.evict(str(info.peer_id))  # type: ignore[union-attr]
         try:
             with trio.fail_after(self.cfg.dial_timeout):
                 await self.host.connect(info)
