@@ -45,7 +45,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
@@ -106,6 +106,14 @@ def _probe_text(interval: float | None) -> str:
     return f"--probe-interval {interval:g}"
 
 
+def _profile_text(meta: Mapping[str, Any]) -> str:
+    # Runs before profiles were a choice were all devnet runs.
+    profile = meta.get("profile", "devnet")
+    if profile == "production":
+        return "production profile, as operators run it: its probe timing, a 2 s drain"
+    return f"devnet profile, {_probe_text(meta.get('probe_interval'))}"
+
+
 def _admission_text(admission: bool) -> str:
     if admission:
         return "admission policy on: the run's cluster authority certifies every node"
@@ -118,14 +126,22 @@ class ChorusTarget:
     name = "chorus"
 
     def __init__(
-        self, root: Path, probe_interval: float | None = PROBE_INTERVAL, *, admission: bool = True
+        self,
+        root: Path,
+        probe_interval: float | None = PROBE_INTERVAL,
+        *,
+        admission: bool = True,
+        profile: str = "production",
     ) -> None:
         self.devnet = Devnet(root, die_with_parent=True)
         self.probe_interval = probe_interval
         self.admission = admission
+        self.profile = profile
 
     def start(self, n: int) -> float:
-        self.devnet.up(n, probe_interval=self.probe_interval, admission=self.admission)
+        self.devnet.up(
+            n, probe_interval=self.probe_interval, admission=self.admission, profile=self.profile
+        )
         return time.monotonic()
 
     def views(self) -> dict[int, dict[int, str]]:
@@ -617,8 +633,7 @@ def render_markdown(results: dict[str, Any], plot_name: str | None) -> str:
         "",
         f"Machine: {meta['cpu']}, {meta['cores']} cores, {meta['memory_gib']:.0f} GiB,"
         f" {meta['kernel']}; Python {meta['python']}. chorus-health {meta['commit']}"
-        f" (devnet profile, {_probe_text(meta.get('probe_interval'))},"
-        f" {_admission_text(meta.get('admission', False))});"
+        f" ({_profile_text(meta)}, {_admission_text(meta.get('admission', False))});"
         f" Serf {str(meta['serf']).removeprefix('Serf ')}"
         " (default LAN profile, leave_on_terminate). Both sides ran on the same machine in"
         " the same run, one cluster at a time, all on 127.0.0.1. Other work on the machine"
@@ -835,6 +850,7 @@ def machine_meta(args: argparse.Namespace, serf: str) -> dict[str, Any]:
         "serf": serf,
         "probe_interval": args.probe_interval,
         "admission": not args.open,
+        "profile": args.profile,
         "runs": args.runs,
         "sizes": args.sizes,
     }
@@ -893,6 +909,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="seconds between network probes on the devnet nodes (default: as `make devnet`:"
         f" {DEFAULT_PROBE_INTERVAL:g}, or {PROBE_SECONDS_PER_NODE:g} per node above"
         f" {DEFAULT_PROBE_INTERVAL / PROBE_SECONDS_PER_NODE:g} nodes)",
+    )
+    parser.add_argument(
+        "--profile",
+        choices=("production", "devnet"),
+        default="production",
+        help="the nodes' profile (default: %(default)s, the one operators run; devnet: the"
+        " laptop profile of `make devnet`, with --probe-interval)",
     )
     parser.add_argument(
         "--open",
@@ -994,7 +1017,12 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
     def make(name: str) -> Target:
         if name == "chorus":
-            return ChorusTarget(args.dir / "chorus", args.probe_interval, admission=not args.open)
+            return ChorusTarget(
+                args.dir / "chorus",
+                args.probe_interval,
+                admission=not args.open,
+                profile=args.profile,
+            )
         shutil.rmtree(args.dir / "serf", ignore_errors=True)
         return SerfCluster(args.dir / "serf")
 

@@ -171,6 +171,9 @@ class RunState:
     nodes: dict[int, NodeRecord]
     node_args: list[str] = field(default_factory=list)
     probe_interval: float = DEFAULT_PROBE_INTERVAL
+    # The nodes' --profile: "devnet" (quick probes, no drain, for a laptop) or
+    # "production", exactly as operators run it (the bench measures that one first).
+    profile: str = "devnet"
     controller_pid: int | None = None
     controller_create_time: float | None = None
     created_at: float = field(default_factory=time.time)
@@ -600,6 +603,7 @@ class Devnet:
         owned: bool = True,
         netns: bool = False,
         admission: bool = True,
+        profile: str = "devnet",
     ) -> RunState:
         """Start ``n`` nodes, each bootstrapping to the one before; returns when every node
         has logged its endpoints. On failure everything started is stopped again.
@@ -623,6 +627,7 @@ class Devnet:
                 controller_create_time=_create_time(os.getpid()) if owned else None,
                 netns=netns,
                 admission=admission,
+                profile=profile,
             )
             net = NetnsNet(self.run.root)
             for i in range(1, n + 1):
@@ -676,16 +681,19 @@ class Devnet:
             "--data-dir",
             rec.data_dir,
             "--profile",
-            "devnet",
-            "--probe-interval",
-            f"{state.probe_interval:g}",
-            # Nothing like a Kubernetes Service routes to a devnet node, so there is no
-            # point keeping a stopping node around for 2 s: Ctrl-C stays quick.
-            "--drain-seconds",
-            "0",
+            state.profile,
             "--log-format",
             "json",
         ]
+        if state.profile == "devnet":
+            command += [
+                "--probe-interval",
+                f"{state.probe_interval:g}",
+                # Nothing like a Kubernetes Service routes to a devnet node, so there is
+                # no point keeping a stopping node around for 2 s: Ctrl-C stays quick.
+                "--drain-seconds",
+                "0",
+            ]
         if rec.host != "127.0.0.1":
             command += ["--health-host", rec.host, "--p2p-host", rec.host]
         if rec.bootstrap:

@@ -117,6 +117,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     up.add_argument("-n", "--nodes", type=node_count, default=5, help="nodes (default: 5)")
     up.add_argument(
+        "--profile",
+        choices=("devnet", "production"),
+        default="devnet",
+        help="the nodes' --profile (default: %(default)s: probes every 15 s, no drain; "
+        "production: as operators run it, with its probe timing and a 2 s drain, and "
+        "--probe-interval is ignored)",
+    )
+    up.add_argument(
         "--probe-interval",
         type=positive_float,
         default=None,
@@ -274,6 +282,7 @@ def cmd_up(args: argparse.Namespace, node_args: list[str]) -> int:
             owned=not args.detach,
             netns=args.netns,
             admission=not args.open,
+            profile=args.profile,
         )
         last_start = time.monotonic()
         devnet.wait_ready(max(1.0, deadline - time.monotonic()), progress)
