@@ -803,14 +803,23 @@ class GossipService:
             await self._publish_digest(now)
         elif self._refute:
             pass  # the refutation waits out refute_interval; the poll brings us back
-        elif self._config.publish_due(
-            now=now, last_sent=self._last_sent, changed=self._changed(), n=self.view.live_count()
-        ) and self._bucket.take(now):
+        elif self._publish_now(now) and self._bucket.take(now):
             await self._publish_digest(now)
         while self._suspects and not self._left and self._bucket.take(self._clock()):
             peer, basis = self._suspects.popleft()
             notice = self.sequencer.suspect(peer, basis, self._wall())
             await self._send(encode_gossip(notice))
+
+    def _publish_now(self, now: float) -> bool:
+        changed = self._changed()
+        # Announcing ourselves to a peer new to our mesh is no change of ours that could
+        # flap: it waits for the publish budget only, not for min_publish_interval (1 s
+        # in production, which was most of a joiner's time to full agreement; issue 13).
+        if self._announce:
+            return True
+        return self._config.publish_due(
+            now=now, last_sent=self._last_sent, changed=changed, n=self.view.live_count()
+        )
 
     def _changed(self) -> bool:
         mesh = self._mesh_peers()

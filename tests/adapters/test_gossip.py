@@ -793,3 +793,21 @@ async def test_strangers_outside_the_policy_spend_no_tokens(tmp_path: Path) -> N
             b = await cluster.start("b", a)
             await wait_until(_all_alive([a, b]), timeout=10, what="b admitted")
             assert a.state_of(rogue.peer_id) is None
+
+
+@pytest.mark.network
+async def test_a_new_mesh_peer_is_announced_to_at_once(tmp_path: Path) -> None:
+    # Nothing else would make a publish now: no refresh, and changes held back for a
+    # long time. Only the announcement to a peer new to our mesh goes out, without
+    # waiting for min_publish_interval (issue 13: 1 s of a joiner's time to agreement).
+    slow = dataclasses.replace(DEVNET, refresh_period=1000.0, min_publish_interval=1000.0)
+    async with _cluster(tmp_path, slow) as cluster:
+        a = await cluster.start("a")
+        first = a.sample("chorus_gossip_published_total")
+        b = await cluster.start("b", a)
+        await wait_until(
+            lambda: a.sample("chorus_gossip_published_total") > first,
+            timeout=10,
+            what="a announces itself to its new mesh peer",
+        )
+        await wait_until(_all_alive([a, b]), timeout=10, what="both know both")
