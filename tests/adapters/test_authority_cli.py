@@ -95,7 +95,7 @@ def test_issue_then_show_round_trip(
 ) -> None:
     key, public = authority
     cert_file = tmp_path / "node.cert"
-    before = time.time()
+    before_ms = time.time_ns() // 1_000_000
     code, out, err = run(
         capsys,
         "issue",
@@ -112,7 +112,9 @@ def test_issue_then_show_round_trip(
     assert out == "" and f"issued certificate for {PEER}" in err
     cert = parse_certificate(cert_file.read_text())
     assert cert.peer_id == PEER
-    assert before + 12 * 3600 <= cert.expires_at_ms / 1000 <= time.time() + 12 * 3600
+    # Certificates count whole milliseconds: compare at that precision.
+    issued_ms = cert.expires_at_ms - 12 * 3600 * 1000
+    assert before_ms <= issued_ms <= time.time_ns() // 1_000_000
     policy = AdmissionPolicy(authority_keys=(parse_public_key(public),))
     assert policy.check(PEER, cert, time.time()) is AdmissionReason.ADMITTED
 
