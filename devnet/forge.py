@@ -56,10 +56,10 @@ from mesh.digest import (
     TOPIC,
     Gossip,
     HealthDigest,
-    LeaveNotice,
     MemberState,
     SuspectNotice,
     Version,
+    unchecked_gossip,
 )
 from mesh.model import Status
 
@@ -219,40 +219,7 @@ def raw_gossip(message: Gossip, *, schema_version: int = SCHEMA_VERSION) -> byte
     """The wire form of ``message`` without ``encode_gossip``'s checks: any counter the
     protobuf field holds (uint64: up to 2**64 - 1; int64 times: up to 2**63 - 1), any
     status, no size limit. Beyond the field's type protobuf itself raises ValueError."""
-    wire: Any = _pb.Gossip(schema_version=schema_version)
-    if isinstance(message, HealthDigest):
-        out = wire.digest
-        out.node_id = message.node_id
-        out.start_time_ms = message.start_time_ms
-        out.incarnation = message.incarnation
-        out.seq = message.seq
-        out.status = _pb.NodeStatus[f"NODE_STATUS_{Status(message.status).name}"]
-        out.score = message.score
-        for name, value in message.components.items():
-            out.components[name] = value
-        out.sent_at_ms = message.sent_at_ms
-        out.version = message.version
-        out.http_addr = message.http_addr
-        out.p2p_addrs.extend(message.p2p_addrs)
-    elif isinstance(message, SuspectNotice):
-        out = wire.suspect
-        out.observer_id = message.observer_id
-        out.suspect_id = message.suspect_id
-        out.suspect_start_time_ms = message.suspect_start_time_ms
-        out.suspect_incarnation = message.suspect_incarnation
-        out.suspect_seq = message.suspect_seq
-        out.sent_at_ms = message.sent_at_ms
-    elif isinstance(message, LeaveNotice):
-        out = wire.leave
-        out.node_id = message.node_id
-        out.start_time_ms = message.start_time_ms
-        out.incarnation = message.incarnation
-        out.seq = message.seq
-        out.sent_at_ms = message.sent_at_ms
-    else:
-        raise TypeError(f"not a gossip message: {type(message).__name__}")
-    data: bytes = wire.SerializeToString(deterministic=True)
-    return data
+    return unchecked_gossip(message, schema_version=schema_version)
 
 
 # --- crafted snapshots ------------------------------------------------------------------

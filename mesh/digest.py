@@ -77,6 +77,7 @@ __all__ = [
     "decode_snapshot",
     "encode_gossip",
     "encode_snapshot",
+    "unchecked_gossip",
 ]
 
 TOPIC = "CHORUS/health-scores/v1"
@@ -278,7 +279,17 @@ def encode_gossip(message: Gossip) -> bytes:
     problem = _check_gossip(message)
     if problem is not None:
         raise EncodeError(f"refusing to encode {type(message).__name__}: {problem}")
-    wire = _pb.Gossip(schema_version=SCHEMA_VERSION)
+    data = unchecked_gossip(message)
+    if len(data) > MAX_GOSSIP_BYTES:
+        raise EncodeError(f"gossip message is {len(data)} bytes, over {MAX_GOSSIP_BYTES}")
+    return data
+
+
+def unchecked_gossip(message: Gossip, *, schema_version: int = SCHEMA_VERSION) -> bytes:
+    """The wire form of ``message`` without ``encode_gossip``'s checks, for tools that must
+    write what a node would refuse to send (``devnet.forge``): any value the protobuf field
+    holds, no size limit. Beyond the field's type protobuf itself raises ValueError."""
+    wire = _pb.Gossip(schema_version=schema_version)
     if isinstance(message, HealthDigest):
         _fill_digest(wire.digest, message)
     elif isinstance(message, SuspectNotice):
@@ -288,15 +299,15 @@ def encode_gossip(message: Gossip) -> bytes:
         wire.suspect.suspect_incarnation = message.suspect_incarnation
         wire.suspect.suspect_seq = message.suspect_seq
         wire.suspect.sent_at_ms = message.sent_at_ms
-    else:
+    elif isinstance(message, LeaveNotice):
         wire.leave.node_id = message.node_id
         wire.leave.start_time_ms = message.start_time_ms
         wire.leave.incarnation = message.incarnation
         wire.leave.seq = message.seq
         wire.leave.sent_at_ms = message.sent_at_ms
+    else:
+        raise TypeError(f"not a gossip message: {type(message).__name__}")
     data: bytes = wire.SerializeToString(deterministic=True)
-    if len(data) > MAX_GOSSIP_BYTES:
-        raise EncodeError(f"gossip message is {len(data)} bytes, over {MAX_GOSSIP_BYTES}")
     return data
 
 
