@@ -39,10 +39,11 @@ Rules
    is ignored (SWIM 4.2: "ignore old incarnations"). Only alive members count as observers
    (NOT_MEMBER otherwise: minted identities confirm nothing), each once, at most
    ``max_observers``; those after the first are confirmations.
-4. Answer. A newer statement of the member answers every suspicion whose basis it exceeds.
-   When none is left the member is ALIVE again: REFUTED if the incarnation rose (SWIM 4.2),
-   DIGEST if a plain heartbeat outran the suspicion (its seq proves the member spoke after
-   the observer last heard it). A digest of a newer life is RESTARTED: ALIVE from any state.
+4. Answer. A newer statement of the member answers every suspicion of it, since no basis
+   is ahead of what we hold (rule 3). The member is ALIVE again: REFUTED if the
+   incarnation rose (SWIM 4.2), DIGEST if a plain heartbeat outran the suspicion (its seq
+   proves the member spoke after the observer last heard it). A digest of a newer life is
+   RESTARTED: ALIVE from any state.
 5. Self. We never suspect ourselves. A notice suspecting us (from the topic or carried in
    a snapshot) returns ``PublishRefute(incarnation + 1)``, unless we are leaving, or it is
    about an earlier life of ours or an incarnation we have already refuted. A basis beyond
@@ -156,12 +157,10 @@ TIMING_EVIDENCE = frozenset({Cause.SILENCE, Cause.PING_FAILED})
 #   ---------+-----------------------------------------------------------------------------
 #   alive    | alive   -       alive     left  left    suspect   -       -        -
 #   suspect  | alive   alive   alive     left  -***    suspect   dead    alive    -
-#   dead     | alive** alive   alive     left  -       -         -       -        (gone)
+#   dead     | alive   alive   alive     left  -       -         -       -        (gone)
 #   left     | alive   -       alive     left  -       -         -       -        (gone)
 #
 #   * DISCONNECTED, PING_FAILED, SILENCE, SUSPECT_NOTICE; on a suspect: a confirmation.
-#   ** only once the digest has answered every suspicion (rule 4); until then the member
-#      keeps its state and only its data is updated.
 #   *** a suspect's newer digest always answers its suspicions (no basis is ahead of what
 #      we hold, rule 3), so a "stopping" digest finds it alive, never suspect.
 TRANSITIONS: Mapping[tuple[MemberState, Cause], MemberState | None] = MappingProxyType(
@@ -759,12 +758,9 @@ class ClusterView:
         if suspicion is not None:
             highest = max(basis.incarnation for basis in suspicion.bases.values())
             refuted = digest.incarnation > highest
-            for observer, basis in list(suspicion.bases.items()):
-                if basis < digest.key:
-                    del suspicion.bases[observer]
-                    suspicion.signed.pop(observer, None)
-            if not suspicion.bases:
-                record.suspicion = None
+            # No basis is ahead of what we hold (rule 3), so a newer digest answers every
+            # suspicion of the member at once.
+            record.suspicion = None
         old_status = record.digest.status
         record.digest = digest
         record.key = digest.key
@@ -780,9 +776,6 @@ class ClusterView:
             cause = Cause.REFUTED
         else:
             cause = Cause.DIGEST
-        if record.suspicion is not None:
-            # Some observer suspects a statement newer than this one: data only.
-            return self._move(record, peer, None, now, detail, old_status=old_status)
         return self._move(record, peer, cause, now, detail, old_status=old_status)
 
     def _observe(self, peer: str, cause: Cause, now: float) -> list[Event]:
