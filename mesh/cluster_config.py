@@ -18,6 +18,12 @@ production 0.2 s + 4.0 s = ~4.2 s                           ping failure + 4.0 s
                                                             silence alone: 15 s + 4.0 s)
 =========  ===============================================  ==============================
 
+A killed peer whose port refuses our dial-back (``refused_grace``) is dead sooner in every
+preset: about 0.2 s to see the connection close, a millisecond for the refused dial, then
+0.25 s; peers not connected to it dial it when they hear the suspicion (rule 7 of
+``mesh.cluster_view``). A machine that vanished (no reset, the dial times out) and a frozen
+process (its kernel still accepts connections) take the times of the table.
+
 The devnet heartbeat is 0.5 s up to 4 nodes; from 5 on it stretches to keep the topic under
 8 refresh messages a second (0.625 s at 5 nodes: frozen in ~3.9 s).
 
@@ -82,6 +88,12 @@ class ClusterConfig:
     # Lifeguard's K: independent confirmations that drive the timeout down to the minimum.
     # memberlist uses SuspicionMult - 2. Taken as 0 when n - 2 < K (too few others to ask).
     suspicion_confirmations: int = 2
+    # Seconds from our own refused dial-back (nothing listens at the peer's advertised
+    # address any more: the kernel answered a reset, which no peer can forge for another)
+    # to death, whatever the confirmations and our local health. Not zero, so a restarting
+    # peer's first digest in the same instant still finds it suspect, not dead. Longer only
+    # delays the news of a crash.
+    refused_grace: float = 0.25
     # Lifeguard's local health multiplier, S (IV-A; memberlist's AwarenessMaxMultiplier):
     # while this node is itself starved its timeouts are multiplied by up to this much.
     awareness_max: int = 8
@@ -134,10 +146,10 @@ class ClusterConfig:
             value = getattr(self, name)
             if not (isinstance(value, int | float) and math.isfinite(value) and value > 0):
                 raise ConfigError(f"cluster {name} must be a positive number, got {value!r}")
-        if not (math.isfinite(self.min_publish_interval) and self.min_publish_interval >= 0):
-            raise ConfigError(
-                f"cluster min_publish_interval must be >= 0, got {self.min_publish_interval!r}"
-            )
+        for name in ("min_publish_interval", "refused_grace"):
+            value = getattr(self, name)
+            if not (isinstance(value, int | float) and math.isfinite(value) and value >= 0):
+                raise ConfigError(f"cluster {name} must be >= 0, got {value!r}")
         minimums = {
             "silence_periods": 2,
             "suspicion_mult": 1,

@@ -54,7 +54,12 @@ Rules
    already: then ours would change nobody's timeout. Others' notices are not re-published:
    GossipSub already floods them.
 7. Death. SUSPECT becomes DEAD once ``suspicion_timeout(n, confirmations)`` times the
-   local-health multiplier has passed since the suspicion began (``mesh.cluster_config``).
+   local-health multiplier has passed since the suspicion began (``mesh.cluster_config``),
+   or ``refused_grace`` after our own dial to the member's address was refused (REFUSED):
+   nothing listens there, a kernel's answer that no peer can forge for another, so it is
+   trusted even when starved. Nobody's notice carries it: each observer dials for itself
+   (the adapter dials a suspect it is not connected to), so a liar's notice buys at most
+   a dial that connects.
 8. Local health (Lifeguard IV-A). With health score s (0 = fine, up to awareness_max - 1),
    silence and suspicion timeouts are multiplied by s + 1. While s > 0 ("starved") our
    timing evidence (SILENCE, PING_FAILED) is not trusted: it is not published, and a
@@ -139,6 +144,7 @@ class Cause(StrEnum):
     LEAVE = "leave"  # the peer said it is leaving
     STOPPED = "stopped"  # failure evidence about a peer that said it was stopping
     DISCONNECTED = "disconnected"  # libp2p closed our last connection to it
+    REFUSED = "refused"  # our dial to its advertised address was refused (rule 7)
     PING_FAILED = "ping_failed"  # a liveness ping went unanswered (adapters/pinger.py)
     SILENCE = "silence"  # no new digest for the silence timeout
     SUSPECT_NOTICE = "suspect_notice"  # another observer suspects it
@@ -160,7 +166,8 @@ TIMING_EVIDENCE = frozenset({Cause.SILENCE, Cause.PING_FAILED})
 #   dead     | alive   alive   alive     left  -       -         -       -        (gone)
 #   left     | alive   -       alive     left  -       -         -       -        (gone)
 #
-#   * DISCONNECTED, PING_FAILED, SILENCE, SUSPECT_NOTICE; on a suspect: a confirmation.
+#   * DISCONNECTED, REFUSED, PING_FAILED, SILENCE, SUSPECT_NOTICE; on a suspect: a
+#     confirmation (REFUSED also brings its death forward, rule 7).
 #   *** a suspect's newer digest always answers its suspicions (no basis is ahead of what
 #      we hold, rule 3), so a "stopping" digest finds it alive, never suspect.
 TRANSITIONS: Mapping[tuple[MemberState, Cause], MemberState | None] = MappingProxyType(
@@ -170,6 +177,7 @@ TRANSITIONS: Mapping[tuple[MemberState, Cause], MemberState | None] = MappingPro
         (ALIVE, Cause.LEAVE): LEFT,
         (ALIVE, Cause.STOPPED): LEFT,
         (ALIVE, Cause.DISCONNECTED): SUSPECT,
+        (ALIVE, Cause.REFUSED): SUSPECT,
         (ALIVE, Cause.PING_FAILED): SUSPECT,
         (ALIVE, Cause.SILENCE): SUSPECT,
         (ALIVE, Cause.SUSPECT_NOTICE): SUSPECT,
@@ -178,6 +186,7 @@ TRANSITIONS: Mapping[tuple[MemberState, Cause], MemberState | None] = MappingPro
         (SUSPECT, Cause.RESTARTED): ALIVE,
         (SUSPECT, Cause.LEAVE): LEFT,
         (SUSPECT, Cause.DISCONNECTED): SUSPECT,
+        (SUSPECT, Cause.REFUSED): SUSPECT,
         (SUSPECT, Cause.PING_FAILED): SUSPECT,
         (SUSPECT, Cause.SILENCE): SUSPECT,
         (SUSPECT, Cause.SUSPECT_NOTICE): SUSPECT,
@@ -312,6 +321,7 @@ class _Suspicion:
     signed: dict[str, SignedNotice] = field(default_factory=dict)
     # Observers we know of only from notices carried in pulled snapshots (rule 12).
     carried: set[str] = field(default_factory=set)
+    refused_at: float | None = None  # our first refused dial-back (rule 7)
 
     def held(self) -> bool:
         """Resting on carried notices alone: no deadline (rule 12)."""
@@ -509,6 +519,14 @@ class ClusterView:
         """A ping to ``peer`` went unanswered (adapters/pinger.py)."""
         return Outcome(tuple(self._observe(peer, Cause.PING_FAILED, now)))
 
+    def on_refused(self, peer: str, now: float) -> Outcome:
+        """Our dial to every address ``peer`` advertises was refused: dead after
+        ``refused_grace`` unless it speaks first (rule 7). The adapter only reports it
+        while no connection to ``peer`` is open."""
+        if peer in self._connected:
+            return Outcome(note=f"refused dial to {peer}, but a connection is open")
+        return Outcome(tuple(self._observe(peer, Cause.REFUSED, now)))
+
     def merge_snapshot(self, snapshot: ViewSnapshot, now: float) -> Outcome:
         """Apply a pulled view: its signed statements, as if from the topic (rule 12)."""
         via = f"via snapshot from {snapshot.responder_id}"
@@ -581,6 +599,8 @@ class ClusterView:
             if self.starved and self._rests_on_our_timing(suspicion):
                 continue
             detail = f"{suspicion.confirmations()} confirmations"
+            if suspicion.refused_at is not None:
+                detail += ", our dial-back refused"
             events += self._move(record, peer, Cause.SUSPICION_TIMEOUT, now, detail)
         for peer, record in list(self._members.items()):
             if peer == self.self_id:
@@ -793,6 +813,7 @@ class ClusterView:
             # We already count among the observers; note the new kind of evidence, and
             # publish now if all we had before was unpublished starved timing evidence.
             suspicion.local.add(cause)
+            self._note_refused(suspicion, cause, now)
             if suspicion.quiet and not quiet:
                 suspicion.quiet = False
                 if not self._confirmed_enough(suspicion):
@@ -803,10 +824,16 @@ class ClusterView:
         if suspicion is None or self.self_id not in suspicion.bases:
             return events  # it left instead (rule 9)
         suspicion.local.add(cause)
+        self._note_refused(suspicion, cause, now)
         suspicion.quiet = quiet
         if not quiet and not self._confirmed_enough(suspicion):
             events.append(PublishSuspect(peer, record.key))
         return events
+
+    @staticmethod
+    def _note_refused(suspicion: _Suspicion, cause: Cause, now: float) -> None:
+        if cause is Cause.REFUSED and suspicion.refused_at is None:
+            suspicion.refused_at = now
 
     def _confirmed_enough(self, suspicion: _Suspicion) -> bool:
         """Whether the others' evidence alone already holds the suspicion at its minimum
@@ -910,7 +937,11 @@ class ClusterView:
 
     def _suspicion_deadline(self, suspicion: _Suspicion, n: int) -> float:
         timeout = self.config.suspicion_timeout(n, suspicion.confirmations())
-        return suspicion.since + timeout * self.multiplier
+        deadline = suspicion.since + timeout * self.multiplier
+        if suspicion.refused_at is not None:
+            # Rule 7: a kernel's answer, not a judgement of time: no multiplier.
+            deadline = min(deadline, suspicion.refused_at + self.config.refused_grace)
+        return deadline
 
     def _forget(self, peer: str, record: _Record, now: float) -> list[Event]:
         events = self._move(record, peer, Cause.FORGOTTEN, now)

@@ -331,6 +331,7 @@ DRIVERS: dict[Cause, Callable[[ClusterView], object]] = {
     Cause.STOPPED: drive_stopped,
     Cause.DISCONNECTED: lambda view: view.on_disconnected(X, AT),
     Cause.PING_FAILED: lambda view: view.on_ping_failed(X, AT),
+    Cause.REFUSED: lambda view: view.on_refused(X, AT),
     Cause.SILENCE: drive_silence,
     Cause.SUSPECT_NOTICE: lambda view: view.on_suspect_notice(notice(C, X), AT),
     Cause.SUSPICION_TIMEOUT: drive_suspicion_timeout,
@@ -381,7 +382,8 @@ def test_every_cause_but_joining_is_in_the_table() -> None:
 
 @pytest.mark.parametrize("before", [DEAD, LEFT])
 @pytest.mark.parametrize(
-    "cause", [Cause.DISCONNECTED, Cause.PING_FAILED, Cause.SILENCE, Cause.SUSPECT_NOTICE]
+    "cause",
+    [Cause.DISCONNECTED, Cause.REFUSED, Cause.PING_FAILED, Cause.SILENCE, Cause.SUSPECT_NOTICE],
 )
 def test_failure_evidence_does_not_apply_to_the_dead_or_gone(
     before: MemberState, cause: Cause
@@ -557,6 +559,82 @@ def test_connection_flap_is_not_a_death() -> None:
     assert view.member(X).connected  # type: ignore[union-attr]
     view.tick(2.0)
     assert state(view) is ALIVE
+
+
+# --- refused dial-back (rule 7) ----------------------------------------------------------
+
+
+def test_a_refused_dial_back_kills_after_the_grace_not_the_suspicion_timeout() -> None:
+    view = cluster(X, B, C, D, config=QUIET)  # K = 2: a lone observer would wait 8 s
+    view.on_disconnected(X, 0.2)
+    outcome = view.on_refused(X, 0.21)
+    assert outcome.events == ()  # already suspected by us, already published
+    assert view.next_deadline() == pytest.approx(0.21 + CFG.refused_grace)
+    view.tick(0.21 + CFG.refused_grace - 0.001)
+    assert state(view) is SUSPECT
+    view.tick(0.21 + CFG.refused_grace)
+    assert state(view) is DEAD
+    assert last(view).cause is Cause.SUSPICION_TIMEOUT
+    assert last(view).detail == "0 confirmations, our dial-back refused"
+
+
+def test_a_refused_dial_back_on_its_own_suspects_and_is_published() -> None:
+    # A peer we were never connected to, suspected by nobody yet: our refused dial alone.
+    view = cluster(X, B, C, config=QUIET)
+    outcome = view.on_refused(X, 1.0)
+    assert about(outcome.events) == [
+        Transition(
+            X, 1.0, ALIVE, SUSPECT, Cause.REFUSED, Status.HEALTHY, Status.HEALTHY, f"by {ME}"
+        ),
+        PublishSuspect(X, Version(START, 0, 1)),
+    ]
+    view.tick(1.0 + CFG.refused_grace)
+    assert state(view) is DEAD
+
+
+def test_a_refused_dial_back_counts_while_we_are_starved() -> None:
+    # Lifeguard distrusts our timing when starved, but a reset is not a judgement of time:
+    # neither the multiplier nor the starved hold applies.
+    view = cluster(X, B, C, config=QUIET)
+    view.set_local_health(3, 0.0)
+    view.set_starved(True, 0.0)
+    view.on_refused(X, 1.0)
+    view.tick(1.0 + CFG.refused_grace)
+    assert state(view) is DEAD
+
+
+def test_a_notice_alone_never_brings_death_forward() -> None:
+    # The refused dial is ours: another observer's notice (whatever it says) is a plain
+    # suspicion with the plain timeout, so a liar cannot use rule 7.
+    view = cluster(X, B, C, D, config=QUIET)
+    view.on_suspect_notice(notice(B, X), 0.0)
+    view.tick(7.99)
+    assert state(view) is SUSPECT
+
+
+def test_the_suspect_speaking_within_the_grace_is_alive() -> None:
+    view = cluster(X, B, C, config=QUIET)
+    view.on_refused(X, 1.0)
+    view.on_digest(dg(X, 2), 1.1)  # it answered after all (restarting on the same port)
+    assert state(view) is ALIVE
+    view.tick(5.0)
+    assert state(view) is ALIVE
+
+
+def test_a_refused_dial_while_connected_is_ignored() -> None:
+    view = cluster(X, B, C, config=QUIET)
+    view.on_connected(X, 0.0)
+    outcome = view.on_refused(X, 1.0)
+    assert outcome.events == () and "connection is open" in outcome.note
+    assert state(view) is ALIVE
+
+
+def test_a_refused_dial_to_a_stopping_peer_means_it_left() -> None:
+    view = cluster(X, B, C, config=QUIET)
+    view.on_digest(dg(X, 2, status=Status.STOPPING), 0.5)
+    view.on_refused(X, 1.0)
+    assert state(view) is LEFT
+    assert last(view).cause is Cause.STOPPED
 
 
 # --- refutation -------------------------------------------------------------------------
