@@ -96,6 +96,7 @@ from prometheus_client import CollectorRegistry, Counter
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from adapters.dialback import DialBack, DialResult
 from adapters.envelope import EnvelopeCache
 from adapters.libp2p_host import read_to_eof
 from mesh import cluster_json as shapes
@@ -243,6 +244,14 @@ class GossipTuning:
     redial_timeout: float = 5.0
     redial_check: float = 0.25
     max_concurrent_redials: int = 8
+    # Dial-backs (adapters/dialback.py): a peer whose connection closed, or that is
+    # suspected while we hold no connection to it, is dialled once per dialback_cooldown
+    # (the timeout per address; concurrent dials; requests waiting, more are dropped). A
+    # refused dial makes it dead after ClusterConfig.refused_grace.
+    dialback_timeout: float = 1.0
+    dialback_cooldown: float = 1.0
+    max_concurrent_dialbacks: int = 4
+    max_pending_dialbacks: int = 64
     # leave(): wait at most this long for py-libp2p's outbound queues to drain, then this
     # much for the last popped frame's write to finish.
     leave_flush_timeout: float = 1.0
@@ -296,6 +305,13 @@ class _Metrics:
             ["side", "result"],
             registry=registry,
         )
+        self.dialbacks = Counter(
+            "chorus_gossip_dialbacks_total",
+            "Dial-backs of lost or suspected peers, by result: refused (nothing listens:"
+            " a crash), open, unknown (no answer in time), dropped (too many pending).",
+            ["result"],
+            registry=registry,
+        )
         self.errors = Counter(
             "chorus_gossip_errors_total",
             "Errors caught in the gossip service instead of ending it, by where they arose.",
@@ -304,8 +320,10 @@ class _Metrics:
         )
         for reason in RejectReason:
             self.rejected.labels(reason=str(reason))
-        for where in ("publish", "tick", "handle", "merge", "serve", "redial"):
+        for where in ("publish", "tick", "handle", "merge", "serve", "redial", "dialback"):
             self.errors.labels(where=where)
+        for result in (*DialResult, "dropped"):
+            self.dialbacks.labels(result=str(result))
         for direction in ("in", "out"):
             self.bytes.labels(direction=direction)
         registry.register(_ClusterCollector(view))
@@ -407,6 +425,12 @@ class GossipService:
         self._last_refute = -math.inf
         self._pull_budget = TokenBucket(self._tuning.pull_rate, self._tuning.pull_burst, 0.0)
         self._errors_logged: set[str] = set()
+        self._dialback = DialBack(
+            timeout=self._tuning.dialback_timeout,
+            cooldown=self._tuning.dialback_cooldown,
+            max_concurrent=self._tuning.max_concurrent_dialbacks,
+            max_pending=self._tuning.max_pending_dialbacks,
+        )
         # Publisher state.
         self._wake = trio.Event()
         self._last_sent: float | None = None
@@ -474,6 +498,7 @@ class GossipService:
                 nursery.start_soon(self._tick_loop)
                 nursery.start_soon(self._publish_loop)
                 nursery.start_soon(self._redial_loop)
+                nursery.start_soon(self._dialback.run, self._dial_addresses, self._dialled_back)
                 task_status.started()
         finally:
             # The subscription cannot be undone (LibP2PPubSub has no unsubscribe): the
@@ -556,6 +581,8 @@ class GossipService:
             if isinstance(event, Transition):
                 self._election_dirty = True
                 _log_transition(event)
+                if event.to_state is MemberState.SUSPECT:
+                    self._dial_back(event.peer)
             elif isinstance(event, PublishSuspect):
                 self._queue_suspect(event.suspect, event.basis)
             elif isinstance(event, PublishRefute):
@@ -669,6 +696,10 @@ class GossipService:
                 self._metrics.duplicates.inc()
                 return
             self._handle(outcome, msg.from_peer)
+            if isinstance(decoded, SuspectNotice) and outcome.accepted:
+                # Already suspect here (no transition) yet maybe crashed since we last
+                # looked: see for ourselves (rule 7 of mesh.cluster_view).
+                self._dial_back(decoded.suspect_id)
         except Exception:  # nothing a peer sends may break the subscription
             self._metrics.errors.labels(where="handle").inc()
             logger.exception("health gossip from %s could not be handled", msg.from_peer)
@@ -735,6 +766,7 @@ class GossipService:
         self._connected.discard(peer)
         self._announced.discard(peer)
         self._handle(self.view.on_disconnected(peer, now), peer)
+        self._dial_back(peer)
         if not self._left:
             self._lost[peer] = _Redial(
                 now + self._tuning.redial_initial, self._tuning.redial_initial
@@ -1094,6 +1126,32 @@ class GossipService:
                 state.next_at = now + state.delay
                 due.append(peer)
         return due
+
+    def _dial_back(self, peer: str) -> None:
+        """Dial ``peer`` to see whether anything listens there (adapters/dialback.py):
+        only suspects of our view we hold no connection to."""
+        member = self.view.member(peer)
+        if self._left or peer in self._connected or member is None:
+            return
+        if member.state is not MemberState.SUSPECT:
+            return
+        dropped = self._dialback.counts["dropped"]
+        self._dialback.request(peer)
+        if self._dialback.counts["dropped"] > dropped:
+            self._metrics.dialbacks.labels(result="dropped").inc()
+
+    def _dial_addresses(self, peer: str) -> list[str]:
+        member = self.view.member(peer)
+        return [] if member is None else list(member.p2p_addrs)
+
+    def _dialled_back(self, peer: str, result: DialResult) -> None:
+        self._metrics.dialbacks.labels(result=str(result)).inc()
+        if result is not DialResult.REFUSED or peer in self._connected:
+            return
+        try:
+            self._handle(self.view.on_refused(peer, self._clock()), peer)
+        except Exception as exc:  # nothing a peer's state caused may end the dial-backs
+            self._loop_failed("dialback", exc)
 
     async def _redial(self, peer: str) -> None:
         from adapters.libp2p_host import P2PError

@@ -699,6 +699,7 @@ class MeshNetwork:
             if node._proc is not None:
                 _signal(node._proc, signal.SIGKILL)
             elif node._scope is not None:
+                await _close_listeners(node)
                 node._scope.cancel()
         for node in targets:
             await self._wait_stopped(node, 15.0)
@@ -1255,3 +1256,15 @@ def _edges(topology: Topology, n: int) -> list[tuple[int, int]]:
         edges = {(min(i, (i + d) % n), max(i, (i + d) % n)) for i in range(n) for d in offsets}
         return sorted(edges)
     raise ValueError(f"unknown topology {topology!r}")
+
+
+async def _close_listeners(node: SimNode) -> None:
+    """Close an in-process node's listening sockets, as a dying process's kernel does:
+    py-libp2p serves them from a trio system task that cancelling the node does not reach,
+    so a "crashed" node would otherwise still accept dials (and never refuse a dial-back)."""
+    if node.handle is None:
+        return
+    listeners = getattr(node.handle.p2p.host.get_network(), "listeners", {})
+    for listener in list(listeners.values()):
+        with trio.move_on_after(1.0), contextlib.suppress(Exception):
+            await listener.close()

@@ -25,7 +25,8 @@ and of one member (also the body of /health/cluster/<peer id>)::
      "http_addr": "...", "p2p_addrs": ["/ip4/.../p2p/..."],
      "suspected_by": ["<peer id>", ...],
      "history": [{"at": "<RFC 3339>", "from": "alive", "to": "suspect",
-                  "cause": "disconnected"}, ...]}   # newest first, at most ``history``
+                  "cause": "disconnected", "detail": "by <observer id>"},
+                 ...]}                 # newest first, at most ``history``
 """
 
 from __future__ import annotations
@@ -110,6 +111,7 @@ def transition_json(transition: Transition, *, now: float, wall_now: float) -> J
         "from": _state(transition.from_state),
         "to": _state(transition.to_state),
         "cause": str(transition.cause),
+        "detail": transition.detail,
     }
 
 

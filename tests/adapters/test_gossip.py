@@ -135,8 +135,20 @@ def test_cluster_json_has_the_documented_shape() -> None:
     assert peer["start_time"] == "2023-11-14T22:13:30Z"
     # Newest first; view times (monotonic) become wall times: 101.0 is 1.5 s before now.
     assert peer["history"] == [
-        {"at": "2023-11-14T22:14:58.5Z", "from": "alive", "to": "suspect", "cause": "disconnected"},
-        {"at": "2023-11-14T22:14:57.5Z", "from": None, "to": "alive", "cause": "joined"},
+        {
+            "at": "2023-11-14T22:14:58.5Z",
+            "from": "alive",
+            "to": "suspect",
+            "cause": "disconnected",
+            "detail": "by Self1",
+        },
+        {
+            "at": "2023-11-14T22:14:57.5Z",
+            "from": None,
+            "to": "alive",
+            "cause": "joined",
+            "detail": "",
+        },
     ]
 
 

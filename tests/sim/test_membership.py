@@ -72,6 +72,24 @@ async def test_crashed_node_turns_dead_everywhere_and_the_rest_agree(mesh_networ
     await _assert_agreement(net)
 
 
+async def test_a_crashed_nodes_refused_port_is_its_death_everywhere(mesh_network) -> None:
+    # Its port refuses our dial-back: dead after the grace, not the suspicion timeout.
+    # Nodes without a link to it dial it when they hear the suspicion (rule 7).
+    net = await mesh_network(8)
+    victim = net.nodes[3]
+    assert len(victim.handle.p2p.connected_peers()) < len(net.nodes) - 1  # some must ask
+
+    await net.crash(victim)
+    snap = await net.until(lambda m: m.all_see(victim, DEAD), what="n3 dead everywhere")
+    for view in snap.values():
+        peer = view.peer(victim)
+        assert peer is not None
+        (death,) = [e for e in peer.history if e.get("to") == DEAD]
+        assert "dial-back refused" in death.get("detail", ""), (view.node, death)
+    for node in net.live:
+        assert await net.metric(node, "chorus_gossip_dialbacks_total", result="refused") >= 1
+
+
 async def test_several_nodes_crashing_at_once_are_all_dead(mesh_network) -> None:
     net = await mesh_network(10)
     victims = [net.nodes[i] for i in (1, 2, 6)]  # two neighbours and one across the ring

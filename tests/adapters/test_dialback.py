@@ -1,0 +1,108 @@
+"""Dial-backs: what counts as refused, and the bounds a hostile suspicion runs into."""
+
+from __future__ import annotations
+
+import socket
+
+import pytest
+import trio
+import trio.testing
+
+from adapters.dialback import MAX_TARGETS, DialBack, DialResult, dial_back, tcp_targets
+
+PEER = "12D3KooWPeer"
+
+
+def _closed_port() -> int:
+    """A port on 127.0.0.1 that nothing listens on (bound, then released)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _addr(port: int, peer: str = PEER, host: str = "127.0.0.1") -> str:
+    return f"/ip4/{host}/tcp/{port}/p2p/{peer}"
+
+
+def test_only_the_signers_own_tcp_addresses_are_dialled() -> None:
+    addrs = [
+        _addr(9000),
+        _addr(9001, peer="12D3KooWSomeoneElse"),  # aims our dial at another peer
+        "/dns4/example.com/tcp/9002/p2p/" + PEER,  # a name: no lookups on a peer's word
+        "/ip4/127.0.0.1/udp/9003/quic/p2p/" + PEER,
+        "/ip4/127.0.0.1/tcp/70000/p2p/" + PEER,  # no such port
+        "/ip4/999.0.0.1/tcp/9004/p2p/" + PEER,
+        "/ip6/::1/tcp/9005/p2p/" + PEER,
+        "/ip4/127.0.0.1/tcp/9006",  # no peer id
+        "garbage",
+    ]
+    assert tcp_targets(addrs, PEER) == [
+        (socket.AF_INET, "127.0.0.1", 9000),
+        (socket.AF_INET6, "::1", 9005),
+    ]
+
+
+def test_a_digest_with_many_addresses_costs_a_bounded_number_of_dials() -> None:
+    addrs = [_addr(9000 + i) for i in range(100)]
+    assert len(tcp_targets(addrs, PEER)) == MAX_TARGETS
+
+
+async def test_a_closed_port_is_refused_and_a_listening_one_open() -> None:
+    listener = trio.socket.socket()
+    await listener.bind(("127.0.0.1", 0))
+    listener.listen()
+    with listener:
+        open_port = listener.getsockname()[1]
+        closed = _closed_port()
+        assert await dial_back([_addr(closed)], PEER, 1.0) is DialResult.REFUSED
+        assert await dial_back([_addr(open_port)], PEER, 1.0) is DialResult.OPEN
+        # One address that still accepts is enough to doubt a crash.
+        assert await dial_back([_addr(closed), _addr(open_port)], PEER, 1.0) is DialResult.OPEN
+        assert await dial_back([], PEER, 1.0) is DialResult.UNKNOWN
+
+
+async def test_requests_are_bounded_by_cooldown_and_queue() -> None:
+    dials: list[str] = []
+    reports: list[tuple[str, DialResult]] = []
+
+    def addresses(peer: str) -> list[str]:
+        dials.append(peer)
+        return []  # UNKNOWN at once: the bounds are what is tested here
+
+    back = DialBack(timeout=1.0, cooldown=1.0, max_concurrent=2, max_pending=3)
+    async with trio.open_nursery() as nursery:
+        assert [back.request(p) for p in ("a", "b", "c", "d")] == [True, True, True, False]
+        assert back.counts["dropped"] == 1
+        assert back.request("a") is False  # already pending: no second dial
+        nursery.start_soon(back.run, addresses, lambda p, r: reports.append((p, r)))
+        await trio.testing.wait_all_tasks_blocked()
+        assert sorted(dials) == ["a", "b", "c"]
+        assert back.request("a") is False  # within the cooldown
+        nursery.cancel_scope.cancel()
+    assert sorted(reports) == [(p, DialResult.UNKNOWN) for p in ("a", "b", "c")]
+
+
+async def test_a_peer_may_be_dialled_again_after_the_cooldown(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    dials: list[str] = []
+    back = DialBack(timeout=1.0, cooldown=1.0)
+    async with trio.open_nursery() as nursery:
+        def addresses(peer: str) -> list[str]:
+            dials.append(peer)
+            return []
+
+        nursery.start_soon(back.run, addresses, lambda p, r: None)
+        assert back.request("a")
+        await trio.sleep(0.5)
+        assert not back.request("a")
+        await trio.sleep(0.6)
+        assert back.request("a")
+        await trio.sleep(0.1)
+        nursery.cancel_scope.cancel()
+    assert dials == ["a", "a"]
+
+
+def test_bad_limits_are_refused() -> None:
+    with pytest.raises(ValueError):
+        DialBack(max_pending=0)
