@@ -127,7 +127,9 @@ def create_app(
 
     @app.get("/metrics")
     async def metrics() -> Response:
-        return Response(generate_latest(registry), mimetype=CONTENT_TYPE_LATEST)
+        # content_type, not mimetype: with mimetype Werkzeug appends a second charset,
+        # and Prometheus 3 (Go's mime parser) refuses a parameter named twice.
+        return Response(generate_latest(registry), content_type=CONTENT_TYPE_LATEST)
 
     @app.errorhandler(404)
     async def not_found(_: Exception) -> tuple[Response, int]:

@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 import trio
 from prometheus_client import CollectorRegistry
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from quart_trio import QuartTrio
 
 from adapters.http_app import add_cluster_routes, create_app
@@ -417,8 +418,24 @@ async def test_metrics_exposition(autojump_clock: trio.testing.MockClock) -> Non
     )
     response = await app.test_client().get("/metrics")
     assert response.status_code == 200
-    assert "text/plain" in response.headers["Content-Type"]
+    media_type, params = _parse_media_type(response.headers["Content-Type"])
+    assert media_type == "text/plain" and params["charset"] == "utf-8"
+    assert params["version"] == CONTENT_TYPE_LATEST.split("version=")[1].split(";")[0]
     assert b"chorus_system_health_score" in await response.get_data()
+
+
+def _parse_media_type(value: str) -> tuple[str, dict[str, str]]:
+    """Go's mime.ParseMediaType, which Prometheus 3 uses on a scrape's Content-Type: a
+    parameter named twice is an error ("duplicate parameter name"), the scrape fails."""
+    media_type, *parts = [part.strip() for part in value.split(";")]
+    params: dict[str, str] = {}
+    for part in parts:
+        key, sep, val = part.partition("=")
+        assert sep, f"malformed parameter {part!r} in {value!r}"
+        key = key.strip().lower()
+        assert key not in params, f"duplicate parameter {key!r} in {value!r}"
+        params[key] = val.strip()
+    return media_type.lower(), params
 
 
 async def test_endpoints_answer_while_a_check_hangs(autojump_clock: trio.testing.MockClock) -> None:
