@@ -7,9 +7,19 @@ custom collector: they are cheap to compute and can never go stale.
 
 from __future__ import annotations
 
+import platform
 from collections.abc import Callable, Iterable, Iterator, Mapping
+from importlib.metadata import PackageNotFoundError
+from importlib.metadata import version as dist_version
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    PlatformCollector,
+    ProcessCollector,
+    disable_created_metrics,
+)
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
@@ -208,3 +218,30 @@ def dht_record_metrics(
         lambda: dropped,
         reasons,
     )
+
+
+def process_and_build_metrics(registry: CollectorRegistry, version: str) -> None:
+    """The standard ``process_*`` and ``python_*`` series (the node keeps its own registry,
+    so prometheus-client's defaults, which sit on the global one, never reach /metrics),
+    and ``chorus_build_info``: 1, labelled with what runs, for joins in queries."""
+    # Counters' *_created gauges double the exposition and no alert or panel reads them.
+    disable_created_metrics()
+    ProcessCollector(registry=registry)
+    PlatformCollector(registry=registry)
+    try:
+        libp2p = dist_version("libp2p")
+    except PackageNotFoundError:
+        libp2p = "unknown"
+    labels = {"version": version, "python": platform.python_version(), "libp2p": libp2p}
+
+    class _BuildInfo(Collector):
+        def collect(self) -> Iterator[Metric]:
+            family = GaugeMetricFamily(
+                "chorus_build_info",
+                "Always 1; the labels say which chorus-health, Python and py-libp2p run.",
+                labels=list(labels),
+            )
+            family.add_metric(list(labels.values()), 1.0)
+            yield family
+
+    registry.register(_BuildInfo())

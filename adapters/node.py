@@ -35,6 +35,7 @@ from adapters.metrics import (
     gauge_callback,
     probe_answer_metrics,
     probe_stream_metrics,
+    process_and_build_metrics,
 )
 from adapters.system_stats import PsutilStats, SystemStats
 from mesh import cluster_config as cluster_presets
@@ -261,6 +262,7 @@ async def run_node(
 ) -> ShutdownReport:
     check_disabled_names(config, extra_checks)
     registry = CollectorRegistry()
+    process_and_build_metrics(registry, config.node_version)
     inbound_drops = Counter(
         "chorus_p2p_inbound_dropped_total",
         "Pubsub input from peers dropped as undecodable or invalid.",

@@ -10,6 +10,7 @@ names the option and where the value came from; the CLI turns that into exit cod
 from __future__ import annotations
 
 import dataclasses
+import importlib.metadata
 import math
 import os
 import tomllib
@@ -21,7 +22,17 @@ from typing import Any
 from mesh.admission import format_public_key, is_peer_id, parse_public_key
 from mesh.errors import ConfigError
 
-__version__ = "v0.1.0"
+
+
+def _package_version() -> str:
+    """One version string, the installed package's (pyproject.toml), as "v<version>"."""
+    try:
+        return "v" + importlib.metadata.version("chorus-health")
+    except importlib.metadata.PackageNotFoundError:  # run from a bare source tree
+        return "v0.0.0+unknown"
+
+
+__version__ = _package_version()
 
 
 @dataclass(frozen=True)

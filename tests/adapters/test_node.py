@@ -10,6 +10,7 @@ import sys
 from collections.abc import Iterator
 from dataclasses import replace
 from functools import partial
+from importlib.metadata import version
 from pathlib import Path
 
 import pytest
@@ -94,9 +95,26 @@ async def test_isolated_node_serves_endpoints_and_says_it_is_alone(tmp_path: Pat
         assert summary["key_metrics"]["connected_peers"] == 0
         code, metrics = await http_get(handle.http_url + "/metrics")
         assert code == 200 and "chorus_p2p_connected_peers 0.0" in metrics
+        # The standard process series, and what runs (the node's own registry has them).
+        assert "\nprocess_resident_memory_bytes " in metrics
+        assert f'chorus_build_info{{libp2p="{version("libp2p")}"' in metrics
+        assert f'version="v{version("chorus-health")}"' in metrics
+        assert sorted(_undocumented(metrics)) == []
         handle.shutdown.request("test over")
     with pytest.raises(OSError):
         await trio.open_tcp_stream("127.0.0.1", handle.http_port)
+
+
+def _undocumented(exposition: str) -> set[str]:
+    """Our series on /metrics that the README's metrics table does not list."""
+    readme = (Path(__file__).parents[2] / "README.md").read_text()
+    section = readme.split("\n## Metrics\n", 1)[1].split("\n## ", 1)[0]
+    documented = {re.sub("_total$", "", name) for name in re.findall(r"^\| `(\w+)`", section, re.M)}
+    exported = {
+        re.sub("_total$", "", name)
+        for name in re.findall(r"^# TYPE (chorus_\w+) ", exposition, re.M)
+    }
+    return exported - documented
 
 
 async def test_two_nodes_probe_each_other_and_notice_a_peer_leaving(tmp_path: Path) -> None:
