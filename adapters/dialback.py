@@ -9,13 +9,13 @@ evidence of a crash there is, and nobody can forge it for us: it is our kernel's
 which is why the view trusts it (``ClusterView.on_refused``, rule 7) and why every
 observer dials for itself rather than believing another's word.
 
-:class:`DialBack` takes requests from the gossip service (on a disconnect, and on a
-suspicion of a peer we are not connected to), dials each peer at most once per
-``cooldown``, a few at a time, and reports the result. Requests beyond ``max_pending``
-are dropped: suspicions are what a hostile member can send us, and each must cost at most
-one bounded dial. Only plain TCP connects are made, to the addresses the member signed
-for itself, and closed at once; no libp2p handshake, so a dial costs the listener an
-accept and nothing more.
+:func:`dial_back` makes plain TCP connects to the addresses the member signed for
+itself, closed at once: no libp2p handshake, so a dial costs the listener an accept and
+nothing more. :class:`Verifier` runs the checks the gossip service asks for (on a
+disconnect, and on every suspicion it hears: a dial-back for a peer we are not connected
+to, a ping out of turn for one we are), each peer at most once per ``cooldown``, a few at
+a time. Requests beyond ``max_pending`` are dropped: suspicions are what a hostile member
+can send us, and each must cost at most one bounded check.
 """
 
 from __future__ import annotations
@@ -25,11 +25,11 @@ import logging
 import math
 import socket
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 
 import trio
 
-__all__ = ["DialBack", "DialResult", "dial_back", "tcp_targets"]
+__all__ = ["DialResult", "Verifier", "dial_back", "tcp_targets"]
 
 logger = logging.getLogger(__name__)
 
@@ -99,59 +99,67 @@ async def dial_back(addrs: Sequence[str], peer: str, timeout: float) -> DialResu
     return DialResult.UNKNOWN
 
 
-Addresses = Callable[[str], Sequence[str]]
-Report = Callable[[str, DialResult], None]
+Verify = Callable[[str], Awaitable[None]]
 
 
-class DialBack:
-    """Bounded dial-backs; see the module docstring. ``counts`` holds the results."""
+class Verifier:
+    """Bounded checks of suspects; see the module docstring. ``counts["dropped"]``:
+    requests dropped for a full queue."""
 
     def __init__(
         self,
         *,
-        timeout: float = 1.0,
+        timeout: float = 5.0,  # the longest one check may take
         cooldown: float = 1.0,
         max_concurrent: int = 4,
         max_pending: int = 64,
     ) -> None:
         if not (timeout > 0 and cooldown >= 0 and max_concurrent >= 1 and max_pending >= 1):
-            raise ValueError("dial-back timeout > 0, cooldown >= 0, limits >= 1 required")
+            raise ValueError("check timeout > 0, cooldown >= 0, limits >= 1 required")
         self.timeout = timeout
         self.cooldown = cooldown
         self.max_concurrent = max_concurrent
         self.max_pending = max_pending
-        self.counts: dict[str, int] = dict.fromkeys([*DialResult, "dropped"], 0)
-        self._pending: OrderedDict[str, None] = OrderedDict()
+        self.counts: dict[str, int] = {"dropped": 0}
+        self._pending: dict[str, float] = {}  # peer -> when its check may start
         self._last: OrderedDict[str, float] = OrderedDict()  # peer -> when last dialled
         self._wake = trio.Event()
 
     def request(self, peer: str) -> bool:
-        """Ask for a dial-back of ``peer``; False if it was dropped (dialled within the
-        cooldown, already pending, or too many pending)."""
-        now = trio.current_time()
-        last = self._last.get(peer, -math.inf)
-        if peer in self._pending or now - last < self.cooldown:
+        """Ask for a check of ``peer``: at once, or once the cooldown since its last
+        check has passed (news that came in between, such as a crash right after a
+        check, must not go unchecked). False if it was already pending or dropped
+        because too many are."""
+        if peer in self._pending:
             return False
         if len(self._pending) >= self.max_pending:
             self.counts["dropped"] += 1
             return False
-        self._pending[peer] = None
+        self._pending[peer] = self._last.get(peer, -math.inf) + self.cooldown
         self._wake.set()
         return True
 
-    async def run(self, addresses: Addresses, report: Report) -> None:
-        """Dial what is requested until cancelled; ``report(peer, result)`` each time.
-        ``addresses(peer)`` is read when the dial starts, so it dials what is known then."""
+    async def run(self, verify: Verify) -> None:
+        """Run ``verify(peer)`` for each request until cancelled, at most
+        ``max_concurrent`` at once; ``verify`` is bounded in time by its caller."""
         slots = trio.Semaphore(self.max_concurrent)
         async with trio.open_nursery() as nursery:
             while True:
+                self._wake = trio.Event()
                 if not self._pending:
-                    self._wake = trio.Event()
                     await self._wake.wait()
+                    continue
+                peer, due = min(self._pending.items(), key=lambda item: item[1])
+                if due > trio.current_time():
+                    with trio.move_on_at(due):
+                        await self._wake.wait()
+                    continue
                 await slots.acquire()
-                peer, _ = self._pending.popitem(last=False)
+                if self._pending.pop(peer, None) is None:
+                    slots.release()
+                    continue
                 self._remember(peer)
-                nursery.start_soon(self._dial, peer, addresses, report, slots)
+                nursery.start_soon(self._check, peer, verify, slots)
 
     def _remember(self, peer: str) -> None:
         now = trio.current_time()
@@ -167,15 +175,11 @@ class DialBack:
                 break
             del self._last[oldest]
 
-    async def _dial(
-        self, peer: str, addresses: Addresses, report: Report, slots: trio.Semaphore
-    ) -> None:
+    async def _check(self, peer: str, verify: Verify, slots: trio.Semaphore) -> None:
         try:
-            result = await dial_back(addresses(peer), peer, self.timeout)
-            self.counts[result] += 1
-            logger.debug("dial-back of %s: %s", peer, result)
-            report(peer, result)
-        except Exception:  # a report that fails must not end the dial-backs
-            logger.exception("dial-back of %s failed", peer)
+            with trio.move_on_after(self.timeout):
+                await verify(peer)
+        except Exception:  # one failed check must not end the others
+            logger.exception("check of %s failed", peer)
         finally:
             slots.release()

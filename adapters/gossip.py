@@ -96,7 +96,7 @@ from prometheus_client import CollectorRegistry, Counter
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from adapters.dialback import DialBack, DialResult
+from adapters.dialback import MAX_TARGETS, DialResult, Verifier, dial_back
 from adapters.envelope import EnvelopeCache
 from adapters.libp2p_host import read_to_eof
 from mesh import cluster_json as shapes
@@ -425,8 +425,8 @@ class GossipService:
         self._last_refute = -math.inf
         self._pull_budget = TokenBucket(self._tuning.pull_rate, self._tuning.pull_burst, 0.0)
         self._errors_logged: set[str] = set()
-        self._dialback = DialBack(
-            timeout=self._tuning.dialback_timeout,
+        self._verifier = Verifier(
+            timeout=self._tuning.dialback_timeout * MAX_TARGETS + 1.0,
             cooldown=self._tuning.dialback_cooldown,
             max_concurrent=self._tuning.max_concurrent_dialbacks,
             max_pending=self._tuning.max_pending_dialbacks,
@@ -498,7 +498,7 @@ class GossipService:
                 nursery.start_soon(self._tick_loop)
                 nursery.start_soon(self._publish_loop)
                 nursery.start_soon(self._redial_loop)
-                nursery.start_soon(self._dialback.run, self._dial_addresses, self._dialled_back)
+                nursery.start_soon(self._verifier.run, self._verify)
                 task_status.started()
         finally:
             # The subscription cannot be undone (LibP2PPubSub has no unsubscribe): the
@@ -582,7 +582,7 @@ class GossipService:
                 self._election_dirty = True
                 _log_transition(event)
                 if event.to_state is MemberState.SUSPECT:
-                    self._dial_back(event.peer)
+                    self._check_suspect(event.peer)
             elif isinstance(event, PublishSuspect):
                 self._queue_suspect(event.suspect, event.basis)
             elif isinstance(event, PublishRefute):
@@ -699,7 +699,7 @@ class GossipService:
             if isinstance(decoded, SuspectNotice) and outcome.accepted:
                 # Already suspect here (no transition) yet maybe crashed since we last
                 # looked: see for ourselves (rule 7 of mesh.cluster_view).
-                self._dial_back(decoded.suspect_id)
+                self._check_suspect(decoded.suspect_id)
         except Exception:  # nothing a peer sends may break the subscription
             self._metrics.errors.labels(where="handle").inc()
             logger.exception("health gossip from %s could not be handled", msg.from_peer)
@@ -766,7 +766,7 @@ class GossipService:
         self._connected.discard(peer)
         self._announced.discard(peer)
         self._handle(self.view.on_disconnected(peer, now), peer)
-        self._dial_back(peer)
+        self._check_suspect(peer)
         if not self._left:
             self._lost[peer] = _Redial(
                 now + self._tuning.redial_initial, self._tuning.redial_initial
@@ -1127,30 +1127,34 @@ class GossipService:
                 due.append(peer)
         return due
 
-    def _dial_back(self, peer: str) -> None:
-        """Dial ``peer`` to see whether anything listens there (adapters/dialback.py):
-        only suspects of our view we hold no connection to."""
+    def _check_suspect(self, peer: str) -> None:
+        """See for ourselves whether a suspect of our view is still there (SWIM's
+        indirect probe, adapters/dialback.py): a ping out of turn if we are connected
+        to it, a dial-back if not."""
         member = self.view.member(peer)
-        if self._left or peer in self._connected or member is None:
+        if self._left or member is None or member.state is not MemberState.SUSPECT:
             return
-        if member.state is not MemberState.SUSPECT:
-            return
-        dropped = self._dialback.counts["dropped"]
-        self._dialback.request(peer)
-        if self._dialback.counts["dropped"] > dropped:
+        dropped = self._verifier.counts["dropped"]
+        self._verifier.request(peer)
+        if self._verifier.counts["dropped"] > dropped:
             self._metrics.dialbacks.labels(result="dropped").inc()
 
-    def _dial_addresses(self, peer: str) -> list[str]:
+    async def _verify(self, peer: str) -> None:
         member = self.view.member(peer)
-        return [] if member is None else list(member.p2p_addrs)
-
-    def _dialled_back(self, peer: str, result: DialResult) -> None:
+        if member is None or member.state is not MemberState.SUSPECT:
+            return
+        if peer in self._connected:
+            # A failure reaches the view as PING_FAILED, a confirmation of ours.
+            await self._node.pinger.probe_now(peer)
+            return
+        result = await dial_back(member.p2p_addrs, peer, self._tuning.dialback_timeout)
         self._metrics.dialbacks.labels(result=str(result)).inc()
+        logger.debug("dial-back of %s: %s", peer, result)
         if result is not DialResult.REFUSED or peer in self._connected:
             return
         try:
             self._handle(self.view.on_refused(peer, self._clock()), peer)
-        except Exception as exc:  # nothing a peer's state caused may end the dial-backs
+        except Exception as exc:  # nothing a peer's state caused may end the checks
             self._loop_failed("dialback", exc)
 
     async def _redial(self, peer: str) -> None:

@@ -105,6 +105,17 @@ class LinkPinger:
         self._order = candidates
         return self._order.pop()
 
+    async def probe_now(self, peer: str) -> None:
+        """Ping ``peer`` at once, out of turn (a suspicion of it was heard: SWIM's
+        indirect probe, each observer asking for itself), unless one is in flight or it
+        is not connected. The result goes where a round-robin ping's goes."""
+        for peer_id in self._live():
+            if peer_id.to_base58() == peer:
+                if peer_id not in self._in_flight:
+                    self._in_flight.add(peer_id)
+                    await self._probe(peer_id)
+                return
+
     async def ping(self, conn: INetConn) -> bool:
         """One ping on ``conn`` within ``timeout``; True if it was answered."""
         result = await ping_connection(conn, ping_timeout=self.timeout)

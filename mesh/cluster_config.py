@@ -14,8 +14,10 @@ preset     killed peer (libp2p disconnect in ~0.2 s)        frozen peer (SIGSTOP
 devnet     0.2 s + suspicion min 2.0 s = ~2.2 s             ping failure ~1.4 s + 2.0 s =
                                                             ~3.4 s; digest silence alone
                                                             (1.0-1.5 s) + 2.0 s = ~3.5 s
-production 0.2 s + 4.0 s = ~4.2 s                           ping failure + 4.0 s (digest
-                                                            silence alone: 15 s + 4.0 s)
+production 0.2 s + 1.5 s = ~1.7 s                           ping failure (up to 1.5 s: the
+                                                            next ping plus its 1 s timeout)
+                                                            + 1.5 s = ~3 s (digest silence
+                                                            alone: 15 s + 1.5 s)
 =========  ===============================================  ==============================
 
 A killed peer whose port refuses our dial-back (``refused_grace``) is dead sooner in every
@@ -80,8 +82,12 @@ class ClusterConfig:
     # the time a wrongly suspected peer has to refute. Shorter detects sooner and gives a
     # live peer less time to hear of the suspicion and answer (refutation takes one gossip
     # round trip, tens of milliseconds; the rest is margin for GC pauses and loss).
-    suspicion_interval: float = 1.0
-    suspicion_mult: int = 4  # memberlist's SuspicionMult (LAN default 4)
+    # Production: 0.5 s * 3 = 1.5 s up to 10 members (1.95 s at 20), half of memberlist's
+    # LAN 4 s, because the evidence is better: a suspect is pinged by every observer that
+    # hears of it (adapters/dialback.py), so the minimum applies only once K observers
+    # failed to reach it on their own, and a live suspect refutes within one gossip round.
+    suspicion_interval: float = 0.5
+    suspicion_mult: int = 3  # memberlist's SuspicionMult (LAN default 4)
     # Lifeguard's "Max = beta * Min" (IV-B): a suspicion nobody confirms waits this many
     # minimum timeouts. Higher suffers fewer false positives from one unlucky observer.
     suspicion_max_mult: int = 6  # memberlist's SuspicionMaxTimeoutMult
@@ -243,8 +249,9 @@ def suspicion_timeout(
 
 
 def production() -> ClusterConfig:
-    """memberlist's DefaultLANConfig timings: gentle on the topic (5 s refresh, at most 5
-    refresh messages a second cluster-wide), a killed peer dead in ~4 s."""
+    """Gentle on the topic (5 s refresh, at most 5 refresh messages a second cluster-wide,
+    as memberlist's DefaultLANConfig), quick to judge: a killed peer dead in ~0.5 s (its
+    port refuses our dial-back) or ~1.7 s (it vanished), a frozen one in ~3 s."""
     return ClusterConfig()
 
 
@@ -262,6 +269,7 @@ def devnet() -> ClusterConfig:
         # 0.5 s * 4 = 2.0 s minimum: four heartbeats, so a live peer refutes by its next
         # digest even if it never hears the suspicion.
         suspicion_interval=0.5,
+        suspicion_mult=4,
         # 6.0 s for an unconfirmed lone suspicion: still no slower than Serf.
         suspicion_max_mult=3,
         dead_forget_after=60.0,

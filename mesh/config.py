@@ -23,7 +23,6 @@ from mesh.admission import format_public_key, is_peer_id, parse_public_key
 from mesh.errors import ConfigError
 
 
-
 def _package_version() -> str:
     """One version string, the installed package's (pyproject.toml), as "v<version>"."""
     try:

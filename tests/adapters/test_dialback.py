@@ -8,7 +8,7 @@ import pytest
 import trio
 import trio.testing
 
-from adapters.dialback import MAX_TARGETS, DialBack, DialResult, dial_back, tcp_targets
+from adapters.dialback import MAX_TARGETS, DialResult, Verifier, dial_back, tcp_targets
 
 PEER = "12D3KooWPeer"
 
@@ -61,48 +61,71 @@ async def test_a_closed_port_is_refused_and_a_listening_one_open() -> None:
         assert await dial_back([], PEER, 1.0) is DialResult.UNKNOWN
 
 
-async def test_requests_are_bounded_by_cooldown_and_queue() -> None:
-    dials: list[str] = []
-    reports: list[tuple[str, DialResult]] = []
+async def test_requests_are_bounded_by_the_queue(autojump_clock: trio.testing.MockClock) -> None:
+    checked: list[str] = []
 
-    def addresses(peer: str) -> list[str]:
-        dials.append(peer)
-        return []  # UNKNOWN at once: the bounds are what is tested here
+    async def verify(peer: str) -> None:
+        checked.append(peer)
+        await trio.lowlevel.checkpoint()
 
-    back = DialBack(timeout=1.0, cooldown=1.0, max_concurrent=2, max_pending=3)
+    verifier = Verifier(cooldown=1.0, max_concurrent=2, max_pending=3)
     async with trio.open_nursery() as nursery:
-        assert [back.request(p) for p in ("a", "b", "c", "d")] == [True, True, True, False]
-        assert back.counts["dropped"] == 1
-        assert back.request("a") is False  # already pending: no second dial
-        nursery.start_soon(back.run, addresses, lambda p, r: reports.append((p, r)))
+        assert [verifier.request(p) for p in ("a", "b", "c", "d")] == [True, True, True, False]
+        assert verifier.counts["dropped"] == 1
+        assert verifier.request("a") is False  # already pending: no second check
+        nursery.start_soon(verifier.run, verify)
         await trio.testing.wait_all_tasks_blocked()
-        assert sorted(dials) == ["a", "b", "c"]
-        assert back.request("a") is False  # within the cooldown
+        assert checked == ["a", "b", "c"]
         nursery.cancel_scope.cancel()
-    assert sorted(reports) == [(p, DialResult.UNKNOWN) for p in ("a", "b", "c")]
 
 
-async def test_a_peer_may_be_dialled_again_after_the_cooldown(
+async def test_a_request_within_the_cooldown_waits_for_it_and_is_not_lost(
     autojump_clock: trio.testing.MockClock,
 ) -> None:
-    dials: list[str] = []
-    back = DialBack(timeout=1.0, cooldown=1.0)
-    async with trio.open_nursery() as nursery:
-        def addresses(peer: str) -> list[str]:
-            dials.append(peer)
-            return []
+    checked: list[tuple[str, float]] = []
 
-        nursery.start_soon(back.run, addresses, lambda p, r: None)
-        assert back.request("a")
+    async def verify(peer: str) -> None:
+        checked.append((peer, trio.current_time()))
+        await trio.lowlevel.checkpoint()
+
+    verifier = Verifier(cooldown=1.0)
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(verifier.run, verify)
+        start = trio.current_time()
+        assert verifier.request("a")
         await trio.sleep(0.5)
-        assert not back.request("a")
-        await trio.sleep(0.6)
-        assert back.request("a")
-        await trio.sleep(0.1)
+        # A crash right after a check: this one waits out the cooldown, then runs.
+        assert verifier.request("a")
+        assert not verifier.request("a")  # one deferred check is enough
+        await trio.sleep(0.3)
+        assert len(checked) == 1
+        await trio.sleep(0.3)
         nursery.cancel_scope.cancel()
-    assert dials == ["a", "a"]
+    assert [(peer, round(at - start, 6)) for peer, at in checked] == [("a", 0.0), ("a", 1.0)]
+
+
+async def test_a_check_that_hangs_is_cut_off_and_frees_its_slot(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    finished: list[str] = []
+
+    async def verify(peer: str) -> None:
+        if peer == "slow":
+            await trio.sleep_forever()
+        finished.append(peer)
+
+    verifier = Verifier(timeout=2.0, cooldown=0.0, max_concurrent=1)
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(verifier.run, verify)
+        verifier.request("slow")
+        verifier.request("next")
+        await trio.sleep(1.9)
+        assert finished == []  # the one slot is held
+        await trio.sleep(0.2)
+        assert finished == ["next"]
+        nursery.cancel_scope.cancel()
 
 
 def test_bad_limits_are_refused() -> None:
     with pytest.raises(ValueError):
-        DialBack(max_pending=0)
+        Verifier(max_pending=0)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import pytest
 import trio
 
-from devnet.testing import ALIVE, DEAD, MeshSnapshot
+from devnet.testing import ALIVE, DEAD, SUSPECT, MeshSnapshot
 
 pytestmark = [pytest.mark.network, pytest.mark.slow]
 
@@ -86,3 +86,30 @@ async def test_starved_node_does_not_declare_the_others_dead(mesh_network) -> No
     for peer in others:
         assert not view.peer(peer).ever(DEAD), (peer.name, view.peer(peer).history)
     await net.holds(MeshSnapshot.converged, seconds=3, what="converged after starvation")
+
+
+async def test_a_suspicion_sends_every_observer_to_ping_the_suspect_itself(mesh_network) -> None:
+    # SWIM's indirect probe, as each observer asking for itself (adapters/dialback.py).
+    # Only the accuser pings in turn; the others' round-robin pings are off, so a ping of
+    # theirs that fails can only be one they sent on hearing the accuser's suspicion.
+    net = await mesh_network(4, processes=1, inprocess_ping_timeout=2.0)
+    frozen = net.nodes[4]
+    linked = [n for n in net.nodes[:4] if frozen.peer_id in n.handle.p2p.connected_peers()]
+    assert len(linked) >= 2, [n.name for n in linked]
+    accuser, quiet = linked[0], linked[1:]
+    for node in quiet:
+        node.handle.p2p.pinger.interval = 1e6
+    failed_before = {n.name: n.handle.p2p.pinger.failed for n in quiet}
+
+    async with net.frozen(frozen):
+        await net.until(
+            lambda m: m[accuser].state_of(frozen) in (SUSPECT, DEAD), what="accuser suspects"
+        )
+        await net.until(
+            lambda m: all(n.handle.p2p.pinger.failed > failed_before[n.name] for n in quiet),
+            what="every quiet observer pinged the suspect and was not answered",
+        )
+        await net.until(
+            lambda m: m.all_see(frozen, DEAD, observers=net.nodes[:4]), what="frozen n4 dead"
+        )
+    await net.until_converged()
