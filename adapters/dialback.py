@@ -125,17 +125,23 @@ class Verifier:
         self._last: OrderedDict[str, float] = OrderedDict()  # peer -> when last dialled
         self._wake = trio.Event()
 
-    def request(self, peer: str) -> bool:
+    def request(self, peer: str, *, urgent: bool = False) -> bool:
         """Ask for a check of ``peer``: at once, or once the cooldown since its last
         check has passed (news that came in between, such as a crash right after a
-        check, must not go unchecked). False if it was already pending or dropped
-        because too many are."""
+        check, must not go unchecked). ``urgent``: at once whatever the cooldown, for
+        news that only the kernel gives (our last connection to it closed: the ping
+        we may have just sent it says nothing about a dial). False if it was already
+        pending (an urgent request still moves it to the front) or dropped because
+        too many are."""
+        due = -math.inf if urgent else self._last.get(peer, -math.inf) + self.cooldown
         if peer in self._pending:
+            self._pending[peer] = min(self._pending[peer], due)
+            self._wake.set()
             return False
         if len(self._pending) >= self.max_pending:
             self.counts["dropped"] += 1
             return False
-        self._pending[peer] = self._last.get(peer, -math.inf) + self.cooldown
+        self._pending[peer] = due
         self._wake.set()
         return True
 

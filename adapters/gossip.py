@@ -766,7 +766,7 @@ class GossipService:
         self._connected.discard(peer)
         self._announced.discard(peer)
         self._handle(self.view.on_disconnected(peer, now), peer)
-        self._check_suspect(peer)
+        self._check_suspect(peer, urgent=True)
         if not self._left:
             self._lost[peer] = _Redial(
                 now + self._tuning.redial_initial, self._tuning.redial_initial
@@ -974,12 +974,20 @@ class GossipService:
             # Polling: py-libp2p offers no event for a peer's subscription.
             # With an admission policy, only members are pulled from: their digest (sent
             # when we join each other's mesh) must have been admitted first.
+            woken = False
             while pid not in topics.get(TOPIC, ()) or (
                 self.admission.enabled and self.view.member(peer) is None
             ):
                 if peer not in self._connected:
                     return False
+                if not woken and pid in topics.get(TOPIC, ()):
+                    # py-libp2p grafts a subscriber at once while our mesh is short: let
+                    # the publisher announce us now, not at its next poll (up to 0.25 s
+                    # of a joiner's convergence, twice over with admission).
+                    woken = True
+                    self._wake.set()
                 await trio.sleep(0.02)
+            self._wake.set()
             return True
         return False
 
@@ -1127,7 +1135,7 @@ class GossipService:
                 due.append(peer)
         return due
 
-    def _check_suspect(self, peer: str) -> None:
+    def _check_suspect(self, peer: str, *, urgent: bool = False) -> None:
         """See for ourselves whether a suspect of our view is still there (SWIM's
         indirect probe, adapters/dialback.py): a ping out of turn if we are connected
         to it, a dial-back if not."""
@@ -1135,7 +1143,7 @@ class GossipService:
         if self._left or member is None or member.state is not MemberState.SUSPECT:
             return
         dropped = self._verifier.counts["dropped"]
-        self._verifier.request(peer)
+        self._verifier.request(peer, urgent=urgent)
         if self._verifier.counts["dropped"] > dropped:
             self._metrics.dialbacks.labels(result="dropped").inc()
 

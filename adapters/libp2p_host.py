@@ -403,11 +403,42 @@ class GuardedPubsub(Pubsub):
 # --------------------------------------------------------------------- peer events
 
 
+def _closing(conn: object) -> bool:
+    event = getattr(conn, "event_closed", None)
+    return bool(event is not None and event.is_set())
+
+
+def _hook_connection_close() -> None:
+    """Have ``SwarmConn.close`` tell its swarm's ``chorus_on_closing`` first (see
+    _PeerEvents). Class-wide and once: py-libp2p binds the method per connection."""
+    from libp2p.network.connection.swarm_connection import SwarmConn
+
+    original = SwarmConn.close
+    if getattr(original, "chorus_hooked", False):
+        return
+
+    async def close(self: SwarmConn) -> None:
+        if not self.event_closed.is_set():
+            hook = getattr(self.swarm, "chorus_on_closing", None)
+            if hook is not None:
+                try:
+                    hook(self)
+                except Exception:  # the close must go on whatever a listener does
+                    logger.exception("connection-closing hook failed")
+        await original(self)
+
+    close.chorus_hooked = True  # type: ignore[attr-defined]
+    SwarmConn.close = close  # type: ignore[method-assign]
+
+
 class _PeerEvents(INotifee):
     """Turns per-connection notifications into per-peer connected/disconnected calls.
 
-    A killed or closed peer fires ``disconnected`` about 200 ms later (notes, "Failure
-    detection"); a frozen one once LinkPinger gives up on it and closes the connection.
+    py-libp2p notifies a closed connection about 200 ms after it closed (it closes the
+    muxer, resets the streams, then sleeps 0.1 s: SwarmConn._cleanup); we hear of it when
+    the close begins instead (``closing``, called from the patched ``SwarmConn.close``),
+    which is most of the time a killed peer takes to be suspected. A frozen peer's
+    connection stays open: LinkPinger finds it.
     """
 
     def __init__(self, network: INetwork) -> None:
@@ -429,6 +460,18 @@ class _PeerEvents(INotifee):
         if peer_id not in self._live:
             self._live.add(peer_id)
             self._fire(self.on_connected, peer_id)
+
+    def closing(self, conn: INetConn) -> None:
+        """``conn`` began to close: if it was the peer's last open one, it is gone."""
+        peer_id = conn.muxed_conn.peer_id
+        others = [
+            other
+            for other in self._network.connections.get(peer_id, ())
+            if other is not conn and not _closing(other)
+        ]
+        if peer_id in self._live and not others:
+            self._live.discard(peer_id)
+            self._fire(self.on_disconnected, peer_id)
 
     async def disconnected(self, network: INetwork, conn: INetConn) -> None:
         await trio.lowlevel.checkpoint()
@@ -755,6 +798,8 @@ async def open_p2p_node(
                     pubsub = LibP2PPubSub(guarded, nursery)
                     node = P2PNode(cfg, host, guarded, kad, pubsub, dht)
                     host.get_network().register_notifee(node._events)
+                    _hook_connection_close()
+                    host.get_network().chorus_on_closing = node._events.closing  # type: ignore[attr-defined]
                     nursery.start_soon(node._bootstrap)
                     if cfg.enable_link_pings:
                         nursery.start_soon(node.pinger.run)

@@ -21,10 +21,11 @@ production 0.2 s + 1.5 s = ~1.7 s                           ping failure (up to 
 =========  ===============================================  ==============================
 
 A killed peer whose port refuses our dial-back (``refused_grace``) is dead sooner in every
-preset: about 0.2 s to see the connection close, a millisecond for the refused dial, then
-0.25 s; peers not connected to it dial it when they hear the suspicion (rule 7 of
-``mesh.cluster_view``). A machine that vanished (no reset, the dial times out) and a frozen
-process (its kernel still accepts connections) take the times of the table.
+preset: a few milliseconds to see the connection close (adapters/libp2p_host.py hears the
+close begin), a millisecond for the refused dial, then 0.1 s; peers not connected to it
+dial it when they hear the suspicion (rule 7 of ``mesh.cluster_view``). A machine that
+vanished (no reset, the dial times out) and a frozen process (its kernel still accepts
+connections) take the times of the table.
 
 The devnet heartbeat is 0.5 s up to 4 nodes; from 5 on it stretches to keep the topic under
 8 refresh messages a second (0.625 s at 5 nodes: frozen in ~3.9 s).
@@ -96,10 +97,10 @@ class ClusterConfig:
     suspicion_confirmations: int = 2
     # Seconds from our own refused dial-back (nothing listens at the peer's advertised
     # address any more: the kernel answered a reset, which no peer can forge for another)
-    # to death, whatever the confirmations and our local health. Not zero, so a restarting
-    # peer's first digest in the same instant still finds it suspect, not dead. Longer only
-    # delays the news of a crash.
-    refused_grace: float = 0.25
+    # to death, whatever the confirmations and our local health. Not zero, so a digest the
+    # peer sent just before it died, still on its way, finds it suspect, not dead. Longer
+    # only delays the news of a crash.
+    refused_grace: float = 0.1
     # Lifeguard's local health multiplier, S (IV-A; memberlist's AwarenessMaxMultiplier):
     # while this node is itself starved its timeouts are multiplied by up to this much.
     awareness_max: int = 8
@@ -250,7 +251,7 @@ def suspicion_timeout(
 
 def production() -> ClusterConfig:
     """Gentle on the topic (5 s refresh, at most 5 refresh messages a second cluster-wide,
-    as memberlist's DefaultLANConfig), quick to judge: a killed peer dead in ~0.5 s (its
+    as memberlist's DefaultLANConfig), quick to judge: a killed peer dead in ~0.2 s (its
     port refuses our dial-back) or ~1.7 s (it vanished), a frozen one in ~3 s."""
     return ClusterConfig()
 

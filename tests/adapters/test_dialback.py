@@ -104,6 +104,28 @@ async def test_a_request_within_the_cooldown_waits_for_it_and_is_not_lost(
     assert [(peer, round(at - start, 6)) for peer, at in checked] == [("a", 0.0), ("a", 1.0)]
 
 
+async def test_an_urgent_request_skips_the_cooldown(autojump_clock: trio.testing.MockClock) -> None:
+    # Our ping to a peer found it connected; a moment later the connection closes: the
+    # dial-back that may prove a crash must not wait out the ping's cooldown.
+    checked: list[float] = []
+
+    async def verify(peer: str) -> None:
+        checked.append(trio.current_time())
+        await trio.lowlevel.checkpoint()
+
+    verifier = Verifier(cooldown=1.0)
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(verifier.run, verify)
+        start = trio.current_time()
+        verifier.request("a")
+        await trio.sleep(0.2)
+        verifier.request("a")  # deferred to 1.0
+        verifier.request("a", urgent=True)  # moved to the front
+        await trio.sleep(0.1)
+        nursery.cancel_scope.cancel()
+    assert [round(at - start, 6) for at in checked] == [0.0, 0.2]
+
+
 async def test_a_check_that_hangs_is_cut_off_and_frees_its_slot(
     autojump_clock: trio.testing.MockClock,
 ) -> None:
