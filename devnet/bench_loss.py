@@ -3,24 +3,8 @@
 Both clusters side by side, every node in its own network namespace: ours a ``--netns``
 devnet in the production profile (devnet/cluster.py, NetnsNet), Serf's agents in
 namespaces of their own on a second bridge (devnet/serf.py). Inside each namespace one
-nftables table loses packets at random (this kernel has no netem)::
-
-    table inet chorus_loss {
-        chain input {
-            type filter hook input priority filter; policy accept;
-            iifname "eth0" ip saddr != <bridge> counter
-            iifname "eth0" ip saddr != <bridge> numgen random mod 100 < N counter drop
-        }
-    }
-
-Input only, on purpose. A packet from A to B crosses A's output hook and B's input hook:
-a rule on both would lose 1 - (1 - p)^2 of it (36 % at 20 %). And a drop at output is not
-silent: the kernel fails the sender's sendto() with EPERM, which Serf logs and reacts to
-and a lossy wire never tells. At input each direction of every link loses N % without a
-word to either end. The bridge's address (the root namespace, where the bench polls from)
-is spared, so that the polls read the views instead of losing to the loss; only traffic
-between members is dropped. The first rule counts what the second one drew from, so the
-report gives the loss actually measured.
+nftables table drops N % of the packets arriving from the other members at random
+(devnet/netloss.py has the rule, and why on input only).
 
 Phases: N = 5 for the first half of the minutes, then 20 for the second half; the table
 is replaced in one nft transaction (add, delete, define), which also zeroes its counters.
@@ -36,11 +20,10 @@ dead is the extra row.
 from __future__ import annotations
 
 import contextlib
-import json
 import signal
-import subprocess
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -56,20 +39,12 @@ from devnet.bench import (
     all_see,
     poll_until,
 )
-from devnet.cluster import DevnetError, NetnsNet, get_json
+from devnet.cluster import HTTP_TIMEOUT, DevnetError, NetnsNet, Proc, get_json, proc_state
+from devnet.netloss import loss_counters, loss_table, set_loss
 from devnet.serf import SerfCluster
 
-__all__ = [
-    "PHASES",
-    "Tally",
-    "loss_ruleset",
-    "loss_section",
-    "loss_soak",
-    "loss_table",
-    "parse_counters",
-]
+__all__ = ["PHASES", "ChorusPoller", "Tally", "history_counts", "loss_section", "loss_soak"]
 
-LOSS_TABLE = "chorus_loss"
 PHASES = (5, 20)  # per cent lost on each link, each way; each phase half the minutes
 VICTIM = 2  # the node SIGKILLed at the end, as in the detection runs
 KILL_TIMEOUT = 120.0  # 20 % loss slows both sides' probes; a generous bound
@@ -77,79 +52,7 @@ KILL_POLL = 0.25  # poll interval while timing the kill: the figure's resolution
 SOAK_POLL = 1.0  # poll interval during the phases, as in the CPU soak
 SERF_SUSPECT = b"has failed, no acks received"  # memberlist's own probe gave up
 SERF_FAILED = b"EventMemberFailed"
-
-
-def loss_table(percent: int | str, spared: str) -> str:
-    """The loss table in nft syntax (``percent`` may be a placeholder, for the report)."""
-    match = f'iifname "eth0" ip saddr != {spared}'
-    return (
-        f"table inet {LOSS_TABLE} {{\n"
-        "    chain input {\n"
-        "        type filter hook input priority filter; policy accept;\n"
-        f"        {match} counter\n"
-        f"        {match} numgen random mod 100 < {percent} counter drop\n"
-        "    }\n"
-        "}\n"
-    )
-
-
-def loss_ruleset(percent: int, spared: str) -> str:
-    """The nft script that (re)defines the loss table: ``percent`` of the packets arriving
-    on eth0 from anyone but ``spared`` (the bridge: the poller) are dropped."""
-    if not 0 <= percent <= 100:
-        raise ValueError(f"loss must be 0-100 %, got {percent}")
-    # "add" then "delete" makes the script idempotent: the first run has nothing to
-    # delete. One nft -f is one transaction, so no packet sees the table half replaced.
-    return f"add table inet {LOSS_TABLE}\ndelete table inet {LOSS_TABLE}\n" + loss_table(
-        percent, spared
-    )
-
-
-def parse_counters(listing: str) -> tuple[int, int]:
-    """(packets seen, packets dropped) from ``nft -j list table inet chorus_loss``: the
-    counters of its first and second rule."""
-    counts: list[int] = []
-    for item in json.loads(listing).get("nftables", []):
-        rule = item.get("rule") if isinstance(item, dict) else None
-        if not isinstance(rule, dict):
-            continue
-        for expr in rule.get("expr", []):
-            if isinstance(expr, dict) and isinstance(expr.get("counter"), dict):
-                counts.append(int(expr["counter"].get("packets", 0)))
-    if len(counts) != 2:
-        raise ValueError(f"expected the loss table's two counters, found {len(counts)}")
-    return counts[0], counts[1]
-
-
-def _nft(net: NetnsNet, index: int, *args: str, script: str | None = None) -> str:
-    done = subprocess.run(
-        [*net.exec_prefix(index), "nft", *args],
-        input=script,
-        capture_output=True,
-        text=True,
-        timeout=10,
-    )
-    if done.returncode != 0:
-        raise DevnetError(f"nft in {net.ns(index)}: {done.stderr.strip()}")
-    return done.stdout
-
-
-def _spared(net: NetnsNet) -> str:
-    return f"10.{net.octet}.77.254"  # the bridge's address in the root namespace
-
-
-def set_loss(net: NetnsNet, n: int, percent: int) -> None:
-    script = loss_ruleset(percent, _spared(net))
-    for i in range(1, n + 1):
-        _nft(net, i, "-f", "-", script=script)
-
-
-def loss_counters(net: NetnsNet, n: int) -> tuple[int, int]:
-    seen = dropped = 0
-    for i in range(1, n + 1):
-        a, b = parse_counters(_nft(net, i, "-j", "list", "table", "inet", LOSS_TABLE))
-        seen, dropped = seen + a, dropped + b
-    return seen, dropped
+COUNTED = ("dead", "suspect", "left")  # the states a poll counts a live member going into
 
 
 @dataclass
@@ -171,11 +74,7 @@ class Tally:
         for observer, members in views.items():
             for member, state in members.items():
                 key = (observer, member)
-                if state != self.previous.get(key, "alive") and state in (
-                    "dead",
-                    "suspect",
-                    "left",
-                ):
+                if state != self.previous.get(key, "alive") and state in COUNTED:
                     setattr(self, state, getattr(self, state) + 1)
                 self.previous[key] = state
 
@@ -183,20 +82,69 @@ class Tally:
         return {k: v for k, v in asdict(self).items() if k != "previous"}
 
 
-def _history(target: ChorusTarget, windows: Sequence[tuple[float, float]]) -> list[dict[str, int]]:
-    """Per wall-clock window: transitions into dead and suspect in every node's per-peer
-    history (a false death shorter than a poll interval still shows there)."""
+# One history entry as an observer listed it: (observer, peer id, to, wall-clock time).
+Entry = tuple[int, str, str, float]
+# A node derives each entry's wall time afresh for every answer (wall_now - (now - t),
+# mesh/cluster_json.py), so the same transition comes back a few microseconds apart from
+# poll to poll. Entries of one pair and state closer than this are one transition: going
+# suspect, alive and suspect again within it takes more than a ping round.
+SAME_ENTRY = 0.25
+
+
+class ChorusPoller:
+    """Polls every node's GET /health/cluster as ChorusTarget.views does, and keeps every
+    history entry the answers carry. A member's history in that body shows only its 5
+    newest transitions (mesh/cluster_json.py), fewer than a member flapping under 20 %
+    loss makes in a phase: read once at the end, it would forget false deaths."""
+
+    def __init__(self, target: ChorusTarget) -> None:
+        self.target = target
+        self.entries: set[Entry] = set()
+        self._pool = ThreadPoolExecutor(max_workers=16, thread_name_prefix="loss-http")
+
+    def views(self) -> dict[int, dict[int, str]]:
+        state = self.target.devnet.state()
+        names = state.by_peer()
+        asked = {
+            i: self._pool.submit(get_json, rec.http_url + "/health/cluster", HTTP_TIMEOUT)
+            for i, rec in state.nodes.items()
+            if proc_state(rec) is Proc.RUNNING
+        }
+        views: dict[int, dict[int, str]] = {}
+        for i, future in asked.items():
+            code, body = future.result()
+            if code != 200 or not isinstance(body, dict):
+                continue
+            views[i] = {}
+            for peer in body.get("peers", []):
+                peer_id = str(peer.get("peer_id"))
+                if peer_id in names:
+                    views[i][names[peer_id]] = str(peer.get("state"))
+                for step in peer.get("history", []):
+                    at = round(_wall(step.get("at")), 2)  # rounded: fewer near-duplicates
+                    self.entries.add((i, peer_id, str(step.get("to")), at))
+        return views
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+
+def history_counts(
+    entries: Iterable[Entry], windows: Sequence[tuple[float, float]]
+) -> list[dict[str, int]]:
+    """Per wall-clock window: the distinct transitions into dead and into suspect (a false
+    death shorter than a poll interval still shows there)."""
     found = [{"dead": 0, "suspect": 0} for _ in windows]
-    for rec in target.devnet.state().nodes.values():
-        code, body = get_json(rec.http_url + "/health/cluster", timeout=5.0)
-        if code != 200 or not isinstance(body, dict):
+    last: dict[tuple[int, str, str], float] = {}
+    for observer, peer, to, when in sorted(entries, key=lambda e: (e[0], e[1], e[2], e[3])):
+        key = (observer, peer, to)
+        repeat = key in last and when - last[key] < SAME_ENTRY
+        last[key] = when
+        if repeat or to not in found[0]:
             continue
-        for peer in body.get("peers", []):
-            for step in peer.get("history", []):
-                at, to = _wall(step.get("at")), step.get("to")
-                for k, (start, end) in enumerate(windows):
-                    if to in found[k] and start <= at < end:
-                        found[k][to] += 1
+        for k, (start, end) in enumerate(windows):
+            if start <= when < end:
+                found[k][to] += 1
     return found
 
 
@@ -235,43 +183,46 @@ def loss_soak(
     chorus_net = NetnsNet(chorus.devnet.run.root)
     serf_net = _distinct_net((folder / "serf-netns").absolute(), chorus_net)
     serf = SerfCluster(folder / "serf", netns=serf_net)
-    sides: list[tuple[Target, NetnsNet]] = [(chorus, chorus_net), (serf, serf_net)]
+    poller = ChorusPoller(chorus)
     try:
-        return _soak(chorus, serf, sides, n, minutes, say, folder / "serf")
+        return _soak(chorus, chorus_net, poller, serf, serf_net, n, minutes, say)
     finally:
-        for target, _net in sides:
+        poller.close()
+        for target in (chorus, serf):
             with contextlib.suppress(DevnetError, OSError):
                 target.close()
 
 
 def _soak(
     chorus: ChorusTarget,
+    chorus_net: NetnsNet,
+    poller: ChorusPoller,
     serf: SerfCluster,
-    sides: Sequence[tuple[Target, NetnsNet]],
+    serf_net: NetnsNet,
     n: int,
     minutes: float,
     say: Callable[[str], None],
-    serf_logs: Path,
 ) -> dict[str, Any]:
     converged: dict[str, bool] = {}
-    for target, _net in sides:
+    for target in (chorus, serf):
         say(f"loss: starting {n} {target.name} nodes in network namespaces")
         target.start(n)
         agreed = poll_until(target, all_alive(set(range(1, n + 1))), timeout=CONVERGE_TIMEOUT,
                             interval=0.5)  # fmt: skip
         converged[target.name] = agreed is not None
-    out: dict[str, Any] = {
-        "n": n,
-        "minutes": minutes,
-        "converged_before": converged,
-        "phases": [],
+    # name -> (how to poll its views, its namespaces)
+    sides: dict[str, tuple[Callable[[], dict[int, dict[int, str]]], NetnsNet]] = {
+        chorus.name: (poller.views, chorus_net),
+        serf.name: (serf.views, serf_net),
     }
+    out: dict[str, Any] = {"n": n, "minutes": minutes, "converged_before": converged}
+    phases: list[dict[str, Any]] = []
     windows: list[tuple[float, float]] = []
-    tallies = {target.name: Tally() for target, _net in sides}
+    tallies = {name: Tally() for name in sides}
     for percent in PHASES:
-        for _target, net in sides:
+        for _views, net in sides.values():
             set_loss(net, n, percent)
-        offsets = _log_offsets(serf_logs)
+        offsets = _log_offsets(serf.root)
         # A new count per phase, from the states the last phase ended with: a member
         # still dead from phase 1 is no new false death in phase 2.
         tallies = {name: Tally(previous=dict(t.previous)) for name, t in tallies.items()}
@@ -280,29 +231,29 @@ def _soak(
         say(f"loss: {percent} % for {minutes / len(PHASES):g} min")
         while time.monotonic() < end:
             began = time.monotonic()
-            for target, _net in sides:
-                tallies[target.name].observe(target.views(), n)
+            for name, (views, _net) in sides.items():
+                tallies[name].observe(views(), n)
             time.sleep(max(0.0, SOAK_POLL - (time.monotonic() - began)))
+        poller.views()  # the histories' last word on this phase
         windows.append((began_wall, time.time()))
         phase: dict[str, Any] = {"percent": percent, "minutes": minutes / len(PHASES)}
-        for target, net in sides:
+        for name, (_views, net) in sides.items():
             seen, dropped = loss_counters(net, n)
-            phase[target.name] = tallies[target.name].counts() | {
+            phase[name] = tallies[name].counts() | {
                 "measured_loss": dropped / seen if seen else None,
                 "packets": seen,
             }
-        phase["Serf"]["logged"] = _serf_logged(serf_logs, offsets)
-        out["phases"].append(phase)
-        ours, theirs = phase["chorus"], phase["Serf"]
+        phase[chorus.name]["history"] = history_counts(poller.entries, [windows[-1]])[0]
+        phase[serf.name]["logged"] = _serf_logged(serf.root, offsets)
+        phases.append(phase)
+        ours, theirs = phase[chorus.name], phase[serf.name]
         say(
             f"loss: {percent} % done: ours {_dead_cell(ours, True)} dead,"
-            f" {ours['suspect']} suspect by polls; Serf {_dead_cell(theirs, False)} dead,"
+            f" {_suspect_cell(ours, True)}; Serf {_dead_cell(theirs, False)} dead,"
             f" {_suspect_cell(theirs, False)}"
         )
-    # Before the kill, so that its death is in no window.
-    for phase, counted in zip(out["phases"], _history(chorus, windows), strict=True):
-        phase["chorus"]["history"] = counted
-    out["kill"] = _time_kill([target for target, _net in sides], n, say)
+    out["phases"] = phases
+    out["kill"] = _time_kill([chorus, serf], n, say)
     out["kill_percent"] = PHASES[-1]
     return out
 
@@ -386,6 +337,11 @@ def loss_section(result: Mapping[str, Any]) -> list[str]:
         f" {result.get('kill_percent', 20)} % loss, node {VICTIM} of each side gets SIGKILL"
         " at the same moment. Run it with `python -m devnet.bench --parts loss"
         f" --loss-minutes {minutes:g}`.",
+        "",
+        "Suspicions do not compare one to one: ours are every observer's view entering"
+        " suspect (one suspicion spreads to every view; the histories also hold those"
+        " shorter than a poll), Serf's only the agent whose own probe gave up (memberlist"
+        " logs nothing for a suspicion it hears of, and its members RPC never shows one).",
         "",
         f"| {n} nodes each | ours | Serf |",
         "|---|---:|---:|",

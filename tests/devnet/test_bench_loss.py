@@ -1,5 +1,6 @@
-"""The loss soak's pure parts (devnet/bench_loss.py): the nft script, reading its
-counters, the tally of the polls and the report section, with plain values."""
+"""The loss soak's pure parts (devnet/bench_loss.py, devnet/netloss.py): the nft script,
+reading its counters, the tally of the polls and histories, and the report section, with
+plain values."""
 
 from __future__ import annotations
 
@@ -9,7 +10,8 @@ from typing import Any
 import pytest
 
 from devnet import bench
-from devnet.bench_loss import Tally, loss_ruleset, loss_section, parse_counters
+from devnet.bench_loss import Tally, history_counts, loss_section
+from devnet.netloss import loss_ruleset, parse_counters
 
 
 def test_ruleset_drops_the_share_on_input_only_and_spares_the_bridge() -> None:
@@ -84,6 +86,25 @@ def test_a_new_phase_starts_from_the_states_the_last_one_ended_with() -> None:
     second = Tally(previous=dict(first.previous))
     second.observe({1: {1: "alive", 2: "dead"}}, 2)
     assert (first.dead, second.dead) == (1, 0)
+
+
+def test_history_counts_each_distinct_transition_in_its_window() -> None:
+    start = 1796223600.0  # 2026-12-02T15:00:00Z
+    entries = {
+        (1, "p2", "suspect", start + 5.0),
+        (1, "p2", "suspect", start + 5.003),  # the same one, read again a little apart
+        (1, "p2", "alive", start + 6.0),
+        (1, "p2", "suspect", start + 7.0),  # again: a new suspicion
+        (3, "p2", "suspect", start + 5.0),  # another observer: counts too
+        (1, "p4", "dead", start + 90.0),
+        (1, "p4", "dead", start - 60.0),  # before the soak
+        (1, "p5", "dead", 0.0),  # an unreadable time
+    }
+    windows = [(start, start + 60), (start + 60, start + 120)]
+    assert history_counts(entries, windows) == [
+        {"dead": 0, "suspect": 3},
+        {"dead": 1, "suspect": 0},
+    ]
 
 
 def _phase(percent: int, ours: dict[str, Any], serf: dict[str, Any]) -> dict[str, Any]:
