@@ -1104,14 +1104,20 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     if "loss" in args.parts and args.loss_minutes > 0:
         from devnet.bench_loss import loss_soak  # see render_markdown
 
-        results["loss"] = loss_soak(
-            args.dir / "loss",
-            args.loss_size,
-            args.loss_minutes,
-            say,
-            admission=not args.open,
-            profile=args.profile,
-        )
+        try:
+            results["loss"] = loss_soak(
+                args.dir / "loss",
+                args.loss_size,
+                args.loss_minutes,
+                say,
+                admission=not args.open,
+                profile=args.profile,
+            )
+        except DevnetError as exc:
+            # Namespaces need root, iproute2 and nftables: without them the other parts
+            # still make a report, which says why this one is missing.
+            say(f"loss soak failed: {exc}")
+            results["loss"] = {"n": args.loss_size, "minutes": args.loss_minutes, "error": str(exc)}
         save()
     save()
     return results

@@ -313,6 +313,8 @@ def _suspect_cell(tally: Mapping[str, Any], ours: bool) -> str:
 def loss_section(result: Mapping[str, Any]) -> list[str]:
     """The BENCHMARKS.md section, laid out like the CPU soak's."""
     n, minutes = result["n"], result["minutes"]
+    if "error" in result:
+        return ["## False deaths under packet loss", "", f"Not measured: {result['error']}", ""]
     phases = result.get("phases", [])
     plan = ", then ".join(f"{p['percent']} % for {p['minutes']:g} min" for p in phases)
     lines = [

@@ -155,3 +155,8 @@ def test_report_includes_the_loss_section_when_measured() -> None:
     loss = {"n": 10, "minutes": 1.0, "phases": [_phase(5, {}, {})], "kill": {}}
     text = bench.render_markdown({"meta": meta, "runs": [], "loss": loss}, None)
     assert "## False deaths under packet loss (1 min, 10 nodes each" in text
+
+
+def test_section_says_why_the_soak_is_missing() -> None:
+    text = loss_section({"n": 10, "minutes": 10.0, "error": "nft is missing"})
+    assert text[2] == "Not measured: nft is missing"
