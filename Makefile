@@ -36,7 +36,7 @@ $(BENCH_STAMP): $(STAMP)
 	$(BIN)/pip install --quiet -e '.[dev,bench]'
 	touch $@
 
-## bench: devnet against Serf -> BENCHMARKS.md + BENCHMARKS.png (~40 min; BENCH_ARGS=--quick ~3 min)
+## bench: devnet against Serf -> BENCHMARKS.md + BENCHMARKS.png (~50 min; BENCH_ARGS=--quick ~5 min)
 bench: $(BENCH_STAMP) system-deps
 	@command -v serf >/dev/null || { echo "serf missing: apt-get install -y serf wrk" >&2; exit 2; }
 	$(BIN)/python -m devnet.bench $(BENCH_ARGS)

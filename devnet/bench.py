@@ -19,9 +19,10 @@ machine's load spreads over both.
 Then, at one size: memory (RSS) and idle CPU per node and cluster traffic per node over an
 idle window with no polling (bytes on the nodes' libp2p / memberlist ports, counted on the
 loopback interface with a raw socket); /health latency at a steady 50 requests a second
-and throughput under wrk while the probes run. Last, the false-alarm soak: both clusters
+and throughput under wrk while the probes run. Then the false-alarm soak: both clusters
 side by side with every core busy with a CPU hog, counting how often a live node was
-reported dead.
+reported dead. Last, the same count under random packet loss on every link, each node in
+its own network namespace, and a SIGKILL timed at 20 % loss (devnet/bench_loss.py).
 
 Everything measured is saved to ``<dir>/results.json`` as it comes in, so a report can be
 re-rendered (``--render``) or a crashed run inspected.
@@ -132,15 +133,21 @@ class ChorusTarget:
         *,
         admission: bool = True,
         profile: str = "production",
+        netns: bool = False,
     ) -> None:
         self.devnet = Devnet(root, die_with_parent=True)
         self.probe_interval = probe_interval
         self.admission = admission
         self.profile = profile
+        self.netns = netns  # each node in its own network namespace (the loss soak)
 
     def start(self, n: int) -> float:
         self.devnet.up(
-            n, probe_interval=self.probe_interval, admission=self.admission, profile=self.profile
+            n,
+            probe_interval=self.probe_interval,
+            admission=self.admission,
+            profile=self.profile,
+            netns=self.netns,
         )
         return time.monotonic()
 
@@ -671,6 +678,11 @@ def render_markdown(results: dict[str, Any], plot_name: str | None) -> str:
     soak_result = results.get("soak")
     if soak_result:
         out += _soak_section(soak_result)
+    if results.get("loss"):
+        # Imported here: bench_loss builds on this module's targets and polling.
+        from devnet.bench_loss import loss_section
+
+        out += loss_section(results["loss"])
     out += [
         "## Method",
         "",
@@ -869,7 +881,7 @@ def sizes(raw: str) -> list[int]:
     return values
 
 
-PARTS = ("runs", "resources", "soak")
+PARTS = ("runs", "resources", "soak", "loss")
 
 
 def parts(raw: str) -> list[str]:
@@ -886,7 +898,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="Benchmark the devnet against Serf (Debian's serf, LAN profile) and write"
         " BENCHMARKS.md with a plot. Needs serf (apt-get install -y serf), wrk for the"
         " throughput figure (apt-get install -y wrk) and the bench extra (matplotlib,"
-        " u-msgpack-python). The full default run takes about 30 minutes, 10 of them the soak.",
+        " u-msgpack-python); the loss part needs root, iproute2 and nftables. The full default"
+        " run takes about 45 minutes, 10 of them the CPU soak and 11 the loss soak.",
     )
     parser.add_argument("--sizes", type=sizes, default=[5, 10, 20], help="default: 5,10,20")
     parser.add_argument("--runs", type=int, default=3, help="runs per size (default: 3)")
@@ -902,6 +915,15 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--load-seconds", type=float, default=15.0, help="/health load (15)")
     parser.add_argument("--soak-minutes", type=float, default=10.0, help="0 skips it (10)")
     parser.add_argument("--soak-size", type=int, default=10, help="nodes in the soak (10)")
+    parser.add_argument(
+        "--loss-minutes",
+        type=float,
+        default=10.0,
+        help="packet-loss soak: half at 5 %%, half at 20 %% loss; 0 skips it (10)",
+    )
+    parser.add_argument(
+        "--loss-size", type=int, default=10, help="nodes per side in the loss soak (10)"
+    )
     parser.add_argument(
         "--probe-interval",
         type=float,
@@ -926,7 +948,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--quick",
         action="store_true",
-        help="smoke run (~3 min): 5 nodes, 1 run, short windows, 1 min soak; writes into --dir"
+        help="smoke run (~5 min): 5 nodes, 1 run, short windows, 1 min soaks; writes into --dir"
         " unless --out is given",
     )
     parser.add_argument("--dir", type=Path, default=DEFAULT_DIR, help="work folder (.devnet/bench)")
@@ -937,7 +959,7 @@ def build_parser() -> argparse.ArgumentParser:
         type=parts,
         default=list(PARTS),
         help="which parts to run, e.g. resources,soak: the others are kept from"
-        " <dir>/results.json (default: runs,resources,soak)",
+        " <dir>/results.json (default: runs,resources,soak,loss)",
     )
     return parser
 
@@ -956,6 +978,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.sizes, args.runs = [5], 1
         args.resource_sizes, args.soak_size = [5], 5
         args.idle_seconds, args.load_seconds, args.soak_minutes = 8.0, 4.0, 1.0
+        args.loss_minutes = 1.0
     out = args.out or (args.dir / "BENCHMARKS.md" if args.quick else Path("BENCHMARKS.md"))
     plot_path = out.with_suffix(".png")
     try:
@@ -1000,8 +1023,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "runs": earlier.get("runs", []),
         "resources": earlier.get("resources", {}),
     }
-    if "soak" in earlier:
-        results["soak"] = earlier["soak"]
+    for part in ("soak", "loss"):
+        if part in earlier:
+            results[part] = earlier[part]
     spent_before = float(earlier.get("meta", {}).get("duration_min", 0.0))
     if earlier:
         results["meta"]["runs"] = earlier.get("meta", {}).get("runs", args.runs)
@@ -1075,6 +1099,25 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         finally:
             for target in targets:
                 target.close()
+        save()
+
+    if "loss" in args.parts and args.loss_minutes > 0:
+        from devnet.bench_loss import loss_soak  # see render_markdown
+
+        try:
+            results["loss"] = loss_soak(
+                args.dir / "loss",
+                args.loss_size,
+                args.loss_minutes,
+                say,
+                admission=not args.open,
+                profile=args.profile,
+            )
+        except DevnetError as exc:
+            # Namespaces need root, iproute2 and nftables: without them the other parts
+            # still make a report, which says why this one is missing.
+            say(f"loss soak failed: {exc}")
+            results["loss"] = {"n": args.loss_size, "minutes": args.loss_minutes, "error": str(exc)}
         save()
     save()
     return results

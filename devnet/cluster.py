@@ -515,7 +515,14 @@ class NetnsNet:
 
     def destroy(self, n: int) -> None:
         for i in range(1, n + 1):
-            self._ip("netns", "del", self.ns(i), check=False)  # takes its veth along
+            # The veth first: deleting a namespace unmounts it at once, but the kernel
+            # frees it (and its end of the veth) only once nothing refers to it. After
+            # the loss soak three veths outlived their namespaces by over a minute, with
+            # no process left inside (orphaned TCP connections still retransmitting
+            # across the lost packets, presumably), and the next run in the same folder
+            # failed with "File exists". Deleting our end removes both ends now.
+            self._ip("link", "del", self._veth(i), check=False)
+            self._ip("netns", "del", self.ns(i), check=False)
         for k in range(1, MAX_GROUPS):
             self._ip("link", "del", self._side_bridge(k), check=False)
         self._ip("link", "del", self.bridge, check=False)

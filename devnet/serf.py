@@ -11,6 +11,11 @@ a second costs next to nothing, where spawning ``serf members`` would load the m
 SIGTERM makes an agent leave gracefully only with ``leave_on_terminate`` (by default
 SIGTERM just stops it and the others see it *failed*); the agents get it in their config
 file so that the same signal means the same thing on both sides of the benchmark.
+
+Given a ``NetnsNet``, each agent runs in its own network namespace instead (``ip netns
+exec``), bound to the namespace's address on Serf's default ports, as a ``--netns`` devnet
+node is: the loss soak (devnet/bench_loss.py) drops packets inside each namespace, which
+on 127.0.0.1 would hit every agent alike and the poller too.
 """
 
 from __future__ import annotations
@@ -30,13 +35,16 @@ from typing import Any
 
 import psutil
 
-from devnet.cluster import KILL_TIMEOUT, DevnetError, pdeathsig_preexec
+from devnet.cluster import KILL_TIMEOUT, DevnetError, NetnsNet, pdeathsig_preexec
 
 __all__ = ["INSTALL_HINT", "SerfCluster", "SerfRPC", "serf_version"]
 
 INSTALL_HINT = "serf is not installed: run `apt-get install -y serf` (Debian's package)"
 START_TIMEOUT = 15.0
 RPC_TIMEOUT = 1.0
+# Serf's own default ports; each agent in a namespace of its own has them to itself.
+NETNS_BIND_PORT = 7946
+NETNS_RPC_PORT = 7373
 # Serf member status -> the cluster view's word for it.
 STATES = {"alive": "alive", "failed": "dead", "left": "left", "leaving": "left"}
 
@@ -62,9 +70,9 @@ def _msgpack() -> Any:
 class SerfRPC:
     """A minimal client of Serf's RPC: handshake, then ``members``."""
 
-    def __init__(self, port: int, timeout: float = RPC_TIMEOUT) -> None:
+    def __init__(self, port: int, timeout: float = RPC_TIMEOUT, host: str = "127.0.0.1") -> None:
         self._msgpack = _msgpack()
-        self._sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+        self._sock = socket.create_connection((host, port), timeout=timeout)
         self._file = self._sock.makefile("rb")
         self._seq = 0
         self._call("handshake", {"Version": 1}, body=False)
@@ -116,6 +124,8 @@ class SerfAgent:
     index: int
     bind_port: int
     rpc_port: int
+    host: str = "127.0.0.1"
+    netns: str | None = None  # the namespace it runs in, if any
     process: subprocess.Popen[bytes] | None = None
     rpc: SerfRPC | None = None
 
@@ -129,8 +139,10 @@ class SerfCluster:
 
     name = "Serf"
 
-    def __init__(self, root: Path, binary: str = "serf") -> None:
+    def __init__(self, root: Path, binary: str = "serf", netns: NetnsNet | None = None) -> None:
         self.root = root
+        self.netns = netns
+        self._namespaces = 0  # how many namespaces start() created, for stop() to remove
         path = shutil.which(binary)
         if path is None:
             raise DevnetError(INSTALL_HINT)
@@ -149,8 +161,11 @@ class SerfCluster:
         )
         ready = 0.0
         try:
+            if self.netns is not None:
+                self.netns.create(n)
+                self._namespaces = n
             for i in range(1, n + 1):
-                self.agents[i] = SerfAgent(i, free_port(), free_port())
+                self.agents[i] = self._agent(i)
                 ready = self._launch(i)
                 if progress:
                     progress(f"Serf: agent {i} of {n} up")
@@ -158,6 +173,17 @@ class SerfCluster:
             self.stop()
             raise
         return ready
+
+    def _agent(self, index: int) -> SerfAgent:
+        if self.netns is None:
+            return SerfAgent(index, free_port(), free_port())
+        return SerfAgent(
+            index,
+            NETNS_BIND_PORT,
+            NETNS_RPC_PORT,
+            host=self.netns.addr(index),
+            netns=self.netns.ns(index),
+        )
 
     def _launch(self, index: int) -> float:
         agent = self.agents[index]
@@ -169,17 +195,20 @@ class SerfCluster:
             ),
             None,
         )
+        # `ip netns exec` execs serf in place: the pid we get is the agent's.
+        inside = ["ip", "netns", "exec", agent.netns] if agent.netns else []
         command = [
+            *inside,
             self.binary,
             "agent",
             f"-node={agent.name}",
-            f"-bind=127.0.0.1:{agent.bind_port}",
-            f"-rpc-addr=127.0.0.1:{agent.rpc_port}",
+            f"-bind={agent.host}:{agent.bind_port}",
+            f"-rpc-addr={agent.host}:{agent.rpc_port}",
             f"-config-file={self.root / 'agent.json'}",
             "-log-level=info",
         ]
         if peer is not None:
-            command.append(f"-join=127.0.0.1:{peer.bind_port}")
+            command.append(f"-join={peer.host}:{peer.bind_port}")
         with (self.root / f"{agent.name}.log").open("ab") as log:
             agent.process = subprocess.Popen(
                 command,
@@ -199,7 +228,7 @@ class SerfCluster:
             try:
                 # Ready once its RPC answers, like a devnet node once its HTTP does; the
                 # -join (after the RPC listener opens) counts towards convergence.
-                agent.rpc = SerfRPC(agent.rpc_port)
+                agent.rpc = SerfRPC(agent.rpc_port, host=agent.host)
                 agent.rpc.members()
                 return time.monotonic()
             except (OSError, DevnetError):
@@ -250,7 +279,8 @@ class SerfCluster:
         return {a.bind_port for a in self.agents.values()}
 
     def stop(self) -> None:
-        """SIGKILL every agent (a benchmark teardown: nothing to leave gracefully)."""
+        """SIGKILL every agent (a benchmark teardown: nothing to leave gracefully), then
+        remove their namespaces if they had any."""
         for agent in self.agents.values():
             if agent.rpc is not None:
                 agent.rpc.close()
@@ -262,6 +292,9 @@ class SerfCluster:
             if agent.process is not None:
                 agent.process.wait(KILL_TIMEOUT)
         self.agents.clear()
+        if self.netns is not None and self._namespaces:
+            self.netns.destroy(self._namespaces)
+            self._namespaces = 0
 
     def close(self) -> None:
         self.stop()
@@ -296,7 +329,7 @@ class SerfCluster:
         try:
             if agent.rpc is None:
                 # Dropped after a timeout (a frozen agent): try again, briefly.
-                agent.rpc = SerfRPC(agent.rpc_port, timeout=RPC_TIMEOUT)
+                agent.rpc = SerfRPC(agent.rpc_port, timeout=RPC_TIMEOUT, host=agent.host)
             return agent.rpc.members()
         except (OSError, DevnetError, ValueError):
             if agent.rpc is not None:
