@@ -5,11 +5,11 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 ARGS ?=
 
-.PHONY: setup system-deps run devnet test test-sim lint typecheck bench clean
+.PHONY: setup system-deps run devnet test test-py313 test-sim lint typecheck bench clean
 N ?= 5
 
 $(STAMP): pyproject.toml
-	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info[:2] == (3, 11) else "Python 3.11 is required (set PYTHON=python3.11)")'
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info[:2] >= (3, 11) else "Python 3.11 or later is required (set PYTHON=python3.11)")'
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[dev]'
@@ -41,9 +41,28 @@ bench: $(BENCH_STAMP) system-deps
 	@command -v serf >/dev/null || { echo "serf missing: apt-get install -y serf wrk" >&2; exit 2; }
 	$(BIN)/python -m devnet.bench $(BENCH_ARGS)
 
-## test: install everything, lint, type-check the core, run the whole suite
+## test: install everything, lint, type-check the core, run the whole suite (then the unit
+## tests on Python 3.13 as well)
 test: setup system-deps lint typecheck
 	$(BIN)/pytest
+	@$(MAKE) --no-print-directory test-py313
+
+## test-py313: the unit tests (tests/mesh, tests/probes) on Python 3.13, in .venv313; skipped
+## with a warning where no python3.13 is found (an error under CI=true)
+PY313 ?= $(firstword $(wildcard $(HOME)/.pyenv/versions/3.13*/bin/python) $(shell command -v python3.13 2>/dev/null))
+VENV313 := .venv313
+$(VENV313)/.installed-stamp: pyproject.toml
+	$(PY313) -m venv $(VENV313)
+	$(VENV313)/bin/pip install --quiet -e '.[dev]'
+	touch $@
+
+test-py313:
+	@if [ -z "$(PY313)" ]; then \
+	  echo "python3.13 not found: the unit tests did not run on 3.13" >&2; [ -z "$$CI" ]; \
+	else \
+	  $(MAKE) --no-print-directory $(VENV313)/.installed-stamp && \
+	  $(VENV313)/bin/pytest -q -p no:cacheprovider tests/mesh tests/probes; \
+	fi
 
 ## test-sim: only the network-simulation suite (tests/sim, built on devnet/testing.py)
 test-sim: setup
@@ -57,4 +76,4 @@ typecheck: setup
 	$(BIN)/mypy
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(VENV313) .pytest_cache .mypy_cache .ruff_cache

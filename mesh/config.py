@@ -46,6 +46,9 @@ class NodeConfig:
     # Bearer token guarding the detailed endpoints (/health/checks, history, cluster view).
     # Liveness, readiness, /health and /metrics stay open for probes and scrapers.
     health_token: str | None = None
+    # A file holding the token instead (a mounted Kubernetes secret): a flag's value shows
+    # in ps, a file's does not. Read once at start; surrounding whitespace is ignored.
+    health_token_file: str | None = None
     # libp2p: 9000 is CHORUS's P2P port; 0 picks a free port (tests, devnet).
     p2p_host: str = "127.0.0.1"
     p2p_port: int = 9000
@@ -270,6 +273,12 @@ OPTIONS: tuple[Option, ...] = (
         "bearer token required by the detailed endpoints (/health/checks, history, cluster)",
         "TOKEN",
     ),
+    Option(
+        "health_token_file",
+        _optional_text,
+        "file holding that token (a mounted secret; a flag's value shows in ps)",
+        "FILE",
+    ),
     Option("p2p_host", _text, "address libp2p listens on", "HOST"),
     Option("p2p_port", _port, "libp2p TCP port (0 = any free port)", "PORT"),
     Option(
@@ -398,7 +407,35 @@ def load_config(
             parsed[name] = _BY_NAME[name].parse(raw)
         except ValueError as exc:
             raise ConfigError(f"invalid {sources[name]}: {exc}") from None
+    token_file = parsed.get("health_token_file")
+    if token_file is not None:
+        if parsed.get("health_token") is not None:
+            raise ConfigError(
+                f"give the token once: {sources['health_token']} and"
+                f" {sources['health_token_file']} are both set"
+            )
+        parsed["health_token"] = _read_token(token_file, sources["health_token_file"])
     return NodeConfig(**parsed)
+
+
+MAX_TOKEN_BYTES = 4096
+
+
+def _read_token(path: str, source: str) -> str:
+    try:
+        with open(path, "rb") as file:
+            raw = file.read(MAX_TOKEN_BYTES + 1)
+    except OSError as exc:
+        raise ConfigError(f"invalid {source}: cannot read {path}: {exc.strerror}") from None
+    if len(raw) > MAX_TOKEN_BYTES:
+        raise ConfigError(f"invalid {source}: {path} is over {MAX_TOKEN_BYTES} bytes")
+    try:
+        token = raw.decode("utf-8").strip()
+    except UnicodeDecodeError:
+        raise ConfigError(f"invalid {source}: {path} is not UTF-8 text") from None
+    if not token:
+        raise ConfigError(f"invalid {source}: {path} is empty")
+    return token
 
 
 def _read_toml(path: str) -> dict[str, object]:

@@ -156,3 +156,39 @@ def test_admission_flags_in_the_cli_help() -> None:
     text = build_parser().format_help()
     for flag in ("--admit-peers", "--authority-keys", "--member-certificate"):
         assert flag in text
+
+
+def test_the_token_can_come_from_a_file(tmp_path: Path) -> None:
+    secret = tmp_path / "token"
+    secret.write_text("s3cret\n")  # as a mounted secret or `echo` writes it
+    config = load_config({"health_token_file": str(secret)})
+    assert config.health_token == "s3cret"
+    env = load_config({}, environ={"CHORUS_HEALTH_TOKEN_FILE": str(secret)})
+    assert env.health_token == "s3cret"
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (None, "cannot read"),
+        (b"  \n", "is empty"),
+        (b"\xff\xfe", "not UTF-8"),
+        (b"x" * 5000, "over 4096 bytes"),
+    ],
+)
+def test_a_bad_token_file_is_a_config_error(
+    tmp_path: Path, content: bytes | None, message: str
+) -> None:
+    secret = tmp_path / "token"
+    if content is not None:
+        secret.write_bytes(content)
+    with pytest.raises(ConfigError, match=message) as error:
+        load_config({"health_token_file": str(secret)})
+    assert "--health-token-file" in str(error.value)
+
+
+def test_a_token_and_a_token_file_together_are_refused(tmp_path: Path) -> None:
+    secret = tmp_path / "token"
+    secret.write_text("a")
+    with pytest.raises(ConfigError, match="give the token once"):
+        load_config({"health_token": "b", "health_token_file": str(secret)})
