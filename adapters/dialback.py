@@ -1,78 +1,64 @@
-"""Dial-back: does anything still listen where a suspect says it listens?
+"""Dial-back: does anything still listen where a suspect listened?
 
 When a process dies its kernel closes its sockets: our connection to it ends within a
 fraction of a second, and a new TCP connection to its port is refused at once (a reset).
 A live process whose connection merely dropped, a frozen one (its kernel still completes
 handshakes) and a machine that vanished (no reset, the dial times out) all answer
-otherwise. So a refused dial to every address a member advertises is the strongest
-evidence of a crash there is, and nobody can forge it for us: it is our kernel's answer,
-which is why the view trusts it (``ClusterView.on_refused``, rule 7) and why every
-observer dials for itself rather than believing another's word.
+otherwise. So a refused dial is the strongest evidence of a crash there is, and nobody can
+forge it for us: it is our kernel's answer, which is why the view trusts it
+(``ClusterView.on_refused``, rule 7) and why every observer dials for itself rather than
+believing another's word.
 
-:func:`dial_back` makes plain TCP connects to the addresses the member signed for
-itself, closed at once: no libp2p handshake, so a dial costs the listener an accept and
-nothing more. :class:`Verifier` runs the checks the gossip service asks for (on a
-disconnect, and on every suspicion it hears: a dial-back for a peer we are not connected
-to, a ping out of turn for one we are), each peer at most once per ``cooldown``, a few at
-a time. Requests beyond ``max_pending`` are dropped: suspicions are what a hostile member
-can send us, and each must cost at most one bounded check.
+Only one address is ever dialled: the one where our own last outbound connection to the
+peer was authenticated as that peer (``P2PNode.dialled_address``), never an address the
+peer advertises. A digest could otherwise aim every node's dials at any host and port
+(a port scan, or a flood of a third party from inside the cluster), or at an address that
+refuses for reasons of its own (0.0.0.0, a NAT, a REJECT rule) to have a live member
+declared dead. A peer we never dialled is not dialled back: it waits for the suspicion's
+timeout.
+
+:func:`dial_back` makes one plain TCP connect, closed at once: no libp2p handshake, so it
+costs the listener an accept and nothing more. :class:`Verifier` runs the checks the
+gossip service asks for (on a disconnect, and on every suspicion it hears: a dial-back
+for a peer we are not connected to, a ping out of turn for one we are): one at a time
+per peer, each peer at most once per ``cooldown`` (a request within it waits, it is not
+lost), a few peers at a time. Requests beyond ``max_pending`` are dropped: suspicions are
+what a hostile member can send us, and they must cost a bounded number of checks.
 """
 
 from __future__ import annotations
 
 import enum
+import ipaddress
 import logging
 import math
 import socket
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable
 
 import trio
 
-__all__ = ["DialResult", "Verifier", "dial_back", "tcp_targets"]
+__all__ = ["DialResult", "Verifier", "dial_back"]
 
 logger = logging.getLogger(__name__)
 
 
 class DialResult(enum.StrEnum):
-    REFUSED = "refused"  # every address answered with a reset: nothing listens
-    OPEN = "open"  # some address accepted the connection
-    UNKNOWN = "unknown"  # no usable address, or no answer in time (a vanished host)
+    REFUSED = "refused"  # the address answered with a reset: nothing listens there now
+    OPEN = "open"  # the address accepted the connection
+    UNKNOWN = "unknown"  # no address we may dial, or no answer in time (a vanished host)
 
 
-# One member advertises a handful of addresses; a digest may carry more, and we dial at
-# most this many of them.
-MAX_TARGETS = 4
-
-
-def tcp_targets(addrs: Sequence[str], peer: str) -> list[tuple[int, str, int]]:
-    """``(family, host, port)`` of the ``/ip4|ip6/<host>/tcp/<port>/p2p/<peer>`` addresses
-    in ``addrs``, at most MAX_TARGETS. Anything else (DNS names, other transports, another
-    peer's id) is skipped: a digest must not aim our dials anywhere but at its signer."""
-    targets: list[tuple[int, str, int]] = []
-    for addr in addrs:
-        parts = addr.split("/")
-        # ['', 'ip4', host, 'tcp', port, 'p2p', peer]
-        if len(parts) != 7 or parts[0] or parts[3] != "tcp" or parts[5] != "p2p":
-            continue
-        if parts[6] != peer or not parts[4].isdigit():
-            continue
-        family = {"ip4": socket.AF_INET, "ip6": socket.AF_INET6}.get(parts[1])
-        port = int(parts[4])
-        if family is None or not 0 < port < 65536:
-            continue
-        try:
-            socket.inet_pton(family, parts[2])
-        except OSError:
-            continue
-        targets.append((family, parts[2], port))
-        if len(targets) >= MAX_TARGETS:
-            break
-    return targets
-
-
-async def _dial_one(family: int, host: str, port: int, timeout: float) -> DialResult:
-    sock = trio.socket.socket(family, socket.SOCK_STREAM)
+async def dial_back(address: tuple[str, int] | None, timeout: float) -> DialResult:
+    """One plain TCP connect to ``address`` (host, port), closed at once."""
+    if address is None:
+        return DialResult.UNKNOWN
+    host, port = address
+    try:
+        family = socket.AF_INET6 if ipaddress.ip_address(host).version == 6 else socket.AF_INET
+        sock = trio.socket.socket(family, socket.SOCK_STREAM)
+    except (ValueError, OSError):  # not an IP address, no such family, out of descriptors
+        return DialResult.UNKNOWN
     with sock:
         with trio.move_on_after(timeout):
             try:
@@ -82,20 +68,6 @@ async def _dial_one(family: int, host: str, port: int, timeout: float) -> DialRe
             except OSError:
                 return DialResult.UNKNOWN
             return DialResult.OPEN
-    return DialResult.UNKNOWN
-
-
-async def dial_back(addrs: Sequence[str], peer: str, timeout: float) -> DialResult:
-    """Dial each of ``peer``'s TCP addresses (one after another, ``timeout`` each): OPEN
-    if one accepts, REFUSED only if every one refused, UNKNOWN otherwise."""
-    targets = tcp_targets(addrs, peer)
-    if not targets:
-        return DialResult.UNKNOWN
-    results = [await _dial_one(*target, timeout) for target in targets]
-    if DialResult.OPEN in results:
-        return DialResult.OPEN
-    if all(result is DialResult.REFUSED for result in results):
-        return DialResult.REFUSED
     return DialResult.UNKNOWN
 
 
@@ -122,7 +94,8 @@ class Verifier:
         self.max_pending = max_pending
         self.counts: dict[str, int] = {"dropped": 0}
         self._pending: dict[str, float] = {}  # peer -> when its check may start
-        self._last: OrderedDict[str, float] = OrderedDict()  # peer -> when last dialled
+        self._last: OrderedDict[str, float] = OrderedDict()  # peer -> when its check ended
+        self._busy: set[str] = set()  # peers being checked
         self._wake = trio.Event()
 
     def request(self, peer: str, *, urgent: bool = False) -> bool:
@@ -147,24 +120,27 @@ class Verifier:
 
     async def run(self, verify: Verify) -> None:
         """Run ``verify(peer)`` for each request until cancelled, at most
-        ``max_concurrent`` at once; ``verify`` is bounded in time by its caller."""
+        ``max_concurrent`` at once and one at a time per peer; each is cut off after
+        ``timeout``."""
         slots = trio.Semaphore(self.max_concurrent)
         async with trio.open_nursery() as nursery:
             while True:
-                self._wake = trio.Event()
-                if not self._pending:
-                    await self._wake.wait()
-                    continue
-                peer, due = min(self._pending.items(), key=lambda item: item[1])
-                if due > trio.current_time():
+                # The slot first, then the choice: a request that comes in while we wait
+                # for a slot (an urgent one) is chosen on its merits.
+                await slots.acquire()
+                while True:
+                    self._wake = trio.Event()
+                    ready = [item for item in self._pending.items() if item[0] not in self._busy]
+                    if not ready:
+                        await self._wake.wait()
+                        continue
+                    peer, due = min(ready, key=lambda item: item[1])
+                    if due <= trio.current_time():
+                        break
                     with trio.move_on_at(due):
                         await self._wake.wait()
-                    continue
-                await slots.acquire()
-                if self._pending.pop(peer, None) is None:
-                    slots.release()
-                    continue
-                self._remember(peer)
+                del self._pending[peer]
+                self._busy.add(peer)
                 nursery.start_soon(self._check, peer, verify, slots)
 
     def _remember(self, peer: str) -> None:
@@ -172,12 +148,10 @@ class Verifier:
         self._last[peer] = now
         self._last.move_to_end(peer)
         # Entries older than the cooldown decide nothing: drop them, so the table holds
-        # at most what one cooldown's requests can add.
+        # at most what one cooldown's checks can add.
         while self._last:
             oldest, when = next(iter(self._last.items()))
-            if now - when < self.cooldown:
-                break
-            if oldest == peer:
+            if now - when < self.cooldown or oldest == peer:
                 break
             del self._last[oldest]
 
@@ -188,4 +162,9 @@ class Verifier:
         except Exception:  # one failed check must not end the others
             logger.exception("check of %s failed", peer)
         finally:
+            # The cooldown runs from the end of a check: a slow one (a dial that times
+            # out) must not let the next start at once and take every slot.
+            self._busy.discard(peer)
+            self._remember(peer)
             slots.release()
+            self._wake.set()

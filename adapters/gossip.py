@@ -96,7 +96,7 @@ from prometheus_client import CollectorRegistry, Counter
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from adapters.dialback import MAX_TARGETS, DialResult, Verifier, dial_back
+from adapters.dialback import DialResult, Verifier, dial_back
 from adapters.envelope import EnvelopeCache
 from adapters.libp2p_host import read_to_eof
 from mesh import cluster_json as shapes
@@ -426,7 +426,7 @@ class GossipService:
         self._pull_budget = TokenBucket(self._tuning.pull_rate, self._tuning.pull_burst, 0.0)
         self._errors_logged: set[str] = set()
         self._verifier = Verifier(
-            timeout=self._tuning.dialback_timeout * MAX_TARGETS + 1.0,
+            timeout=self._tuning.dialback_timeout + 2.0,  # a ping's 1 s fits too
             cooldown=self._tuning.dialback_cooldown,
             max_concurrent=self._tuning.max_concurrent_dialbacks,
             max_pending=self._tuning.max_pending_dialbacks,
@@ -1151,16 +1151,17 @@ class GossipService:
         member = self.view.member(peer)
         if member is None or member.state is not MemberState.SUSPECT:
             return
-        if peer in self._connected:
-            # A failure reaches the view as PING_FAILED, a confirmation of ours.
-            await self._node.pinger.probe_now(peer)
+        # A failed ping reaches the view as PING_FAILED, a confirmation of ours. Without an
+        # open connection (our connection events may lag the network's), a dial-back.
+        if peer in self._connected and await self._node.pinger.probe_now(peer):
             return
-        result = await dial_back(member.p2p_addrs, peer, self._tuning.dialback_timeout)
+        address = self._node.dialled_address(peer)
+        result = await dial_back(address, self._tuning.dialback_timeout)
         self._metrics.dialbacks.labels(result=str(result)).inc()
         logger.debug("dial-back of %s: %s", peer, result)
-        if result is not DialResult.REFUSED or peer in self._connected:
+        if result is not DialResult.REFUSED:
             return
-        try:
+        try:  # the view ignores it if a connection to the peer is open again
             self._handle(self.view.on_refused(peer, self._clock()), peer)
         except Exception as exc:  # nothing a peer's state caused may end the checks
             self._loop_failed("dialback", exc)

@@ -20,7 +20,7 @@ import logging
 import os
 import secrets
 import stat
-from collections import Counter
+from collections import Counter, OrderedDict
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -402,6 +402,9 @@ class GuardedPubsub(Pubsub):
 
 # --------------------------------------------------------------------- peer events
 
+# Peers whose dialled address we remember (newest kept): a few hundred bytes each.
+MAX_DIALLED_PEERS = 4096
+
 
 def _closing(conn: object) -> bool:
     event = getattr(conn, "event_closed", None)
@@ -446,6 +449,10 @@ class _PeerEvents(INotifee):
         self._live: set[ID] = set()
         self.on_connected: list[PeerListener] = []
         self.on_disconnected: list[PeerListener] = []
+        # peer -> (ip, port) where our last outbound connection to it was authenticated:
+        # an address of its own listener that we saw answer as that peer, unlike the
+        # addresses it advertises (a digest could aim our dial-backs anywhere).
+        self.dialled: OrderedDict[ID, tuple[str, int]] = OrderedDict()
 
     def _fire(self, listeners: list[PeerListener], peer_id: ID) -> None:
         for listener in list(listeners):
@@ -457,9 +464,24 @@ class _PeerEvents(INotifee):
     async def connected(self, network: INetwork, conn: INetConn) -> None:
         await trio.lowlevel.checkpoint()
         peer_id = conn.muxed_conn.peer_id
+        self._remember_dialled(peer_id, conn)
+        if _closing(conn):
+            return  # closed before we got here: closing() had nothing to undo
         if peer_id not in self._live:
             self._live.add(peer_id)
             self._fire(self.on_connected, peer_id)
+
+    def _remember_dialled(self, peer_id: ID, conn: INetConn) -> None:
+        if str(getattr(conn, "direction", "")) != "outbound":
+            return
+        try:
+            host, port = conn.muxed_conn.secured_conn.get_remote_address()  # type: ignore[attr-defined]
+        except Exception:  # not a TCP connection we can name
+            return
+        self.dialled[peer_id] = (str(host), int(port))
+        self.dialled.move_to_end(peer_id)
+        while len(self.dialled) > MAX_DIALLED_PEERS:
+            self.dialled.popitem(last=False)
 
     def closing(self, conn: INetConn) -> None:
         """``conn`` began to close: if it was the peer's last open one, it is gone."""
@@ -540,6 +562,13 @@ class P2PNode:
 
     def connected_peers(self) -> list[str]:
         return [pid.to_base58() for pid in self.host.get_connected_peers()]
+
+    def dialled_address(self, peer: str) -> tuple[str, int] | None:
+        """Where our last outbound connection to ``peer`` was authenticated, if any."""
+        try:
+            return self._events.dialled.get(ID.from_base58(peer))
+        except Exception:  # not a peer id
+            return None
 
     def responsive_peers(self) -> list[str]:
         """Connected peers, less those whose latest liveness ping went unanswered."""

@@ -40,6 +40,11 @@ def _never() -> bool:
     return False
 
 
+def _open(conns: list[INetConn]) -> list[INetConn]:
+    """The connections whose close has not begun (SwarmConn.event_closed)."""
+    return [c for c in conns if not getattr(getattr(c, "event_closed", None), "is_set", _never)()]
+
+
 class LinkPinger:
     """Round-robin pings; see the module docstring. Counters: ``sent``, ``answered``,
     ``failed`` (reported to the listeners) and ``ignored`` (failed while we were starved)."""
@@ -79,7 +84,7 @@ class LinkPinger:
         return {peer.to_base58() for peer in self._unresponsive}
 
     def _live(self) -> set[ID]:
-        return {peer for peer, conns in self._network.connections.items() if conns}
+        return {peer for peer, conns in self._network.connections.items() if _open(conns)}
 
     async def run(self) -> None:
         async with trio.open_nursery() as nursery:
@@ -105,16 +110,18 @@ class LinkPinger:
         self._order = candidates
         return self._order.pop()
 
-    async def probe_now(self, peer: str) -> None:
+    async def probe_now(self, peer: str) -> bool:
         """Ping ``peer`` at once, out of turn (a suspicion of it was heard: SWIM's
-        indirect probe, each observer asking for itself), unless one is in flight or it
-        is not connected. The result goes where a round-robin ping's goes."""
+        indirect probe, each observer asking for itself), unless one is in flight. The
+        result goes where a round-robin ping's goes. False if no open connection to
+        ``peer`` was found (then nothing was sent)."""
         for peer_id in self._live():
             if peer_id.to_base58() == peer:
                 if peer_id not in self._in_flight:
                     self._in_flight.add(peer_id)
                     await self._probe(peer_id)
-                return
+                return True
+        return False
 
     async def ping(self, conn: INetConn) -> bool:
         """One ping on ``conn`` within ``timeout``; True if it was answered."""
@@ -123,9 +130,10 @@ class LinkPinger:
 
     async def _probe(self, peer: ID) -> None:
         try:
-            conns = self._network.connections.get(peer) or []
+            conns = _open(self._network.connections.get(peer) or [])
             if not conns:
                 return
+            # An open one: a connection whose close has begun fails every ping.
             conn = conns[0]
             self.sent += 1
             if await self.ping(conn):

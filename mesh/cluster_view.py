@@ -508,6 +508,11 @@ class ClusterView:
         """libp2p opened a connection to ``peer``. A connection is no statement of the peer's
         health, so it changes no state (SWIM: only the member itself can refute)."""
         self._connected.add(peer)
+        record = self._members.get(peer)
+        if record is not None and record.suspicion is not None:
+            # It is listening after all (or again): an earlier refused dial proves nothing
+            # now, and must not make a connected member dead (rule 7).
+            record.suspicion.refused_at = None
         return Outcome()
 
     def on_disconnected(self, peer: str, now: float) -> Outcome:

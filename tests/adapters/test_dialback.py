@@ -8,7 +8,7 @@ import pytest
 import trio
 import trio.testing
 
-from adapters.dialback import MAX_TARGETS, DialResult, Verifier, dial_back, tcp_targets
+from adapters.dialback import DialResult, Verifier, dial_back
 
 PEER = "12D3KooWPeer"
 
@@ -24,41 +24,44 @@ def _addr(port: int, peer: str = PEER, host: str = "127.0.0.1") -> str:
     return f"/ip4/{host}/tcp/{port}/p2p/{peer}"
 
 
-def test_only_the_signers_own_tcp_addresses_are_dialled() -> None:
-    addrs = [
-        _addr(9000),
-        _addr(9001, peer="12D3KooWSomeoneElse"),  # aims our dial at another peer
-        "/dns4/example.com/tcp/9002/p2p/" + PEER,  # a name: no lookups on a peer's word
-        "/ip4/127.0.0.1/udp/9003/quic/p2p/" + PEER,
-        "/ip4/127.0.0.1/tcp/70000/p2p/" + PEER,  # no such port
-        "/ip4/999.0.0.1/tcp/9004/p2p/" + PEER,
-        "/ip6/::1/tcp/9005/p2p/" + PEER,
-        "/ip4/127.0.0.1/tcp/9006",  # no peer id
-        "garbage",
-    ]
-    assert tcp_targets(addrs, PEER) == [
-        (socket.AF_INET, "127.0.0.1", 9000),
-        (socket.AF_INET6, "::1", 9005),
-    ]
-
-
-def test_a_digest_with_many_addresses_costs_a_bounded_number_of_dials() -> None:
-    addrs = [_addr(9000 + i) for i in range(100)]
-    assert len(tcp_targets(addrs, PEER)) == MAX_TARGETS
-
-
 async def test_a_closed_port_is_refused_and_a_listening_one_open() -> None:
     listener = trio.socket.socket()
     await listener.bind(("127.0.0.1", 0))
     listener.listen()
     with listener:
         open_port = listener.getsockname()[1]
-        closed = _closed_port()
-        assert await dial_back([_addr(closed)], PEER, 1.0) is DialResult.REFUSED
-        assert await dial_back([_addr(open_port)], PEER, 1.0) is DialResult.OPEN
-        # One address that still accepts is enough to doubt a crash.
-        assert await dial_back([_addr(closed), _addr(open_port)], PEER, 1.0) is DialResult.OPEN
-        assert await dial_back([], PEER, 1.0) is DialResult.UNKNOWN
+        assert await dial_back(("127.0.0.1", _closed_port()), 1.0) is DialResult.REFUSED
+        assert await dial_back(("127.0.0.1", open_port), 1.0) is DialResult.OPEN
+        # A peer we never dialled has no address we may dial.
+        assert await dial_back(None, 1.0) is DialResult.UNKNOWN
+        assert await dial_back(("not-an-ip", 1), 1.0) is DialResult.UNKNOWN
+
+
+async def test_one_peer_is_checked_once_at_a_time_and_cannot_take_every_slot(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    # A suspect whose check hangs (its address swallows SYNs), re-suspected every 0.1 s.
+    running: list[str] = []
+    most = 0
+
+    async def verify(peer: str) -> None:
+        nonlocal most
+        running.append(peer)
+        most = max(most, running.count("slow"))
+        try:
+            await trio.sleep(5.0 if peer == "slow" else 0.0)
+        finally:
+            running.remove(peer)
+
+    verifier = Verifier(timeout=2.0, cooldown=1.0, max_concurrent=4)
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(verifier.run, verify)
+        for _ in range(40):
+            verifier.request("slow", urgent=True)
+            verifier.request("crash", urgent=True)
+            await trio.sleep(0.1)
+        nursery.cancel_scope.cancel()
+    assert most == 1
 
 
 async def test_requests_are_bounded_by_the_queue(autojump_clock: trio.testing.MockClock) -> None:

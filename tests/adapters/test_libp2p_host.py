@@ -305,6 +305,22 @@ async def test_peer_listeners_see_connect_and_clean_close(
         assert a.connected_peers() == []
 
 
+async def test_only_an_address_we_dialled_ourselves_is_remembered(
+    p2p_config: MakeConfig, wait_until: WaitUntil
+) -> None:
+    # The dial-back target (adapters/dialback.py): where we authenticated the peer, never
+    # where it says it listens, and nothing for a peer that only dialled us.
+    async with (
+        open_p2p_node(p2p_config("a")) as a,
+        open_p2p_node(p2p_config("b", bootstrap=(a.listen_addrs[0],))) as b,
+    ):
+        await wait_until(lambda: a.peer_id in b.connected_peers(), what="b dialled a")
+        port = int(a.listen_addrs[0].split("/")[4])
+        assert b.dialled_address(a.peer_id) == ("127.0.0.1", port)
+        assert a.dialled_address(b.peer_id) is None
+        assert a.dialled_address("not a peer id") is None
+
+
 _CHILD = textwrap.dedent(
     """
     import sys, trio

@@ -636,6 +636,16 @@ def test_a_refused_dial_while_connected_is_ignored() -> None:
     assert state(view) is ALIVE
 
 
+def test_a_peer_that_connects_after_a_refused_dial_is_not_killed_by_it() -> None:
+    view = cluster(X, B, C, D, config=QUIET)
+    view.on_refused(X, 1.0)
+    view.on_connected(X, 1.05)  # back within the grace (a blip, or it restarted its listener)
+    view.tick(1.0 + CFG.refused_grace)
+    assert state(view) is SUSPECT  # the plain suspicion runs on, nothing more
+    view.on_digest(dg(X, 2), 1.2)
+    assert state(view) is ALIVE
+
+
 def test_a_refused_dial_to_a_stopping_peer_means_it_left() -> None:
     view = cluster(X, B, C, config=QUIET)
     view.on_digest(dg(X, 2, status=Status.STOPPING), 0.5)

@@ -20,6 +20,7 @@ topic, mesh/cluster_view.py rule 2).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 import urllib.request
@@ -748,3 +749,57 @@ async def test_a_flood_of_fresh_identities_is_bounded(mesh_network, admission: b
         assert body["node_id"] == victim.peer_id
         await _watch(net, 2 * SUSPICION_MIN)
         await _assert_intact(net, admission=admission, before=before, strangers=joined())
+
+
+# --- dial-backs aimed elsewhere ------------------------------------------------------------
+
+
+async def test_a_suspects_advertised_address_is_never_dialled(mesh_network) -> None:
+    # A member advertises a third party's address as its own, then is suspected (by a
+    # second minted member): if observers dialled what digests advertise, the whole
+    # cluster would connect to any host and port an attacker names (a port scan, or a
+    # flood from inside). They dial only where they once authenticated the peer.
+    net = await mesh_network(4)
+    canary = trio.socket.socket()
+    await canary.bind(("127.0.0.1", 0))
+    canary.listen(64)
+    accepted = 0
+
+    async def count_connections() -> None:
+        nonlocal accepted
+        while True:
+            conn, _ = await canary.accept()
+            accepted += 1
+            conn.close()
+
+    decoy, accuser = forge.mint(), forge.mint()
+    port = canary.getsockname()[1]
+    start = forge.now_ms() - 1000
+    aimed = dataclasses.replace(
+        forge.digest_of(decoy, start_time_ms=start),
+        p2p_addrs=(f"/ip4/127.0.0.1/tcp/{port}/p2p/{decoy.peer_id}",),
+    )
+    with canary:
+        async with trio.open_nursery() as nursery, net.rogue(connect_to=[net.nodes[0]]) as rogue:
+            nursery.start_soon(count_connections)
+            await rogue.until_subscribed(net.nodes[0])
+            await rogue.inject(
+                net.nodes[0],
+                forge.sign(decoy, forge.raw_gossip(aimed)),
+                *_join_messages([accuser]),
+            )
+            await _until_members(net, [decoy, accuser], net.live)
+            basis = _member(net.nodes[0], decoy.peer_id).key
+            notice = forge.notice_by(accuser, decoy.peer_id, basis)
+            await rogue.inject(net.nodes[0], forge.sign(accuser, forge.raw_gossip(notice)))
+            await net.until(
+                lambda m: all(v.state_of(decoy.peer_id) not in (None, ALIVE) for v in m.values()),
+                what="the decoy suspected everywhere",
+            )
+            # Every node checked the suspect, and found nowhere it may dial ("unknown").
+            for node in net.nodes:
+                await net.until_metric(
+                    node, "chorus_gossip_dialbacks_total", lambda v: v >= 1, result="unknown"
+                )
+            nursery.cancel_scope.cancel()
+    assert accepted == 0
