@@ -48,7 +48,7 @@ from libp2p.stream_muxer.yamux.yamux import PROTOCOL_ID as YAMUX_PROTOCOL_ID
 from libp2p.stream_muxer.yamux.yamux import Yamux
 from libp2p.tools.anyio_service import background_trio_service
 
-from adapters import record_cache
+from adapters import record_cache, yamux_credit
 from adapters.dht import (
     DEFAULT_MAX_VALUE_SIZE,
     DEFAULT_RECORD_TTL,
@@ -119,9 +119,11 @@ class P2PConfig:
     # D=6 (Dlo=5, Dhi=12) a 10-node devnet spent ~10 % of a core per node on 4 digests a
     # second. D=4 keeps two spare paths per node and cut that by a third (2026-11-28).
     gossip_heartbeat_interval: float = 1.0
-    gossip_degree: int = 4
-    gossip_degree_low: int = 3
-    gossip_degree_high: int = 6
+    # D=3 (Dlo=2, Dhi=4) keeps one spare path per node and cut the digest copies a node
+    # sends by about a third at 10 idle nodes (devnet/cost_breakdown.py, 2026-12-02).
+    gossip_degree: int = 3
+    gossip_degree_low: int = 2
+    gossip_degree_high: int = 4
     # Offered GossipSub versions, best first. Not 1.2: py-libp2p 0.8.1 sends an IDONTWANT
     # to every mesh peer for every message it receives, where go-libp2p does so only above
     # 1 KiB. Our digests are ~400 bytes, so 1.2 only doubled the RPCs (10 % -> 6 % of a
@@ -160,6 +162,9 @@ class P2PConfig:
     ping_interval: float = 0.5
     ping_timeout: float = 1.0
     abort_connection_on_ping_failure: bool = False
+    # One long-lived ping stream per connection (LinkPinger.reuse_streams): a new stream
+    # per ping cost ~20 TCP segments per ping, a third of an idle node's packets.
+    ping_reuse_streams: bool = True
 
     # py-libp2p's connection manager dials every peer in its peerstore (learned from
     # the DHT and identify) while it has fewer than 50 to 100 connections: a full mesh
@@ -544,6 +549,7 @@ class P2PNode:
             interval=cfg.ping_interval,
             timeout=cfg.ping_timeout,
             abort=cfg.abort_connection_on_ping_failure,
+            reuse_streams=cfg.ping_reuse_streams,
         )
         # Set once every bootstrap address has been dialled or given up on; then
         # bootstrap_results maps each address to the peer id reached, or None.
@@ -743,6 +749,8 @@ def quiet_libp2p_logging(level: int = logging.WARNING) -> None:
 def _build_host(cfg: P2PConfig, key_pair: KeyPair) -> IHost:
     # Signed peer records are verified once, not on every RPC (adapters/record_cache.py).
     record_cache.install()
+    # WINDOW_UPDATEs only when half the window is used, as go-yamux (adapters/yamux_credit.py).
+    yamux_credit.install()
     connection_config = ConnectionConfig(
         # One connection per peer: a successful dial otherwise waits 250 ms for nothing
         # (notes, "Building a node").

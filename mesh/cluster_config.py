@@ -17,7 +17,7 @@ devnet     0.2 s + suspicion min 2.0 s = ~2.2 s             ping failure ~1.4 s 
 production 0.2 s + 1.5 s = ~1.7 s                           ping failure (up to 1.5 s: the
                                                             next ping plus its 1 s timeout)
                                                             + 1.5 s = ~3 s (digest silence
-                                                            alone: 15 s + 1.5 s)
+                                                            alone: 45 s + 1.5 s)
 =========  ===============================================  ==============================
 
 A killed peer whose port refuses our dial-back (``refused_grace``) is dead sooner in every
@@ -64,7 +64,11 @@ class ClusterConfig:
     # Seconds between two digests a node publishes when nothing changed: the heartbeat.
     # Shorter detects silent (frozen) peers sooner and costs n/refresh_period messages a
     # second on the topic. Stretched for large clusters, see refresh_interval().
-    refresh_period: float = 5.0
+    # Production: 15 s. The heartbeat only finds peers whose gossip stalls while their
+    # process still answers pings (crashes, freezes and leaves are found otherwise), and
+    # the digests were 41 % of an idle node's bytes at 5 s (devnet/cost_breakdown.py,
+    # 2026-12-02).
+    refresh_period: float = 15.0
     # Messages a second the refreshes of the whole cluster may add to the topic. With n
     # members each refreshes every max(refresh_period, n / max_refresh_rate) seconds, like
     # memberlist's pushPullScale. The issue's ceiling is "well under 10 msgs/s/topic".
@@ -250,8 +254,8 @@ def suspicion_timeout(
 
 
 def production() -> ClusterConfig:
-    """Gentle on the topic (5 s refresh, at most 5 refresh messages a second cluster-wide,
-    as memberlist's DefaultLANConfig), quick to judge: a killed peer dead in ~0.2 s (its
+    """Gentle on the topic (15 s refresh, at most 5 refresh messages a second
+    cluster-wide), quick to judge: a killed peer dead in ~0.2 s (its
     port refuses our dial-back) or ~1.7 s (it vanished), a frozen one in ~3 s."""
     return ClusterConfig()
 

@@ -321,6 +321,24 @@ async def test_only_an_address_we_dialled_ourselves_is_remembered(
         assert a.dialled_address("not a peer id") is None
 
 
+async def test_pings_reuse_one_stream_and_replace_a_closed_one(
+    p2p_config: MakeConfig, wait_until: WaitUntil
+) -> None:
+    async with (
+        open_p2p_node(p2p_config("a")) as a,
+        open_p2p_node(p2p_config("b", bootstrap=(a.listen_addrs[0],))) as b,
+    ):
+        await wait_until(lambda: a.peer_id in b.connected_peers(), what="connected")
+        (conn,) = b.host.get_network().connections[a.host.get_id()]
+        assert await b.pinger.ping(conn)
+        (stream,) = b.pinger._streams.values()
+        assert await b.pinger.ping(conn) and await b.pinger.ping(conn)
+        assert list(b.pinger._streams.values()) == [stream]  # one stream, three pings
+        await stream.close()  # as a responder does after 10 s without a ping
+        assert await b.pinger.ping(conn)  # answered on a fresh stream, not failed
+        assert list(b.pinger._streams.values()) != [stream]
+
+
 _CHILD = textwrap.dedent(
     """
     import sys, trio
