@@ -9,13 +9,14 @@ forge it for us: it is our kernel's answer, which is why the view trusts it
 (``ClusterView.on_refused``, rule 7) and why every observer dials for itself rather than
 believing another's word.
 
-Only one address is ever dialled: the one where our own last outbound connection to the
-peer was authenticated as that peer (``P2PNode.dialled_address``), never an address the
-peer advertises. A digest could otherwise aim every node's dials at any host and port
-(a port scan, or a flood of a third party from inside the cluster), or at an address that
-refuses for reasons of its own (0.0.0.0, a NAT, a REJECT rule) to have a live member
-declared dead. A peer we never dialled is not dialled back: it waits for the suspicion's
-timeout.
+Only one address is dialled (``P2PNode.dial_back_target``): where our own last outbound
+connection to the peer was authenticated as that peer, or else one the peer advertises on
+the very IP its authenticated connection to us came from. A digest could otherwise aim
+every node's dials at any host and port (a port scan, or a flood of a third party from
+inside the cluster), or at an address that refuses for reasons of its own (0.0.0.0, a NAT,
+a REJECT rule) to have a live member declared dead. A peer we never met is not dialled
+back: it waits for the suspicion's timeout. All dial-backs share a rate
+(``GossipTuning.dialback_rate``), so Sybils suspected in turn make no flood either.
 
 :func:`dial_back` makes one plain TCP connect, closed at once: no libp2p handshake, so it
 costs the listener an accept and nothing more. :class:`Verifier` runs the checks the

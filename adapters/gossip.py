@@ -252,6 +252,9 @@ class GossipTuning:
     dialback_cooldown: float = 1.0
     max_concurrent_dialbacks: int = 4
     max_pending_dialbacks: int = 64
+    # Dial-backs a second to all peers together, with a burst (beyond: dropped).
+    dialback_rate: float = 10.0
+    dialback_burst: float = 32.0
     # leave(): wait at most this long for py-libp2p's outbound queues to drain, then this
     # much for the last popped frame's write to finish.
     leave_flush_timeout: float = 1.0
@@ -425,6 +428,9 @@ class GossipService:
         self._last_refute = -math.inf
         self._pull_budget = TokenBucket(self._tuning.pull_rate, self._tuning.pull_burst, 0.0)
         self._errors_logged: set[str] = set()
+        self._dial_budget = TokenBucket(
+            self._tuning.dialback_rate, self._tuning.dialback_burst, 0.0
+        )
         self._verifier = Verifier(
             timeout=self._tuning.dialback_timeout + 2.0,  # a ping's 1 s fits too
             cooldown=self._tuning.dialback_cooldown,
@@ -1155,7 +1161,11 @@ class GossipService:
         # open connection (our connection events may lag the network's), a dial-back.
         if peer in self._connected and await self._node.pinger.probe_now(peer):
             return
-        address = self._node.dialled_address(peer)
+        address = self._node.dial_back_target(peer, member.p2p_addrs)
+        if address is not None and not self._dial_budget.take(self._clock()):
+            # Sybils each suspected in turn must not make us a connection flood.
+            self._metrics.dialbacks.labels(result="dropped").inc()
+            return
         result = await dial_back(address, self._tuning.dialback_timeout)
         self._metrics.dialbacks.labels(result=str(result)).inc()
         logger.debug("dial-back of %s: %s", peer, result)

@@ -21,9 +21,10 @@ import os
 import secrets
 import stat
 from collections import Counter, OrderedDict
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import multiaddr  # type: ignore[import-untyped]  # ships no py.typed
 import trio
@@ -407,8 +408,17 @@ class GuardedPubsub(Pubsub):
 
 # --------------------------------------------------------------------- peer events
 
-# Peers whose dialled address we remember (newest kept): a few hundred bytes each.
+# Addresses of a digest looked at for a dial-back target.
+MAX_ADVERTISED = 8
+# Peers whose dialled address and IP we remember (newest kept): a few hundred bytes each.
 MAX_DIALLED_PEERS = 4096
+
+
+def _remember(table: OrderedDict[ID, Any], peer_id: ID, value: Any) -> None:
+    table[peer_id] = value
+    table.move_to_end(peer_id)
+    while len(table) > MAX_DIALLED_PEERS:
+        table.popitem(last=False)
 
 
 def _closing(conn: object) -> bool:
@@ -458,6 +468,8 @@ class _PeerEvents(INotifee):
         # an address of its own listener that we saw answer as that peer, unlike the
         # addresses it advertises (a digest could aim our dial-backs anywhere).
         self.dialled: OrderedDict[ID, tuple[str, int]] = OrderedDict()
+        # peer -> the IP its last authenticated connection (either way) came from.
+        self.seen_ip: OrderedDict[ID, str] = OrderedDict()
 
     def _fire(self, listeners: list[PeerListener], peer_id: ID) -> None:
         for listener in list(listeners):
@@ -477,16 +489,13 @@ class _PeerEvents(INotifee):
             self._fire(self.on_connected, peer_id)
 
     def _remember_dialled(self, peer_id: ID, conn: INetConn) -> None:
-        if str(getattr(conn, "direction", "")) != "outbound":
-            return
         try:
             host, port = conn.muxed_conn.secured_conn.get_remote_address()  # type: ignore[attr-defined]
         except Exception:  # not a TCP connection we can name
             return
-        self.dialled[peer_id] = (str(host), int(port))
-        self.dialled.move_to_end(peer_id)
-        while len(self.dialled) > MAX_DIALLED_PEERS:
-            self.dialled.popitem(last=False)
+        _remember(self.seen_ip, peer_id, str(host))
+        if str(getattr(conn, "direction", "")) == "outbound":
+            _remember(self.dialled, peer_id, (str(host), int(port)))
 
     def closing(self, conn: INetConn) -> None:
         """``conn`` began to close: if it was the peer's last open one, it is gone."""
@@ -575,6 +584,29 @@ class P2PNode:
             return self._events.dialled.get(ID.from_base58(peer))
         except Exception:  # not a peer id
             return None
+
+    def dial_back_target(self, peer: str, advertised: Sequence[str]) -> tuple[str, int] | None:
+        """Where a dial-back of ``peer`` may go (adapters/dialback.py): where we dialled
+        and authenticated it ourselves; else, of the TCP addresses it ``advertised``, one
+        at the very IP its authenticated connection to us came from, so a digest can aim
+        our dials at no host but its own. None if neither."""
+        dialled = self.dialled_address(peer)
+        if dialled is not None:
+            return dialled
+        try:
+            ip = self._events.seen_ip.get(ID.from_base58(peer))
+        except Exception:  # not a peer id
+            return None
+        if ip is None:
+            return None
+        for addr in advertised[:MAX_ADVERTISED]:
+            parts = addr.split("/")
+            # ['', 'ip4', ip, 'tcp', port, 'p2p', peer]
+            if len(parts) == 7 and parts[1] in ("ip4", "ip6") and parts[2] == ip:
+                if parts[3] == "tcp" and parts[5] == "p2p" and parts[6] == peer:
+                    if parts[4].isdigit() and 0 < int(parts[4]) < 65536:
+                        return ip, int(parts[4])
+        return None
 
     def responsive_peers(self) -> list[str]:
         """Connected peers, less those whose latest liveness ping went unanswered."""

@@ -305,11 +305,11 @@ async def test_peer_listeners_see_connect_and_clean_close(
         assert a.connected_peers() == []
 
 
-async def test_only_an_address_we_dialled_ourselves_is_remembered(
+async def test_dial_back_targets_are_where_the_peer_was_authenticated(
     p2p_config: MakeConfig, wait_until: WaitUntil
 ) -> None:
-    # The dial-back target (adapters/dialback.py): where we authenticated the peer, never
-    # where it says it listens, and nothing for a peer that only dialled us.
+    # The dial-back target (adapters/dialback.py): where we authenticated the peer, or
+    # where it says it listens only at the IP its connection came from.
     async with (
         open_p2p_node(p2p_config("a")) as a,
         open_p2p_node(p2p_config("b", bootstrap=(a.listen_addrs[0],))) as b,
@@ -319,6 +319,15 @@ async def test_only_an_address_we_dialled_ourselves_is_remembered(
         assert b.dialled_address(a.peer_id) == ("127.0.0.1", port)
         assert a.dialled_address(b.peer_id) is None
         assert a.dialled_address("not a peer id") is None
+        # b only dialled a: a may dial b back at an address b advertises, but only at the
+        # IP b's connection came from, only naming b, never at a host b merely names.
+        b_port = int(b.listen_addrs[0].split("/")[4])
+        own = f"/ip4/127.0.0.1/tcp/{b_port}/p2p/{b.peer_id}"
+        elsewhere = f"/ip4/10.9.9.9/tcp/{b_port}/p2p/{b.peer_id}"
+        someone_else = f"/ip4/127.0.0.1/tcp/{b_port}/p2p/{a.peer_id}"
+        assert a.dial_back_target(b.peer_id, [elsewhere, own]) == ("127.0.0.1", b_port)
+        assert a.dial_back_target(b.peer_id, [elsewhere, someone_else]) is None
+        assert b.dial_back_target(a.peer_id, [elsewhere]) == ("127.0.0.1", port)  # dialled
 
 
 async def test_pings_reuse_one_stream_and_replace_a_closed_one(
