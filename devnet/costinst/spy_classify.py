@@ -1,0 +1,116 @@
+"""Sorts a py-spy CPU profile of a node into subsystems (a measurement aid, not product code).
+
+Input: ``py-spy record -f raw`` output (collapsed stacks, ``frame;frame;... count`` per
+line). Each stack goes to the first rule whose substring it contains; stacks whose leaf is
+trio's epoll wait are idle and counted apart. Usage:
+
+    python -m devnet.costinst.spy_classify PROFILE.txt [PROFILE.txt ...]
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections import Counter
+from collections.abc import Iterable
+
+# (substring of the stack, subsystem). Order matters: crypto and the specific tasks come
+# before the generic pubsub/yamux frames that sit under them in the same stack.
+RULES: tuple[tuple[str, str], ...] = (
+    ("ed25519", "crypto: Ed25519 sign/verify"),
+    ("nacl", "crypto: Ed25519 sign/verify"),
+    ("signing.py", "crypto: Ed25519 sign/verify"),
+    ("verify_msg", "crypto: Ed25519 sign/verify"),
+    ("GossipSub.heartbeat", "gossipsub heartbeat (mesh/fanout/IHAVE, cleanup)"),
+    ("LinkPinger", "liveness pings (initiator)"),
+    ("host/ping.py", "liveness pings (responder)"),
+    ("ping_probe", "liveness pings (initiator)"),
+    ("probes/pubsub_probe.py", "pubsub probe + answers"),
+    ("probes/dht_probe.py", "DHT probe"),
+    ("kad_dht", "Kademlia (handler, refresh)"),
+    ("identify", "identify"),
+    ("adapters/gossip.py", "health gossip service (digests, view, pulls)"),
+    ("mesh/cluster_view", "health gossip service (digests, view, pulls)"),
+    ("mesh/digest", "health gossip service (digests, view, pulls)"),
+    ("Pubsub.handle_sending_messages", "pubsub outbound (write RPCs)"),
+    ("continuously_read_stream", "pubsub inbound (read, validate, route)"),
+    ("Pubsub.push_msg", "pubsub inbound (read, validate, route)"),
+    ("gossipsub.py", "pubsub inbound (read, validate, route)"),
+    ("pubsub.py", "pubsub other"),
+    ("Yamux.handle_incoming", "yamux+noise read loop (decrypt, demux, window updates)"),
+    ("yamux", "yamux other (sweeper, rtt, write)"),
+    ("hypercorn", "HTTP server"),
+    ("mesh/manager.py", "check manager + local checks"),
+    ("probes/local.py", "check manager + local checks"),
+    ("probes/enhanced.py", "check manager + local checks"),
+    ("psutil", "check manager + local checks"),
+    ("loop_lag", "event-loop lag monitor"),
+    ("anyio_service", "libp2p service manager"),
+    ("swarm", "swarm/connection handling"),
+    ("unrolled_run", "trio scheduler itself"),
+)
+# Leaves of stacks py-spy caught outside any task frame (trio switches tasks in C).
+SOCKET_LEAVES = (
+    "_socket.py",
+    "_highlevel_socket",
+    "io/trio.py",
+    "raw_connection",
+    "noise",
+    "msgio",
+    "io/utils.py",
+    "varint",
+    "net_stream",
+)
+IDLE = "idle (epoll wait)"
+
+
+def classify(stack: str) -> str:
+    """Subsystem of one collapsed stack, or :data:`IDLE`."""
+    leaf = stack.rsplit(";", 1)[-1]
+    if "get_events" in leaf or "EpollIOManager" in leaf:
+        return IDLE
+    for needle, name in RULES:
+        if needle in stack:
+            return name
+    if any(needle in leaf for needle in SOCKET_LEAVES):
+        return "socket/noise I/O (stack without its task)"
+    if "trio" in leaf or "outcome" in leaf or "contextlib" in leaf:
+        return "trio primitives (stack without its task)"
+    return "other"
+
+
+def tally(lines: Iterable[str]) -> Counter[str]:
+    """Samples per subsystem (idle included) from ``stack count`` lines."""
+    totals: Counter[str] = Counter()
+    for line in lines:
+        stack, _, count = line.rstrip("\n").rpartition(" ")
+        if stack and count.isdigit():
+            totals[classify(stack)] += int(count)
+    return totals
+
+
+def report(totals: Counter[str]) -> str:
+    idle = totals.get(IDLE, 0)
+    busy = {name: n for name, n in totals.items() if name != IDLE}
+    busy_total = sum(busy.values())
+    lines = [f"samples busy={busy_total} idle(epoll)={idle}"]
+    for name, n in sorted(busy.items(), key=lambda item: -item[1]):
+        lines.append(f"{100 * n / busy_total:5.1f}%  {n:5d}  {name}")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("profiles", nargs="+", help="py-spy -f raw output files")
+    args = parser.parse_args(argv)
+    totals: Counter[str] = Counter()
+    for path in args.profiles:
+        with open(path) as handle:
+            totals += tally(handle)
+    print(report(totals))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
