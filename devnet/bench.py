@@ -309,6 +309,9 @@ class LoopbackCounter:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(2.0)
+        self.close()
+
+    def close(self) -> None:
         if self._sock is not None:
             self._sock.close()
 
@@ -325,14 +328,17 @@ class LoopbackCounter:
                 continue
             if data[12:14] != b"\x08\x00":  # IPv4 only: the nodes listen on 127.0.0.1
                 continue
-            ip = data[14:]
-            if ip[9] not in (6, 17):  # TCP, UDP
-                continue
-            header = (ip[0] & 0x0F) * 4
-            source, dest = struct.unpack("!HH", ip[header : header + 4])
-            if source in self.ports or dest in self.ports:
-                self.bytes += struct.unpack("!H", ip[2:4])[0]
-                self.packets += 1
+            self.count(data[14:])
+
+    def count(self, ip: bytes) -> None:
+        """Count one outgoing IPv4 packet if it is TCP or UDP to or from our ports."""
+        if ip[9] not in (6, 17):  # TCP, UDP
+            return
+        header = (ip[0] & 0x0F) * 4
+        source, dest = struct.unpack("!HH", ip[header : header + 4])
+        if source in self.ports or dest in self.ports:
+            self.bytes += struct.unpack("!H", ip[2:4])[0]
+            self.packets += 1
 
 
 # -------------------------------------------------------------------------- resources

@@ -39,12 +39,10 @@ import contextlib
 import json
 import os
 import signal
-import socket
 import statistics
 import struct
 import subprocess
 import sys
-import threading
 import time
 import urllib.request
 from pathlib import Path
@@ -52,74 +50,33 @@ from typing import Any
 
 import psutil
 
+from devnet.bench import LoopbackCounter
 from devnet.costinst import _cost_hooks as hooks
 from devnet.costinst.summarize import breakdown, render
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 COSTINST = HERE / "costinst"
-ETH_P_ALL = 0x0003  # taps bound to one protocol never see outgoing copies
-PACKET_OUTGOING = 4  # lo shows every packet twice; count the outgoing copy only
 # Counters summed over the nodes' /metrics after the window.
 SCRAPED = ("chorus_p2p_pings", "chorus_p2p_inbound_dropped", "chorus_p2p_connected_peers")
 
 
-def open_capture() -> socket.socket:
-    """Raw socket on lo; raises PermissionError without CAP_NET_RAW."""
-    sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.ntohs(ETH_P_ALL))
-    try:
-        sock.bind(("lo", 0))
-        sock.settimeout(0.2)
-    except OSError:
-        sock.close()
-        raise
-    return sock
+class Capture(LoopbackCounter):
+    """bench.LoopbackCounter, TCP only, with the pure ACKs (no TCP payload) told apart."""
 
-
-class Capture:
-    """Outgoing IPv4 TCP packets on lo to or from any of ``ports``: bytes and packets, and
-    of them the pure ACKs (no TCP payload). bench.LoopbackCounter has no ACK split."""
-
-    def __init__(self, sock: socket.socket, ports: set[int]) -> None:
-        self.ports = ports
-        self.bytes = self.packets = self.ack_packets = self.ack_bytes = 0
-        self._sock = sock
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True, name="cost-capture")
-
-    def __enter__(self) -> Capture:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *_exc: object) -> None:
-        self._stop.set()
-        self._thread.join(2.0)
-        self._sock.close()
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            try:
-                data, address = self._sock.recvfrom(65535)
-            except TimeoutError:
-                continue
-            except OSError:
-                return
-            if address[2] != PACKET_OUTGOING or len(data) < 14 + 40:
-                continue
-            if data[12:14] != b"\x08\x00":  # IPv4 only: the nodes listen on 127.0.0.1
-                continue
-            self.count(data[14:])
+    def __init__(self, ports: set[int]) -> None:
+        super().__init__(ports)
+        self.ack_packets = self.ack_bytes = 0
 
     def count(self, ip: bytes) -> None:
-        if ip[9] != 6:  # TCP
+        if ip[9] != 6:  # TCP only: libp2p's transport here
             return
+        before = self.packets
+        super().count(ip)
+        if self.packets == before:
+            return  # not our ports
         ihl = (ip[0] & 0x0F) * 4
         (total,) = struct.unpack("!H", ip[2:4])
-        sport, dport = struct.unpack("!HH", ip[ihl : ihl + 4])
-        if sport not in self.ports and dport not in self.ports:
-            return
-        self.bytes += total
-        self.packets += 1
         if total - ihl - (ip[ihl + 12] >> 4) * 4 == 0:
             self.ack_packets += 1
             self.ack_bytes += total
@@ -221,7 +178,7 @@ def views_ok(args: argparse.Namespace, env: dict[str, str]) -> str:
     return f"converged={body.get('converged')} agreeing={len(body.get('agreeing', []))}"
 
 
-def measure(args: argparse.Namespace, capture: socket.socket) -> dict[str, Any]:
+def measure(args: argparse.Namespace, capture: Capture) -> dict[str, Any]:
     run_dir = Path(args.dir)
     dump_dir = run_dir / "cost-dumps"
     env = node_env(args, dump_dir)
@@ -258,7 +215,8 @@ def measure(args: argparse.Namespace, capture: socket.socket) -> dict[str, Any]:
         time.sleep(args.settle)
         cpu_before = {pid: proc.cpu_times() for pid, proc in procs.items()}
         dumps_before = read_dumps(dump_dir, set(procs)) if args.instrument else {}
-        with Capture(capture, ports) as counter:
+        capture.ports = ports
+        with capture:
             t0 = time.monotonic()
             time.sleep(args.window)
             elapsed = time.monotonic() - t0
@@ -276,10 +234,10 @@ def measure(args: argparse.Namespace, capture: socket.socket) -> dict[str, Any]:
             cpu_percent=statistics.median(cpu),
             cpu_percent_max=max(cpu),
             cpu_percent_mean=statistics.mean(cpu),
-            bytes_per_s=counter.bytes / per_node,
-            packets_per_s=counter.packets / per_node,
-            ack_packets_per_s=counter.ack_packets / per_node,
-            ack_bytes_per_s=counter.ack_bytes / per_node,
+            bytes_per_s=capture.bytes / per_node,
+            packets_per_s=capture.packets / per_node,
+            ack_packets_per_s=capture.ack_packets / per_node,
+            ack_bytes_per_s=capture.ack_bytes / per_node,
         )
         if args.instrument:
             used, rates = breakdown(dumps_before, dumps_after)
@@ -346,12 +304,10 @@ def main(argv: list[str] | None = None) -> int:
     if problem:
         print(f"cost_breakdown: {problem}", file=sys.stderr)
         return 2
-    try:
-        capture = open_capture()
-    except (PermissionError, AttributeError, OSError) as exc:
-        # AttributeError: no AF_PACKET outside Linux.
+    capture = Capture(set())
+    if not capture.available:
         print(
-            f"cost_breakdown: cannot capture on lo ({exc}); the AF_PACKET capture needs root"
+            "cost_breakdown: cannot capture on lo; the AF_PACKET capture needs root"
             " or CAP_NET_RAW (e.g. sudo -E env PYTHONPATH=$PYTHONPATH python -m"
             " devnet.cost_breakdown ...)",
             file=sys.stderr,

@@ -116,10 +116,7 @@ def test_cli_refuses_bad_overrides_before_anything_starts(
 def test_cli_without_capture_rights_exits_2(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    def refused() -> None:
-        raise PermissionError(1, "Operation not permitted")
-
-    monkeypatch.setattr(cost_breakdown, "open_capture", refused)
+    monkeypatch.setattr(cost_breakdown.Capture, "available", property(lambda self: False))
     monkeypatch.setattr(cost_breakdown, "measure", lambda *a: pytest.fail("devnet started"))
     assert cost_breakdown.main(["-n", "3"]) == 2
     assert "needs root" in capsys.readouterr().err
