@@ -14,10 +14,10 @@ preset     killed peer (libp2p disconnect in ~0.2 s)        frozen peer (SIGSTOP
 devnet     0.2 s + suspicion min 2.0 s = ~2.2 s             ping failure ~1.4 s + 2.0 s =
                                                             ~3.4 s; digest silence alone
                                                             (1.0-1.5 s) + 2.0 s = ~3.5 s
-production 0.2 s + 1.5 s = ~1.7 s                           ping failure (up to 1.5 s: the
-                                                            next ping plus its 1 s timeout)
-                                                            + 1.5 s = ~3 s (digest silence
-                                                            alone: 45 s + 1.5 s)
+production 0.2 s + 4.0 s = ~4.2 s                           ping failure (up to 2.5 s: the
+                                                            next ping plus its 2 s timeout)
+                                                            + 4.0 s = ~6 s (digest silence
+                                                            alone: 45 s + 4.0 s)
 =========  ===============================================  ==============================
 
 A killed peer whose port refuses our dial-back (``refused_grace``) is dead sooner in every
@@ -87,12 +87,13 @@ class ClusterConfig:
     # the time a wrongly suspected peer has to refute. Shorter detects sooner and gives a
     # live peer less time to hear of the suspicion and answer (refutation takes one gossip
     # round trip, tens of milliseconds; the rest is margin for GC pauses and loss).
-    # Production: 0.5 s * 3 = 1.5 s up to 10 members (1.95 s at 20), half of memberlist's
-    # LAN 4 s, because the evidence is better: a suspect is pinged by every observer that
-    # hears of it (adapters/dialback.py), so the minimum applies only once K observers
-    # failed to reach it on their own, and a live suspect refutes within one gossip round.
-    suspicion_interval: float = 0.5
-    suspicion_mult: int = 3  # memberlist's SuspicionMult (LAN default 4)
+    # Production: memberlist's LAN 4 s. 1.5 s (0.5 s * 3, with a 1 s ping timeout) found
+    # frozen peers in 2.9-3.8 s but made 57 live nodes dead in 5 minutes of 20 % packet
+    # loss, where Serf made none (make bench, loss part, 2026-12-02): a refutation that
+    # needs retransmits arrives too late. Crashes do not wait for it when a dial-back is
+    # refused (rule 7 of mesh.cluster_view).
+    suspicion_interval: float = 1.0
+    suspicion_mult: int = 4  # memberlist's SuspicionMult (LAN default 4)
     # Lifeguard's "Max = beta * Min" (IV-B): a suspicion nobody confirms waits this many
     # minimum timeouts. Higher suffers fewer false positives from one unlucky observer.
     suspicion_max_mult: int = 6  # memberlist's SuspicionMaxTimeoutMult
@@ -255,8 +256,8 @@ def suspicion_timeout(
 
 def production() -> ClusterConfig:
     """Gentle on the topic (15 s refresh, at most 5 refresh messages a second
-    cluster-wide), quick to judge: a killed peer dead in ~0.2 s (its
-    port refuses our dial-back) or ~1.7 s (it vanished), a frozen one in ~3 s."""
+    cluster-wide): a killed peer dead in ~0.2 s where its port refuses our dial-back,
+    else ~4.2 s, a frozen one in ~6 s; no false death under 20 % packet loss."""
     return ClusterConfig()
 
 
@@ -274,7 +275,6 @@ def devnet() -> ClusterConfig:
         # 0.5 s * 4 = 2.0 s minimum: four heartbeats, so a live peer refutes by its next
         # digest even if it never hears the suspicion.
         suspicion_interval=0.5,
-        suspicion_mult=4,
         # 6.0 s for an unconfirmed lone suspicion: still no slower than Serf.
         suspicion_max_mult=3,
         dead_forget_after=60.0,
