@@ -120,11 +120,13 @@ class P2PConfig:
     # D=6 (Dlo=5, Dhi=12) a 10-node devnet spent ~10 % of a core per node on 4 digests a
     # second. D=4 keeps two spare paths per node and cut that by a third (2026-11-28).
     gossip_heartbeat_interval: float = 1.0
-    # D=3 (Dlo=2, Dhi=4) keeps one spare path per node and cut the digest copies a node
-    # sends by about a third at 10 idle nodes (devnet/cost_breakdown.py, 2026-12-02).
-    gossip_degree: int = 3
-    gossip_degree_low: int = 2
-    gossip_degree_high: int = 4
+    # D=3 (Dlo=2, Dhi=4) cut the digest copies a node sends by about a third at 10 idle
+    # nodes (devnet/cost_breakdown.py, 2026-12-02), but full meshes of 4 pruned newcomers
+    # and a node back from starvation, which then heard and was heard by nobody for a
+    # minute of PRUNE backoff (tests/sim: test_starved_node_..., test_rogue, 2026-12-02).
+    gossip_degree: int = 4
+    gossip_degree_low: int = 3
+    gossip_degree_high: int = 6
     # Offered GossipSub versions, best first. Not 1.2: py-libp2p 0.8.1 sends an IDONTWANT
     # to every mesh peer for every message it receives, where go-libp2p does so only above
     # 1 KiB. Our digests are ~400 bytes, so 1.2 only doubled the RPCs (10 % -> 6 % of a
