@@ -164,13 +164,21 @@ class RoguePeer:
     async def until_subscribed(
         self, target: SimNode | str, topic: str = TOPIC, timeout: float = 15.0
     ) -> None:
-        """Wait until GossipSub tells us ``target`` subscribes to ``topic`` (so that our
-        publishes reach it). Raises TimeoutError."""
+        """Wait until GossipSub tells us ``target`` subscribes to ``topic`` and our own
+        pubsub stream to it is up (so that our publishes reach it). Raises TimeoutError."""
         pid = ID.from_base58(_peer_id(target))
+        pubsub = self.node.guarded_pubsub
         with trio.fail_after(timeout):
-            # Polling: py-libp2p offers no event for a peer's subscription.
-            while pid not in self.node.guarded_pubsub.peer_topics.get(topic, ()):  # noqa: ASYNC110
-                await trio.sleep(0.05)
+            # Polling: py-libp2p offers no event for either. Its subscription arrives on
+            # the target's stream to us, but GossipSub picks publish targets only among
+            # peers our own stream reached (router.peer_protocol): under load that came
+            # later, and what we published in between went to nobody.
+            while not (
+                pid in pubsub.peer_topics.get(topic, ())
+                and pid in pubsub.peers
+                and pid in pubsub.router.peer_protocol
+            ):
+                await trio.sleep(0.05)  # noqa: ASYNC110
 
     # -- publishing ------------------------------------------------------------------
 
