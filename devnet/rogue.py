@@ -173,12 +173,15 @@ class RoguePeer:
             # the target's stream to us, but GossipSub picks publish targets only among
             # peers our own stream reached (router.peer_protocol): under load that came
             # later, and what we published in between went to nobody.
-            while not (
-                pid in pubsub.peer_topics.get(topic, ())
-                and pid in pubsub.peers
-                and pid in pubsub.router.peer_protocol
-            ):
-                await trio.sleep(0.05)  # noqa: ASYNC110
+            def ready() -> bool:
+                return (
+                    pid in pubsub.peer_topics.get(topic, ())
+                    and pid in pubsub.peers
+                    and pid in pubsub.router.peer_protocol
+                )
+
+            while not ready():  # noqa: ASYNC110
+                await trio.sleep(0.05)
 
     # -- publishing ------------------------------------------------------------------
 
