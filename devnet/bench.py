@@ -689,6 +689,10 @@ def render_markdown(results: dict[str, Any], plot_name: str | None) -> str:
         from devnet.bench_loss import loss_section
 
         out += loss_section(results["loss"])
+    if results.get("partition"):
+        from devnet.bench_partition import partition_section
+
+        out += partition_section(results["partition"])
     out += [
         "## Method",
         "",
@@ -887,7 +891,7 @@ def sizes(raw: str) -> list[int]:
     return values
 
 
-PARTS = ("runs", "resources", "soak", "loss")
+PARTS = ("runs", "resources", "soak", "loss", "partition")
 
 
 def parts(raw: str) -> list[str]:
@@ -904,8 +908,9 @@ def build_parser() -> argparse.ArgumentParser:
         description="Benchmark the devnet against Serf (Debian's serf, LAN profile) and write"
         " BENCHMARKS.md with a plot. Needs serf (apt-get install -y serf), wrk for the"
         " throughput figure (apt-get install -y wrk) and the bench extra (matplotlib,"
-        " u-msgpack-python); the loss part needs root, iproute2 and nftables. The full default"
-        " run takes about 45 minutes, 10 of them the CPU soak and 11 the loss soak.",
+        " u-msgpack-python); the loss and partition parts need root and iproute2, the loss part"
+        " nftables too. The full default run takes about 50 minutes, 10 of them the CPU soak,"
+        " 11 the loss soak and a few the partition runs.",
     )
     parser.add_argument("--sizes", type=sizes, default=[5, 10, 20], help="default: 5,10,20")
     parser.add_argument("--runs", type=int, default=3, help="runs per size (default: 3)")
@@ -929,6 +934,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--loss-size", type=int, default=10, help="nodes per side in the loss soak (10)"
+    )
+    parser.add_argument(
+        "--partition-runs",
+        type=int,
+        default=3,
+        help="cut-and-heal runs of the partition part, both sides in namespaces; 0 skips it (3)",
+    )
+    parser.add_argument(
+        "--partition-size", type=int, default=6, help="nodes per side, cut in halves (6)"
     )
     parser.add_argument(
         "--probe-interval",
@@ -965,7 +979,7 @@ def build_parser() -> argparse.ArgumentParser:
         type=parts,
         default=list(PARTS),
         help="which parts to run, e.g. resources,soak: the others are kept from"
-        " <dir>/results.json (default: runs,resources,soak,loss)",
+        " <dir>/results.json (default: runs,resources,soak,loss,partition)",
     )
     return parser
 
@@ -984,7 +998,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.sizes, args.runs = [5], 1
         args.resource_sizes, args.soak_size = [5], 5
         args.idle_seconds, args.load_seconds, args.soak_minutes = 8.0, 4.0, 1.0
-        args.loss_minutes = 1.0
+        args.loss_minutes, args.partition_runs = 1.0, 1
     out = args.out or (args.dir / "BENCHMARKS.md" if args.quick else Path("BENCHMARKS.md"))
     plot_path = out.with_suffix(".png")
     try:
@@ -1029,7 +1043,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "runs": earlier.get("runs", []),
         "resources": earlier.get("resources", {}),
     }
-    for part in ("soak", "loss"):
+    for part in ("soak", "loss", "partition"):
         if part in earlier:
             results[part] = earlier[part]
     spent_before = float(earlier.get("meta", {}).get("duration_min", 0.0))
@@ -1124,6 +1138,23 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             # still make a report, which says why this one is missing.
             say(f"loss soak failed: {exc}")
             results["loss"] = {"n": args.loss_size, "minutes": args.loss_minutes, "error": str(exc)}
+        save()
+
+    if "partition" in args.parts and args.partition_runs > 0:
+        from devnet.bench_partition import partition_heal  # see render_markdown
+
+        try:
+            results["partition"] = partition_heal(
+                args.dir / "partition",
+                args.partition_size,
+                args.partition_runs,
+                say,
+                admission=not args.open,
+                profile=args.profile,
+            )
+        except DevnetError as exc:
+            say(f"partition part failed: {exc}")
+            results["partition"] = {"n": args.partition_size, "error": str(exc)}
         save()
     save()
     return results
