@@ -3,7 +3,11 @@
 The page is static; its script fetches ``/health/cluster`` from the node that served it
 every ``REFRESH_MS`` and redraws one table row per member of that node's cluster view: state
 (alive / suspect / dead / left) and self-reported status in colour, score, component scores,
-last seen, incarnation, version and addresses, with the elected admin marked.
+last seen, incarnation, version and addresses, with the elected admin marked. Each row ends
+with the member's recent past: its transitions (the view's history, newest five) drawn on a
+ten-minute track, one coloured stretch per state and a mark per change whose tooltip says
+when and why; above the table, the cluster score of the last hour as a small chart (the
+node keeps it, ``mesh.score_history``, so a page opened now still shows the past hour).
 
 Everything is inline, so the page works where nodes have no way out (and loads nothing a
 third party could change). A Content-Security-Policy built from the hashes of the inline
@@ -68,6 +72,16 @@ tr.row-dead { background: #ffebe9; }
 .bar i { display: block; height: 100%; }
 .comp { display: inline-block; margin-right: 8px; white-space: nowrap; }
 .good { color: var(--ok); } .fair { color: var(--warn); } .poor { color: var(--bad); }
+.track { position: relative; width: 140px; height: 10px; margin-top: 4px;
+         background: var(--bg); border: 1px solid var(--line); border-radius: 3px; }
+.track .seg { position: absolute; top: 0; bottom: 0; opacity: 0.55; }
+.track .mark { position: absolute; top: -3px; width: 3px; height: 14px; margin-left: -1px; }
+.steps { font-size: 12px; white-space: nowrap; }
+#chart { display: block; margin-top: 4px; }
+#chart .line { fill: none; stroke: var(--info); stroke-width: 1.5; }
+#chart .now { fill: var(--info); }
+#chart .band { stroke: var(--line); stroke-dasharray: 3 3; }
+#chart text { font-size: 10px; fill: var(--idle); }
 .muted, footer { color: var(--idle); }
 footer { padding: 8px 20px; font-size: 12px; }
 footer.stale { color: var(--bad); font-weight: 600; }
@@ -119,6 +133,99 @@ function fmtAge(seconds) {
   return Math.floor(m / 60) + " h " + (m % 60) + " min ago";
 }
 
+// The track spans this much of the member's past, ending at the view's timestamp.
+const TRACK_S = 600;
+
+function fmtClock(ms) {
+  return new Date(ms).toLocaleTimeString();
+}
+
+// Transitions oldest first, with parsed times; entries a peer could have garbled are
+// dropped, never drawn.
+function steps(history) {
+  const out = [];
+  for (const t of Array.isArray(history) ? history : []) {
+    const at = Date.parse(t && t.at);
+    if (!isFinite(at)) continue;
+    out.push({at, from: known(String(t.from || ""), STATES), to: known(String(t.to || ""), STATES),
+              cause: String(t.cause || ""), detail: String(t.detail || "")});
+  }
+  return out.sort((a, b) => a.at - b.at);
+}
+
+function timeline(history, nowMs) {
+  const box = el("div", null, "timeline");
+  const all = steps(history);
+  const start = nowMs - TRACK_S * 1000;
+  const frac = (ms) => Math.max(0, Math.min(1, (ms - start) / (TRACK_S * 1000)));
+  const pct = (ms) => frac(ms) * 100 + "%";
+  const track = el("div", null, "track");
+  track.title = "the last " + TRACK_S / 60 + " minutes";
+  all.forEach((step, i) => {
+    const end = i + 1 < all.length ? all[i + 1].at : nowMs;
+    if (end > start) {
+      const seg = el("i", null, "seg " + step.to);
+      seg.style.left = pct(step.at);
+      seg.style.width = (frac(end) - frac(step.at)) * 100 + "%";
+      track.appendChild(seg);
+    }
+    const mark = el("b", null, "mark " + step.to);
+    mark.dataset.to = step.to;
+    mark.style.left = pct(step.at);
+    mark.title = fmtClock(step.at) + "  " + step.from + " \\u2192 " + step.to +
+      (step.cause ? " (" + step.cause + (step.detail ? ", " + step.detail : "") + ")" : "");
+    track.appendChild(mark);
+  });
+  box.appendChild(track);
+  for (const step of all.slice(-3).reverse()) {
+    box.appendChild(el("div", step.to + " " + fmtClock(step.at), "steps muted"));
+  }
+  return {box, marks: all.map((step) => step.to).join(" ")};
+}
+
+// The chart's own namespace: the page spells out no URL, not even the SVG one.
+function svg(tag, attrs, text) {
+  const node = document.createElementNS(document.getElementById("chart").namespaceURI, tag);
+  for (const [name, value] of Object.entries(attrs)) node.setAttribute(name, String(value));
+  if (text !== undefined) node.textContent = text;
+  return node;
+}
+
+// The cluster score over the last hour: one point per bucket (its lowest reading), the
+// healthy (0.95) and degraded (0.75) thresholds dashed.
+function drawChart(history, nowMs) {
+  const W = 240, H = 48, HOUR = 3600 * 1000;
+  const chart = document.getElementById("chart");
+  const points = [];
+  for (const p of Array.isArray(history) ? history : []) {
+    const at = Date.parse(p && p.at), score = p && p.score;
+    if (isFinite(at) && typeof score === "number" && isFinite(score)) {
+      points.push([at, Math.max(0, Math.min(1, score))]);
+    }
+  }
+  points.sort((a, b) => a[0] - b[0]);
+  const x = (ms) => (Math.max(0, Math.min(1, 1 - (nowMs - ms) / HOUR)) * W).toFixed(1);
+  const y = (score) => ((1 - score) * (H - 2) + 1).toFixed(1);
+  const parts = [];
+  for (const level of [0.95, 0.75]) {
+    parts.push(svg("line", {class: "band", x1: 0, x2: W, y1: y(level), y2: y(level)}));
+  }
+  if (points.length) {
+    const line = svg("polyline", {class: "line",
+      points: points.map(([at, score]) => x(at) + "," + y(score)).join(" ")});
+    parts.push(line);
+    const [at, score] = points[points.length - 1];
+    parts.push(svg("circle", {class: "now", cx: x(at), cy: y(score), r: 2.5}));
+  } else {
+    parts.push(svg("text", {x: 4, y: H / 2}, "no samples yet"));
+  }
+  chart.replaceChildren(...parts);
+  chart.dataset.points = String(points.length);
+  const low = points.length ? Math.min(...points.map((p) => p[1])) : null;
+  document.getElementById("chart-low").textContent =
+    low === null ? "" : "lowest " + low.toFixed(2) + " in the last hour";
+}
+
 function scoreCell(score) {
   const td = el("td", fmtScore(score));
   if (typeof score === "number" && isFinite(score)) {
@@ -154,7 +261,7 @@ function lastChange(history) {
   return "last change: " + from + " \\u2192 " + to + (t.cause ? " (" + t.cause + ")" : "");
 }
 
-function row(peer, admin) {
+function row(peer, admin, nowMs) {
   const state = known(String(peer.state || "").toLowerCase(), STATES);
   const status = known(String(peer.status || "").toLowerCase(), STATUSES);
   const tr = el("tr", null, "row-" + state);
@@ -178,6 +285,9 @@ function row(peer, admin) {
   const suspects = Array.isArray(peer.suspected_by) ? peer.suspected_by.length : 0;
   if (suspects) stateCell.appendChild(el("div", "suspected by " + suspects, "muted"));
   stateCell.title = lastChange(peer.history);
+  const past = timeline(peer.history, nowMs);
+  tr.dataset.marks = past.marks;
+  stateCell.appendChild(past.box);
   tr.appendChild(stateCell);
 
   const statusCell = el("td");
@@ -219,7 +329,12 @@ function render(view) {
   const peers = Array.isArray(view.peers) ? view.peers.slice() : [];
   peers.sort((a, b) => (b.self === true) - (a.self === true) ||
     String(a.peer_id).localeCompare(String(b.peer_id)));
-  document.getElementById("peers").replaceChildren(...peers.map((p) => row(p, view.admin)));
+  // The node's clock, not the browser's: marks stay where they belong on a skewed laptop.
+  const stamp = Date.parse(view.timestamp);
+  const nowMs = isFinite(stamp) ? stamp : Date.now();
+  document.getElementById("peers").replaceChildren(
+    ...peers.map((p) => row(p, view.admin, nowMs)));
+  drawChart(view.score_history, nowMs);
 }
 
 function showProblem(text) {
@@ -280,12 +395,16 @@ _BODY = """<!doctype html>
   <div>cluster score <b id="score">&mdash;</b></div>
   <div>admin <code id="admin">&mdash;</code></div>
   <div id="counts" class="chips"></div>
+  <div>cluster score, last hour
+    <svg id="chart" width="240" height="48" viewBox="0 0 240 48" role="img"
+         aria-label="cluster score over the last hour"></svg>
+    <span id="chart-low" class="muted"></span></div>
 </header>
 <div id="banner" hidden></div>
 <main>
 <table>
   <thead>
-    <tr><th>peer</th><th>state</th><th>status</th><th>score</th><th>components</th>
+    <tr><th>peer</th><th>state, last 10 minutes</th><th>status</th><th>score</th><th>components</th>
         <th>last seen</th><th>incarnation</th><th>version</th><th>health address</th></tr>
   </thead>
   <tbody id="peers"></tbody>

@@ -133,6 +133,7 @@ from mesh.digest import (
 from mesh.election import ElectionHealth, ElectionTracker
 from mesh.manager import CheckManager
 from mesh.model import CheckResult, HealthCheck
+from mesh.score_history import ScoreHistory
 from probes.pubsub_probe import RateLimiter, TokenBucket
 
 if TYPE_CHECKING:
@@ -402,6 +403,7 @@ class GossipService:
         self.self_id: str = node.peer_id
         self.view = ClusterView(self.self_id, config)
         self.election = election or ElectionTracker()
+        self.score_history = ScoreHistory()  # the dashboard's hourly chart
         self.sequencer = Sequencer(self.self_id, math.floor(manager.start_time * 1000.0))
         self._metrics = _Metrics(registry, self.view)
         self._logged_rejections: OrderedDict[tuple[str, str], None] = OrderedDict()
@@ -560,7 +562,11 @@ class GossipService:
         """Body of GET /health/cluster; ``now`` on the view's clock (default: its clock)."""
         now = self._clock() if now is None else now
         return shapes.cluster_json(
-            self.view, now=now, wall_now=self._wall(), history=self._tuning.history_in_json
+            self.view,
+            now=now,
+            wall_now=self._wall(),
+            history=self._tuning.history_in_json,
+            scores=self.score_history.points(),
         )
 
     def peer_json(self, peer_id: str) -> dict[str, Any] | None:
@@ -787,6 +793,7 @@ class GossipService:
             try:
                 self._apply(self.view.set_starved(self._starved(), now))
                 self._apply(self.view.tick(now))
+                self.score_history.observe(now, lambda: self.view.health().score)
                 if self._election_dirty:
                     self._election_dirty = False
                     self.election.observe(self.view.members().values(), self._wall())

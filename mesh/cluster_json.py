@@ -12,6 +12,9 @@ Shape of /health/cluster::
      "admin": "<peer id>" | null,    # mesh.election.elect_admin over the members
      "counts": {"alive": 4, "suspect": 1, "dead": 0, "left": 0},
      "peers": [<member>, ...],       # sorted by peer_id
+     "score_history": [{"at": "<RFC 3339>", "score": 0.97}, ...],
+                                     # oldest first: the lowest score in each bucket of
+                                     # the last hour (mesh.score_history)
      "timestamp": "2025-09-30T10:30:00.123Z"}
 
 and of one member (also the body of /health/cluster/<peer id>)::
@@ -31,11 +34,13 @@ and of one member (also the body of /health/cluster/<peer id>)::
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from mesh.cluster_view import ClusterView, Member, Transition
 from mesh.digest import MemberState
 from mesh.election import elect_admin
+from mesh.score_history import ScorePoint
 from mesh.timefmt import rfc3339
 
 __all__ = ["DEFAULT_HISTORY", "cluster_json", "member_json", "peer_json"]
@@ -46,9 +51,15 @@ DEFAULT_HISTORY = 5  # transitions shown per member: enough to see a flap, short
 
 
 def cluster_json(
-    view: ClusterView, *, now: float, wall_now: float, history: int = DEFAULT_HISTORY
+    view: ClusterView,
+    *,
+    now: float,
+    wall_now: float,
+    history: int = DEFAULT_HISTORY,
+    scores: Sequence[ScorePoint] = (),
 ) -> JSON:
-    """The whole view; ``now`` on the view's clock, ``wall_now`` Unix seconds."""
+    """The whole view; ``now`` on the view's clock, ``wall_now`` Unix seconds; ``scores``
+    the cluster score's recent past, on the view's clock too."""
     members = view.members()
     health = view.health()
     counts = view.counts()
@@ -61,6 +72,9 @@ def cluster_json(
         "peers": [
             member_json(member, self_id=view.self_id, now=now, wall_now=wall_now, history=history)
             for _, member in sorted(members.items())
+        ],
+        "score_history": [
+            {"at": rfc3339(wall_now - (now - p.at)), "score": round(p.score, 4)} for p in scores
         ],
         "timestamp": rfc3339(wall_now),
     }

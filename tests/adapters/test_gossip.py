@@ -70,6 +70,7 @@ from mesh.digest import (
 from mesh.election import ElectionHealth
 from mesh.manager import CheckManager
 from mesh.model import Status
+from mesh.score_history import ScorePoint
 from tests.helpers import wait_until
 
 REPO = Path(__file__).resolve().parents[2]
@@ -102,9 +103,17 @@ def test_cluster_json_has_the_documented_shape() -> None:
     view.on_connected("Peer2", 100.0)
     view.on_disconnected("Peer2", 101.0)
 
-    body = cluster_json(view, now=102.5, wall_now=1_700_000_100.0)
+    scores = [ScorePoint(60.0, 1.0), ScorePoint(90.0, 0.5)]
+    body = cluster_json(view, now=102.5, wall_now=1_700_000_100.0, scores=scores)
 
-    assert list(body) == ["node_id", "status", "score", "admin", "counts", "peers", "timestamp"]
+    assert list(body) == [
+        "node_id", "status", "score", "admin", "counts", "peers", "score_history", "timestamp"
+    ]  # fmt: skip
+    # Oldest first, on the wall clock like the histories.
+    assert body["score_history"] == [
+        {"at": "2023-11-14T22:14:17.5Z", "score": 1.0},
+        {"at": "2023-11-14T22:14:47.5Z", "score": 0.5},
+    ]
     assert body["node_id"] == "Self1"
     assert body["status"] == "degraded"
     assert body["admin"] == "Self1"  # the only alive and healthy member

@@ -203,6 +203,48 @@ async def test_the_page_refreshes_itself() -> None:
     assert rows[B]["data-state"] == "dead"
 
 
+def step(at: str, frm: str, to: str, cause: str) -> dict[str, str]:
+    return {"at": at, "from": frm, "to": to, "cause": cause, "detail": ""}
+
+
+@browser
+async def test_each_member_shows_its_recent_transitions_and_the_hour_of_scores() -> None:
+    flapping = member(
+        B,
+        "dead",
+        "unhealthy",
+        0.0,
+        history=[  # newest first, as /health/cluster lists them
+            step("2026-01-01T00:00:00Z", "suspect", "dead", "suspicion_timeout"),
+            step("2025-12-31T23:59:50Z", "alive", "suspect", "ping_failed"),
+            step("2025-12-31T23:55:00Z", "", "alive", "joined"),
+            # What a peer could not have caused, but a page must survive: dropped unseen.
+            {"at": "not a time", "to": "dead"},
+            step("2025-12-31T23:54:00Z", "", "<img src=x>", "joined"),
+        ],
+    )
+    answer = view(member(A, "alive", "healthy", 1.0, self=True), flapping)
+    answer["score_history"] = [
+        {"at": "2025-12-31T23:10:00Z", "score": 1.0},
+        {"at": "2025-12-31T23:59:30Z", "score": 0.5},
+        {"at": "garbage", "score": 0.1},
+        {"at": "2026-01-01T00:00:00Z", "score": "high"},
+    ]
+    async with stub_node(lambda: answer) as url:
+        dom = await chromium(f"{url}/#token={TOKEN}", budget_ms=1000)
+        shot = ARTIFACTS / "dashboard-timeline.png"
+        await chromium(f"{url}/#token={TOKEN}", budget_ms=1000, screenshot=shot)
+    rows, _ = dashboard_rows(dom)
+    # Oldest first; an unknown state is drawn as "unknown", never as the peer's words.
+    assert rows[B]["data-marks"] == "unknown alive suspect dead"
+    assert rows[A]["data-marks"] == ""
+    for state in ("alive", "suspect", "dead"):
+        assert f'data-to="{state}"' in dom
+    assert "<img src=x>" not in dom and "&lt;img" not in dom
+    assert "ping_failed" in dom  # the cause, in the mark's tooltip
+    assert 'data-points="2"' in dom and "lowest 0.50 in the last hour" in dom
+
+
 # ------------------------------------------------------------------ Chromium, real devnet
 
 
@@ -255,6 +297,9 @@ async def test_killed_node_row_changes(tmp_path: Path, processes: list[NodeProce
         what="the killed node's row to turn dead",
     )
     assert rows[nodes[1].peer_id]["data-state"] == "alive"
+    # Its timeline shows how it went: suspected first, then dead.
+    marks = rows[victim.peer_id]["data-marks"].split()
+    assert marks[-2:] == ["suspect", "dead"], marks
     await chromium(
         watcher.url + "/", budget_ms=3000, screenshot=ARTIFACTS / "dashboard-node-killed.png"
     )
