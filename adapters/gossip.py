@@ -130,7 +130,7 @@ from mesh.digest import (
     encode_gossip,
     encode_snapshot,
 )
-from mesh.election import ElectionHealth, ElectionTracker
+from mesh.election import ELECTION_HEALTH, ElectionHealth, ElectionTracker
 from mesh.manager import CheckManager
 from mesh.model import CheckResult, HealthCheck
 from mesh.score_history import ScoreHistory
@@ -164,7 +164,7 @@ MAX_PULL_REQUEST = 16  # bytes a server reads of a request before giving up on i
 SCORE_BUCKET = 0.05
 
 # The reference's election-health check: non-critical, every 15 s, 5 s timeout.
-ELECTION_CHECK = "election-health"
+ELECTION_CHECK = ELECTION_HEALTH
 ELECTION_INTERVAL = 15.0
 ELECTION_TIMEOUT = 5.0
 
@@ -546,7 +546,10 @@ class GossipService:
 
         async def check_election() -> CheckResult:
             await trio.lowlevel.checkpoint()
-            return election_result(self.election_health(), self.election.max_changes)
+            health = self.election_health()
+            return election_result(
+                health, self.election.max_changes, heartbeat_age=self._heartbeat_age(health)
+            )
 
         return HealthCheck(
             name=ELECTION_CHECK,
@@ -557,6 +560,13 @@ class GossipService:
             critical=False,
             component="election",
         )
+
+    def _heartbeat_age(self, health: ElectionHealth) -> float | None:
+        """Seconds since our view last accepted a statement from the admin: its digests are
+        the admin's heartbeat here (the reference's election has a heartbeat of its own).
+        On the view's monotonic clock, so a stepped wall clock cannot distort it."""
+        member = None if health.admin is None else self.view.member(health.admin)
+        return None if member is None else max(0.0, self._clock() - member.last_heard)
 
     def cluster_json(self, now: float | None = None) -> dict[str, Any]:
         """Body of GET /health/cluster; ``now`` on the view's clock (default: its clock)."""
@@ -1207,11 +1217,15 @@ def publish_budget(tuning: GossipTuning, n: int) -> tuple[float, float]:
     return rate, min(tuning.publish_burst, max(2.0, rate * tuning.burst_seconds))
 
 
-def election_result(health: ElectionHealth, max_changes: int) -> CheckResult:
+def election_result(
+    health: ElectionHealth, max_changes: int, *, heartbeat_age: float | None = None
+) -> CheckResult:
     """The election-health check's result.
 
     Score: 0 without an admin; otherwise 0.5 + 0.5 * stability while leadership changed at
-    most ``max_changes`` times in the window, 0.5 * stability beyond.
+    most ``max_changes`` times in the window, 0.5 * stability beyond. The details carry
+    every election field of the reference's HealthMetrics (seconds and Unix seconds);
+    ``probes.enhanced`` copies them from here into its metrics and summary.
     """
     if health.admin is None:
         score = 0.0
@@ -1230,6 +1244,8 @@ def election_result(health: ElectionHealth, max_changes: int) -> CheckResult:
             "admin": health.admin,
             "admin_uptime": health.admin_uptime,
             "leadership_changes": health.changes_total,
+            "last_leadership_change": health.last_change,
+            "admin_heartbeat_age": heartbeat_age,
             "changes_in_window": health.changes_in_window,
             "stability": health.stability,
             "score": score,

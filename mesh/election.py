@@ -32,6 +32,7 @@ from mesh.model import Status
 __all__ = [
     "DEFAULT_MAX_CHANGES",
     "DEFAULT_WINDOW",
+    "ELECTION_HEALTH",
     "ElectionHealth",
     "ElectionTracker",
     "LeadershipChange",
@@ -41,6 +42,9 @@ __all__ = [
 
 DEFAULT_WINDOW = 300.0  # seconds of leadership history the stability numbers look at
 DEFAULT_MAX_CHANGES = 3  # changes within the window beyond which the election is unstable
+# The reference's check name ("Election Health Check"). Here, not in the gossip adapter
+# that builds the check, so probes.enhanced can recognise its results without importing it.
+ELECTION_HEALTH = "election-health"
 
 
 def eligible(member: Member, status: Status = Status.HEALTHY) -> bool:
@@ -77,6 +81,9 @@ class ElectionHealth:
     # without an admin.
     stability: float
     healthy: bool  # an admin exists and changes_in_window <= max_changes
+    # Unix seconds of the newest leadership change, None before the first (the reference's
+    # HealthMetrics.LastLeadershipChange).
+    last_change: float | None = None
 
 
 class ElectionTracker:
@@ -151,6 +158,7 @@ class ElectionTracker:
             changes_in_window=recent,
             stability=self._stability(now),
             healthy=admin is not None and recent <= self.max_changes,
+            last_change=self._changes[-1].at if self._changes else None,
         )
 
     def _stability(self, now: float) -> float:

@@ -56,6 +56,7 @@ from typing import Any, Protocol
 
 import trio
 
+from mesh.election import ELECTION_HEALTH
 from mesh.manager import CheckManager, ResultEvent
 from mesh.model import CheckResult, HealthCheck, Status
 from mesh.timefmt import go_duration, rfc3339
@@ -344,7 +345,9 @@ class ReplicationStatus:
 @dataclass
 class HealthMetrics:
     """The reference's HealthMetrics. Times: Unix seconds; durations: seconds. None means
-    not measured yet; the election fields stay unset until election health exists."""
+    not measured yet. The election fields come from the latest ``election-health`` result
+    (``adapters.gossip.election_result``), so they stay unset while that check is disabled
+    or has not run."""
 
     system_health_score: float = 0.0
     last_full_health_check: float | None = None  # time of the latest result of any check
@@ -366,10 +369,12 @@ class HealthMetrics:
 
     election_health_score: float | None = None
     election_stability: float | None = None
+    # Seconds since this node last heard the admin's digest: the admin's heartbeat in a
+    # mesh that elects by view rather than by message (mesh.election).
     heartbeat_latency: float | None = None
-    leadership_changes: int = 0
+    leadership_changes: int = 0  # since this node started observing
     last_leadership_change: float | None = None
-    admin_uptime: float | None = None
+    admin_uptime: float | None = None  # None: no admin
 
     p2p_connected_peers: int = 0
     p2p_connectivity_score: float | None = None
@@ -513,6 +518,8 @@ class EnhancedHealthChecks:
             m.cpu_usage = _fraction(details.get("cpu"))
             m.memory_usage = _fraction(details.get("memory"))
             m.disk_usage = _fraction(details.get("disk"))
+        elif event.check.name == ELECTION_HEALTH:
+            _note_election(m, event.result)
 
     # -- checkers ----------------------------------------------------------------------
 
@@ -674,6 +681,25 @@ def _fraction(value: object) -> float | None:
     if isinstance(value, int | float) and not isinstance(value, bool):
         return float(value)
     return None
+
+
+def _note_election(m: HealthMetrics, result: CheckResult) -> None:
+    """Copy an election-health result's details into the election fields of ``m``."""
+    details = result.details
+    if "score" not in details:
+        # Timed out or raised: no election state was read this time. The score follows
+        # mesh.score's rule for a check without one; the last known state stays.
+        m.election_health_score = 1.0 if result.healthy else 0.0
+        return
+    m.election_health_score = _fraction(details.get("score"))
+    m.election_stability = _fraction(details.get("stability"))
+    # None (no admin) is a value here, not a gap: the summary must then say null.
+    m.admin_uptime = _fraction(details.get("admin_uptime"))
+    m.heartbeat_latency = _fraction(details.get("admin_heartbeat_age"))
+    m.last_leadership_change = _fraction(details.get("last_leadership_change"))
+    changes = details.get("leadership_changes")
+    if isinstance(changes, int) and not isinstance(changes, bool):
+        m.leadership_changes = changes
 
 
 # ----------------------------------------------------------------------- summary

@@ -201,6 +201,8 @@ def test_election_result(health: ElectionHealth, healthy: bool, score: float) ->
         "admin",
         "admin_uptime",
         "leadership_changes",
+        "last_leadership_change",
+        "admin_heartbeat_age",
         "stability",
         "score",
     }
@@ -763,6 +765,9 @@ async def test_election_check_reports_the_admin(tmp_path: Path) -> None:
         result = await check.checker()
         assert result.healthy  # type: ignore[attr-defined]
         assert result.details["admin"] == members[0].peer_id  # type: ignore[attr-defined]
+        # The admin's digests are its heartbeat: heard recently on this converged pair.
+        age = result.details["admin_heartbeat_age"]  # type: ignore[attr-defined]
+        assert 0.0 <= age < 60.0
 
 
 @pytest.mark.network

@@ -109,6 +109,7 @@ def test_tracker_baseline_is_not_a_change() -> None:
         True,
     )
     assert health.admin_uptime == 40.0 and health.term == 0.0
+    assert health.last_change is None
 
 
 def test_tracker_records_changes_and_stability() -> None:
@@ -129,6 +130,7 @@ def test_tracker_records_changes_and_stability() -> None:
     assert not tracker.health(95.0).healthy  # more than max_changes in the window
     assert tracker.health(95.0).stability == pytest.approx(5.0 / 95.0)
     assert [c.current for c in tracker.changes()] == ["QmA", "QmB"]
+    assert tracker.health(95.0).last_change == 90.0  # the newest change
 
 
 def test_tracker_without_admin() -> None:

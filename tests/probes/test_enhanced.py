@@ -13,9 +13,11 @@ import pytest
 import trio
 
 from adapters.dht import InMemoryDHTNetwork, PeerBehaviour
+from adapters.gossip import election_result
 from adapters.libp2p_host import P2PConfig, P2PNode, open_p2p_node
 from adapters.pubsub import InMemoryPubSubNetwork
 from adapters.system_stats import FixedStats
+from mesh.election import ELECTION_HEALTH, ElectionHealth
 from mesh.flap import CheckState, Thresholds
 from mesh.manager import CheckManager
 from mesh.model import CheckResult, HealthCheck, Status
@@ -560,6 +562,53 @@ async def test_attach_runs_with_the_manager_and_feeds_the_summary() -> None:
     }
     assert summary["overall_score"] == manager.system_score() >= 0.95
     assert enhanced.metrics.system_health_score == manager.system_score()
+
+
+async def test_election_health_results_fill_the_election_metrics_and_summary() -> None:
+    # The reference's summary example: admin_uptime "2h30m15s", leadership_changes 2.
+    health = ElectionHealth(
+        admin="QmA",
+        admin_uptime=9015.0,
+        term=600.0,
+        changes_total=2,
+        changes_in_window=0,
+        stability=1.0,
+        healthy=True,
+        last_change=1_727_691_600.0,
+    )
+    results = [election_result(health, 3, heartbeat_age=1.5)]
+
+    async def election() -> CheckResult:
+        await trio.lowlevel.checkpoint()
+        return results[0]
+
+    manager = CheckManager(node_id="A", version="t", wall_clock=lambda: 1_727_692_200.0)
+    enhanced = EnhancedHealthChecks(connected_peers=list, tasks=None)
+    enhanced.attach(manager)
+    check = HealthCheck(ELECTION_HEALTH, election, component="election")
+    manager.register(check)
+    await manager.run_check(check)
+
+    m = enhanced.metrics
+    assert (m.election_health_score, m.election_stability) == (1.0, 1.0)
+    assert (m.admin_uptime, m.heartbeat_latency) == (9015.0, 1.5)
+    assert (m.leadership_changes, m.last_leadership_change) == (2, 1_727_691_600.0)
+    key = health_summary(manager, enhanced)["key_metrics"]
+    assert (key["admin_uptime"], key["leadership_changes"]) == ("2h30m15s", 2)
+
+    # The admin is gone: no uptime to report, the changes so far remain.
+    results[0] = election_result(
+        dataclasses.replace(health, admin=None, admin_uptime=None, stability=0.0), 3
+    )
+    await manager.run_check(check)
+    assert (m.election_health_score, m.admin_uptime, m.heartbeat_latency) == (0.0, None, None)
+    key = health_summary(manager, enhanced)["key_metrics"]
+    assert (key["admin_uptime"], key["leadership_changes"]) == (None, 2)
+
+    # A run that read no election state (it raised) keeps the last one, scored as failed.
+    results[0] = "not a result"  # type: ignore[assignment]
+    await manager.run_check(check)
+    assert (m.election_health_score, m.leadership_changes) == (0.0, 2)
 
 
 # -------------------------------------------------------------------- real hosts
