@@ -541,8 +541,11 @@ class GossipService:
     def election_health(self) -> ElectionHealth:
         return self.election.health(self._wall())
 
-    def election_check(self) -> HealthCheck:
-        """The "election-health" check: non-critical, every 15 s, 5 s timeout."""
+    def election_check(
+        self, *, interval: float = ELECTION_INTERVAL, timeout: float = ELECTION_TIMEOUT
+    ) -> HealthCheck:
+        """The "election-health" check: non-critical, by default every 15 s with a 5 s
+        timeout (the reference's ElectionProbeInterval and ElectionProbeTimeout)."""
 
         async def check_election() -> CheckResult:
             await trio.lowlevel.checkpoint()
@@ -555,8 +558,8 @@ class GossipService:
             name=ELECTION_CHECK,
             checker=check_election,
             description="An admin is elected from the cluster view and leadership is stable",
-            interval=ELECTION_INTERVAL,
-            timeout=ELECTION_TIMEOUT,
+            interval=interval,
+            timeout=timeout,
             critical=False,
             component="election",
         )

@@ -63,6 +63,7 @@ from probes.enhanced import (
     REPLICATION_HEALTH,
     TASK_MANAGER,
     EnhancedHealthChecks,
+    HealthConfig,
     health_summary,
 )
 from probes.local import (
@@ -133,8 +134,7 @@ def network_checks(
 ) -> tuple[list[HealthCheck], EnhancedHealthChecks, ProbeResponder]:
     """The reference's active probes and enhanced checks, on this node's libp2p host.
     ``wanted``: the peers the PubSub probe names first and answers at all (None: any)."""
-    preset = DEVNET_CONFIG if config.profile == "devnet" else DEFAULT_CONFIG
-    health_config = replace(preset, min_peers=config.min_peers)
+    health_config = health_config_for(config)
     probe, responder = probe_for_node(p2p, wanted=wanted)
     # Responsive, not merely connected: a frozen peer keeps its TCP connection open, and
     # must count neither towards connectivity nor as a peer to read a DHT record back from.
@@ -146,6 +146,23 @@ def network_checks(
         dht_probe=dht_probe,
     )
     return [active_pubsub_check(probe), active_dht_check(dht_probe)], enhanced, responder
+
+
+def health_config_for(config: NodeConfig) -> HealthConfig:
+    """The profile's HealthConfig with the node's own settings in it."""
+    preset = DEVNET_CONFIG if config.profile == "devnet" else DEFAULT_CONFIG
+    return replace(
+        preset,
+        min_peers=config.min_peers,
+        # An explicit election interval beats --probe-interval, which beats the profile.
+        election_probe_interval=(
+            config.election_probe_interval
+            or config.probe_interval
+            or preset.election_probe_interval
+        ),
+        election_probe_timeout=config.election_probe_timeout,
+        enable_election_probes=config.enable_election_probes,
+    )
 
 
 def cluster_config_for(config: NodeConfig) -> ClusterConfig:
@@ -310,12 +327,20 @@ async def _run_with_network(
     view = gossip.view
     wanted = (lambda peer: view.member(peer) is not None) if policy.enabled else None
     active, enhanced, responder = network_checks(config, p2p, wanted)
-    for check in [*active, gossip.election_check()]:
+    for check in active:
         manager.register(check)
+    timing = enhanced.config
+    if timing.enable_election_probes:
+        manager.register(
+            gossip.election_check(
+                interval=timing.election_probe_interval, timeout=timing.election_probe_timeout
+            )
+        )
     for check in manager.checks + enhanced.attach(manager):
         if check.name in NETWORK_CHECKS:
             check.start_delay = NETWORK_START_DELAY
-            check.interval = config.probe_interval or check.interval
+            if check.name != ELECTION_CHECK:  # health_config_for already chose its interval
+                check.interval = config.probe_interval or check.interval
     for check in extra_checks:
         manager.register(check)
     for check in manager.checks:

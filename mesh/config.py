@@ -63,6 +63,15 @@ class NodeConfig:
     # Overrides the interval of every network probe and check (seconds), whatever the
     # profile says; None keeps the profile's.
     probe_interval: float | None = None
+    # The election-health check (the reference's ElectionProbeInterval, ElectionProbeTimeout
+    # and EnableElectionProbes). Interval in seconds; None: the reference's 15 s, or
+    # probe_interval when that is set. Shorter notices a lost admin sooner; the check only
+    # reads the cluster view, so it costs next to nothing. The timeout (5 s) bounds one run.
+    # Disabled, the check is not registered at all: no result, no score, no election
+    # fields in the summary (the admin is still elected and shown in the cluster view).
+    election_probe_interval: float | None = None
+    election_probe_timeout: float = 5.0
+    enable_election_probes: bool = True
     # Where the node keeps its identity key (so its peer ID survives restarts).
     data_dir: str = ".chorus-health"
     node_version: str = __version__
@@ -301,6 +310,24 @@ OPTIONS: tuple[Option, ...] = (
         _optional_positive_float,
         "seconds between network probes, overriding the profile",
         "SECONDS",
+    ),
+    Option(
+        "election_probe_interval",
+        _optional_positive_float,
+        "seconds between election-health checks (default 15, or --probe-interval)",
+        "SECONDS",
+    ),
+    Option(
+        "election_probe_timeout",
+        _positive_float,
+        "seconds one election-health check may take",
+        "SECONDS",
+    ),
+    Option(
+        "enable_election_probes",
+        _boolean,
+        "run the election-health check (true/false)",
+        "BOOL",
     ),
     Option("data_dir", _text, "directory for the node's identity key", "DIR"),
     Option("node_version", _text, "version string this node reports", "VERSION"),

@@ -112,12 +112,14 @@ class HealthConfig:
     # DHT put per run; each probe's cost is bounded (k answers, <= 5 DHT reads).
     pubsub_probe_interval: float = 30.0
     dht_probe_interval: float = 60.0
-    election_probe_interval: float = 15.0  # for the election work; unused here
+    # The election-health check's (adapters.gossip builds it; adapters.node registers it
+    # with these, or not at all when enable_election_probes is off).
+    election_probe_interval: float = 15.0
     # How long a probe may take: the PubSub probe's wait for answers, the DHT probe's
     # whole put-and-read-back.
     pubsub_probe_timeout: float = 10.0
     dht_probe_timeout: float = 20.0
-    election_probe_timeout: float = 5.0  # unused here
+    election_probe_timeout: float = 5.0
     max_failed_probes: int = 3  # consecutive failures that take failure_factor to 0
     healthy_threshold: float = 0.95  # summary score bands
     degraded_threshold: float = 0.75  # also the pass mark of replication and tasks
@@ -127,7 +129,7 @@ class HealthConfig:
     history_cleanup_interval: float = 3600.0  # unused: every window here is bounded
     enable_pubsub_probes: bool = True
     enable_dht_probes: bool = True
-    enable_election_probes: bool = True  # unused here
+    enable_election_probes: bool = True
     enable_replication_probes: bool = True
 
     # Ours. The reference's example uses min_peers 3; 1 suits the small clusters we run

@@ -117,6 +117,41 @@ def _undocumented(exposition: str) -> set[str]:
     return exported - documented
 
 
+@pytest.mark.parametrize(
+    ("changes", "interval", "timeout"),
+    [
+        ({}, 15.0, 5.0),  # the reference's defaults
+        ({"probe_interval": 2.0}, 2.0, 5.0),  # like every network check
+        ({"probe_interval": 2.0, "election_probe_interval": 7.0}, 7.0, 5.0),
+        ({"election_probe_interval": 30.0, "election_probe_timeout": 1.5}, 30.0, 1.5),
+    ],
+)
+def test_election_timing_comes_from_the_settings(
+    changes: dict[str, object], interval: float, timeout: float
+) -> None:
+    from adapters.node import health_config_for
+
+    health = health_config_for(replace(NodeConfig(), **changes))  # type: ignore[arg-type]
+    assert (health.election_probe_interval, health.election_probe_timeout) == (interval, timeout)
+    assert health.enable_election_probes
+    assert not health_config_for(NodeConfig(enable_election_probes=False)).enable_election_probes
+
+
+async def test_election_settings_reach_the_check(tmp_path: Path) -> None:
+    async with trio.open_nursery() as nursery:
+        timed = await start(
+            nursery,
+            config(tmp_path, "a", election_probe_interval=7.0, election_probe_timeout=1.5),
+        )
+        check = timed.manager.get("election-health")
+        # Not overridden by probe_interval (0.5 in FAST): the explicit setting wins.
+        assert (check.interval, check.timeout) == (7.0, 1.5)
+        off = await start(nursery, config(tmp_path, "b", enable_election_probes=False))
+        assert "election-health" not in {c.name for c in off.manager.checks}
+        for handle in (timed, off):
+            handle.shutdown.request("test over")
+
+
 async def test_two_nodes_probe_each_other_and_notice_a_peer_leaving(tmp_path: Path) -> None:
     async with trio.open_nursery() as nursery:
         a = await start(nursery, config(tmp_path, "a"))
@@ -301,6 +336,11 @@ async def test_sigterm_turns_readiness_503_then_exits_cleanly(
         (["--health-port", "99999"], "invalid flag --health-port: 99999 is not a TCP port"),
         (["--log-format", "xml"], "invalid flag --log-format: must be one of text, json"),
         (["--checks-disabled", "nope"], "unknown check(s) nope"),
+        (
+            ["--election-probe-timeout", "0"],
+            "invalid flag --election-probe-timeout: must be a positive number",
+        ),
+        (["--enable-election-probes", "maybe"], "invalid flag --enable-election-probes"),
     ],
 )
 def test_bad_configuration_exits_2_with_one_line(args: list[str], message: str) -> None:

@@ -48,6 +48,22 @@ def test_config_file_from_environment(tmp_path: Path) -> None:
         ({"log_format": "xml"}, {}, "must be one of text, json"),
         ({}, {"CHORUS_SHUTDOWN_ON_CRITICAL": "maybe"}, "expected true or false"),
         ({"shutdown_timeout": "-3"}, {}, "must be a positive number"),
+        (
+            {"election_probe_interval": "0"},
+            {},
+            "invalid flag --election-probe-interval: must be a positive number",
+        ),
+        (
+            {},
+            {"CHORUS_ELECTION_PROBE_TIMEOUT": "soon"},
+            "invalid environment variable CHORUS_ELECTION_PROBE_TIMEOUT: expected a number",
+        ),
+        ({"election_probe_timeout": "inf"}, {}, "expected a finite number"),
+        (
+            {},
+            {"CHORUS_ENABLE_ELECTION_PROBES": "perhaps"},
+            "CHORUS_ENABLE_ELECTION_PROBES: expected true or false",
+        ),
     ],
 )
 def test_invalid_values_name_option_and_source(
@@ -59,10 +75,25 @@ def test_invalid_values_name_option_and_source(
     assert "\n" not in str(info.value)
 
 
+def test_election_settings_default_to_the_reference(tmp_path: Path) -> None:
+    config = load_config({}, environ={})
+    # None: the reference's 15 s (or --probe-interval); see adapters.node.health_config_for.
+    assert config.election_probe_interval is None
+    assert (config.election_probe_timeout, config.enable_election_probes) == (5.0, True)
+    path = tmp_path / "node.toml"
+    path.write_text("election_probe_interval = 30\nenable_election_probes = false\n")
+    environ = {"CHORUS_ELECTION_PROBE_TIMEOUT": "2.5"}
+    config = load_config({}, environ=environ, config_file=str(path))
+    assert config.election_probe_interval == 30.0
+    assert (config.election_probe_timeout, config.enable_election_probes) == (2.5, False)
+
+
 @pytest.mark.parametrize(
     ("content", "message"),
     [
         ("health_port = ", "is not valid TOML"),
+        ("enable_election_probes = 1", "enable_election_probes in"),
+        ("election_probe_timeout = -5", "must be a positive number"),
         ("helth_port = 1", "unknown option(s) helth_port"),
         ("health_port = true", "health_port in"),
         ("health_port = 1.5", "expected an integer"),
