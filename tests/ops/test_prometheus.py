@@ -27,9 +27,44 @@ CONFIGS = ("prometheus.yml", "prometheus-kubernetes.yml")
 promtool = needs("promtool", "prometheus")
 
 
+# The reference's alert rules ("Alert Rules"): Alertmanager routes and silences written
+# for the Go package match these names and this group, so a rename breaks them silently.
+REFERENCE_GROUP = "health_alerts"
+# name: (for, severity, what the expression must test)
+REFERENCE_ALERTS = {
+    "HealthCheckFailing": (
+        "5m",
+        "critical",
+        'chorus_health_checks_failed_total{check_name="database-connectivity"}',
+    ),
+    "LowSystemHealth": ("10m", "warning", "chorus_system_health_score < 0.75"),
+    "ComponentDegraded": ("15m", "warning", "chorus_component_health_score < 0.5"),
+}
+
+
+def rule_groups() -> list[dict[str, Any]]:
+    groups: list[dict[str, Any]] = yaml.safe_load((PROMETHEUS / "alerts.yml").read_text())["groups"]
+    return groups
+
+
 def alert_rules() -> list[dict[str, Any]]:
-    groups = yaml.safe_load((PROMETHEUS / "alerts.yml").read_text())["groups"]
-    return [rule for group in groups for rule in group["rules"]]
+    return [rule for group in rule_groups() for rule in group["rules"]]
+
+
+def test_the_reference_alerts_keep_their_names_group_and_thresholds() -> None:
+    groups = {group["name"]: group for group in rule_groups()}
+    assert REFERENCE_GROUP in groups, f"no group {REFERENCE_GROUP}: {sorted(groups)}"
+    group = groups[REFERENCE_GROUP]
+    assert group["interval"] == "30s"
+    rules = {rule["alert"]: rule for rule in group["rules"] if "alert" in rule}
+    assert set(REFERENCE_ALERTS) <= set(rules), sorted(rules)
+    for name, (wait, severity, tested) in REFERENCE_ALERTS.items():
+        rule = rules[name]
+        assert (rule["for"], rule["labels"]["severity"]) == (wait, severity), name
+        assert tested in rule["expr"], name
+    # Each name once: a second rule of the same name would page twice for one cause.
+    names = [rule["alert"] for rule in alert_rules() if "alert" in rule]
+    assert len(names) == len(set(names))
 
 
 @promtool
@@ -192,6 +227,12 @@ async def test_prometheus_scrapes_every_node(devnet: list[NodeProcess], tmp_path
         _, rules = await http_get(f"{api}/rules")
         loaded = {rule["name"] for group in rules["data"]["groups"] for rule in group["rules"]}
         assert {rule.get("alert", rule.get("record")) for rule in alert_rules()} <= loaded
+        # The reference's names, in the reference's group, as Prometheus itself loaded them.
+        by_group = {
+            group["name"]: {rule["name"] for rule in group["rules"]}
+            for group in rules["data"]["groups"]
+        }
+        assert set(REFERENCE_ALERTS) <= by_group.get(REFERENCE_GROUP, set())
     finally:
         prometheus.terminate()
         with trio.move_on_after(10):
