@@ -25,7 +25,7 @@ from prometheus_client.registry import Collector
 
 from mesh.flap import CheckState
 from mesh.manager import CheckManager, ResultEvent
-from mesh.model import Status
+from mesh.model import FailureReason, Status
 
 # Check runs range from sub-millisecond (memory) to the 20 s DHT probe timeout.
 DURATION_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 30)
@@ -40,10 +40,14 @@ class HealthMetrics:
             ["check_name"],
             registry=registry,
         )
+        # The reference's IncrementHealthCheckFailed(name, reason), with the reason mapped
+        # to mesh.model.FailureReason: never the check's own error text, which may carry
+        # what a peer sent and would mint a series per distinct message.
         self.failed = Counter(
             "chorus_health_checks_failed_total",
-            "Health check runs that failed.",
-            ["check_name"],
+            "Health check runs that failed, by reason: unhealthy (the check reported"
+            " failure), timeout, exception (it raised) or invalid_result.",
+            ["check_name", "reason"],
             registry=registry,
         )
         self.duration = Histogram(
@@ -64,7 +68,11 @@ class HealthMetrics:
 
     def observe(self, event: ResultEvent) -> None:
         name = event.check.name
-        (self.passed if event.result.healthy else self.failed).labels(check_name=name).inc()
+        if event.result.healthy:
+            self.passed.labels(check_name=name).inc()
+        else:
+            reason = event.failure or FailureReason.UNHEALTHY
+            self.failed.labels(check_name=name, reason=str(reason)).inc()
         self.duration.labels(check_name=name).observe(event.result.latency)
         if event.transition:
             self.transitions.labels(check_name=name, to=str(event.after.state)).inc()

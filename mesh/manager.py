@@ -23,7 +23,7 @@ import trio
 from mesh.errors import CheckRegistrationError
 from mesh.flap import CheckState, FlapState, Thresholds, observe
 from mesh.history import DEFAULT_MAX_ENTRIES, Transition, TransitionLog
-from mesh.model import CheckResult, HealthCheck, Status, SystemStatus
+from mesh.model import CheckResult, FailureReason, HealthCheck, Status, SystemStatus
 from mesh.score import ScoredCheck, component_scores, system_score
 from mesh.status import CheckView, decide_status, shutdown_reason
 
@@ -48,6 +48,8 @@ class ResultEvent:
     # Whether the checker itself worked: it returned a CheckResult within its timeout
     # (healthy or not). False when it hung, raised or returned garbage.
     completed: bool = True
+    # Why the run failed (None when it passed): the label of the failure counter.
+    failure: FailureReason | None = None
 
     @property
     def transition(self) -> bool:
@@ -169,6 +171,7 @@ class CheckManager:
         started = trio.current_time()
         result: CheckResult | None = None
         completed = False
+        failure: FailureReason | None = None
         with trio.move_on_after(check.timeout) as scope:
             try:
                 outcome = await check.checker()
@@ -177,17 +180,29 @@ class CheckManager:
                     f"check raised {type(exc).__name__}: {exc}",
                     error=f"{type(exc).__name__}: {exc}",
                 )
+                failure = FailureReason.EXCEPTION
             else:
                 completed = isinstance(outcome, CheckResult) and isinstance(outcome.healthy, bool)
                 result = _as_result(outcome)
+                if not completed:
+                    failure = FailureReason.INVALID_RESULT
         if scope.cancelled_caught or result is None:
             completed = False
             result = CheckResult.fail(f"check timed out after {check.timeout:g}s", error="timeout")
+            failure = FailureReason.TIMEOUT
+        if not result.healthy and failure is None:
+            failure = FailureReason.UNHEALTHY
         finished = replace(result, latency=trio.current_time() - started, timestamp=self._wall())
-        self._record(check, finished, completed)
+        self._record(check, finished, completed, failure)
         return finished
 
-    def _record(self, check: HealthCheck, result: CheckResult, completed: bool) -> None:
+    def _record(
+        self,
+        check: HealthCheck,
+        result: CheckResult,
+        completed: bool,
+        failure: FailureReason | None = None,
+    ) -> None:
         if self._checks.get(check.name) is not check:
             return  # unregistered while it ran
         check.last_result = result
@@ -195,7 +210,7 @@ class CheckManager:
         after = observe(before, result.healthy, self.thresholds)
         self._flap[check.name] = after
         self.last_update = result.timestamp
-        event = ResultEvent(check, result, before, after, completed)
+        event = ResultEvent(check, result, before, after, completed, failure)
         if event.transition:
             self.history.append(
                 Transition(

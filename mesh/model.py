@@ -32,6 +32,18 @@ class Status(StrEnum):
         return self in (Status.HEALTHY, Status.DEGRADED)
 
 
+class FailureReason(StrEnum):
+    """Why a check run failed, as the manager saw it: a small fixed set, fit for a metric
+    label. The reference labels its failure counter with ``err.Error()``; free text (a
+    peer's address, an errno message, whatever a peer sent) would make one series per
+    distinct text, and a peer could mint series at will."""
+
+    UNHEALTHY = "unhealthy"  # the checker ran and reported failure
+    TIMEOUT = "timeout"  # it did not finish within its timeout
+    EXCEPTION = "exception"  # it raised
+    INVALID_RESULT = "invalid_result"  # it returned something other than a CheckResult
+
+
 @dataclass(frozen=True, slots=True)
 class CheckResult:
     """One run of one check: checkers fill ``healthy`` and ``message``, the manager the rest."""

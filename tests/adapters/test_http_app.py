@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -396,6 +397,35 @@ async def test_open_health_is_whole_without_a_token(
     assert "Vary" not in response.headers
 
 
+async def test_failed_runs_are_counted_by_a_bounded_reason(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    manager, app, registry = node()
+
+    async def raises() -> CheckResult:
+        # Free text from elsewhere (a peer's address, its message): never a label value.
+        raise ConnectionError("12D3KooWEvil said: <script>")
+
+    manager.register(HealthCheck("raises", raises))
+    manager.register(HealthCheck("full", checker(CheckResult.fail("full", error="ENOSPC /x"))))
+    await run_all(manager)
+    sample = registry.get_sample_value
+    assert (
+        sample("chorus_health_checks_failed_total", {"check_name": "raises", "reason": "exception"})
+        == 1
+    )
+    assert (
+        sample("chorus_health_checks_failed_total", {"check_name": "full", "reason": "unhealthy"})
+        == 1
+    )
+    body = (await (await app.test_client().get("/metrics")).get_data()).decode()
+    reasons = set(
+        re.findall(r'^chorus_health_checks_failed_total\{[^}]*reason="([^"]*)"', body, re.M)
+    )
+    assert reasons == {"exception", "unhealthy"}
+    assert "12D3KooWEvil" not in body and "ENOSPC" not in body
+
+
 async def test_metrics_exposition(autojump_clock: trio.testing.MockClock) -> None:
     manager, app, registry = node()
     manager.register(HealthCheck("db", checker(CheckResult.ok("ok")), critical=True))
@@ -404,7 +434,8 @@ async def test_metrics_exposition(autojump_clock: trio.testing.MockClock) -> Non
     await run_all(manager)
     sample = registry.get_sample_value
     assert sample("chorus_health_checks_passed_total", {"check_name": "db"}) == 2
-    assert sample("chorus_health_checks_failed_total", {"check_name": "disk"}) == 2
+    failed = {"check_name": "disk", "reason": "unhealthy"}
+    assert sample("chorus_health_checks_failed_total", failed) == 2
     assert sample("chorus_health_check_duration_seconds_count", {"check_name": "db"}) == 2
     assert sample("chorus_component_health_score", {"component": "storage"}) == 0.0
     assert sample("chorus_component_health_score", {"component": "db"}) == 1.0

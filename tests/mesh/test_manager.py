@@ -12,7 +12,7 @@ from trio.testing import MockClock
 from mesh.errors import CheckRegistrationError
 from mesh.flap import CheckState, Thresholds
 from mesh.manager import CheckManager, ResultEvent
-from mesh.model import CheckResult, HealthCheck, Status
+from mesh.model import CheckResult, FailureReason, HealthCheck, Status
 
 EPOCH = 1_759_228_200.0
 Start = Callable[[CheckManager], trio.Nursery]
@@ -315,3 +315,43 @@ async def test_start_delay_postpones_only_the_first_run(
     await trio.sleep(13)
     assert runs == [2, 7, 12]
     assert manager.decide()[0] is Status.HEALTHY
+
+
+async def test_each_failed_run_says_why_from_a_fixed_set(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    manager = new_manager()
+    events: list[ResultEvent] = []
+    manager.add_listener(events.append)
+
+    async def hangs() -> CheckResult:
+        await trio.sleep_forever()
+        raise AssertionError("unreachable")
+
+    async def raises() -> CheckResult:
+        raise OSError("connection refused by 10.0.0.7:9000")
+
+    async def garbage() -> object:
+        return "fine, honestly"
+
+    async def reports(healthy: bool) -> CheckResult:
+        # A peer's words in the result: they must never become the reason.
+        return CheckResult(healthy, "peer says: rm -rf", error="peer says: rm -rf")
+
+    checks = [
+        HealthCheck("hangs", hangs, timeout=1),
+        HealthCheck("raises", raises),
+        HealthCheck("garbage", garbage),
+        HealthCheck("fails", lambda: reports(False)),
+        HealthCheck("passes", lambda: reports(True)),
+    ]
+    for check in checks:
+        manager.register(check)
+        await manager.run_check(check)
+    assert {e.check.name: e.failure for e in events} == {
+        "hangs": FailureReason.TIMEOUT,
+        "raises": FailureReason.EXCEPTION,
+        "garbage": FailureReason.INVALID_RESULT,
+        "fails": FailureReason.UNHEALTHY,
+        "passes": None,
+    }
