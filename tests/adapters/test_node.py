@@ -105,6 +105,25 @@ async def test_isolated_node_serves_endpoints_and_says_it_is_alone(tmp_path: Pat
         await trio.open_tcp_stream("127.0.0.1", handle.http_port)
 
 
+def _readme_section(title: str) -> str:
+    readme = (Path(__file__).parents[2] / "README.md").read_text()
+    return readme.split(f"\n{title}\n", 1)[1].split("\n## ", 1)[0]
+
+
+def test_readme_documents_election_health() -> None:
+    from mesh.config import OPTIONS
+
+    checks = _readme_section("## Built-in checks")
+    assert "| `election-health` | no | 15 s / 5 s |" in checks
+    for option in OPTIONS:
+        if "election" in option.name:
+            assert f"`{option.flag}" in checks and option.env in checks, option.name
+    summary = next(
+        line for line in _readme_section("## Endpoints").splitlines() if "/health/summary" in line
+    )
+    assert "`admin_uptime`" in summary and "`leadership_changes`" in summary
+
+
 def _undocumented(exposition: str) -> set[str]:
     """Our series on /metrics that the README's metrics table does not list."""
     readme = (Path(__file__).parents[2] / "README.md").read_text()
