@@ -8,6 +8,11 @@ Rules:
   results, and a failing check turns passing only after ``pass_after`` consecutive passes.
 - The consecutive counters run regardless of state: a critical check triggers shutdown on
   ``consecutive_failures`` (see ``mesh.status.shutdown_reason``), never on one bad result.
+- A warning result (``CheckResult.warning``) is a failure like any other for the state,
+  but it excuses the failures of the streak so far: ``warned_through`` remembers how many,
+  and only the failures after the latest warning (``unexcused_failures``) count towards
+  shutdown. Otherwise a node that warned for an hour would be shut down by its first
+  ordinary failure.
 
 Pure code: the manager feeds results in and gets the new state and any transition back.
 """
@@ -30,6 +35,18 @@ class FlapState:
     consecutive_failures: int = 0
     consecutive_successes: int = 0
     ever_passed: bool = False  # whether any result of this check has passed since start
+    # consecutive_failures up to and including the latest warning result; 0 without one.
+    warned_through: int = 0
+
+    @property
+    def warning(self) -> bool:
+        """Whether the latest result was a warning."""
+        return self.consecutive_failures > 0 and self.warned_through == self.consecutive_failures
+
+    @property
+    def unexcused_failures(self) -> int:
+        """Consecutive failures since the latest warning: the ones shutdown counts."""
+        return self.consecutive_failures - self.warned_through
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,14 +59,17 @@ class Thresholds:
             raise ValueError("flap thresholds must be at least 1")
 
 
-def observe(current: FlapState, healthy: bool, limits: Thresholds) -> FlapState:
-    """The flap state after one more result."""
+def observe(
+    current: FlapState, healthy: bool, limits: Thresholds, *, warning: bool = False
+) -> FlapState:
+    """The flap state after one more result; ``warning`` only matters when not healthy."""
     if healthy:
         counted = replace(
             current,
             consecutive_failures=0,
             consecutive_successes=current.consecutive_successes + 1,
             ever_passed=True,
+            warned_through=0,
         )
         if current.state is CheckState.PENDING:
             return replace(counted, state=CheckState.PASSING)
@@ -59,8 +79,12 @@ def observe(current: FlapState, healthy: bool, limits: Thresholds) -> FlapState:
         ):
             return replace(counted, state=CheckState.PASSING)
         return counted
+    failures = current.consecutive_failures + 1
     counted = replace(
-        current, consecutive_successes=0, consecutive_failures=current.consecutive_failures + 1
+        current,
+        consecutive_successes=0,
+        consecutive_failures=failures,
+        warned_through=failures if warning else current.warned_through,
     )
     if current.state is CheckState.PENDING:
         return replace(counted, state=CheckState.FAILING)

@@ -207,7 +207,7 @@ class CheckManager:
             return  # unregistered while it ran
         check.last_result = result
         before = self._flap[check.name]
-        after = observe(before, result.healthy, self.thresholds)
+        after = observe(before, result.healthy, self.thresholds, warning=result.warning)
         self._flap[check.name] = after
         self.last_update = result.timestamp
         event = ResultEvent(check, result, before, after, completed, failure)

@@ -54,6 +54,11 @@ class CheckResult:
     latency: float = 0.0  # seconds the checker took
     timestamp: float = 0.0  # Unix seconds when the result was taken
     error: str | None = None  # the error's text when the check failed with one
+    # A failed result that is not the node's fault, e.g. the PubSub probe of a node whose
+    # only peers are not mesh nodes: nothing was proven, so it cannot pass, yet nothing is
+    # broken either. It rolls up as degraded even on a critical check and never counts
+    # towards shutdown (``mesh.status``). Ignored on a healthy result.
+    warning: bool = False
 
     @classmethod
     def ok(cls, message: str, **details: Any) -> CheckResult:
@@ -62,6 +67,11 @@ class CheckResult:
     @classmethod
     def fail(cls, message: str, *, error: str | None = None, **details: Any) -> CheckResult:
         return cls(healthy=False, message=message, details=details, error=error)
+
+    @classmethod
+    def warn(cls, message: str, **details: Any) -> CheckResult:
+        """A failed result that only warns (see ``warning``)."""
+        return cls(healthy=False, message=message, details=details, warning=True)
 
 
 # A checker is an async callable with no arguments: cancellation and the timeout come from

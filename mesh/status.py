@@ -3,8 +3,10 @@
 The rules, in order (first match wins):
 1. ``stopping`` once shutdown has begun, whatever the checks say.
 2. ``starting`` while any enabled check has no result yet.
-3. ``unhealthy`` when any enabled critical check is failing.
-4. ``degraded`` when only enabled non-critical checks are failing.
+3. ``unhealthy`` when any enabled critical check is failing, and its latest result was
+   not a warning.
+4. ``degraded`` when only enabled non-critical checks, or critical ones whose latest result
+   was a warning (``CheckResult.warning``: failed, but not the node's fault), are failing.
 5. ``healthy`` otherwise (every enabled check passing, or none registered).
 
 "Failing" is the flap-controlled state of ``mesh.flap``, not the last raw result. Disabled
@@ -12,7 +14,8 @@ checks never count.
 
 Shutdown: a critical check triggers a graceful shutdown only once it has failed
 ``shutdown_after`` times in a row (the reference's MaxFailedProbes, 3 by default), so one
-transient failure never stops a node. It must also have passed at least once since start:
+transient failure never stops a node; failures up to a warning result do not count
+(``FlapState.unexcused_failures``). It must also have passed at least once since start:
 shutdown is for a node that broke, while a node that never got going (the first node of a
 cluster with no peers yet, a database not up yet) is already kept out of traffic by its
 readiness, and restarting it would only loop.
@@ -45,12 +48,17 @@ def decide_status(stopping: bool, checks: Iterable[CheckView]) -> tuple[Status, 
     pending = sorted(c.name for c in enabled if c.flap.state is CheckState.PENDING)
     if pending:
         return Status.STARTING, f"Waiting for first results: {', '.join(pending)}"
-    critical = sorted(c.name for c in enabled if c.critical and c.flap.state is CheckState.FAILING)
+    failing = [c for c in enabled if c.flap.state is CheckState.FAILING]
+    critical = sorted(c.name for c in failing if c.critical and not c.flap.warning)
     if critical:
         return Status.UNHEALTHY, f"Critical checks failing: {', '.join(critical)}"
-    failing = sorted(c.name for c in enabled if c.flap.state is CheckState.FAILING)
-    if failing:
-        return Status.DEGRADED, f"Non-critical checks failing: {', '.join(failing)}"
+    warned = sorted(c.name for c in failing if c.critical)
+    plain = sorted(c.name for c in failing if not c.critical)
+    parts = [f"Non-critical checks failing: {', '.join(plain)}"] if plain else []
+    if warned:
+        parts.append(f"{'c' if parts else 'C'}ritical checks warning: {', '.join(warned)}")
+    if parts:
+        return Status.DEGRADED, "; ".join(parts)
     return Status.HEALTHY, "All health checks passing"
 
 
@@ -61,10 +69,10 @@ def shutdown_reason(checks: Iterable[CheckView], shutdown_after: int) -> str | N
             check.enabled
             and check.critical
             and check.flap.ever_passed
-            and check.flap.consecutive_failures >= shutdown_after
+            and check.flap.unexcused_failures >= shutdown_after
         ):
             return (
                 f"critical check {check.name!r} failed "
-                f"{check.flap.consecutive_failures} times in a row"
+                f"{check.flap.unexcused_failures} times in a row"
             )
     return None

@@ -28,6 +28,8 @@ def result_json(result: CheckResult) -> JSON:
     body["timestamp"] = rfc3339(result.timestamp)
     if result.error:
         body["error"] = result.error
+    if result.warning and not result.healthy:
+        body["warning"] = True  # omitted otherwise, like error
     return body
 
 

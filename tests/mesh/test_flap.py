@@ -47,6 +47,20 @@ def test_counters_keep_counting_past_the_threshold() -> None:
     assert state == FlapState(F, consecutive_failures=5, consecutive_successes=0)
 
 
+def test_a_warning_fails_like_any_failure_but_excuses_the_streak_so_far() -> None:
+    limits = Thresholds(fail_after=2)
+    state = observe(FlapState(), True, limits)
+    for _ in range(3):
+        state = observe(state, False, limits, warning=True)
+    assert state.state is F and state.warning and state.unexcused_failures == 0
+    state = observe(state, False, limits)  # an ordinary failure after the warnings
+    assert not state.warning and state.consecutive_failures == 4
+    assert state.unexcused_failures == 1
+    state = observe(state, True, limits)  # a pass forgets the warnings with the failures
+    assert state.warned_through == 0 and not state.warning
+    assert observe(state, True, limits, warning=True).warned_through == 0  # passes ignore it
+
+
 def test_thresholds_of_one_follow_every_result() -> None:
     assert "".join(run("pfpf", Thresholds(fail_after=1, pass_after=1))) == "PFPF"
 

@@ -212,6 +212,33 @@ async def test_non_critical_failures_never_request_shutdown(
     assert manager.decide()[0] is Status.DEGRADED
 
 
+async def test_warning_results_of_a_critical_check_degrade_and_never_end_the_node(
+    running: Start, autojump_clock: MockClock
+) -> None:
+    manager = new_manager()
+    requests: list[str] = []
+    manager.set_shutdown_handler(requests.append)
+    outcomes = iter("pwwwwwf")
+
+    async def checker() -> CheckResult:
+        await trio.lowlevel.checkpoint()
+        outcome = next(outcomes, "f")
+        if outcome == "w":
+            return CheckResult.warn("no peer to prove it with")
+        return CheckResult(outcome == "p", outcome)
+
+    manager.register(HealthCheck("pubsub", checker, interval=10, critical=True))
+    running(manager)
+    await trio.sleep(55)  # p then 5 warnings: failing, yet only degraded
+    assert manager.flap_state("pubsub").state is CheckState.FAILING
+    assert manager.decide() == (Status.DEGRADED, "Critical checks warning: pubsub")
+    await trio.sleep(10)  # one ordinary failure after the warnings: unhealthy, no shutdown
+    assert manager.decide()[0] is Status.UNHEALTHY
+    assert requests == []
+    await trio.sleep(20)  # the third ordinary failure in a row does end it
+    assert requests == ["critical check 'pubsub' failed 3 times in a row"]
+
+
 async def test_registration_errors(autojump_clock: trio.testing.MockClock) -> None:
     manager = new_manager()
     manager.register(HealthCheck("a", scripted("p")))

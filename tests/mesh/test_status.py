@@ -9,6 +9,7 @@ from mesh.status import CheckView, decide_status, shutdown_reason
 P = FlapState(CheckState.PASSING, 0, 1)
 F = FlapState(CheckState.FAILING, 3, 0)
 PEND = FlapState()
+W = FlapState(CheckState.FAILING, 3, 0, warned_through=3)  # the latest result warned
 
 
 def view(name: str, flap: FlapState, critical: bool = False, enabled: bool = True) -> CheckView:
@@ -25,6 +26,9 @@ def view(name: str, flap: FlapState, critical: bool = False, enabled: bool = Tru
         ([view("a", F), view("b", P, critical=True)], Status.DEGRADED),
         ([view("a", F), view("b", F, critical=True)], Status.UNHEALTHY),
         ([view("a", P), view("b", F, critical=True)], Status.UNHEALTHY),
+        # A critical check whose latest result only warns degrades the node, no more.
+        ([view("a", P), view("b", W, critical=True)], Status.DEGRADED),
+        ([view("a", W, critical=True), view("b", F, critical=True)], Status.UNHEALTHY),
         # Disabled checks count for nothing, pending or failing.
         ([view("a", PEND, enabled=False), view("b", P)], Status.HEALTHY),
         ([view("a", F, critical=True, enabled=False), view("b", P)], Status.HEALTHY),
@@ -45,6 +49,10 @@ def test_messages_name_the_checks() -> None:
     assert message == "Critical checks failing: db"
     _, message = decide_status(False, [view("disk", F), view("mem", F)])
     assert message == "Non-critical checks failing: disk, mem"
+    _, message = decide_status(False, [view("pubsub", W, critical=True)])
+    assert message == "Critical checks warning: pubsub"
+    _, message = decide_status(False, [view("disk", F), view("pubsub", W, critical=True)])
+    assert message == "Non-critical checks failing: disk; critical checks warning: pubsub"
 
 
 @pytest.mark.parametrize(
@@ -66,3 +74,21 @@ def test_shutdown_after_consecutive_critical_failures(
     assert (reason is not None) is expected
     if expected:
         assert reason == f"critical check 'db' failed {failures} times in a row"
+
+
+@pytest.mark.parametrize(
+    ("failures", "warned_through", "expected"),
+    [
+        (9, 9, False),  # warning now: not the node's fault
+        (9, 7, False),  # two ordinary failures since the latest warning
+        (9, 6, True),  # three
+    ],
+)
+def test_shutdown_counts_only_failures_after_the_latest_warning(
+    failures: int, warned_through: int, expected: bool
+) -> None:
+    flap = FlapState(CheckState.FAILING, failures, 0, True, warned_through)
+    reason = shutdown_reason([view("pubsub", flap, critical=True)], shutdown_after=3)
+    assert (reason is not None) is expected
+    if expected:
+        assert reason == "critical check 'pubsub' failed 3 times in a row"
