@@ -370,11 +370,16 @@ class RoguePeer:
     async def answer_probes(self, mode: ProbeMode) -> None:
         """How we answer PubSub probes that name us: ``wrong`` (a hash of other bytes),
         ``garbage`` (not an answer at all), ``never`` (subscribed, silent) or ``honest``.
-        Subscribes to the probe topic, so probing nodes count us as a responder."""
+        Subscribes to the probe topic and claims the answer protocol in identify (pushed
+        to the peers already connected), so probing nodes name us as a mesh node: a claim
+        costs a hostile peer nothing."""
         self.probe_mode = mode
         if self._answering:
             return
         self._answering = True
+        # Streams to us on it are refused at once: the claim is all we want of it.
+        self._link.set_handler(ACK_PROTOCOL, _ignore_answer, expected=lambda _sender: False)
+        await self._link.announce()
         subscription = await self.node.guarded_pubsub.subscribe(PROBE_TOPIC)
 
         async def answer() -> None:
@@ -729,6 +734,10 @@ class Crowd:
     def _name(self, target: SimNode | str) -> str:
         peer = _peer_id(target)
         return self._names.get(peer, peer)
+
+
+async def _ignore_answer(sender: str, data: bytes) -> None:
+    await trio.lowlevel.checkpoint()
 
 
 def _bare_host() -> IHost:

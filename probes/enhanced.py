@@ -6,7 +6,9 @@ Checks (reference, "Enhanced Health Checks Registered"); resource-health lives i
 =================== ======== ======== =========== =========================================
 name                critical interval component  healthy when
 =================== ======== ======== =========== =========================================
-pubsub-enhanced     yes (*)  30 s     pubsub      this PubSub probe got a correct answer
+pubsub-enhanced     yes (*)  30 s     pubsub      this PubSub probe got a correct answer;
+                                                  a warning (degraded) when no connected
+                                                  peer is a mesh node (pubsub_probe)
 dht-enhanced        yes (*)  60 s     dht         this DHT probe succeeded (see dht_probe)
 p2p-connectivity    yes (*)  30 s     p2p         connected peers >= min_peers
 replication-health  no       120 s    replication replication ratio >= degraded_threshold
@@ -537,8 +539,11 @@ class EnhancedHealthChecks:
         m.pubsub_last_success = tracker.last_success
         m.pubsub_probe_latency = tracker.last_latency
         m.network_latency = tracker.last_latency
-        return CheckResult(
-            healthy=outcome.healthy,
+        # The outcome's own verdict, a warning included (only non-mesh peers: degraded,
+        # not unhealthy, see ProbeOutcome.result). The tracker counts it as a failure all
+        # the same: nothing was proven, and the score says so.
+        return replace(
+            outcome.result(),
             message=f"{outcome.message} (success rate {tracker.success_rate:.0%})",
             details={**outcome.details(), **_tracker_details(tracker, score)},
         )

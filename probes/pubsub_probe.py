@@ -47,6 +47,15 @@ answer streams only from the peers its pending probes named, resets every other 
 once, and bounds the rest per peer and in all, with a read timeout (:class:`LibP2PLink`).
 Every stream handler here catches everything a peer can cause, because an exception
 escaping a py-libp2p stream handler ends the whole node (notes, "Hostile input").
+
+Peers that are not mesh nodes (issue 14: CHORUS's Go and JS libp2p peers) connect, may
+subscribe to the probe topic, and never answer. The origin names only peers whose identify
+lists :data:`ACK_PROTOCOL`, which every mesh node registers (:func:`probe_for_node` builds
+the probe with the responder), so they are never named and never counted as silent. A node
+whose peers are all of that kind reports so as a warning (:meth:`ProbeOutcome.result`).
+Identify is the peer's word: a hostile peer may claim the protocol and stay silent, which
+is the silent named peer of before (with ``wanted``, members are named first), and its
+protocol list is read only up to :data:`MAX_PEER_PROTOCOLS` entries.
 """
 
 from __future__ import annotations
@@ -55,6 +64,7 @@ import base64
 import binascii
 import contextlib
 import hashlib
+import itertools
 import json
 import logging
 import random
@@ -175,6 +185,15 @@ MAX_PENDING_PER_ORIGIN = 2
 # budget; honest origins refresh their place with every probe that names us (about once a
 # probe interval per origin), far more often than 1,024 new origins can be admitted.
 MAX_PROVEN_ORIGINS = 1024
+
+# Identify's protocol list is the peer's own word, of any length: only this many of its
+# entries are looked at. Honest nodes list a few dozen (py-libp2p and go-libp2p about 15 to
+# 25); a mesh node that lists ours beyond this is simply not named.
+MAX_PEER_PROTOCOLS = 256
+# Pushing identify to the peers already connected (LibP2PLink.announce): one small stream
+# each, a few milliseconds; a peer that stalls it must not hold the task.
+DEFAULT_ANNOUNCE_TIMEOUT = 5.0
+ANNOUNCE_CONCURRENCY = 8
 
 # The reference's Active PubSub Check properties.
 ACTIVE_INTERVAL = 60.0
@@ -379,6 +398,14 @@ class DirectLink(Protocol):
     def connected_peers(self) -> list[str]:
         """Peers with an open connection (base58)."""
 
+    def speaks(self, peer_id: str, protocol: str) -> bool:
+        """Whether ``peer_id`` says it supports ``protocol`` (identify); False when it has
+        not told us. Never raises."""
+
+    async def announce(self) -> None:
+        """Tell the connected peers our protocols again: peers that identified us before a
+        handler was set do not know of it otherwise. Bounded; never raises but Cancelled."""
+
     async def send(self, peer_id: str, protocol: str, data: bytes) -> None:
         """Open a stream, write ``data``, close. Raises LinkError."""
 
@@ -438,6 +465,33 @@ class LibP2PLink:
 
     def connected_peers(self) -> list[str]:
         return [pid.to_base58() for pid in self._host.get_connected_peers()]
+
+    def speaks(self, peer_id: str, protocol: str) -> bool:
+        from libp2p.peer.id import ID
+
+        # Everything here is a peer's word: a peer identify has not reached yet raises
+        # PeerStoreError, and the list, however long, is cut to MAX_PEER_PROTOCOLS.
+        try:
+            listed = self._host.get_peerstore().get_protocols(ID.from_base58(peer_id))
+            return any(p == protocol for p in itertools.islice(listed, MAX_PEER_PROTOCOLS))
+        except Exception:
+            return False
+
+    async def announce(self, *, timeout: float = DEFAULT_ANNOUNCE_TIMEOUT) -> None:
+        # py-libp2p answers identify with the handlers set at that moment and pushes
+        # nothing when one is added later (basic_host.py, 0.8.1): a node that registered
+        # ACK_PROTOCOL after its first connections stayed unnamed by those peers. Our own
+        # limiter, not the library's module-wide one, which outlives a trio run.
+        from libp2p.identity.identify_push import push_identify_to_peer
+
+        limiter = trio.CapacityLimiter(ANNOUNCE_CONCURRENCY)
+        with trio.move_on_after(timeout):
+            try:
+                async with trio.open_nursery() as nursery:
+                    for pid in self._host.get_connected_peers():
+                        nursery.start_soon(push_identify_to_peer, self._host, pid, None, limiter)
+            except Exception as exc:  # push_identify_to_peer catches its own; belt and braces
+                logger.info("identify push failed: %r", exc)
 
     async def send(self, peer_id: str, protocol: str, data: bytes) -> None:
         from libp2p.custom_types import TProtocol
@@ -540,10 +594,13 @@ class InMemoryLinkNetwork:
     def __init__(self) -> None:
         self._nodes: dict[str, InMemoryLink] = {}
 
-    def attach(self, peer_id: str) -> InMemoryLink:
+    def attach(self, peer_id: str, *, protocols: Iterable[str] = (ACK_PROTOCOL,)) -> InMemoryLink:
+        """A node that says it speaks ``protocols`` (what identify would tell), plus the
+        ones it sets handlers for. By default a mesh node; ``protocols=()`` is a peer that
+        does not run this mesh."""
         if peer_id in self._nodes:
             raise ValueError(f"peer {peer_id} is already attached")
-        link = self._nodes[peer_id] = InMemoryLink(self, peer_id)
+        link = self._nodes[peer_id] = InMemoryLink(self, peer_id, protocols)
         return link
 
     def set_reachable(self, peer_id: str, reachable: bool) -> None:
@@ -556,10 +613,13 @@ class InMemoryLinkNetwork:
 
 
 class InMemoryLink:
-    def __init__(self, network: InMemoryLinkNetwork, peer_id: str) -> None:
+    def __init__(
+        self, network: InMemoryLinkNetwork, peer_id: str, protocols: Iterable[str] = ()
+    ) -> None:
         self._net = network
         self.peer_id = peer_id
         self.reachable = True
+        self.protocols = set(protocols)  # what this node says it speaks
         self._handlers: dict[str, tuple[LinkHandler, SenderFilter | None]] = {}
         self.sent: list[tuple[str, str, bytes]] = []  # (to, protocol, data), for asserts
         # Only "unexpected" (as LibP2PLink counts it): inline delivery never stalls.
@@ -567,6 +627,13 @@ class InMemoryLink:
 
     def connected_peers(self) -> list[str]:
         return self._net._peers_of(self.peer_id)
+
+    def speaks(self, peer_id: str, protocol: str) -> bool:
+        node = self._net._nodes.get(peer_id)
+        return node is not None and protocol in node.protocols
+
+    async def announce(self) -> None:
+        await trio.lowlevel.checkpoint()  # the fake's "identify" is always current
 
     async def send(self, peer_id: str, protocol: str, data: bytes) -> None:
         await trio.lowlevel.checkpoint()
@@ -587,6 +654,7 @@ class InMemoryLink:
         self, protocol: str, handler: LinkHandler, *, expected: SenderFilter | None = None
     ) -> None:
         self._handlers[protocol] = (handler, expected)
+        self.protocols.add(protocol)  # as a real host lists its handlers in identify
 
 
 # -------------------------------------------------------------------- responder
@@ -688,6 +756,10 @@ class ProbeResponder:
         task_status.started()
         try:
             async with send, new_send, trio.open_nursery() as nursery:
+                # Answering makes this a mesh node; origins name only peers whose identify
+                # says so, and peers that identified us before the probe's handler was set
+                # would not know (the node builds both after its host is up).
+                nursery.start_soon(self._link.announce)
                 for _ in range(self._workers):
                     nursery.start_soon(self._send_answers, receive.clone())
                 for _ in range(self._new_origin_workers):
@@ -819,17 +891,29 @@ class ProbeOutcome:
     latency: float | None
     wait: float
     connected: int  # connected peers when the probe started
+    # Of those, peers whose identify does not list ACK_PROTOCOL: not mesh nodes (or not
+    # identified yet), so never named.
+    non_mesh: int = 0
 
     @property
     def healthy(self) -> bool:
         return bool(self.answered)
 
     @property
+    def no_mesh_peers(self) -> bool:
+        """Connected, but only to peers that are not mesh nodes: nobody to ask."""
+        return self.connected > 0 and self.non_mesh >= self.connected
+
+    @property
     def message(self) -> str:
         if not self.named and not self.connected:
             return "no connected peers to answer the probe"
+        if self.no_mesh_peers:
+            return f"no peer speaks {ACK_PROTOCOL}: {_not_mesh_nodes(self.non_mesh)}"
         if not self.named:
-            return f"none of {self.connected} connected peers subscribes to {TOPIC}"
+            mesh = self.connected - self.non_mesh
+            text = f"none of {mesh} connected peers subscribes to {TOPIC}"
+            return f"{text}; {_not_mesh_nodes(self.non_mesh)}" if self.non_mesh else text
         bad = ""
         if self.corrupted:
             bad = (
@@ -852,12 +936,28 @@ class ProbeOutcome:
             "latency_ms": None if self.latency is None else self.latency * 1000,
             "responders_named": len(self.named),
             "connected_peers": self.connected,
+            "non_mesh_peers": self.non_mesh,
             "responders_answered": list(self.answered),
             "corrupted": len(self.corrupted),
         }
 
     def result(self) -> CheckResult:
+        if self.no_mesh_peers:
+            # A warning: failed, degraded, never unhealthy (mesh.status). Not a pass: the
+            # probe exists to prove the network carries our messages and nobody could be
+            # asked, and a probe that passes on an isolated node is the defect the notes
+            # warn of ("GossipSub"). Not a plain failure either: the connections work,
+            # the peers just run other software; readiness turning 503, or a critical
+            # check ending the node, would fix nothing. A node with no peers at all still
+            # fails plainly.
+            return CheckResult.warn(self.message, **self.details())
         return CheckResult(healthy=self.healthy, message=self.message, details=self.details())
+
+
+def _not_mesh_nodes(count: int) -> str:
+    if count == 1:
+        return "1 connected peer is not a mesh node"
+    return f"{count} connected peers are not mesh nodes"
 
 
 @dataclass
@@ -910,8 +1010,9 @@ class PubSubProbe:
         self._payload_bytes = payload_bytes
         self.wait = wait
         self._grace = grace
-        # Peers known to subscribe to TOPIC (GossipSub's peer_topics): naming a connected
-        # peer that runs no responder (a CHORUS Go peer, say) only costs an answer.
+        # Peers known to subscribe to TOPIC (GossipSub's peer_topics). A non-mesh peer
+        # may subscribe too (a CHORUS Go peer watching our topics): run() also requires
+        # the answer protocol.
         self._topic_peers = topic_peers
         self._wanted = wanted
         self._rng = rng or random.Random()
@@ -943,11 +1044,15 @@ class PubSubProbe:
         """One probe; ``wait`` overrides the instance's wait for answers (seconds)."""
         wait = self.wait if wait is None else wait
         connected = set(self.link.connected_peers()) - {self.link.peer_id}
-        peers = sorted(connected)
+        # Only mesh nodes answer: a peer that does not speak the answer protocol would be
+        # named, never answer, and count as a silent peer against the network (issue 14).
+        mesh = {p for p in connected if self.link.speaks(p, ACK_PROTOCOL)}
+        non_mesh = len(connected) - len(mesh)
+        peers = sorted(mesh)
         if self._topic_peers is not None:
-            peers = sorted(connected.intersection(self._topic_peers()))
+            peers = sorted(mesh.intersection(self._topic_peers()))
         if not peers:
-            return ProbeOutcome((), (), (), None, wait, len(connected))
+            return ProbeOutcome((), (), (), None, wait, len(connected), non_mesh)
         named = self._pick(peers)
         payload = secrets.token_bytes(self._payload_bytes)
         digest = hashlib.sha256(payload).hexdigest()
@@ -970,7 +1075,13 @@ class PubSubProbe:
             del self._pending[probe.nonce]
         latency = None if pending.first_ok is None else pending.first_ok - pending.started
         return ProbeOutcome(
-            named, tuple(pending.answered), tuple(pending.corrupted), latency, wait, len(connected)
+            named,
+            tuple(pending.answered),
+            tuple(pending.corrupted),
+            latency,
+            wait,
+            len(connected),
+            non_mesh,
         )
 
     async def _on_answer(self, sender: str, data: bytes) -> None:
@@ -1029,7 +1140,8 @@ def probe_for_node(
 def active_pubsub_check(probe: PubSubProbe, *, name: str = ACTIVE_PUBSUB_CHECK) -> HealthCheck:
     """The reference's Active PubSub Check: non-critical, every 60 s, 15 s timeout.
 
-    Healthy when at least one named peer answered with the right hash.
+    Healthy when at least one named peer answered with the right hash; a warning (failed,
+    degraded) when every connected peer is a non-mesh node (:meth:`ProbeOutcome.result`).
     """
 
     async def check_pubsub() -> CheckResult:

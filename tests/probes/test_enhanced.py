@@ -300,6 +300,23 @@ async def test_pubsub_enhanced_tracks_success_and_failure(
     assert m.pubsub_last_success == 1_727_692_200.0 and m.pubsub_probe_latency == 0.0
 
 
+async def test_pubsub_enhanced_warns_when_no_peer_is_a_mesh_node(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    cluster = FakeCluster("AB")
+    enhanced = cluster.enhanced("A")
+    check = by_name(enhanced)["pubsub-enhanced"]
+    # B stays connected but says nothing of the answer protocol: a Go peer, not a node.
+    cluster.nodes["B"].link.protocols.clear()
+    async with responding(cluster):
+        result = await run(check)
+
+    assert check.critical
+    assert not result.healthy and result.warning
+    assert result.message.startswith("no peer speaks /chorus/health-probe-ack/1.0.0:")
+    assert result.details["consecutive_failures"] == 1  # nothing proven: not a success
+
+
 async def test_dht_enhanced_success_violation_and_timeout(
     autojump_clock: trio.abc.Clock,
 ) -> None:

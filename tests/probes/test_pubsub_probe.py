@@ -15,15 +15,31 @@ from typing import Any
 
 import pytest
 import trio
+from libp2p import new_host
+from libp2p.crypto.ed25519 import create_new_key_pair
+from libp2p.crypto.x25519 import create_new_key_pair as create_x25519_key_pair
 from libp2p.custom_types import TProtocol
+from libp2p.network.config import ConnectionConfig
 from libp2p.peer.id import ID
+from libp2p.peer.peerinfo import info_from_p2p_addr
+from libp2p.pubsub.gossipsub import GossipSub
+from libp2p.pubsub.pubsub import Pubsub
+from libp2p.security.noise.transport import PROTOCOL_ID as NOISE_PROTOCOL_ID
+from libp2p.security.noise.transport import Transport as NoiseTransport
+from libp2p.stream_muxer.yamux.yamux import PROTOCOL_ID as YAMUX_PROTOCOL_ID
+from libp2p.stream_muxer.yamux.yamux import Yamux
+from libp2p.tools.anyio_service import background_trio_service
+from multiaddr import Multiaddr  # type: ignore[import-untyped]  # ships no py.typed
 from prometheus_client import CollectorRegistry
 
-from adapters.libp2p_host import P2PConfig, P2PNode, open_p2p_node
+from adapters.libp2p_host import GOSSIPSUB_PROTOCOLS, P2PConfig, P2PNode, open_p2p_node
 from adapters.metrics import probe_stream_metrics
 from adapters.pubsub import InMemoryPubSub, InMemoryPubSubNetwork, PubSubMessage
 from devnet.rogue import RoguePeer
-from mesh.model import CheckResult
+from mesh.digest import TOPIC as DIGEST_TOPIC
+from mesh.manager import CheckManager
+from mesh.model import CheckResult, Status
+from probes.enhanced import EnhancedHealthChecks
 from probes.pubsub_probe import (
     ACK_PROTOCOL,
     DEFAULT_SEND_TIMEOUT,
@@ -142,7 +158,9 @@ def test_rate_limiter_forgets_least_recent_keys() -> None:
 
 
 class FakeCluster:
-    def __init__(self, names: Iterable[str]) -> None:
+    def __init__(self, names: Iterable[str], *, non_mesh: Iterable[str] = ()) -> None:
+        """Mesh nodes ``names``, plus ``non_mesh`` peers that say (identify) nothing of
+        the answer protocol: a Go or JS libp2p peer beside the mesh (issue 14)."""
         self.pubsub_net = InMemoryPubSubNetwork()
         self.link_net = InMemoryLinkNetwork()
         self.pubsub: dict[str, InMemoryPubSub] = {}
@@ -150,6 +168,9 @@ class FakeCluster:
         for name in names:
             self.pubsub[name] = self.pubsub_net.attach(name)
             self.links[name] = self.link_net.attach(name)
+        for name in non_mesh:
+            self.pubsub[name] = self.pubsub_net.attach(name)
+            self.links[name] = self.link_net.attach(name, protocols=())
         self.responders: dict[str, ProbeResponder] = {}
 
     def probe(self, name: str, **options: Any) -> PubSubProbe:
@@ -168,8 +189,8 @@ class FakeCluster:
 
 
 @asynccontextmanager
-async def running(names: str, responders: str) -> AsyncIterator[FakeCluster]:
-    cluster = FakeCluster(names)
+async def running(names: str, responders: str, non_mesh: str = "") -> AsyncIterator[FakeCluster]:
+    cluster = FakeCluster(names, non_mesh=non_mesh)
     async with trio.open_nursery() as nursery:
         await cluster.start_responders(nursery, responders)
         yield cluster
@@ -307,6 +328,53 @@ async def test_topic_peers_narrow_the_responders(autojump_clock: trio.abc.Clock)
         nobody = cluster.probe("A", topic_peers=lambda: [])
         outcome = await nobody.run()
     assert outcome.message == f"none of 2 connected peers subscribes to {TOPIC}"
+
+
+async def test_peers_that_are_not_mesh_nodes_are_never_named(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    async with running("AB", responders="AB", non_mesh="GH") as cluster:
+        # G and H subscribe to the probe topic like any CHORUS Go peer may, and never answer.
+        for name in "GH":
+            await cluster.pubsub[name].subscribe(TOPIC, _ignore_message)
+        probe = cluster.probe("A", topic_peers=lambda: ["B", "G", "H"])
+        outcomes = [await probe.run() for _ in range(3)]  # within B's burst of 3
+
+    assert all(o.named == ("B",) and o.answered == ("B",) for o in outcomes)
+    result = outcomes[0].result()
+    assert result.healthy and not result.warning
+    assert result.message.startswith("1 of 1 named peers answered")
+    assert result.details["non_mesh_peers"] == 2 and result.details["connected_peers"] == 3
+
+
+async def test_only_non_mesh_peers_is_a_warning_not_a_pass(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    async with running("A", responders="A", non_mesh="G") as cluster:
+        await cluster.pubsub["G"].subscribe(TOPIC, _ignore_message)
+        start = trio.current_time()
+        result = (await cluster.probe("A").run()).result()
+        assert trio.current_time() == start  # nobody to wait for
+
+    assert not result.healthy and result.warning
+    assert result.message == f"no peer speaks {ACK_PROTOCOL}: 1 connected peer is not a mesh node"
+    assert cluster.pubsub_net.published == []
+
+
+async def test_mesh_peers_off_the_topic_beside_non_mesh_ones_fail_plainly(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    # A mesh peer is there but not (yet) subscribed: that is our network's trouble.
+    async with running("AB", responders="", non_mesh="GH") as cluster:
+        result = (await cluster.probe("A", topic_peers=lambda: ["G", "H"]).run()).result()
+    assert not result.healthy and not result.warning
+    assert result.message == (
+        f"none of 1 connected peers subscribes to {TOPIC}; 2 connected peers are not mesh nodes"
+    )
+
+
+async def _ignore_message(msg: PubSubMessage) -> None:
+    await trio.lowlevel.checkpoint()
 
 
 # ------------------------------------------------------------------- responder
@@ -794,13 +862,131 @@ async def real_cluster(
 
 
 async def _meshed(origin: P2PNode, peers: list[P2PNode]) -> None:
-    """Until the origin's GossipSub mesh for the probe topic holds every peer."""
+    """Until the origin's GossipSub mesh for the probe topic holds every peer, and
+    identify has told it that each speaks the answer protocol (the probe names no other)."""
     want = {p.host.get_id() for p in peers}
     mesh = origin.guarded_pubsub.router.mesh  # type: ignore[attr-defined]
-    # Polling: GossipSub's mesh changes on its heartbeat and has no event to wait on.
+    # Polling: GossipSub's mesh changes on its heartbeat and the peerstore on identify;
+    # neither has an event to wait on.
     with trio.fail_after(10):
-        while not want <= set(mesh.get(TOPIC, ())):  # noqa: ASYNC110
+        while not (  # noqa: ASYNC110
+            want <= set(mesh.get(TOPIC, ()))
+            and all(ACK_PROTOCOL in _identified(origin, p.peer_id) for p in peers)
+        ):
             await trio.sleep(0.05)
+
+
+def _identified(origin: P2PNode, peer: str) -> list[str]:
+    """The protocols identify told ``origin`` that ``peer`` speaks; [] before it did."""
+    with contextlib.suppress(Exception):
+        return list(origin.host.get_peerstore().get_protocols(ID.from_base58(peer)))
+    return []
+
+
+@asynccontextmanager
+async def bare_gossip_peer(connect_to: list[P2PNode]) -> AsyncIterator[str]:
+    """A py-libp2p host that speaks only standard protocols (identify, ping, GossipSub),
+    subscribed to our topics and reading them, connected to ``connect_to``: a CHORUS Go
+    or JS peer as the mesh sees it. It never answers a probe. Yields its peer id."""
+    key_pair = create_new_key_pair()
+    noise = NoiseTransport(key_pair, noise_privkey=create_x25519_key_pair().private_key)
+    host = new_host(
+        key_pair=key_pair,
+        sec_opt={NOISE_PROTOCOL_ID: noise},
+        muxer_opt={TProtocol(YAMUX_PROTOCOL_ID): Yamux},
+        connection_config=ConnectionConfig(
+            max_connections_per_peer=1, enable_health_monitoring=False
+        ),
+    )
+    gossipsub = GossipSub(
+        protocols=list(GOSSIPSUB_PROTOCOLS),
+        degree=4,
+        degree_low=3,
+        degree_high=6,
+        heartbeat_interval=1,
+    )
+    pubsub = Pubsub(host, gossipsub)  # before any connection (notes, "Building a node")
+    async with (
+        host.run(listen_addrs=[Multiaddr("/ip4/127.0.0.1/tcp/0")]),
+        background_trio_service(pubsub),
+        background_trio_service(gossipsub),
+        trio.open_nursery() as nursery,
+    ):
+        await pubsub.wait_until_ready()
+        for topic in (TOPIC, DIGEST_TOPIC):
+            nursery.start_soon(_drain, await pubsub.subscribe(topic))
+        for node in connect_to:
+            await host.connect(info_from_p2p_addr(Multiaddr(node.listen_addrs[0])))
+        try:
+            yield host.get_id().to_base58()
+        finally:
+            nursery.cancel_scope.cancel()
+            # Leaving host.run() does not close the listener (notes, "Building a node").
+            with trio.CancelScope(shield=True), trio.move_on_after(5):
+                await host.close()
+
+
+async def _drain(subscription: Any) -> None:
+    with contextlib.suppress(Exception):
+        while True:
+            await subscription.get()
+
+
+async def _sees_bare_peer(origin: P2PNode, bare: str) -> None:
+    """Until the origin knows everything that used to get ``bare`` named: it is connected,
+    subscribes to the probe topic, and identify has told the origin its protocols."""
+    bare_id = ID.from_base58(bare)
+    await _until(
+        lambda: (
+            bare_id in origin.guarded_pubsub.peer_topics.get(TOPIC, ())
+            and any("meshsub" in p for p in _identified(origin, bare))
+        )
+    )
+
+
+@pytest.mark.network
+async def test_real_bare_gossip_peer_beside_mesh_nodes_is_never_named(tmp_path: Path) -> None:
+    async with (
+        real_cluster(tmp_path, 3) as kits,
+        bare_gossip_peer([kits[0][0]]) as bare,
+    ):
+        (a, probe, _), (b, _, _), (c, _, _) = kits
+        await _meshed(a, [b, c])
+        await _sees_bare_peer(a, bare)
+        # k = 3 and three topic peers: before issue 14, the bare peer was named every time.
+        outcomes = []
+        for _ in range(3):  # within each responder's per-origin burst of 3
+            with trio.fail_after(15):
+                outcomes.append(await probe.run())
+        assert all(o.healthy for o in outcomes), [o.message for o in outcomes]
+        assert all(set(o.named) == {b.peer_id, c.peer_id} for o in outcomes)
+        assert all(set(o.answered) == set(o.named) for o in outcomes)
+        result = outcomes[-1].result()
+        assert result.healthy and not result.warning
+        assert result.details["non_mesh_peers"] == 1
+        assert result.message.startswith("2 of 2 named peers answered")
+
+
+@pytest.mark.network
+async def test_real_node_beside_only_a_bare_gossip_peer_says_so(tmp_path: Path) -> None:
+    async with real_cluster(tmp_path, 1) as [(a, probe, _)], bare_gossip_peer([a]) as bare:
+        await _sees_bare_peer(a, bare)
+        manager = CheckManager(node_id=a.peer_id, version="test")
+        enhanced = EnhancedHealthChecks(connected_peers=a.connected_peers, pubsub_probe=probe)
+        enhanced.attach(manager)
+        check = manager.get("pubsub-enhanced")
+        with trio.fail_after(15):
+            result = await manager.run_check(check)
+
+    expected = f"no peer speaks {ACK_PROTOCOL}: 1 connected peer is not a mesh node"
+    assert not result.healthy and result.warning, result.message
+    assert result.message.startswith(expected)
+    assert check.critical
+    # Degraded, not unhealthy: readiness stays 200 and the node is never shut down for it.
+    # (p2p-connectivity and task-manager have no result yet; only this check is judged.)
+    for other in manager.checks:
+        other.enabled = other is check
+    assert manager.decide() == (Status.DEGRADED, "Critical checks warning: pubsub-enhanced")
 
 
 @pytest.mark.network

@@ -26,7 +26,7 @@ from mesh.digest import (
     encode_gossip,
 )
 from probes.dht_probe import ACTIVE_DHT_CHECK
-from probes.pubsub_probe import ACTIVE_PUBSUB_CHECK
+from probes.pubsub_probe import ACK_PROTOCOL, ACTIVE_PUBSUB_CHECK, LibP2PLink
 
 pytestmark = pytest.mark.network
 
@@ -176,11 +176,17 @@ async def test_wrong_and_missing_probe_answers_are_reported(mesh_network) -> Non
     honest = net.nodes[0]
     async with net.rogue(connect_to=[victim]) as rogue:
         await rogue.answer_probes("wrong")
+        # The victim names only peers whose identify lists the answer protocol (issue 14).
+        victim_link = LibP2PLink(victim.handle.p2p.host)
         with trio.fail_after(10 * net.scale):
-            while rogue.peer_id not in {  # noqa: ASYNC110 (no event for subscriptions)
-                p.to_base58()
-                for p in victim.handle.p2p.guarded_pubsub.peer_topics.get(PROBE_TOPIC, ())
-            }:
+            while not (  # noqa: ASYNC110 (no event for subscriptions or identify)
+                rogue.peer_id
+                in {
+                    p.to_base58()
+                    for p in victim.handle.p2p.guarded_pubsub.peer_topics.get(PROBE_TOPIC, ())
+                }
+                and victim_link.speaks(rogue.peer_id, ACK_PROTOCOL)
+            ):
                 await trio.sleep(0.1)
 
         result = await net.run_check(victim, ACTIVE_PUBSUB_CHECK)
