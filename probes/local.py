@@ -24,6 +24,7 @@ import trio
 from adapters.system_stats import PsutilStats, SystemStats
 from mesh.errors import CheckError
 from mesh.model import CheckResult, HealthCheck
+from probes.cpu_window import CpuMean, CpuWindow
 
 # The reference's properties, in seconds.
 DATABASE_INTERVAL = 30.0
@@ -203,6 +204,13 @@ def resource_score(usages: dict[str, float], thresholds: dict[str, float]) -> fl
     return min(headroom(usages[name], thresholds[name]) for name in usages)
 
 
+def _cpu_note(cpu: CpuMean, window: CpuWindow) -> str:
+    """What the CPU figure is a mean of: "(60 s mean)", or why it is not judged yet."""
+    if cpu.judged:
+        return f"({cpu.span:.0f} s mean)"
+    return f"(not judged before {window.min_span:g} s of readings)"
+
+
 def resource_health_check(
     stats: SystemStats,
     *,
@@ -210,42 +218,61 @@ def resource_health_check(
     cpu_threshold: float = 0.90,
     memory_threshold: float = 0.90,
     disk_threshold: float = 0.90,
+    cpu_window: CpuWindow | None = None,
 ) -> HealthCheck:
     """The reference's Resource Health Check: "resource-health", warning only, every 60 s.
 
     Reads CPU, memory and the disk holding ``path``; fails when any is over its threshold and
     names those in the message. Details carry each usage and threshold and the ``score``
     (see ``resource_score``) for the "resources" component.
+
+    CPU is judged on its mean over ``cpu_window`` (by default the last 60 s, see
+    ``probes.cpu_window``), not on one reading: a node's first run would otherwise judge its
+    own start-up, and flap control keeps a first verdict for two passes, minutes at this
+    interval (issue 14). Until the window holds enough readings, CPU is reported but neither
+    fails the check nor lowers the score (``cpu_judged`` false). Memory and disk are levels,
+    not rates, and a start-up does not fill them: they are judged as read.
     """
     thresholds = {
         "cpu": _validate_threshold("cpu_threshold", cpu_threshold),
         "memory": _validate_threshold("memory_threshold", memory_threshold),
         "disk": _validate_threshold("disk_threshold", disk_threshold),
     }
+    window = cpu_window if cpu_window is not None else CpuWindow()
 
     async def check_resources() -> CheckResult:
-        # CPU is a delta since the previous call; reading it on the trio thread every time keeps
-        # the interval it covers the check's own interval.
+        # A CPU reading is the mean since the previous one; reading it on every run (and only
+        # here) makes the readings tile the time between runs without gaps.
+        now = trio.current_time()
+        window.add(now, _reading("cpu", stats.cpu_fraction()))
+        cpu = window.mean(now)
         usages = {
-            "cpu": _reading("cpu", stats.cpu_fraction()),
+            "cpu": cpu.mean,
             "memory": _reading("memory", stats.memory_fraction()),
             "disk": _reading(
                 "disk",
                 await trio.to_thread.run_sync(stats.disk_fraction, path, abandon_on_cancel=True),
             ),
         }
-        over = [name for name, usage in usages.items() if usage > thresholds[name]]
+        judged = {name: usage for name, usage in usages.items() if name != "cpu" or cpu.judged}
+        over = [name for name, usage in judged.items() if usage > thresholds[name]]
         details: dict[str, Any] = {
             **usages,
             **{f"{name}_threshold": limit for name, limit in thresholds.items()},
+            "cpu_window": cpu.span,
+            "cpu_judged": cpu.judged,
             "path": path,
             "over": over,
-            "score": resource_score(usages, thresholds),
+            "score": resource_score(judged, thresholds),
         }
-        summary = ", ".join(f"{name} {usage:.1%}" for name, usage in usages.items())
+        notes = {"cpu": f" {_cpu_note(cpu, window)}"}
+        summary = ", ".join(
+            f"{name} {usage:.1%}{notes.get(name, '')}" for name, usage in usages.items()
+        )
         if over:
             breaches = ", ".join(
-                f"{name} {usages[name]:.1%} > {_percent(thresholds[name])}" for name in over
+                f"{name} {usages[name]:.1%} > {_percent(thresholds[name])}{notes.get(name, '')}"
+                for name in over
             )
             return CheckResult.fail(f"Resource usage over threshold: {breaches}", **details)
         return CheckResult.ok(f"Resource usage within thresholds: {summary}", **details)
@@ -253,7 +280,7 @@ def resource_health_check(
     return HealthCheck(
         name=RESOURCE_HEALTH,
         checker=check_resources,
-        description=f"CPU, memory and disk ({path}) usage",
+        description=f"CPU (mean over {window.window:g} s), memory and disk ({path}) usage",
         interval=RESOURCE_INTERVAL,
         timeout=RESOURCE_TIMEOUT,
         critical=False,

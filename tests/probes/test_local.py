@@ -18,10 +18,12 @@ from pathlib import Path
 
 import pytest
 import trio
+from trio.testing import MockClock
 
 from adapters.system_stats import FixedStats, PsutilStats, SystemStats
 from mesh.errors import CheckError
 from mesh.model import CheckResult, HealthCheck
+from probes.cpu_window import CPU_WINDOW, CpuWindow
 from probes.local import (
     database_check,
     disk_space_check,
@@ -35,6 +37,16 @@ from probes.local import (
 async def run(check: HealthCheck) -> CheckResult:
     result = await check.checker()
     assert isinstance(result, CheckResult)
+    return result
+
+
+async def run_judged(check: HealthCheck) -> CheckResult:
+    """The second of two runs a window apart: the first primes the CPU window (needs a
+    MockClock, the ``autojump_clock`` fixture)."""
+    await run(check)
+    await trio.sleep(CPU_WINDOW)
+    result = await run(check)
+    assert result.details.get("cpu_judged") is not False, result.message
     return result
 
 
@@ -78,7 +90,7 @@ def test_reference_properties(
     assert check.enabled
 
 
-async def test_default_thresholds_are_the_references() -> None:
+async def test_default_thresholds_are_the_references(autojump_clock: MockClock) -> None:
     memory = memory_check(stats=FixedStats(memory=0.85))
     disk = disk_space_check("/", stats=FixedStats(disk=0.90))
     resources = resource_health_check(FixedStats(cpu=0.9, memory=0.9, disk=0.9), path="/")
@@ -90,7 +102,7 @@ async def test_default_thresholds_are_the_references() -> None:
         (resources, "memory_threshold", 0.90),
         (resources, "disk_threshold", 0.90),
     ]:
-        result = await run(check)
+        result = await (run_judged(check) if check is resources else run(check))
         assert result.healthy, result.message
         assert result.details[key] == expected
 
@@ -280,11 +292,13 @@ def test_resource_score_is_the_worst_headroom() -> None:
     assert resource_score({"cpu": 0.1, "memory": 0.2, "disk": 0.5}, thresholds) == 1.0
 
 
-async def test_resource_health_all_within_thresholds() -> None:
+async def test_resource_health_all_within_thresholds(autojump_clock: MockClock) -> None:
     stats = FixedStats(cpu=0.125, memory=0.5, disk=0.25)
-    result = await run(resource_health_check(stats, path="/srv"))
+    result = await run_judged(resource_health_check(stats, path="/srv"))
     assert result.healthy
-    assert result.message == "Resource usage within thresholds: cpu 12.5%, memory 50.0%, disk 25.0%"
+    assert result.message == (
+        "Resource usage within thresholds: cpu 12.5% (60 s mean), memory 50.0%, disk 25.0%"
+    )
     assert result.details == {
         "cpu": 0.125,
         "memory": 0.5,
@@ -292,11 +306,13 @@ async def test_resource_health_all_within_thresholds() -> None:
         "cpu_threshold": 0.9,
         "memory_threshold": 0.9,
         "disk_threshold": 0.9,
+        "cpu_window": 60.0,
+        "cpu_judged": True,
         "path": "/srv",
         "over": [],
         "score": 1.0,
     }
-    assert stats.disk_paths == ["/srv"]
+    assert stats.disk_paths == ["/srv", "/srv"]
 
 
 @pytest.mark.parametrize(
@@ -310,7 +326,7 @@ async def test_resource_health_all_within_thresholds() -> None:
     ],
 )
 async def test_resource_health_names_what_is_over(
-    cpu: float, memory: float, disk: float, over: list[str], score: float
+    cpu: float, memory: float, disk: float, over: list[str], score: float, autojump_clock: MockClock
 ) -> None:
     check = resource_health_check(
         FixedStats(cpu=cpu, memory=memory, disk=disk),
@@ -319,7 +335,7 @@ async def test_resource_health_names_what_is_over(
         memory_threshold=0.5,
         disk_threshold=0.5,
     )
-    result = await run(check)
+    result = await run_judged(check)
     assert not result.healthy
     assert result.details["over"] == over
     assert result.details["score"] == score
@@ -328,10 +344,111 @@ async def test_resource_health_names_what_is_over(
         assert (f"{name} " in result.message) is (name in over)
 
 
-async def test_resource_health_message_format() -> None:
+async def test_resource_health_message_format(autojump_clock: MockClock) -> None:
     check = resource_health_check(FixedStats(cpu=0.953), path="/", cpu_threshold=0.9)
-    result = await run(check)
-    assert result.message == "Resource usage over threshold: cpu 95.3% > 90%"
+    result = await run_judged(check)
+    assert result.message == "Resource usage over threshold: cpu 95.3% > 90% (60 s mean)"
+
+
+# --- CPU over a window (issue 14) ---------------------------------------------------------
+
+
+class LoadedMachine(FixedStats):
+    """A machine whose CPU load follows a schedule of trio-clock times, read as psutil reads
+    it: each ``cpu_fraction`` is the exact mean load since the previous call (or since
+    construction, as ``PsutilStats`` primes itself)."""
+
+    def __init__(self, schedule: list[tuple[float, float]], memory: float = 0.3) -> None:
+        # ``schedule``: (from time, load) steps in time order; the first step starts at -inf.
+        super().__init__(memory=memory, disk=0.3)
+        self.schedule = schedule
+        self.last = trio.current_time()
+
+    def _busy_until(self, t: float) -> float:
+        # Integral of the load from the schedule's first step to t.
+        busy = 0.0
+        for (start, load), (end, _) in zip(
+            self.schedule, [*self.schedule[1:], (math.inf, 0.0)], strict=True
+        ):
+            busy += load * max(0.0, min(t, end) - start)
+        return busy
+
+    def cpu_fraction(self) -> float:
+        now, last = trio.current_time(), self.last
+        self.last = now
+        if now <= last:
+            return 0.0
+        return (self._busy_until(now) - self._busy_until(last)) / (now - last)
+
+
+async def run_at(check: HealthCheck, times: list[float]) -> list[CheckResult]:
+    results = []
+    for t in times:
+        await trio.sleep_until(t)
+        results.append(await run(check))
+    return results
+
+
+async def test_a_start_up_spike_does_not_degrade_a_healthy_node(autojump_clock: MockClock) -> None:
+    # Primed at 0, the node starts up at full CPU for 20 s, then idles at 5 %. The first run
+    # reads only the start-up; judging that alone failed the check for minutes (issue 14).
+    machine = LoadedMachine([(0.0, 1.0), (20.0, 0.05)])
+    check = resource_health_check(machine, path="/")
+    first, second, third = await run_at(check, [0.5, 60.5, 120.5])
+    assert [r.healthy for r in (first, second, third)] == [True, True, True], first.message
+    assert first.details["cpu"] == 1.0  # reported as read
+    assert (first.details["cpu_judged"], first.details["over"]) == (False, [])
+    assert first.details["score"] == 1.0
+    assert first.message.startswith(
+        "Resource usage within thresholds: cpu 100.0% (not judged before 30 s of readings)"
+    )
+    assert second.details["cpu"] == pytest.approx((19.5 * 1.0 + 40.5 * 0.05) / 60)
+    assert second.details["cpu_judged"] is True
+    assert third.details["cpu"] == pytest.approx(0.05)
+
+
+async def test_a_burst_just_before_a_run_is_averaged_over_the_window(
+    autojump_clock: MockClock,
+) -> None:
+    # Idle at 5 %, then 10 s at 100 % right before a run asked for on demand at 70 s: the
+    # reading since the previous run says 100 %, the minute says 21 %.
+    machine = LoadedMachine([(0.0, 0.05), (60.0, 1.0)])
+    check = resource_health_check(machine, path="/")
+    *_, on_demand = await run_at(check, [0.0, 60.0, 70.0])
+    assert on_demand.healthy, on_demand.message
+    assert on_demand.details["cpu"] == pytest.approx((50 * 0.05 + 10 * 1.0) / 60)
+
+
+async def test_a_sustained_overload_still_fails_every_judged_run(
+    autojump_clock: MockClock,
+) -> None:
+    machine = LoadedMachine([(0.0, 0.95)])
+    check = resource_health_check(machine, path="/")
+    results = await run_at(check, [0.0, 60.0, 120.0, 180.0])
+    assert [r.healthy for r in results] == [True, False, False, False]
+    for result in results[1:]:
+        assert result.details["over"] == ["cpu"]
+        assert result.details["cpu"] == pytest.approx(0.95)
+        assert result.details["score"] == pytest.approx(0.5)
+        assert result.message == "Resource usage over threshold: cpu 95.0% > 90% (60 s mean)"
+
+
+async def test_the_window_is_the_checks_own_and_can_be_given(autojump_clock: MockClock) -> None:
+    # A shorter window, judged after 5 s: 10 s at 95 % fail at once.
+    machine = LoadedMachine([(0.0, 0.95)])
+    window = CpuWindow(window=10.0, points=2, min_span=5.0)
+    check = resource_health_check(machine, path="/", cpu_window=window)
+    assert check.description == "CPU (mean over 10 s), memory and disk (/) usage"
+    results = await run_at(check, [0.0, 10.0])
+    assert [r.healthy for r in results] == [True, False]
+    assert results[1].details["cpu_window"] == 10.0
+
+
+async def test_memory_is_still_judged_on_the_first_run() -> None:
+    # Memory is a level, not a rate: no window, no grace.
+    result = await run(resource_health_check(FixedStats(memory=0.95), path="/"))
+    assert not result.healthy
+    assert result.details["over"] == ["memory"]
 
 
 # --- database -----------------------------------------------------------------------------
