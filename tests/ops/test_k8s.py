@@ -4,11 +4,17 @@ nodes and writes a bootstrap file the node accepts."""
 
 from __future__ import annotations
 
+import json
 import os
+import re
+import shlex
 import socket
 import subprocess
 import sys
+import tomllib
 from collections.abc import Iterator
+from dataclasses import dataclass
+from fnmatch import fnmatch
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +24,7 @@ import yaml
 from kubernetes_validate.utils import latest_version
 
 from mesh.config import OPTIONS, NodeConfig, load_config
-from tests.helpers import NodeProcess, http_get
+from tests.helpers import PROJECT, NodeProcess, http_get
 from tests.ops import DEVNET_FLAGS, OPS
 
 K8S = OPS / "k8s"
@@ -226,3 +232,239 @@ def test_members_are_admitted_by_the_cluster_authority() -> None:
     parsed = build_parser().parse_args([*issuer["command"][3:], *args])
     assert parsed.key_from_env == "CHORUS_AUTHORITY_KEY"
     assert spec["securityContext"]["fsGroupChangePolicy"] == "OnRootMismatch"
+
+
+# ---------------------------------------------------------------- the image (Dockerfile)
+# Docker cannot run here, so the Dockerfile is read, not built: the checks are that the
+# image and the StatefulSet make the same assumptions about each other and the node.
+
+PYPROJECT = tomllib.loads((PROJECT / "pyproject.toml").read_text())["project"]
+
+
+@dataclass(frozen=True)
+class Instruction:
+    keyword: str  # upper case: FROM, RUN, ENV, ...
+    value: str  # the rest of the (joined) line
+
+
+def dockerfile_stages(text: str) -> list[list[Instruction]]:
+    """The Dockerfile's instructions, one list per FROM (parser rules of the Dockerfile
+    reference: a trailing backslash continues the line; comment lines are dropped, also
+    inside a continuation)."""
+    logical: list[str] = []
+    pending = ""
+    for line in text.splitlines():
+        if line.lstrip().startswith("#") or (not line.strip() and not pending):
+            continue
+        if line.rstrip().endswith("\\"):
+            pending += line.rstrip()[:-1] + " "
+            continue
+        logical.append(pending + line.strip())
+        pending = ""
+    assert not pending, "the Dockerfile ends inside a continued line"
+    stages: list[list[Instruction]] = []
+    for line in logical:
+        keyword, _, value = line.partition(" ")
+        instruction = Instruction(keyword.upper(), " ".join(value.split()))
+        if instruction.keyword == "FROM":
+            stages.append([])
+        assert stages, f"{line!r} before the first FROM"
+        stages[-1].append(instruction)
+    return stages
+
+
+def exec_form(instruction: Instruction) -> list[str]:
+    """A JSON-array argument; the shell form would be an error here (for ENTRYPOINT it
+    puts /bin/sh at PID 1, which does not pass SIGTERM on)."""
+    value = json.loads(instruction.value)
+    assert isinstance(value, list) and all(isinstance(v, str) for v in value), instruction
+    return value
+
+
+def pairs(stage: list[Instruction], keyword: str) -> dict[str, str]:
+    """ENV or LABEL ``key=value`` pairs of one stage, later ones winning."""
+    found: dict[str, str] = {}
+    for instruction in stage:
+        if instruction.keyword == keyword:
+            for word in shlex.split(instruction.value):
+                key, sep, value = word.partition("=")
+                assert sep, f"{keyword} {instruction.value!r}: use key=value"
+                found[key] = value
+    return found
+
+
+def only(stage: list[Instruction], keyword: str) -> Instruction:
+    (found,) = [i for i in stage if i.keyword == keyword]
+    return found
+
+
+@pytest.fixture(scope="module")
+def stages() -> list[list[Instruction]]:
+    return dockerfile_stages((PROJECT / "Dockerfile").read_text())
+
+
+@pytest.fixture(scope="module")
+def image(stages: list[list[Instruction]]) -> list[Instruction]:
+    """The final stage: what the image is."""
+    return stages[-1]
+
+
+def under(path: str, mounts: dict[str, str]) -> str | None:
+    """The volume whose mount holds ``path``, if any."""
+    for volume, mount in mounts.items():
+        if path == mount or path.startswith(mount.rstrip("/") + "/"):
+            return volume
+    return None
+
+
+def test_dockerfile_parser_joins_continuations_and_splits_stages() -> None:
+    text = 'FROM a AS b\n# c\nRUN x \\\n  # inside\n  && y\n\nFROM b\nENV K=v L="w z"\n'
+    first, second = dockerfile_stages(text)
+    assert first == [Instruction("FROM", "a AS b"), Instruction("RUN", "x && y")]
+    assert pairs(second, "ENV") == {"K": "v", "L": "w z"}
+    with pytest.raises(json.JSONDecodeError):
+        exec_form(Instruction("ENTRYPOINT", "chorus-health --config x"))
+
+
+def test_the_pod_runs_the_images_entry_point(image: list[Instruction]) -> None:
+    entrypoint = exec_form(only(image, "ENTRYPOINT"))
+    assert entrypoint == ["chorus-health"]
+    assert PYPROJECT["scripts"]["chorus-health"] == "adapters.cli:main"
+    node = container()
+    # No command: Kubernetes then runs the image's ENTRYPOINT with the pod's args.
+    assert "command" not in node or node["command"] == entrypoint
+    from adapters.cli import build_parser
+
+    parsed = vars(build_parser().parse_args(node["args"]))
+    assert parsed["config"] == "/run/chorus/bootstrap.toml"
+    # The init containers run the image's `python`: the virtualenv the package went into,
+    # first on PATH.
+    env = pairs(image, "ENV")
+    venv = next(i.value.split()[-1] for i in image if i.keyword == "COPY" and "--from" in i.value)
+    assert env["PATH"].split(":")[0] == f"{venv}/bin"
+    for init in find("StatefulSet")["spec"]["template"]["spec"]["initContainers"]:
+        assert init["command"][0] == "python", init["name"]
+
+
+def test_the_image_user_is_the_pods(image: list[Instruction]) -> None:
+    uid, _, gid = only(image, "USER").value.partition(":")
+    assert (uid, gid) == ("10001", "10001")  # numeric: runAsNonRoot can verify it
+    pod = find("StatefulSet")["spec"]["template"]["spec"]["securityContext"]
+    assert pod["runAsNonRoot"] is True
+    assert (pod["runAsUser"], pod["runAsGroup"], pod["fsGroup"]) == (int(uid), int(gid), int(gid))
+    # USER comes after every RUN: nothing is set up as root behind the user's back.
+    keywords = [i.keyword for i in image]
+    assert "RUN" not in keywords[keywords.index("USER") :]
+
+
+def test_exposed_ports_are_the_pods_and_the_nodes_defaults(image: list[Instruction]) -> None:
+    exposed = {
+        word.lower() if "/" in word else f"{word}/tcp"
+        for i in image
+        if i.keyword == "EXPOSE"
+        for word in i.value.split()
+    }
+    node = container()
+    declared = {f"{p['containerPort']}/{p['protocol'].lower()}" for p in node["ports"]}
+    defaults = NodeConfig()
+    assert exposed == declared == {f"{defaults.health_port}/tcp", f"{defaults.p2p_port}/tcp"}
+    # And the node is told to listen on them.
+    env = {var["name"]: var.get("value") for var in node["env"]}
+    ports = {p["name"]: str(p["containerPort"]) for p in node["ports"]}
+    assert (env["CHORUS_HEALTH_PORT"], env["CHORUS_P2P_PORT"]) == (ports["health"], ports["p2p"])
+
+
+def test_data_paths_agree(image: list[Instruction]) -> None:
+    env = pairs(image, "ENV")
+    (volume,) = exec_form(only(image, "VOLUME"))
+    node = container()
+    pod_env = {var["name"]: var.get("value") for var in node["env"]}
+    mounts = {m["name"]: m["mountPath"] for m in node["volumeMounts"]}
+    data = env["CHORUS_DATA_DIR"]
+    assert data == volume == env["CHORUS_DISK_PATH"] == only(image, "WORKDIR").value
+    assert data == pod_env["CHORUS_DATA_DIR"] == pod_env["CHORUS_DISK_PATH"] == mounts["data"]
+    # The image makes its data directory, owned by its user and closed to others: a plain
+    # `docker run` (a fresh volume copies it) keeps the key as private as the pod does.
+    uid, _, gid = only(image, "USER").value.partition(":")
+    (made,) = [i.value for i in image if i.keyword == "RUN" and data in i.value]
+    assert re.search(rf"install -d -o {uid} -g {gid} -m 0700 {re.escape(data)}\b", made), made
+    # The root filesystem is read-only: every path the node writes or reads from outside
+    # the image is on a mounted volume.
+    assert node["securityContext"]["readOnlyRootFilesystem"] is True
+    assert env["PYTHONDONTWRITEBYTECODE"] == pod_env["PYTHONDONTWRITEBYTECODE"] == "1"
+    paths = {name: v for name, v in pod_env.items() if name.startswith("CHORUS_") and v}
+    paths = {name: v for name, v in paths.items() if v.startswith("/")}
+    assert set(paths) >= {
+        "CHORUS_DATA_DIR",
+        "CHORUS_HEALTH_TOKEN_FILE",
+        "CHORUS_MEMBER_CERTIFICATE",
+    }
+    for name, path in {**paths, "--config": node["args"][1]}.items():
+        assert under(path, mounts) is not None, f"{name}={path} is on no volume"
+
+
+def test_mounted_files_come_from_where_they_are_made() -> None:
+    spec = find("StatefulSet")["spec"]["template"]["spec"]
+    volumes = {v["name"]: v for v in spec["volumes"]}
+    node = container()
+    mounts = {m["name"]: m["mountPath"] for m in node["volumeMounts"]}
+    env = {var["name"]: var.get("value") for var in node["env"]}
+    # The token file is a key of the token Secret.
+    token = env["CHORUS_HEALTH_TOKEN_FILE"]
+    secret = volumes[under(token, mounts) or ""]["secret"]
+    assert secret["secretName"] == "chorus-health-token"
+    assert token == f"{mounts['health-token']}/token"
+    # The config file is the one discover-peers writes, on the volume both mount.
+    discover = container("discover-peers", init=True)
+    output = {var["name"]: var.get("value") for var in discover["env"]}["OUTPUT"]
+    discover_mounts = {m["name"]: m["mountPath"] for m in discover["volumeMounts"]}
+    assert output == node["args"][1]
+    assert under(output, discover_mounts) == under(output, mounts) == "bootstrap"
+    # The script it runs is in the ConfigMap mounted at its path.
+    script = discover["command"][1]
+    scripts = volumes[under(script, discover_mounts) or ""]["configMap"]["name"]
+    assert script.rsplit("/", 1)[1] in find("ConfigMap", scripts)["data"]
+
+
+def test_image_name_and_tag_are_the_package_and_its_version(image: list[Instruction]) -> None:
+    expected = f"{PYPROJECT['name']}:{PYPROJECT['version']}"
+    spec = find("StatefulSet")["spec"]["template"]["spec"]
+    for each in [*spec["initContainers"], *spec["containers"]]:
+        assert each["image"] == expected, each["name"]
+    labels = pairs(image, "LABEL")
+    assert labels["org.opencontainers.image.title"] == PYPROJECT["name"]
+    assert labels["org.opencontainers.image.version"] == PYPROJECT["version"]
+    assert f"docker build -t {expected} ." in (PROJECT / "Dockerfile").read_text()
+
+
+def test_the_image_builds_from_what_the_package_needs(stages: list[list[Instruction]]) -> None:
+    # Every stage on one Python (the virtualenv is copied between them) that the package
+    # accepts.
+    bases = {only(stage, "FROM").value.split()[0] for stage in stages}
+    (base,) = bases
+    match = re.fullmatch(r"python:(\d+)\.(\d+)-slim", base)
+    assert match, base
+    minimum = re.fullmatch(r">=(\d+)\.(\d+)", PYPROJECT["requires-python"])
+    assert minimum
+    assert tuple(map(int, match.groups())) >= tuple(map(int, minimum.groups()))
+    # The build stage copies every package setuptools finds, and the files the build reads.
+    build = stages[0]
+    copied = {word for i in build if i.keyword == "COPY" for word in i.value.split()[:-1]}
+    include = tomllib.loads((PROJECT / "pyproject.toml").read_text())["tool"]["setuptools"][
+        "packages"
+    ]["find"]["include"]
+    packages = {
+        path.name
+        for path in PROJECT.iterdir()
+        if (path / "__init__.py").exists() and any(fnmatch(path.name, p) for p in include)
+    }
+    assert packages == {"mesh", "adapters", "probes", "devnet"}
+    assert copied >= packages | {"pyproject.toml", PYPROJECT["readme"], *PYPROJECT["license-files"]}
+    assert any(i.keyword == "RUN" and "pip install ." in i.value for i in build)
+    # .dockerignore keeps none of them out of the build context.
+    ignored = [
+        line.strip()
+        for line in (PROJECT / ".dockerignore").read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    ]
+    assert not [(c, p) for c in copied for p in ignored if fnmatch(c, p)]
