@@ -40,8 +40,6 @@ import signal
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
@@ -51,6 +49,14 @@ from typing import Any
 
 import psutil
 
+from adapters.client import (
+    ClientError,
+    ClusterView,
+    NodeClient,
+    NodeUnreachable,
+    PeerView,
+    fetch_json,
+)
 from devnet.authority import LocalAuthority
 
 __all__ = [
@@ -321,66 +327,6 @@ def pdeathsig_preexec() -> Callable[[], None]:
 
 
 @dataclass(frozen=True)
-class PeerView:
-    """One row of a node's ``GET /health/cluster``."""
-
-    peer_id: str
-    is_self: bool
-    state: str  # alive | suspect | dead | left
-    status: str | None
-    score: float | None
-    last_seen_age: float | None
-
-
-@dataclass(frozen=True)
-class ClusterView:
-    """One node's ``GET /health/cluster``, the fields the devnet uses."""
-
-    node_id: str
-    status: str | None
-    score: float | None
-    admin: str | None
-    peers: tuple[PeerView, ...]
-
-    @classmethod
-    def from_json(cls, body: Any) -> ClusterView:
-        if not isinstance(body, dict) or not isinstance(body.get("peers"), list):
-            raise ValueError("not a cluster view: no peers list")
-        peers = tuple(
-            PeerView(
-                peer_id=str(peer["peer_id"]),
-                is_self=bool(peer.get("self", False)),
-                state=str(peer.get("state", "?")),
-                status=peer.get("status"),
-                score=_float_or_none(peer.get("score")),
-                last_seen_age=_float_or_none(peer.get("last_seen_age")),
-            )
-            for peer in body["peers"]
-            if isinstance(peer, dict) and "peer_id" in peer
-        )
-        return cls(
-            node_id=str(body.get("node_id", "")),
-            status=body.get("status"),
-            score=_float_or_none(body.get("score")),
-            admin=body.get("admin"),
-            peers=peers,
-        )
-
-    def state_of(self, peer_id: str) -> str | None:
-        for peer in self.peers:
-            if peer.peer_id == peer_id:
-                return peer.state
-        return None
-
-    def alive(self) -> frozenset[str]:
-        return frozenset(p.peer_id for p in self.peers if p.state == "alive")
-
-
-def _float_or_none(raw: object) -> float | None:
-    return float(raw) if isinstance(raw, int | float) and not isinstance(raw, bool) else None
-
-
-@dataclass(frozen=True)
 class Agreement:
     """How far the views of the expected nodes agree."""
 
@@ -425,22 +371,19 @@ class Snapshot:
         }
 
 
-_OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # loopback: no proxy
+def _ask_cluster(url: str, timeout: float) -> ClusterView | ClientError:
+    try:
+        return NodeClient(url, timeout=timeout).cluster()
+    except ClientError as exc:
+        return exc
 
 
 def get_json(url: str, timeout: float = HTTP_TIMEOUT) -> tuple[int, Any]:
     """GET a JSON endpoint; (status, body), or (0, error text) when nothing answered."""
     try:
-        with _OPENER.open(url, timeout=timeout) as response:
-            return response.status, json.loads(response.read())
-    except urllib.error.HTTPError as error:
-        raw = error.read()
-        try:
-            return error.code, json.loads(raw)
-        except ValueError:
-            return error.code, raw.decode("utf-8", "replace")
-    except (OSError, ValueError) as exc:
-        return 0, str(getattr(exc, "reason", exc)) or type(exc).__name__
+        return fetch_json(url, timeout=timeout)
+    except NodeUnreachable as exc:
+        return 0, exc.reason
 
 
 # ----------------------------------------------------------------- network namespaces
@@ -784,31 +727,28 @@ class Devnet:
         self.reap()
         procs = {i: proc_state(rec) for i, rec in state.nodes.items()}
         running = [i for i, p in procs.items() if p is Proc.RUNNING and state.nodes[i].health_port]
+        # The same client as `chorus-health members` (adapters/client.py).
         futures = {
-            i: self._pool.submit(get_json, state.nodes[i].http_url + "/health/cluster", timeout)
-            for i in running
+            i: self._pool.submit(_ask_cluster, state.nodes[i].http_url, timeout) for i in running
         }
         views: dict[int, ClusterView] = {}
         health: dict[int, dict[str, Any]] = {}
         errors: dict[int, str] = {}
         fallback: list[int] = []
         for i, future in futures.items():
-            code, body = future.result()
-            if code == 200:
-                try:
-                    views[i] = ClusterView.from_json(body)
-                except (KeyError, TypeError, ValueError) as exc:
-                    errors[i] = f"bad /health/cluster: {exc}"
-            elif code == 404:
+            answer = future.result()
+            if isinstance(answer, ClusterView):
+                views[i] = answer
+            elif answer.code == 404:
                 fallback.append(i)  # a node without the cluster view: show /health instead
             else:
-                errors[i] = f"HTTP {code}" if code else str(body)
+                errors[i] = answer.reason
         more = {
             i: self._pool.submit(get_json, state.nodes[i].http_url + "/health", timeout)
             for i in fallback
         }
-        for i, future in more.items():
-            code, body = future.result()
+        for i, pending in more.items():
+            code, body = pending.result()
             if code and isinstance(body, dict):
                 health[i] = body
             else:
