@@ -148,6 +148,25 @@ def network_checks(
     return [active_pubsub_check(probe), active_dht_check(dht_probe)], enhanced, responder
 
 
+def share_probes(manager: CheckManager, enhanced: EnhancedHealthChecks) -> None:
+    """Let each of the reference's active checks read its enhanced twin's probe while it is
+    fresh (probes/last_outcome.py): an outcome at most the twin's interval plus its timeout
+    old, so that one is always there while the twin runs on time."""
+    checks = {check.name: check for check in manager.checks}
+    pairs = (
+        (ACTIVE_PUBSUB_CHECK, PUBSUB_ENHANCED, enhanced.pubsub_probe),
+        (ACTIVE_DHT_CHECK, DHT_ENHANCED, enhanced.dht_probe),
+    )
+    for active, twin_name, probe in pairs:
+        twin = checks.get(twin_name)
+        if probe is None or active not in checks:
+            continue
+        if twin is not None and twin.enabled:
+            probe.last.max_age = twin.interval + twin.timeout
+        else:  # nothing fresh will come: the active check probes for itself
+            probe.last.max_age = 0.0
+
+
 def health_config_for(config: NodeConfig) -> HealthConfig:
     """The profile's HealthConfig with the node's own settings in it."""
     preset = DEVNET_CONFIG if config.profile == "devnet" else DEFAULT_CONFIG
@@ -345,6 +364,7 @@ async def _run_with_network(
         manager.register(check)
     for check in manager.checks:
         check.enabled = check.enabled and check.name not in config.checks_disabled
+    share_probes(manager, enhanced)
 
     HealthMetrics(registry, manager)
     gauge_callback(

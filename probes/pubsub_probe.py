@@ -81,6 +81,7 @@ import trio
 from adapters.libp2p_host import read_to_eof
 from adapters.pubsub import PubSub, PubSubMessage
 from mesh.model import CheckResult, HealthCheck
+from probes.last_outcome import LastOutcome
 
 if TYPE_CHECKING:
     from libp2p.abc import IHost, INetStream
@@ -1021,6 +1022,7 @@ class PubSubProbe:
         # Answers from named peers that are malformed, name an unknown nonce or repeat
         # one; answers from anyone else never get this far (LibP2PLink counts them).
         self.unexpected_answers = 0
+        self.last = LastOutcome[ProbeOutcome]()  # what the active check may read
         link.set_handler(ACK_PROTOCOL, self._on_answer, expected=self.expects)
 
     def expects(self, peer: str) -> bool:
@@ -1041,8 +1043,11 @@ class PubSubProbe:
         return tuple(named)
 
     async def run(self, *, wait: float | None = None) -> ProbeOutcome:
-        """One probe; ``wait`` overrides the instance's wait for answers (seconds)."""
-        wait = self.wait if wait is None else wait
+        """One probe; ``wait`` overrides the instance's wait for answers (seconds). Its
+        outcome is also kept in ``last``."""
+        return self.last.put(await self._probe(self.wait if wait is None else wait))
+
+    async def _probe(self, wait: float) -> ProbeOutcome:
         connected = set(self.link.connected_peers()) - {self.link.peer_id}
         # Only mesh nodes answer: a peer that does not speak the answer protocol would be
         # named, never answer, and count as a silent peer against the network (issue 14).
@@ -1145,7 +1150,10 @@ def active_pubsub_check(probe: PubSubProbe, *, name: str = ACTIVE_PUBSUB_CHECK) 
     """
 
     async def check_pubsub() -> CheckResult:
-        return (await probe.run()).result()
+        # The enhanced check's probe when fresh enough (probe.last.max_age): the same path,
+        # proven seconds ago, need not be probed again.
+        outcome = probe.last.fresh()
+        return (outcome if outcome is not None else await probe.run()).result()
 
     return HealthCheck(
         name=name,

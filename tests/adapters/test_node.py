@@ -16,7 +16,9 @@ from pathlib import Path
 import pytest
 import trio
 
-from adapters.node import NodeHandle, admission_for, run_node
+from adapters.dht import InMemoryDHTNetwork
+from adapters.node import NodeHandle, admission_for, run_node, share_probes
+from adapters.pubsub import InMemoryPubSubNetwork
 from adapters.system_stats import FixedStats
 from mesh.admission import (
     authority_public_key,
@@ -27,7 +29,11 @@ from mesh.admission import (
 from mesh.config import NodeConfig
 from mesh.errors import ConfigError
 from mesh.flap import CheckState
+from mesh.manager import CheckManager
 from mesh.model import CheckResult, HealthCheck, Status
+from probes.dht_probe import DHTProbe, active_dht_check
+from probes.enhanced import EnhancedHealthChecks
+from probes.pubsub_probe import InMemoryLinkNetwork, PubSubProbe, active_pubsub_check
 from tests.helpers import http_get, wait_until
 
 pytestmark = pytest.mark.network
@@ -459,3 +465,32 @@ def test_production_without_a_policy_warns_once(caplog: pytest.LogCaptureFixture
     caplog.clear()
     admission_for(NodeConfig(profile="devnet"), ME)
     assert not [r for r in caplog.records if "no admission policy" in r.getMessage()]
+
+
+def _probes_and_manager() -> tuple[CheckManager, EnhancedHealthChecks, PubSubProbe, DHTProbe]:
+    pubsub = InMemoryPubSubNetwork().attach("A")
+    probe = PubSubProbe(pubsub, InMemoryLinkNetwork().attach("A"))
+    dht_probe = DHTProbe(InMemoryDHTNetwork().attach("A"))
+    enhanced = EnhancedHealthChecks(connected_peers=list, pubsub_probe=probe, dht_probe=dht_probe)
+    manager = CheckManager(node_id="A", version="t")
+    manager.register(active_pubsub_check(probe))
+    manager.register(active_dht_check(dht_probe))
+    enhanced.attach(manager)
+    return manager, enhanced, probe, dht_probe
+
+
+def test_active_checks_read_their_enhanced_twins_probes_while_fresh() -> None:
+    manager, enhanced, probe, dht_probe = _probes_and_manager()
+    share_probes(manager, enhanced)
+    # An outcome the twin's interval plus its timeout old is still fresh: while the twin
+    # runs on time, the active check never probes.
+    assert probe.last.max_age == 30.0 + manager.get("pubsub-enhanced").timeout
+    assert dht_probe.last.max_age == 60.0 + manager.get("dht-enhanced").timeout
+
+
+def test_an_active_check_whose_twin_is_disabled_probes_for_itself() -> None:
+    manager, enhanced, probe, dht_probe = _probes_and_manager()
+    manager.get("pubsub-enhanced").enabled = False
+    share_probes(manager, enhanced)
+    assert probe.last.max_age == 0.0
+    assert dht_probe.last.max_age > 0.0

@@ -171,6 +171,18 @@ def test_active_check_has_the_reference_properties() -> None:
     )
 
 
+async def test_active_check_reads_a_fresh_enhanced_probe(autojump_clock: trio.abc.Clock) -> None:
+    probe = DHTProbe(HangingDHT(put_error=DHTError("boom")))
+    check = active_dht_check(probe)
+    probe.last.max_age = 80.0  # dht-enhanced: every 60 s, 20 s timeout
+    outcome = await probe.run()
+    await trio.sleep(80.0)
+    # The same outcome (its random key), not a new probe with a key of its own.
+    assert (await check.checker()).details["key"] == outcome.key
+    await trio.sleep(1.0)
+    assert (await check.checker()).details["key"] != outcome.key
+
+
 # ----------------------------------------------------------------- real peers
 
 

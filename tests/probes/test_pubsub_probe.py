@@ -836,6 +836,27 @@ async def test_active_check_result(autojump_clock: trio.abc.Clock) -> None:
     assert isinstance(result, CheckResult) and result.healthy
 
 
+async def test_active_check_reads_a_fresh_enhanced_probe_and_probes_once_it_is_stale(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    async with running("AB", responders="AB") as cluster:
+        probe = cluster.probe("A")
+        check = active_pubsub_check(probe)
+        probe.last.max_age = 40.0  # pubsub-enhanced: every 30 s, 10 s timeout
+        first = await probe.run()  # the enhanced check's probe
+        assert len(cluster.pubsub_net.published) == 1
+        await trio.sleep(39.0)
+        result = await check.checker()
+        assert result.healthy and result.details == first.result().details
+        assert len(cluster.pubsub_net.published) == 1  # read, not probed again
+        await trio.sleep(2.0)  # the enhanced check is late: the active one probes itself
+        assert (await check.checker()).healthy
+        assert len(cluster.pubsub_net.published) == 2
+        probe.last.max_age = 0.0  # no fresh twin: every run probes
+        await check.checker()
+        assert len(cluster.pubsub_net.published) == 3
+
+
 # -------------------------------------------------------------------- real hosts
 
 
