@@ -18,6 +18,7 @@ __all__ = [
     "checks_table",
     "human_duration",
     "members_table",
+    "printable",
     "seconds_since",
     "status_lines",
     "verdict",
@@ -63,8 +64,21 @@ def seconds_since(stamp: object, now: float) -> float | None:
     return now - moment.timestamp()
 
 
+# Widest cell: a peer id is 52 characters; anything longer a peer chose is cut.
+MAX_CELL = 64
+
+
+def printable(text: object, limit: int = 0) -> str:
+    """``text`` fit for an operator's terminal. Much of what we print a peer chose (its
+    version, addresses, a check's message): an escape sequence would repaint the screen or
+    retitle the window, a newline forge a row, a bidi override reorder one. Every
+    unprintable character becomes "?"; ``limit`` (0: none) cuts the rest with "…"."""
+    safe = "".join(c if c.isprintable() else "?" for c in str(text))
+    return safe if not limit or len(safe) <= limit else safe[: limit - 1] + "\u2026"
+
+
 def _grid(headers: Sequence[str], rows: Iterable[Sequence[str]]) -> list[str]:
-    rows = list(rows)
+    rows = [[printable(cell, MAX_CELL) for cell in row] for row in rows]
     widths = [max(len(h), *(len(r[c]) for r in rows)) for c, h in enumerate(headers)]
     return [
         "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
@@ -112,7 +126,7 @@ def members_table(view: ClusterView) -> list[str]:
         for p in peers
     ]
     headers = ("PEER", "ADDRESS", "STATE", "STATUS", "SCORE", "LAST SEEN", "VERSION", "TAGS")
-    return [head, *_grid(headers, rows)]
+    return [printable(head), *_grid(headers, rows)]
 
 
 def checks_table(body: Mapping[str, Any], now: float) -> list[str]:
@@ -153,7 +167,7 @@ def status_lines(health: Mapping[str, Any], view: ClusterView | None) -> list[st
             f"cluster  {view.status or '?'} (score {_score(view.score)}); {counts};"
             f" admin {view.admin or 'none'}"
         )
-    return lines
+    return [printable(line) for line in lines]
 
 
 def verdict(health: Mapping[str, Any], view: ClusterView | None, *, strict: bool) -> bool:

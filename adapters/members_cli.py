@@ -20,7 +20,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, TextIO
 
-from adapters.cli_format import checks_table, members_table, status_lines, verdict
+from adapters.cli_format import checks_table, members_table, printable, status_lines, verdict
 from adapters.client import (
     DEFAULT_NODE_URL,
     HTTP_TIMEOUT,
@@ -127,17 +127,17 @@ def run_command(
         token = resolve_token(args.client_token, args.client_token_file, os.environ)
         return run(NodeClient(args.node, token=token, timeout=args.timeout), args, out)
     except UsageProblem as exc:
-        print(f"chorus-health: error: {exc}", file=err)
+        print(f"chorus-health: error: {printable(exc)}", file=err)
         return EXIT_USAGE
     except TokenRefused as exc:
         hint = f"give it with --health-token-file FILE or {TOKEN_ENV}"
-        print(f"chorus-health: error: {exc}; {hint}", file=err)
+        print(f"chorus-health: error: {printable(exc)}; {hint}", file=err)
         return EXIT_TOKEN
     except NodeUnreachable as exc:
-        print(f"chorus-health: error: {exc}", file=err)
+        print(f"chorus-health: error: {printable(exc)}", file=err)
         return EXIT_UNREACHABLE
     except ClientError as exc:  # BadAnswer, or any other failure to ask
-        print(f"chorus-health: error: {exc}", file=err)
+        print(f"chorus-health: error: {printable(exc)}", file=err)
         return EXIT_BAD_ANSWER
 
 
@@ -209,7 +209,7 @@ def cmd_status(client: NodeClient, args: argparse.Namespace, out: TextIO) -> int
 
 
 def _print(lines: Iterable[str], out: TextIO) -> None:
-    out.write("".join(line + "\n" for line in lines))
+    out.write("".join(printable(line) + "\n" for line in lines))
 
 
 def _dump(body: object, out: TextIO) -> None:

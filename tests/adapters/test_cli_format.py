@@ -96,3 +96,22 @@ def test_checks_table_turns_nanoseconds_and_timestamps_into_ages() -> None:
 def test_status_verdict(node: str, cluster: str, strict: bool, ok: bool) -> None:
     view = ClusterView(node_id=ME, status=cluster, score=1.0, admin=None, peers=())
     assert verdict({"status": node}, view, strict=strict) is ok
+
+
+def test_what_peers_chose_cannot_drive_the_operators_terminal() -> None:
+    # A member picks its own version and addresses (gossip): an escape sequence there
+    # would clear or repaint the operator's screen, a newline forge a row of its own.
+    evil = "v1\x1b[2J\x1b]0;owned\x07\nFAKE  alive  healthy\u202e"
+    view = ClusterView(
+        node_id=ME,
+        status="healthy",
+        score=1.0,
+        admin=None,
+        peers=(PeerView(OTHER, False, "alive", "healthy", 1.0, 0.4, evil, (), version=evil * 9),),
+    )
+    lines = members_table(view)
+    checks = checks_table({"checks": {evil: {"message": evil, "state": evil}}}, 0.0)
+    for line in [*lines, *checks]:
+        assert line.isprintable(), repr(line)
+    assert len(lines) == 3  # summary, header, one member: no forged row
+    assert all(len(line) < 400 for line in lines)  # a long string is cut, not a screenful
