@@ -23,8 +23,13 @@ costs the listener an accept and nothing more. :class:`Verifier` runs the checks
 gossip service asks for (on a disconnect, and on every suspicion it hears: a dial-back
 for a peer we are not connected to, a ping out of turn for one we are): one at a time
 per peer, each peer at most once per ``cooldown`` (a request within it waits, it is not
-lost), a few peers at a time. Requests beyond ``max_pending`` are dropped: suspicions are
-what a hostile member can send us, and they must cost a bounded number of checks.
+lost), a few peers at a time. An urgent request (our own last connection to the peer just
+closed) skips the cooldown and may run beside a check of the same peer that is under way:
+that one may be a ping out of turn on the connection now gone, which could hold the
+dial-back that proves a crash for a second or more (issue 13: a killed node seen dead by one
+observer 1.1 s late). So at most two checks of a peer run at once, the second urgent.
+Requests beyond ``max_pending`` are dropped: suspicions are what a hostile member can send
+us, and they must cost a bounded number of checks.
 """
 
 from __future__ import annotations
@@ -95,8 +100,9 @@ class Verifier:
         self.max_pending = max_pending
         self.counts: dict[str, int] = {"dropped": 0}
         self._pending: dict[str, float] = {}  # peer -> when its check may start
+        self._urgent: set[str] = set()  # pending peers whose request was urgent
         self._last: OrderedDict[str, float] = OrderedDict()  # peer -> when its check ended
-        self._busy: set[str] = set()  # peers being checked
+        self._busy: dict[str, int] = {}  # peer -> checks of it under way (1, or 2 if urgent)
         self._wake = trio.Event()
 
     def request(self, peer: str, *, urgent: bool = False) -> bool:
@@ -108,6 +114,8 @@ class Verifier:
         pending (an urgent request still moves it to the front) or dropped because
         too many are."""
         due = -math.inf if urgent else self._last.get(peer, -math.inf) + self.cooldown
+        if urgent and (peer in self._pending or len(self._pending) < self.max_pending):
+            self._urgent.add(peer)
         if peer in self._pending:
             self._pending[peer] = min(self._pending[peer], due)
             self._wake.set()
@@ -131,7 +139,7 @@ class Verifier:
                 await slots.acquire()
                 while True:
                     self._wake = trio.Event()
-                    ready = [item for item in self._pending.items() if item[0] not in self._busy]
+                    ready = [item for item in self._pending.items() if self._may_start(item[0])]
                     if not ready:
                         await self._wake.wait()
                         continue
@@ -141,8 +149,14 @@ class Verifier:
                     with trio.move_on_at(due):
                         await self._wake.wait()
                 del self._pending[peer]
-                self._busy.add(peer)
+                self._urgent.discard(peer)
+                self._busy[peer] = self._busy.get(peer, 0) + 1
                 nursery.start_soon(self._check, peer, verify, slots)
+
+    def _may_start(self, peer: str) -> bool:
+        """Nothing of ``peer`` under way, or one check and this request is urgent."""
+        running = self._busy.get(peer, 0)
+        return running == 0 or (running == 1 and peer in self._urgent)
 
     def _remember(self, peer: str) -> None:
         now = trio.current_time()
@@ -165,7 +179,10 @@ class Verifier:
         finally:
             # The cooldown runs from the end of a check: a slow one (a dial that times
             # out) must not let the next start at once and take every slot.
-            self._busy.discard(peer)
+            if self._busy.get(peer, 0) > 1:
+                self._busy[peer] -= 1
+            else:
+                self._busy.pop(peer, None)
             self._remember(peer)
             slots.release()
             self._wake.set()

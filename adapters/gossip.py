@@ -1177,9 +1177,12 @@ class GossipService:
         member = self.view.member(peer)
         if member is None or member.state is not MemberState.SUSPECT:
             return
-        # A failed ping reaches the view as PING_FAILED, a confirmation of ours. Without an
-        # open connection (our connection events may lag the network's), a dial-back.
-        if peer in self._connected and await self._node.pinger.probe_now(peer):
+        # An answered ping settles it. One unanswered reaches the view as PING_FAILED (a
+        # confirmation of ours) and is followed by a dial-back, as no ping at all is
+        # (no open connection: our connection events may lag the network's): a killed
+        # process's connection can still look open to us for a moment, and only the
+        # kernel's refusal makes it dead at once (rule 7).
+        if peer in self._connected and await self._node.pinger.probe_now(peer) is True:
             return
         address = self._node.dial_back_target(peer, member.p2p_addrs)
         if address is not None and not self._dial_budget.take(self._clock()):

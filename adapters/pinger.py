@@ -123,18 +123,17 @@ class LinkPinger:
         self._order = candidates
         return self._order.pop()
 
-    async def probe_now(self, peer: str) -> bool:
+    async def probe_now(self, peer: str) -> bool | None:
         """Ping ``peer`` at once, out of turn (a suspicion of it was heard: SWIM's
-        indirect probe, each observer asking for itself), unless one is in flight. The
-        result goes where a round-robin ping's goes. False if no open connection to
-        ``peer`` was found (then nothing was sent)."""
+        indirect probe, each observer asking for itself). The result goes where a
+        round-robin ping's goes, and is returned: True if answered, False if not. None
+        when nothing was learnt: no open connection to ``peer``, or a ping of it already
+        in flight (not waited for)."""
         for peer_id in self._live():
-            if peer_id.to_base58() == peer:
-                if peer_id not in self._in_flight:
-                    self._in_flight.add(peer_id)
-                    await self._probe(peer_id)
-                return True
-        return False
+            if peer_id.to_base58() == peer and peer_id not in self._in_flight:
+                self._in_flight.add(peer_id)
+                return await self._probe(peer_id)
+        return None
 
     async def ping(self, conn: INetConn) -> bool:
         """One ping on ``conn`` within ``timeout``; True if it was answered."""
@@ -180,22 +179,24 @@ class LinkPinger:
                 return False
         return False
 
-    async def _probe(self, peer: ID) -> None:
+    async def _probe(self, peer: ID) -> bool | None:
+        """One ping of ``peer``: True if answered, False if not, None if no connection
+        was open (nothing sent)."""
         try:
             conns = _open(self._network.connections.get(peer) or [])
             if not conns:
-                return
+                return None
             # An open one: a connection whose close has begun fails every ping.
             conn = conns[0]
             self.sent += 1
             if await self.ping(conn):
                 self.answered += 1
                 self._unresponsive.discard(peer)
-                return
+                return True
             if self.starved():
                 self.ignored += 1
                 logger.debug("ping to %s failed while this node is starved; ignored", peer)
-                return
+                return False
             self.failed += 1
             self._unresponsive.add(peer)
             logger.info("ping to %s not answered within %.1fs", peer, self.timeout)
@@ -207,5 +208,6 @@ class LinkPinger:
             if self.abort:
                 with contextlib.suppress(Exception):
                     await conn.close()
+            return False
         finally:
             self._in_flight.discard(peer)

@@ -37,17 +37,21 @@ async def test_a_closed_port_is_refused_and_a_listening_one_open() -> None:
         assert await dial_back(("not-an-ip", 1), 1.0) is DialResult.UNKNOWN
 
 
+@pytest.mark.parametrize(("urgent", "at_once"), [(False, 1), (True, 2)])
 async def test_one_peer_is_checked_once_at_a_time_and_cannot_take_every_slot(
-    autojump_clock: trio.testing.MockClock,
+    autojump_clock: trio.testing.MockClock, urgent: bool, at_once: int
 ) -> None:
-    # A suspect whose check hangs (its address swallows SYNs), re-suspected every 0.1 s.
+    # A suspect whose check hangs (its address swallows SYNs), re-suspected every 0.1 s:
+    # one check of it at a time, two if the second is urgent (our connection closed).
     running: list[str] = []
     most = 0
+    crash_checks = 0
 
     async def verify(peer: str) -> None:
-        nonlocal most
+        nonlocal most, crash_checks
         running.append(peer)
         most = max(most, running.count("slow"))
+        crash_checks += peer == "crash"
         try:
             await trio.sleep(5.0 if peer == "slow" else 0.0)
         finally:
@@ -57,11 +61,12 @@ async def test_one_peer_is_checked_once_at_a_time_and_cannot_take_every_slot(
     async with trio.open_nursery() as nursery:
         nursery.start_soon(verifier.run, verify)
         for _ in range(40):
-            verifier.request("slow", urgent=True)
+            verifier.request("slow", urgent=urgent)
             verifier.request("crash", urgent=True)
             await trio.sleep(0.1)
         nursery.cancel_scope.cancel()
-    assert most == 1
+    assert most == at_once
+    assert crash_checks >= 4  # the other peer still had slots, every cooldown or so
 
 
 async def test_requests_are_bounded_by_the_queue(autojump_clock: trio.testing.MockClock) -> None:
@@ -127,6 +132,33 @@ async def test_an_urgent_request_skips_the_cooldown(autojump_clock: trio.testing
         await trio.sleep(0.1)
         nursery.cancel_scope.cancel()
     assert [round(at - start, 6) for at in checked] == [0.0, 0.2]
+
+
+async def test_an_urgent_request_runs_beside_a_check_under_way(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    # A suspicion heard first sent us to ping the suspect on a connection that looked
+    # open; the connection closes while that ping hangs: the dial-back must not wait.
+    started: list[tuple[str, float]] = []
+
+    async def verify(peer: str) -> None:
+        started.append((peer, trio.current_time()))
+        await trio.sleep(2.0)
+
+    verifier = Verifier(timeout=5.0, cooldown=1.0)
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(verifier.run, verify)
+        start = trio.current_time()
+        verifier.request("a")
+        await trio.sleep(0.1)
+        verifier.request("a")  # waits for the check under way, then the cooldown
+        verifier.request("a", urgent=True)  # runs now, beside it
+        await trio.sleep(0.05)
+        verifier.request("a", urgent=True)  # a third at once: no, two is the most...
+        await trio.sleep(5.0)
+        nursery.cancel_scope.cancel()
+    # ...so it starts when the first ends (the urgent skips the cooldown).
+    assert [round(at - start, 6) for _, at in started] == [0.0, 0.1, 2.0]
 
 
 async def test_a_check_that_hangs_is_cut_off_and_frees_its_slot(

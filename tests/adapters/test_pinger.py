@@ -103,3 +103,18 @@ async def test_abort_closes_the_connection(autojump_clock: trio.abc.Clock) -> No
         await trio.sleep(3)
         assert closed == [PEERS[0]]
         nursery.cancel_scope.cancel()
+
+
+async def test_an_out_of_turn_ping_says_what_it_learnt(autojump_clock: trio.abc.Clock) -> None:
+    network = FakeNetwork(PEERS[:2])
+    alive, frozen = PEERS[0], PEERS[1]
+    pinger, pinged = pinger_for(network, {frozen: False})
+    assert await pinger.probe_now(alive.to_base58()) is True
+    assert await pinger.probe_now(frozen.to_base58()) is False
+    assert await pinger.probe_now(ID(b"stranger").to_base58()) is None  # no connection
+    # One already in flight is not waited for: nothing learnt, nothing sent twice.
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(pinger.probe_now, frozen.to_base58())
+        await trio.sleep(0.1)
+        assert await pinger.probe_now(frozen.to_base58()) is None
+    assert pinged == [alive, frozen, frozen]

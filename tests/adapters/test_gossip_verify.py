@@ -1,0 +1,101 @@
+"""GossipService's check of a suspect (``_verify``), with a fake node: which evidence it
+gathers and what the view makes of it. The ping and the dial are the fake's and a real TCP
+connect to 127.0.0.1; the timing rules themselves are tested in tests/mesh."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Callable
+
+import trio
+from prometheus_client import CollectorRegistry
+
+from adapters.gossip import GossipService
+from mesh.cluster_config import devnet
+from mesh.digest import HealthDigest, MemberState
+from mesh.manager import CheckManager
+
+SELF, PEER = "Self1", "Peer2"
+
+
+def _closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class FakeNode:
+    """What ``_verify`` reads of its P2PNode: the out-of-turn ping's answer and where a
+    dial-back may go (a port nothing listens on: a killed process's). ``during_ping`` runs
+    while the ping is out (the connection closing meanwhile)."""
+
+    def __init__(self, answer: bool | None, during_ping: Callable[[], None] = lambda: None):
+        self.peer_id = SELF
+        self.pinger = self
+        self.answer = answer
+        self.during_ping = during_ping
+        self.pinged: list[str] = []
+        self.port = _closed_port()
+
+    async def probe_now(self, peer: str) -> bool | None:
+        self.pinged.append(peer)
+        await trio.lowlevel.checkpoint()
+        self.during_ping()
+        return self.answer
+
+    def dial_back_target(self, peer: str, advertised: object) -> tuple[str, int]:
+        return ("127.0.0.1", self.port)
+
+
+def _service(node: FakeNode) -> GossipService:
+    manager = CheckManager(node_id=SELF, version="t")
+    service = GossipService(node, manager, devnet(), registry=CollectorRegistry())  # type: ignore[arg-type]
+    now = trio.current_time()
+    digest = HealthDigest(node_id=PEER, start_time_ms=1_000, seq=1, sent_at_ms=1_001)
+    service.view.on_digest(digest, now)
+    service.view.on_connected(PEER, now)
+    service._connected.add(PEER)
+    service.view.on_ping_failed(PEER, now)  # suspect, our connection still looking open
+    assert _state(service) is MemberState.SUSPECT
+    return service
+
+
+def _state(service: GossipService) -> MemberState | None:
+    member = service.view.member(PEER)
+    return None if member is None else member.state
+
+
+def _refused_at(service: GossipService) -> float | None:
+    suspicion = service.view._members[PEER].suspicion
+    return None if suspicion is None else suspicion.refused_at
+
+
+def _closes_during_ping(answer: bool) -> tuple[GossipService, FakeNode]:
+    """A service whose ping out of turn gets ``answer`` while the connection closes."""
+    holder: list[GossipService] = []
+
+    def connection_closes() -> None:
+        holder[0]._connected.discard(PEER)
+        holder[0].view.on_disconnected(PEER, trio.current_time())
+
+    node = FakeNode(answer=answer, during_ping=connection_closes)
+    holder.append(_service(node))
+    return holder[0], node
+
+
+async def test_a_ping_unanswered_as_the_connection_closes_is_followed_by_a_dial_back() -> None:
+    # A killed process: our ping out of turn goes out on a connection that still looks
+    # open, the close comes while it waits, and the kernel then refuses our dial.
+    service, node = _closes_during_ping(answer=False)
+    await service._verify(PEER)
+    assert node.pinged == [PEER]
+    assert _refused_at(service) is not None
+    service.view.tick(trio.current_time() + devnet().refused_grace + 0.01)
+    assert _state(service) is MemberState.DEAD
+
+
+async def test_an_answered_ping_settles_it_without_a_dial() -> None:
+    # Were a dial made now, the view would take its refusal: none is.
+    service, node = _closes_during_ping(answer=True)
+    await service._verify(PEER)
+    assert node.pinged == [PEER] and _refused_at(service) is None
