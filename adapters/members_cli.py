@@ -29,6 +29,8 @@ from adapters.client import (
     NodeUnreachable,
     TokenRefused,
 )
+from mesh.config import read_token_file
+from mesh.errors import ConfigError
 
 __all__ = [
     "COMMANDS",
@@ -46,7 +48,6 @@ __all__ = [
 EXIT_OK, EXIT_UNHEALTHY, EXIT_USAGE = 0, 1, 2
 EXIT_UNREACHABLE, EXIT_TOKEN, EXIT_BAD_ANSWER = 3, 4, 5
 TOKEN_ENV, TOKEN_FILE_ENV = "CHORUS_HEALTH_TOKEN", "CHORUS_HEALTH_TOKEN_FILE"
-MAX_TOKEN_BYTES = 4096  # as the node reads its own token file (mesh/config.py)
 
 
 class UsageProblem(Exception):
@@ -163,14 +164,9 @@ def resolve_token(
 
 def _read_token(path: str, source: str) -> str:
     try:
-        with open(path, "rb") as file:
-            raw = file.read(MAX_TOKEN_BYTES + 1)
-    except OSError as exc:
-        raise UsageProblem(f"{source}: cannot read {path}: {exc.strerror}") from None
-    token = raw.decode("utf-8", "replace").strip()
-    if not token or len(raw) > MAX_TOKEN_BYTES:
-        raise UsageProblem(f"{source}: {path} holds no token (empty or over 4096 bytes)")
-    return token
+        return read_token_file(path, source)
+    except ConfigError as exc:
+        raise UsageProblem(str(exc)) from None
 
 
 def cmd_members(client: NodeClient, args: argparse.Namespace, out: TextIO) -> int:

@@ -43,7 +43,15 @@ from devnet.cluster import HTTP_TIMEOUT, DevnetError, NetnsNet, Proc, get_json, 
 from devnet.netloss import loss_counters, loss_table, set_loss
 from devnet.serf import SerfCluster
 
-__all__ = ["PHASES", "ChorusPoller", "Tally", "history_counts", "loss_section", "loss_soak"]
+__all__ = [
+    "PHASES",
+    "ChorusPoller",
+    "Tally",
+    "history_counts",
+    "loss_section",
+    "loss_soak",
+    "netns_sides",
+]
 
 PHASES = (5, 20)  # per cent lost on each link, each way; each phase half the minutes
 VICTIM = 2  # the node SIGKILLed at the end, as in the detection runs
@@ -169,6 +177,17 @@ def _distinct_net(root: Path, other: NetnsNet) -> NetnsNet:
     raise DevnetError("no free subnet for Serf's namespaces")
 
 
+def netns_sides(
+    folder: Path, *, admission: bool, profile: str
+) -> tuple[ChorusTarget, NetnsNet, SerfCluster, NetnsNet]:
+    """Our cluster and Serf's, every node in a namespace of its own, on two bridges whose
+    subnets and names do not collide (not started yet)."""
+    chorus = ChorusTarget(folder / "chorus", admission=admission, profile=profile, netns=True)
+    chorus_net = NetnsNet(chorus.devnet.run.root)
+    serf_net = _distinct_net((folder / "serf-netns").absolute(), chorus_net)
+    return chorus, chorus_net, SerfCluster(folder / "serf", netns=serf_net), serf_net
+
+
 def loss_soak(
     folder: Path,
     n: int,
@@ -179,10 +198,7 @@ def loss_soak(
     profile: str = "production",
 ) -> dict[str, Any]:
     """Start both sides in namespaces, run the phases, time a SIGKILL; always clean up."""
-    chorus = ChorusTarget(folder / "chorus", admission=admission, profile=profile, netns=True)
-    chorus_net = NetnsNet(chorus.devnet.run.root)
-    serf_net = _distinct_net((folder / "serf-netns").absolute(), chorus_net)
-    serf = SerfCluster(folder / "serf", netns=serf_net)
+    chorus, chorus_net, serf, serf_net = netns_sides(folder, admission=admission, profile=profile)
     poller = ChorusPoller(chorus)
     try:
         return _soak(chorus, chorus_net, poller, serf, serf_net, n, minutes, say)

@@ -24,10 +24,9 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from devnet.bench import CONVERGE_TIMEOUT, ChorusTarget, Target, _fmt, all_alive
-from devnet.bench_loss import _distinct_net
+from devnet.bench import CONVERGE_TIMEOUT, Target, _fmt, all_alive
+from devnet.bench_loss import netns_sides
 from devnet.cluster import DevnetError, NetnsNet
-from devnet.serf import SerfCluster
 
 __all__ = ["halves", "partition_heal", "partition_section", "split_seen"]
 
@@ -71,10 +70,7 @@ def partition_heal(
     profile: str = "production",
 ) -> dict[str, Any]:
     """Start both sides in namespaces, cut and heal them ``runs`` times; always clean up."""
-    chorus = ChorusTarget(folder / "chorus", admission=admission, profile=profile, netns=True)
-    chorus_net = NetnsNet(chorus.devnet.run.root)
-    serf_net = _distinct_net((folder / "serf-netns").absolute(), chorus_net)
-    serf = SerfCluster(folder / "serf", netns=serf_net)
+    chorus, chorus_net, serf, serf_net = netns_sides(folder, admission=admission, profile=profile)
     sides: dict[str, tuple[Target, NetnsNet]] = {
         chorus.name: (chorus, chorus_net),
         serf.name: (serf, serf_net),

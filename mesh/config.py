@@ -441,14 +441,17 @@ def load_config(
                 f"give the token once: {sources['health_token']} and"
                 f" {sources['health_token_file']} are both set"
             )
-        parsed["health_token"] = _read_token(token_file, sources["health_token_file"])
+        parsed["health_token"] = read_token_file(token_file, sources["health_token_file"])
     return NodeConfig(**parsed)
 
 
 MAX_TOKEN_BYTES = 4096
 
 
-def _read_token(path: str, source: str) -> str:
+def read_token_file(path: str, source: str) -> str:
+    """The bearer token in the file at ``path`` (named ``source`` in errors), as the node and
+    ``chorus-health members`` read it: UTF-8, stripped, at most MAX_TOKEN_BYTES, not empty.
+    Raises ConfigError."""
     try:
         with open(path, "rb") as file:
             raw = file.read(MAX_TOKEN_BYTES + 1)
