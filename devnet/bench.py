@@ -636,6 +636,9 @@ def summarise(results: dict[str, Any]) -> dict[str, dict[int, dict[str, dict[str
 
 
 def render_markdown(results: dict[str, Any], plot_name: str | None) -> str:
+    # Imported here: bench_goals builds on this module's summarise.
+    from devnet.bench_goals import goals_section
+
     meta = results["meta"]
     out = [
         "# Benchmarks: chorus-health devnet against Serf",
@@ -652,6 +655,7 @@ def render_markdown(results: dict[str, Any], plot_name: str | None) -> str:
         " the same run, one cluster at a time, all on 127.0.0.1. Other work on the machine"
         " was not stopped: figures are medians to damp it.",
         "",
+        *goals_section(results),
         "## Convergence and failure detection",
         "",
         f"Median of {meta['runs']} runs per size (min-max in brackets); ratio = ours / Serf,"

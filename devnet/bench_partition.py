@@ -28,7 +28,7 @@ from devnet.bench import CONVERGE_TIMEOUT, Target, _fmt, all_alive
 from devnet.bench_loss import netns_sides
 from devnet.cluster import DevnetError, NetnsNet
 
-__all__ = ["halves", "partition_heal", "partition_section", "split_seen"]
+__all__ = ["HEAL_GOAL", "halves", "median_of", "partition_heal", "partition_section", "split_seen"]
 
 SPLIT_TIMEOUT = 120.0  # a frozen peer takes ours ~6 s and Serf's ~7 s; generous
 HEAL_TIMEOUT = 120.0  # Serf's reconnect interval is 30 s; four of them
@@ -162,6 +162,11 @@ def _median(values: Sequence[float | None]) -> float | None:
     return statistics.median(v for v in values if v is not None)
 
 
+def median_of(result: Mapping[str, Any], side: str, figure: str) -> float | None:
+    """The median of one side's ``figure`` ("split" or "heal") over the runs."""
+    return _median([run.get(side, {}).get(figure) for run in result.get("runs", [])])
+
+
 def _secs(value: float | None, limit: float) -> str:
     return f"> {limit:g} s" if value is None else _fmt(value)
 
@@ -170,7 +175,7 @@ def _cells(result: Mapping[str, Any], side: str, figure: str) -> str:
     limit = SPLIT_TIMEOUT if figure == "split" else HEAL_TIMEOUT
     values = [run.get(side, {}).get(figure) for run in result.get("runs", [])]
     every = ", ".join(_secs(v, limit) for v in values)
-    return f"{_secs(_median(values), limit)} ({every})"
+    return f"{_secs(median_of(result, side, figure), limit)} ({every})"
 
 
 def partition_section(result: Mapping[str, Any]) -> list[str]:
