@@ -1031,7 +1031,32 @@ def write_report(results: dict[str, Any], out: Path, plot_path: Path) -> None:
     except ImportError:
         print("bench: matplotlib is missing, no plot (pip install -e '.[bench]')", file=sys.stderr)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(render_markdown(results, plot_name) + "\n", encoding="utf-8")
+    old = out.read_text(encoding="utf-8") if out.exists() else ""
+    text = carry_over(render_markdown(results, plot_name), old)
+    out.write_text(text + "\n", encoding="utf-8")
+
+
+# Sections of BENCHMARKS.md that other tools measure (devnet/cost_breakdown.py needs root
+# and instrumented nodes; make bench does not re-run it): a new report keeps them, before
+# its "## Method", instead of dropping what it cannot measure.
+CARRIED = ("## Where an idle node's bytes",)
+
+
+def carry_over(new: str, old: str) -> str:
+    """``new`` with the CARRIED sections of ``old`` (each up to the next "## ") inserted
+    before its "## Method" section, unless ``new`` has them already."""
+    kept = []
+    for prefix in CARRIED:
+        start = old.find("\n" + prefix)
+        if start < 0 or ("\n" + prefix) in new:
+            continue
+        end = old.find("\n## ", start + 1)
+        kept.append(old[start + 1 : end if end >= 0 else len(old)].rstrip() + "\n\n")
+    if not kept:
+        return new
+    at = new.find("\n## Method")
+    at = len(new) if at < 0 else at + 1
+    return new[:at] + "".join(kept) + new[at:]
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from devnet.bench import carry_over
 from devnet.bench_goals import goals_section
 
 
@@ -71,3 +72,18 @@ def test_each_goal_is_judged_and_a_miss_stays_marked() -> None:
 def test_parts_that_did_not_run_leave_no_rows() -> None:
     lines = goals_section({"runs": []})
     assert not any("loss" in line or "partition" in line or "hogs" in line for line in lines)
+
+
+def test_a_new_report_keeps_the_sections_other_tools_measured() -> None:
+    old = (
+        "# Benchmarks\n\nold figures\n\n## Where an idle node's bytes go\n\n| a | b |\n\n"
+        "## Method\n\nold method\n"
+    )
+    new = "# Benchmarks\n\nnew figures\n\n## Method\n\nnew method\n"
+    text = carry_over(new, old)
+    assert text == (
+        "# Benchmarks\n\nnew figures\n\n## Where an idle node's bytes go\n\n| a | b |\n\n"
+        "## Method\n\nnew method\n"
+    )
+    assert carry_over(text, old) == text  # kept once, not twice
+    assert carry_over(new, "") == new
