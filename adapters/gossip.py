@@ -433,8 +433,11 @@ class GossipService:
         self._dial_budget = TokenBucket(
             self._tuning.dialback_rate, self._tuning.dialback_burst, 0.0
         )
+        # A check may be an unanswered ping out of turn (its timeout, and up to 1 s more
+        # for the reset of its stream), then the dial-back that follows it.
+        check_time = node.pinger.timeout + 1.0 + self._tuning.dialback_timeout + 0.5
         self._verifier = Verifier(
-            timeout=self._tuning.dialback_timeout + 2.0,  # a ping's 1 s fits too
+            timeout=check_time,
             cooldown=self._tuning.dialback_cooldown,
             max_concurrent=self._tuning.max_concurrent_dialbacks,
             max_pending=self._tuning.max_pending_dialbacks,

@@ -32,6 +32,7 @@ class FakeNode:
     def __init__(self, answer: bool | None, during_ping: Callable[[], None] = lambda: None):
         self.peer_id = SELF
         self.pinger = self
+        self.timeout = 2.0  # the pinger's
         self.answer = answer
         self.during_ping = during_ping
         self.pinged: list[str] = []
