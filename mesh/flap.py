@@ -9,10 +9,11 @@ Rules:
 - The consecutive counters run regardless of state: a critical check triggers shutdown on
   ``consecutive_failures`` (see ``mesh.status.shutdown_reason``), never on one bad result.
 - A warning result (``CheckResult.warning``) is a failure like any other for the state,
-  but it excuses the failures of the streak so far: ``warned_through`` remembers how many,
-  and only the failures after the latest warning (``unexcused_failures``) count towards
-  shutdown. Otherwise a node that warned for an hour would be shut down by its first
-  ordinary failure.
+  but it neither counts towards shutdown nor resets the count: ``plain_failures`` counts
+  the ordinary failures since the last pass, across warnings. So a node that warned for an
+  hour is not shut down by its first ordinary failure, and a warning slipped in between
+  (a stranger's connection, whose mere presence makes the PubSub probe warn) cannot keep a
+  broken node from its shutdown either.
 
 Pure code: the manager feeds results in and gets the new state and any transition back.
 """
@@ -35,18 +36,14 @@ class FlapState:
     consecutive_failures: int = 0
     consecutive_successes: int = 0
     ever_passed: bool = False  # whether any result of this check has passed since start
-    # consecutive_failures up to and including the latest warning result; 0 without one.
-    warned_through: int = 0
+    # Failures since the last pass that were not warnings: the ones shutdown counts.
+    plain_failures: int = 0
+    last_warning: bool = False  # whether the latest result was a warning
 
     @property
     def warning(self) -> bool:
-        """Whether the latest result was a warning."""
-        return self.consecutive_failures > 0 and self.warned_through == self.consecutive_failures
-
-    @property
-    def unexcused_failures(self) -> int:
-        """Consecutive failures since the latest warning: the ones shutdown counts."""
-        return self.consecutive_failures - self.warned_through
+        """Whether the latest result was a (failed) warning."""
+        return self.last_warning and self.consecutive_failures > 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,7 +66,8 @@ def observe(
             consecutive_failures=0,
             consecutive_successes=current.consecutive_successes + 1,
             ever_passed=True,
-            warned_through=0,
+            plain_failures=0,
+            last_warning=False,
         )
         if current.state is CheckState.PENDING:
             return replace(counted, state=CheckState.PASSING)
@@ -84,7 +82,8 @@ def observe(
         current,
         consecutive_successes=0,
         consecutive_failures=failures,
-        warned_through=failures if warning else current.warned_through,
+        plain_failures=current.plain_failures + (0 if warning else 1),
+        last_warning=warning,
     )
     if current.state is CheckState.PENDING:
         return replace(counted, state=CheckState.FAILING)

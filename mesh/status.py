@@ -14,8 +14,8 @@ checks never count.
 
 Shutdown: a critical check triggers a graceful shutdown only once it has failed
 ``shutdown_after`` times in a row (the reference's MaxFailedProbes, 3 by default), so one
-transient failure never stops a node; failures up to a warning result do not count
-(``FlapState.unexcused_failures``). It must also have passed at least once since start:
+transient failure never stops a node; warning results do not count, nor do they reset
+the count (``FlapState.plain_failures``). It must also have passed at least once since start:
 shutdown is for a node that broke, while a node that never got going (the first node of a
 cluster with no peers yet, a database not up yet) is already kept out of traffic by its
 readiness, and restarting it would only loop.
@@ -69,10 +69,13 @@ def shutdown_reason(checks: Iterable[CheckView], shutdown_after: int) -> str | N
             check.enabled
             and check.critical
             and check.flap.ever_passed
-            and check.flap.unexcused_failures >= shutdown_after
+            and check.flap.plain_failures >= shutdown_after
         ):
-            return (
-                f"critical check {check.name!r} failed "
-                f"{check.flap.unexcused_failures} times in a row"
+            flap = check.flap
+            streak = (
+                "in a row"
+                if flap.plain_failures == flap.consecutive_failures
+                else ("since it last passed, warnings between")
             )
+            return f"critical check {check.name!r} failed {flap.plain_failures} times {streak}"
     return None

@@ -1032,6 +1032,14 @@ class PubSubProbe:
             for p in self._pending.values()
         )
 
+    def _is_mesh_node(self, peer: str) -> bool:
+        if self.link.speaks(peer, ACK_PROTOCOL):
+            return True
+        try:
+            return self._wanted is not None and bool(self._wanted(peer))
+        except Exception:  # the view's predicate must not end a probe
+            return False
+
     def _pick(self, peers: list[str]) -> tuple[str, ...]:
         """Up to ``responders`` of ``peers`` (sorted) at random, wanted peers first."""
         if self._wanted is None:
@@ -1051,7 +1059,10 @@ class PubSubProbe:
         connected = set(self.link.connected_peers()) - {self.link.peer_id}
         # Only mesh nodes answer: a peer that does not speak the answer protocol would be
         # named, never answer, and count as a silent peer against the network (issue 14).
-        mesh = {p for p in connected if self.link.speaks(p, ACK_PROTOCOL)}
+        # A member of our signed view is one whatever identify says: a peerstore evicts
+        # its oldest entries (1,000 peers in py-libp2p) when minted identities flood it,
+        # and identify runs once per connection.
+        mesh = {p for p in connected if self._is_mesh_node(p)}
         non_mesh = len(connected) - len(mesh)
         peers = sorted(mesh)
         if self._topic_peers is not None:

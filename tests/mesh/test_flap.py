@@ -44,21 +44,30 @@ def test_counters_keep_counting_past_the_threshold() -> None:
     state = FlapState()
     for _ in range(5):
         state = observe(state, False, Thresholds())
-    assert state == FlapState(F, consecutive_failures=5, consecutive_successes=0)
+    assert state == FlapState(F, consecutive_failures=5, consecutive_successes=0, plain_failures=5)
 
 
-def test_a_warning_fails_like_any_failure_but_excuses_the_streak_so_far() -> None:
+def test_a_warning_fails_like_any_failure_but_is_not_counted_for_shutdown() -> None:
     limits = Thresholds(fail_after=2)
     state = observe(FlapState(), True, limits)
     for _ in range(3):
         state = observe(state, False, limits, warning=True)
-    assert state.state is F and state.warning and state.unexcused_failures == 0
+    assert state.state is F and state.warning and state.plain_failures == 0
     state = observe(state, False, limits)  # an ordinary failure after the warnings
     assert not state.warning and state.consecutive_failures == 4
-    assert state.unexcused_failures == 1
-    state = observe(state, True, limits)  # a pass forgets the warnings with the failures
-    assert state.warned_through == 0 and not state.warning
-    assert observe(state, True, limits, warning=True).warned_through == 0  # passes ignore it
+    assert state.plain_failures == 1
+    state = observe(state, True, limits)  # a pass forgets the failures
+    assert state.plain_failures == 0 and not state.warning
+    assert not observe(state, True, limits, warning=True).warning  # passes ignore it
+
+
+def test_a_warning_in_between_does_not_reset_the_count_of_failures() -> None:
+    # A stranger connected now and then makes the PubSub probe warn on those runs: the
+    # ordinary failures around them still add up to a shutdown.
+    state = observe(FlapState(), True, Thresholds())
+    for warning in (False, False, True, False):
+        state = observe(state, False, Thresholds(), warning=warning)
+    assert state.plain_failures == 3 and not state.warning
 
 
 def test_thresholds_of_one_follow_every_result() -> None:

@@ -9,7 +9,7 @@ from mesh.status import CheckView, decide_status, shutdown_reason
 P = FlapState(CheckState.PASSING, 0, 1)
 F = FlapState(CheckState.FAILING, 3, 0)
 PEND = FlapState()
-W = FlapState(CheckState.FAILING, 3, 0, warned_through=3)  # the latest result warned
+W = FlapState(CheckState.FAILING, 3, 0, last_warning=True)  # the latest result warned
 
 
 def view(name: str, flap: FlapState, critical: bool = False, enabled: bool = True) -> CheckView:
@@ -69,7 +69,7 @@ def test_messages_name_the_checks() -> None:
 def test_shutdown_after_consecutive_critical_failures(
     failures: int, critical: bool, enabled: bool, ever_passed: bool, expected: bool
 ) -> None:
-    flap = FlapState(CheckState.FAILING, failures, 0, ever_passed)
+    flap = FlapState(CheckState.FAILING, failures, 0, ever_passed, plain_failures=failures)
     reason = shutdown_reason([view("db", flap, critical, enabled)], shutdown_after=3)
     assert (reason is not None) is expected
     if expected:
@@ -77,18 +77,18 @@ def test_shutdown_after_consecutive_critical_failures(
 
 
 @pytest.mark.parametrize(
-    ("failures", "warned_through", "expected"),
+    ("failures", "plain", "expected"),
     [
-        (9, 9, False),  # warning now: not the node's fault
-        (9, 7, False),  # two ordinary failures since the latest warning
-        (9, 6, True),  # three
+        (9, 0, False),  # all warnings: not the node's fault
+        (9, 2, False),  # two ordinary failures since the last pass
+        (9, 3, True),  # three, whatever warnings came between
     ],
 )
-def test_shutdown_counts_only_failures_after_the_latest_warning(
-    failures: int, warned_through: int, expected: bool
-) -> None:
-    flap = FlapState(CheckState.FAILING, failures, 0, True, warned_through)
+def test_shutdown_counts_only_ordinary_failures(failures: int, plain: int, expected: bool) -> None:
+    flap = FlapState(CheckState.FAILING, failures, 0, True, plain_failures=plain)
     reason = shutdown_reason([view("pubsub", flap, critical=True)], shutdown_after=3)
     assert (reason is not None) is expected
     if expected:
-        assert reason == "critical check 'pubsub' failed 3 times in a row"
+        assert reason == (
+            "critical check 'pubsub' failed 3 times since it last passed, warnings between"
+        )

@@ -836,6 +836,18 @@ async def test_active_check_result(autojump_clock: trio.abc.Clock) -> None:
     assert isinstance(result, CheckResult) and result.healthy
 
 
+async def test_a_member_of_the_view_is_named_though_identify_forgot_it(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    # Minted identities can push a member's protocol list out of py-libp2p's peerstore:
+    # the view's word that B is a member is enough to name it.
+    async with running("A", responders="AB", non_mesh="B") as cluster:
+        alone = await cluster.probe("A").run()
+        assert alone.named == () and alone.non_mesh == 1
+        outcome = await cluster.probe("A", wanted=lambda peer: peer == "B").run()
+    assert outcome.named == ("B",) and outcome.healthy
+
+
 async def test_active_check_reads_a_fresh_enhanced_probe_and_probes_once_it_is_stale(
     autojump_clock: trio.abc.Clock,
 ) -> None:
