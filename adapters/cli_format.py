@@ -79,7 +79,7 @@ def printable(text: object, limit: int = 0) -> str:
 
 def _grid(headers: Sequence[str], rows: Iterable[Sequence[str]]) -> list[str]:
     rows = [[printable(cell, MAX_CELL) for cell in row] for row in rows]
-    widths = [max(len(h), *(len(r[c]) for r in rows)) for c, h in enumerate(headers)]
+    widths = [max([len(h), *(len(r[c]) for r in rows)]) for c, h in enumerate(headers)]
     return [
         "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
         for row in (headers, *rows)

@@ -22,6 +22,7 @@ from typing import Any
 __all__ = [
     "DEFAULT_NODE_URL",
     "HTTP_TIMEOUT",
+    "MAX_ANSWER_BYTES",
     "BadAnswer",
     "ClientError",
     "ClusterView",
@@ -37,9 +38,21 @@ __all__ = [
 DEFAULT_NODE_URL = "http://127.0.0.1:8081"
 HTTP_TIMEOUT = 5.0  # seconds per request: a node answers from its cache in milliseconds
 
+# The most a node's answer may be: /health/cluster at 10,000 members is about 5 MB.
+MAX_ANSWER_BYTES = 16 * 1024 * 1024
+
+
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    """A node never redirects. urllib would follow one with our Authorization header on,
+    to whatever host it names: whoever answers at --node could collect the token."""
+
+    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+        return None  # urllib then raises HTTPError with the 3xx: a bad answer
+
+
 # No proxy: nodes are addressed directly (a pod IP, loopback through a port-forward), and an
 # HTTP_PROXY meant for the internet would swallow 127.0.0.1 when no_proxy does not list it.
-_OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+_OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}), _NoRedirect())
 
 
 class ClientError(Exception):
@@ -85,9 +98,9 @@ def fetch_json(
         request.add_header("Authorization", f"Bearer {token}")
     try:
         with _OPENER.open(request, timeout=timeout) as response:
-            return response.status, _decode(response.read())
+            return response.status, _decode(_read(url, response))
     except urllib.error.HTTPError as error:
-        return error.code, _decode(error.read())
+        return error.code, _decode(_read(url, error))
     except (OSError, ValueError) as exc:
         # URLError wraps the socket error in .reason; a timeout may arrive bare.
         reason: object = getattr(exc, "reason", exc)
@@ -100,10 +113,17 @@ def fetch_json(
         raise NodeUnreachable(url, f"cannot reach the node: {text}") from exc
 
 
+def _read(url: str, response: Any) -> bytes:
+    raw: bytes = response.read(MAX_ANSWER_BYTES + 1)
+    if len(raw) > MAX_ANSWER_BYTES:
+        raise BadAnswer(url, f"answer over {MAX_ANSWER_BYTES // 2**20} MiB: not a node's")
+    return raw
+
+
 def _decode(raw: bytes) -> Any:
     try:
         return json.loads(raw)
-    except ValueError:
+    except (ValueError, RecursionError):  # not JSON, or nested deeper than a node nests
         return raw.decode("utf-8", "replace")
 
 

@@ -13,10 +13,12 @@ answered is not a CHORUS health node (or one too old for the endpoint).
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import json
 import os
 import sys
 import time
+import urllib.parse
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, TextIO
 
@@ -28,8 +30,9 @@ from adapters.client import (
     NodeClient,
     NodeUnreachable,
     TokenRefused,
+    normalize_url,
 )
-from mesh.config import read_token_file
+from mesh.config import is_token_text, read_token_file
 from mesh.errors import ConfigError
 
 __all__ = [
@@ -126,12 +129,20 @@ def run_command(
     run: Callable[[NodeClient, argparse.Namespace, TextIO], int] = args.command_run
     try:
         token = resolve_token(args.client_token, args.client_token_file, os.environ)
+        if token and not is_token_text(token):
+            raise UsageProblem("the token must be visible ASCII, one line, no spaces")
+        if token and not (args.client_token or args.client_token_file):
+            # A token from the environment (a node's own container sets it) goes to this
+            # node only: sent to any --node, it would be given to whoever answers there.
+            token = token if is_loopback(args.node) else None
         return run(NodeClient(args.node, token=token, timeout=args.timeout), args, out)
     except UsageProblem as exc:
         print(f"chorus-health: error: {printable(exc)}", file=err)
         return EXIT_USAGE
     except TokenRefused as exc:
         hint = f"give it with --health-token-file FILE or {TOKEN_ENV}"
+        if not is_loopback(args.node):
+            hint = "give it with --health-token-file FILE (the variables serve this machine only)"
         print(f"chorus-health: error: {printable(exc)}; {hint}", file=err)
         return EXIT_TOKEN
     except NodeUnreachable as exc:
@@ -140,6 +151,22 @@ def run_command(
     except ClientError as exc:  # BadAnswer, or any other failure to ask
         print(f"chorus-health: error: {printable(exc)}", file=err)
         return EXIT_BAD_ANSWER
+    except (ValueError, TypeError, AttributeError, OverflowError, RecursionError) as exc:
+        # Whatever answered chose shapes and numbers no node sends (an infinite latency, a
+        # list where a check should be): one line, not a traceback.
+        print(f"chorus-health: error: {args.node}: not a node's answer: {exc!r:.200}", file=err)
+        return EXIT_BAD_ANSWER
+
+
+def is_loopback(node: str) -> bool:
+    """Whether ``node`` (a --node value) names this machine: localhost or a loopback IP."""
+    host = urllib.parse.urlsplit(normalize_url(node)).hostname or ""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def resolve_token(

@@ -465,7 +465,18 @@ def read_token_file(path: str, source: str) -> str:
         raise ConfigError(f"invalid {source}: {path} is not UTF-8 text") from None
     if not token:
         raise ConfigError(f"invalid {source}: {path} is empty")
+    if not is_token_text(token):
+        # Never the token itself in the message: it ends up in logs.
+        raise ConfigError(
+            f"invalid {source}: the token in {path} must be visible ASCII, one line, no spaces"
+        )
     return token
+
+
+def is_token_text(token: str) -> bool:
+    """Whether ``token`` can travel as a bearer token: visible ASCII only (an HTTP header
+    refuses control characters, and a space would split it)."""
+    return all("!" <= c <= "~" for c in token)
 
 
 def _read_toml(path: str) -> dict[str, object]:
