@@ -13,7 +13,6 @@ answered is not a CHORUS health node (or one too old for the endpoint).
 from __future__ import annotations
 
 import argparse
-import ipaddress
 import json
 import os
 import sys
@@ -32,7 +31,7 @@ from adapters.client import (
     TokenRefused,
     normalize_url,
 )
-from mesh.config import is_token_text, read_token_file
+from mesh.config import is_loopback_host, is_token_text, read_token_file
 from mesh.errors import ConfigError
 
 __all__ = [
@@ -160,13 +159,7 @@ def run_command(
 
 def is_loopback(node: str) -> bool:
     """Whether ``node`` (a --node value) names this machine: localhost or a loopback IP."""
-    host = urllib.parse.urlsplit(normalize_url(node)).hostname or ""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
+    return is_loopback_host(urllib.parse.urlsplit(normalize_url(node)).hostname or "")
 
 
 def resolve_token(

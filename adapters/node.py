@@ -47,7 +47,7 @@ from mesh.admission import (
     policy_from_config,
 )
 from mesh.cluster_config import ClusterConfig
-from mesh.config import NodeConfig
+from mesh.config import NodeConfig, is_loopback_host
 from mesh.errors import ConfigError
 from mesh.flap import Thresholds
 from mesh.manager import CheckManager
@@ -430,6 +430,12 @@ async def _run_with_network(
             http_port,
             ", ".join(p2p.listen_addrs),
         )
+        if config.health_token is None and not is_loopback_host(config.health_host):
+            log.warning(
+                "health endpoints on %s have no token: anyone who reaches this port reads"
+                " the checks, their history and the cluster view (--health-token-file)",
+                config.health_host,
+            )
 
         async def stop_manager() -> None:
             manager_scope.cancel()

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import importlib.metadata
+import ipaddress
 import math
 import os
 import tomllib
@@ -471,6 +472,16 @@ def read_token_file(path: str, source: str) -> str:
             f"invalid {source}: the token in {path} must be visible ASCII, one line, no spaces"
         )
     return token
+
+
+def is_loopback_host(host: str) -> bool:
+    """Whether ``host`` (a name or an IP, no port) means this machine only."""
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def is_token_text(token: str) -> bool:

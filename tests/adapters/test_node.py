@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import signal
@@ -26,7 +27,7 @@ from mesh.admission import (
     format_public_key,
     sign_certificate,
 )
-from mesh.config import NodeConfig
+from mesh.config import NodeConfig, is_loopback_host
 from mesh.errors import ConfigError
 from mesh.flap import CheckState
 from mesh.manager import CheckManager
@@ -494,3 +495,22 @@ def test_an_active_check_whose_twin_is_disabled_probes_for_itself() -> None:
     share_probes(manager, enhanced)
     assert probe.last.max_age == 0.0
     assert dht_probe.last.max_age > 0.0
+
+
+def test_loopback_hosts_are_told_from_the_rest() -> None:
+    assert all(map(is_loopback_host, ["127.0.0.1", "127.9.9.9", "::1", "localhost"]))
+    assert not any(map(is_loopback_host, ["0.0.0.0", "::", "10.0.0.5", "node-2.chorus"]))
+
+
+async def test_endpoints_open_to_the_network_without_a_token_are_warned_of(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING)
+    async with trio.open_nursery() as nursery:
+        local = await start(nursery, config(tmp_path, "a"))
+        assert not [r for r in caplog.records if "have no token" in r.getMessage()]
+        wide = await start(nursery, config(tmp_path, "b", health_host="0.0.0.0"))
+        (warning,) = [r for r in caplog.records if "have no token" in r.getMessage()]
+        assert "0.0.0.0" in warning.getMessage()
+        for handle in (local, wide):
+            handle.shutdown.request("test over")
