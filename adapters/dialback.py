@@ -27,7 +27,8 @@ lost), a few peers at a time. An urgent request (our own last connection to the 
 closed) skips the cooldown and may run beside a check of the same peer that is under way:
 that one may be a ping out of turn on the connection now gone, which could hold the
 dial-back that proves a crash for a second or more (issue 13: a killed node seen dead by one
-observer 1.1 s late). So at most two checks of a peer run at once, the second urgent.
+observer 1.1 s late). So at most two checks of a peer run at once, the second urgent, and
+one urgent request per peer and cooldown skips it (the next are ordinary requests).
 Requests beyond ``max_pending`` are dropped: suspicions are what a hostile member can send
 us, and they must cost a bounded number of checks.
 """
@@ -103,6 +104,10 @@ class Verifier:
         self._urgent: set[str] = set()  # pending peers whose request was urgent
         self._last: OrderedDict[str, float] = OrderedDict()  # peer -> when its check ended
         self._busy: dict[str, int] = {}  # peer -> checks of it under way (1, or 2 if urgent)
+        # peer -> when an urgent check of it last started: one a cooldown skips the cooldown,
+        # more are ordinary requests (a peer churning its connections, or many Sybils doing
+        # so, must not buy a check each time and hold the slots honest crashes need).
+        self._urgent_started: OrderedDict[str, float] = OrderedDict()
         self._wake = trio.Event()
 
     def request(self, peer: str, *, urgent: bool = False) -> bool:
@@ -113,6 +118,9 @@ class Verifier:
         we may have just sent it says nothing about a dial). False if it was already
         pending (an urgent request still moves it to the front) or dropped because
         too many are."""
+        now = trio.current_time()
+        if urgent and now - self._urgent_started.get(peer, -math.inf) < self.cooldown:
+            urgent = False
         due = -math.inf if urgent else self._last.get(peer, -math.inf) + self.cooldown
         if urgent and (peer in self._pending or len(self._pending) < self.max_pending):
             self._urgent.add(peer)
@@ -149,9 +157,22 @@ class Verifier:
                     with trio.move_on_at(due):
                         await self._wake.wait()
                 del self._pending[peer]
-                self._urgent.discard(peer)
+                if peer in self._urgent:
+                    self._urgent.discard(peer)
+                    self._note_urgent(peer)
                 self._busy[peer] = self._busy.get(peer, 0) + 1
                 nursery.start_soon(self._check, peer, verify, slots)
+
+    def _note_urgent(self, peer: str) -> None:
+        now = trio.current_time()
+        self._urgent_started[peer] = now
+        self._urgent_started.move_to_end(peer)
+        # Older than a cooldown decides nothing: bounded by what one cooldown can start.
+        while self._urgent_started:
+            oldest, when = next(iter(self._urgent_started.items()))
+            if now - when < self.cooldown:
+                break
+            del self._urgent_started[oldest]
 
     def _may_start(self, peer: str) -> bool:
         """Nothing of ``peer`` under way, or one check and this request is urgent."""

@@ -154,11 +154,37 @@ async def test_an_urgent_request_runs_beside_a_check_under_way(
         verifier.request("a")  # waits for the check under way, then the cooldown
         verifier.request("a", urgent=True)  # runs now, beside it
         await trio.sleep(0.05)
-        verifier.request("a", urgent=True)  # a third at once: no, two is the most...
+        verifier.request("a", urgent=True)  # a second urgent within the cooldown...
         await trio.sleep(5.0)
         nursery.cancel_scope.cancel()
-    # ...so it starts when the first ends (the urgent skips the cooldown).
-    assert [round(at - start, 6) for _, at in started] == [0.0, 0.1, 2.0]
+    # ...is an ordinary request: it waits until no check of "a" is under way.
+    assert [round(at - start, 6) for _, at in started] == [0.0, 0.1, 2.1]
+
+
+async def test_one_urgent_request_a_cooldown_skips_it(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    # A peer (or many Sybils) churning connections: each disconnect is an urgent request,
+    # but only one per peer and cooldown is served at once; an honest crash still is.
+    started: list[tuple[str, float]] = []
+
+    async def verify(peer: str) -> None:
+        started.append((peer, trio.current_time()))
+        await trio.sleep(0.05)
+
+    verifier = Verifier(timeout=5.0, cooldown=1.0, max_concurrent=4)
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(verifier.run, verify)
+        start = trio.current_time()
+        for _ in range(50):  # 5 s of a disconnect every 0.1 s
+            verifier.request("churn", urgent=True)
+            await trio.sleep(0.1)
+        verifier.request("crash", urgent=True)
+        await trio.sleep(0.01)
+        nursery.cancel_scope.cancel()
+    churn = [at - start for peer, at in started if peer == "churn"]
+    assert 4 <= len(churn) <= 6  # about one a cooldown (1 s + the check), not 50
+    assert [peer for peer, _ in started][-1] == "crash"
 
 
 async def test_a_check_that_hangs_is_cut_off_and_frees_its_slot(
