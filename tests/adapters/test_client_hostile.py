@@ -4,6 +4,8 @@ redirect, reads a bounded answer, and fails with one line, never a traceback."""
 
 from __future__ import annotations
 
+import argparse
+import io
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -12,8 +14,9 @@ from pathlib import Path
 
 import pytest
 
+from adapters import members_cli
 from adapters.client import MAX_ANSWER_BYTES
-from adapters.members_cli import EXIT_BAD_ANSWER, EXIT_USAGE, is_loopback
+from adapters.members_cli import EXIT_BAD_ANSWER, EXIT_USAGE, add_commands, is_loopback, run_command
 from mesh.config import read_token_file
 from mesh.errors import ConfigError
 from tests.adapters.test_members_cli import TOKEN, chorus, one_error_line
@@ -112,3 +115,27 @@ def test_a_token_that_cannot_be_a_header_is_refused_without_showing_it(tmp_path:
     done = chorus("members", "--health-token-file", str(path))
     assert done.returncode == EXIT_USAGE
     assert "half" not in one_error_line(done)
+
+
+def test_the_environments_token_is_withheld_from_another_machine(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    given: list[str | None] = []
+
+    class Recorder:
+        def __init__(self, node: str, *, token: str | None, timeout: float) -> None:
+            given.append(token)
+
+    parser = argparse.ArgumentParser()
+    add_commands(parser.add_subparsers(dest="command"))
+    monkeypatch.setenv("CHORUS_HEALTH_TOKEN", TOKEN)
+    monkeypatch.setattr(members_cli, "NodeClient", Recorder)
+    monkeypatch.setattr(members_cli, "cmd_members", lambda client, args, out: 0)
+    for node in ("10.0.0.5:8081", "127.0.0.1:8081"):
+        args = parser.parse_args(["members", "--node", node])
+        args.command_run = members_cli.cmd_members
+        assert run_command(args, stdout=io.StringIO(), stderr=io.StringIO()) == 0
+    args = parser.parse_args(["members", "--node", "10.0.0.5:8081", "--health-token", TOKEN])
+    args.command_run = members_cli.cmd_members
+    run_command(args, stdout=io.StringIO(), stderr=io.StringIO())
+    assert given == [None, TOKEN, TOKEN]  # a flag is the operator's say-so
