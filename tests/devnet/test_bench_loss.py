@@ -12,6 +12,7 @@ import pytest
 from devnet import bench
 from devnet.bench_loss import Tally, history_counts, loss_section
 from devnet.netloss import loss_ruleset, parse_counters
+from tests.devnet import bench_meta
 
 
 def test_ruleset_drops_the_share_on_input_only_and_spares_the_bridge() -> None:
@@ -147,11 +148,7 @@ def test_section_lists_both_phases_side_by_side_and_the_kill() -> None:
 
 
 def test_report_includes_the_loss_section_when_measured() -> None:
-    meta = {
-        "command": "make bench", "date": "today", "duration_min": 1, "cpu": "cpu", "cores": 2,
-        "memory_gib": 24, "kernel": "Linux", "python": "3.11", "commit": "abc",
-        "probe_interval": None, "serf": "Serf v0.8.2", "runs": 1,
-    }  # fmt: skip
+    meta = bench_meta()
     loss = {"n": 10, "minutes": 1.0, "phases": [_phase(5, {}, {})], "kill": {}}
     text = bench.render_markdown({"meta": meta, "runs": [], "loss": loss}, None)
     assert "## False deaths under packet loss (1 min, 10 nodes each" in text

@@ -9,6 +9,7 @@ import pytest
 
 from devnet import bench
 from devnet.bench_partition import halves, partition_section, split_seen
+from tests.devnet import bench_meta
 
 
 def test_halves_cut_the_nodes_in_two() -> None:
@@ -68,11 +69,7 @@ def test_a_run_that_timed_out_is_a_miss_not_averaged_away() -> None:
 
 
 def test_report_includes_the_partition_section_and_says_why_it_is_missing() -> None:
-    meta = {
-        "command": "make bench", "date": "today", "duration_min": 1, "cpu": "cpu", "cores": 2,
-        "memory_gib": 24, "kernel": "Linux", "python": "3.11", "commit": "abc",
-        "probe_interval": None, "serf": "Serf v0.8.2", "runs": 1,
-    }  # fmt: skip
+    meta = bench_meta()
     partition = {"n": 6, "error": "no ip"}
     text = bench.render_markdown({"meta": meta, "runs": [], "partition": partition}, None)
     assert "## Partition and heal" in text and "Not measured: no ip" in text

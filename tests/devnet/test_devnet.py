@@ -35,6 +35,7 @@ from devnet.cluster import (
 from devnet.commands import main, node_index, pretty_log_line
 from devnet.serf import SerfCluster
 from devnet.table import LiveDisplay, Progress, render, short_peer
+from tests.devnet import bench_meta
 
 # Bounds, not expectations: a 3-node devnet converges in a few seconds and sees a killed
 # node dead in about 2 s; a loaded CI machine gets a generous margin.
@@ -446,11 +447,7 @@ def test_report_has_medians_and_the_ratio_to_serf(tmp_path: Path) -> None:
          "leave": 0.2}
         for r in range(3)
     ]  # fmt: skip
-    meta = {
-        "command": "make bench", "date": "today", "duration_min": 30, "cpu": "cpu", "cores": 2,
-        "memory_gib": 24, "kernel": "Linux", "python": "3.11", "commit": "abc",
-        "probe_interval": 5.0, "serf": "Serf v0.8.2", "runs": 3,
-    }  # fmt: skip
+    meta = bench_meta(duration_min=30, probe_interval=5.0, runs=3)
     text = bench.render_markdown({"meta": meta, "runs": runs}, "BENCHMARKS.png")
     assert "| 5 | 2.00 s (1.00-9.00) | 0.50 s (0.50-0.50) | 4.00x |" in text
     assert "| 5 | 2.00 s (2.00-2.00) | 6.00 s (6.00-6.00) | 0.33x |" in text
