@@ -760,8 +760,10 @@ class GossipService:
             return
         try:
             self._events.send_nowait(event)
-        except (trio.WouldBlock, trio.ClosedResourceError):
+        except trio.WouldBlock:
             logger.warning("connection event %s %s dropped: queue full", *event)
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            pass  # the service is stopping: its event loop has gone
 
     async def _event_loop(self, receive: trio.MemoryReceiveChannel[_PeerEvent]) -> None:
         async with receive:

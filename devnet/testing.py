@@ -1265,6 +1265,11 @@ async def _close_listeners(node: SimNode) -> None:
     if node.handle is None:
         return
     listeners = getattr(node.handle.p2p.host.get_network(), "listeners", {})
-    for listener in list(listeners.values()):
+    # Out of the host's sight first: py-libp2p closes the sockets before it forgets them,
+    # and an identify answered in that gap asks a closed socket its name (EBADF, which
+    # takes the whole node down).
+    closing = list(listeners.values())
+    listeners.clear()
+    for listener in closing:
         with trio.move_on_after(1.0), contextlib.suppress(Exception):
             await listener.close()

@@ -147,3 +147,33 @@ async def test_restarted_nodes_come_back_alive_with_the_same_identity(mesh_netwo
                 assert peer.start_time > started[node.name]  # a new life, seen as such
                 causes = [entry["cause"] for entry in peer.history]
                 assert "restarted" in causes, (view.node, peer.history)
+
+
+async def test_a_crashed_node_answers_nothing_about_its_closed_listeners(mesh_network) -> None:
+    """A crash closes the node's listeners before it cancels the node. Anything that asks
+    the host for its addresses meanwhile (a peer's identify request does) must get an
+    answer, not EBADF from a closed socket: that error once crashed the whole node."""
+    import trio
+
+    net = await mesh_network(2)
+    victim = net.nodes[0]
+    assert victim.handle is not None
+    host = victim.handle.p2p.host
+    errors: list[BaseException] = []
+    crashed = trio.Event()
+
+    async def ask_for_addresses() -> None:
+        while not crashed.is_set():
+            try:
+                host.get_addrs()
+            except OSError as exc:
+                errors.append(exc)
+            await trio.lowlevel.checkpoint()
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(ask_for_addresses)
+        await trio.lowlevel.checkpoint()
+        await net.crash(victim)
+        crashed.set()
+    assert victim.error is None
+    assert errors == []
