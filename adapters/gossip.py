@@ -103,6 +103,7 @@ from mesh import cluster_json as shapes
 from mesh.admission import AdmissionPolicy, AdmissionReason, MemberCertificate
 from mesh.cluster_config import ClusterConfig
 from mesh.cluster_view import (
+    Cause,
     ClusterView,
     Event,
     Outcome,
@@ -245,6 +246,15 @@ class GossipTuning:
     redial_timeout: float = 5.0
     redial_check: float = 0.25
     max_concurrent_redials: int = 8
+    # Meeting members (issue 13): a member we hold no connection to is dialled once a
+    # life, at the first address it signed for itself, while we have fewer than
+    # meet_links connections. Our own dial-back can then reach it, and a crash we would
+    # otherwise wait out as a suspicion (seconds) is a refused dial within a second. Each
+    # connection costs GossipSub's lazy gossip to up to 6 non-mesh peers a heartbeat.
+    # 0: connections come from bootstrap and redials only (sparse simulated topologies).
+    # New members waiting to be met beyond meet_queue are dropped (a Sybil flood).
+    meet_links: int = 32
+    meet_queue: int = 256
     # Dial-backs (adapters/dialback.py): a peer whose connection closed, or that is
     # suspected while we hold no connection to it, is dialled once per dialback_cooldown
     # (the timeout per address; concurrent dials; requests waiting, more are dropped). A
@@ -455,6 +465,7 @@ class GossipService:
         self._events: trio.MemorySendChannel[_PeerEvent] | None = None
         self._connected: set[str] = set()
         self._lost: dict[str, _Redial] = {}
+        self._to_meet: dict[str, None] = {}  # insertion-ordered: first heard, first met
         self._nursery: trio.Nursery | None = None
         self._pull_slots: trio.Semaphore | None = None
         self._election_dirty = True
@@ -609,6 +620,8 @@ class GossipService:
             if isinstance(event, Transition):
                 self._election_dirty = True
                 _log_transition(event)
+                if event.cause in (Cause.JOINED, Cause.RESTARTED):
+                    self._queue_meet(event.peer)
                 if event.to_state is MemberState.SUSPECT:
                     self._check_suspect(event.peer)
             elif isinstance(event, PublishSuspect):
@@ -618,6 +631,12 @@ class GossipService:
                 self.sequencer.refute(event.incarnation)
                 self._refute = True
                 self._wake.set()
+
+    def _queue_meet(self, peer: str) -> None:
+        if self._tuning.meet_links <= 0 or peer == self.self_id or peer in self._connected:
+            return
+        if len(self._to_meet) < self._tuning.meet_queue:
+            self._to_meet[peer] = None
 
     def _queue_suspect(self, peer: str, basis: Version) -> None:
         if self._left or (peer, basis) in self._suspects:
@@ -1133,10 +1152,10 @@ class GossipService:
         slots = trio.Semaphore(self._tuning.max_concurrent_redials)
         redialling: set[str] = set()
 
-        async def redial(peer: str) -> None:
+        async def redial(peer: str, tries: int) -> None:
             try:
                 async with slots:
-                    await self._redial(peer)
+                    await self._redial(peer, tries)
             except Exception as exc:  # a failed redial must not end the service
                 self._loop_failed("redial", exc)
             finally:
@@ -1145,11 +1164,14 @@ class GossipService:
         async with trio.open_nursery() as nursery:
             while True:
                 await trio.sleep(self._tuning.redial_check)
-                for peer in self._redials_due(self._clock()):
+                # A lost peer is tried at each address it signed, a new one at its
+                # first: a stranger's digest buys one dial of us, not MAX_P2P_ADDRS.
+                due = [(p, MAX_P2P_ADDRS) for p in self._redials_due(self._clock())]
+                for peer, tries in due + [(p, 1) for p in self._meets_due()]:
                     backlog = 4 * self._tuning.max_concurrent_redials
                     if peer not in redialling and len(redialling) < backlog:
                         redialling.add(peer)
-                        nursery.start_soon(redial, peer)
+                        nursery.start_soon(redial, peer, tries)
 
     def _redials_due(self, now: float) -> list[str]:
         if self._left:
@@ -1163,6 +1185,23 @@ class GossipService:
             elif now >= state.next_at:
                 state.delay = min(state.delay * 2, self._tuning.redial_max)
                 state.next_at = now + state.delay
+                due.append(peer)
+        return due
+
+    def _meets_due(self) -> list[str]:
+        """New members to dial once, while we have room for more connections."""
+        if self._left:
+            self._to_meet.clear()
+        room = self._tuning.meet_links - len(self._connected)
+        due = []
+        while self._to_meet and len(due) < room:
+            peer = next(iter(self._to_meet))
+            del self._to_meet[peer]
+            member = self.view.member(peer)
+            # Met already (it dialled us), or not alive: its own redial or nothing.
+            if member is None or member.state is not MemberState.ALIVE:
+                continue
+            if peer not in self._connected and peer not in self._lost:
                 due.append(peer)
         return due
 
@@ -1204,14 +1243,14 @@ class GossipService:
         except Exception as exc:  # nothing a peer's state caused may end the checks
             self._loop_failed("dialback", exc)
 
-    async def _redial(self, peer: str) -> None:
+    async def _redial(self, peer: str, tries: int = MAX_P2P_ADDRS) -> None:
         from adapters.libp2p_host import P2PError
 
         member = self.view.member(peer)
         if member is None:
             return
         # Only addresses naming the peer itself: a digest must not aim our dials elsewhere.
-        for addr in [a for a in member.p2p_addrs if a.endswith(f"/p2p/{peer}")]:
+        for addr in [a for a in member.p2p_addrs if a.endswith(f"/p2p/{peer}")][:tries]:
             with trio.move_on_after(self._tuning.redial_timeout):
                 try:
                     await self._node.connect(addr, retry_now=True)

@@ -25,7 +25,7 @@ from quart_trio import QuartTrio
 
 from adapters.dashboard import add_dashboard
 from adapters.dht import DEFAULT_RECORD_TTL, RECORD_DROP_REASONS
-from adapters.gossip import ELECTION_CHECK, GossipService
+from adapters.gossip import ELECTION_CHECK, GossipService, GossipTuning
 from adapters.http_app import add_cluster_routes, add_json_route, create_app
 from adapters.libp2p_host import P2PConfig, P2PError, P2PNode, open_p2p_node
 from adapters.metrics import (
@@ -338,6 +338,7 @@ async def _run_with_network(
         starved=lambda: lag.starved,
         admission=policy,
         certificate=certificate,
+        tuning=GossipTuning(meet_links=config.meet_links),
     )
     for check in local_checks(config, stats or PsutilStats(), lag):
         manager.register(check)
