@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import pytest
 import trio
+import trio.testing
 from prometheus_client import CollectorRegistry
 
 from adapters.gossip import GossipService, GossipTuning
@@ -13,7 +14,7 @@ from mesh.cluster_config import devnet
 from mesh.digest import HealthDigest
 from mesh.manager import CheckManager
 
-SELF = "Self0"
+SELF = "M0"  # peers named P... sort after it, so we are the side that dials
 
 
 class StandIn:
@@ -27,14 +28,14 @@ class StandIn:
         return self
 
 
-def _service(**tuning: int) -> GossipService:
+def _service(**tuning: float) -> GossipService:
     manager = CheckManager(node_id=SELF, version="t")
     return GossipService(
         StandIn(),  # type: ignore[arg-type]
         manager,
         devnet(),
         registry=CollectorRegistry(),
-        tuning=GossipTuning(**tuning),
+        tuning=GossipTuning(**{"meet_burst": 100.0, **tuning}),  # type: ignore[arg-type]
     )
 
 
@@ -89,3 +90,20 @@ async def test_the_queue_of_members_to_meet_is_bounded() -> None:
         _hear(service, f"P{i:02d}")
     assert len(service._to_meet) == 4
     assert service._meets_due() == ["P00"]
+
+
+async def test_of_a_pair_the_smaller_id_dials() -> None:
+    service = _service(meet_links=8)
+    _hear(service, "A1")  # sorts before us: it dials us
+    _hear(service, "P1")
+    assert service._meets_due() == ["P1"]
+
+
+async def test_meetings_are_paced(autojump_clock: trio.testing.MockClock) -> None:
+    service = _service(meet_links=32, meet_rate=2.0, meet_burst=4.0)
+    for i in range(10):
+        _hear(service, f"P{i}")
+    assert service._meets_due() == ["P0", "P1", "P2", "P3"]  # the burst
+    assert service._meets_due() == []
+    await trio.sleep(1.0)
+    assert service._meets_due() == ["P4", "P5"]  # two a second, in the order heard
