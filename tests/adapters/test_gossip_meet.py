@@ -27,6 +27,16 @@ class StandIn:
     def pinger(self) -> StandIn:
         return self
 
+    def __init__(self) -> None:
+        self.dialled: list[str] = []
+
+    async def connect(self, addr: str, *, retry_now: bool = False) -> None:
+        from adapters.libp2p_host import P2PError
+
+        self.dialled.append(addr)
+        await trio.lowlevel.checkpoint()
+        raise P2PError(f"connection refused: {addr}")
+
 
 def _service(**tuning: float) -> GossipService:
     manager = CheckManager(node_id=SELF, version="t")
@@ -39,8 +49,15 @@ def _service(**tuning: float) -> GossipService:
     )
 
 
-def _hear(service: GossipService, peer: str, start_ms: int = 1_000) -> None:
-    digest = HealthDigest(node_id=peer, start_time_ms=start_ms, seq=1, sent_at_ms=start_ms + 1)
+def _hear(service: GossipService, peer: str, start_ms: int = 1_000, host: str = "") -> None:
+    host = host or f"10.0.0.{sum(peer.encode()) % 250}"
+    digest = HealthDigest(
+        node_id=peer,
+        start_time_ms=start_ms,
+        seq=1,
+        sent_at_ms=start_ms + 1,
+        p2p_addrs=(f"/ip4/{host}/tcp/9000/p2p/{peer}",),
+    )
     service._handle(service.view.on_digest(digest, trio.current_time()), peer)
 
 
@@ -56,14 +73,45 @@ async def test_new_members_are_met_in_the_order_heard_up_to_the_link_cap() -> No
     assert service._meets_due() == ["P3"]
 
 
-async def test_a_member_is_met_once_a_life() -> None:
+async def test_a_member_is_met_once() -> None:
     service = _service(meet_links=8)
     _hear(service, "P1")
     assert service._meets_due() == ["P1"]
-    _hear(service, "P1", start_ms=1_000)  # the same life again: nothing
+    # Restarted: if we met it, the lost connection is redialled; if the meeting failed, a
+    # new life of the same identity must not buy another dial of us.
+    _hear(service, "P1", start_ms=5_000)
     assert service._meets_due() == []
-    _hear(service, "P1", start_ms=5_000)  # restarted: a new life to meet
-    assert service._meets_due() == ["P1"]
+
+
+async def test_a_member_without_an_address_of_its_own_is_not_met() -> None:
+    service = _service(meet_links=8)
+    digest = HealthDigest(
+        node_id="P1", start_time_ms=1, seq=1, sent_at_ms=2, p2p_addrs=("/ip4/10.0.0.9/tcp/1",)
+    )
+    service._handle(service.view.on_digest(digest, trio.current_time()), "P1")
+    assert service._meets_due() == []
+
+
+async def test_a_host_where_meetings_fail_is_left_alone_for_a_while(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    # Minted identities all claiming a third party's host: each failed meeting counts
+    # against that host, and after three it is not dialled again within the window.
+    service = _service(meet_links=32, meet_host_failures=3, meet_host_window=60.0)
+    for i in range(6):
+        _hear(service, f"P{i}", host="192.0.2.7")
+    _hear(service, "Q1", host="10.0.0.1")
+    due = service._meets_due()
+    assert due == ["P0", "P1", "P2", "P3", "P4", "P5", "Q1"]
+    for _ in due[:3]:
+        service._meet_failed("192.0.2.7")
+    for i in range(6, 9):
+        _hear(service, f"P{i}", host="192.0.2.7")
+    _hear(service, "Q2", host="10.0.0.1")
+    assert service._meets_due() == ["Q2"]
+    await trio.sleep(61.0)
+    _hear(service, "P9", host="192.0.2.7")
+    assert service._meets_due() == ["P9"]
 
 
 async def test_linked_lost_and_suspected_members_are_not_met() -> None:
@@ -107,3 +155,20 @@ async def test_meetings_are_paced(autojump_clock: trio.testing.MockClock) -> Non
     assert service._meets_due() == []
     await trio.sleep(1.0)
     assert service._meets_due() == ["P4", "P5"]  # two a second, in the order heard
+
+
+async def test_a_failed_meeting_dials_once_and_counts_against_its_host() -> None:
+    service = _service(meet_links=8)
+    node: StandIn = service._node  # type: ignore[assignment]
+    digest = HealthDigest(
+        node_id="P1",
+        start_time_ms=1,
+        seq=1,
+        sent_at_ms=2,
+        p2p_addrs=tuple(f"/ip4/192.0.2.{i}/tcp/9000/p2p/P1" for i in range(1, 9)),
+    )
+    service._handle(service.view.on_digest(digest, trio.current_time()), "P1")
+    assert service._meets_due() == ["P1"]
+    await service._meet("P1")
+    assert node.dialled == ["/ip4/192.0.2.1/tcp/9000/p2p/P1"]  # the first address only
+    assert list(service._meet_failures) == ["192.0.2.1"]
