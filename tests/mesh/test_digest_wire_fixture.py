@@ -7,6 +7,7 @@ bytes: the switch to protoc changed no field, number or type on the wire.
 
 from __future__ import annotations
 
+from mesh import digest_pb2 as pb
 from mesh.admission import MemberCertificate
 from mesh.cluster_config import ClusterConfig
 from mesh.digest import (
@@ -130,3 +131,16 @@ def test_old_snapshot_bytes_decode_to_the_same_view_and_encode_back() -> None:
     assert by_id[B].state is MemberState.LEFT
     assert [s.notice for s in by_id[B].suspicions] == [SUSPECT]
     assert encode_snapshot(SNAPSHOT) == OLD_SNAPSHOT
+
+
+def test_old_bytes_parse_field_by_field() -> None:
+    # Below our validation: the raw generated classes see every field where it was.
+    wire = pb.Gossip.FromString(OLD_DIGEST)
+    assert wire.schema_version == 1 and wire.WhichOneof("body") == "digest"
+    assert wire.digest.status == pb.NODE_STATUS_DEGRADED
+    assert dict(wire.digest.components) == {"p2p": 1.0, "disk": 0.5}
+    assert wire.digest.certificate.signature == bytes(range(64))
+    assert wire.SerializeToString(deterministic=True) == OLD_DIGEST
+    view = pb.ViewSnapshot.FromString(OLD_SNAPSHOT)
+    assert [m.state for m in view.members] == [pb.MEMBER_STATE_ALIVE, pb.MEMBER_STATE_LEFT]
+    assert view.SerializeToString(deterministic=True) == OLD_SNAPSHOT
