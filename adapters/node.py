@@ -84,7 +84,7 @@ from probes.pubsub_probe import (
     probe_for_node,
 )
 
-log = logging.getLogger("chorus.health.node")
+log = logging.getLogger(__name__)
 
 # Exit codes of the process (documented in the README).
 EXIT_CLEAN = 0
@@ -546,9 +546,7 @@ def _start_watchdog(seconds: float) -> None:
     timeout from firing, so a plain thread ends the process if the loop never finishes."""
 
     def expire() -> None:
-        logging.getLogger("chorus.health.node").critical(
-            "shutdown still running after %.0fs; forcing exit", seconds
-        )
+        log.critical("shutdown still running after %.0fs; forcing exit", seconds)
         os._exit(EXIT_FORCED)
 
     timer = threading.Timer(seconds, expire)
