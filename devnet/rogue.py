@@ -60,7 +60,9 @@ if TYPE_CHECKING:
     from libp2p.kad_dht.pb.kademlia_pb2 import Record
     from trio_typing import TaskStatus
 
-    from devnet.testing import SimNode
+    # The node type from the layer below the toolkit: devnet.testing imports this module
+    # (MeshNetwork.rogue), so importing devnet.testing back would close a circle.
+    from devnet.sim_nodes import SimNode
 
 __all__ = [
     "PROBE_TOPIC",

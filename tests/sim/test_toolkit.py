@@ -3,6 +3,7 @@ the reports a test reads when something fails."""
 
 from __future__ import annotations
 
+import ast
 import itertools
 from pathlib import Path
 
@@ -214,3 +215,24 @@ async def test_failures_on_a_slow_machine_say_so(
         report = _report_after_hook(_Item([fine]))
         assert report.failed and not report.sections
         nursery.cancel_scope.cancel()
+
+
+def _imported_modules(path: Path) -> set[str]:
+    """Every module ``path`` imports, at any depth (lazy and TYPE_CHECKING imports too)."""
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            found |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            found.add(node.module)
+    return found
+
+
+def test_the_toolkits_parts_do_not_import_the_toolkit_back() -> None:
+    # devnet.testing is the top: it re-exports its parts and imports the rogue peer, so a
+    # part (or the rogue peer) importing devnet.testing would close an import circle.
+    devnet = Path(__file__).resolve().parents[2] / "devnet"
+    parts = sorted([*devnet.glob("sim_*.py"), *devnet.glob("rogue*.py")])
+    assert devnet / "rogue.py" in parts
+    for part in parts:
+        assert "devnet.testing" not in _imported_modules(part), part.name
