@@ -4,6 +4,7 @@ agreement, table rendering, the bench's measurement and report) with plain value
 
 from __future__ import annotations
 
+import ast
 import io
 import os
 import shutil
@@ -495,3 +496,18 @@ def test_wrk_durations(text: str, ms: float | None) -> None:
 @pytest.mark.parametrize(("n", "interval"), [(1, 15.0), (10, 15.0), (11, 16.5), (20, 30.0)])
 def test_default_probe_interval_grows_with_the_devnet(n: int, interval: float) -> None:
     assert default_probe_interval(n) == pytest.approx(interval)
+
+
+def test_the_devnets_parts_do_not_import_devnet_cluster_back() -> None:
+    # devnet.cluster is the public face over its parts (devnet/cluster_*.py) and re-exports
+    # them: a part importing devnet.cluster would close an import circle.
+    parts = sorted((Path(__file__).resolve().parents[2] / "devnet").glob("cluster_*.py"))
+    assert len(parts) > 1
+    for part in parts:
+        imported: set[str] = set()
+        for node in ast.walk(ast.parse(part.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Import):
+                imported |= {alias.name for alias in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.module:
+                imported.add(node.module)
+        assert "devnet.cluster" not in imported, part.name

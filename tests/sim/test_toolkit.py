@@ -236,3 +236,6 @@ def test_the_toolkits_parts_do_not_import_the_toolkit_back() -> None:
     assert devnet / "rogue.py" in parts
     for part in parts:
         assert "devnet.testing" not in _imported_modules(part), part.name
+    # Likewise devnet.rogue over its own parts (devnet/rogue_*.py).
+    for part in devnet.glob("rogue_*.py"):
+        assert "devnet.rogue" not in _imported_modules(part), part.name
