@@ -28,6 +28,7 @@ from adapters.dht import DEFAULT_RECORD_TTL, RECORD_DROP_REASONS
 from adapters.gossip import ELECTION_CHECK, GossipService
 from adapters.http_app import add_cluster_routes, add_json_route, create_app
 from adapters.libp2p_host import P2PConfig, P2PError, P2PNode, open_p2p_node
+from adapters.libp2p_link import probe_for_node
 from adapters.metrics import (
     HealthMetrics,
     counter_callback,
@@ -37,7 +38,6 @@ from adapters.metrics import (
     probe_stream_metrics,
     process_and_build_metrics,
 )
-from adapters.system_stats import PsutilStats, SystemStats
 from mesh import cluster_config as cluster_presets
 from mesh.admission import (
     AdmissionPolicy,
@@ -81,8 +81,8 @@ from probes.pubsub_probe import (
     STREAM_DROP_REASONS,
     ProbeResponder,
     active_pubsub_check,
-    probe_for_node,
 )
+from probes.system_stats import PsutilStats, SystemStats
 
 log = logging.getLogger("chorus.health.node")
 

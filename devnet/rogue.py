@@ -41,6 +41,7 @@ from libp2p.pubsub.pb import rpc_pb2
 from libp2p.utils import encode_varint_prefixed
 
 from adapters.libp2p_host import P2PConfig, P2PNode, open_p2p_node
+from adapters.libp2p_link import LibP2PLink
 from devnet.forge import Identity, mint, sign
 from mesh.digest import (
     TOPIC,
@@ -52,7 +53,7 @@ from mesh.digest import (
     encode_gossip,
 )
 from mesh.model import Status
-from probes.pubsub_probe import ACK_PROTOCOL, Ack, LibP2PLink, WireError, decode_probe
+from probes.pubsub_probe import ACK_PROTOCOL, Ack, WireError, decode_probe
 from probes.pubsub_probe import TOPIC as PROBE_TOPIC
 
 if TYPE_CHECKING:

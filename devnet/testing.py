@@ -122,7 +122,6 @@ from typing import TYPE_CHECKING, Any, Literal
 import trio
 
 from adapters.node import NodeHandle, run_node
-from adapters.system_stats import FixedStats
 from devnet.authority import LocalAuthority
 
 # The views, errors and nodes live in devnet.sim_views, sim_errors and sim_nodes; every name
@@ -161,6 +160,7 @@ from devnet.sim_views import _natural as _natural
 from devnet.sim_views import _view_from_json as _view_from_json
 from mesh.config import NodeConfig
 from mesh.errors import ConfigError
+from probes.system_stats import FixedStats
 
 if TYPE_CHECKING:
     # libp2p pulls in trio-typing, whose stubs shadow trio's annotations for mypy.

@@ -21,10 +21,10 @@ from typing import Any, cast
 
 import trio
 
-from adapters.system_stats import PsutilStats, SystemStats
 from mesh.errors import CheckError
 from mesh.model import CheckResult, HealthCheck
 from probes.cpu_window import CpuMean, CpuWindow
+from probes.system_stats import PsutilStats, SystemStats
 
 # The reference's properties, in seconds.
 DATABASE_INTERVAL = 30.0

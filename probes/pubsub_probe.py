@@ -44,9 +44,10 @@ budget and a queue of their own, so that identities minted by the dozen, which s
 answer stream or just ask a lot, cannot use up what proven origins need; a send that
 stalls is given up after 2 s, not py-libp2p's 30 s negotiation timeout. The origin reads
 answer streams only from the peers its pending probes named, resets every other one at
-once, and bounds the rest per peer and in all, with a read timeout (:class:`LibP2PLink`).
-Every stream handler here catches everything a peer can cause, because an exception
-escaping a py-libp2p stream handler ends the whole node (notes, "Hostile input").
+once, and bounds the rest per peer and in all, with a read timeout
+(``adapters.libp2p_link.LibP2PLink``). Every stream handler catches everything a peer
+can cause, because an exception escaping a py-libp2p stream handler ends the whole node
+(notes, "Hostile input").
 
 Peers that are not mesh nodes (issue 14: CHORUS's Go and JS libp2p peers) connect, may
 subscribe to the probe topic, and never answer. The origin names only peers whose identify
@@ -62,9 +63,7 @@ from __future__ import annotations
 
 import base64
 import binascii
-import contextlib
 import hashlib
-import itertools
 import json
 import logging
 import random
@@ -72,22 +71,26 @@ import re
 import secrets
 import time
 from collections import Counter, OrderedDict
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal
 
 import trio
 
-from adapters.libp2p_host import read_to_eof
-from adapters.pubsub import PubSub, PubSubMessage
 from mesh.model import CheckResult, HealthCheck
 from probes.last_outcome import LastOutcome
+from probes.ports import (
+    STREAM_DROP_REASONS,
+    DirectLink,
+    LinkError,
+    LinkHandler,
+    PubSub,
+    PubSubMessage,
+    SenderFilter,
+)
 
 if TYPE_CHECKING:
-    from libp2p.abc import IHost, INetStream
     from trio_typing import TaskStatus
-
-    from adapters.libp2p_host import P2PNode
 
 __all__ = [
     "ACK_PROTOCOL",
@@ -100,7 +103,6 @@ __all__ = [
     "DirectLink",
     "InMemoryLink",
     "InMemoryLinkNetwork",
-    "LibP2PLink",
     "LinkError",
     "ProbeMessage",
     "ProbeOutcome",
@@ -113,8 +115,6 @@ __all__ = [
     "active_pubsub_check",
     "decode_ack",
     "decode_probe",
-    "gossip_topic_peers",
-    "probe_for_node",
 ]
 
 logger = logging.getLogger(__name__)
@@ -137,25 +137,6 @@ DEFAULT_WAIT = 10.0  # seconds; the reference's "wait for message receipt (max 1
 # that is not yet noticed as disconnected should not hold every probe for the full wait.
 DEFAULT_GRACE = 1.0
 
-# Inbound answer streams (LibP2PLink). Only the peers named in one of our pending probes
-# may open one at all (at most k = 3 per probe, 2 probes at once); everyone else is reset
-# at once, before taking a slot. Honest load: a responder sends one answer per probe that
-# names it, and an origin runs at most 2 probes at once (the active and the enhanced
-# check), so an honest peer has at most 2 answer streams open to us; 4 leaves room for one
-# still closing. The global limit covers many peers answering at once; both reset the
-# excess at once instead of queueing it.
-DEFAULT_MAX_INBOUND = 32
-DEFAULT_MAX_INBOUND_PER_PEER = 4
-# An honest answer is one small write then EOF, a few round trips; a stream still open
-# after this is stalled (or a slowloris) and gives its slot back.
-DEFAULT_READ_TIMEOUT = 5.0
-DEFAULT_CLOSE_TIMEOUT = 2.0  # closing or resetting writes a frame; bounded like a read
-# Why LibP2PLink drops an inbound stream: the sender is not one we wait for (unexpected:
-# not named in a pending probe, or its answer is already in; late honest answers land
-# here too, so it is no alarm by itself); refused at once because the peer already has
-# its share of streams open (per_peer) or all slots are taken (global); stalled past the
-# read timeout (timeout); over the message limit (too_large); anything else (error).
-STREAM_DROP_REASONS = ("unexpected", "per_peer", "global", "timeout", "too_large", "error")
 # Why a responder left a probe unanswered (ProbeResponder.drops).
 ANSWER_DROP_REASONS = (
     "malformed",
@@ -186,15 +167,6 @@ MAX_PENDING_PER_ORIGIN = 2
 # budget; honest origins refresh their place with every probe that names us (about once a
 # probe interval per origin), far more often than 1,024 new origins can be admitted.
 MAX_PROVEN_ORIGINS = 1024
-
-# Identify's protocol list is the peer's own word, of any length: only this many of its
-# entries are looked at. Honest nodes list a few dozen (py-libp2p and go-libp2p about 15 to
-# 25); a mesh node that lists ours beyond this is simply not named.
-MAX_PEER_PROTOCOLS = 256
-# Pushing identify to the peers already connected (LibP2PLink.announce): one small stream
-# each, a few milliseconds; a peer that stalls it must not hold the task.
-DEFAULT_ANNOUNCE_TIMEOUT = 5.0
-ANNOUNCE_CONCURRENCY = 8
 
 # The reference's Active PubSub Check properties.
 ACTIVE_INTERVAL = 60.0
@@ -378,214 +350,6 @@ class RateLimiter:
 
 
 # ------------------------------------------------------------------ direct link
-
-
-class LinkError(Exception):
-    """A direct message could not be delivered (no connection, stream refused, reset)."""
-
-
-# Called with the sender's peer id (authenticated by the transport) and the whole message.
-LinkHandler = Callable[[str, bytes], Awaitable[None]]
-# Whether a peer may send on a protocol at all, asked before its stream takes any slot.
-SenderFilter = Callable[[str], bool]
-
-
-class DirectLink(Protocol):
-    """One-shot messages to a peer over a stream of their own protocol."""
-
-    peer_id: str  # ours, base58
-    dropped: Counter[str]  # inbound messages dropped before the handler, by reason
-
-    def connected_peers(self) -> list[str]:
-        """Peers with an open connection (base58)."""
-
-    def speaks(self, peer_id: str, protocol: str) -> bool:
-        """Whether ``peer_id`` says it supports ``protocol`` (identify); False when it has
-        not told us. Never raises."""
-
-    async def announce(self) -> None:
-        """Tell the connected peers our protocols again: peers that identified us before a
-        handler was set do not know of it otherwise. Bounded; never raises but Cancelled."""
-
-    async def send(self, peer_id: str, protocol: str, data: bytes) -> None:
-        """Open a stream, write ``data``, close. Raises LinkError."""
-
-    def set_handler(
-        self, protocol: str, handler: LinkHandler, *, expected: SenderFilter | None = None
-    ) -> None:
-        """Call ``handler(sender, data)`` for each whole inbound message on ``protocol``.
-
-        With ``expected``, a sender for which it is false is refused at once (counted as
-        ``unexpected``), before its stream takes a slot or a byte is read."""
-
-
-class LibP2PLink:
-    """:class:`DirectLink` over a py-libp2p host: one stream per message, ended by EOF.
-
-    Inbound streams are bounded so that a peer that opens streams and never finishes them
-    (a slowloris) cannot starve the others, however many identities it has: a handler's
-    ``expected`` predicate refuses every sender it does not wait for before anything
-    else; of the rest, at most ``max_inbound_per_peer`` streams per peer and
-    ``max_inbound`` in all are read at once, and the excess is reset at once; every stream
-    must reach EOF within ``read_timeout``, or it is reset and its slot freed. ``dropped``
-    counts the streams dropped, by reason (:data:`STREAM_DROP_REASONS`).
-    """
-
-    def __init__(
-        self,
-        host: IHost,
-        *,
-        max_message_bytes: int = MAX_PROBE_BYTES,
-        read_timeout: float = DEFAULT_READ_TIMEOUT,
-        max_inbound: int = DEFAULT_MAX_INBOUND,
-        max_inbound_per_peer: int = DEFAULT_MAX_INBOUND_PER_PEER,
-        close_timeout: float = DEFAULT_CLOSE_TIMEOUT,
-    ) -> None:
-        if not 1 <= max_inbound_per_peer <= max_inbound:
-            raise ValueError(
-                f"need 1 <= max_inbound_per_peer <= max_inbound, got {max_inbound_per_peer},"
-                f" {max_inbound}"
-            )
-        self._host = host
-        self.peer_id: str = host.get_id().to_base58()
-        self._max_bytes = max_message_bytes
-        # A peer that opens a stream and never finishes it must not hold a slot forever.
-        self._read_timeout = read_timeout
-        # Closing or resetting writes a frame; a peer that stops reading its connection
-        # could otherwise hold our task there.
-        self._close_timeout = close_timeout
-        self._max_inbound = max_inbound
-        self._max_per_peer = max_inbound_per_peer
-        self._inbound = 0
-        self._per_peer: Counter[str] = Counter()  # open inbound streams by peer; no zeros
-        self.dropped: Counter[str] = Counter()  # inbound streams dropped, by reason
-
-    def inbound_from(self, peer_id: str) -> int:
-        """Inbound streams of ``peer_id`` being read now."""
-        return self._per_peer[peer_id]
-
-    def connected_peers(self) -> list[str]:
-        return [pid.to_base58() for pid in self._host.get_connected_peers()]
-
-    def speaks(self, peer_id: str, protocol: str) -> bool:
-        from libp2p.peer.id import ID
-
-        # Everything here is a peer's word: a peer identify has not reached yet raises
-        # PeerStoreError, and the list, however long, is cut to MAX_PEER_PROTOCOLS.
-        try:
-            listed = self._host.get_peerstore().get_protocols(ID.from_base58(peer_id))
-            return any(p == protocol for p in itertools.islice(listed, MAX_PEER_PROTOCOLS))
-        except Exception:
-            return False
-
-    async def announce(self, *, timeout: float = DEFAULT_ANNOUNCE_TIMEOUT) -> None:
-        # py-libp2p answers identify with the handlers set at that moment and pushes
-        # nothing when one is added later (basic_host.py, 0.8.1): a node that registered
-        # ACK_PROTOCOL after its first connections stayed unnamed by those peers. Our own
-        # limiter, not the library's module-wide one, which outlives a trio run.
-        from libp2p.identity.identify_push import push_identify_to_peer
-
-        limiter = trio.CapacityLimiter(ANNOUNCE_CONCURRENCY)
-        with trio.move_on_after(timeout):
-            try:
-                async with trio.open_nursery() as nursery:
-                    for pid in self._host.get_connected_peers():
-                        nursery.start_soon(push_identify_to_peer, self._host, pid, None, limiter)
-            except Exception as exc:  # push_identify_to_peer catches its own; belt and braces
-                logger.info("identify push failed: %r", exc)
-
-    async def send(self, peer_id: str, protocol: str, data: bytes) -> None:
-        from libp2p.custom_types import TProtocol
-        from libp2p.peer.id import ID
-
-        try:
-            pid = ID.from_base58(peer_id)
-        except Exception as exc:
-            raise LinkError(f"{peer_id!r} is not a base58 peer id") from exc
-        try:
-            stream = await self._host.new_stream(pid, [TProtocol(protocol)])
-        except Exception as exc:
-            raise LinkError(f"cannot open {protocol} to {peer_id}: {exc!r}") from exc
-        try:
-            await stream.write(data)
-            await stream.close()
-        except BaseException as exc:
-            # Cancelled (a send timeout) included: never leave a half-written stream open.
-            with trio.CancelScope(shield=True):
-                await self._reset(stream)
-            if isinstance(exc, Exception):
-                raise LinkError(f"sending on {protocol} to {peer_id} failed: {exc!r}") from exc
-            raise
-
-    def set_handler(
-        self, protocol: str, handler: LinkHandler, *, expected: SenderFilter | None = None
-    ) -> None:
-        from libp2p.custom_types import TProtocol
-
-        async def on_stream(stream: INetStream) -> None:
-            await self._serve(stream, handler, expected)
-
-        self._host.set_stream_handler(TProtocol(protocol), on_stream)
-
-    def _refusal(self, sender: str, expected: SenderFilter | None) -> str | None:
-        # Whom we do not wait for is refused first: a stranger with many identities (8
-        # of them, 4 streams each) otherwise held all 32 slots and kept the answers of
-        # the peers we named out (issue 12).
-        if expected is not None and not expected(sender):
-            return "unexpected"
-        # Per peer first: a peer over its own share is refused as such even when the
-        # global limit is also reached, so the counter names the culprit's kind.
-        if self._per_peer[sender] >= self._max_per_peer:
-            return "per_peer"
-        if self._inbound >= self._max_inbound:
-            return "global"
-        return None
-
-    async def _serve(
-        self, stream: INetStream, handler: LinkHandler, expected: SenderFilter | None
-    ) -> None:
-        # Everything a peer can cause is caught here: an exception escaping a py-libp2p
-        # stream handler ends the whole node (notes, "Hostile input").
-        try:
-            sender = stream.muxed_conn.peer_id.to_base58()
-            refusal = self._refusal(sender, expected)
-        except Exception as exc:
-            self.dropped["error"] += 1
-            logger.info("dropped an inbound direct stream: %r", exc)
-            await self._reset(stream)
-            return
-        if refusal is not None:
-            # Refused at once, before any read: the slot we do not give is the point.
-            self.dropped[refusal] += 1
-            await self._reset(stream)
-            return
-        # Taken before the first await, so concurrent handlers see each other's slots.
-        self._inbound += 1
-        self._per_peer[sender] += 1
-        try:
-            data: bytes | None = None
-            with trio.move_on_after(self._read_timeout) as read_scope:
-                data = await read_to_eof(stream, self._max_bytes)
-            if data is None:
-                self.dropped["timeout" if read_scope.cancelled_caught else "too_large"] += 1
-                await self._reset(stream)
-                return
-            with trio.move_on_after(self._close_timeout), contextlib.suppress(Exception):
-                await stream.close()
-            await handler(sender, data)
-        except Exception as exc:
-            self.dropped["error"] += 1
-            logger.info("dropped an inbound direct message from %s: %r", sender, exc)
-            await self._reset(stream)
-        finally:
-            self._inbound -= 1
-            self._per_peer[sender] -= 1
-            if self._per_peer[sender] <= 0:
-                del self._per_peer[sender]  # the table holds only peers with open streams
-
-    async def _reset(self, stream: INetStream) -> None:
-        with trio.move_on_after(self._close_timeout), contextlib.suppress(Exception):
-            await stream.reset()
 
 
 class InMemoryLinkNetwork:
@@ -1128,29 +892,6 @@ class PubSubProbe:
             pending.corrupted.append(sender)
         if len(pending.answered) + len(pending.corrupted) == len(pending.named):
             pending.all_in.set()
-
-
-def gossip_topic_peers(node: P2PNode) -> Callable[[], list[str]]:
-    """``topic_peers`` for a P2PNode: the peers GossipSub knows subscribe to TOPIC."""
-
-    def peers() -> list[str]:
-        return [pid.to_base58() for pid in node.guarded_pubsub.peer_topics.get(TOPIC, ())]
-
-    return peers
-
-
-def probe_for_node(
-    node: P2PNode, *, wanted: Callable[[str], bool] | None = None, **options: Any
-) -> tuple[PubSubProbe, ProbeResponder]:
-    """A probe and a responder wired to a running node; start the responder with
-    ``await nursery.start(responder.run)``. ``wanted`` (a peer id -> bool) goes to both:
-    the peers the probe names first and the only origins the responder answers. With an
-    admission policy, pass "a member of the cluster view". ``options`` go to PubSubProbe."""
-    link = LibP2PLink(node.host)
-    probe = PubSubProbe(
-        node.pubsub, link, topic_peers=gossip_topic_peers(node), wanted=wanted, **options
-    )
-    return probe, ProbeResponder(node.pubsub, link, wanted=wanted)
 
 
 def active_pubsub_check(probe: PubSubProbe, *, name: str = ACTIVE_PUBSUB_CHECK) -> HealthCheck:

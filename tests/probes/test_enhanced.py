@@ -15,8 +15,8 @@ import trio
 from adapters.dht import InMemoryDHTNetwork, PeerBehaviour
 from adapters.gossip import election_result
 from adapters.libp2p_host import P2PConfig, P2PNode, open_p2p_node
+from adapters.libp2p_link import LibP2PLink, probe_for_node
 from adapters.pubsub import InMemoryPubSubNetwork
-from adapters.system_stats import FixedStats
 from mesh.election import ELECTION_HEALTH, ElectionHealth
 from mesh.flap import CheckState, Thresholds
 from mesh.manager import CheckManager
@@ -42,14 +42,8 @@ from probes.enhanced import (
     task_score,
 )
 from probes.local import resource_health_check
-from probes.pubsub_probe import (
-    ACK_PROTOCOL,
-    InMemoryLinkNetwork,
-    LibP2PLink,
-    ProbeResponder,
-    PubSubProbe,
-    probe_for_node,
-)
+from probes.pubsub_probe import ACK_PROTOCOL, InMemoryLinkNetwork, ProbeResponder, PubSubProbe
+from probes.system_stats import FixedStats
 
 # -------------------------------------------------------------------------- config
 

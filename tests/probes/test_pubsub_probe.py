@@ -33,6 +33,7 @@ from multiaddr import Multiaddr  # type: ignore[import-untyped]  # ships no py.t
 from prometheus_client import CollectorRegistry
 
 from adapters.libp2p_host import GOSSIPSUB_PROTOCOLS, P2PConfig, P2PNode, open_p2p_node
+from adapters.libp2p_link import LibP2PLink, probe_for_node
 from adapters.metrics import probe_stream_metrics
 from adapters.pubsub import InMemoryPubSub, InMemoryPubSubNetwork, PubSubMessage
 from devnet.rogue import RoguePeer
@@ -48,7 +49,6 @@ from probes.pubsub_probe import (
     Ack,
     InMemoryLink,
     InMemoryLinkNetwork,
-    LibP2PLink,
     LinkError,
     ProbeMessage,
     ProbeOutcome,
@@ -60,7 +60,6 @@ from probes.pubsub_probe import (
     active_pubsub_check,
     decode_ack,
     decode_probe,
-    probe_for_node,
 )
 
 NONCE = "ab" * 16
