@@ -23,7 +23,9 @@ import trio
 
 from adapters.libp2p_host import read_to_eof
 from probes.ports import LinkError, LinkHandler, SenderFilter
-from probes.pubsub_probe import MAX_PROBE_BYTES, TOPIC, ProbeResponder, PubSubProbe
+from probes.probe_responder import ProbeResponder
+from probes.probe_wire import MAX_PROBE_BYTES, TOPIC
+from probes.pubsub_probe import PubSubProbe
 
 if TYPE_CHECKING:
     from libp2p.abc import IHost, INetStream

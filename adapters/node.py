@@ -75,13 +75,9 @@ from probes.local import (
     resource_health_check,
 )
 from probes.loop_lag import EVENT_LOOP_LAG, LoopLagMonitor, event_loop_lag_check
-from probes.pubsub_probe import (
-    ACTIVE_PUBSUB_CHECK,
-    ANSWER_DROP_REASONS,
-    STREAM_DROP_REASONS,
-    ProbeResponder,
-    active_pubsub_check,
-)
+from probes.ports import STREAM_DROP_REASONS
+from probes.probe_responder import ANSWER_DROP_REASONS, ProbeResponder
+from probes.pubsub_probe import ACTIVE_PUBSUB_CHECK, active_pubsub_check
 from probes.system_stats import PsutilStats, SystemStats
 
 log = logging.getLogger("chorus.health.node")

@@ -53,8 +53,8 @@ from mesh.digest import (
     encode_gossip,
 )
 from mesh.model import Status
-from probes.pubsub_probe import ACK_PROTOCOL, Ack, WireError, decode_probe
-from probes.pubsub_probe import TOPIC as PROBE_TOPIC
+from probes.probe_wire import ACK_PROTOCOL, Ack, WireError, decode_probe
+from probes.probe_wire import TOPIC as PROBE_TOPIC
 
 if TYPE_CHECKING:
     from libp2p.abc import IHost, INetStream
@@ -643,7 +643,7 @@ class Crowd:
 
     def probe(self, member: CrowdMember, responders: list[str], nonce: int) -> bytes:
         """A well-formed probe from ``member`` naming ``responders``."""
-        from probes.pubsub_probe import ProbeMessage
+        from probes.probe_wire import ProbeMessage
 
         payload = nonce.to_bytes(8, "big")
         return ProbeMessage(

@@ -25,6 +25,11 @@ RULES: tuple[tuple[str, str], ...] = (
     ("host/ping.py", "liveness pings (responder)"),
     ("ping_probe", "liveness pings (initiator)"),
     ("probes/pubsub_probe.py", "pubsub probe + answers"),
+    # The probe's other modules, split out of probes/pubsub_probe.py (issue 16).
+    ("probes/probe_responder.py", "pubsub probe + answers"),
+    ("probes/probe_wire.py", "pubsub probe + answers"),
+    ("probes/rate_limit.py", "pubsub probe + answers"),
+    ("adapters/libp2p_link.py", "pubsub probe + answers"),
     ("probes/dht_probe.py", "DHT probe"),
     ("kad_dht", "Kademlia (handler, refresh)"),
     ("identify", "identify"),

@@ -33,7 +33,8 @@ from mesh.manager import CheckManager
 from mesh.model import CheckResult, HealthCheck, Status
 from probes.dht_probe import DHTProbe, active_dht_check
 from probes.enhanced import EnhancedHealthChecks
-from probes.pubsub_probe import InMemoryLinkNetwork, PubSubProbe, active_pubsub_check
+from probes.memory_link import InMemoryLinkNetwork
+from probes.pubsub_probe import PubSubProbe, active_pubsub_check
 from probes.system_stats import FixedStats
 from tests.helpers import http_get, wait_until
 

@@ -42,7 +42,10 @@ from probes.enhanced import (
     task_score,
 )
 from probes.local import resource_health_check
-from probes.pubsub_probe import ACK_PROTOCOL, InMemoryLinkNetwork, ProbeResponder, PubSubProbe
+from probes.memory_link import InMemoryLinkNetwork
+from probes.probe_responder import ProbeResponder
+from probes.probe_wire import ACK_PROTOCOL
+from probes.pubsub_probe import PubSubProbe
 from probes.system_stats import FixedStats
 
 # -------------------------------------------------------------------------- config

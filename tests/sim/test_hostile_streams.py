@@ -22,7 +22,8 @@ from devnet.rogue import PROBE_TOPIC, open_crowd
 from devnet.testing import MeshNetwork, SimNode
 from probes.dht_probe import ACTIVE_DHT_CHECK
 from probes.enhanced import PUBSUB_ENHANCED
-from probes.pubsub_probe import ACK_PROTOCOL, STREAM_DROP_REASONS
+from probes.ports import STREAM_DROP_REASONS
+from probes.probe_wire import ACK_PROTOCOL
 
 pytestmark = pytest.mark.network
 

@@ -27,7 +27,8 @@ from mesh.digest import (
     encode_gossip,
 )
 from probes.dht_probe import ACTIVE_DHT_CHECK
-from probes.pubsub_probe import ACK_PROTOCOL, ACTIVE_PUBSUB_CHECK
+from probes.probe_wire import ACK_PROTOCOL
+from probes.pubsub_probe import ACTIVE_PUBSUB_CHECK
 
 pytestmark = pytest.mark.network
 
