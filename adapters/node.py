@@ -55,17 +55,14 @@ from mesh.model import HealthCheck
 from mesh.shutdown import Component, Phase, ShutdownManager, ShutdownReport
 from probes.dht_probe import ACTIVE_DHT_CHECK, DHTProbe, active_dht_check
 from probes.enhanced import (
-    DEFAULT_CONFIG,
-    DEVNET_CONFIG,
     DHT_ENHANCED,
     P2P_CONNECTIVITY,
     PUBSUB_ENHANCED,
     REPLICATION_HEALTH,
     TASK_MANAGER,
     EnhancedHealthChecks,
-    HealthConfig,
-    health_summary,
 )
+from probes.health_config import DEFAULT_CONFIG, DEVNET_CONFIG, HealthConfig
 from probes.local import (
     DISK_SPACE,
     MEMORY,
@@ -78,6 +75,7 @@ from probes.loop_lag import EVENT_LOOP_LAG, LoopLagMonitor, event_loop_lag_check
 from probes.ports import STREAM_DROP_REASONS
 from probes.probe_responder import ANSWER_DROP_REASONS, ProbeResponder
 from probes.pubsub_probe import ACTIVE_PUBSUB_CHECK, active_pubsub_check
+from probes.summary import health_summary
 from probes.system_stats import PsutilStats, SystemStats
 
 log = logging.getLogger("chorus.health.node")

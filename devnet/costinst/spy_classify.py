@@ -47,6 +47,11 @@ RULES: tuple[tuple[str, str], ...] = (
     ("mesh/manager.py", "check manager + local checks"),
     ("probes/local.py", "check manager + local checks"),
     ("probes/enhanced.py", "check manager + local checks"),
+    # The enhanced checks' other modules, split out of probes/enhanced.py (issue 16).
+    ("probes/scores.py", "check manager + local checks"),
+    ("probes/task_source.py", "check manager + local checks"),
+    ("probes/health_metrics.py", "check manager + local checks"),
+    ("probes/summary.py", "check manager + local checks"),
     ("psutil", "check manager + local checks"),
     ("loop_lag", "event-loop lag monitor"),
     ("anyio_service", "libp2p service manager"),

@@ -22,31 +22,27 @@ from mesh.flap import CheckState, Thresholds
 from mesh.manager import CheckManager
 from mesh.model import CheckResult, HealthCheck, Status
 from probes.dht_probe import DHTProbe
-from probes.enhanced import (
-    DEFAULT_CONFIG,
-    DEVNET_CONFIG,
-    EnhancedHealthChecks,
-    HealthConfig,
-    HealthMetrics,
-    ManagerTaskSource,
+from probes.enhanced import EnhancedHealthChecks
+from probes.health_config import DEFAULT_CONFIG, DEVNET_CONFIG, HealthConfig
+from probes.health_metrics import HealthMetrics
+from probes.local import resource_health_check
+from probes.memory_link import InMemoryLinkNetwork
+from probes.probe_responder import ProbeResponder
+from probes.probe_wire import ACK_PROTOCOL
+from probes.pubsub_probe import PubSubProbe
+from probes.scores import (
     ProbeTracker,
-    TaskStats,
-    build_summary,
     connectivity_score,
     failure_factor,
-    health_summary,
     latency_factor,
     probe_score,
     replication_score,
     score_status,
     task_score,
 )
-from probes.local import resource_health_check
-from probes.memory_link import InMemoryLinkNetwork
-from probes.probe_responder import ProbeResponder
-from probes.probe_wire import ACK_PROTOCOL
-from probes.pubsub_probe import PubSubProbe
+from probes.summary import build_summary, health_summary
 from probes.system_stats import FixedStats
+from probes.task_source import ManagerTaskSource, TaskStats
 
 # -------------------------------------------------------------------------- config
 
