@@ -41,7 +41,7 @@ bench: $(BENCH_STAMP) system-deps
 	@command -v serf >/dev/null || { echo "serf missing: apt-get install -y serf wrk" >&2; exit 2; }
 	$(BIN)/python -m devnet.bench $(BENCH_ARGS)
 
-## test: install everything, lint, type-check the core, run the whole suite (then the unit
+## test: install everything, lint, type-check the core and the probes, run the whole suite (then the unit
 ## tests on Python 3.13 as well)
 test: setup system-deps lint typecheck
 	$(BIN)/pytest
