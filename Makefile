@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 ARGS ?=
 
-.PHONY: setup system-deps run devnet test test-py313 test-sim lint typecheck bench clean
+.PHONY: setup system-deps run devnet test test-py313 test-sim lint typecheck proto proto-check bench clean
 N ?= 5
 
 $(STAMP): pyproject.toml
@@ -41,9 +41,9 @@ bench: $(BENCH_STAMP) system-deps
 	@command -v serf >/dev/null || { echo "serf missing: apt-get install -y serf wrk" >&2; exit 2; }
 	$(BIN)/python -m devnet.bench $(BENCH_ARGS)
 
-## test: install everything, lint, type-check the core and the probes, run the whole suite (then the unit
-## tests on Python 3.13 as well)
-test: setup system-deps lint typecheck
+## test: install everything, check the generated protobuf code, lint, type-check the core and the
+## probes, run the whole suite (then the unit tests on Python 3.13 as well)
+test: setup system-deps proto-check lint typecheck
 	$(BIN)/pytest
 	@$(MAKE) --no-print-directory test-py313
 
@@ -74,6 +74,23 @@ lint: setup
 
 typecheck: setup
 	$(BIN)/mypy
+
+## proto: regenerate mesh/digest_pb2.py and its .pyi from mesh/digest.proto with the pinned
+## protoc of grpcio-tools (the dev extra); commit the result
+PROTOC := $(BIN)/python -m grpc_tools.protoc -I.
+PROTO_SRC := mesh/digest.proto
+PROTO_OUT := mesh/digest_pb2.py mesh/digest_pb2.pyi
+
+proto: setup
+	$(PROTOC) --python_out=. --pyi_out=. $(PROTO_SRC)
+
+## proto-check: regenerate into a temp dir and fail if the committed code differs from it
+proto-check: setup
+	@tmp=$$(mktemp -d) && trap 'rm -rf "$$tmp"' EXIT && \
+	$(PROTOC) --python_out="$$tmp" --pyi_out="$$tmp" $(PROTO_SRC) && \
+	for f in $(PROTO_OUT); do \
+	  diff -u "$$f" "$$tmp/$$f" || { echo "$$f is not what protoc makes of $(PROTO_SRC): run make proto" >&2; exit 1; }; \
+	done
 
 clean:
 	rm -rf $(VENV) $(VENV313) .pytest_cache .mypy_cache .ruff_cache

@@ -25,7 +25,7 @@ from quart_trio import QuartTrio
 
 from adapters.dashboard import add_dashboard
 from adapters.dht import DEFAULT_RECORD_TTL, RECORD_DROP_REASONS
-from adapters.gossip import ELECTION_CHECK, GossipService
+from adapters.gossip import ELECTION_CHECK, GossipService, GossipTuning
 from adapters.http_app import add_cluster_routes, add_json_route, create_app
 from adapters.libp2p_host import P2PConfig, P2PError, P2PNode, open_p2p_node
 from adapters.libp2p_link import probe_for_node
@@ -78,7 +78,7 @@ from probes.pubsub_probe import ACTIVE_PUBSUB_CHECK, active_pubsub_check
 from probes.summary import health_summary
 from probes.system_stats import PsutilStats, SystemStats
 
-log = logging.getLogger("chorus.health.node")
+log = logging.getLogger(__name__)
 
 # Exit codes of the process (documented in the README).
 EXIT_CLEAN = 0
@@ -332,6 +332,7 @@ async def _run_with_network(
         starved=lambda: lag.starved,
         admission=policy,
         certificate=certificate,
+        tuning=GossipTuning(meet_links=config.meet_links),
     )
     for check in local_checks(config, stats or PsutilStats(), lag):
         manager.register(check)
@@ -539,9 +540,7 @@ def _start_watchdog(seconds: float) -> None:
     timeout from firing, so a plain thread ends the process if the loop never finishes."""
 
     def expire() -> None:
-        logging.getLogger("chorus.health.node").critical(
-            "shutdown still running after %.0fs; forcing exit", seconds
-        )
+        log.critical("shutdown still running after %.0fs; forcing exit", seconds)
         os._exit(EXIT_FORCED)
 
     timer = threading.Timer(seconds, expire)

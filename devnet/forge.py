@@ -238,7 +238,7 @@ class ForgedEntry:
     def wire(self) -> Any:
         state = self.state
         number = (
-            _pb.MemberState[f"MEMBER_STATE_{state.name}"]
+            _pb.MemberState.Value(f"MEMBER_STATE_{state.name}")
             if isinstance(state, MemberState)
             else int(state)
         )

@@ -272,6 +272,8 @@ def sim_config(**changes: Any) -> NodeConfig:
     cluster at a few messages a second; suspicion from 2 s), network probes every 30 s
     and the active probes off (:data:`PROBE_CHECKS`), no drain on shutdown. The loop-lag
     threshold stays the product's 0.5 s: a starved simulation should look starved.
+    Nodes do not meet the members they hear of (``meet_links=0``): the links are the
+    topology's, so a test's sparse ring stays sparse.
     """
     base = NodeConfig(
         health_port=0,
@@ -282,6 +284,7 @@ def sim_config(**changes: Any) -> NodeConfig:
         shutdown_timeout=10.0,
         checks_disabled=PROBE_CHECKS,
         log_level="warning",
+        meet_links=0,
     )
     return replace(base, **changes)
 

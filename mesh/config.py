@@ -61,6 +61,10 @@ class NodeConfig:
     # Connected peers below which p2p-connectivity fails (the reference's example uses 3;
     # 1 suits small clusters; 0 disables the requirement).
     min_peers: int = 1
+    # Connections up to which we dial every member we hear of once (issue 13): with a
+    # link of our own to a member, its crash is a refused dial-back within a second, not
+    # a suspicion waited out. Each link costs lazy gossip; 0 keeps to the bootstrap peers.
+    meet_links: int = 32
     # Overrides the interval of every network probe and check (seconds), whatever the
     # profile says; None keeps the profile's.
     probe_interval: float | None = None
@@ -305,6 +309,12 @@ OPTIONS: tuple[Option, ...] = (
     ),
     Option(
         "min_peers", _non_negative_int, "connected peers below which p2p-connectivity fails", "N"
+    ),
+    Option(
+        "meet_links",
+        _non_negative_int,
+        "connections up to which every member heard of is dialled once (0 = bootstrap only)",
+        "N",
     ),
     Option(
         "probe_interval",

@@ -43,7 +43,7 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, cast
 
 from mesh import digest_pb2 as _pb
 from mesh.admission import MemberCertificate
@@ -247,9 +247,11 @@ class ViewSnapshot:
 
 # --- encoding ---------------------------------------------------------------------------
 
-_STATUS_TO_WIRE = {status: _pb.NodeStatus[f"NODE_STATUS_{status.name}"] for status in Status}
+_STATUS_TO_WIRE = {status: _pb.NodeStatus.Value(f"NODE_STATUS_{status.name}") for status in Status}
 _STATUS_FROM_WIRE = {number: status for status, number in _STATUS_TO_WIRE.items()}
-_STATE_TO_WIRE = {state: _pb.MemberState[f"MEMBER_STATE_{state.name}"] for state in MemberState}
+_STATE_TO_WIRE = {
+    state: _pb.MemberState.Value(f"MEMBER_STATE_{state.name}") for state in MemberState
+}
 _STATE_FROM_WIRE = {number: state for state, number in _STATE_TO_WIRE.items()}
 # Worst-case framing of one repeated MemberEntry: a 1-byte tag and a 3-byte length varint
 # (enough for 2 MiB).
@@ -336,7 +338,8 @@ def encode_snapshot(snapshot: ViewSnapshot, *, max_bytes: int = MAX_SNAPSHOT_BYT
     for entry in sorted(snapshot.members, key=lambda e: (order[e.state], e.digest.node_id)):
         if not entry.statement:
             continue
-        wire = _pb.MemberEntry(state=_STATE_TO_WIRE[entry.state])
+        # protoc's stub types an enum field as the enum's class, its numbers as int.
+        wire = _pb.MemberEntry(state=cast("_pb.MemberState", _STATE_TO_WIRE[entry.state]))
         wire.digest_statement = entry.statement
         if entry.leave is not None and entry.leave_statement:
             wire.leave_statement = entry.leave_statement

@@ -32,7 +32,7 @@ if TYPE_CHECKING:
     # TaskStatus is the same protocol as trio.TaskStatus.
     from trio_typing import TaskStatus
 
-log = logging.getLogger("chorus.health.manager")
+log = logging.getLogger(__name__)
 
 WallClock = Callable[[], float]
 

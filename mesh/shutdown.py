@@ -27,7 +27,7 @@ import trio
 
 from mesh.errors import MeshError
 
-log = logging.getLogger("chorus.health.shutdown")
+log = logging.getLogger(__name__)
 
 DEFAULT_SHUTDOWN_TIMEOUT = 30.0
 DEFAULT_COMPONENT_TIMEOUT = 10.0

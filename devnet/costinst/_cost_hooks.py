@@ -327,12 +327,12 @@ def install_overrides(environ: Mapping[str, str]) -> None:
         # The production profile's preset; the devnet profile's is not overridden.
         node.DEFAULT_CONFIG = dataclasses.replace(node.DEFAULT_CONFIG, **health)  # type: ignore[attr-defined]
     if tuning := overrides.get("COST_TUNING"):
-        tuned = gossip.GossipTuning(**tuning)
         base_init = gossip.GossipService.__init__
 
         def init(self: Any, *args: Any, **kwargs: Any) -> None:
-            if kwargs.get("tuning") is None:
-                kwargs["tuning"] = tuned
+            # Over what the node passes (its --meet-links), not instead of it.
+            given = kwargs.get("tuning") or gossip.GossipTuning()
+            kwargs["tuning"] = dataclasses.replace(given, **tuning)
             base_init(self, *args, **kwargs)
 
         gossip.GossipService.__init__ = init  # type: ignore[method-assign]

@@ -262,7 +262,8 @@ async def _run_member(
                     config,
                     registry=registry,
                     http_addr="http://127.0.0.1:1",
-                    tuning=tuning,
+                    # Not meeting members: the links are the test's (a chain stays one).
+                    tuning=tuning or GossipTuning(meet_links=0),
                     admission=admission,
                 )
                 await nursery.start(service.run)
@@ -774,7 +775,9 @@ async def test_election_check_reports_the_admin(tmp_path: Path) -> None:
 async def test_pulls_are_paced(tmp_path: Path) -> None:
     # One pull in the budget and (nearly) no refill: the second new peer is not pulled from.
     async with _cluster(tmp_path) as cluster:
-        hub = await cluster.start("hub", tuning=GossipTuning(pull_rate=1e-6, pull_burst=1.0))
+        hub = await cluster.start(
+            "hub", tuning=GossipTuning(pull_rate=1e-6, pull_burst=1.0, meet_links=0)
+        )
         await cluster.start("a", hub)
         await wait_until(
             lambda: hub.sample("chorus_cluster_pulls_total", side="client", result="ok") == 1,

@@ -244,3 +244,15 @@ def test_spy_stacks_are_sorted_by_first_matching_rule() -> None:
     report = spy_classify.report(totals)
     assert report.splitlines()[0] == "samples busy=15 idle(epoll)=100"
     assert report.splitlines()[1].endswith("crypto: Ed25519 sign/verify")
+
+
+def test_tuning_overrides_apply_over_what_the_node_passes(monkeypatch: pytest.MonkeyPatch) -> None:
+    import adapters.gossip as gossip
+
+    seen: list[gossip.GossipTuning] = []
+    monkeypatch.setattr(
+        gossip.GossipService, "__init__", lambda self, *a, **kw: seen.append(kw["tuning"])
+    )
+    hooks.install_overrides({"COST_TUNING": '{"tick_max": 1.0}'})
+    gossip.GossipService(tuning=gossip.GossipTuning(meet_links=5))  # type: ignore[call-arg]
+    assert (seen[0].tick_max, seen[0].meet_links) == (1.0, 5)

@@ -370,10 +370,10 @@ def test_bad_usage_exits_2_with_one_line(
 
 def test_json_log_lines_read_as_text() -> None:
     line = (
-        '{"time": "2026-11-28T02:16:32.469Z", "level": "info", "logger": "chorus.health.node",'
+        '{"time": "2026-11-28T02:16:32.469Z", "level": "info", "logger": "adapters.node",'
         ' "message": "node X serving"}'
     )
-    assert pretty_log_line(line) == "02:16:32.469 info    chorus.health.node: node X serving"
+    assert pretty_log_line(line) == "02:16:32.469 info    adapters.node: node X serving"
     assert pretty_log_line("Traceback (most recent call last):") == (
         "Traceback (most recent call last):"
     )
