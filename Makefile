@@ -41,8 +41,8 @@ bench: $(BENCH_STAMP) system-deps
 	@command -v serf >/dev/null || { echo "serf missing: apt-get install -y serf wrk" >&2; exit 2; }
 	$(BIN)/python -m devnet.bench $(BENCH_ARGS)
 
-## test: install everything, check the generated protobuf code, lint, type-check the core, run
-## the whole suite (then the unit tests on Python 3.13 as well)
+## test: install everything, check the generated protobuf code, lint, type-check the core and the
+## probes, run the whole suite (then the unit tests on Python 3.13 as well)
 test: setup system-deps proto-check lint typecheck
 	$(BIN)/pytest
 	@$(MAKE) --no-print-directory test-py313

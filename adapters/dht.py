@@ -1,9 +1,9 @@
-"""The DHT edge: one small interface, a py-libp2p implementation and an in-memory fake.
+"""The DHT edge: ``probes.ports.DHT`` over py-libp2p's Kademlia, and an in-memory fake.
 
 Keys live in one namespace, ``/chorus-health/<32 lowercase hex>`` (47 bytes). Keys longer
 than 50 bytes that are not multihashes make remote FIND_NODE fail and lookups fall back to
-the local table silently (py-libp2p notes, "Kademlia"), so the key format is enforced here,
-on both the put and the get side.
+the local table silently (py-libp2p notes, "Kademlia"), so the key format
+(``probes.ports.check_key``) is enforced here, on both the put and the get side.
 
 Every node registers :class:`HealthRecordValidator` for the namespace: without one a
 py-libp2p node stores whatever it is sent, of any size (notes, "Hostile input").
@@ -19,15 +19,17 @@ from __future__ import annotations
 import contextvars
 import enum
 import logging
-import re
 import time
 from collections import Counter, OrderedDict
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING
 
 import trio
 from libp2p.peer.id import ID
 from libp2p.records.validator import Validator
+
+# The interface and the key rule are the probes layer's (probes/ports.py).
+from probes.ports import DHT, NAMESPACE, DHTError, InvalidRecord, check_key, health_key
 
 if TYPE_CHECKING:
     from libp2p.abc import INetStream
@@ -57,11 +59,9 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-NAMESPACE = "chorus-health"
 # A health digest is a few hundred bytes; 4 KiB leaves room and still bounds what a
 # hostile peer can make us store per key.
 DEFAULT_MAX_VALUE_SIZE = 4 * 1024
-_KEY_RE = re.compile(r"^/chorus-health/[0-9a-f]{32}$")
 _KEY_PREFIX = f"/{NAMESPACE}/".encode()
 
 # A stored record is key, value, author (the signer's public key), signature and the
@@ -106,32 +106,9 @@ _publisher: contextvars.ContextVar[str | None] = contextvars.ContextVar(
 )
 
 
-class DHTError(Exception):
-    """A DHT operation failed for a reason the caller should see (not "value not found")."""
-
-
-class InvalidRecord(DHTError, ValueError):
-    """A key is not ``/chorus-health/<32 hex>`` or a value exceeds the size limit."""
-
-
 class RecordRefused(DHTError):
     """A peer's PUT_VALUE carried a record over the size bound; raised inside py-libp2p's
     handler, which then stores nothing, sends no acknowledgement and resets the stream."""
-
-
-def health_key(key_id: str) -> str:
-    """Build a DHT key from 32 lowercase hex characters (e.g. ``digest.hex()[:32]``)."""
-    key = f"/{NAMESPACE}/{key_id}"
-    check_key(key)
-    return key
-
-
-def check_key(key: str) -> None:
-    if not _KEY_RE.match(key):
-        raise InvalidRecord(
-            f"DHT key {key!r} is not /{NAMESPACE}/<32 lowercase hex chars>; longer keys "
-            "break remote FIND_NODE in py-libp2p 0.8.1"
-        )
 
 
 class HealthRecordValidator(Validator):
@@ -361,22 +338,6 @@ class RecordGuard:
             return 0
         self._prune(owned)
         return len(owned)
-
-
-class DHT(Protocol):
-    """What the mesh needs from a DHT."""
-
-    async def put_value(self, key: str, value: bytes) -> None:
-        """Store locally and at the closest peers; raises InvalidRecord for bad input."""
-
-    async def get_value(self, key: str) -> bytes | None:
-        """The local copy if there is one, else the first valid answer from the network."""
-
-    async def get_from_peer(self, peer_id: str, key: str) -> bytes | None:
-        """Ask exactly one peer (base58 id) for its copy; None if it has none or fails."""
-
-    def local_peers(self) -> list[str]:
-        """Peers in our routing table (base58 ids)."""
 
 
 class LibP2PDHT:

@@ -135,7 +135,7 @@ from mesh.election import ELECTION_HEALTH, ElectionHealth, ElectionTracker
 from mesh.manager import CheckManager
 from mesh.model import CheckResult, HealthCheck
 from mesh.score_history import ScoreHistory
-from probes.pubsub_probe import RateLimiter, TokenBucket
+from probes.rate_limit import RateLimiter, TokenBucket
 
 if TYPE_CHECKING:
     from libp2p.abc import INetStream

@@ -184,7 +184,7 @@ def probe_stream_metrics(
     registry: CollectorRegistry, dropped: Mapping[str, float], reasons: Iterable[str]
 ) -> None:
     """``chorus_probe_streams_dropped_total{reason}`` from a ``LibP2PLink.dropped``
-    (``probes.pubsub_probe.STREAM_DROP_REASONS``)."""
+    (``probes.ports.STREAM_DROP_REASONS``)."""
     dropped_counter(
         registry,
         "chorus_probe_streams_dropped",
@@ -200,7 +200,7 @@ def probe_answer_metrics(
     registry: CollectorRegistry, drops: Mapping[str, float], reasons: Iterable[str]
 ) -> None:
     """``chorus_probe_answers_dropped_total{reason}`` from a ``ProbeResponder.drops``
-    (``probes.pubsub_probe.ANSWER_DROP_REASONS``)."""
+    (``probes.probe_responder.ANSWER_DROP_REASONS``)."""
     dropped_counter(
         registry,
         "chorus_probe_answers_dropped",

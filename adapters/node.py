@@ -28,6 +28,7 @@ from adapters.dht import DEFAULT_RECORD_TTL, RECORD_DROP_REASONS
 from adapters.gossip import ELECTION_CHECK, GossipService, GossipTuning
 from adapters.http_app import add_cluster_routes, add_json_route, create_app
 from adapters.libp2p_host import P2PConfig, P2PError, P2PNode, open_p2p_node
+from adapters.libp2p_link import probe_for_node
 from adapters.metrics import (
     HealthMetrics,
     counter_callback,
@@ -37,7 +38,6 @@ from adapters.metrics import (
     probe_stream_metrics,
     process_and_build_metrics,
 )
-from adapters.system_stats import PsutilStats, SystemStats
 from mesh import cluster_config as cluster_presets
 from mesh.admission import (
     AdmissionPolicy,
@@ -55,17 +55,14 @@ from mesh.model import HealthCheck
 from mesh.shutdown import Component, Phase, ShutdownManager, ShutdownReport
 from probes.dht_probe import ACTIVE_DHT_CHECK, DHTProbe, active_dht_check
 from probes.enhanced import (
-    DEFAULT_CONFIG,
-    DEVNET_CONFIG,
     DHT_ENHANCED,
     P2P_CONNECTIVITY,
     PUBSUB_ENHANCED,
     REPLICATION_HEALTH,
     TASK_MANAGER,
     EnhancedHealthChecks,
-    HealthConfig,
-    health_summary,
 )
+from probes.health_config import DEFAULT_CONFIG, DEVNET_CONFIG, HealthConfig
 from probes.local import (
     DISK_SPACE,
     MEMORY,
@@ -75,14 +72,11 @@ from probes.local import (
     resource_health_check,
 )
 from probes.loop_lag import EVENT_LOOP_LAG, LoopLagMonitor, event_loop_lag_check
-from probes.pubsub_probe import (
-    ACTIVE_PUBSUB_CHECK,
-    ANSWER_DROP_REASONS,
-    STREAM_DROP_REASONS,
-    ProbeResponder,
-    active_pubsub_check,
-    probe_for_node,
-)
+from probes.ports import STREAM_DROP_REASONS
+from probes.probe_responder import ANSWER_DROP_REASONS, ProbeResponder
+from probes.pubsub_probe import ACTIVE_PUBSUB_CHECK, active_pubsub_check
+from probes.summary import health_summary
+from probes.system_stats import PsutilStats, SystemStats
 
 log = logging.getLogger(__name__)
 

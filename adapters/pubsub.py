@@ -1,4 +1,4 @@
-"""The pubsub edge: one small interface, a py-libp2p GossipSub implementation and a fake.
+"""The pubsub edge: a py-libp2p GossipSub implementation of ``probes.ports.PubSub`` and a fake.
 
 Delivery facts the callers must know (py-libp2p notes, "GossipSub"):
 - A node's own publish reaches its own handlers locally, and never again from the
@@ -11,12 +11,13 @@ Delivery facts the callers must know (py-libp2p notes, "GossipSub"):
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING
 
 import trio
 from libp2p.peer.id import ID
+
+# The interface is the probes layer's (probes/ports.py); this module implements it.
+from probes.ports import MessageHandler, MessageValidator, PubSub, PubSubMessage
 
 if TYPE_CHECKING:
     from libp2p.abc import ISubscriptionAPI
@@ -34,34 +35,6 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True, slots=True)
-class PubSubMessage:
-    topic: str
-    data: bytes
-    from_peer: str  # base58 peer id of the origin (signed), not of the forwarder
-    seqno: bytes
-    # The message as its origin signed it (libp2p's pubsub Message, signature included), for
-    # passing on verifiably (mesh.signed); empty where there is no signature (the fake).
-    envelope: bytes = b""
-
-
-MessageHandler = Callable[[PubSubMessage], Awaitable[None]]
-# Synchronous on purpose: py-libp2p runs async validators under a 5 s timeout and a
-# semaphore; ours are cheap checks (size, shape, signature of our own envelope).
-MessageValidator = Callable[[PubSubMessage], bool]
-
-
-class PubSub(Protocol):
-    async def subscribe(self, topic: str, handler: MessageHandler) -> None:
-        """Call ``handler`` for every message on ``topic`` (own publishes included)."""
-
-    async def publish(self, topic: str, data: bytes) -> None:
-        """Sign and send ``data`` on ``topic``; returns normally even if dropped."""
-
-    def set_validator(self, topic: str, fn: MessageValidator) -> None:
-        """Messages on ``topic`` for which ``fn`` returns False (or raises) are dropped."""
 
 
 async def _call_handlers(handlers: list[MessageHandler], msg: PubSubMessage) -> int:

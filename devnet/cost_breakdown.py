@@ -279,7 +279,7 @@ def parser() -> argparse.ArgumentParser:
     for name, target in (
         ("p2p", "adapters.libp2p_host.P2PConfig"),
         ("cluster", "mesh.cluster_config.ClusterConfig"),
-        ("health", "probes.enhanced.HealthConfig (production preset)"),
+        ("health", "probes.health_config.HealthConfig (production preset)"),
         ("tuning", "adapters.gossip.GossipTuning"),
         ("gossipsub", "keyword arguments of py-libp2p's GossipSub"),
     ):

@@ -36,6 +36,7 @@ from libp2p.pubsub.pb import rpc_pb2
 # The parts of the rogue peer and the crowd live in the devnet.rogue_* modules; every name
 # this module defined before the split is imported back (``X as X``: explicit re-export).
 from adapters.libp2p_host import P2PConfig, P2PNode, open_p2p_node
+from adapters.libp2p_link import LibP2PLink
 from devnet.rogue_base import MAX_CAPTURED as MAX_CAPTURED
 from devnet.rogue_base import MAX_FLOOD as MAX_FLOOD
 from devnet.rogue_base import ProbeMode, _peer_id
@@ -54,8 +55,7 @@ from devnet.rogue_held import _held_streams as _held_streams
 from devnet.rogue_services import _ignore_answer as _ignore_answer
 from devnet.rogue_services import _Services
 from mesh.digest import TOPIC
-from probes.pubsub_probe import TOPIC as PROBE_TOPIC
-from probes.pubsub_probe import LibP2PLink
+from probes.probe_wire import TOPIC as PROBE_TOPIC
 
 if TYPE_CHECKING:
     from libp2p.kad_dht.pb.kademlia_pb2 import Record

@@ -14,7 +14,7 @@ import trio
 from libp2p.pubsub.pb import rpc_pb2
 
 from adapters.libp2p_host import P2PNode
-from probes.pubsub_probe import LibP2PLink
+from adapters.libp2p_link import LibP2PLink
 
 if TYPE_CHECKING:
     from libp2p.kad_dht.pb.kademlia_pb2 import Record

@@ -26,7 +26,7 @@ from libp2p.utils import encode_varint_prefixed
 from devnet.forge import Identity, mint, sign
 from devnet.rogue_base import MAX_FLOOD, _peer_id
 from devnet.rogue_held import MAX_HELD, HeldStreams, _held_streams
-from probes.pubsub_probe import TOPIC as PROBE_TOPIC
+from probes.probe_wire import TOPIC as PROBE_TOPIC
 
 if TYPE_CHECKING:
     from libp2p.abc import IHost, INetStream
@@ -135,7 +135,7 @@ class Crowd:
 
     def probe(self, member: CrowdMember, responders: list[str], nonce: int) -> bytes:
         """A well-formed probe from ``member`` naming ``responders``."""
-        from probes.pubsub_probe import ProbeMessage
+        from probes.probe_wire import ProbeMessage
 
         payload = nonce.to_bytes(8, "big")
         return ProbeMessage(

@@ -17,8 +17,8 @@ from libp2p.peer.id import ID
 
 from devnet.rogue_base import ProbeMode, _peer_id, _RogueState
 from devnet.rogue_held import MAX_HELD, HeldStreams, _held_streams, _watch_held
-from probes.pubsub_probe import ACK_PROTOCOL, Ack, WireError, decode_probe
-from probes.pubsub_probe import TOPIC as PROBE_TOPIC
+from probes.probe_wire import ACK_PROTOCOL, Ack, WireError, decode_probe
+from probes.probe_wire import TOPIC as PROBE_TOPIC
 
 if TYPE_CHECKING:
     from libp2p.kad_dht.pb.kademlia_pb2 import Record

@@ -16,12 +16,12 @@ from typing import TYPE_CHECKING, Any
 import trio
 
 from adapters.node import NodeHandle, run_node
-from adapters.system_stats import FixedStats
 from devnet.sim_errors import MachineTooSlow, NodeCrashed, SimulationError
 from devnet.sim_nodes import _LIVE_PROCESSES, SimNode, _flags, _StartedFlag
 from devnet.sim_settings import PROCESS_START_BUDGET, REPO_ROOT, START_BUDGET
 from devnet.sim_state import _MeshState
 from devnet.sim_topology import Topology, _edges
+from probes.system_stats import FixedStats
 
 if TYPE_CHECKING:
     # libp2p pulls in trio-typing, whose stubs shadow trio's annotations for mypy.

@@ -40,9 +40,9 @@ from typing import Any
 
 import trio
 
-from adapters.dht import DHT, DHTError, health_key
 from mesh.model import CheckResult, HealthCheck
 from probes.last_outcome import LastOutcome
+from probes.ports import DHT, DHTError, health_key
 
 __all__ = [
     "ACTIVE_DHT_CHECK",

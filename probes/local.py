@@ -21,10 +21,14 @@ from typing import Any, cast
 
 import trio
 
-from adapters.system_stats import PsutilStats, SystemStats
 from mesh.errors import CheckError
 from mesh.model import CheckResult, HealthCheck
 from probes.cpu_window import CpuMean, CpuWindow
+from probes.system_stats import PsutilStats, SystemStats
+
+# The ``type: ignore[call-arg]`` on trio.to_thread.run_sync: libp2p pulls in trio-typing
+# 0.10, whose stubs shadow trio's own and predate trio 0.23's ``abandon_on_cancel`` (they
+# know only its old name, ``cancellable``).
 
 # The reference's properties, in seconds.
 DATABASE_INTERVAL = 30.0
@@ -96,7 +100,7 @@ def database_check(name: str, ping: Ping) -> HealthCheck:
         # A plain callable that hands back a coroutine (``lambda: conn.ping()`` over an async
         # driver) is refused by trio with a TypeError, so it reports as a failed ping rather
         # than a false "OK" with the coroutine never run.
-        await trio.to_thread.run_sync(ping, abandon_on_cancel=True)
+        await trio.to_thread.run_sync(ping, abandon_on_cancel=True)  # type: ignore[call-arg]
 
     async def check_database() -> CheckResult:
         try:
@@ -136,7 +140,7 @@ def disk_space_check(
         # statvfs on a dead NFS mount never returns: run it where the timeout can abandon it.
         usage = _reading(
             "disk",
-            await trio.to_thread.run_sync(source.disk_fraction, path, abandon_on_cancel=True),
+            await trio.to_thread.run_sync(source.disk_fraction, path, abandon_on_cancel=True),  # type: ignore[call-arg]
         )
         details: dict[str, Any] = {"path": path, "usage": usage, "threshold": threshold}
         if usage > threshold:
@@ -251,7 +255,7 @@ def resource_health_check(
             "memory": _reading("memory", stats.memory_fraction()),
             "disk": _reading(
                 "disk",
-                await trio.to_thread.run_sync(stats.disk_fraction, path, abandon_on_cancel=True),
+                await trio.to_thread.run_sync(stats.disk_fraction, path, abandon_on_cancel=True),  # type: ignore[call-arg]
             ),
         }
         judged = {name: usage for name, usage in usages.items() if name != "cpu" or cpu.judged}

@@ -18,11 +18,16 @@ are tested without a loop.
 from __future__ import annotations
 
 from collections import deque
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import trio
 
 from mesh.model import CheckResult, HealthCheck
+
+if TYPE_CHECKING:
+    # libp2p pulls in trio-typing, whose stubs shadow trio's own annotations for mypy; its
+    # TaskStatus is the same protocol as trio.TaskStatus.
+    from trio_typing import TaskStatus
 
 DEFAULT_PERIOD = 0.25  # seconds between samples: finer costs wake-ups, coarser misses short stalls
 # Seconds of samples kept. At least the check interval, so every stall is seen by one check run.
@@ -121,7 +126,7 @@ class LoopLagMonitor:
         """Whether the loop woke a sleeper more than ``threshold`` late within the window."""
         return self.max_lag > self.threshold
 
-    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+    async def run(self, *, task_status: TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         if self._running:
             raise RuntimeError("this LoopLagMonitor is already running")
         self._running = True

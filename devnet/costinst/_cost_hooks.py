@@ -13,7 +13,7 @@ difference between two dumps.
 
 Overrides (JSON objects in environment variables; unknown field names fail at once):
 ``COST_P2P`` (adapters.libp2p_host.P2PConfig), ``COST_CLUSTER`` (mesh.cluster_config.
-ClusterConfig), ``COST_HEALTH`` (probes.enhanced.HealthConfig), ``COST_TUNING``
+ClusterConfig), ``COST_HEALTH`` (probes.health_config.HealthConfig), ``COST_TUNING``
 (adapters.gossip.GossipTuning), ``COST_GOSSIPSUB`` (extra keyword arguments of py-libp2p's
 GossipSub) and ``COST_KAD_REFRESH`` (seconds between Kademlia routing-table refreshes).
 
@@ -270,7 +270,7 @@ def override_targets() -> dict[str, set[str]]:
     from adapters.gossip import GossipTuning
     from adapters.libp2p_host import P2PConfig
     from mesh.cluster_config import ClusterConfig
-    from probes.enhanced import HealthConfig
+    from probes.health_config import HealthConfig
 
     def fields(cls: Any) -> set[str]:
         return {field.name for field in dataclasses.fields(cls)}

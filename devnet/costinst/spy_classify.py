@@ -25,6 +25,11 @@ RULES: tuple[tuple[str, str], ...] = (
     ("host/ping.py", "liveness pings (responder)"),
     ("ping_probe", "liveness pings (initiator)"),
     ("probes/pubsub_probe.py", "pubsub probe + answers"),
+    # The probe's other modules, split out of probes/pubsub_probe.py (issue 16).
+    ("probes/probe_responder.py", "pubsub probe + answers"),
+    ("probes/probe_wire.py", "pubsub probe + answers"),
+    ("probes/rate_limit.py", "pubsub probe + answers"),
+    ("adapters/libp2p_link.py", "pubsub probe + answers"),
     ("probes/dht_probe.py", "DHT probe"),
     ("kad_dht", "Kademlia (handler, refresh)"),
     ("identify", "identify"),
@@ -42,6 +47,11 @@ RULES: tuple[tuple[str, str], ...] = (
     ("mesh/manager.py", "check manager + local checks"),
     ("probes/local.py", "check manager + local checks"),
     ("probes/enhanced.py", "check manager + local checks"),
+    # The enhanced checks' other modules, split out of probes/enhanced.py (issue 16).
+    ("probes/scores.py", "check manager + local checks"),
+    ("probes/task_source.py", "check manager + local checks"),
+    ("probes/health_metrics.py", "check manager + local checks"),
+    ("probes/summary.py", "check manager + local checks"),
     ("psutil", "check manager + local checks"),
     ("loop_lag", "event-loop lag monitor"),
     ("anyio_service", "libp2p service manager"),

@@ -20,7 +20,6 @@ import trio
 from adapters.dht import InMemoryDHTNetwork
 from adapters.node import NodeHandle, admission_for, run_node, share_probes
 from adapters.pubsub import InMemoryPubSubNetwork
-from adapters.system_stats import FixedStats
 from mesh.admission import (
     authority_public_key,
     format_certificate,
@@ -34,7 +33,9 @@ from mesh.manager import CheckManager
 from mesh.model import CheckResult, HealthCheck, Status
 from probes.dht_probe import DHTProbe, active_dht_check
 from probes.enhanced import EnhancedHealthChecks
-from probes.pubsub_probe import InMemoryLinkNetwork, PubSubProbe, active_pubsub_check
+from probes.memory_link import InMemoryLinkNetwork
+from probes.pubsub_probe import PubSubProbe, active_pubsub_check
+from probes.system_stats import FixedStats
 from tests.helpers import http_get, wait_until
 
 pytestmark = pytest.mark.network

@@ -15,41 +15,34 @@ import trio
 from adapters.dht import InMemoryDHTNetwork, PeerBehaviour
 from adapters.gossip import election_result
 from adapters.libp2p_host import P2PConfig, P2PNode, open_p2p_node
+from adapters.libp2p_link import LibP2PLink, probe_for_node
 from adapters.pubsub import InMemoryPubSubNetwork
-from adapters.system_stats import FixedStats
 from mesh.election import ELECTION_HEALTH, ElectionHealth
 from mesh.flap import CheckState, Thresholds
 from mesh.manager import CheckManager
 from mesh.model import CheckResult, HealthCheck, Status
 from probes.dht_probe import DHTProbe
-from probes.enhanced import (
-    DEFAULT_CONFIG,
-    DEVNET_CONFIG,
-    EnhancedHealthChecks,
-    HealthConfig,
-    HealthMetrics,
-    ManagerTaskSource,
+from probes.enhanced import EnhancedHealthChecks
+from probes.health_config import DEFAULT_CONFIG, DEVNET_CONFIG, HealthConfig
+from probes.health_metrics import HealthMetrics
+from probes.local import resource_health_check
+from probes.memory_link import InMemoryLinkNetwork
+from probes.probe_responder import ProbeResponder
+from probes.probe_wire import ACK_PROTOCOL
+from probes.pubsub_probe import PubSubProbe
+from probes.scores import (
     ProbeTracker,
-    TaskStats,
-    build_summary,
     connectivity_score,
     failure_factor,
-    health_summary,
     latency_factor,
     probe_score,
     replication_score,
     score_status,
     task_score,
 )
-from probes.local import resource_health_check
-from probes.pubsub_probe import (
-    ACK_PROTOCOL,
-    InMemoryLinkNetwork,
-    LibP2PLink,
-    ProbeResponder,
-    PubSubProbe,
-    probe_for_node,
-)
+from probes.summary import build_summary, health_summary
+from probes.system_stats import FixedStats
+from probes.task_source import ManagerTaskSource, TaskStats
 
 # -------------------------------------------------------------------------- config
 

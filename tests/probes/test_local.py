@@ -1,4 +1,4 @@
-"""Tests of probes.local and adapters.system_stats.
+"""Tests of probes.local and probes.system_stats.
 
 Threshold logic runs against ``FixedStats``; one group reads the real machine through
 ``PsutilStats``. Tests that show a blocking call is abandoned use the real clock with a short
@@ -20,7 +20,6 @@ import pytest
 import trio
 from trio.testing import MockClock
 
-from adapters.system_stats import FixedStats, PsutilStats, SystemStats
 from mesh.errors import CheckError
 from mesh.model import CheckResult, HealthCheck
 from probes.cpu_window import CPU_WINDOW, CpuWindow
@@ -32,6 +31,7 @@ from probes.local import (
     resource_health_check,
     resource_score,
 )
+from probes.system_stats import FixedStats, PsutilStats, SystemStats
 
 
 async def run(check: HealthCheck) -> CheckResult:

@@ -33,6 +33,7 @@ from multiaddr import Multiaddr  # type: ignore[import-untyped]  # ships no py.t
 from prometheus_client import CollectorRegistry
 
 from adapters.libp2p_host import GOSSIPSUB_PROTOCOLS, P2PConfig, P2PNode, open_p2p_node
+from adapters.libp2p_link import LibP2PLink, probe_for_node
 from adapters.metrics import probe_stream_metrics
 from adapters.pubsub import InMemoryPubSub, InMemoryPubSubNetwork, PubSubMessage
 from devnet.rogue import RoguePeer
@@ -40,28 +41,20 @@ from mesh.digest import TOPIC as DIGEST_TOPIC
 from mesh.manager import CheckManager
 from mesh.model import CheckResult, Status
 from probes.enhanced import EnhancedHealthChecks
-from probes.pubsub_probe import (
+from probes.memory_link import InMemoryLink, InMemoryLinkNetwork
+from probes.ports import STREAM_DROP_REASONS, LinkError
+from probes.probe_responder import DEFAULT_SEND_TIMEOUT, ProbeResponder
+from probes.probe_wire import (
     ACK_PROTOCOL,
-    DEFAULT_SEND_TIMEOUT,
-    STREAM_DROP_REASONS,
     TOPIC,
     Ack,
-    InMemoryLink,
-    InMemoryLinkNetwork,
-    LibP2PLink,
-    LinkError,
     ProbeMessage,
-    ProbeOutcome,
-    ProbeResponder,
-    PubSubProbe,
-    RateLimiter,
-    TokenBucket,
     WireError,
-    active_pubsub_check,
     decode_ack,
     decode_probe,
-    probe_for_node,
 )
+from probes.pubsub_probe import ProbeOutcome, PubSubProbe, active_pubsub_check
+from probes.rate_limit import RateLimiter, TokenBucket
 
 NONCE = "ab" * 16
 SHA = hashlib.sha256(b"payload").hexdigest()

@@ -16,18 +16,14 @@ import trio
 from prometheus_client import CollectorRegistry
 
 from adapters.dht import DEFAULT_MAX_RECORDS_PER_PUBLISHER, RECORD_DROP_REASONS, health_key
+from adapters.libp2p_link import DEFAULT_MAX_INBOUND, DEFAULT_MAX_INBOUND_PER_PEER, LibP2PLink
 from adapters.metrics import dht_record_metrics, probe_stream_metrics
 from devnet.rogue import PROBE_TOPIC, open_crowd
 from devnet.testing import MeshNetwork, SimNode
 from probes.dht_probe import ACTIVE_DHT_CHECK
 from probes.enhanced import PUBSUB_ENHANCED
-from probes.pubsub_probe import (
-    ACK_PROTOCOL,
-    DEFAULT_MAX_INBOUND,
-    DEFAULT_MAX_INBOUND_PER_PEER,
-    STREAM_DROP_REASONS,
-    LibP2PLink,
-)
+from probes.ports import STREAM_DROP_REASONS
+from probes.probe_wire import ACK_PROTOCOL
 
 pytestmark = pytest.mark.network
 

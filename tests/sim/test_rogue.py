@@ -15,6 +15,7 @@ import pytest
 import trio
 
 from adapters.gossip import GossipTuning
+from adapters.libp2p_link import LibP2PLink
 from devnet.rogue import PROBE_TOPIC, TOPIC
 from devnet.testing import ALIVE, DEAD, MeshNetwork, MeshSnapshot, SimNode
 from mesh import cluster_config
@@ -26,7 +27,8 @@ from mesh.digest import (
     encode_gossip,
 )
 from probes.dht_probe import ACTIVE_DHT_CHECK
-from probes.pubsub_probe import ACK_PROTOCOL, ACTIVE_PUBSUB_CHECK, LibP2PLink
+from probes.probe_wire import ACK_PROTOCOL
+from probes.pubsub_probe import ACTIVE_PUBSUB_CHECK
 
 pytestmark = pytest.mark.network
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import NamedTuple, Protocol, runtime_checkable
 
-import psutil
+import psutil  # type: ignore[import-untyped]  # ships no py.typed; types-psutil is not a dependency
 
 
 @runtime_checkable
