@@ -133,7 +133,7 @@ from mesh.digest import (
 )
 from mesh.election import ELECTION_HEALTH, ElectionHealth, ElectionTracker
 from mesh.manager import CheckManager
-from mesh.model import CheckResult, HealthCheck
+from mesh.model import CheckResult, HealthCheck, Status
 from mesh.score_history import ScoreHistory
 from probes.rate_limit import RateLimiter, TokenBucket
 
@@ -161,7 +161,11 @@ PULL_PROTOCOL = "/chorus/health-view/1.0.0"
 PULL_REQUEST = b"\x01"  # version 1 of the request; anything else is refused
 MAX_PULL_REQUEST = 16  # bytes a server reads of a request before giving up on it
 
-# A score change smaller than this is no news: scores computed from latencies jitter.
+# A score that moved less than this since we last published it is no news: scores computed
+# from latencies, loads and the election's stability drift and jitter. Measured from what
+# was published, not by rounding into buckets: a score jittering across a bucket's edge
+# (0.974, 0.976, ...) made a digest each time, most of an idle cluster's digests (10 nodes,
+# devnet/cost_breakdown.py, 2026-12-02).
 SCORE_BUCKET = 0.05
 
 # The reference's election-health check: non-critical, every 15 s, 5 s timeout.
@@ -388,8 +392,34 @@ def _fraction(value: float) -> float:
     return min(1.0, max(0.0, value)) if math.isfinite(value) else 0.0
 
 
-def _bucket(value: float) -> int:
-    return round(_fraction(value) / SCORE_BUCKET)
+@dataclass(frozen=True, slots=True)
+class Said:
+    """What a digest of ours says of us, as far as deciding whether a new one is news."""
+
+    status: Status
+    score: float
+    components: Mapping[str, float]
+    http_addr: str
+    p2p_addrs: tuple[str, ...]
+
+
+def is_news(said: Said | None, now: Said) -> bool:
+    """Whether ``now`` differs from what we last published enough to publish it at once
+    (otherwise the refresh carries it): anything but the scores, or a score moved by at
+    least SCORE_BUCKET."""
+    if said is None:
+        return True
+    if (said.status, said.http_addr, said.p2p_addrs) != (now.status, now.http_addr, now.p2p_addrs):
+        return True
+    if said.components.keys() != now.components.keys():
+        return True
+
+    def moved(old: float, new: float) -> bool:
+        return abs(_fraction(new) - _fraction(old)) >= SCORE_BUCKET - 1e-9
+
+    return moved(said.score, now.score) or any(
+        moved(said.components[name], score) for name, score in now.components.items()
+    )
 
 
 class GossipService:
@@ -470,7 +500,7 @@ class GossipService:
         # Publisher state.
         self._wake = trio.Event()
         self._last_sent: float | None = None
-        self._published_fingerprint: tuple[Any, ...] | None = None
+        self._published: Said | None = None
         self._announce = False  # a new peer joined our mesh: tell it about us
         self._announced: set[str] = set()
         self._refute = False
@@ -929,22 +959,19 @@ class GossipService:
             # hear from us now rather than at our next refresh.
             self._announced |= mesh
             self._announce = True
-        return self._announce or self._fingerprint() != self._published_fingerprint
+        return self._announce or is_news(self._published, self._said())
 
     def _mesh_peers(self) -> set[str]:
         router = getattr(self._node.guarded_pubsub, "router", None)
         mesh: Mapping[str, Iterable[Any]] = getattr(router, "mesh", {}) or {}
         return {peer.to_base58() for peer in mesh.get(TOPIC, ())}
 
-    def _fingerprint(self) -> tuple[Any, ...]:
+    def _said(self) -> Said:
         status, _ = self._manager.decide()
-        components = sorted(
-            (name, _bucket(score)) for name, score in self._manager.component_scores().items()
-        )
-        return (
+        return Said(
             status,
-            _bucket(self._manager.system_score()),
-            tuple(components),
+            self._manager.system_score(),
+            dict(self._manager.component_scores()),
             self.http_addr,
             tuple(self._p2p_addrs()),
         )
@@ -955,12 +982,12 @@ class GossipService:
     async def _publish_digest(self, now: float) -> None:
         if self._left:
             return
-        fingerprint = self._fingerprint()
+        said = self._said()
         digest, data = self._encoded_digest()
         self._refute = False
         self._announce = False
         self._last_sent = now
-        self._published_fingerprint = fingerprint
+        self._published = said
         # Our own digest feeds our view first (the view needs us as a member).
         self._handle(self.view.on_gossip(digest, now), self.self_id)
         await self._send(data)
