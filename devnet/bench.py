@@ -655,6 +655,7 @@ def render_markdown(results: dict[str, Any], plot_name: str | None) -> str:
         " the same run, one cluster at a time, all on 127.0.0.1. Other work on the machine"
         " was not stopped: figures are medians to damp it.",
         "",
+        *_carried_text(meta),
         *goals_section(results),
         "## Convergence and failure detection",
         "",
@@ -1059,6 +1060,29 @@ def carry_over(new: str, old: str) -> str:
     return new[:at] + "".join(kept) + new[at:]
 
 
+def part_commits(earlier: dict[str, Any], parts: list[str], commit: str) -> dict[str, str]:
+    """The commit each part of the results was measured at: the parts run now at
+    ``commit``, the others at whatever the earlier results say."""
+    before = earlier.get("part_commits") or dict.fromkeys(PARTS, earlier.get("commit", "unknown"))
+    return {part: commit if part in parts else str(before.get(part, "unknown")) for part in PARTS}
+
+
+def _carried_text(meta: dict[str, Any]) -> list[str]:
+    carried = {
+        part: commit
+        for part, commit in (meta.get("part_commits") or {}).items()
+        if commit != meta["commit"]
+    }
+    if not carried:
+        return []
+    listed = ", ".join(f"{part} at {commit}" for part, commit in sorted(carried.items()))
+    return [
+        f"**Not all of it is from this commit.** Parts kept from an earlier run (`--parts`"
+        f" ran the others): {listed}.",
+        "",
+    ]
+
+
 def run(args: argparse.Namespace) -> dict[str, Any]:
     began = time.monotonic()
     serf = serf_version()
@@ -1076,6 +1100,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         if part in earlier:
             results[part] = earlier[part]
     spent_before = float(earlier.get("meta", {}).get("duration_min", 0.0))
+    results["meta"]["part_commits"] = part_commits(
+        earlier.get("meta", {}), args.parts, results["meta"]["commit"]
+    )
     if earlier:
         results["meta"]["runs"] = earlier.get("meta", {}).get("runs", args.runs)
         results["meta"]["sizes"] = earlier.get("meta", {}).get("sizes", args.sizes)

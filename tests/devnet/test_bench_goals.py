@@ -87,3 +87,22 @@ def test_a_new_report_keeps_the_sections_other_tools_measured() -> None:
     )
     assert carry_over(text, old) == text  # kept once, not twice
     assert carry_over(new, "") == new
+
+
+def test_parts_kept_from_an_earlier_run_say_their_commit() -> None:
+    from devnet.bench import _carried_text, part_commits
+
+    earlier = {"commit": "492b670"}
+    commits = part_commits(earlier, ["runs", "resources", "loss"], "abc1234")
+    assert commits == {
+        "runs": "abc1234",
+        "resources": "abc1234",
+        "soak": "492b670",
+        "loss": "abc1234",
+        "partition": "492b670",
+    }
+    text = " ".join(_carried_text({"commit": "abc1234", "part_commits": commits}))
+    assert "partition at 492b670, soak at 492b670" in text
+    again = part_commits({"commit": "abc1234", "part_commits": commits}, ["soak"], "def5678")
+    assert again["partition"] == "492b670" and again["soak"] == "def5678"
+    assert _carried_text({"commit": "x", "part_commits": dict.fromkeys(commits, "x")}) == []
