@@ -99,6 +99,7 @@ from prometheus_client.registry import Collector
 from adapters.dialback import DialResult, Verifier, dial_back
 from adapters.envelope import EnvelopeCache
 from adapters.libp2p_host import read_to_eof
+from adapters.meetings import Candidate, Meeting, Meetings, MeetLimits
 from mesh import cluster_json as shapes
 from mesh.admission import AdmissionPolicy, AdmissionReason, MemberCertificate
 from mesh.cluster_config import ClusterConfig
@@ -250,25 +251,22 @@ class GossipTuning:
     redial_timeout: float = 5.0
     redial_check: float = 0.25
     max_concurrent_redials: int = 8
-    # Meeting members (issue 13): a member we hold no connection to is dialled once a
-    # life, at the first address it signed for itself, while we have fewer than
-    # meet_links connections. Our own dial-back can then reach it, and a crash we would
-    # otherwise wait out as a suspicion (seconds) is a refused dial within a second. Each
-    # connection costs GossipSub's lazy gossip to up to 6 non-mesh peers a heartbeat.
-    # 0: connections come from bootstrap and redials only (sparse simulated topologies).
-    # Of two members the one with the smaller peer id dials, so a pair is not dialled
-    # from both ends at once. At most meet_rate meetings a second (burst meet_burst):
-    # a node joining 20 met 18 at once, and the handshakes and pulls made it miss pings
-    # and suspect live peers (make bench, 20 nodes, 2026-12-02). New members waiting to be
-    # met beyond meet_queue are dropped (a Sybil flood).
-    # A peer id is met once (``met_memory`` ids remembered); a restart of a member we met
-    # is redialled as a lost peer. The address is the member's own claim: a stranger could
-    # aim the cluster's meetings at a third party's host. So a host where
-    # meet_host_failures meetings failed within meet_host_window seconds is met no more
-    # until the window passes: a few SYNs a node, not one per minted identity.
+    # Meeting members (adapters/meetings.py, issue 13): each member heard of is dialled
+    # once a life while we link fewer than meet_links members, so our own dial-back can
+    # see its crash (a refused dial within a second, not a suspicion waited out). Each link
+    # costs GossipSub's lazy gossip to up to 6 non-mesh peers a heartbeat. 0: links come
+    # from bootstrap and redials only (sparse simulated topologies). At most meet_rate
+    # meetings a second (burst meet_burst; a node joining 20 that met 18 at once missed
+    # pings and suspected live peers, make bench 2026-12-02), meet_slots at once, each
+    # given meet_timeout: apart from the redials', so a stranger's addresses that swallow
+    # SYNs cannot hold up the redial of a lost member. A host where meet_host_failures
+    # meetings failed within meet_host_window seconds waits out the window. Queue and
+    # memories are bounded (meet_queue, met_memory).
     meet_links: int = 32
     meet_rate: float = 2.0
     meet_burst: float = 4.0
+    meet_slots: int = 2
+    meet_timeout: float = 2.0
     meet_queue: int = 256
     met_memory: int = 4096
     meet_host_failures: int = 3
@@ -484,7 +482,6 @@ class GossipService:
         self._last_refute = -math.inf
         self._pull_budget = TokenBucket(self._tuning.pull_rate, self._tuning.pull_burst, 0.0)
         self._errors_logged: set[str] = set()
-        self._meet_budget = TokenBucket(self._tuning.meet_rate, self._tuning.meet_burst, 0.0)
         self._dial_budget = TokenBucket(
             self._tuning.dialback_rate, self._tuning.dialback_burst, 0.0
         )
@@ -510,10 +507,21 @@ class GossipService:
         self._events: trio.MemorySendChannel[_PeerEvent] | None = None
         self._connected: set[str] = set()
         self._lost: dict[str, _Redial] = {}
-        self._to_meet: dict[str, None] = {}  # insertion-ordered: first heard, first met
-        self._met: OrderedDict[str, None] = OrderedDict()
-        self._meet_failures: OrderedDict[str, deque[float]] = OrderedDict()  # by host
+        self.meetings = Meetings(
+            MeetLimits(
+                links=self._tuning.meet_links,
+                rate=self._tuning.meet_rate,
+                burst=self._tuning.meet_burst,
+                queue=self._tuning.meet_queue,
+                memory=self._tuning.met_memory,
+                host_failures=self._tuning.meet_host_failures,
+                host_window=self._tuning.meet_host_window,
+            ),
+            self.self_id,
+            self._clock,
+        )
         self._nursery: trio.Nursery | None = None
+        self._meeting_now = 0
         self._pull_slots: trio.Semaphore | None = None
         self._election_dirty = True
         self._running = False
@@ -667,8 +675,8 @@ class GossipService:
             if isinstance(event, Transition):
                 self._election_dirty = True
                 _log_transition(event)
-                if event.cause in (Cause.JOINED, Cause.RESTARTED):
-                    self._queue_meet(event.peer)
+                if event.cause in (Cause.JOINED, Cause.RESTARTED) and not self._left:
+                    self.meetings.offer(event.peer)
                 if event.to_state is MemberState.SUSPECT:
                     self._check_suspect(event.peer)
             elif isinstance(event, PublishSuspect):
@@ -678,14 +686,6 @@ class GossipService:
                 self.sequencer.refute(event.incarnation)
                 self._refute = True
                 self._wake.set()
-
-    def _queue_meet(self, peer: str) -> None:
-        if self._tuning.meet_links <= 0 or peer <= self.self_id or peer in self._connected:
-            return  # of a pair, the smaller id dials: a smaller one dials us
-        if peer in self._met:
-            return
-        if len(self._to_meet) < self._tuning.meet_queue:
-            self._to_meet[peer] = None
 
     def _queue_suspect(self, peer: str, basis: Version) -> None:
         if self._left or (peer, basis) in self._suspects:
@@ -1198,10 +1198,10 @@ class GossipService:
         slots = trio.Semaphore(self._tuning.max_concurrent_redials)
         redialling: set[str] = set()
 
-        async def redial(peer: str, meeting: bool) -> None:
+        async def redial(peer: str) -> None:
             try:
                 async with slots:
-                    await (self._meet(peer) if meeting else self._redial(peer))
+                    await self._redial(peer)
             except Exception as exc:  # a failed redial must not end the service
                 self._loop_failed("redial", exc)
             finally:
@@ -1210,12 +1210,16 @@ class GossipService:
         async with trio.open_nursery() as nursery:
             while True:
                 await trio.sleep(self._tuning.redial_check)
-                due = [(p, False) for p in self._redials_due(self._clock())]
-                for peer, meeting in due + [(p, True) for p in self._meets_due()]:
+                try:
                     backlog = 4 * self._tuning.max_concurrent_redials
-                    if peer not in redialling and len(redialling) < backlog:
-                        redialling.add(peer)
-                        nursery.start_soon(redial, peer, meeting)
+                    for peer in self._redials_due(self._clock()):
+                        if peer not in redialling and len(redialling) < backlog:
+                            redialling.add(peer)
+                            nursery.start_soon(redial, peer)
+                    for meeting in self._meetings_due():
+                        nursery.start_soon(self._meet, meeting)
+                except Exception as exc:  # nothing a peer's state caused may end the loop
+                    self._loop_failed("redial", exc)
 
     def _redials_due(self, now: float) -> list[str]:
         if self._left:
@@ -1232,70 +1236,44 @@ class GossipService:
                 due.append(peer)
         return due
 
-    def _meets_due(self) -> list[str]:
-        """New members to dial once, while we have room for more connections."""
+    def _meetings_due(self) -> list[Meeting]:
         if self._left:
-            self._to_meet.clear()
-        room = self._tuning.meet_links - len(self._connected)
-        due: list[str] = []
-        while self._to_meet and len(due) < room:
-            peer = next(iter(self._to_meet))
+            self.meetings.clear()
+            return []
+
+        def candidate(peer: str) -> Candidate | None:
             member = self.view.member(peer)
-            address = None if member is None else _meeting_address(peer, member.p2p_addrs)
-            # Met already (it dialled us, or we redial it), not alive, or nowhere to go.
-            if (
-                member is None
-                or member.state is not MemberState.ALIVE
-                or peer in self._connected
-                or peer in self._lost
-                or address is None
-                or self._meet_host_blocked(_host_of(address))
-            ):
-                del self._to_meet[peer]
-            elif self._meet_budget.take(self._clock()):
-                del self._to_meet[peer]
-                self._met[peer] = None
-                if len(self._met) > self._tuning.met_memory:
-                    self._met.popitem(last=False)
-                due.append(peer)
-            else:
-                break  # out of budget: it stays first in line
+            if member is None:
+                return None
+            alive = member.state is MemberState.ALIVE
+            return Candidate(alive, member.firsthand, member.start_time, member.p2p_addrs)
+
+        due = self.meetings.due(
+            # Members only: strangers' connections must not use up the room.
+            linked_members=sum(1 for p in self._connected if self.view.member(p) is not None),
+            limit=self._tuning.meet_slots - self._meeting_now,
+            candidate=candidate,
+            linked=lambda peer: peer in self._connected or peer in self._lost,
+        )
+        self._meeting_now += len(due)  # each _meet gives its slot back
         return due
 
-    def _meet_host_blocked(self, host: str) -> bool:
-        failures = self._meet_failures.get(host)
-        if failures is None:
-            return False
-        horizon = self._clock() - self._tuning.meet_host_window
-        while failures and failures[0] <= horizon:
-            failures.popleft()
-        return len(failures) >= self._tuning.meet_host_failures
-
-    def _meet_failed(self, host: str) -> None:
-        failures = self._meet_failures.pop(host, None) or deque(
-            maxlen=self._tuning.meet_host_failures
-        )
-        failures.append(self._clock())
-        self._meet_failures[host] = failures  # newest last: the LRU end
-        if len(self._meet_failures) > self._tuning.met_memory:
-            self._meet_failures.popitem(last=False)
-
-    async def _meet(self, peer: str) -> None:
+    async def _meet(self, meeting: Meeting) -> None:
         from adapters.libp2p_host import P2PError
 
-        member = self.view.member(peer)
-        address = None if member is None else _meeting_address(peer, member.p2p_addrs)
-        if address is None or peer in self._connected:
-            return
-        with trio.move_on_after(self._tuning.redial_timeout):
-            try:
-                await self._node.connect(address, retry_now=True)
-            except P2PError as exc:
-                logger.debug("meeting %s at %s failed: %s", peer, address, exc)
-            else:
-                logger.debug("met %s at %s", peer, address)
-                return
-        self._meet_failed(_host_of(address))
+        ok = False
+        try:
+            with trio.move_on_after(self._tuning.meet_timeout):
+                await self._node.connect(meeting.address, retry_now=True)
+                ok = True
+                logger.debug("met %s at %s", meeting.peer, meeting.address)
+        except P2PError as exc:
+            logger.debug("meeting %s at %s failed: %s", meeting.peer, meeting.address, exc)
+        except Exception as exc:  # a failed meeting must not end the service
+            self._loop_failed("redial", exc)
+        finally:
+            self._meeting_now -= 1
+            self.meetings.finished(meeting, ok=ok)
 
     def _check_suspect(self, peer: str, *, urgent: bool = False) -> None:
         """See for ourselves whether a suspect of our view is still there (SWIM's
@@ -1351,17 +1329,6 @@ class GossipService:
                     continue
                 logger.info("reconnected to %s at %s", peer, addr)
                 return
-
-
-def _meeting_address(peer: str, addrs: Iterable[str]) -> str | None:
-    """The first address naming the peer itself: a stranger's digest buys one dial of
-    us, not one per address it lists."""
-    return next((a for a in addrs if a.endswith(f"/p2p/{peer}")), None)
-
-
-def _host_of(address: str) -> str:
-    parts = address.split("/")  # ['', 'ip4', host, 'tcp', port, 'p2p', id]
-    return parts[2] if len(parts) > 2 else address
 
 
 def publish_budget(tuning: GossipTuning, n: int) -> tuple[float, float]:

@@ -1,6 +1,7 @@
-"""Which members GossipService meets (``_queue_meet``/``_meets_due``, issue 13): new
-members once a life, in the order heard, up to the link cap, never ourselves, and a bounded
-queue. Pure bookkeeping with a stand-in node; tests/sim/test_meeting.py dials for real."""
+"""Which members a node meets (adapters/meetings.py, issue 13): new members once a life, in
+the order heard, firsthand first, up to the link cap, paced, never ourselves, never at an
+address a stranger could aim at somebody else, and bounded. Pure bookkeeping, then the
+gossip service's side with a stand-in node; tests/sim/test_meeting.py dials for real."""
 
 from __future__ import annotations
 
@@ -10,25 +11,244 @@ import trio.testing
 from prometheus_client import CollectorRegistry
 
 from adapters.gossip import GossipService, GossipTuning
+from adapters.meetings import Candidate, Meeting, Meetings, MeetLimits, meeting_address
 from mesh.cluster_config import devnet
 from mesh.digest import HealthDigest
 from mesh.manager import CheckManager
 
 SELF = "M0"  # peers named P... sort after it, so we are the side that dials
+LIMITS = MeetLimits(
+    links=32, rate=100.0, burst=100.0, queue=256, memory=4096, host_failures=3, host_window=60.0
+)
+
+
+def _addr(peer: str, host: str = "") -> str:
+    host = host or f"10.0.0.{sum(peer.encode()) % 250}"
+    return f"/ip4/{host}/tcp/9000/p2p/{peer}"
+
+
+class View:
+    """The candidates the view would report: alive, firsthand, one address each."""
+
+    def __init__(self) -> None:
+        self.members: dict[str, Candidate] = {}
+        self.linked: set[str] = set()
+
+    def hear(
+        self,
+        meetings: Meetings,
+        peer: str,
+        *,
+        addr: str = "",
+        start: float = 1.0,
+        firsthand: bool = True,
+    ) -> None:
+        self.members[peer] = Candidate(True, firsthand, start, (addr or _addr(peer),))
+        meetings.offer(peer)
+
+    def due(self, meetings: Meetings, limit: int = 100, links: int = 0) -> list[str]:
+        found = meetings.due(
+            linked_members=links,
+            limit=limit,
+            candidate=self.members.get,
+            linked=self.linked.__contains__,
+        )
+        self.in_flight = found
+        return [m.peer for m in found]
+
+    def finish(self, meetings: Meetings, *, ok: bool) -> None:
+        for meeting in self.in_flight:
+            meetings.finished(meeting, ok=ok)
+
+
+def _meetings(**changes: float) -> Meetings:
+    from dataclasses import replace
+
+    return Meetings(replace(LIMITS, **changes), SELF, trio.current_time)  # type: ignore[arg-type]
+
+
+# --------------------------------------------------------------------------- addresses
+
+
+@pytest.mark.parametrize(
+    ("addr", "host"),
+    [
+        ("/ip4/10.1.2.3/tcp/9000/p2p/P1", "10.1.2.3"),
+        ("/ip4/127.0.0.1/tcp/41000/p2p/P1", "127.0.0.1"),  # a devnet
+        ("/ip6/2001:DB8::7/tcp/9000/p2p/P1", "2001:db8::7"),
+        ("/ip6/2001:0db8:0::7/tcp/9000/p2p/P1", "2001:db8::7"),  # one host, two spellings
+        ("/ip6/::ffff:10.1.2.3/tcp/9000/p2p/P1", "10.1.2.3"),  # an IPv4-mapped address
+    ],
+)
+def test_a_meeting_goes_to_a_literal_ip_in_its_canonical_form(addr: str, host: str) -> None:
+    assert meeting_address("P1", [addr]) == (addr, host)
+
+
+@pytest.mark.parametrize(
+    "addr",
+    [
+        "/dns4/victims.example/tcp/25/p2p/P1",  # py-libp2p would dial every record
+        "/dnsaddr/victims.example/p2p/P1",
+        "/ip4/0.0.0.0/tcp/9000/p2p/P1",
+        "/ip4/224.0.0.1/tcp/9000/p2p/P1",
+        "/ip4/255.255.255.255/tcp/9000/p2p/P1",
+        "/ip4/10.0.0.1/tcp/9000/p2p/P2",  # names another peer
+        "/ip4/10.0.0.1/tcp/0/p2p/P1",
+        "/ip4/10.0.0.1/tcp/70000/p2p/P1",
+        "/ip4/2001:db8::1/tcp/9000/p2p/P1",
+        "/ip4/10.0.0.1/udp/9000/quic/p2p/P1",
+        "/ip4/10.0.0.1/tcp/9000",
+    ],
+)
+def test_no_meeting_where_a_stranger_could_aim_it(addr: str) -> None:
+    assert meeting_address("P1", [addr]) is None
+
+
+# --------------------------------------------------------------------------- order
+
+
+async def test_new_members_are_met_in_the_order_heard_up_to_the_link_cap() -> None:
+    meetings, view = _meetings(links=3), View()
+    for peer in ("P1", "P2", "P3", "P4", "P5"):
+        view.hear(meetings, peer)
+    assert view.due(meetings, links=1) == ["P1", "P2"]  # one member linked: room for two
+    assert view.due(meetings, links=3) == []  # at the cap: the rest wait
+    assert view.due(meetings, links=2) == ["P3"]
+
+
+async def test_no_more_at_once_than_the_caller_has_slots_for() -> None:
+    meetings, view = _meetings(), View()
+    for i in range(6):
+        view.hear(meetings, f"P{i}")
+    assert view.due(meetings, limit=2) == ["P0", "P1"]
+
+
+async def test_members_heard_on_the_topic_come_before_those_of_a_snapshot() -> None:
+    meetings, view = _meetings(), View()
+    for i in range(5):  # a pulled snapshot full of minted members
+        view.hear(meetings, f"P{i}", firsthand=False)
+    view.hear(meetings, "Q1")
+    assert view.due(meetings, limit=2) == ["Q1", "P0"]
+
+
+async def test_of_a_pair_the_smaller_id_dials() -> None:
+    meetings, view = _meetings(), View()
+    view.hear(meetings, "A1")  # sorts before us: it dials us
+    view.hear(meetings, "P1")
+    assert view.due(meetings) == ["P1"]
+
+
+@pytest.mark.parametrize("links", [0, 8])
+async def test_ourselves_never_and_nobody_with_meeting_off(links: int) -> None:
+    meetings, view = _meetings(links=links), View()
+    view.hear(meetings, SELF)
+    view.hear(meetings, "P1")
+    assert view.due(meetings, links=0) == ([] if links == 0 else ["P1"])
+
+
+async def test_a_member_is_met_once_a_life() -> None:
+    meetings, view = _meetings(), View()
+    view.hear(meetings, "P1")
+    assert view.due(meetings) == ["P1"]
+    view.finish(meetings, ok=False)
+    view.hear(meetings, "P1")  # the same life offered again: nothing
+    assert view.due(meetings) == []
+    view.hear(meetings, "P1", start=2.0)  # restarted, or forgotten and back: met again
+    assert view.due(meetings) == ["P1"]
+
+
+async def test_linked_and_dead_members_are_dropped_from_the_queue() -> None:
+    meetings, view = _meetings(), View()
+    for peer in ("P1", "P2", "P3"):
+        view.hear(meetings, peer)
+    view.linked.add("P1")  # it dialled us meanwhile, or it is being redialled
+    view.members["P2"] = Candidate(False, True, 1.0, (_addr("P2"),))
+    assert view.due(meetings) == ["P3"]
+    assert len(meetings) == 0
+
+
+async def test_the_queue_is_bounded_and_the_oldest_offer_gives_way() -> None:
+    meetings, view = _meetings(queue=4), View()
+    for i in range(50):  # a flood of minted identities
+        view.hear(meetings, f"P{i:02d}")
+    view.hear(meetings, "Q1")
+    assert len(meetings) == 4
+    assert view.due(meetings) == ["P47", "P48", "P49", "Q1"]
+
+
+async def test_meetings_are_paced(autojump_clock: trio.testing.MockClock) -> None:
+    meetings, view = _meetings(rate=2.0, burst=4.0), View()
+    for i in range(10):
+        view.hear(meetings, f"P{i}")
+    assert view.due(meetings) == ["P0", "P1", "P2", "P3"]  # the burst
+    assert view.due(meetings) == []
+    await trio.sleep(1.0)
+    assert view.due(meetings) == ["P4", "P5"]  # two a second, in the order heard
+
+
+# --------------------------------------------------------------------------- hosts
+
+
+async def test_one_meeting_at_a_time_per_host() -> None:
+    meetings, view = _meetings(), View()
+    for i in range(10):
+        view.hear(meetings, f"P{i}", addr=_addr(f"P{i}", "192.0.2.7"))
+    assert view.due(meetings) == ["P0"]
+    view.finish(meetings, ok=True)
+    assert view.due(meetings) == ["P1"]
+
+
+async def test_a_host_where_meetings_fail_waits_out_the_window(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    # Minted identities all claiming a third party's host (in every spelling): after three
+    # failures there it is not dialled again within the window, and the members on it wait
+    # in the queue rather than being dropped.
+    meetings, view = _meetings(), View()
+    spellings = ["2001:db8::7", "2001:DB8::7", "2001:0db8:0::7", "2001:db8:0:0::7"]
+    for i in range(8):
+        peer = f"P{i}"
+        view.hear(meetings, peer, addr=f"/ip6/{spellings[i % 4]}/tcp/25/p2p/{peer}")
+    view.hear(meetings, "Q1", addr=_addr("Q1", "10.0.0.1"))
+    for _ in range(3):
+        assert len(view.due(meetings)) in (1, 2)
+        view.finish(meetings, ok=False)
+    assert view.due(meetings) == []
+    assert len(meetings) == 5  # P3..P7 wait
+    await trio.sleep(61.0)
+    assert view.due(meetings) == ["P3"]
+
+
+async def test_a_meeting_that_succeeds_clears_its_hosts_failures() -> None:
+    meetings, view = _meetings(), View()
+    for i in range(5):
+        view.hear(meetings, f"P{i}", addr=_addr(f"P{i}", "127.0.0.1"))
+    for _ in range(2):
+        view.due(meetings)
+        view.finish(meetings, ok=False)  # two killed members on a shared host
+    view.due(meetings)
+    view.finish(meetings, ok=True)
+    for _ in range(2):
+        view.due(meetings)
+        view.finish(meetings, ok=False)
+    assert view.due(meetings) == []  # blocked only now: three failures in a row
+
+
+# --------------------------------------------------------------------------- the service
 
 
 class StandIn:
-    """All that building the service and queueing a check reads of its P2PNode."""
+    """All that building the service, queueing a check and meeting read of a P2PNode."""
 
     peer_id = SELF
     timeout = 2.0  # the pinger's
 
+    def __init__(self) -> None:
+        self.dialled: list[str] = []
+
     @property
     def pinger(self) -> StandIn:
         return self
-
-    def __init__(self) -> None:
-        self.dialled: list[str] = []
 
     async def connect(self, addr: str, *, retry_now: bool = False) -> None:
         from adapters.libp2p_host import P2PError
@@ -39,136 +259,74 @@ class StandIn:
 
 
 def _service(**tuning: float) -> GossipService:
-    manager = CheckManager(node_id=SELF, version="t")
     return GossipService(
         StandIn(),  # type: ignore[arg-type]
-        manager,
+        CheckManager(node_id=SELF, version="t"),
         devnet(),
         registry=CollectorRegistry(),
-        tuning=GossipTuning(**{"meet_burst": 100.0, **tuning}),  # type: ignore[arg-type]
+        tuning=GossipTuning(**{"meet_burst": 100.0, "meet_rate": 100.0, **tuning}),  # type: ignore[arg-type]
     )
 
 
-def _hear(service: GossipService, peer: str, start_ms: int = 1_000, host: str = "") -> None:
-    host = host or f"10.0.0.{sum(peer.encode()) % 250}"
+def _hear(service: GossipService, peer: str, *addrs: str) -> None:
     digest = HealthDigest(
         node_id=peer,
-        start_time_ms=start_ms,
+        start_time_ms=1_000,
         seq=1,
-        sent_at_ms=start_ms + 1,
-        p2p_addrs=(f"/ip4/{host}/tcp/9000/p2p/{peer}",),
+        sent_at_ms=1_001,
+        p2p_addrs=addrs or (_addr(peer),),
     )
     service._handle(service.view.on_digest(digest, trio.current_time()), peer)
 
 
-async def test_new_members_are_met_in_the_order_heard_up_to_the_link_cap() -> None:
-    service = _service(meet_links=3)
-    for peer in ("P1", "P2", "P3", "P4", "P5"):
-        _hear(service, peer)
-    service._connected.add("P9")  # one link already: room for two
-    assert service._meets_due() == ["P1", "P2"]
-    service._connected.update({"P1", "P2"})
-    assert service._meets_due() == []  # at the cap: the rest wait
-    service._connected.discard("P9")
-    assert service._meets_due() == ["P3"]
-
-
-async def test_a_member_is_met_once() -> None:
-    service = _service(meet_links=8)
+async def test_strangers_connections_do_not_use_up_the_room() -> None:
+    service = _service(meet_links=2, meet_slots=8)
+    service._connected.update({f"Z{i}" for i in range(40)})  # minted peers, not members
     _hear(service, "P1")
-    assert service._meets_due() == ["P1"]
-    # Restarted: if we met it, the lost connection is redialled; if the meeting failed, a
-    # new life of the same identity must not buy another dial of us.
-    _hear(service, "P1", start_ms=5_000)
-    assert service._meets_due() == []
-
-
-async def test_a_member_without_an_address_of_its_own_is_not_met() -> None:
-    service = _service(meet_links=8)
-    digest = HealthDigest(
-        node_id="P1", start_time_ms=1, seq=1, sent_at_ms=2, p2p_addrs=("/ip4/10.0.0.9/tcp/1",)
-    )
-    service._handle(service.view.on_digest(digest, trio.current_time()), "P1")
-    assert service._meets_due() == []
-
-
-async def test_a_host_where_meetings_fail_is_left_alone_for_a_while(
-    autojump_clock: trio.testing.MockClock,
-) -> None:
-    # Minted identities all claiming a third party's host: each failed meeting counts
-    # against that host, and after three it is not dialled again within the window.
-    service = _service(meet_links=32, meet_host_failures=3, meet_host_window=60.0)
-    for i in range(6):
-        _hear(service, f"P{i}", host="192.0.2.7")
-    _hear(service, "Q1", host="10.0.0.1")
-    due = service._meets_due()
-    assert due == ["P0", "P1", "P2", "P3", "P4", "P5", "Q1"]
-    for _ in due[:3]:
-        service._meet_failed("192.0.2.7")
-    for i in range(6, 9):
-        _hear(service, f"P{i}", host="192.0.2.7")
-    _hear(service, "Q2", host="10.0.0.1")
-    assert service._meets_due() == ["Q2"]
-    await trio.sleep(61.0)
-    _hear(service, "P9", host="192.0.2.7")
-    assert service._meets_due() == ["P9"]
-
-
-async def test_linked_lost_and_suspected_members_are_not_met() -> None:
-    service = _service(meet_links=8)
-    for peer in ("P1", "P2", "P3", "P4"):
-        _hear(service, peer)
-    service._connected.add("P1")  # it dialled us meanwhile
-    service._lost["P2"] = object()  # type: ignore[assignment]  # redialled instead
-    service._handle(service.view.on_refused("P3", trio.current_time()), "P3")
-    assert service._meets_due() == ["P4"]
-
-
-@pytest.mark.parametrize("links", [0, 8])
-async def test_ourselves_never_and_nobody_with_meeting_off(links: int) -> None:
-    service = _service(meet_links=links)
-    service._queue_meet(SELF)
-    _hear(service, "P1")
-    assert service._meets_due() == ([] if links == 0 else ["P1"])
-
-
-async def test_the_queue_of_members_to_meet_is_bounded() -> None:
-    service = _service(meet_links=1, meet_queue=4)
-    for i in range(50):  # a flood of minted identities
-        _hear(service, f"P{i:02d}")
-    assert len(service._to_meet) == 4
-    assert service._meets_due() == ["P00"]
-
-
-async def test_of_a_pair_the_smaller_id_dials() -> None:
-    service = _service(meet_links=8)
-    _hear(service, "A1")  # sorts before us: it dials us
-    _hear(service, "P1")
-    assert service._meets_due() == ["P1"]
-
-
-async def test_meetings_are_paced(autojump_clock: trio.testing.MockClock) -> None:
-    service = _service(meet_links=32, meet_rate=2.0, meet_burst=4.0)
-    for i in range(10):
-        _hear(service, f"P{i}")
-    assert service._meets_due() == ["P0", "P1", "P2", "P3"]  # the burst
-    assert service._meets_due() == []
-    await trio.sleep(1.0)
-    assert service._meets_due() == ["P4", "P5"]  # two a second, in the order heard
+    _hear(service, "P2")
+    _hear(service, "P3")
+    service._connected.add("P1")
+    assert [m.peer for m in service._meetings_due()] == ["P2"]  # one member linked
 
 
 async def test_a_failed_meeting_dials_once_and_counts_against_its_host() -> None:
-    service = _service(meet_links=8)
+    service = _service(meet_slots=8)
     node: StandIn = service._node  # type: ignore[assignment]
-    digest = HealthDigest(
-        node_id="P1",
-        start_time_ms=1,
-        seq=1,
-        sent_at_ms=2,
-        p2p_addrs=tuple(f"/ip4/192.0.2.{i}/tcp/9000/p2p/P1" for i in range(1, 9)),
-    )
-    service._handle(service.view.on_digest(digest, trio.current_time()), "P1")
-    assert service._meets_due() == ["P1"]
-    await service._meet("P1")
+    _hear(service, "P1", *(f"/ip4/192.0.2.{i}/tcp/9000/p2p/P1" for i in range(1, 9)))
+    [meeting] = service._meetings_due()
+    await service._meet(meeting)
     assert node.dialled == ["/ip4/192.0.2.1/tcp/9000/p2p/P1"]  # the first address only
-    assert list(service._meet_failures) == ["192.0.2.1"]
+    assert list(service.meetings._failures) == ["192.0.2.1"]
+    assert service._meeting_now == 0
+
+
+async def test_meetings_have_slots_of_their_own(autojump_clock: trio.testing.MockClock) -> None:
+    # Addresses that swallow SYNs hold the meeting slots for meet_timeout, not the redials'.
+    service = _service(meet_slots=2, meet_timeout=2.0)
+
+    async def never(addr: str, *, retry_now: bool = False) -> None:
+        await trio.sleep_forever()
+
+    service._node.connect = never  # type: ignore[method-assign]
+    for i in range(6):
+        _hear(service, f"P{i}")
+    async with trio.open_nursery() as nursery:
+        for meeting in service._meetings_due():
+            nursery.start_soon(service._meet, meeting)
+        await trio.lowlevel.checkpoint()
+        assert service._meeting_now == 2
+        assert service._meetings_due() == []  # both slots taken
+    assert trio.current_time() == pytest.approx(2.0)  # given up after meet_timeout
+    assert len(service._meetings_due()) == 2
+
+
+async def test_nothing_is_met_after_we_left() -> None:
+    service = _service()
+    _hear(service, "P1")
+    service._left = True
+    assert service._meetings_due() == []
+    assert len(service.meetings) == 0
+
+
+def test_a_meeting_record_names_its_host() -> None:
+    assert Meeting("P1", _addr("P1", "10.9.9.9"), "10.9.9.9").host == "10.9.9.9"
