@@ -12,7 +12,7 @@ import itertools
 import time
 
 from devnet.simulator.report import deep_size, row, table
-from devnet.simulator.scenarios import SCENARIOS, Settings, build, run
+from devnet.simulator.scenarios import SCENARIOS, Settings, run
 
 
 def _floats(text: str) -> list[float]:
@@ -26,7 +26,9 @@ def _ints(text: str) -> list[int]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m devnet.simulator", description=__doc__)
     parser.add_argument("--nodes", type=_ints, default=[10])
-    parser.add_argument("--loss", type=_floats, default=[0.0], help="per-transmission loss, 0.01 = 1 %%")
+    parser.add_argument(
+        "--loss", type=_floats, default=[0.0], help="per-transmission loss, 0.01 = 1 %%"
+    )
     parser.add_argument("--seed", type=_ints, default=[1])
     parser.add_argument("--scenario", choices=SCENARIOS, default="crash")
     parser.add_argument("--links", type=int, default=4, help="connections each node dials")

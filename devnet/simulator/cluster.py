@@ -11,18 +11,18 @@ runs it late.
 
 from __future__ import annotations
 
+import functools
 import random
 from collections.abc import Callable
 
 from adapters.gossip import GossipTuning
-from mesh.cluster_config import ClusterConfig
-from mesh.cluster_view import Transition
-
 from devnet.simulator.events import EventLoop
 from devnet.simulator.keys import identity, shared_verifier
 from devnet.simulator.network import LinkModel, Network
 from devnet.simulator.node import Life, SimNode
 from devnet.simulator.overlay import GossipParams, Packet, Router
+from mesh.cluster_config import ClusterConfig
+from mesh.cluster_view import Transition
 
 __all__ = ["Cluster", "Observer"]
 
@@ -40,7 +40,9 @@ class _Wire:
     def __init__(self, cluster: Cluster) -> None:
         self._cluster = cluster
 
-    def send(self, src: int, dst: int, kind: str, size: int, action: Callable[[Router], None]) -> None:
+    def send(
+        self, src: int, dst: int, kind: str, size: int, action: Callable[[Router], None]
+    ) -> None:
         self._cluster.send(src, dst, kind, size, lambda node: action(node.router))
 
     def now(self) -> float:
@@ -102,7 +104,9 @@ class Cluster:
 
     # --- carrying --------------------------------------------------------------------------
 
-    def send(self, src: int, dst: int, kind: str, size: int, action: Callable[[SimNode], None]) -> None:
+    def send(
+        self, src: int, dst: int, kind: str, size: int, action: Callable[[SimNode], None]
+    ) -> None:
         node = self.nodes[dst]
         self.net.send(src, dst, kind, size, lambda: self._arrive(node, action))
 
@@ -140,8 +144,12 @@ class Cluster:
         node = self.nodes[index]
         node.life = life
         for peer in sorted(node.connected):
-            self.net.signal(index, peer, lambda p=peer: self.nodes[p].run(lambda: self.nodes[p].on_disconnected(index)))
+            self.net.signal(index, peer, functools.partial(self._hear_close, peer, index))
         node.connected.clear()
+
+    def _hear_close(self, peer: int, gone: int) -> None:
+        node = self.nodes[peer]
+        node.run(functools.partial(node.on_disconnected, gone))
 
     def freeze(self, index: int) -> None:
         self.nodes[index].life = Life.FROZEN
@@ -175,7 +183,9 @@ class Cluster:
                 done(False)
 
         timer = node.later(timeout, expire)
-        self.send(a, b, "ping", PING_BYTES, lambda peer: self.send(b, a, "ping", PING_BYTES, answered))
+        self.send(
+            a, b, "ping", PING_BYTES, lambda peer: self.send(b, a, "ping", PING_BYTES, answered)
+        )
 
     def pull(self, a: int, b: int, done: Callable[[bytes | None], None]) -> None:
         """One pull of ``b``'s view; ``done(None)`` when refused or unanswered."""

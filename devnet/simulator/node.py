@@ -21,6 +21,9 @@ from enum import StrEnum
 from typing import TYPE_CHECKING
 
 from adapters.gossip import GossipTuning, publish_budget
+from devnet.simulator.events import Timer
+from devnet.simulator.keys import Identity
+from devnet.simulator.overlay import GossipParams, Packet, Router
 from mesh.cluster_config import ClusterConfig
 from mesh.cluster_view import ClusterView, Event, Outcome, PublishRefute, PublishSuspect, Transition
 from mesh.digest import (
@@ -40,17 +43,19 @@ from mesh.model import Status
 from mesh.signed import Envelope
 from probes.pubsub_probe import RateLimiter, TokenBucket
 
-from devnet.simulator.events import Timer
-from devnet.simulator.keys import Identity
-from devnet.simulator.overlay import GossipParams, Packet, Router
-
 if TYPE_CHECKING:
     from devnet.simulator.cluster import Cluster
 
 __all__ = ["Life", "SimNode"]
 
 # What a healthy node's digest carries (sizes as on the devnet: five checks, one address).
-COMPONENTS = {"cpu": 0.97, "memory": 0.92, "disk": 0.99, "p2p-connectivity": 1.0, "election-health": 1.0}
+COMPONENTS = {
+    "cpu": 0.97,
+    "memory": 0.92,
+    "disk": 0.99,
+    "p2p-connectivity": 1.0,
+    "election-health": 1.0,
+}
 
 
 class Life(StrEnum):
@@ -164,7 +169,9 @@ class SimNode:
         if refresh_phase:
             interval = self.config.refresh_interval(self.view.live_count())
             self._last_sent = self.now - self.rng.uniform(0, interval)
-            self._publish_timer = self.later(self._last_sent + interval - self.now, self._publish_due)
+            self._publish_timer = self.later(
+                self._last_sent + interval - self.now, self._publish_due
+            )
         self._arm_tick()
 
     def set_lag(self, lag: float) -> None:
@@ -182,7 +189,9 @@ class SimNode:
         self._handle(self.view.on_gossip(notice, self.now))
         self._send_statement(encode_gossip(notice))
         self._refute = self._announce = False
-        self.cluster.loop.later(self.tuning.leave_flush_grace + 0.01, lambda: self.cluster.exit(self.index, Life.LEFT))
+        self.cluster.loop.later(
+            self.tuning.leave_flush_grace + 0.01, lambda: self.cluster.exit(self.index, Life.LEFT)
+        )
 
     # --- connections -----------------------------------------------------------------------
 
@@ -194,7 +203,9 @@ class SimNode:
         self.router.peer_connected(peer)
         self._handle(self.view.on_connected(self.cluster.peer_id(peer), self.now))
         # The pull waits for the peer's subscription (about one round trip).
-        self.later(2 * self.cluster.net.base_delay(self.index, peer), lambda: self._pull(peer, attempt=0))
+        self.later(
+            2 * self.cluster.net.base_delay(self.index, peer), lambda: self._pull(peer, attempt=0)
+        )
 
     def on_disconnected(self, peer: int) -> None:
         if peer not in self.connected:
@@ -255,7 +266,9 @@ class SimNode:
 
     def _handle(self, outcome: Outcome) -> None:
         if outcome.rejection is not None:
-            self.rejected[outcome.rejection.reason] = self.rejected.get(outcome.rejection.reason, 0) + 1
+            self.rejected[outcome.rejection.reason] = (
+                self.rejected.get(outcome.rejection.reason, 0) + 1
+            )
         for dropped in outcome.dropped:
             self.rejected[dropped.reason] = self.rejected.get(dropped.reason, 0) + 1
         self._handle_events(outcome.events)
@@ -267,7 +280,9 @@ class SimNode:
                 if event.to_state is MemberState.SUSPECT:
                     self._check(self.cluster.index_of(event.peer))
             elif isinstance(event, PublishSuspect):
-                if (event.suspect, event.basis) not in self._suspects and len(self._suspects) < self.tuning.max_pending_suspects:
+                if (event.suspect, event.basis) not in self._suspects and len(
+                    self._suspects
+                ) < self.tuning.max_pending_suspects:
                     self._suspects.append((event.suspect, event.basis))
                     self._wake()
             elif isinstance(event, PublishRefute):
@@ -319,7 +334,10 @@ class SimNode:
             self._publish_digest()
         elif self._refute:
             pass
-        elif (self._announce or self.config.publish_due(now=now, last_sent=self._last_sent, changed=False, n=n)) and self._bucket.take(now):
+        elif (
+            self._announce
+            or self.config.publish_due(now=now, last_sent=self._last_sent, changed=False, n=n)
+        ) and self._bucket.take(now):
             self._publish_digest()
         assert self.sequencer is not None
         while self._suspects and self._bucket.take(now):
@@ -329,7 +347,9 @@ class SimNode:
             delay = self.tuning.publish_poll  # waiting for a token or refute_interval
         else:
             assert self._last_sent is not None
-            delay = max(self.tuning.publish_poll, self._last_sent + self.config.refresh_interval(n) - now)
+            delay = max(
+                self.tuning.publish_poll, self._last_sent + self.config.refresh_interval(n) - now
+            )
         self._publish_timer = self.later(delay, self._publish_due)
 
     def _publish_digest(self) -> None:
@@ -378,7 +398,12 @@ class SimNode:
             return  # simplified: the Verifier queues it; the check under way will answer
         self._checked[peer] = self.now
         if peer in self.connected:
-            self.cluster.ping(self.index, peer, self.ping_timeout, lambda ok: None if ok else self._dial_back(peer))
+            self.cluster.ping(
+                self.index,
+                peer,
+                self.ping_timeout,
+                lambda ok: None if ok else self._dial_back(peer),
+            )
         else:
             self._dial_back(peer)
 
@@ -401,7 +426,9 @@ class SimNode:
         if self._ping_order:
             peer = self._ping_order.pop()
             if peer in self.connected:
-                self.cluster.ping(self.index, peer, self.ping_timeout, lambda ok: self._pinged(peer, ok))
+                self.cluster.ping(
+                    self.index, peer, self.ping_timeout, lambda ok: self._pinged(peer, ok)
+                )
         self.later(self.ping_interval, self._ping_next)
 
     def _pinged(self, peer: int, answered: bool) -> None:
@@ -425,9 +452,13 @@ class SimNode:
     def _pulled(self, peer: int, data: bytes | None, attempt: int) -> None:
         if data is None:
             if attempt + 1 < self.tuning.pull_attempts:
-                self.later(self.tuning.pull_retry_delay * 2**attempt, lambda: self._pull(peer, attempt + 1))
+                self.later(
+                    self.tuning.pull_retry_delay * 2**attempt, lambda: self._pull(peer, attempt + 1)
+                )
             return
-        snapshot = decode_snapshot(data, self.cluster.peer_id(peer), self.wall, verify=self.verify, config=self.config)
+        snapshot = decode_snapshot(
+            data, self.cluster.peer_id(peer), self.wall, verify=self.verify, config=self.config
+        )
         if isinstance(snapshot, Rejection):
             self._reject(snapshot.reason)
             return

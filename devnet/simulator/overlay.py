@@ -14,7 +14,6 @@ backoff and peer exchange (off in P2PConfig), IDONTWANT (1.2 is not offered), fa
 
 from __future__ import annotations
 
-import dataclasses
 import random
 from collections import deque
 from collections.abc import Callable
@@ -25,7 +24,6 @@ from adapters.libp2p_host import P2PConfig
 
 __all__ = ["GossipParams", "Packet", "Router", "Wire"]
 
-_P2P = {f.name: f.default for f in dataclasses.fields(P2PConfig)}
 MSG_ID_BYTES = 46  # py-libp2p's message id: the origin's peer id bytes and an 8-byte seqno
 CONTROL_BYTES = 60  # a GRAFT or PRUNE with its topic
 
@@ -34,10 +32,10 @@ CONTROL_BYTES = 60  # a GRAFT or PRUNE with its topic
 class GossipParams:
     """Defaults are the production node's (``adapters.libp2p_host.P2PConfig``)."""
 
-    degree: int = int(_P2P["gossip_degree"])  # type: ignore[call-overload]
-    degree_low: int = int(_P2P["gossip_degree_low"])  # type: ignore[call-overload]
-    degree_high: int = int(_P2P["gossip_degree_high"])  # type: ignore[call-overload]
-    heartbeat: float = float(_P2P["gossip_heartbeat_interval"])  # type: ignore[arg-type]
+    degree: int = P2PConfig.gossip_degree
+    degree_low: int = P2PConfig.gossip_degree_low
+    degree_high: int = P2PConfig.gossip_degree_high
+    heartbeat: float = P2PConfig.gossip_heartbeat_interval
     gossip_window: int = 3  # py-libp2p GossipSub defaults
     gossip_history: int = 5
     lazy_min: int = 6
@@ -57,7 +55,9 @@ class Packet:
 class Wire(Protocol):
     """How a router reaches its peers' routers (the simulation's node table)."""
 
-    def send(self, src: int, dst: int, kind: str, size: int, action: Callable[[Router], None]) -> None: ...
+    def send(
+        self, src: int, dst: int, kind: str, size: int, action: Callable[[Router], None]
+    ) -> None: ...
 
     def now(self) -> float: ...
 
@@ -100,13 +100,17 @@ class Router:
     def _graft(self, peer: int) -> None:
         self.mesh.add(peer)
         self._mesh_added(peer)
-        self.wire.send(self.index, peer, "control", CONTROL_BYTES, lambda r: r._on_graft(self.index))
+        self.wire.send(
+            self.index, peer, "control", CONTROL_BYTES, lambda r: r._on_graft(self.index)
+        )
 
     def _on_graft(self, peer: int) -> None:
         if peer not in self.connected:
             return
         if len(self.mesh) >= self.params.degree_high and peer not in self.mesh:
-            self.wire.send(self.index, peer, "control", CONTROL_BYTES, lambda r: r._on_prune(self.index))
+            self.wire.send(
+                self.index, peer, "control", CONTROL_BYTES, lambda r: r._on_prune(self.index)
+            )
             return
         if peer not in self.mesh:
             self.mesh.add(peer)
@@ -119,12 +123,16 @@ class Router:
 
     def publish(self, packet: Packet) -> None:
         self._remember(packet)
-        targets = self.mesh or set(self.rng.sample(sorted(self.connected), min(len(self.connected), self.params.degree)))
+        targets = self.mesh or set(
+            self.rng.sample(sorted(self.connected), min(len(self.connected), self.params.degree))
+        )
         for peer in sorted(targets):
             self._send_packet(peer, packet)
 
     def _send_packet(self, peer: int, packet: Packet) -> None:
-        self.wire.send(self.index, peer, "gossip", len(packet.raw), lambda r: r.receive(packet, self.index))
+        self.wire.send(
+            self.index, peer, "gossip", len(packet.raw), lambda r: r.receive(packet, self.index)
+        )
 
     def receive(self, packet: Packet, sender: int) -> None:
         if packet.mid in self._seen:
@@ -156,7 +164,9 @@ class Router:
         elif len(self.mesh) > p.degree_high:
             for peer in self.rng.sample(sorted(self.mesh), len(self.mesh) - p.degree):
                 self.mesh.discard(peer)
-                self.wire.send(self.index, peer, "control", CONTROL_BYTES, lambda r: r._on_prune(self.index))
+                self.wire.send(
+                    self.index, peer, "control", CONTROL_BYTES, lambda r: r._on_prune(self.index)
+                )
         self._emit_gossip()
         # Shift the message cache; ids leave the seen cache after seen_ttl.
         for mid in self._history[0] if len(self._history) == p.gossip_history else ():
@@ -170,7 +180,12 @@ class Router:
 
     def _emit_gossip(self) -> None:
         p = self.params
-        window = [mid for ids in list(self._history)[-p.gossip_window :] for mid in ids if mid in self._cache]
+        window = [
+            mid
+            for ids in list(self._history)[-p.gossip_window :]
+            for mid in ids
+            if mid in self._cache
+        ]
         if not window:
             return
         others = sorted(self.connected - self.mesh)
@@ -184,7 +199,9 @@ class Router:
         wanted = tuple(mid for mid in ids if mid not in self._seen)
         if wanted and peer in self.connected:
             size = 8 + MSG_ID_BYTES * len(wanted)
-            self.wire.send(self.index, peer, "iwant", size, lambda r: r._on_iwant(wanted, self.index))
+            self.wire.send(
+                self.index, peer, "iwant", size, lambda r: r._on_iwant(wanted, self.index)
+            )
 
     def _on_iwant(self, ids: tuple[int, ...], peer: int) -> None:
         for mid in ids:

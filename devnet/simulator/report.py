@@ -38,7 +38,7 @@ HEADERS = (
 
 
 def _s(value: float | None) -> str:
-    return "-" if value is None else f"{value:.2f}"
+    return "-" if value is None else f"{value:.3f}"
 
 
 def row(result: Result, view_bytes: int) -> tuple[str, ...]:
@@ -73,7 +73,9 @@ def table(rows: Iterable[Sequence[str]]) -> str:
     """A Markdown table (readable as is in a terminal)."""
     body = [tuple(HEADERS), *[tuple(r) for r in rows]]
     widths = [max(len(r[i]) for r in body) for i in range(len(HEADERS))]
-    lines = ["| " + " | ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) + " |" for r in body]
+    lines = [
+        "| " + " | ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) + " |" for r in body
+    ]
     lines.insert(1, "|" + "|".join("-" * (w + 2) for w in widths) + "|")
     return "\n".join(lines)
 
