@@ -15,15 +15,15 @@ from __future__ import annotations
 
 import math
 import random
-from collections import deque
 from collections.abc import Callable, Iterable
 from enum import StrEnum
 from typing import TYPE_CHECKING
 
-from adapters.gossip import GossipTuning, publish_budget
+from adapters.gossip import GossipTuning
 from devnet.simulator.events import Timer
 from devnet.simulator.keys import Identity
 from devnet.simulator.overlay import GossipParams, Packet, Router
+from devnet.simulator.publisher import Publisher
 from mesh.cluster_config import ClusterConfig
 from mesh.cluster_view import ClusterView, Event, Outcome, PublishRefute, PublishSuspect, Transition
 from mesh.digest import (
@@ -33,13 +33,11 @@ from mesh.digest import (
     RejectReason,
     Sequencer,
     SuspectNotice,
-    Version,
     decode_gossip,
     decode_snapshot,
     encode_gossip,
     encode_snapshot,
 )
-from mesh.model import Status
 from mesh.signed import Envelope
 from probes.pubsub_probe import RateLimiter, TokenBucket
 
@@ -47,15 +45,6 @@ if TYPE_CHECKING:
     from devnet.simulator.cluster import Cluster
 
 __all__ = ["Life", "SimNode"]
-
-# What a healthy node's digest carries (sizes as on the devnet: five checks, one address).
-COMPONENTS = {
-    "cpu": 0.97,
-    "memory": 0.92,
-    "disk": 0.99,
-    "p2p-connectivity": 1.0,
-    "election-health": 1.0,
-}
 
 
 class Life(StrEnum):
@@ -99,7 +88,6 @@ class SimNode:
         self.verified = 0  # signature checks a real node would have run
         self.validated = 0  # gossip messages decoded and judged
         self.rejected: dict[str, int] = {}
-        self._bucket = TokenBucket(tuning.publish_rate, tuning.publish_burst, 0.0)
         self._pulls = TokenBucket(tuning.pull_rate, tuning.pull_burst, 0.0)
         self._dials = TokenBucket(tuning.dialback_rate, tuning.dialback_burst, 0.0)
         self._serve = RateLimiter(
@@ -116,13 +104,8 @@ class SimNode:
             max_keys=config.max_members,
         )
         self._strangers = TokenBucket(tuning.stranger_rate, tuning.stranger_burst, 0.0)
-        self._last_sent: float | None = None
-        self._last_refute = -math.inf
-        self._refute = False
-        self._announce = False
         self._announced: set[int] = set()
-        self._suspects: deque[tuple[str, Version]] = deque()
-        self._publish_timer: Timer | None = None
+        self.publisher = Publisher(self)
         self._tick_timer: Timer | None = None
         self._ping_order: list[int] = []
         self._checked: dict[int, float] = {}  # peer -> last check (the Verifier's cooldown)
@@ -155,7 +138,7 @@ class SimNode:
         """A fresh start: the first digest goes out at once (no last_sent), timers begin."""
         self.life = Life.UP
         self.start_clock()
-        self._publish_due()
+        self.publisher.due()
         self.run_timers()
 
     def start_clock(self) -> None:
@@ -168,10 +151,9 @@ class SimNode:
         self.later(self.rng.uniform(0, self.ping_interval), self._ping_next)
         if refresh_phase:
             interval = self.config.refresh_interval(self.view.live_count())
-            self._last_sent = self.now - self.rng.uniform(0, interval)
-            self._publish_timer = self.later(
-                self._last_sent + interval - self.now, self._publish_due
-            )
+            last = self.now - self.rng.uniform(0, interval)
+            self.publisher.last_sent = last
+            self.publisher.schedule(last + interval - self.now)
         self._arm_tick()
 
     def set_lag(self, lag: float) -> None:
@@ -185,10 +167,9 @@ class SimNode:
         """GossipService.leave: no more publishing; a leave notice, a flush, then exit."""
         assert self.sequencer is not None
         notice = self.sequencer.leave(self.wall)
-        self._suspects.clear()
-        self._handle(self.view.on_gossip(notice, self.now))
-        self._send_statement(encode_gossip(notice))
-        self._refute = self._announce = False
+        self.publisher.stop()
+        self.handle(self.view.on_gossip(notice, self.now))
+        self.publisher.send(encode_gossip(notice))
         self.cluster.loop.later(
             self.tuning.leave_flush_grace + 0.01, lambda: self.cluster.exit(self.index, Life.LEFT)
         )
@@ -201,7 +182,7 @@ class SimNode:
         self.connected.add(peer)
         self.met.add(peer)
         self.router.peer_connected(peer)
-        self._handle(self.view.on_connected(self.cluster.peer_id(peer), self.now))
+        self.handle(self.view.on_connected(self.cluster.peer_id(peer), self.now))
         # The pull waits for the peer's subscription (about one round trip).
         self.later(
             2 * self.cluster.net.base_delay(self.index, peer), lambda: self._pull(peer, attempt=0)
@@ -213,15 +194,15 @@ class SimNode:
         self.connected.discard(peer)
         self._announced.discard(peer)
         self.router.peer_lost(peer)
-        self._handle(self.view.on_disconnected(self.cluster.peer_id(peer), self.now))
+        self.handle(self.view.on_disconnected(self.cluster.peer_id(peer), self.now))
         self._check(peer, urgent=True)
 
     def _mesh_added(self, peer: int) -> None:
         # A peer new to our mesh hears from us now, not at our next refresh (_changed).
         if peer not in self._announced:
             self._announced.add(peer)
-            self._announce = True
-            self._wake()
+            self.publisher.announce = True
+            self.publisher.wake()
 
     def _heartbeat(self) -> None:
         self.router.heartbeat()
@@ -248,7 +229,7 @@ class SimNode:
         if not allowed:
             return self._reject(RejectReason.FLOODED)
         outcome = self.view.on_gossip(decoded, self.now, packet.raw)
-        self._handle(outcome)
+        self.handle(outcome)
         if isinstance(decoded, SuspectNotice) and outcome.accepted:
             self._check(self.cluster.index_of(decoded.suspect_id))
         # A notice or confirmation may bring a deadline forward; a digest only adds or
@@ -264,7 +245,7 @@ class SimNode:
 
     # --- the view's outcomes (GossipService._handle and _apply) ----------------------------
 
-    def _handle(self, outcome: Outcome) -> None:
+    def handle(self, outcome: Outcome) -> None:
         if outcome.rejection is not None:
             self.rejected[outcome.rejection.reason] = (
                 self.rejected.get(outcome.rejection.reason, 0) + 1
@@ -280,16 +261,9 @@ class SimNode:
                 if event.to_state is MemberState.SUSPECT:
                     self._check(self.cluster.index_of(event.peer))
             elif isinstance(event, PublishSuspect):
-                if (event.suspect, event.basis) not in self._suspects and len(
-                    self._suspects
-                ) < self.tuning.max_pending_suspects:
-                    self._suspects.append((event.suspect, event.basis))
-                    self._wake()
+                self.publisher.queue_suspect(event.suspect, event.basis)
             elif isinstance(event, PublishRefute):
-                assert self.sequencer is not None
-                self.sequencer.refute(event.incarnation)
-                self._refute = True
-                self._wake()
+                self.publisher.refute(event.incarnation)
 
     # --- timers of the view ----------------------------------------------------------------
 
@@ -312,67 +286,6 @@ class SimNode:
         self._handle_events(self.view.tick(self.now))
         self._arm_tick()
 
-    # --- publishing (GossipService._publish_due) -------------------------------------------
-
-    def _wake(self) -> None:
-        timer = self._publish_timer
-        if timer is not None and not timer.cancelled and timer.at <= self.now:
-            return
-        if timer is not None:
-            timer.cancel()
-        self._publish_timer = self.later(0.0, self._publish_due)
-
-    def _publish_due(self) -> None:
-        self._publish_timer = None
-        if self.life is not Life.UP:
-            return
-        now = self.now
-        n = self.view.live_count()
-        self._bucket.rate, self._bucket.burst = publish_budget(self.tuning, n)
-        if self._refute and now - self._last_refute >= self.tuning.refute_interval:
-            self._last_refute = now
-            self._publish_digest()
-        elif self._refute:
-            pass
-        elif (
-            self._announce
-            or self.config.publish_due(now=now, last_sent=self._last_sent, changed=False, n=n)
-        ) and self._bucket.take(now):
-            self._publish_digest()
-        assert self.sequencer is not None
-        while self._suspects and self._bucket.take(now):
-            peer, basis = self._suspects.popleft()
-            self._send_statement(encode_gossip(self.sequencer.suspect(peer, basis, self.wall)))
-        if self._refute or self._announce or self._suspects:
-            delay = self.tuning.publish_poll  # waiting for a token or refute_interval
-        else:
-            assert self._last_sent is not None
-            delay = max(
-                self.tuning.publish_poll, self._last_sent + self.config.refresh_interval(n) - now
-            )
-        self._publish_timer = self.later(delay, self._publish_due)
-
-    def _publish_digest(self) -> None:
-        self._refute = self._announce = False
-        self._last_sent = self.now
-        digest = self.first_digest()
-        self._handle(self.view.on_gossip(digest, self.now))
-        self._send_statement(encode_gossip(digest), digest)
-
-    def first_digest(self) -> HealthDigest:
-        """Our next digest (GossipService._encoded_digest), for a healthy node."""
-        assert self.sequencer is not None
-        host = f"10.{self.index >> 16 & 255}.{self.index >> 8 & 255}.{self.index & 255}"
-        return self.sequencer.digest(
-            self.wall,
-            status=Status.HEALTHY,
-            score=0.97,
-            components=COMPONENTS,
-            version="0.9.0",
-            http_addr=f"http://{host}:8080",
-            p2p_addrs=(f"/ip4/{host}/tcp/9000/p2p/{self.peer_id}",),
-        )
-
     def wired(self, peer: int) -> None:
         """A connection of a warm start: made long ago, announced and pulled already."""
         self.connected.add(peer)
@@ -380,12 +293,6 @@ class SimNode:
         self._announced.add(peer)
         self.view.on_connected(self.cluster.peer_id(peer), self.now)
         self.router.peer_connected(peer)
-
-    def _send_statement(self, data: bytes, digest: HealthDigest | None = None) -> None:
-        raw = self.ident.seal(data)
-        if digest is not None:
-            self.view.record_statement(digest, raw)  # what our validator keeps of our own
-        self.router.publish(self.cluster.packet(self.index, raw))
 
     # --- checks of suspects (GossipService._check_suspect, _verify) ------------------------
 
@@ -414,7 +321,7 @@ class SimNode:
 
     def _dialled(self, peer: int, refused: bool) -> None:
         if refused:
-            self._handle(self.view.on_refused(self.cluster.peer_id(peer), self.now))
+            self.handle(self.view.on_refused(self.cluster.peer_id(peer), self.now))
             self._arm_tick()
 
     # --- liveness pings (adapters/pinger.py) -----------------------------------------------
@@ -434,7 +341,7 @@ class SimNode:
     def _pinged(self, peer: int, answered: bool) -> None:
         # Failures while starved are ignored (LinkPinger.starved).
         if not answered and self.lag == 0 and peer in self.connected:
-            self._handle(self.view.on_ping_failed(self.cluster.peer_id(peer), self.now))
+            self.handle(self.view.on_ping_failed(self.cluster.peer_id(peer), self.now))
             self._arm_tick()
 
     # --- the pull protocol -----------------------------------------------------------------
@@ -462,5 +369,5 @@ class SimNode:
         if isinstance(snapshot, Rejection):
             self._reject(snapshot.reason)
             return
-        self._handle(self.view.merge_snapshot(snapshot, self.now))
+        self.handle(self.view.merge_snapshot(snapshot, self.now))
         self._arm_tick()

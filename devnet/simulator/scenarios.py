@@ -100,7 +100,7 @@ def warm_start(cluster: Cluster, links: int) -> None:
         node.start_clock()
     statements = []
     for node in nodes:
-        digest = node.first_digest()
+        digest = node.publisher.next_digest()
         statements.append((digest, node.ident.seal(encode_gossip(digest))))
     cfg = nodes[0].config
     span = max(0.0, (n - cfg.join_burst) / cfg.join_rate) + 1.0

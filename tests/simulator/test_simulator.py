@@ -12,9 +12,11 @@ import adapters.envelope
 import adapters.gossip
 import mesh.cluster_view
 import mesh.digest
+import probes.pubsub_probe
 from devnet.simulator import cluster as sim_cluster
 from devnet.simulator import keys as sim_keys
 from devnet.simulator import node as sim_node
+from devnet.simulator import publisher as sim_publisher
 from devnet.simulator.__main__ import main
 from devnet.simulator.report import row, table
 from devnet.simulator.scenarios import Result, Settings, build, run
@@ -27,13 +29,14 @@ def _run(scenario: str, nodes: int = 10, **kw: object) -> Result:
 
 def test_the_simulator_drives_the_classes_the_node_imports() -> None:
     # What each simulator module imported, by name: the very objects of the node's code.
-    used = {**vars(sim_node), **vars(sim_keys)}
+    used = {**vars(sim_node), **vars(sim_keys), **vars(sim_publisher)}
     assert used["ClusterView"] is mesh.cluster_view.ClusterView
     assert vars(adapters.gossip)["ClusterView"] is mesh.cluster_view.ClusterView
     assert used["decode_gossip"] is mesh.digest.decode_gossip
     assert used["decode_snapshot"] is mesh.digest.decode_snapshot
     assert used["encode_snapshot"] is mesh.digest.encode_snapshot
     assert used["Sequencer"] is mesh.digest.Sequencer
+    assert used["TokenBucket"] is probes.pubsub_probe.TokenBucket
     assert used["publish_budget"] is adapters.gossip.publish_budget
     assert used["GossipTuning"] is adapters.gossip.GossipTuning
     assert used["EnvelopeCache"] is adapters.envelope.EnvelopeCache
