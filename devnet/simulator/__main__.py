@@ -34,6 +34,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--links", type=int, default=4, help="connections each node dials")
     parser.add_argument("--latency-ms", type=float, default=0.5, help="median one-way link delay")
     parser.add_argument("--duration", type=float, default=0.0, help="seconds to watch (0: default)")
+    parser.add_argument("--after", type=float, default=0.0, help="join: run on after convergence")
     parser.add_argument("--cpu", action="store_true", help="also print the host's cost")
     args = parser.parse_args(argv)
     rows = []
@@ -47,6 +48,7 @@ def main(argv: list[str] | None = None) -> int:
             links=args.links,
             latency=args.latency_ms / 1000.0,
             duration=args.duration,
+            after=args.after,
         )
         started = time.perf_counter()
         result = run(settings)

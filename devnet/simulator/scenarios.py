@@ -27,6 +27,7 @@ from devnet.simulator.overlay import GossipParams
 from mesh.cluster_config import ClusterConfig, production
 from mesh.cluster_view import Transition
 from mesh.digest import MemberState, encode_gossip
+from mesh.election import elect_admin
 
 __all__ = ["SCENARIOS", "Result", "Settings", "run"]
 
@@ -44,6 +45,7 @@ class Settings:
     latency: float = 0.0005  # median one-way link delay, seconds
     duration: float = 0.0  # seconds to watch after the event; 0: the scenario's default
     join_interval: float = 0.01  # seconds between two nodes' starts (join)
+    after: float = 0.0  # join: seconds to run on after convergence before the election
     starved_fraction: float = 0.05
     lag: float = 0.5  # mean lateness of a starved node's timers, seconds
     config: ClusterConfig = field(default_factory=production)
@@ -65,6 +67,7 @@ class Result:
     rejected: dict[str, int] = field(default_factory=dict)
     view_members: int = 0
     events: int = 0
+    admins: int = 0  # distinct admins the live nodes' views elect at the end (1: agreed)
     sample_view: object = None  # one observer's ClusterView, for the memory figure
 
     def percentile(self, q: float) -> float | None:
@@ -193,6 +196,7 @@ def run(settings: Settings) -> Result:
     cluster.loop.run_until(end, stop=done)
     if settings.scenario == "join" and converged["count"] == n:
         result.converged_at = cluster.loop.now - event_at
+        cluster.loop.run_until(cluster.loop.now + settings.after)
     result.observers = n - 1 if target is not None else n
     result.seen = sorted(seen.values())
     result.window = max(1e-9, cluster.loop.now - start)
@@ -212,6 +216,9 @@ def run(settings: Settings) -> Result:
     )
     result.events = cluster.loop.processed
     result.sample_view = sample.view
+    # The real election (mesh.election, pure): every live node's view should name one admin.
+    live = [node for node in nodes if node.life is Life.UP]
+    result.admins = len({elect_admin(node.view.members().values()) for node in live})
     return result
 
 
