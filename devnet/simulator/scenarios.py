@@ -29,7 +29,7 @@ from mesh.cluster_view import Transition
 from mesh.digest import MemberState, encode_gossip
 from mesh.election import elect_admin
 
-__all__ = ["SCENARIOS", "Result", "Settings", "run"]
+__all__ = ["SCENARIOS", "Result", "Settings", "build", "run", "warm_start"]
 
 SCENARIOS = ("join", "crash", "freeze", "leave", "starve")
 SETTLE = 5.0  # seconds of a warm cluster before the scenario: meshes form, pings start

@@ -19,7 +19,7 @@ from devnet.simulator import node as sim_node
 from devnet.simulator import publisher as sim_publisher
 from devnet.simulator.__main__ import main
 from devnet.simulator.report import row, table
-from devnet.simulator.scenarios import Result, Settings, build, run
+from devnet.simulator.scenarios import Result, Settings, build, run, warm_start
 from mesh.cluster_config import production
 
 
@@ -148,3 +148,17 @@ def test_the_cluster_kernel_refuses_dials_only_where_nothing_listens() -> None:
     cluster.loop.run_until(5.0)
     assert sorted(answers) == [(1, False), (1, True), (2, False)]
     assert isinstance(cluster, sim_cluster.Cluster)
+
+
+def test_the_warm_start_fills_views_past_the_join_burst_at_the_gate_s_pace() -> None:
+    # 300 members > join_burst (256): the warm start feeds them at join_rate, as a real
+    # view would take them; fed all at one instant, the very same view refuses the excess.
+    cluster = build(Settings(nodes=300))
+    warm_start(cluster, links=4)
+    assert all(len(node.view.members()) == 300 for node in cluster.nodes[:3])
+    hasty = mesh.cluster_view.ClusterView(cluster.nodes[0].peer_id, production())
+    refused = 0
+    for node in cluster.nodes[1:]:
+        digest = node.publisher.next_digest()
+        refused += hasty.on_digest(digest, 0.0).rejection is not None
+    assert refused == 299 - production().join_burst
