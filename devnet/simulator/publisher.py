@@ -15,6 +15,7 @@ from collections import deque
 from typing import TYPE_CHECKING
 
 from adapters.gossip import publish_budget
+from adapters.node import BUILT_IN_CHECKS
 from devnet.simulator.events import Timer
 from mesh.digest import HealthDigest, Version, encode_gossip
 from mesh.model import Status
@@ -25,14 +26,9 @@ if TYPE_CHECKING:
 
 __all__ = ["COMPONENTS", "Publisher"]
 
-# What a healthy node's digest carries (sizes as on the devnet: five checks, one address).
-COMPONENTS = {
-    "cpu": 0.97,
-    "memory": 0.92,
-    "disk": 0.99,
-    "p2p-connectivity": 1.0,
-    "election-health": 1.0,
-}
+# A healthy node's digest carries one component per check the node registers by itself
+# (adapters.node.BUILT_IN_CHECKS, 12 today), as the devnet's digests do.
+COMPONENTS = {name: 1.0 for name in sorted(BUILT_IN_CHECKS)}
 
 
 class Publisher:
