@@ -1,0 +1,205 @@
+"""The simulated cluster: nodes, the network between them, and what kernels do.
+
+This module is the libp2p host and the kernel of every node: it opens connections (a
+handshake of a few round trips, then both sides hear ``connected``), closes them when a
+process dies or exits (each peer hears ``disconnected`` one link delay later: the FIN or
+reset), answers dial-backs (refused where nothing listens any more, open where a process
+lives or is frozen, no answer across a partition) and carries pings and pulls. Everything
+a node receives goes through ``SimNode.run``, so a frozen node holds it and a starved one
+runs it late.
+"""
+
+from __future__ import annotations
+
+import functools
+import random
+from collections.abc import Callable
+
+from adapters.gossip import GossipTuning
+from devnet.simulator.events import EventLoop
+from devnet.simulator.keys import identity, shared_verifier
+from devnet.simulator.network import LinkModel, Network
+from devnet.simulator.node import Life, SimNode
+from devnet.simulator.overlay import GossipParams, Packet, Router
+from mesh.cluster_config import ClusterConfig
+from mesh.cluster_view import Transition
+
+__all__ = ["Cluster", "Observer"]
+
+WALL0 = 1_790_000_000.0  # the virtual epoch: wire dates must look like real Unix times
+HANDSHAKE_RTTS = 3  # TCP, multistream-select + Noise, yamux + identify
+PULL_REQUEST_BYTES = 1
+PING_BYTES = 32
+
+Observer = Callable[[int, Transition], None]
+
+
+class _Wire:
+    """The routers' view of the cluster (``overlay.Wire``)."""
+
+    def __init__(self, cluster: Cluster) -> None:
+        self._cluster = cluster
+
+    def send(
+        self, src: int, dst: int, kind: str, size: int, action: Callable[[Router], None]
+    ) -> None:
+        self._cluster.send(src, dst, kind, size, lambda node: action(node.router))
+
+    def now(self) -> float:
+        return self._cluster.loop.now
+
+
+class Cluster:
+    def __init__(
+        self,
+        n: int,
+        *,
+        seed: int,
+        config: ClusterConfig,
+        tuning: GossipTuning,
+        params: GossipParams,
+        link: LinkModel,
+        ping_interval: float,
+        ping_timeout: float,
+    ) -> None:
+        self.rng = random.Random(seed)
+        self.loop = EventLoop()
+        self.net = Network(self.loop, link, random.Random(self.rng.random()), n)
+        self.wire = _Wire(self)
+        self.wall0 = WALL0
+        self.verifier = shared_verifier()
+        self.observers: list[Observer] = []
+        self._mid = 0
+        self.nodes = [
+            SimNode(
+                i,
+                self,
+                identity(seed, i),
+                config,
+                tuning,
+                params,
+                random.Random(self.rng.random()),
+                ping_interval,
+                ping_timeout,
+            )
+            for i in range(n)
+        ]
+        self._index = {node.peer_id: node.index for node in self.nodes}
+
+    # --- naming ----------------------------------------------------------------------------
+
+    def peer_id(self, index: int) -> str:
+        return self.nodes[index].peer_id
+
+    def index_of(self, peer_id: str) -> int:
+        return self._index[peer_id]
+
+    def packet(self, origin: int, raw: bytes) -> Packet:
+        self._mid += 1
+        return Packet(self._mid, origin, raw)
+
+    def observe(self, observer: int, event: Transition) -> None:
+        for watch in self.observers:
+            watch(observer, event)
+
+    # --- carrying --------------------------------------------------------------------------
+
+    def send(
+        self, src: int, dst: int, kind: str, size: int, action: Callable[[SimNode], None]
+    ) -> None:
+        node = self.nodes[dst]
+        self.net.send(src, dst, kind, size, lambda: self._arrive(node, action))
+
+    def _arrive(self, node: SimNode, action: Callable[[SimNode], None]) -> None:
+        if node.lag > 0:
+            node.later(0.0, lambda: action(node))
+        else:
+            node.run(lambda: action(node))
+
+    def connect(self, a: int, b: int) -> None:
+        """``a`` dials ``b``; both hear of the connection once the handshake is done."""
+        if b in self.nodes[a].connected or not self._listening(b):
+            return
+        delay = HANDSHAKE_RTTS * 2 * self.net.base_delay(a, b)
+        if not self.net.reachable(a, b):
+            return
+        self.loop.later(delay, lambda: self._connected(a, b))
+
+    def _connected(self, a: int, b: int) -> None:
+        if self._listening(a) and self._listening(b) and self.net.reachable(a, b):
+            self.nodes[a].run(lambda: self.nodes[a].on_connected(b))
+            self.nodes[b].run(lambda: self.nodes[b].on_connected(a))
+
+    def wire_up(self, a: int, b: int) -> None:
+        """An established connection (warm start), no handshake."""
+        self.nodes[a].wired(b)
+        self.nodes[b].wired(a)
+
+    def _listening(self, index: int) -> bool:
+        return self.nodes[index].life in (Life.UP, Life.FROZEN)
+
+    def exit(self, index: int, life: Life) -> None:
+        """The process ends: its kernel closes every connection (peers hear it one link
+        delay later) and refuses dials from now on."""
+        node = self.nodes[index]
+        node.life = life
+        for peer in sorted(node.connected):
+            self.net.signal(index, peer, functools.partial(self._hear_close, peer, index))
+        node.connected.clear()
+
+    def _hear_close(self, peer: int, gone: int) -> None:
+        node = self.nodes[peer]
+        node.run(functools.partial(node.on_disconnected, gone))
+
+    def freeze(self, index: int) -> None:
+        self.nodes[index].life = Life.FROZEN
+
+    # --- kernels' answers ------------------------------------------------------------------
+
+    def dial(self, a: int, b: int, timeout: float, done: Callable[[int, bool], None]) -> None:
+        """A plain TCP connect from ``a`` to ``b``: refused (True) where nothing listens."""
+        node = self.nodes[a]
+        if not self.net.reachable(a, b):
+            node.later(timeout, lambda: done(b, False))
+            return
+        rtt = self.net.delay(a, b) + self.net.delay(b, a)
+        refused = not self._listening(b)
+        node.later(min(rtt, timeout), lambda: done(b, refused and rtt < timeout))
+
+    def ping(self, a: int, b: int, timeout: float, done: Callable[[bool], None]) -> None:
+        """A libp2p ping over the open connection: answered if ``b``'s process runs in time."""
+        state = {"open": True}
+        node = self.nodes[a]
+
+        def answered(_: SimNode) -> None:
+            if state["open"]:
+                state["open"] = False
+                timer.cancel()
+                done(True)
+
+        def expire() -> None:
+            if state["open"]:
+                state["open"] = False
+                done(False)
+
+        timer = node.later(timeout, expire)
+        self.send(
+            a, b, "ping", PING_BYTES, lambda peer: self.send(b, a, "ping", PING_BYTES, answered)
+        )
+
+    def pull(self, a: int, b: int, done: Callable[[bytes | None], None]) -> None:
+        """One pull of ``b``'s view; ``done(None)`` when refused or unanswered."""
+        state = {"open": True}
+        tuning = self.nodes[a].tuning
+
+        def answer(server: SimNode) -> None:
+            data = server.serve_pull(a)
+            self.send(b, a, "pull", len(data) if data else 0, lambda _: finish(data))
+
+        def finish(data: bytes | None) -> None:
+            if state["open"]:
+                state["open"] = False
+                done(data)
+
+        self.send(a, b, "pull", PULL_REQUEST_BYTES, answer)
+        self.nodes[a].later(tuning.pull_timeout, lambda: finish(None))

@@ -1,0 +1,373 @@
+"""One simulated node: the real ``ClusterView`` with what ``adapters/gossip.py`` does around
+it, minus trio and libp2p.
+
+The adapter's decisions are repeated here with the same pure pieces it uses
+(``publish_budget``, ``ClusterConfig.publish_due``, ``TokenBucket``, ``RateLimiter``,
+``decode_gossip``, ``encode_snapshot``/``decode_snapshot``, ``EnvelopeCache``), in the same
+order: validate (signature, decode, signer rates), then the view; a view's event becomes a
+suspicion to publish, a refutation, or a check of the suspect (a ping out of turn if we are
+connected, else a dial-back, which only a peer we have met can get: ``dial_back_target``).
+Connection events, pings and pulls come from ``devnet.simulator.cluster``. Where this file
+simplifies the adapter it says so.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from collections.abc import Callable, Iterable
+from enum import StrEnum
+from typing import TYPE_CHECKING
+
+from adapters.gossip import GossipTuning
+from devnet.simulator.events import Timer
+from devnet.simulator.keys import Identity
+from devnet.simulator.overlay import GossipParams, Packet, Router
+from devnet.simulator.publisher import Publisher
+from mesh.cluster_config import ClusterConfig
+from mesh.cluster_view import ClusterView, Event, Outcome, PublishRefute, PublishSuspect, Transition
+from mesh.digest import (
+    HealthDigest,
+    MemberState,
+    Rejection,
+    RejectReason,
+    Sequencer,
+    SuspectNotice,
+    decode_gossip,
+    decode_snapshot,
+    encode_gossip,
+    encode_snapshot,
+)
+from mesh.signed import Envelope
+from probes.pubsub_probe import RateLimiter, TokenBucket
+
+if TYPE_CHECKING:
+    from devnet.simulator.cluster import Cluster
+
+__all__ = ["Life", "SimNode"]
+
+
+class Life(StrEnum):
+    DOWN = "down"  # not started yet
+    UP = "up"
+    FROZEN = "frozen"  # SIGSTOP: its kernel still accepts connections, nothing answers
+    CRASHED = "crashed"  # killed: its kernel closed its sockets and refuses new ones
+    LEFT = "left"  # stopped gracefully, process gone
+
+
+class SimNode:
+    def __init__(
+        self,
+        index: int,
+        cluster: Cluster,
+        ident: Identity,
+        config: ClusterConfig,
+        tuning: GossipTuning,
+        params: GossipParams,
+        rng: random.Random,
+        ping_interval: float,
+        ping_timeout: float,
+    ) -> None:
+        self.index = index
+        self.cluster = cluster
+        self.ident = ident
+        self.peer_id = ident.peer_id
+        self.config = config
+        self.tuning = tuning
+        self.rng = rng
+        self.ping_interval = ping_interval
+        self.ping_timeout = ping_timeout
+        self.view = ClusterView(self.peer_id, config)
+        self.router = Router(index, cluster.wire, params, rng, self._validate, self._mesh_added)
+        self.life = Life.DOWN
+        self.lag = 0.0  # mean extra delay of everything this node runs (CPU starvation)
+        self.sequencer: Sequencer | None = None
+        self.connected: set[int] = set()
+        self.met: set[int] = set()  # peers we had a connection with: dial-back targets
+        self.backlog: list[Callable[[], None]] = []  # what a frozen node will run on waking
+        self.verified = 0  # signature checks a real node would have run
+        self.validated = 0  # gossip messages decoded and judged
+        self.rejected: dict[str, int] = {}
+        self._pulls = TokenBucket(tuning.pull_rate, tuning.pull_burst, 0.0)
+        self._dials = TokenBucket(tuning.dialback_rate, tuning.dialback_burst, 0.0)
+        self._serve = RateLimiter(
+            rate=tuning.serve_global_rate,
+            burst=tuning.serve_global_burst,
+            per_key_rate=tuning.serve_rate,
+            per_key_burst=tuning.serve_burst,
+        )
+        self._signers = RateLimiter(
+            rate=tuning.signer_global_rate,
+            burst=tuning.signer_global_burst,
+            per_key_rate=tuning.signer_rate,
+            per_key_burst=tuning.signer_burst,
+            max_keys=config.max_members,
+        )
+        self._strangers = TokenBucket(tuning.stranger_rate, tuning.stranger_burst, 0.0)
+        self._announced: set[int] = set()
+        self.publisher = Publisher(self)
+        self._tick_timer: Timer | None = None
+        self._ping_order: list[int] = []
+        self._checked: dict[int, float] = {}  # peer -> last check (the Verifier's cooldown)
+
+    # --- running under the node's own conditions ------------------------------------------
+
+    def later(self, delay: float, action: Callable[[], None]) -> Timer:
+        """A timer of this node: late by the starvation lag, held while frozen."""
+        if self.lag > 0:
+            delay += self.rng.expovariate(1.0 / self.lag)
+        return self.cluster.loop.later(delay, lambda: self.run(action))
+
+    def run(self, action: Callable[[], None]) -> None:
+        if self.life is Life.UP:
+            action()
+        elif self.life is Life.FROZEN:
+            self.backlog.append(action)
+
+    @property
+    def now(self) -> float:
+        return self.cluster.loop.now
+
+    @property
+    def wall(self) -> float:
+        return self.cluster.wall0 + self.cluster.loop.now
+
+    # --- life ------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """A fresh start: the first digest goes out at once (no last_sent), timers begin."""
+        self.life = Life.UP
+        self.start_clock()
+        self.publisher.due()
+        self.run_timers()
+
+    def start_clock(self) -> None:
+        self.sequencer = Sequencer(self.peer_id, math.floor(self.wall * 1000.0))
+
+    def run_timers(self, *, refresh_phase: bool = False) -> None:
+        """Start the GossipSub heartbeat, the pinger and the view's timer, each at a random
+        phase; with ``refresh_phase`` (a warm start) the last refresh, too."""
+        self.later(self.rng.uniform(0, self.router.params.heartbeat), self._heartbeat)
+        self.later(self.rng.uniform(0, self.ping_interval), self._ping_next)
+        if refresh_phase:
+            interval = self.config.refresh_interval(self.view.live_count())
+            last = self.now - self.rng.uniform(0, interval)
+            self.publisher.last_sent = last
+            self.publisher.schedule(last + interval - self.now)
+        self._arm_tick()
+
+    def set_lag(self, lag: float) -> None:
+        """Starve (lag > 0) or relieve the node; its lag check tells its view, as the
+        adapter's event-loop lag monitor does."""
+        self.lag = lag
+        self._handle_events(self.view.set_starved(lag > 0, self.now))
+        self._arm_tick()
+
+    def leave(self) -> None:
+        """GossipService.leave: no more publishing; a leave notice, a flush, then exit."""
+        assert self.sequencer is not None
+        notice = self.sequencer.leave(self.wall)
+        self.publisher.stop()
+        self.handle(self.view.on_gossip(notice, self.now))
+        self.publisher.send(encode_gossip(notice))
+        self.cluster.loop.later(
+            self.tuning.leave_flush_grace + 0.01, lambda: self.cluster.exit(self.index, Life.LEFT)
+        )
+
+    # --- connections -----------------------------------------------------------------------
+
+    def on_connected(self, peer: int) -> None:
+        if peer in self.connected:
+            return
+        self.connected.add(peer)
+        self.met.add(peer)
+        self.router.peer_connected(peer)
+        self.handle(self.view.on_connected(self.cluster.peer_id(peer), self.now))
+        # The pull waits for the peer's subscription (about one round trip).
+        self.later(
+            2 * self.cluster.net.base_delay(self.index, peer), lambda: self._pull(peer, attempt=0)
+        )
+
+    def on_disconnected(self, peer: int) -> None:
+        if peer not in self.connected:
+            return
+        self.connected.discard(peer)
+        self._announced.discard(peer)
+        self.router.peer_lost(peer)
+        self.handle(self.view.on_disconnected(self.cluster.peer_id(peer), self.now))
+        self._check(peer, urgent=True)
+
+    def _mesh_added(self, peer: int) -> None:
+        # A peer new to our mesh hears from us now, not at our next refresh (_changed).
+        if peer not in self._announced:
+            self._announced.add(peer)
+            self.publisher.announce = True
+            self.publisher.wake()
+
+    def _heartbeat(self) -> None:
+        self.router.heartbeat()
+        self.later(self.router.params.heartbeat, self._heartbeat)
+
+    # --- inbound gossip (GossipService._validate and _on_message) --------------------------
+
+    def verify(self, raw: bytes) -> Envelope | None:
+        self.verified += 1
+        return self.cluster.verifier.open(raw)
+
+    def _validate(self, packet: Packet) -> bool:
+        self.validated += 1
+        envelope = self.verify(packet.raw)
+        if envelope is None:
+            return self._reject(RejectReason.FORGED)
+        decoded = decode_gossip(envelope.data, envelope.signer, self.wall, config=self.config)
+        if isinstance(decoded, Rejection):
+            return self._reject(decoded.reason)
+        if self.view.member(envelope.signer) is None:
+            allowed = self._strangers.take(self.now)
+        else:
+            allowed = self._signers.allow(envelope.signer, self.now)
+        if not allowed:
+            return self._reject(RejectReason.FLOODED)
+        outcome = self.view.on_gossip(decoded, self.now, packet.raw)
+        self.handle(outcome)
+        if isinstance(decoded, SuspectNotice) and outcome.accepted:
+            self._check(self.cluster.index_of(decoded.suspect_id))
+        # A notice or confirmation may bring a deadline forward; a digest only adds or
+        # postpones silence deadlines, so it needs a timer only when none is set (each
+        # next_deadline() costs O(n)).
+        if not isinstance(decoded, HealthDigest) or self._tick_timer is None:
+            self._arm_tick()
+        return True
+
+    def _reject(self, reason: RejectReason) -> bool:
+        self.rejected[reason] = self.rejected.get(reason, 0) + 1
+        return False
+
+    # --- the view's outcomes (GossipService._handle and _apply) ----------------------------
+
+    def handle(self, outcome: Outcome) -> None:
+        if outcome.rejection is not None:
+            self.rejected[outcome.rejection.reason] = (
+                self.rejected.get(outcome.rejection.reason, 0) + 1
+            )
+        for dropped in outcome.dropped:
+            self.rejected[dropped.reason] = self.rejected.get(dropped.reason, 0) + 1
+        self._handle_events(outcome.events)
+
+    def _handle_events(self, events: Iterable[Event]) -> None:
+        for event in events:
+            if isinstance(event, Transition):
+                self.cluster.observe(self.index, event)
+                if event.to_state is MemberState.SUSPECT:
+                    self._check(self.cluster.index_of(event.peer))
+            elif isinstance(event, PublishSuspect):
+                self.publisher.queue_suspect(event.suspect, event.basis)
+            elif isinstance(event, PublishRefute):
+                self.publisher.refute(event.incarnation)
+
+    # --- timers of the view ----------------------------------------------------------------
+
+    def _arm_tick(self) -> None:
+        """Tick at the view's next deadline (the adapter wakes at least every tick_max; the
+        view's own contract says nothing happens before next_deadline)."""
+        deadline = self.view.next_deadline()
+        if deadline is None:
+            return
+        deadline = max(deadline, self.now + 0.01)  # the adapter's 10 ms floor
+        timer = self._tick_timer
+        if timer is not None and not timer.cancelled and timer.at <= deadline:
+            return
+        if timer is not None:
+            timer.cancel()
+        self._tick_timer = self.later(deadline - self.now, self._tick)
+
+    def _tick(self) -> None:
+        self._tick_timer = None
+        self._handle_events(self.view.tick(self.now))
+        self._arm_tick()
+
+    def wired(self, peer: int) -> None:
+        """A connection of a warm start: made long ago, announced and pulled already."""
+        self.connected.add(peer)
+        self.met.add(peer)
+        self._announced.add(peer)
+        self.view.on_connected(self.cluster.peer_id(peer), self.now)
+        self.router.peer_connected(peer)
+
+    # --- checks of suspects (GossipService._check_suspect, _verify) ------------------------
+
+    def _check(self, peer: int, *, urgent: bool = False) -> None:
+        member = self.view.member(self.cluster.peer_id(peer))
+        if member is None or member.state is not MemberState.SUSPECT or self.life is not Life.UP:
+            return
+        last = self._checked.get(peer, -math.inf)
+        if not urgent and self.now - last < self.tuning.dialback_cooldown:
+            return  # simplified: the Verifier queues it; the check under way will answer
+        self._checked[peer] = self.now
+        if peer in self.connected:
+            self.cluster.ping(
+                self.index,
+                peer,
+                self.ping_timeout,
+                lambda ok: None if ok else self._dial_back(peer),
+            )
+        else:
+            self._dial_back(peer)
+
+    def _dial_back(self, peer: int) -> None:
+        if peer not in self.met or not self._dials.take(self.now):
+            return  # dial_back_target: no address we may dial
+        self.cluster.dial(self.index, peer, self.tuning.dialback_timeout, self._dialled)
+
+    def _dialled(self, peer: int, refused: bool) -> None:
+        if refused:
+            self.handle(self.view.on_refused(self.cluster.peer_id(peer), self.now))
+            self._arm_tick()
+
+    # --- liveness pings (adapters/pinger.py) -----------------------------------------------
+
+    def _ping_next(self) -> None:
+        if not self._ping_order:
+            self._ping_order = sorted(self.connected)
+            self.rng.shuffle(self._ping_order)
+        if self._ping_order:
+            peer = self._ping_order.pop()
+            if peer in self.connected:
+                self.cluster.ping(
+                    self.index, peer, self.ping_timeout, lambda ok: self._pinged(peer, ok)
+                )
+        self.later(self.ping_interval, self._ping_next)
+
+    def _pinged(self, peer: int, answered: bool) -> None:
+        # Failures while starved are ignored (LinkPinger.starved).
+        if not answered and self.lag == 0 and peer in self.connected:
+            self.handle(self.view.on_ping_failed(self.cluster.peer_id(peer), self.now))
+            self._arm_tick()
+
+    # --- the pull protocol -----------------------------------------------------------------
+
+    def _pull(self, peer: int, attempt: int) -> None:
+        if peer not in self.connected or (attempt == 0 and not self._pulls.take(self.now)):
+            return
+        self.cluster.pull(self.index, peer, lambda data: self._pulled(peer, data, attempt))
+
+    def serve_pull(self, client: int) -> bytes | None:
+        if not self._serve.allow(self.cluster.peer_id(client), self.now):
+            return None
+        return encode_snapshot(self.view.snapshot(self.wall))
+
+    def _pulled(self, peer: int, data: bytes | None, attempt: int) -> None:
+        if data is None:
+            if attempt + 1 < self.tuning.pull_attempts:
+                self.later(
+                    self.tuning.pull_retry_delay * 2**attempt, lambda: self._pull(peer, attempt + 1)
+                )
+            return
+        snapshot = decode_snapshot(
+            data, self.cluster.peer_id(peer), self.wall, verify=self.verify, config=self.config
+        )
+        if isinstance(snapshot, Rejection):
+            self._reject(snapshot.reason)
+            return
+        self.handle(self.view.merge_snapshot(snapshot, self.now))
+        self._arm_tick()

@@ -1,0 +1,235 @@
+"""Scenarios: build a cluster, break it one way, and measure how the views find out.
+
+- ``join``: nodes start one after another (each dialling ``links`` nodes started before
+  it); converged once every node's view holds all n members alive. Time from the last start.
+- ``crash``, ``freeze``, ``leave``: a running cluster (see ``warm_start``) loses one node
+  (killed, SIGSTOPped, stopped gracefully); the time until each live node's view holds it
+  dead (left, for ``leave``), p50 and p99 over observers, within ``duration`` (60 s).
+- ``starve``: 5 % of the nodes run every timer and message late (exponential lag, mean
+  ``lag``) and their views know they are starved; nobody fails, so every death is false.
+
+Every scenario counts false deaths (a node that is up, made dead in somebody's view) and
+the traffic of the scenario's window.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from dataclasses import dataclass, field
+
+from adapters.gossip import GossipTuning
+from adapters.libp2p_host import P2PConfig
+from devnet.simulator.cluster import Cluster
+from devnet.simulator.network import LinkModel
+from devnet.simulator.node import Life
+from devnet.simulator.overlay import GossipParams
+from mesh.cluster_config import ClusterConfig, production
+from mesh.cluster_view import Transition
+from mesh.digest import MemberState, encode_gossip
+from mesh.election import elect_admin
+
+__all__ = ["SCENARIOS", "Result", "Settings", "build", "run", "warm_start"]
+
+SCENARIOS = ("join", "crash", "freeze", "leave", "starve")
+SETTLE = 5.0  # seconds of a warm cluster before the scenario: meshes form, pings start
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    nodes: int
+    scenario: str = "crash"
+    loss: float = 0.0
+    seed: int = 1
+    links: int = 4  # connections each node dials (the rest of its links are inbound)
+    latency: float = 0.0005  # median one-way link delay, seconds
+    duration: float = 0.0  # seconds to watch after the event; 0: the scenario's default
+    join_interval: float = 0.01  # seconds between two nodes' starts (join)
+    after: float = 0.0  # join: seconds to run on after convergence before the election
+    starved_fraction: float = 0.05
+    lag: float = 0.5  # mean lateness of a starved node's timers, seconds
+    config: ClusterConfig = field(default_factory=production)
+
+
+@dataclass(slots=True)
+class Result:
+    settings: Settings
+    observers: int = 0
+    seen: list[float] = field(default_factory=list)  # per observer: seconds to see it
+    converged_at: float | None = None  # join: seconds after the last start
+    false_deaths: int = 0
+    window: float = 0.0
+    messages: int = 0
+    bytes: int = 0
+    by_kind: dict[str, int] = field(default_factory=dict)
+    retransmits: int = 0
+    verified: int = 0
+    rejected: dict[str, int] = field(default_factory=dict)
+    view_members: int = 0
+    events: int = 0
+    admins: int = 0  # distinct admins the live nodes' views elect at the end (1: agreed)
+    sample_view: object = None  # one observer's ClusterView, for the memory figure
+
+    def percentile(self, q: float) -> float | None:
+        """Nearest-rank percentile over all observers; None if any never saw it."""
+        if not self.seen or len(self.seen) < self.observers:
+            return None
+        ordered = sorted(self.seen)
+        return ordered[max(0, math.ceil(q * len(ordered)) - 1)]
+
+
+def build(settings: Settings) -> Cluster:
+    return Cluster(
+        settings.nodes,
+        seed=settings.seed,
+        config=settings.config,
+        tuning=GossipTuning(),
+        params=GossipParams(),
+        link=LinkModel(latency=settings.latency, loss=settings.loss),
+        ping_interval=P2PConfig.ping_interval,
+        ping_timeout=P2PConfig.ping_timeout,
+    )
+
+
+def warm_start(cluster: Cluster, links: int) -> None:
+    """A cluster that has been running for a while, built through the public API only:
+    random connections, and every view fed every member's first signed digest
+    (``ClusterView.on_gossip``) at virtual times the join gate admits (``join_burst`` at
+    once, then ``join_rate`` a second), all before time 0. Refresh phases are spread."""
+    nodes = cluster.nodes
+    n = len(nodes)
+    for node in nodes:
+        node.life = Life.UP
+        node.start_clock()
+    statements = []
+    for node in nodes:
+        digest = node.publisher.next_digest()
+        statements.append((digest, node.ident.seal(encode_gossip(digest))))
+    cfg = nodes[0].config
+    span = max(0.0, (n - cfg.join_burst) / cfg.join_rate) + 1.0
+    for node in nodes:
+        own, raw = statements[node.index]
+        node.view.on_gossip(own, -span, b"")
+        node.view.record_statement(own, raw)
+        for j in range(1, n):
+            digest, raw = statements[(node.index + j) % n]
+            at = -span + max(0.0, (j - cfg.join_burst + 1) / cfg.join_rate) + 1e-6
+            node.view.on_gossip(digest, at, raw)
+    cluster.net.counting = False
+    for node in nodes:
+        for peer in cluster.rng.sample(range(n), min(n - 1, links + 1)):
+            if peer != node.index and peer not in node.connected:
+                cluster.wire_up(node.index, peer)
+    for node in nodes:
+        node.run_timers(refresh_phase=True)
+
+
+def run(settings: Settings) -> Result:
+    cluster = build(settings)
+    result = Result(settings)
+    nodes = cluster.nodes
+    n = len(nodes)
+    victim = cluster.rng.randrange(n)
+    target = {"crash": MemberState.DEAD, "freeze": MemberState.DEAD, "leave": MemberState.LEFT}.get(
+        settings.scenario
+    )
+    event_at = SETTLE
+    seen: dict[int, float] = {}
+    alive_sets: list[set[str]] = [set() for _ in range(n)]
+    converged = {"count": 0}
+    down: set[int] = set()
+
+    def watch(observer: int, event: Transition) -> None:
+        peer = cluster.index_of(event.peer)
+        if event.to_state is MemberState.DEAD and peer not in down and peer != observer:
+            result.false_deaths += 1
+        if (
+            target is not None
+            and peer == victim
+            and observer != victim
+            and event.to_state is target
+            and observer not in seen
+        ):
+            seen[observer] = cluster.loop.now - event_at
+        if settings.scenario == "join":
+            alive = alive_sets[observer]
+            before = len(alive) == n
+            if event.to_state is MemberState.ALIVE:
+                alive.add(event.peer)
+            else:
+                alive.discard(event.peer)
+            converged["count"] += (len(alive) == n) - before
+
+    cluster.observers.append(watch)
+    if settings.scenario == "join":
+        for i in range(n):
+            cluster.loop.at(
+                i * settings.join_interval, functools.partial(_join, cluster, i, settings.links)
+            )
+        event_at = (n - 1) * settings.join_interval
+        duration = settings.duration or 600.0
+    else:
+        warm_start(cluster, settings.links)
+        duration = settings.duration or 60.0
+    cluster.loop.run_until(SETTLE if settings.scenario != "join" else 0.0)
+    cluster.net.counting = True
+    start = cluster.loop.now
+    if settings.scenario in ("crash", "freeze", "leave"):
+        down.add(victim)
+        if settings.scenario == "crash":
+            cluster.exit(victim, Life.CRASHED)
+        elif settings.scenario == "freeze":
+            cluster.freeze(victim)
+        else:
+            nodes[victim].leave()
+    elif settings.scenario == "starve":
+        starved = cluster.rng.sample(range(n), max(1, round(n * settings.starved_fraction)))
+        for index in sorted(starved):
+            nodes[index].set_lag(settings.lag)
+    end = event_at + duration
+
+    def done() -> bool:
+        if settings.scenario == "join":
+            return cluster.loop.now >= event_at and converged["count"] == n
+        return False  # the others watch the whole window: traffic is per second of it
+
+    cluster.loop.run_until(end, stop=done)
+    if settings.scenario == "join" and converged["count"] == n:
+        result.converged_at = cluster.loop.now - event_at
+        cluster.loop.run_until(cluster.loop.now + settings.after)
+    result.observers = n - 1 if target is not None else n
+    result.seen = sorted(seen.values())
+    result.window = max(1e-9, cluster.loop.now - start)
+    for tally in cluster.net.tallies:
+        result.messages += sum(tally.messages.values())
+        result.bytes += sum(tally.bytes.values())
+        result.retransmits += tally.retransmits
+        for kind, count in tally.bytes.items():
+            result.by_kind[kind] = result.by_kind.get(kind, 0) + count
+    for node in nodes:
+        result.verified += node.verified
+        for reason, count in node.rejected.items():
+            result.rejected[str(reason)] = result.rejected.get(str(reason), 0) + count
+    sample = nodes[(victim + 1) % n]
+    result.view_members = (
+        len(sample.view.members()) if n < 2000 else sum(sample.view.counts().values())
+    )
+    result.events = cluster.loop.processed
+    result.sample_view = sample.view
+    # The real election (mesh.election, pure): every live node's view should name one admin.
+    live = [node for node in nodes if node.life is Life.UP]
+    result.admins = len({elect_admin(node.view.members().values()) for node in live})
+    return result
+
+
+def _join(cluster: Cluster, index: int, links: int) -> None:
+    node = cluster.nodes[index]
+    node.start()
+    earlier = [i for i in range(index)] if index <= 64 else None
+    peers = (
+        cluster.rng.sample(earlier, min(links, len(earlier)))
+        if earlier is not None
+        else [cluster.rng.randrange(index) for _ in range(links)]
+    )
+    for peer in sorted(set(peers)):
+        cluster.connect(index, peer)

@@ -1,0 +1,164 @@
+"""The simulator drives the node's own classes, reproducibly, and finds what it should.
+
+Pure and fast: virtual time, no sockets. Each run is 10-20 nodes for a minute of virtual
+time (well under a second of the host's).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import adapters.envelope
+import adapters.gossip
+import mesh.cluster_view
+import mesh.digest
+import probes.pubsub_probe
+from devnet.simulator import cluster as sim_cluster
+from devnet.simulator import keys as sim_keys
+from devnet.simulator import node as sim_node
+from devnet.simulator import publisher as sim_publisher
+from devnet.simulator.__main__ import main
+from devnet.simulator.report import row, table
+from devnet.simulator.scenarios import Result, Settings, build, run, warm_start
+from mesh.cluster_config import production
+
+
+def _run(scenario: str, nodes: int = 10, **kw: object) -> Result:
+    return run(Settings(nodes=nodes, scenario=scenario, duration=kw.pop("duration", 30.0), **kw))  # type: ignore[arg-type]
+
+
+def test_the_simulator_drives_the_classes_the_node_imports() -> None:
+    # What each simulator module imported, by name: the very objects of the node's code.
+    used = {**vars(sim_node), **vars(sim_keys), **vars(sim_publisher)}
+    assert used["ClusterView"] is mesh.cluster_view.ClusterView
+    assert vars(adapters.gossip)["ClusterView"] is mesh.cluster_view.ClusterView
+    assert used["decode_gossip"] is mesh.digest.decode_gossip
+    assert used["decode_snapshot"] is mesh.digest.decode_snapshot
+    assert used["encode_snapshot"] is mesh.digest.encode_snapshot
+    assert used["Sequencer"] is mesh.digest.Sequencer
+    assert used["TokenBucket"] is probes.pubsub_probe.TokenBucket
+    assert used["publish_budget"] is adapters.gossip.publish_budget
+    assert used["GossipTuning"] is adapters.gossip.GossipTuning
+    assert used["EnvelopeCache"] is adapters.envelope.EnvelopeCache
+    cluster = build(Settings(nodes=3))
+    # Not a subclass nor a stand-in: the very class, with the production preset.
+    assert all(type(node.view) is mesh.cluster_view.ClusterView for node in cluster.nodes)
+    assert cluster.nodes[0].config == production()
+    assert isinstance(cluster.verifier, adapters.envelope.EnvelopeCache)
+
+
+def test_statements_are_really_signed_and_a_forgery_fails() -> None:
+    ident = sim_keys.identity(7, 0)
+    raw = ident.seal(b"payload")
+    verifier = sim_keys.shared_verifier()
+    opened = verifier.open(raw)
+    assert opened is not None and opened.signer == ident.peer_id and opened.data == b"payload"
+    tampered = raw.replace(b"payload", b"paylobd")
+    assert verifier.open(tampered) is None
+
+
+def test_a_seeded_run_prints_the_same_table_byte_for_byte(capsys) -> None:  # type: ignore[no-untyped-def]
+    argv = ["--nodes", "10", "--scenario", "crash", "--seed", "3", "--duration", "15"]
+    main(argv)
+    first = capsys.readouterr().out
+    main(argv)
+    assert capsys.readouterr().out == first
+    assert "| crash" in first
+
+
+def test_a_different_seed_gives_a_different_run() -> None:
+    a = _run("crash", seed=1, duration=15.0)
+    b = _run("crash", seed=2, duration=15.0)
+    assert (a.seen, a.messages, a.bytes) != (b.seen, b.messages, b.bytes)
+
+
+def test_a_crash_at_10_nodes_is_seen_dead_by_every_live_node() -> None:
+    result = _run("crash")
+    assert result.observers == 9
+    assert len(result.seen) == 9
+    # Production: suspicion minimum 4 s at n = 10; its neighbours' dial-backs are refused
+    # within a fraction of a second.
+    p99 = result.percentile(0.99)
+    assert p99 is not None and p99 <= 4.5
+    assert result.seen[0] < 0.5
+    assert result.false_deaths == 0
+
+
+def test_a_frozen_node_is_dead_everywhere_but_not_before_a_ping_times_out() -> None:
+    result = _run("freeze")
+    assert len(result.seen) == 9
+    assert min(result.seen) >= 2.0  # the ping timeout: a frozen kernel refuses nothing
+    assert result.false_deaths == 0
+
+
+def test_a_leave_is_seen_at_once_and_nobody_dies() -> None:
+    result = _run("leave")
+    assert len(result.seen) == 9
+    assert max(result.seen) < 0.1
+    assert result.false_deaths == 0
+
+
+def test_a_join_of_10_nodes_converges() -> None:
+    result = _run("join", duration=60.0)
+    assert result.converged_at is not None
+    assert result.converged_at < 5.0
+
+
+def test_the_election_agrees_once_every_member_was_heard_firsthand() -> None:
+    # At convergence some members are known from pulled views only, which the election
+    # skips (mesh.election: firsthand); one refresh interval (15 s) later all agree.
+    at_convergence = _run("join", duration=60.0)
+    later = _run("join", duration=60.0, after=20.0)
+    assert at_convergence.admins > 1
+    assert later.admins == 1
+
+
+def test_loss_raises_the_traffic_a_little_and_breaks_nothing() -> None:
+    clean = _run("crash", loss=0.0)
+    lossy = _run("crash", loss=0.05)
+    assert clean.retransmits == 0 < lossy.retransmits
+    assert len(lossy.seen) == 9 and lossy.false_deaths == 0
+    # TCP retransmits: loss costs repeated segments, not a storm of messages.
+    assert lossy.messages <= 1.2 * clean.messages
+
+
+def test_starved_nodes_make_no_false_deaths() -> None:
+    result = _run("starve", nodes=20, duration=60.0)
+    assert result.false_deaths == 0
+
+
+def test_the_table_has_a_row_per_run_and_fixed_columns() -> None:
+    result = _run("crash", duration=10.0)
+    text = table([row(result, 1024)])
+    lines = text.splitlines()
+    assert len(lines) == 3 and lines[2].startswith("| crash")
+    assert dataclasses.replace(result.settings, seed=1).nodes == 10
+
+
+def test_the_cluster_kernel_refuses_dials_only_where_nothing_listens() -> None:
+    cluster = build(Settings(nodes=3))
+    answers: list[tuple[int, bool]] = []
+    cluster.nodes[1].life = sim_node.Life.UP
+    cluster.nodes[2].life = sim_node.Life.FROZEN
+    for peer in (1, 2):
+        cluster.dial(0, peer, 1.0, lambda p, refused: answers.append((p, refused)))
+    cluster.nodes[0].life = sim_node.Life.UP
+    cluster.exit(1, sim_node.Life.CRASHED)
+    cluster.dial(0, 1, 1.0, lambda p, refused: answers.append((p, refused)))
+    cluster.loop.run_until(5.0)
+    assert sorted(answers) == [(1, False), (1, True), (2, False)]
+    assert isinstance(cluster, sim_cluster.Cluster)
+
+
+def test_the_warm_start_fills_views_past_the_join_burst_at_the_gate_s_pace() -> None:
+    # 300 members > join_burst (256): the warm start feeds them at join_rate, as a real
+    # view would take them; fed all at one instant, the very same view refuses the excess.
+    cluster = build(Settings(nodes=300))
+    warm_start(cluster, links=4)
+    assert all(len(node.view.members()) == 300 for node in cluster.nodes[:3])
+    hasty = mesh.cluster_view.ClusterView(cluster.nodes[0].peer_id, production())
+    refused = 0
+    for node in cluster.nodes[1:]:
+        digest = node.publisher.next_digest()
+        refused += hasty.on_digest(digest, 0.0).rejection is not None
+    assert refused == 299 - production().join_burst
