@@ -39,7 +39,7 @@ from mesh.digest import (
     encode_snapshot,
 )
 from mesh.signed import Envelope
-from probes.pubsub_probe import RateLimiter, TokenBucket
+from probes.rate_limit import RateLimiter, TokenBucket
 
 if TYPE_CHECKING:
     from devnet.simulator.cluster import Cluster

@@ -19,7 +19,7 @@ from adapters.node import BUILT_IN_CHECKS
 from devnet.simulator.events import Timer
 from mesh.digest import HealthDigest, Version, encode_gossip
 from mesh.model import Status
-from probes.pubsub_probe import TokenBucket
+from probes.rate_limit import TokenBucket
 
 if TYPE_CHECKING:
     from devnet.simulator.node import SimNode

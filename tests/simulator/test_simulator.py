@@ -12,7 +12,7 @@ import adapters.envelope
 import adapters.gossip
 import mesh.cluster_view
 import mesh.digest
-import probes.pubsub_probe
+import probes.rate_limit
 from devnet.simulator import cluster as sim_cluster
 from devnet.simulator import keys as sim_keys
 from devnet.simulator import node as sim_node
@@ -36,7 +36,7 @@ def test_the_simulator_drives_the_classes_the_node_imports() -> None:
     assert used["decode_snapshot"] is mesh.digest.decode_snapshot
     assert used["encode_snapshot"] is mesh.digest.encode_snapshot
     assert used["Sequencer"] is mesh.digest.Sequencer
-    assert used["TokenBucket"] is probes.pubsub_probe.TokenBucket
+    assert used["TokenBucket"] is probes.rate_limit.TokenBucket
     assert used["publish_budget"] is adapters.gossip.publish_budget
     assert used["GossipTuning"] is adapters.gossip.GossipTuning
     assert used["EnvelopeCache"] is adapters.envelope.EnvelopeCache
