@@ -579,6 +579,15 @@ class P2PNode:
     def connected_peers(self) -> list[str]:
         return [pid.to_base58() for pid in self.host.get_connected_peers()]
 
+    async def drop_peer(self, peer: str, *, timeout: float = 2.0) -> None:
+        """Close our connections to ``peer`` (within ``timeout``); disconnect events follow."""
+        try:
+            pid = ID.from_base58(peer)
+        except Exception:  # not a peer id
+            return
+        with trio.move_on_after(timeout), contextlib.suppress(Exception):
+            await self.host.get_network().close_peer(pid)
+
     def dialled_address(self, peer: str) -> tuple[str, int] | None:
         """Where our last outbound connection to ``peer`` was authenticated, if any."""
         try:

@@ -740,6 +740,13 @@ async def test_frozen_node_is_suspected_then_dead_and_recovers(tmp_path: Path, a
             if not abort:
                 assert Cause.PING_FAILED in causes
                 assert causes <= {Cause.PING_FAILED, Cause.SUSPECT_NOTICE}
+            # Dead with its link open and silent: the link is closed, so the thawed child
+            # is redialled on fresh connections (a partition's backed-off TCP would not be).
+            await wait_until(
+                lambda: all(child not in m.node.connected_peers() for m in members),
+                timeout=10,
+                what="the dead child's links closed",
+            )
 
             os.kill(proc.pid, signal.SIGCONT)
             # It speaks again (after redialling, if its links were closed): alive.
