@@ -245,10 +245,14 @@ class GossipTuning:
     # Redialling a lost peer: first attempt after this, doubling up to the cap.
     # A healed partition is found again within about redial_max (issue 13: views agree
     # within 3 s of a heal; Serf retries every 30 s). Each dead member costs a dial every
-    # redial_max until it is forgotten, at most max_concurrent_redials at once.
+    # redial_max until it is forgotten, at most max_concurrent_redials at once. A dial
+    # into a partition waits on SYN retransmissions (1 s, then 2 s, 4 s: Linux's backoff);
+    # given up after redial_timeout, the next dial's first SYN goes out at once, so after a
+    # heal a SYN gets through within about a second. 5 s left a dial begun during the cut
+    # waiting up to 4 s after the heal (3 | 3 heal median 6.1 s, make bench, 2026-12-02).
     redial_initial: float = 0.5
     redial_max: float = 2.0
-    redial_timeout: float = 5.0
+    redial_timeout: float = 2.0
     redial_check: float = 0.25
     max_concurrent_redials: int = 8
     # Meeting members (adapters/meetings.py, issue 13): each member heard of is dialled
