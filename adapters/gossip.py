@@ -1257,6 +1257,9 @@ class GossipService:
         if self._left:
             self.meetings.clear()
             return []
+        slots = self._tuning.meet_slots - self._meeting_now
+        if slots <= 0 or not len(self.meetings):
+            return []  # four times a second: no view lookups unless one can start
 
         def candidate(peer: str) -> Candidate | None:
             member = self.view.member(peer)
@@ -1267,8 +1270,8 @@ class GossipService:
 
         due = self.meetings.due(
             # Members only: strangers' connections must not use up the room.
-            linked_members=sum(1 for p in self._connected if self.view.member(p) is not None),
-            limit=self._tuning.meet_slots - self._meeting_now,
+            linked_members=sum(1 for p in self._connected if self.view.knows(p)),
+            limit=slots,
             candidate=candidate,
             linked=lambda peer: peer in self._connected or peer in self._lost,
         )

@@ -35,7 +35,7 @@ from dataclasses import dataclass
 
 from probes.rate_limit import TokenBucket
 
-__all__ = ["MeetLimits", "Meeting", "Meetings", "meeting_address"]
+__all__ = ["Candidate", "MeetLimits", "Meeting", "Meetings", "meeting_address"]
 
 
 @dataclass(frozen=True, slots=True)

@@ -656,6 +656,10 @@ class ClusterView:
             {peer: self._member(peer, record) for peer, record in sorted(self._members.items())}
         )
 
+    def knows(self, peer: str) -> bool:
+        """Whether ``peer`` is in the view, without copying its entry."""
+        return peer in self._members
+
     def member(self, peer: str) -> Member | None:
         record = self._members.get(peer)
         return None if record is None else self._member(peer, record)
