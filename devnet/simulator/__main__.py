@@ -35,6 +35,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--latency-ms", type=float, default=0.5, help="median one-way link delay")
     parser.add_argument("--duration", type=float, default=0.0, help="seconds to watch (0: default)")
     parser.add_argument("--after", type=float, default=0.0, help="join: run on after convergence")
+    parser.add_argument(
+        "--join-interval", type=float, default=0.01, help="join: seconds between two starts"
+    )
+    parser.add_argument(
+        "--devnet",
+        action="store_true",
+        help=(
+            "the devnet bench's shape: every node on 127.0.0.1, each joining the one before "
+            "(--join-interval apart); crash, freeze and leave hit node2, 3, 4 the moment all "
+            "views agree"
+        ),
+    )
     parser.add_argument("--cpu", action="store_true", help="also print the host's cost")
     args = parser.parse_args(argv)
     rows = []
@@ -49,6 +61,10 @@ def main(argv: list[str] | None = None) -> int:
             latency=args.latency_ms / 1000.0,
             duration=args.duration,
             after=args.after,
+            join_interval=args.join_interval,
+            one_host=args.devnet,
+            chain=args.devnet,
+            cold=args.devnet and args.scenario in ("crash", "freeze", "leave"),
         )
         started = time.perf_counter()
         result = run(settings)

@@ -12,6 +12,7 @@ runs it late.
 from __future__ import annotations
 
 import functools
+import hashlib
 import random
 from collections.abc import Callable
 
@@ -30,6 +31,9 @@ WALL0 = 1_790_000_000.0  # the virtual epoch: wire dates must look like real Uni
 HANDSHAKE_RTTS = 3  # TCP, multistream-select + Noise, yamux + identify
 PULL_REQUEST_BYTES = 1
 PING_BYTES = 32
+# py-libp2p's Kademlia (libp2p/kad_dht/common.py): k and the lookup's concurrency.
+KAD_K = 20
+KAD_ALPHA = 10
 
 Observer = Callable[[int, Transition], None]
 
@@ -61,7 +65,10 @@ class Cluster:
         link: LinkModel,
         ping_interval: float,
         ping_timeout: float,
+        one_host: bool = False,
     ) -> None:
+        # Every node at one IP (the devnet's 127.0.0.1): meetings go one host at a time.
+        self.one_host = one_host
         self.rng = random.Random(seed)
         self.loop = EventLoop()
         self.net = Network(self.loop, link, random.Random(self.rng.random()), n)
@@ -69,6 +76,7 @@ class Cluster:
         self.wall0 = WALL0
         self.verifier = shared_verifier()
         self.observers: list[Observer] = []
+        self._kad_keys: dict[int, int] = {}
         self._mid = 0
         self.nodes = [
             SimNode(
@@ -130,6 +138,29 @@ class Cluster:
             self.nodes[a].run(lambda: self.nodes[a].on_connected(b))
             self.nodes[b].run(lambda: self.nodes[b].on_connected(a))
 
+    def kad_refresh(self, a: int) -> None:
+        """The routing-table refresh a node runs once its bootstrap dial succeeded
+        (``P2PNode._bootstrap``): a lookup of its own key, which dials the ``KAD_K`` peers
+        closest to it by XOR distance, ``KAD_ALPHA`` at a time, one request round trip
+        apart. In a cluster of 20 or fewer it links the newcomer to everyone; those links
+        are dial-back targets like any other. Simplified: the lookup knows every live node
+        at once (it learns them from the responses in a few rounds)."""
+        own = self.kad_key(a)
+        others = [b for b in range(len(self.nodes)) if b != a and self._listening(b)]
+        others.sort(key=lambda b: own ^ self.kad_key(b))
+        for rank, b in enumerate(others[:KAD_K]):
+            rounds = 1 + rank // KAD_ALPHA
+            delay = rounds * 2 * self.net.base_delay(a, b)
+            self.loop.later(delay, functools.partial(self.connect, a, b))
+
+    def kad_key(self, index: int) -> int:
+        """A node's Kademlia key (the SHA-256 of its id, as a number for XOR distance)."""
+        key = self._kad_keys.get(index)
+        if key is None:
+            key = int.from_bytes(hashlib.sha256(self.peer_id(index).encode()).digest(), "big")
+            self._kad_keys[index] = key
+        return key
+
     def wire_up(self, a: int, b: int) -> None:
         """An established connection (warm start), no handshake."""
         self.nodes[a].wired(b)
@@ -165,6 +196,29 @@ class Cluster:
         rtt = self.net.delay(a, b) + self.net.delay(b, a)
         refused = not self._listening(b)
         node.later(min(rtt, timeout), lambda: done(b, refused and rtt < timeout))
+
+    def meet(self, a: int, b: int, timeout: float, done: Callable[[bool], None]) -> None:
+        """A meeting: ``a`` dials ``b`` as a libp2p connection; ``done(True)`` once both
+        sides hold it, ``done(False)`` when refused or after ``timeout``."""
+        node = self.nodes[a]
+        state = {"open": True}
+
+        def finish(ok: bool) -> None:
+            if state["open"]:
+                state["open"] = False
+                done(ok)
+
+        if b in node.connected:
+            node.later(0.0, lambda: finish(True))
+            return
+        if self.net.reachable(a, b) and self._listening(b):
+            delay = HANDSHAKE_RTTS * 2 * self.net.base_delay(a, b)
+            self.loop.later(delay, lambda: self._connected(a, b))
+            node.later(delay, lambda: finish(b in node.connected))
+        elif self.net.reachable(a, b):
+            rtt = self.net.delay(a, b) + self.net.delay(b, a)
+            node.later(min(rtt, timeout), lambda: finish(False))
+        node.later(timeout, lambda: finish(False))
 
     def ping(self, a: int, b: int, timeout: float, done: Callable[[bool], None]) -> None:
         """A libp2p ping over the open connection: answered if ``b``'s process runs in time."""

@@ -60,8 +60,12 @@ class Network:
         self._base: dict[tuple[int, int], float] = {}
         self._last: dict[tuple[int, int], float] = {}
         self.tallies = [Tally() for _ in range(n)]
+        self._n = n
         self.counting = True  # off during warm-up, so the figures are the scenario's only
         self._side: dict[int, int] = {}  # node -> partition side; absent = side 0
+
+    def reset_tallies(self) -> None:
+        self.tallies = [Tally() for _ in range(self._n)]
 
     def partition(self, sides: dict[int, int]) -> None:
         self._side = dict(sides)

@@ -22,10 +22,19 @@ from typing import TYPE_CHECKING
 from adapters.gossip import GossipTuning
 from devnet.simulator.events import Timer
 from devnet.simulator.keys import Identity
+from devnet.simulator.meeting import MeetingDesk
 from devnet.simulator.overlay import GossipParams, Packet, Router
 from devnet.simulator.publisher import Publisher
 from mesh.cluster_config import ClusterConfig
-from mesh.cluster_view import ClusterView, Event, Outcome, PublishRefute, PublishSuspect, Transition
+from mesh.cluster_view import (
+    Cause,
+    ClusterView,
+    Event,
+    Outcome,
+    PublishRefute,
+    PublishSuspect,
+    Transition,
+)
 from mesh.digest import (
     HealthDigest,
     MemberState,
@@ -109,6 +118,7 @@ class SimNode:
         self._tick_timer: Timer | None = None
         self._ping_order: list[int] = []
         self._checked: dict[int, float] = {}  # peer -> last check (the Verifier's cooldown)
+        self.meetings = MeetingDesk(self)
 
     # --- running under the node's own conditions ------------------------------------------
 
@@ -258,6 +268,8 @@ class SimNode:
         for event in events:
             if isinstance(event, Transition):
                 self.cluster.observe(self.index, event)
+                if event.cause in (Cause.JOINED, Cause.RESTARTED):
+                    self.meetings.offer(event.peer)
                 if event.to_state is MemberState.SUSPECT:
                     self._check(self.cluster.index_of(event.peer))
             elif isinstance(event, PublishSuspect):

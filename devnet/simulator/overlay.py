@@ -7,7 +7,7 @@ dropped by the seen cache before validation; at each heartbeat the ids of the la
 ``gossip_window`` heartbeats' messages are offered (IHAVE) to
 ``max(6, 0.25 * non-mesh peers)`` other connected peers (``_get_adaptive_gossip_peers_count``
 with adaptive gossip off, as P2PConfig sets it), which ask (IWANT) for those they lack; a
-subscriber is grafted at once while our mesh is short. Left out: peer scoring, PRUNE
+subscriber is grafted at once while our mesh is below ``D_lo``. Left out: peer scoring, PRUNE
 backoff and peer exchange (off in P2PConfig), IDONTWANT (1.2 is not offered), fanout
 (every node is subscribed). GRAFT is accepted below ``D_hi``, else answered by PRUNE.
 """
@@ -90,7 +90,9 @@ class Router:
 
     def peer_connected(self, peer: int) -> None:
         self.connected.add(peer)
-        if len(self.mesh) < self.params.degree:
+        # py-libp2p's event-driven first fill (GossipSub.on_peer_subscribed): a subscriber
+        # is grafted at once only below D_lo; the heartbeat tops the mesh up to D.
+        if len(self.mesh) < self.params.degree_low:
             self._graft(peer)
 
     def peer_lost(self, peer: int) -> None:

@@ -118,7 +118,13 @@ class Publisher:
         """Our next digest (GossipService._encoded_digest), for a healthy node."""
         node = self.node
         assert node.sequencer is not None
-        host = f"10.{node.index >> 16 & 255}.{node.index >> 8 & 255}.{node.index & 255}"
+        if node.cluster.one_host:  # the devnet: every node on 127.0.0.1, a port each
+            host, port = "127.0.0.1", 9000 + node.index
+        else:
+            host, port = (
+                f"10.{node.index >> 16 & 255}.{node.index >> 8 & 255}.{node.index & 255}",
+                9000,
+            )
         return node.sequencer.digest(
             node.wall,
             status=Status.HEALTHY,
@@ -126,7 +132,7 @@ class Publisher:
             components=COMPONENTS,
             version="0.9.0",
             http_addr=f"http://{host}:8080",
-            p2p_addrs=(f"/ip4/{host}/tcp/9000/p2p/{node.peer_id}",),
+            p2p_addrs=(f"/ip4/{host}/tcp/{port}/p2p/{node.peer_id}",),
         )
 
     def send(self, data: bytes, digest: HealthDigest | None = None) -> None:

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 
 from adapters.gossip import GossipTuning
 from adapters.libp2p_host import P2PConfig
-from devnet.simulator.cluster import Cluster
+from devnet.simulator.cluster import HANDSHAKE_RTTS, KAD_K, Cluster
 from devnet.simulator.network import LinkModel
 from devnet.simulator.node import Life
 from devnet.simulator.overlay import GossipParams
@@ -45,10 +45,19 @@ class Settings:
     latency: float = 0.0005  # median one-way link delay, seconds
     duration: float = 0.0  # seconds to watch after the event; 0: the scenario's default
     join_interval: float = 0.01  # seconds between two nodes' starts (join)
-    after: float = 0.0  # join: seconds to run on after convergence before the election
+    # join: seconds to run on after convergence before the election; cold crash, freeze
+    # and leave: seconds from convergence to the event (the bench sees agreement late).
+    after: float = 0.0
     starved_fraction: float = 0.05
     lag: float = 0.5  # mean lateness of a starved node's timers, seconds
     config: ClusterConfig = field(default_factory=production)
+    # The devnet's shape: every node on 127.0.0.1 (meetings one at a time per host), and a
+    # join where each node bootstraps to the one started before it.
+    one_host: bool = False
+    chain: bool = False
+    # crash, freeze, leave as the bench runs them: on a cluster just joined (``join``'s
+    # start), at the moment every view agrees, to the bench's victims (node2, 3, 4).
+    cold: bool = False
 
 
 @dataclass(slots=True)
@@ -88,6 +97,7 @@ def build(settings: Settings) -> Cluster:
         link=LinkModel(latency=settings.latency, loss=settings.loss),
         ping_interval=P2PConfig.ping_interval,
         ping_timeout=P2PConfig.ping_timeout,
+        one_host=settings.one_host,
     )
 
 
@@ -120,8 +130,50 @@ def warm_start(cluster: Cluster, links: int) -> None:
         for peer in cluster.rng.sample(range(n), min(n - 1, links + 1)):
             if peer != node.index and peer not in node.connected:
                 cluster.wire_up(node.index, peer)
+    _kad_links(cluster)
+    _met_already(cluster)
     for node in nodes:
         node.run_timers(refresh_phase=True)
+
+
+def _kad_links(cluster: Cluster) -> None:
+    """The links each node's routing-table refresh left (``Cluster.kad_refresh``): to the
+    ``KAD_K`` nodes closest to it by XOR distance. Approximated by the neighbours in the
+    sorted order of the keys (XOR-closest keys share the longest prefix, so they sit near
+    each other there), which keeps 10,000 nodes linear."""
+    n = len(cluster.nodes)
+    by_key = sorted(range(n), key=cluster.kad_key)
+    for position, a in enumerate(by_key):
+        own = cluster.kad_key(a)
+        window = by_key[max(0, position - KAD_K) : position + KAD_K + 1]
+        window.sort(key=lambda b: own ^ cluster.kad_key(b))
+        for b in window[1 : KAD_K + 1]:
+            if b not in cluster.nodes[a].connected:
+                cluster.wire_up(a, b)
+
+
+def _met_already(cluster: Cluster) -> None:
+    """The links meetings leave in a cluster that has run a while: of each pair, the node
+    whose id sorts first dialled the other while it linked fewer than ``meet_links``
+    members (``adapters.meetings``), in no particular order."""
+    nodes = cluster.nodes
+    limit = nodes[0].tuning.meet_links
+    by_id = sorted(range(len(nodes)), key=lambda i: nodes[i].peer_id)
+    order = list(range(len(nodes)))
+    cluster.rng.shuffle(order)
+    rank = {index: r for r, index in enumerate(by_id)}
+    for a in order:
+        node = nodes[a]
+        larger = len(nodes) - rank[a] - 1
+        room = limit - len(node.connected)
+        if room <= 0 or larger <= 0:
+            continue
+        picks = cluster.rng.sample(range(rank[a] + 1, len(nodes)), min(larger, room + limit))
+        for r in picks:
+            if len(node.connected) >= limit:
+                break
+            if by_id[r] not in node.connected:
+                cluster.wire_up(a, by_id[r])
 
 
 def run(settings: Settings) -> Result:
@@ -129,11 +181,15 @@ def run(settings: Settings) -> Result:
     result = Result(settings)
     nodes = cluster.nodes
     n = len(nodes)
+    cold = settings.cold or settings.scenario == "join"
     victim = cluster.rng.randrange(n)
+    if settings.cold:
+        # The bench's victims: SIGKILL node2, SIGSTOP node3, SIGTERM node4 (1-based).
+        victim = {"crash": 1, "freeze": 2, "leave": 3}.get(settings.scenario, victim) % n
     target = {"crash": MemberState.DEAD, "freeze": MemberState.DEAD, "leave": MemberState.LEFT}.get(
         settings.scenario
     )
-    event_at = SETTLE
+    clock = {"event_at": SETTLE}
     seen: dict[int, float] = {}
     alive_sets: list[set[str]] = [set() for _ in range(n)]
     converged = {"count": 0}
@@ -150,8 +206,8 @@ def run(settings: Settings) -> Result:
             and event.to_state is target
             and observer not in seen
         ):
-            seen[observer] = cluster.loop.now - event_at
-        if settings.scenario == "join":
+            seen[observer] = cluster.loop.now - clock["event_at"]
+        if cold:
             alive = alive_sets[observer]
             before = len(alive) == n
             if event.to_state is MemberState.ALIVE:
@@ -161,19 +217,31 @@ def run(settings: Settings) -> Result:
             converged["count"] += (len(alive) == n) - before
 
     cluster.observers.append(watch)
-    if settings.scenario == "join":
+    if cold:
         for i in range(n):
             cluster.loop.at(
-                i * settings.join_interval, functools.partial(_join, cluster, i, settings.links)
+                i * settings.join_interval,
+                functools.partial(_join, cluster, i, settings.links, settings.chain),
             )
-        event_at = (n - 1) * settings.join_interval
-        duration = settings.duration or 600.0
+        last_start = (n - 1) * settings.join_interval
+        cluster.loop.run_until(
+            last_start + 600.0,
+            stop=lambda: cluster.loop.now >= last_start and converged["count"] == n,
+        )
+        if converged["count"] == n:
+            result.converged_at = cluster.loop.now - last_start
+        cluster.loop.run_until(cluster.loop.now + settings.after)
+        clock["event_at"] = cluster.loop.now
     else:
         warm_start(cluster, settings.links)
-        duration = settings.duration or 60.0
-    cluster.loop.run_until(SETTLE if settings.scenario != "join" else 0.0)
+        cluster.loop.run_until(SETTLE)
+    if settings.scenario == "join":
+        start = 0.0  # join's traffic is the join's: from the first start
+    else:
+        cluster.net.reset_tallies()  # the scenario's window only, not the warm-up
+        start = cluster.loop.now
     cluster.net.counting = True
-    start = cluster.loop.now
+    event_at = clock["event_at"]
     if settings.scenario in ("crash", "freeze", "leave"):
         down.add(victim)
         if settings.scenario == "crash":
@@ -186,17 +254,8 @@ def run(settings: Settings) -> Result:
         starved = cluster.rng.sample(range(n), max(1, round(n * settings.starved_fraction)))
         for index in sorted(starved):
             nodes[index].set_lag(settings.lag)
-    end = event_at + duration
-
-    def done() -> bool:
-        if settings.scenario == "join":
-            return cluster.loop.now >= event_at and converged["count"] == n
-        return False  # the others watch the whole window: traffic is per second of it
-
-    cluster.loop.run_until(end, stop=done)
-    if settings.scenario == "join" and converged["count"] == n:
-        result.converged_at = cluster.loop.now - event_at
-        cluster.loop.run_until(cluster.loop.now + settings.after)
+    if settings.scenario != "join":
+        cluster.loop.run_until(event_at + (settings.duration or 60.0))
     result.observers = n - 1 if target is not None else n
     result.seen = sorted(seen.values())
     result.window = max(1e-9, cluster.loop.now - start)
@@ -222,14 +281,24 @@ def run(settings: Settings) -> Result:
     return result
 
 
-def _join(cluster: Cluster, index: int, links: int) -> None:
+def _join(cluster: Cluster, index: int, links: int, chain: bool) -> None:
+    """Start node ``index`` and dial ``links`` nodes started before it (with ``chain``,
+    the one just before, as the devnet bootstraps)."""
     node = cluster.nodes[index]
     node.start()
-    earlier = [i for i in range(index)] if index <= 64 else None
-    peers = (
-        cluster.rng.sample(earlier, min(links, len(earlier)))
-        if earlier is not None
-        else [cluster.rng.randrange(index) for _ in range(links)]
-    )
+    if index == 0:
+        return
+    if chain:
+        peers = [index - 1]
+    elif index <= 64:
+        peers = cluster.rng.sample(range(index), min(links, index))
+    else:
+        peers = [cluster.rng.randrange(index) for _ in range(links)]
     for peer in sorted(set(peers)):
         cluster.connect(index, peer)
+    # Once the bootstrap dial is through, the routing-table refresh (Kademlia self-lookup).
+    first = peers[0]
+    cluster.loop.later(
+        HANDSHAKE_RTTS * 2 * cluster.net.base_delay(index, first),
+        functools.partial(cluster.kad_refresh, index),
+    )

@@ -162,3 +162,64 @@ def test_the_warm_start_fills_views_past_the_join_burst_at_the_gate_s_pace() -> 
         digest = node.publisher.next_digest()
         refused += hasty.on_digest(digest, 0.0).rejection is not None
     assert refused == 299 - production().join_burst
+
+
+def test_meetings_use_the_adapter_s_own_scheduler_and_respect_its_cap() -> None:
+    import adapters.meetings
+    from devnet.simulator import meeting as sim_meeting
+
+    assert vars(sim_meeting)["Meetings"] is adapters.meetings.Meetings
+    cluster = build(Settings(nodes=120))
+    warm_start(cluster, links=4)
+    cap = cluster.nodes[0].tuning.meet_links
+    links = sorted(len(node.connected) for node in cluster.nodes)
+    # The smaller id dials while it links fewer than the cap; inbound links come on top.
+    assert links[len(links) // 2] >= cap
+    assert links[0] < 120 - 1  # not a full mesh: the cap binds at this size
+
+
+def test_a_devnet_shaped_join_links_everyone_and_then_a_kill_is_seen_at_once() -> None:
+    # node i joins node i-1 only; the Kademlia refresh and meetings link the rest, so each
+    # node's own dial-back sees the kill (refused) rather than waiting out a suspicion.
+    result = run(
+        Settings(nodes=8, scenario="crash", one_host=True, chain=True, cold=True, after=0.5)
+    )
+    assert result.converged_at is not None
+    assert len(result.seen) == 7 and max(result.seen) < 0.5
+
+
+def test_without_the_kademlia_refresh_a_chain_leaves_some_observer_waiting() -> None:
+    # The guard's counterpart: with the refresh's links left out (and meetings unable to
+    # run before the kill), an observer never linked to the victim waits the suspicion out.
+    original = sim_cluster.Cluster.kad_refresh
+    sim_cluster.Cluster.kad_refresh = lambda self, a: None  # type: ignore[method-assign]
+    try:
+        result = run(
+            Settings(nodes=8, scenario="crash", one_host=True, chain=True, cold=True, seed=2)
+        )
+    finally:
+        sim_cluster.Cluster.kad_refresh = original  # type: ignore[method-assign]
+    assert max(result.seen) > 1.0
+
+
+def test_the_validation_reads_the_bench_as_the_bench_polls() -> None:
+    from devnet import bench
+    from devnet.simulator import validate
+
+    assert all(validate.poll_interval(n) == bench.poll_interval(n) for n in (1, 5, 6, 10, 11, 50))
+    assert validate.observed(0.001, 0.1) == 0.1
+    assert validate.observed(0.1, 0.1) == 0.1
+    assert abs(validate.observed(0.26, 0.25) - 0.5) < 1e-9
+    assert validate.agrees(0.2, 0.3, 0.1) and not validate.agrees(4.1, 0.3, 0.1)
+    real = validate.real_medians(
+        {
+            "runs": [
+                {"target": "chorus", "n": 5, "kill": 0.3, "converge": 0.1},
+                {"target": "chorus", "n": 5, "kill": 0.5, "converge": None},
+                {"target": "chorus", "n": 5, "kill": 0.4},
+                {"target": "Serf", "n": 5, "kill": 9.0},
+                "junk",
+            ]
+        }
+    )
+    assert real == {(5, "kill"): 0.4, (5, "converge"): 0.1}
