@@ -36,7 +36,9 @@ from devnet.cluster import (
     default_probe_interval,
     proc_state,
 )
-from devnet.commands import main, node_index, pretty_log_line
+from devnet.commands import main
+from devnet.commands_args import node_index
+from devnet.commands_status import pretty_log_line
 from devnet.serf import SerfCluster
 from devnet.table import LiveDisplay, Progress, render, short_peer
 from tests.devnet import bench_meta
