@@ -10,7 +10,7 @@ import signal
 import time
 from collections.abc import Callable, Sequence
 
-import psutil
+import psutil  # type: ignore[import-untyped]  # ships no py.typed; types-psutil is not a dependency
 
 from devnet.cluster_errors import DevnetError, UsageError
 from devnet.cluster_netns import NetnsNet
