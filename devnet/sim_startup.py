@@ -34,6 +34,7 @@ class _Startup(_Links, _Hooks):
     dials and the hooks it installs on each life)."""
 
     async def _start_monitor(self) -> None:
+        """Start the event-loop monitor, once: with the first node there is load to watch."""
         if not self._started:
             self._started = True
             await self._nursery.start(self._lag.run)
