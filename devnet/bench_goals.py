@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from devnet.bench import summarise
+from devnet.bench_detection import summarise
 from devnet.bench_partition import HEAL_GOAL, median_of
 
 __all__ = ["COST_SIZE", "goals_section"]
@@ -48,7 +48,7 @@ def _ratio(ours: float | None, theirs: float | None) -> str:
 
 
 def goals_section(results: Mapping[str, Any]) -> list[str]:
-    """The table, from the results bench.run() saves."""
+    """The table, from the results bench_run.run() saves."""
     rows = ["| goal (production profile) | nodes | ours | Serf | ratio | goal | met |"]
     rows.append("|---|---:|---:|---:|---:|---:|:-:|")
     table = summarise(dict(results))

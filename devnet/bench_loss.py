@@ -8,13 +8,13 @@ nftables table drops N % of the packets arriving from the other members at rando
 
 Phases: N = 5 for the first half of the minutes, then 20 for the second half; the table
 is replaced in one nft transaction (add, delete, define), which also zeroes its counters.
-Counted per side and phase as in the CPU soak (devnet/bench.py, soak): transitions into
+Counted per side and phase as in the CPU soak (devnet/bench_soak.py): transitions into
 dead (and suspect, left) per observer and member between two polls a second apart; for
-us also the transitions in every node's per-peer history, for Serf the
-``EventMemberFailed`` and ``Suspect ... no acks received`` lines its agents log. Nothing
-is killed during the phases, so every dead is a false death. Then, still at 20 %, node 2
-of each side gets SIGKILL at the same moment; the time until every other node lists it
-dead is the extra row.
+us also the transitions in every node's per-peer history (the counting is in
+devnet/bench_loss_counts.py), for Serf the ``EventMemberFailed`` and ``Suspect ... no acks
+received`` lines its agents log. Nothing is killed during the phases, so every dead is a
+false death. Then, still at 20 %, node 2 of each side gets SIGKILL at the same moment; the
+time until every other node lists it dead is the extra row.
 """
 
 from __future__ import annotations
@@ -22,36 +22,20 @@ from __future__ import annotations
 import contextlib
 import signal
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from devnet.bench import (
-    CONVERGE_TIMEOUT,
-    ChorusTarget,
-    Target,
-    _fmt,
-    _log_offsets,
-    _wall,
-    all_alive,
-    all_see,
-    poll_until,
-)
-from devnet.cluster import HTTP_TIMEOUT, DevnetError, NetnsNet, Proc, get_json, proc_state
+from devnet.bench_detection import CONVERGE_TIMEOUT, all_alive, all_see, poll_until
+from devnet.bench_loss_counts import ChorusPoller, Tally, history_counts
+from devnet.bench_soak import log_offsets
+from devnet.bench_target import ChorusTarget, Target
+from devnet.bench_text import fmt
+from devnet.cluster import DevnetError, NetnsNet
 from devnet.netloss import loss_counters, loss_table, set_loss
 from devnet.serf import SerfCluster
 
-__all__ = [
-    "PHASES",
-    "ChorusPoller",
-    "Tally",
-    "history_counts",
-    "loss_section",
-    "loss_soak",
-    "netns_sides",
-]
+__all__ = ["PHASES", "loss_section", "loss_soak", "netns_sides"]
 
 PHASES = (5, 20)  # per cent lost on each link, each way; each phase half the minutes
 VICTIM = 2  # the node SIGKILLed at the end, as in the detection runs
@@ -60,100 +44,6 @@ KILL_POLL = 0.25  # poll interval while timing the kill: the figure's resolution
 SOAK_POLL = 1.0  # poll interval during the phases, as in the CPU soak
 SERF_SUSPECT = b"has failed, no acks received"  # memberlist's own probe gave up
 SERF_FAILED = b"EventMemberFailed"
-COUNTED = ("dead", "suspect", "left")  # the states a poll counts a live member going into
-
-
-@dataclass
-class Tally:
-    """What the 1 s polls of one side showed during one phase."""
-
-    dead: int = 0
-    suspect: int = 0
-    left: int = 0
-    polls: int = 0
-    unanswered: int = 0
-    # (observer, member) -> the state at the last poll; unseen pairs count as alive.
-    previous: dict[tuple[int, int], str] = field(default_factory=dict)
-
-    def observe(self, views: Mapping[int, Mapping[int, str]], n: int) -> None:
-        """One poll: every change of a pair into dead, suspect or left counts once."""
-        self.polls += 1
-        self.unanswered += n - len(views)
-        for observer, members in views.items():
-            for member, state in members.items():
-                key = (observer, member)
-                if state != self.previous.get(key, "alive") and state in COUNTED:
-                    setattr(self, state, getattr(self, state) + 1)
-                self.previous[key] = state
-
-    def counts(self) -> dict[str, int]:
-        return {k: v for k, v in asdict(self).items() if k != "previous"}
-
-
-# One history entry as an observer listed it: (observer, peer id, to, wall-clock time).
-Entry = tuple[int, str, str, float]
-# A node derives each entry's wall time afresh for every answer (wall_now - (now - t),
-# mesh/cluster_json.py), so the same transition comes back a few microseconds apart from
-# poll to poll. Entries of one pair and state closer than this are one transition: going
-# suspect, alive and suspect again within it takes more than a ping round.
-SAME_ENTRY = 0.25
-
-
-class ChorusPoller:
-    """Polls every node's GET /health/cluster as ChorusTarget.views does, and keeps every
-    history entry the answers carry. A member's history in that body shows only its 5
-    newest transitions (mesh/cluster_json.py), fewer than a member flapping under 20 %
-    loss makes in a phase: read once at the end, it would forget false deaths."""
-
-    def __init__(self, target: ChorusTarget) -> None:
-        self.target = target
-        self.entries: set[Entry] = set()
-        self._pool = ThreadPoolExecutor(max_workers=16, thread_name_prefix="loss-http")
-
-    def views(self) -> dict[int, dict[int, str]]:
-        state = self.target.devnet.state()
-        names = state.by_peer()
-        asked = {
-            i: self._pool.submit(get_json, rec.http_url + "/health/cluster", HTTP_TIMEOUT)
-            for i, rec in state.nodes.items()
-            if proc_state(rec) is Proc.RUNNING
-        }
-        views: dict[int, dict[int, str]] = {}
-        for i, future in asked.items():
-            code, body = future.result()
-            if code != 200 or not isinstance(body, dict):
-                continue
-            views[i] = {}
-            for peer in body.get("peers", []):
-                peer_id = str(peer.get("peer_id"))
-                if peer_id in names:
-                    views[i][names[peer_id]] = str(peer.get("state"))
-                for step in peer.get("history", []):
-                    at = round(_wall(step.get("at")), 2)  # rounded: fewer near-duplicates
-                    self.entries.add((i, peer_id, str(step.get("to")), at))
-        return views
-
-    def close(self) -> None:
-        self._pool.shutdown(wait=False, cancel_futures=True)
-
-
-def history_counts(
-    entries: Iterable[Entry], windows: Sequence[tuple[float, float]]
-) -> list[dict[str, int]]:
-    """Per wall-clock window: the distinct transitions into dead and into suspect (a false
-    death shorter than a poll interval still shows there)."""
-    found = [{"dead": 0, "suspect": 0} for _ in windows]
-    last: dict[tuple[int, str, str], float] = {}
-    for observer, peer, to, when in sorted(entries, key=lambda e: (e[0], e[1], e[2], e[3])):
-        key = (observer, peer, to)
-        repeat = key in last and when - last[key] < SAME_ENTRY
-        last[key] = when
-        if repeat or to not in found[0]:
-            continue
-        for k, (start, end) in enumerate(windows):
-            if start <= when < end:
-                found[k][to] += 1
-    return found
 
 
 def _serf_logged(folder: Path, offsets: Mapping[Path, int]) -> dict[str, int]:
@@ -238,7 +128,7 @@ def _soak(
     for percent in PHASES:
         for _views, net in sides.values():
             set_loss(net, n, percent)
-        offsets = _log_offsets(serf.root)
+        offsets = log_offsets(serf.root)
         # A new count per phase, from the states the last phase ended with: a member
         # still dead from phase 1 is no new false death in phase 2.
         tallies = {name: Tally(previous=dict(t.previous)) for name, t in tallies.items()}
@@ -293,7 +183,7 @@ def _time_kill(targets: Sequence[Target], n: int, say: Callable[[str], None]) ->
                 pending.remove(target)
         time.sleep(max(0.0, KILL_POLL - (time.monotonic() - began)))
     say("loss: SIGKILL seen dead everywhere: " + ", ".join(
-        f"{name} {_fmt(found[name])}" for name in found))  # fmt: skip
+        f"{name} {fmt(found[name])}" for name in found))  # fmt: skip
     return found
 
 
@@ -385,7 +275,7 @@ def loss_section(result: Mapping[str, Any]) -> list[str]:
     kill = result.get("kill", {})
     lines.append(
         f"| SIGKILL node {VICTIM} at {result.get('kill_percent', 20)} % loss → every other"
-        f" node sees it dead | {_fmt(kill.get('chorus'))} | {_fmt(kill.get('Serf'))} |"
+        f" node sees it dead | {fmt(kill.get('chorus'))} | {fmt(kill.get('Serf'))} |"
     )
     never = [name for name, ok in result.get("converged_before", {}).items() if not ok]
     if never:

@@ -24,8 +24,10 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from devnet.bench import CONVERGE_TIMEOUT, Target, _fmt, all_alive
+from devnet.bench_detection import CONVERGE_TIMEOUT, all_alive
 from devnet.bench_loss import netns_sides
+from devnet.bench_target import Target
+from devnet.bench_text import fmt
 from devnet.cluster import DevnetError, NetnsNet
 
 __all__ = ["HEAL_GOAL", "halves", "median_of", "partition_heal", "partition_section", "split_seen"]
@@ -113,7 +115,7 @@ def _runs(
             )
         out["runs"].append(entry)
         figures = (
-            f"{name} split seen {_fmt(entry[name]['split'])}, healed {_fmt(entry[name]['heal'])}"
+            f"{name} split seen {fmt(entry[name]['split'])}, healed {fmt(entry[name]['heal'])}"
             for name in sides
         )
         say(f"partition run {run}: " + "; ".join(figures))
@@ -168,7 +170,7 @@ def median_of(result: Mapping[str, Any], side: str, figure: str) -> float | None
 
 
 def _secs(value: float | None, limit: float) -> str:
-    return f"> {limit:g} s" if value is None else _fmt(value)
+    return f"> {limit:g} s" if value is None else fmt(value)
 
 
 def _cells(result: Mapping[str, Any], side: str, figure: str) -> str:

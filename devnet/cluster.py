@@ -48,7 +48,6 @@ from pathlib import Path
 # ``from devnet.cluster import ...`` keeps working.
 from adapters.client import ClusterView, PeerView
 from devnet.cluster_errors import DevnetError, NotConverged, UsageError
-from devnet.cluster_faults import _Breaking
 from devnet.cluster_netns import NetnsNet as NetnsNet
 from devnet.cluster_procs import Proc
 from devnet.cluster_procs import _create_time as _create_time
@@ -99,7 +98,7 @@ __all__ = [
 # --------------------------------------------------------------------------------- Devnet
 
 
-class Devnet(_Startup, _Looking, _Breaking):
+class Devnet(_Startup, _Looking):
     """The devnet in one run folder: the API behind ``python -m devnet``.
 
     Every method reads state.json afresh, so two ``Devnet`` objects on the same folder (two

@@ -1,5 +1,5 @@
 """Breaking and stopping a devnet's nodes (a part of :class:`~devnet.cluster.Devnet`): kill,
-freeze, thaw, stop, restart, down, partition and heal, and reaping what they leave.
+freeze, thaw, stop, down, partition and heal, and waiting for what they stop to be gone.
 """
 
 from __future__ import annotations
@@ -10,12 +10,12 @@ import signal
 import time
 from collections.abc import Callable, Sequence
 
-import psutil
+import psutil  # type: ignore[import-untyped]  # ships no py.typed; types-psutil is not a dependency
 
 from devnet.cluster_errors import DevnetError, UsageError
 from devnet.cluster_netns import NetnsNet
 from devnet.cluster_procs import Proc, proc_state, process_of
-from devnet.cluster_settings import KILL_TIMEOUT, MAX_GROUPS, START_TIMEOUT, STOP_TIMEOUT
+from devnet.cluster_settings import KILL_TIMEOUT, MAX_GROUPS, STOP_TIMEOUT
 from devnet.cluster_state import NodeRecord, _DevnetState
 
 
@@ -54,21 +54,6 @@ class _Breaking(_DevnetState):
         rec, _process = self._live(index)
         self._terminate([rec], timeout)
         return self.run.load().node(index).exit_code
-
-    def restart(self, index: int, timeout: float = START_TIMEOUT) -> NodeRecord:
-        """Stop the node if it runs, then start it again with the same identity (data dir)
-        and ports, bootstrapping to a running node (the one before it if possible)."""
-        state = self.run.load()
-        rec = state.node(index)
-        if proc_state(rec) is not Proc.EXITED:
-            self._terminate([rec], STOP_TIMEOUT)
-        others = [
-            r
-            for i, r in sorted(state.nodes.items(), key=lambda item: (item[0] >= index, -item[0]))
-            if i != index and r.peer_id and proc_state(r) is Proc.RUNNING
-        ]
-        bootstrap = [others[0].multiaddr] if others else []
-        return self._launch(index, bootstrap=bootstrap, timeout=timeout).node(index)
 
     def down(self, timeout: float = STOP_TIMEOUT, force: Callable[[], bool] | None = None) -> None:
         """Stop every node gracefully (SIGTERM), SIGKILL whatever outlives ``timeout``, and
@@ -120,19 +105,6 @@ class _Breaking(_DevnetState):
             state.partition = None
 
     # --------------------------------------------------------------------- internals
-
-    def reap(self) -> None:
-        """Collect exit codes of our children that have exited (no zombies left)."""
-        done = {i: c.returncode for i, c in self._children.items() if c.poll() is not None}
-        if not done:
-            return
-        with self.run.update() as state:
-            for i, code in done.items():
-                rec = state.nodes.get(i)
-                if rec is not None and rec.pid == self._children[i].pid:
-                    rec.exit_code = code
-        for i in done:
-            del self._children[i]
 
     def _gone(self, rec: NodeRecord) -> bool:
         child = self._children.get(rec.index)

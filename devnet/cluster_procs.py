@@ -12,7 +12,7 @@ from collections.abc import Callable
 from enum import StrEnum
 from typing import Any
 
-import psutil
+import psutil  # type: ignore[import-untyped]  # ships no py.typed; types-psutil is not a dependency
 
 from devnet.cluster_settings import PR_SET_PDEATHSIG
 from devnet.cluster_state import NodeRecord

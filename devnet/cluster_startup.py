@@ -1,5 +1,6 @@
 """Starting a devnet's nodes one after another (a part of :class:`~devnet.cluster.Devnet`):
-the node's command line, its launch, and the wait for its endpoints in its log.
+``up``, ``restart``, the node's command line, its launch, and the wait for its endpoints in
+its log.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from pathlib import Path
 
 from devnet.authority import LocalAuthority
 from devnet.cluster_errors import DevnetError, UsageError
+from devnet.cluster_faults import _Breaking
 from devnet.cluster_netns import NetnsNet
 from devnet.cluster_procs import Proc, _create_time, pdeathsig_preexec, proc_state, process_of
 from devnet.cluster_settings import (
@@ -21,14 +23,16 @@ from devnet.cluster_settings import (
     REPO_ROOT,
     SERVING,
     START_TIMEOUT,
+    STOP_TIMEOUT,
     TCP_PORT,
     default_probe_interval,
 )
-from devnet.cluster_state import NodeRecord, RunState, _DevnetState
+from devnet.cluster_state import NodeRecord, RunState
 
 
-class _Startup(_DevnetState):
-    """``up`` and the launch of each node."""
+class _Startup(_Breaking):
+    """``up``, ``restart`` and the launch of each node (built on breaking nodes, which
+    stops them)."""
 
     def up(
         self,
@@ -91,6 +95,21 @@ class _Startup(_DevnetState):
             self.down()
             raise
         return state
+
+    def restart(self, index: int, timeout: float = START_TIMEOUT) -> NodeRecord:
+        """Stop the node if it runs, then start it again with the same identity (data dir)
+        and ports, bootstrapping to a running node (the one before it if possible)."""
+        state = self.run.load()
+        rec = state.node(index)
+        if proc_state(rec) is not Proc.EXITED:
+            self._terminate([rec], STOP_TIMEOUT)
+        others = [
+            r
+            for i, r in sorted(state.nodes.items(), key=lambda item: (item[0] >= index, -item[0]))
+            if i != index and r.peer_id and proc_state(r) is Proc.RUNNING
+        ]
+        bootstrap = [others[0].multiaddr] if others else []
+        return self._launch(index, bootstrap=bootstrap, timeout=timeout).node(index)
 
     def _refuse_if_running(self) -> None:
         if not self.run.exists():

@@ -147,8 +147,12 @@ class RunDir:
 
 class _DevnetState:
     """What ``Devnet.__init__`` sets (see there), declared for the parts of
-    :class:`~devnet.cluster.Devnet` that read it (:mod:`devnet.cluster_startup`,
-    :mod:`devnet.cluster_waits`, :mod:`devnet.cluster_faults`), and the run's state."""
+    :class:`~devnet.cluster.Devnet` that read it, the run's state, and the exit codes of the
+    nodes this object started. A part that calls another part's methods derives from it:
+    looking at the devnet (:mod:`devnet.cluster_waits`) and breaking it
+    (:mod:`devnet.cluster_faults`) stand on this state alone, starting nodes
+    (:mod:`devnet.cluster_startup`) on breaking them (a failed ``up`` takes everything down,
+    a restart stops the node first)."""
 
     run: RunDir
     python: str
@@ -158,3 +162,16 @@ class _DevnetState:
 
     def state(self) -> RunState:
         return self.run.load()
+
+    def reap(self) -> None:
+        """Collect exit codes of our children that have exited (no zombies left)."""
+        done = {i: c.returncode for i, c in self._children.items() if c.poll() is not None}
+        if not done:
+            return
+        with self.run.update() as state:
+            for i, code in done.items():
+                rec = state.nodes.get(i)
+                if rec is not None and rec.pid == self._children[i].pid:
+                    rec.exit_code = code
+        for i in done:
+            del self._children[i]

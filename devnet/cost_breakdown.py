@@ -4,8 +4,8 @@ A measurement tool, not product code. It starts ``python -m devnet up --detach
 --profile production`` (N nodes on 127.0.0.1), waits for convergence and lets the cluster
 settle, then over an idle window (no HTTP polling) measures per node: RSS and CPU (median,
 % of one core), and the bytes and packets sent on the libp2p ports (IPv4 with headers,
-outgoing copies on lo, as devnet/bench.py counts them), with pure ACKs apart. Afterwards
-it scrapes a few counters (failed pings, connected peers) and stops the devnet.
+outgoing copies on lo, as devnet/bench_traffic.py counts them), with pure ACKs apart.
+Afterwards it scrapes a few counters (failed pings, connected peers) and stops the devnet.
 
 --instrument loads devnet/costinst into the nodes, which count every TCP write by
 protocol and kind (GossipSub RPCs by topic and control type); the per-protocol table is
@@ -48,9 +48,9 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-import psutil
+import psutil  # type: ignore[import-untyped]  # ships no py.typed; types-psutil is not a dependency
 
-from devnet.bench import LoopbackCounter
+from devnet.bench_traffic import LoopbackCounter
 from devnet.costinst import _cost_hooks as hooks
 from devnet.costinst.summarize import breakdown, render
 
@@ -62,7 +62,7 @@ SCRAPED = ("chorus_p2p_pings", "chorus_p2p_inbound_dropped", "chorus_p2p_connect
 
 
 class Capture(LoopbackCounter):
-    """bench.LoopbackCounter, TCP only, with the pure ACKs (no TCP payload) told apart."""
+    """bench_traffic.LoopbackCounter, TCP only, with the pure ACKs (no TCP payload) told apart."""
 
     def __init__(self, ports: set[int]) -> None:
         super().__init__(ports)

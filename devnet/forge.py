@@ -37,7 +37,7 @@ import os
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import trio
 from libp2p.crypto.ed25519 import create_new_key_pair
@@ -242,7 +242,11 @@ class ForgedEntry:
             if isinstance(state, MemberState)
             else int(state)
         )
-        entry = _pb.MemberEntry(state=number, digest_statement=self.digest_statement)
+        # protoc's stub types the field as the enum; the runtime takes any number, which is
+        # what a forged entry may claim.
+        entry = _pb.MemberEntry(
+            state=cast("_pb.MemberState", number), digest_statement=self.digest_statement
+        )
         entry.suspicions.extend(self.suspicions)
         if self.leave_statement:
             entry.leave_statement = self.leave_statement

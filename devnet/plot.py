@@ -30,8 +30,8 @@ STYLE = {
 
 
 def plot(summary: dict[str, dict[int, dict[str, dict[str, Any]]]], path: Path) -> None:
-    """``summary`` as ``devnet.bench.summarise`` returns it: metric -> n -> target -> stats.
-    Medians as points, min-max as error bars."""
+    """``summary`` as ``devnet.bench_detection.summarise`` returns it: metric -> n -> target
+    -> stats. Medians as points, min-max as error bars."""
     fig, axes = plt.subplots(1, len(PANELS), figsize=(4.2 * len(PANELS), 4.0), sharey=False)
     for ax, (metric, title) in zip(axes, PANELS, strict=True):
         by_n = summary.get(metric, {})

@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import psutil
+import psutil  # type: ignore[import-untyped]  # ships no py.typed; types-psutil is not a dependency
 
 from devnet.cluster import KILL_TIMEOUT, DevnetError, NetnsNet, pdeathsig_preexec
 
@@ -59,7 +59,7 @@ def serf_version(binary: str = "serf") -> str:
 
 def _msgpack() -> Any:
     try:
-        import umsgpack
+        import umsgpack  # type: ignore[import-untyped]  # no py.typed, no stubs
     except ImportError:
         raise DevnetError(
             "the Serf RPC client needs u-msgpack-python: pip install -e '.[bench]'"

@@ -14,17 +14,18 @@ from dataclasses import replace
 
 import trio
 
-from devnet.sim_errors import MachineTooSlow, SimulationError, UnsupportedFault
+from devnet.sim_errors import MachineTooSlow, SimulationError, UnsupportedFault, machine_load
 from devnet.sim_nodes import SimNode, _signal
-from devnet.sim_state import _MeshState
+from devnet.sim_startup import _Startup
 from mesh.errors import ConfigError
 
 # The toolkit logs under one name, whichever part of it speaks.
 logger = logging.getLogger("devnet.testing")
 
 
-class _NodeFaults(_MeshState):
-    """Crashing, stopping, restarting, freezing and starving nodes."""
+class _NodeFaults(_Startup):
+    """Crashing, stopping, restarting, freezing and starving nodes (built on starting
+    nodes: a restart is a new life, dialled back into its links)."""
 
     async def crash(self, *nodes: SimNode | str) -> None:
         """Stop nodes abruptly, all at once: no leave, no drain (see module docs)."""
@@ -160,7 +161,7 @@ class _NodeFaults(_MeshState):
                 await node._stopped.wait()
         if scope.cancelled_caught:
             raise MachineTooSlow(
-                f"{node.name} did not stop within {timeout * self.scale:.0f} s. {self._load()}"
+                f"{node.name} did not stop within {timeout * self.scale:.0f} s. {machine_load()}"
             )
 
 

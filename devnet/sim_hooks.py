@@ -89,6 +89,18 @@ class _Hooks(_MeshState):
 
         pinger.ping = ping  # type: ignore[method-assign]
 
+    async def _cut_blocked_connections(self) -> None:
+        from libp2p.peer.id import ID
+
+        for node in self.live:
+            if node.handle is None:
+                continue
+            swarm = node.handle.p2p.host.get_network()
+            for peer in node.handle.p2p.connected_peers():
+                if self._blocked(node.name, peer):
+                    with contextlib.suppress(Exception):
+                        await swarm.close_peer(ID.from_base58(peer))
+
     def _note_ping_failure(self, pinger: SimNode, peer_id: str) -> None:
         other = self.names().get(peer_id)
         if other is None or not pinger.live:

@@ -1,35 +1,22 @@
 """Faults on the network (a part of :class:`~devnet.testing.MeshNetwork`): partitions
 into groups, healing, and delayed or lossy gossip links. The gates and the shaper that
-enforce them sit on each in-process host (:mod:`devnet.sim_hooks`).
+enforce them sit on each in-process host (:mod:`devnet.sim_hooks`); who a partition keeps
+apart is one of the network's lookups (:mod:`devnet.sim_state`).
 """
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Iterable
 
 from devnet.sim_errors import UnsupportedFault
 from devnet.sim_nodes import LinkFault, SimNode
-from devnet.sim_state import _MeshState
+from devnet.sim_startup import _Startup
 from devnet.sim_views import _natural
 
 
-class _NetworkFaults(_MeshState):
-    """Partitions and link faults: the state the hooks consult."""
-
-    def _group_of(self, name: str) -> frozenset[str] | None:
-        if self._groups is None:
-            return None
-        return next((g for g in self._groups if name in g), frozenset((name,)))
-
-    def _blocked(self, name: str, peer_id: str) -> bool:
-        """Whether node ``name`` may not talk to ``peer_id`` under the partition."""
-        if self._groups is None:
-            return False
-        other = self.names().get(peer_id)
-        if other is None:
-            return False  # a stranger (a rogue peer): the partition is about our nodes
-        return other not in self._group_of(name)  # type: ignore[operator]
+class _NetworkFaults(_Startup):
+    """Partitions and link faults: the state the hooks consult (built on starting nodes,
+    for the links it dials again when it heals)."""
 
     async def partition(self, *groups: Iterable[SimNode | str]) -> None:
         """Split the nodes into ``groups`` (nodes named nowhere form one more group).
@@ -72,18 +59,6 @@ class _NetworkFaults(_MeshState):
                 edges.append((a.index, b.index))
             with self._joining():
                 await self._dial_all(edges)
-
-    async def _cut_blocked_connections(self) -> None:
-        from libp2p.peer.id import ID
-
-        for node in self.live:
-            if node.handle is None:
-                continue
-            swarm = node.handle.p2p.host.get_network()
-            for peer in node.handle.p2p.connected_peers():
-                if self._blocked(node.name, peer):
-                    with contextlib.suppress(Exception):
-                        await swarm.close_peer(ID.from_base58(peer))
 
     def set_link(
         self,

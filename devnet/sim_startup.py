@@ -16,10 +16,11 @@ from typing import TYPE_CHECKING, Any
 import trio
 
 from adapters.node import NodeHandle, run_node
-from devnet.sim_errors import MachineTooSlow, NodeCrashed, SimulationError
+from devnet.sim_errors import MachineTooSlow, NodeCrashed, SimulationError, machine_load
+from devnet.sim_hooks import _Hooks
+from devnet.sim_links import _Links
 from devnet.sim_nodes import _LIVE_PROCESSES, SimNode, _flags, _StartedFlag
 from devnet.sim_settings import PROCESS_START_BUDGET, REPO_ROOT, START_BUDGET
-from devnet.sim_state import _MeshState
 from devnet.sim_topology import Topology, _edges
 from probes.system_stats import FixedStats
 
@@ -28,8 +29,15 @@ if TYPE_CHECKING:
     from trio_typing import TaskStatus
 
 
-class _Startup(_MeshState):
-    """Adding nodes to the network and starting each life of a node."""
+class _Startup(_Links, _Hooks):
+    """Adding nodes to the network and starting each life of a node (built on the links it
+    dials and the hooks it installs on each life)."""
+
+    async def _start_monitor(self) -> None:
+        """Start the event-loop monitor, once: with the first node there is load to watch."""
+        if not self._started:
+            self._started = True
+            await self._nursery.start(self._lag.run)
 
     async def add_nodes(
         self,
@@ -124,7 +132,7 @@ class _Startup(_MeshState):
         if took > 5.0 * count * self.scale and self._lag.max_lag > self.lag_limit:
             raise MachineTooSlow(
                 f"machine too slow: starting {count} node(s) took {took:.1f} s "
-                f"and the event loop lagged up to {self._lag.max_lag:.2f} s. {self._load()}"
+                f"and the event loop lagged up to {self._lag.max_lag:.2f} s. {machine_load()}"
             )
 
     async def _start_node(self, node: SimNode) -> None:
@@ -148,7 +156,7 @@ class _Startup(_MeshState):
         except trio.TooSlowError:
             raise MachineTooSlow(
                 f"machine too slow: node {node.name} did not start within {budget:.0f} s "
-                f"({len(self.nodes)} nodes). {self._load()}"
+                f"({len(self.nodes)} nodes). {machine_load()}"
             ) from None
         node.lives += 1
         node.state = "running"

@@ -1,12 +1,21 @@
 """The state the parts of a :class:`~devnet.testing.MeshNetwork` share, and its lookups.
 
 A MeshNetwork is one object assembled from parts of one concern each, every part a class
-in a module of its own: starting nodes (:mod:`devnet.sim_startup`), the topology's links
-(:mod:`devnet.sim_topology`), the hooks on each in-process host (:mod:`devnet.sim_hooks`),
-faults on nodes (:mod:`devnet.sim_faults`) and on the network (:mod:`devnet.sim_partition`),
-reading the nodes (:mod:`devnet.sim_reading`) and waiting on them (:mod:`devnet.sim_waits`).
-They share the attributes ``MeshNetwork.__init__`` sets, declared here, and call each
-other's methods through ``self``.
+in a module of its own. They share the attributes ``MeshNetwork.__init__`` sets, declared
+here with the lookups every part makes (a node by name, who is live, who a partition keeps
+apart). A part that calls another part's methods derives from that part, so every call is
+one mypy checks and the parts stack one way, bottom to top:
+
+* this state;
+* the topology's links (:mod:`devnet.sim_links`), the hooks on each in-process host
+  (:mod:`devnet.sim_hooks`) and reading the nodes (:mod:`devnet.sim_reading`), each on the
+  state alone;
+* starting nodes (:mod:`devnet.sim_startup`), on the links and the hooks;
+* faults on nodes (:mod:`devnet.sim_faults`) and on the network
+  (:mod:`devnet.sim_partition`), on starting nodes;
+* waiting on the nodes (:mod:`devnet.sim_waits`), on reading them and on the hooks' record
+  of failed pings;
+* ``MeshNetwork`` (:mod:`devnet.testing`), the faults and the waits together.
 """
 
 from __future__ import annotations
@@ -19,11 +28,11 @@ import trio
 
 from devnet.authority import LocalAuthority
 from devnet.sim_nodes import LinkFault, SimNode, _LagMonitor
+from devnet.sim_topology import Topology
 from mesh.config import NodeConfig
 
 if TYPE_CHECKING:
     from devnet.rogue import RoguePeer
-    from devnet.sim_topology import Topology
 
 
 class _MeshState:
@@ -74,3 +83,21 @@ class _MeshState:
     def names(self) -> dict[str, str]:
         """peer id -> node name, for every node ever started."""
         return {n.peer_id: n.name for n in self.nodes if n.peer_id}
+
+    # -- the partition -----------------------------------------------------------------
+
+    def _group_of(self, name: str) -> frozenset[str] | None:
+        """The group of node ``name`` under the partition; None without one."""
+        if self._groups is None:
+            return None
+        return next((g for g in self._groups if name in g), frozenset((name,)))
+
+    def _blocked(self, name: str, peer_id: str) -> bool:
+        """Whether node ``name`` may not talk to ``peer_id`` under the partition."""
+        group = self._group_of(name)
+        if group is None:
+            return False
+        other = self.names().get(peer_id)
+        if other is None:
+            return False  # a stranger (a rogue peer): the partition is about our nodes
+        return other not in group

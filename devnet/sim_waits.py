@@ -6,20 +6,21 @@
 from __future__ import annotations
 
 import math
-import os
 from collections.abc import Callable
 
 import trio
 
-from devnet.sim_errors import MachineTooSlow, MeshTimeout
+from devnet.sim_errors import MachineTooSlow, MeshTimeout, machine_load
+from devnet.sim_hooks import _Hooks
 from devnet.sim_nodes import SimNode
+from devnet.sim_reading import _Reading
 from devnet.sim_settings import BUSY_LIMIT, DEFAULT_WAIT, DEFAULT_WAIT_PER_NODE, POLL, POLL_PER_NODE
-from devnet.sim_state import _MeshState
 from devnet.sim_views import MeshSnapshot
 
 
-class _Waits(_MeshState):
-    """Bounded waits on snapshots and metrics, and the machine-too-slow verdict."""
+class _Waits(_Reading, _Hooks):
+    """Bounded waits on snapshots and metrics, and the machine-too-slow verdict (built on
+    reading the nodes, and on the hooks' record of failed pings)."""
 
     def default_timeout(self) -> float:
         """Default bound of a wait: 30 s + 1.5 s per node, times CHORUS_MESH_TIME_SCALE."""
@@ -146,7 +147,7 @@ class _Waits(_MeshState):
             f"machine too slow for {len(self.running)} node(s) in one process: the event "
             f"loop lagged up to {self._lag.max_since(since):.2f} s (limit "
             f"{self.lag_limit:.2f} s, the nodes' own starvation threshold) and was busy up "
-            f"to {busy:.0%} of a core (limit {BUSY_LIMIT:.0%}).{ping_text} {self._load()}"
+            f"to {busy:.0%} of a core (limit {BUSY_LIMIT:.0%}).{ping_text} {machine_load()}"
         )
 
     def _failure(self, message: str, snap: MeshSnapshot | None, since: float) -> Exception:
@@ -158,13 +159,3 @@ class _Waits(_MeshState):
             )
         lag = self._lag.max_since(since)
         return MeshTimeout(f"{message} (event-loop lag at most {lag:.2f} s). Views:\n{views}")
-
-    def _load(self) -> str:
-        try:
-            one, five, _ = os.getloadavg()
-        except OSError:
-            return ""
-        return (
-            f"Load average {one:.1f} (5 min {five:.1f}) on {os.cpu_count()} core(s): "
-            "use fewer nodes, a larger CHORUS_MESH_TIME_SCALE, or an idle machine."
-        )

@@ -88,9 +88,9 @@ slow CI machine); ``CHORUS_MESH_LAG_LIMIT`` overrides the lag limit in seconds.
 Layout: this module is the public face: :class:`MeshNetwork`, :func:`open_mesh`,
 :func:`start_network`, and every name a test imports. MeshNetwork is assembled from parts
 of one concern each (:mod:`devnet.sim_state` lists them): starting nodes
-(:mod:`devnet.sim_startup`), the topology and its links (:mod:`devnet.sim_topology`), the
-hooks on each in-process host (:mod:`devnet.sim_hooks`), node faults
-(:mod:`devnet.sim_faults`), partitions and link faults (:mod:`devnet.sim_partition`),
+(:mod:`devnet.sim_startup`), the topology (:mod:`devnet.sim_topology`) and its links
+(:mod:`devnet.sim_links`), the hooks on each in-process host (:mod:`devnet.sim_hooks`), node
+faults (:mod:`devnet.sim_faults`), partitions and link faults (:mod:`devnet.sim_partition`),
 reading the nodes (:mod:`devnet.sim_reading`), waits and their failure reports
 (:mod:`devnet.sim_waits`). The configuration (:func:`sim_config`, :func:`time_scale` and
 the constants) lives in :mod:`devnet.sim_settings`, the read-only views (:class:`View`,
@@ -125,7 +125,6 @@ from devnet.sim_errors import (
 )
 from devnet.sim_faults import _close_listeners as _close_listeners
 from devnet.sim_faults import _NodeFaults
-from devnet.sim_hooks import _Hooks
 from devnet.sim_nodes import _LIVE_PROCESSES as _LIVE_PROCESSES
 from devnet.sim_nodes import BUSY_WINDOW as BUSY_WINDOW
 from devnet.sim_nodes import JOIN_SETTLE as JOIN_SETTLE
@@ -140,7 +139,6 @@ from devnet.sim_nodes import _LagMonitor as _LagMonitor
 from devnet.sim_nodes import _signal as _signal
 from devnet.sim_nodes import _StartedFlag as _StartedFlag
 from devnet.sim_partition import _NetworkFaults
-from devnet.sim_reading import _Reading
 from devnet.sim_settings import BUSY_LIMIT as BUSY_LIMIT
 from devnet.sim_settings import DEFAULT_LAG_LIMIT as DEFAULT_LAG_LIMIT
 from devnet.sim_settings import DEFAULT_WAIT as DEFAULT_WAIT
@@ -152,12 +150,10 @@ from devnet.sim_settings import PROCESS_START_BUDGET as PROCESS_START_BUDGET
 from devnet.sim_settings import REPO_ROOT as REPO_ROOT
 from devnet.sim_settings import START_BUDGET as START_BUDGET
 from devnet.sim_settings import _lag_limit_from_env as _lag_limit_from_env
-from devnet.sim_startup import _Startup
 from devnet.sim_state import _MeshState as _MeshState
 from devnet.sim_topology import AUTO_RING2_MAX as AUTO_RING2_MAX
 from devnet.sim_topology import Topology as Topology
 from devnet.sim_topology import _edges as _edges
-from devnet.sim_topology import _Links
 from devnet.sim_views import _EMPTY as _EMPTY
 from devnet.sim_views import (
     ALIVE,
@@ -205,7 +201,7 @@ logger = logging.getLogger(__name__)
 # -------------------------------------------------------------------------- network
 
 
-class MeshNetwork(_Startup, _Links, _Hooks, _NodeFaults, _NetworkFaults, _Reading, _Waits):
+class MeshNetwork(_NodeFaults, _NetworkFaults, _Waits):
     """A simulated mesh. Build it with :func:`open_mesh` or the ``mesh_network`` fixture.
 
     ``nodes`` lists every node ever added, in order (``nodes[i].name == f"n{i}"``);
@@ -249,11 +245,6 @@ class MeshNetwork(_Startup, _Links, _Hooks, _NodeFaults, _NetworkFaults, _Readin
         self.dropped_by_link_faults = 0
 
     # -- lifecycle -------------------------------------------------------------------
-
-    async def _start_monitor(self) -> None:
-        if not self._started:
-            self._started = True
-            await self._nursery.start(self._lag.run)
 
     async def aclose(self) -> None:
         """Stop every node at once (no goodbyes) and every process node for good."""

@@ -1,4 +1,4 @@
-"""Tests of the devnet (devnet/cluster.py, table.py, commands.py) and the benchmark logic."""
+"""Tests of the devnet (devnet/cluster.py, table.py, commands*.py) and the benchmark logic."""
 
 from typing import Any
 

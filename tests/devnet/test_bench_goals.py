@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from devnet.bench import carry_over
 from devnet.bench_goals import goals_section
+from devnet.bench_report import carry_over
 
 
 def _runs(n: int, **metrics: tuple[list[float | None], list[float]]) -> list[dict[str, Any]]:
@@ -90,7 +90,8 @@ def test_a_new_report_keeps_the_sections_other_tools_measured() -> None:
 
 
 def test_parts_kept_from_an_earlier_run_say_their_commit() -> None:
-    from devnet.bench import _carried_text, part_commits
+    from devnet.bench_report import _carried_text
+    from devnet.bench_results import part_commits
 
     earlier = {"commit": "492b670"}
     commits = part_commits(earlier, ["runs", "resources", "loss"], "abc1234")

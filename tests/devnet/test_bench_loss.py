@@ -9,8 +9,9 @@ from typing import Any
 
 import pytest
 
-from devnet import bench
-from devnet.bench_loss import Tally, history_counts, loss_section
+from devnet.bench_loss import loss_section
+from devnet.bench_loss_counts import Tally, history_counts
+from devnet.bench_report import render_markdown
 from devnet.netloss import loss_ruleset, parse_counters
 from tests.devnet import bench_meta
 
@@ -150,7 +151,7 @@ def test_section_lists_both_phases_side_by_side_and_the_kill() -> None:
 def test_report_includes_the_loss_section_when_measured() -> None:
     meta = bench_meta()
     loss = {"n": 10, "minutes": 1.0, "phases": [_phase(5, {}, {})], "kill": {}}
-    text = bench.render_markdown({"meta": meta, "runs": [], "loss": loss}, None)
+    text = render_markdown({"meta": meta, "runs": [], "loss": loss}, None)
     assert "## False deaths under packet loss (1 min, 10 nodes each" in text
 
 

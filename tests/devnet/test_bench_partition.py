@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from devnet import bench
 from devnet.bench_partition import halves, partition_section, split_seen
+from devnet.bench_report import render_markdown
 from tests.devnet import bench_meta
 
 
@@ -71,5 +71,5 @@ def test_a_run_that_timed_out_is_a_miss_not_averaged_away() -> None:
 def test_report_includes_the_partition_section_and_says_why_it_is_missing() -> None:
     meta = bench_meta()
     partition = {"n": 6, "error": "no ip"}
-    text = bench.render_markdown({"meta": meta, "runs": [], "partition": partition}, None)
+    text = render_markdown({"meta": meta, "runs": [], "partition": partition}, None)
     assert "## Partition and heal" in text and "Not measured: no ip" in text

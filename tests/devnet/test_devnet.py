@@ -18,7 +18,10 @@ from typing import Any
 import psutil
 import pytest
 
-from devnet import bench
+from devnet import bench_detection
+from devnet.bench_detection import all_alive, all_see, one_run, poll_until
+from devnet.bench_report import render_markdown
+from devnet.bench_resources import _duration_ms
 from devnet.cluster import (
     ClusterView,
     Devnet,
@@ -33,7 +36,9 @@ from devnet.cluster import (
     default_probe_interval,
     proc_state,
 )
-from devnet.commands import main, node_index, pretty_log_line
+from devnet.commands import main
+from devnet.commands_args import node_index
+from devnet.commands_status import pretty_log_line
 from devnet.serf import SerfCluster
 from devnet.table import LiveDisplay, Progress, render, short_peer
 from tests.devnet import bench_meta
@@ -429,9 +434,11 @@ class FakeCluster:
 
 def test_one_run_measures_each_detection_from_the_signal(monkeypatch: pytest.MonkeyPatch) -> None:
     clock = [100.0]
-    monkeypatch.setattr(bench, "_clock", lambda: clock[0])
-    monkeypatch.setattr(bench, "_sleep", lambda seconds: clock.__setitem__(0, clock[0] + seconds))
-    result = bench.one_run(FakeCluster(clock), 5, lambda _text: None)
+    monkeypatch.setattr(bench_detection, "_clock", lambda: clock[0])
+    monkeypatch.setattr(
+        bench_detection, "_sleep", lambda seconds: clock.__setitem__(0, clock[0] + seconds)
+    )
+    result = one_run(FakeCluster(clock), 5, lambda _text: None)
     assert result["converge"] == pytest.approx(0.0)
     assert result["kill"] == pytest.approx(2.0, abs=0.21)
     assert result["freeze"] == pytest.approx(3.0, abs=0.21)
@@ -449,7 +456,7 @@ def test_report_has_medians_and_the_ratio_to_serf(tmp_path: Path) -> None:
         for r in range(3)
     ]  # fmt: skip
     meta = bench_meta(duration_min=30, probe_interval=5.0, runs=3)
-    text = bench.render_markdown({"meta": meta, "runs": runs}, "BENCHMARKS.png")
+    text = render_markdown({"meta": meta, "runs": runs}, "BENCHMARKS.png")
     assert "| 5 | 2.00 s (1.00-9.00) | 0.50 s (0.50-0.50) | 4.00x |" in text
     assert "| 5 | 2.00 s (2.00-2.00) | 6.00 s (6.00-6.00) | 0.33x |" in text
     assert "| 5 | 3.00 s (3.00-3.00) | timed out, 3 failed | n/a |" in text
@@ -476,11 +483,11 @@ def test_serf_side_converges_and_sees_a_killed_agent_failed(tmp_path: Path) -> N
     try:
         serf.start(3)
         live = {1, 2, 3}
-        assert bench.poll_until(serf, bench.all_alive(live), timeout=30, interval=0.1)
+        assert poll_until(serf, all_alive(live), timeout=30, interval=0.1)
         pid = serf.pids()[2]
         serf.signal(2, signal.SIGKILL)
         # Serf's LAN profile needs about 6 s; the bound leaves room for a busy machine.
-        assert bench.poll_until(serf, bench.all_see({1, 3}, 2, {"dead"}), timeout=40, interval=0.2)
+        assert poll_until(serf, all_see({1, 3}, 2, {"dead"}), timeout=40, interval=0.2)
     finally:
         serf.close()
     assert gone(pid)
@@ -490,7 +497,7 @@ def test_serf_side_converges_and_sees_a_killed_agent_failed(tmp_path: Path) -> N
     ("text", "ms"), [("812.00us", 0.812), ("3.41ms", 3.41), ("1.20s", 1200.0), ("x", None)]
 )
 def test_wrk_durations(text: str, ms: float | None) -> None:
-    assert bench._duration_ms(text) == (pytest.approx(ms) if ms is not None else None)
+    assert _duration_ms(text) == (pytest.approx(ms) if ms is not None else None)
 
 
 @pytest.mark.parametrize(("n", "interval"), [(1, 15.0), (10, 15.0), (11, 16.5), (20, 30.0)])
