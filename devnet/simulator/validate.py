@@ -3,7 +3,7 @@
 Runs the bench's own scenarios in the simulator, shaped as the devnet runs them (every node
 on 127.0.0.1, node i joining node i-1 ``--join-interval`` after it, node2 killed, node3
 frozen and node4 stopped the moment every view agrees) and reads them as the bench reads
-the real devnet (``devnet.bench.one_run``): all nodes polled at once every
+the real devnet (``devnet.bench_detection.one_run``): all nodes polled at once every
 ``poll_interval(n)``, a time reported at the first poll at or after it, the event sent at
 the poll that saw agreement. Prints the simulator's median over ``--seeds`` beside the real
 median from a ``make bench`` results file, and whether the two agree within the tolerance.
@@ -34,7 +34,9 @@ DEFAULT_RESULTS = Path(".devnet/bench/results.json")
 
 
 def poll_interval(n: int) -> float:
-    """devnet.bench's polling interval for a cluster of ``n`` (kept equal by a test)."""
+    """The bench's polling interval for ``n`` nodes (a test keeps it equal to
+    ``devnet.bench_detection.poll_interval``; importing the bench here would pull psutil
+    and the devnet into the simulator)."""
     return 0.1 if n <= 5 else 0.15 if n <= 10 else 0.25
 
 

@@ -203,10 +203,12 @@ def test_without_the_kademlia_refresh_a_chain_leaves_some_observer_waiting() -> 
 
 
 def test_the_validation_reads_the_bench_as_the_bench_polls() -> None:
-    from devnet import bench
+    from devnet import bench_detection
     from devnet.simulator import validate
 
-    assert all(validate.poll_interval(n) == bench.poll_interval(n) for n in (1, 5, 6, 10, 11, 50))
+    assert all(
+        validate.poll_interval(n) == bench_detection.poll_interval(n) for n in (1, 5, 6, 10, 11, 50)
+    )
     assert validate.observed(0.001, 0.1) == 0.1
     assert validate.observed(0.1, 0.1) == 0.1
     assert abs(validate.observed(0.26, 0.25) - 0.5) < 1e-9
