@@ -18,9 +18,10 @@ from collections.abc import Callable
 
 from adapters.gossip import GossipTuning
 from devnet.simulator.events import EventLoop
+from devnet.simulator.kernel import Life
 from devnet.simulator.keys import identity, shared_verifier
 from devnet.simulator.network import LinkModel, Network
-from devnet.simulator.node import Life, SimNode
+from devnet.simulator.node import SimNode
 from devnet.simulator.overlay import GossipParams, Packet, Router
 from mesh.cluster_config import ClusterConfig
 from mesh.cluster_view import Transition

@@ -10,20 +10,17 @@ a cluster of 1,000.
 from __future__ import annotations
 
 import functools
-from typing import TYPE_CHECKING
 
 from adapters.meetings import Candidate, Meeting, Meetings, MeetLimits
 from devnet.simulator.events import Timer
+from devnet.simulator.kernel import NodeSide
 from mesh.digest import MemberState
-
-if TYPE_CHECKING:
-    from devnet.simulator.node import SimNode
 
 __all__ = ["MeetingDesk"]
 
 
 class MeetingDesk:
-    def __init__(self, node: SimNode) -> None:
+    def __init__(self, node: NodeSide) -> None:
         self.node = node
         tuning = node.tuning
         self.meetings = Meetings(

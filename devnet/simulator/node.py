@@ -16,11 +16,10 @@ from __future__ import annotations
 import math
 import random
 from collections.abc import Callable, Iterable
-from enum import StrEnum
-from typing import TYPE_CHECKING
 
 from adapters.gossip import GossipTuning
 from devnet.simulator.events import Timer
+from devnet.simulator.kernel import Kernel, Life
 from devnet.simulator.keys import Identity
 from devnet.simulator.meeting import MeetingDesk
 from devnet.simulator.overlay import GossipParams, Packet, Router
@@ -50,25 +49,14 @@ from mesh.digest import (
 from mesh.signed import Envelope
 from probes.rate_limit import RateLimiter, TokenBucket
 
-if TYPE_CHECKING:
-    from devnet.simulator.cluster import Cluster
-
 __all__ = ["Life", "SimNode"]
-
-
-class Life(StrEnum):
-    DOWN = "down"  # not started yet
-    UP = "up"
-    FROZEN = "frozen"  # SIGSTOP: its kernel still accepts connections, nothing answers
-    CRASHED = "crashed"  # killed: its kernel closed its sockets and refuses new ones
-    LEFT = "left"  # stopped gracefully, process gone
 
 
 class SimNode:
     def __init__(
         self,
         index: int,
-        cluster: Cluster,
+        cluster: Kernel,
         ident: Identity,
         config: ClusterConfig,
         tuning: GossipTuning,

@@ -12,17 +12,14 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from typing import TYPE_CHECKING
 
 from adapters.gossip import publish_budget
 from adapters.node import BUILT_IN_CHECKS
 from devnet.simulator.events import Timer
+from devnet.simulator.kernel import NodeSide
 from mesh.digest import HealthDigest, Version, encode_gossip
 from mesh.model import Status
 from probes.rate_limit import TokenBucket
-
-if TYPE_CHECKING:
-    from devnet.simulator.node import SimNode
 
 __all__ = ["COMPONENTS", "Publisher"]
 
@@ -32,7 +29,7 @@ COMPONENTS = {name: 1.0 for name in sorted(BUILT_IN_CHECKS)}
 
 
 class Publisher:
-    def __init__(self, node: SimNode) -> None:
+    def __init__(self, node: NodeSide) -> None:
         self.node = node
         tuning = node.tuning
         self.bucket = TokenBucket(tuning.publish_rate, tuning.publish_burst, 0.0)

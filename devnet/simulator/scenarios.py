@@ -21,8 +21,8 @@ from dataclasses import dataclass, field
 from adapters.gossip import GossipTuning
 from adapters.libp2p_host import P2PConfig
 from devnet.simulator.cluster import HANDSHAKE_RTTS, KAD_K, Cluster
+from devnet.simulator.kernel import Life
 from devnet.simulator.network import LinkModel
-from devnet.simulator.node import Life
 from devnet.simulator.overlay import GossipParams
 from mesh.cluster_config import ClusterConfig, production
 from mesh.cluster_view import Transition

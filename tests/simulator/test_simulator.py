@@ -18,6 +18,7 @@ from devnet.simulator import keys as sim_keys
 from devnet.simulator import node as sim_node
 from devnet.simulator import publisher as sim_publisher
 from devnet.simulator.__main__ import main
+from devnet.simulator.kernel import Life
 from devnet.simulator.report import row, table
 from devnet.simulator.scenarios import Result, Settings, build, run, warm_start
 from mesh.cluster_config import production
@@ -138,12 +139,12 @@ def test_the_table_has_a_row_per_run_and_fixed_columns() -> None:
 def test_the_cluster_kernel_refuses_dials_only_where_nothing_listens() -> None:
     cluster = build(Settings(nodes=3))
     answers: list[tuple[int, bool]] = []
-    cluster.nodes[1].life = sim_node.Life.UP
-    cluster.nodes[2].life = sim_node.Life.FROZEN
+    cluster.nodes[1].life = Life.UP
+    cluster.nodes[2].life = Life.FROZEN
     for peer in (1, 2):
         cluster.dial(0, peer, 1.0, lambda p, refused: answers.append((p, refused)))
-    cluster.nodes[0].life = sim_node.Life.UP
-    cluster.exit(1, sim_node.Life.CRASHED)
+    cluster.nodes[0].life = Life.UP
+    cluster.exit(1, Life.CRASHED)
     cluster.dial(0, 1, 1.0, lambda p, refused: answers.append((p, refused)))
     cluster.loop.run_until(5.0)
     assert sorted(answers) == [(1, False), (1, True), (2, False)]
