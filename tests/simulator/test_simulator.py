@@ -7,6 +7,7 @@ time (well under a second of the host's).
 from __future__ import annotations
 
 import dataclasses
+import json
 
 import adapters.envelope
 import adapters.gossip
@@ -226,3 +227,23 @@ def test_the_validation_reads_the_bench_as_the_bench_polls() -> None:
         }
     )
     assert real == {(5, "kill"): 0.4, (5, "converge"): 0.1}
+
+
+def test_the_scaling_table_keeps_runs_and_judges_the_goals(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from devnet.simulator import scaling
+
+    out = tmp_path / "scaling.json"
+    assert (
+        scaling.main(["--nodes", "10", "--loss", "0", "--scenarios", "crash", "--out", str(out)])
+        == 0
+    )
+    kept = json.loads(out.read_text())
+    assert [(e["scenario"], e["nodes"], e["seen"]) for e in kept] == [("crash", 10, 9)]
+    # A second run adds to the file; the same key replaces its entry.
+    scaling.main(["--nodes", "10", "--loss", "0", "--scenarios", "crash,freeze", "--out", str(out)])
+    assert sorted(e["scenario"] for e in json.loads(out.read_text())) == ["crash", "freeze"]
+    goal = {**kept[0], "nodes": 1000, "loss": 0.01, "p99": 2.5, "bytes": 900.0}
+    text = scaling.render([goal])
+    assert "| crash seen by every node, p99 | 2.50 s | <= 2 s | **no** |" in text
+    assert "| traffic per node | 900 B/s | <= 1,000 B/s | yes |" in text
+    assert scaling.memberlist_suspicion(1000) == 12.0

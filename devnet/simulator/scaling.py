@@ -1,0 +1,179 @@
+"""The scaling table: ``python -m devnet.simulator.scaling``.
+
+Runs the scenarios that make issue 15's table (join, crash, freeze, starve) at each size and
+loss, keeps every figure in a JSON file (``--out``; a later run adds to it, so a long matrix
+can be run in parts), and prints the table with memberlist's published formulas and
+scalecube's published figures beside ours. ``--render FILE`` prints the table of a saved
+file without running anything.
+
+Every figure is the simulator's (virtual time and counts; a seed gives the same figures on
+any host), on the production presets. Traffic is the crash scenario's window: an idle
+cluster plus one failure, per node and second, payload bytes (no TCP/IP headers).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+from devnet.simulator.scenarios import Result, Settings, run
+
+__all__ = ["SCENARIOS", "figures", "main", "memberlist_crash", "render"]
+
+SCENARIOS = ("join", "crash", "freeze", "starve")
+# Issue 15's goals at 1,000 nodes with 1 % loss.
+GOAL_NODES, GOAL_LOSS = 1000, 0.01
+GOAL_CRASH_P99, GOAL_BYTES = 2.0, 1000.0
+# The anchor issue 15 gives for a gossip membership at scale.
+SCALECUBE = (
+    "scalecube-cluster, as issue 15 quotes its reports: 200 nodes, 1 % loss, "
+    "dissemination in 3.6 s, about 580 B/s a node"
+)
+
+
+def memberlist_suspicion(n: int) -> float:
+    """memberlist's suspicionTimeout at LAN defaults: SuspicionMult 4 * log10(n) * 1 s."""
+    return 4 * max(1.0, math.log10(max(1, n))) * 1.0
+
+
+def memberlist_crash(n: int) -> float:
+    """A crash seen dead in memberlist, LAN defaults, roughly: the member is probed about
+    once a ProbeInterval (1 s: 0.5 s to the next probe on average), the probe and its
+    indirect probes time out (ProbeTimeout 0.5 s, then up to the interval's end), then the
+    suspicion's minimum once confirmed. Serf measured 5.6-7.0 s at 5-20 nodes here."""
+    return 1.5 + memberlist_suspicion(n)
+
+
+def figures(result: Result) -> dict[str, Any]:
+    """What the table keeps of one run."""
+    s = result.settings
+    per = max(1e-9, result.window * s.nodes)
+    return {
+        "scenario": s.scenario,
+        "nodes": s.nodes,
+        "loss": s.loss,
+        "seed": s.seed,
+        "seen": len(result.seen),
+        "observers": result.observers,
+        "p50": result.percentile(0.5),
+        "p99": result.percentile(0.99),
+        "converged": result.converged_at,
+        "false_deaths": result.false_deaths,
+        "msgs": result.messages / per,
+        "bytes": result.bytes / per,
+        "by_kind": {k: v / per for k, v in sorted(result.by_kind.items())},
+    }
+
+
+def _key(entry: dict[str, Any]) -> tuple[str, int, float, int]:
+    return (entry["scenario"], entry["nodes"], entry["loss"], entry["seed"])
+
+
+def _s(value: float | None) -> str:
+    return "never" if value is None else f"{value:.2f} s"
+
+
+def render(entries: list[dict[str, Any]]) -> str:
+    by = {(e["scenario"], e["nodes"], e["loss"]): e for e in entries}
+    sizes = sorted({e["nodes"] for e in entries})
+    losses = sorted({e["loss"] for e in entries})
+    lines = [
+        "| nodes | loss | join: converged | crash p50 | crash p99 | freeze p50 | freeze p99 "
+        "| false deaths, 5 % starved | msgs/node/s | B/node/s "
+        "| memberlist: suspicion min | memberlist: crash ~ |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for n in sizes:
+        for loss in losses:
+            join, crash = by.get(("join", n, loss)), by.get(("crash", n, loss))
+            freeze, starve = by.get(("freeze", n, loss)), by.get(("starve", n, loss))
+            if not any((join, crash, freeze, starve)):
+                continue
+
+            def cell(entry: dict[str, Any] | None, key: str) -> str:
+                return "-" if entry is None else _s(entry[key])
+
+            lines.append(
+                f"| {n:,} | {loss * 100:g} % | {cell(join, 'converged')} "
+                f"| {cell(crash, 'p50')} | {cell(crash, 'p99')} "
+                f"| {cell(freeze, 'p50')} | {cell(freeze, 'p99')} "
+                f"| {'-' if starve is None else starve['false_deaths']} "
+                f"| {'-' if crash is None else format(crash['msgs'], '.1f')} "
+                f"| {'-' if crash is None else format(crash['bytes'], ',.0f')} "
+                f"| {memberlist_suspicion(n):.0f} s | {memberlist_crash(n):.1f} s |"
+            )
+    lines += ["", f"Anchor: {SCALECUBE}.", ""]
+    goal = by.get(("crash", GOAL_NODES, GOAL_LOSS))
+    starve = by.get(("starve", GOAL_NODES, GOAL_LOSS))
+    if goal is not None:
+        p99 = goal["p99"]
+        checks = [
+            ("crash seen by every node, p99", _s(p99), f"<= {GOAL_CRASH_P99:g} s",
+             p99 is not None and p99 <= GOAL_CRASH_P99),
+            ("traffic per node", f"{goal['bytes']:,.0f} B/s", f"<= {GOAL_BYTES:,.0f} B/s",
+             goal["bytes"] <= GOAL_BYTES),
+        ]  # fmt: skip
+        if starve is not None:
+            checks.append(("false deaths, 5 % starved", str(starve["false_deaths"]), "0",
+                           starve["false_deaths"] == 0))  # fmt: skip
+        lines += [
+            f"Goals at {GOAL_NODES:,} nodes, {GOAL_LOSS * 100:g} % loss:",
+            "",
+            "| goal | simulated | goal | met |",
+            "|---|---:|---:|:-:|",
+        ]
+        lines += [f"| {g} | {v} | {t} | {'yes' if ok else '**no**'} |" for g, v, t, ok in checks]
+    return "\n".join(lines)
+
+
+def _ints(text: str) -> list[int]:
+    return [int(x) for x in text.split(",") if x]
+
+
+def _floats(text: str) -> list[float]:
+    return [float(x) for x in text.split(",") if x]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m devnet.simulator.scaling",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--nodes", type=_ints, default=[10, 100, 1000])
+    parser.add_argument("--loss", type=_floats, default=[0.0, 0.01], help="0.01 = 1 %%")
+    parser.add_argument(
+        "--scenarios", type=lambda t: [s for s in t.split(",") if s], default=list(SCENARIOS)
+    )
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--out", type=Path, help="JSON file to add the figures to")
+    parser.add_argument("--render", type=Path, help="print the table of a saved file and exit")
+    args = parser.parse_args(argv)
+    unknown = set(args.scenarios) - set(SCENARIOS)
+    if unknown:
+        parser.error(f"unknown scenarios: {', '.join(sorted(unknown))} (of {', '.join(SCENARIOS)})")
+    path = args.render or args.out
+    entries: list[dict[str, Any]] = []
+    if path is not None and path.exists():
+        try:
+            entries = json.loads(path.read_text(encoding="utf-8"))
+        except ValueError as exc:
+            parser.exit(2, f"{path} is not a scaling results file: {exc}\n")
+    if args.render is None:
+        for scenario in args.scenarios:
+            for n in args.nodes:
+                for loss in args.loss:
+                    result = run(Settings(nodes=n, scenario=scenario, loss=loss, seed=args.seed))
+                    entry = figures(result)
+                    entries = [e for e in entries if _key(e) != _key(entry)] + [entry]
+                    if args.out is not None:
+                        args.out.write_text(json.dumps(entries, indent=1) + "\n", encoding="utf-8")
+    print(render(entries))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
