@@ -50,13 +50,8 @@ from libp2p.stream_muxer.yamux.yamux import Yamux
 from libp2p.tools.anyio_service import background_trio_service
 
 from adapters import record_cache, yamux_credit
-from adapters.dht import (
-    DEFAULT_MAX_VALUE_SIZE,
-    DEFAULT_RECORD_TTL,
-    NAMESPACE,
-    HealthRecordValidator,
-    LibP2PDHT,
-)
+from adapters.dht import DEFAULT_MAX_VALUE_SIZE, NAMESPACE, HealthRecordValidator, LibP2PDHT
+from adapters.dht_record_guard import DEFAULT_RECORD_TTL
 from adapters.pinger import LinkPinger
 from adapters.pubsub import LibP2PPubSub
 
@@ -177,8 +172,9 @@ class P2PConfig:
 
     dht_max_value_size: int = DEFAULT_MAX_VALUE_SIZE
     dht_peer_timeout: float = 5.0
-    # Seconds our namespace's records are kept (adapters/dht.py DEFAULT_RECORD_TTL): must
-    # outlast the 3 newest probe records the replication check re-reads.
+    # Seconds our namespace's records are kept (adapters/dht_record_guard.py,
+    # DEFAULT_RECORD_TTL): must outlast the 3 newest probe records the replication check
+    # re-reads.
     dht_record_ttl: float = DEFAULT_RECORD_TTL
     # Set the libp2p loggers to WARNING (Kademlia's to ERROR) on start (notes: noisy).
     quiet_libp2p_logs: bool = True

@@ -216,7 +216,7 @@ def dht_record_metrics(
     registry: CollectorRegistry, dropped: Mapping[str, float], reasons: Iterable[str]
 ) -> None:
     """``chorus_dht_records_dropped_total{reason}`` from a ``RecordGuard.dropped``
-    (``adapters.dht.RECORD_DROP_REASONS``)."""
+    (``adapters.dht_record_guard.RECORD_DROP_REASONS``)."""
     dropped_counter(
         registry,
         "chorus_dht_records_dropped",

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 import trio
 
-from adapters.dht import InMemoryDHTNetwork
+from adapters.dht_memory import InMemoryDHTNetwork
 from adapters.node import NodeHandle, admission_for, run_node, share_probes
 from adapters.pubsub import InMemoryPubSubNetwork
 from mesh.admission import (

@@ -11,7 +11,8 @@ from typing import Any
 import pytest
 import trio
 
-from adapters.dht import DHT, DHTError, InMemoryDHTNetwork, PeerBehaviour
+from adapters.dht import DHT, DHTError
+from adapters.dht_memory import InMemoryDHTNetwork, PeerBehaviour
 from adapters.libp2p_host import P2PConfig, P2PNode, open_p2p_node
 from probes.dht_probe import (
     DHTOutcome,

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 import trio
 
-from adapters.dht import InMemoryDHTNetwork, PeerBehaviour
+from adapters.dht_memory import InMemoryDHTNetwork, PeerBehaviour
 from adapters.gossip import election_result
 from adapters.libp2p_host import P2PConfig, P2PNode, open_p2p_node
 from adapters.libp2p_link import LibP2PLink, probe_for_node
