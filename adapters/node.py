@@ -27,7 +27,7 @@ from adapters.dashboard import add_dashboard
 from adapters.dht_record_guard import DEFAULT_RECORD_TTL, RECORD_DROP_REASONS
 from adapters.gossip import ELECTION_CHECK, GossipService, GossipTuning
 from adapters.http_app import add_cluster_routes, add_json_route, create_app
-from adapters.libp2p_host import P2PConfig, P2PError, P2PNode, open_p2p_node
+from adapters.libp2p_host import open_p2p_node
 from adapters.libp2p_link import probe_for_node
 from adapters.metrics import (
     HealthMetrics,
@@ -38,6 +38,8 @@ from adapters.metrics import (
     probe_stream_metrics,
     process_and_build_metrics,
 )
+from adapters.p2p_config import P2PConfig, P2PError
+from adapters.p2p_node import P2PNode
 from mesh import cluster_config as cluster_presets
 from mesh.admission import (
     AdmissionPolicy,

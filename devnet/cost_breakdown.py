@@ -48,7 +48,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-import psutil
+import psutil  # type: ignore[import-untyped]  # ships no py.typed; types-psutil is not a dependency
 
 from devnet.bench import LoopbackCounter
 from devnet.costinst import _cost_hooks as hooks
@@ -277,7 +277,7 @@ def parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--keep", action="store_true", help="leave the devnet running afterwards")
     for name, target in (
-        ("p2p", "adapters.libp2p_host.P2PConfig"),
+        ("p2p", "adapters.p2p_config.P2PConfig"),
         ("cluster", "mesh.cluster_config.ClusterConfig"),
         ("health", "probes.health_config.HealthConfig (production preset)"),
         ("tuning", "adapters.gossip.GossipTuning"),

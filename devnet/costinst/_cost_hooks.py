@@ -12,7 +12,7 @@ its cumulative counts to ``$COST_OUT/<pid>.json`` once a second; the tool takes 
 difference between two dumps.
 
 Overrides (JSON objects in environment variables; unknown field names fail at once):
-``COST_P2P`` (adapters.libp2p_host.P2PConfig), ``COST_CLUSTER`` (mesh.cluster_config.
+``COST_P2P`` (adapters.p2p_config.P2PConfig), ``COST_CLUSTER`` (mesh.cluster_config.
 ClusterConfig), ``COST_HEALTH`` (probes.health_config.HealthConfig), ``COST_TUNING``
 (adapters.gossip.GossipTuning), ``COST_GOSSIPSUB`` (extra keyword arguments of py-libp2p's
 GossipSub) and ``COST_KAD_REFRESH`` (seconds between Kademlia routing-table refreshes).
@@ -268,7 +268,7 @@ def override_targets() -> dict[str, set[str]]:
     from libp2p.pubsub.gossipsub import GossipSub
 
     from adapters.gossip import GossipTuning
-    from adapters.libp2p_host import P2PConfig
+    from adapters.p2p_config import P2PConfig
     from mesh.cluster_config import ClusterConfig
     from probes.health_config import HealthConfig
 

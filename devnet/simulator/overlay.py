@@ -20,7 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
-from adapters.libp2p_host import P2PConfig
+from adapters.p2p_config import P2PConfig
 
 __all__ = ["GossipParams", "Packet", "Router", "Wire"]
 

@@ -19,7 +19,7 @@ import math
 from dataclasses import dataclass, field
 
 from adapters.gossip import GossipTuning
-from adapters.libp2p_host import P2PConfig
+from adapters.p2p_config import P2PConfig
 from devnet.simulator.cluster import Cluster
 from devnet.simulator.network import LinkModel
 from devnet.simulator.node import Life

@@ -25,8 +25,9 @@ from adapters.dht_record_guard import (
     RecordGuard,
     RecordRefused,
 )
-from adapters.libp2p_host import P2PConfig, open_p2p_node
+from adapters.libp2p_host import open_p2p_node
 from adapters.metrics import dht_record_metrics
+from adapters.p2p_config import P2PConfig
 from tests.adapters import WaitUntil
 
 MakeConfig = Callable[..., P2PConfig]
