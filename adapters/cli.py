@@ -24,7 +24,7 @@ from mesh.errors import ConfigError
 if TYPE_CHECKING:
     from mesh.shutdown import ShutdownReport
 
-EXIT_CONFIG = 2  # adapters.node.EXIT_CONFIG, without importing the node to say it
+EXIT_CONFIG = 2  # adapters.node_process.EXIT_CONFIG, without importing the node to say it
 
 DESCRIPTION = """\
 Run a CHORUS health node, or ask a running one (see the commands below).
@@ -124,7 +124,7 @@ def _run_node(args: dict[str, object], config_file: str | None) -> int:
     from prometheus_client import disable_created_metrics
 
     from adapters.logs import setup_logging
-    from adapters.node import exit_code
+    from adapters.node_process import exit_code
 
     try:
         config = load_config(args, config_file=config_file)

@@ -311,21 +311,21 @@ def install_overrides(environ: Mapping[str, str]) -> None:
         raise ValueError("unknown override field(s): " + ", ".join(bad))
     import adapters.gossip as gossip
     import adapters.libp2p_host as host
-    import adapters.node as node
+    import adapters.node_settings as settings
 
-    # adapters.node looks these up as module globals when it builds a node, so replacing
-    # the globals changes the configuration without touching the product code.
+    # adapters.node looks these up in adapters.node_settings when it builds a node, so
+    # replacing them there changes the configuration without touching the product code.
     if p2p := overrides.get("COST_P2P"):
-        base_p2p = node.p2p_config
-        node.p2p_config = lambda config: dataclasses.replace(base_p2p(config), **p2p)
+        base_p2p = settings.p2p_config
+        settings.p2p_config = lambda config: dataclasses.replace(base_p2p(config), **p2p)
     if cluster := overrides.get("COST_CLUSTER"):
-        base_cluster = node.cluster_config_for
-        node.cluster_config_for = lambda config: dataclasses.replace(
+        base_cluster = settings.cluster_config_for
+        settings.cluster_config_for = lambda config: dataclasses.replace(
             base_cluster(config), **cluster
         )
     if health := overrides.get("COST_HEALTH"):
         # The production profile's preset; the devnet profile's is not overridden.
-        node.DEFAULT_CONFIG = dataclasses.replace(node.DEFAULT_CONFIG, **health)  # type: ignore[attr-defined]
+        settings.DEFAULT_CONFIG = dataclasses.replace(settings.DEFAULT_CONFIG, **health)  # type: ignore[attr-defined]
     if tuning := overrides.get("COST_TUNING"):
         base_init = gossip.GossipService.__init__
 

@@ -15,7 +15,7 @@ from collections import deque
 from typing import TYPE_CHECKING
 
 from adapters.gossip import publish_budget
-from adapters.node import BUILT_IN_CHECKS
+from adapters.node_checks import BUILT_IN_CHECKS
 from devnet.simulator.events import Timer
 from mesh.digest import HealthDigest, Version, encode_gossip
 from mesh.model import Status
