@@ -344,7 +344,8 @@ def _peer_id_of_identity(path: Path) -> str:
     # do not need.
     from libp2p.peer.id import ID
 
-    from adapters.libp2p_host import P2PError, load_or_create_identity
+    from adapters.p2p_config import P2PError
+    from adapters.p2p_identity import load_or_create_identity
 
     existed = path.exists()
     try:

@@ -14,8 +14,8 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, cast
 
 from adapters import members_cli
 from mesh.config import OPTIONS, NodeConfig, __version__, load_config
@@ -24,7 +24,7 @@ from mesh.errors import ConfigError
 if TYPE_CHECKING:
     from mesh.shutdown import ShutdownReport
 
-EXIT_CONFIG = 2  # adapters.node.EXIT_CONFIG, without importing the node to say it
+EXIT_CONFIG = 2  # adapters.node_process.EXIT_CONFIG, without importing the node to say it
 
 DESCRIPTION = """\
 Run a CHORUS health node, or ask a running one (see the commands below).
@@ -124,7 +124,7 @@ def _run_node(args: dict[str, object], config_file: str | None) -> int:
     from prometheus_client import disable_created_metrics
 
     from adapters.logs import setup_logging
-    from adapters.node import exit_code
+    from adapters.node_process import exit_code
 
     try:
         config = load_config(args, config_file=config_file)
@@ -133,7 +133,8 @@ def _run_node(args: dict[str, object], config_file: str | None) -> int:
         return EXIT_CONFIG
     setup_logging(config.log_format, config.log_level)
     # The *_created series double the exposition for no use to alerting rules.
-    disable_created_metrics()
+    # (prometheus-client leaves this function unannotated, which mypy --strict will not call.)
+    cast(Callable[[], None], disable_created_metrics)()
     try:
         report = trio.run(_run, config)
     except ConfigError as exc:

@@ -98,8 +98,8 @@ from prometheus_client.registry import Collector
 
 from adapters.dialback import DialResult, Verifier, dial_back
 from adapters.envelope import EnvelopeCache
-from adapters.libp2p_host import read_to_eof
 from adapters.meetings import Candidate, Meeting, Meetings, MeetLimits
+from adapters.stream_read import read_to_eof
 from mesh import cluster_json as shapes
 from mesh.admission import AdmissionPolicy, AdmissionReason, MemberCertificate
 from mesh.cluster_config import ClusterConfig
@@ -144,7 +144,7 @@ if TYPE_CHECKING:
     # libp2p pulls in trio-typing, whose stubs shadow trio's annotations for mypy.
     from trio_typing import TaskStatus
 
-    from adapters.libp2p_host import P2PNode
+    from adapters.p2p_node import P2PNode
     from adapters.pubsub import PubSubMessage
 
 __all__ = [
@@ -1279,7 +1279,7 @@ class GossipService:
         return due
 
     async def _meet(self, meeting: Meeting) -> None:
-        from adapters.libp2p_host import P2PError
+        from adapters.p2p_config import P2PError
 
         ok = False
         try:
@@ -1334,7 +1334,7 @@ class GossipService:
             self._loop_failed("dialback", exc)
 
     async def _redial(self, peer: str) -> None:
-        from adapters.libp2p_host import P2PError
+        from adapters.p2p_config import P2PError
 
         member = self.view.member(peer)
         if member is None:

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 import trio
 
-from adapters.libp2p_host import read_to_eof
+from adapters.stream_read import read_to_eof
 from probes.ports import LinkError, LinkHandler, SenderFilter
 from probes.probe_responder import ProbeResponder
 from probes.probe_wire import MAX_PROBE_BYTES, TOPIC
@@ -30,7 +30,7 @@ from probes.pubsub_probe import PubSubProbe
 if TYPE_CHECKING:
     from libp2p.abc import IHost, INetStream
 
-    from adapters.libp2p_host import P2PNode
+    from adapters.p2p_node import P2PNode
 
 __all__ = [
     "DEFAULT_MAX_INBOUND",

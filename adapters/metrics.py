@@ -11,6 +11,7 @@ import platform
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from importlib.metadata import PackageNotFoundError
 from importlib.metadata import version as dist_version
+from typing import cast
 
 from prometheus_client import (
     CollectorRegistry,
@@ -216,7 +217,7 @@ def dht_record_metrics(
     registry: CollectorRegistry, dropped: Mapping[str, float], reasons: Iterable[str]
 ) -> None:
     """``chorus_dht_records_dropped_total{reason}`` from a ``RecordGuard.dropped``
-    (``adapters.dht.RECORD_DROP_REASONS``)."""
+    (``adapters.dht_record_guard.RECORD_DROP_REASONS``)."""
     dropped_counter(
         registry,
         "chorus_dht_records_dropped",
@@ -233,7 +234,8 @@ def process_and_build_metrics(registry: CollectorRegistry, version: str) -> None
     so prometheus-client's defaults, which sit on the global one, never reach /metrics),
     and ``chorus_build_info``: 1, labelled with what runs, for joins in queries."""
     # Counters' *_created gauges double the exposition and no alert or panel reads them.
-    disable_created_metrics()
+    # (prometheus-client leaves this function unannotated, which mypy --strict will not call.)
+    cast(Callable[[], None], disable_created_metrics)()
     ProcessCollector(registry=registry)
     PlatformCollector(registry=registry)
     try:

@@ -45,7 +45,7 @@ class LocalAuthority:
         has none yet, as the node itself would); returns the certificate's path."""
         from libp2p.peer.id import ID
 
-        from adapters.libp2p_host import load_or_create_identity
+        from adapters.p2p_identity import load_or_create_identity
 
         data_dir = Path(data_dir)
         data_dir.mkdir(parents=True, exist_ok=True)

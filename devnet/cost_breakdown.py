@@ -277,7 +277,7 @@ def parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--keep", action="store_true", help="leave the devnet running afterwards")
     for name, target in (
-        ("p2p", "adapters.libp2p_host.P2PConfig"),
+        ("p2p", "adapters.p2p_config.P2PConfig"),
         ("cluster", "mesh.cluster_config.ClusterConfig"),
         ("health", "probes.health_config.HealthConfig (production preset)"),
         ("tuning", "adapters.gossip.GossipTuning"),

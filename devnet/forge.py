@@ -48,7 +48,7 @@ from libp2p.pubsub.pb import rpc_pb2
 from libp2p.pubsub.validators import PUBSUB_SIGNING_PREFIX
 
 from adapters.gossip import PULL_PROTOCOL, PULL_REQUEST
-from adapters.libp2p_host import read_to_eof
+from adapters.stream_read import read_to_eof
 from mesh import digest_pb2 as _pb
 from mesh.digest import (
     MAX_SNAPSHOT_BYTES,

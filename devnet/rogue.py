@@ -35,8 +35,10 @@ from libp2p.pubsub.pb import rpc_pb2
 
 # The parts of the rogue peer and the crowd live in the devnet.rogue_* modules; every name
 # this module defined before the split is imported back (``X as X``: explicit re-export).
-from adapters.libp2p_host import P2PConfig, P2PNode, open_p2p_node
+from adapters.libp2p_host import open_p2p_node
 from adapters.libp2p_link import LibP2PLink
+from adapters.p2p_config import P2PConfig
+from adapters.p2p_node import P2PNode
 from devnet.rogue_base import MAX_CAPTURED as MAX_CAPTURED
 from devnet.rogue_base import MAX_FLOOD as MAX_FLOOD
 from devnet.rogue_base import ProbeMode, _peer_id
@@ -80,7 +82,7 @@ logger = logging.getLogger(__name__)
 
 
 class RoguePeer(_Gossip, _Services):
-    """A hostile peer. ``node`` is its running :class:`~adapters.libp2p_host.P2PNode`."""
+    """A hostile peer. ``node`` is its running :class:`~adapters.p2p_node.P2PNode`."""
 
     def __init__(self, node: P2PNode, nursery: trio.Nursery, names: Mapping[str, str]) -> None:
         self.node = node

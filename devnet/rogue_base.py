@@ -13,8 +13,8 @@ from typing import TYPE_CHECKING, Any, Literal
 import trio
 from libp2p.pubsub.pb import rpc_pb2
 
-from adapters.libp2p_host import P2PNode
 from adapters.libp2p_link import LibP2PLink
+from adapters.p2p_node import P2PNode
 
 if TYPE_CHECKING:
     from libp2p.kad_dht.pb.kademlia_pb2 import Record

@@ -40,7 +40,7 @@ class _Links(_MeshState):
         if dialler.process:
             return
         assert dialler.handle is not None
-        from adapters.libp2p_host import P2PError
+        from adapters.p2p_config import P2PError
 
         for attempt in range(3):
             try:

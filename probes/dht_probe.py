@@ -21,7 +21,7 @@ reader can tell a corrupted value (hash does not match) from some other intact r
 Cost: every probe leaves one 64-byte record (about 250 bytes stored, with key, signature
 and author) on up to k = 20 nodes until py-libp2p's 24 h TTL expires it, and the putting
 node republishes it meanwhile. The DHT has no delete, but each of our peers keeps at most
-the 64 newest records of one publisher and drops the older ones (``adapters.dht``,
+the 64 newest records of one publisher and drops the older ones (``adapters.dht_record_guard``,
 ``RecordGuard``), which bounds what our probes cost a peer.
 """
 
@@ -68,7 +68,7 @@ DEFAULT_MAX_PEERS = 5  # peers asked per probe: enough to see a replica, bounded
 DEFAULT_PEER_TIMEOUT = 5.0  # per peer read; LibP2PDHT has the same bound of its own
 RANDOM_BYTES = 32
 # Records kept for the replication check; well under the records of one publisher that
-# a peer keeps (adapters.dht.DEFAULT_MAX_RECORDS_PER_PUBLISHER), so all can still be read.
+# a peer keeps (adapters.dht_record_guard.DEFAULT_MAX_RECORDS_PER_PUBLISHER), so all can be read.
 RECENT_RECORDS = 8
 
 

@@ -12,7 +12,7 @@ its cumulative counts to ``$COST_OUT/<pid>.json`` once a second; the tool takes 
 difference between two dumps.
 
 Overrides (JSON objects in environment variables; unknown field names fail at once):
-``COST_P2P`` (adapters.libp2p_host.P2PConfig), ``COST_CLUSTER`` (mesh.cluster_config.
+``COST_P2P`` (adapters.p2p_config.P2PConfig), ``COST_CLUSTER`` (mesh.cluster_config.
 ClusterConfig), ``COST_HEALTH`` (probes.health_config.HealthConfig), ``COST_TUNING``
 (adapters.gossip.GossipTuning), ``COST_GOSSIPSUB`` (extra keyword arguments of py-libp2p's
 GossipSub) and ``COST_KAD_REFRESH`` (seconds between Kademlia routing-table refreshes).
@@ -268,7 +268,7 @@ def override_targets() -> dict[str, set[str]]:
     from libp2p.pubsub.gossipsub import GossipSub
 
     from adapters.gossip import GossipTuning
-    from adapters.libp2p_host import P2PConfig
+    from adapters.p2p_config import P2PConfig
     from mesh.cluster_config import ClusterConfig
     from probes.health_config import HealthConfig
 
@@ -311,21 +311,21 @@ def install_overrides(environ: Mapping[str, str]) -> None:
         raise ValueError("unknown override field(s): " + ", ".join(bad))
     import adapters.gossip as gossip
     import adapters.libp2p_host as host
-    import adapters.node as node
+    import adapters.node_settings as settings
 
-    # adapters.node looks these up as module globals when it builds a node, so replacing
-    # the globals changes the configuration without touching the product code.
+    # adapters.node looks these up in adapters.node_settings when it builds a node, so
+    # replacing them there changes the configuration without touching the product code.
     if p2p := overrides.get("COST_P2P"):
-        base_p2p = node.p2p_config
-        node.p2p_config = lambda config: dataclasses.replace(base_p2p(config), **p2p)
+        base_p2p = settings.p2p_config
+        settings.p2p_config = lambda config: dataclasses.replace(base_p2p(config), **p2p)
     if cluster := overrides.get("COST_CLUSTER"):
-        base_cluster = node.cluster_config_for
-        node.cluster_config_for = lambda config: dataclasses.replace(
+        base_cluster = settings.cluster_config_for
+        settings.cluster_config_for = lambda config: dataclasses.replace(
             base_cluster(config), **cluster
         )
     if health := overrides.get("COST_HEALTH"):
         # The production profile's preset; the devnet profile's is not overridden.
-        node.DEFAULT_CONFIG = dataclasses.replace(node.DEFAULT_CONFIG, **health)  # type: ignore[attr-defined]
+        settings.DEFAULT_CONFIG = dataclasses.replace(settings.DEFAULT_CONFIG, **health)  # type: ignore[attr-defined]
     if tuning := overrides.get("COST_TUNING"):
         base_init = gossip.GossipService.__init__
 

@@ -20,7 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
-from adapters.libp2p_host import P2PConfig
+from adapters.p2p_config import P2PConfig
 
 __all__ = ["GossipParams", "Packet", "Router", "Wire"]
 
@@ -30,7 +30,7 @@ CONTROL_BYTES = 60  # a GRAFT or PRUNE with its topic
 
 @dataclass(frozen=True, slots=True)
 class GossipParams:
-    """Defaults are the production node's (``adapters.libp2p_host.P2PConfig``)."""
+    """Defaults are the production node's (``adapters.p2p_config.P2PConfig``)."""
 
     degree: int = P2PConfig.gossip_degree
     degree_low: int = P2PConfig.gossip_degree_low

@@ -14,7 +14,7 @@ import math
 from collections import deque
 
 from adapters.gossip import publish_budget
-from adapters.node import BUILT_IN_CHECKS
+from adapters.node_checks import BUILT_IN_CHECKS
 from devnet.simulator.events import Timer
 from devnet.simulator.kernel import NodeSide
 from mesh.digest import HealthDigest, Version, encode_gossip
@@ -24,7 +24,7 @@ from probes.rate_limit import TokenBucket
 __all__ = ["COMPONENTS", "Publisher"]
 
 # A healthy node's digest carries one component per check the node registers by itself
-# (adapters.node.BUILT_IN_CHECKS, 12 today), as the devnet's digests do.
+# (adapters.node_checks.BUILT_IN_CHECKS, 12 today), as the devnet's digests do.
 COMPONENTS = {name: 1.0 for name in sorted(BUILT_IN_CHECKS)}
 
 

@@ -19,7 +19,7 @@ import math
 from dataclasses import dataclass, field
 
 from adapters.gossip import GossipTuning
-from adapters.libp2p_host import P2PConfig
+from adapters.p2p_config import P2PConfig
 from devnet.simulator.cluster import HANDSHAKE_RTTS, KAD_K, Cluster
 from devnet.simulator.kernel import Life
 from devnet.simulator.network import LinkModel

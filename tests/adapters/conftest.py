@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 import trio
 
-from adapters.libp2p_host import P2PConfig
+from adapters.p2p_config import P2PConfig
 from tests.adapters import WaitUntil
 
 

@@ -15,7 +15,8 @@ import trio
 from prometheus_client import CollectorRegistry
 
 from adapters.gossip import GossipService
-from adapters.libp2p_host import P2PConfig, open_p2p_node
+from adapters.libp2p_host import open_p2p_node
+from adapters.p2p_config import P2PConfig
 from mesh.cluster_config import devnet
 from mesh.manager import CheckManager
 from probes.loop_lag import LoopLagMonitor

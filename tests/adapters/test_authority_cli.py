@@ -138,7 +138,7 @@ def test_issue_from_an_identity_file_creates_it_and_uses_its_peer_id(
 ) -> None:
     from libp2p.peer.id import ID
 
-    from adapters.libp2p_host import load_or_create_identity
+    from adapters.p2p_identity import load_or_create_identity
 
     key, _ = authority
     identity = tmp_path / "data" / "identity.key"

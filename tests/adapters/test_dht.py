@@ -15,22 +15,19 @@ from libp2p.kad_dht.value_store import ValueStore
 from libp2p.peer.id import ID
 from prometheus_client import CollectorRegistry
 
-from adapters.dht import (
+from adapters.dht import RECORD_OVERHEAD, HealthRecordValidator, InvalidRecord, health_key
+from adapters.dht_memory import InMemoryDHTNetwork, PeerBehaviour
+from adapters.dht_record_guard import (
     CLEANUP_INTERVAL,
     DEFAULT_RECORD_TTL,
     OTHER_MAX_RECORD_SIZE,
     RECORD_DROP_REASONS,
-    RECORD_OVERHEAD,
-    HealthRecordValidator,
-    InMemoryDHTNetwork,
-    InvalidRecord,
-    PeerBehaviour,
     RecordGuard,
     RecordRefused,
-    health_key,
 )
-from adapters.libp2p_host import P2PConfig, open_p2p_node
+from adapters.libp2p_host import open_p2p_node
 from adapters.metrics import dht_record_metrics
+from adapters.p2p_config import P2PConfig
 from tests.adapters import WaitUntil
 
 MakeConfig = Callable[..., P2PConfig]
@@ -211,7 +208,7 @@ async def test_expired_records_are_swept(monkeypatch: pytest.MonkeyPatch) -> Non
     # py-libp2p sweeps every 10 minutes; the guard every CLEANUP_INTERVAL, on a put.
     kad.value_store.store[_key(1)] = (kad.value_store.store[_key(1)][0], time.time() - 1)
     later = time.monotonic() + CLEANUP_INTERVAL + 1
-    monkeypatch.setattr("adapters.dht.time.monotonic", lambda: later)
+    monkeypatch.setattr("adapters.dht_record_guard.time.monotonic", lambda: later)
     await _put(kad, "P", _key(2))
     assert _key(1) not in kad.value_store.store and _key(2) in kad.value_store.store
 

@@ -49,7 +49,10 @@ from adapters.gossip import (
     election_result,
     publish_budget,
 )
-from adapters.libp2p_host import P2PConfig, P2PNode, load_or_create_identity, open_p2p_node
+from adapters.libp2p_host import open_p2p_node
+from adapters.p2p_config import P2PConfig
+from adapters.p2p_identity import load_or_create_identity
+from adapters.p2p_node import P2PNode
 from mesh.admission import AdmissionPolicy
 from mesh.cluster_config import ClusterConfig, devnet
 from mesh.cluster_json import cluster_json

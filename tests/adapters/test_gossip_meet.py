@@ -254,7 +254,7 @@ class StandIn:
         return self
 
     async def connect(self, addr: str, *, retry_now: bool = False) -> None:
-        from adapters.libp2p_host import P2PError
+        from adapters.p2p_config import P2PError
 
         self.dialled.append(addr)
         await trio.lowlevel.checkpoint()

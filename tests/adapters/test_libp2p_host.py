@@ -20,16 +20,12 @@ from libp2p.pubsub.gossipsub import PROTOCOL_ID_V11
 from libp2p.pubsub.pb import rpc_pb2
 from libp2p.utils import encode_varint_prefixed
 
-from adapters import libp2p_host
-from adapters.libp2p_host import (
-    P2PConfig,
-    P2PError,
-    P2PNode,
-    _tidy_exit_error,
-    load_or_create_identity,
-    open_p2p_node,
-    run_p2p_node,
-)
+from adapters import p2p_identity
+from adapters.host_teardown import tidy_exit_error
+from adapters.libp2p_host import open_p2p_node, run_p2p_node
+from adapters.p2p_config import P2PConfig, P2PError
+from adapters.p2p_identity import load_or_create_identity
+from adapters.p2p_node import P2PNode
 from adapters.pubsub import PubSubMessage
 from tests.adapters import WaitUntil
 
@@ -115,7 +111,7 @@ def test_anything_at_the_temp_path_is_never_reused(
 ) -> None:
     """The temp name is random; pin it to plant something there first. O_EXCL refuses a
     file that exists, O_NOFOLLOW a symlink, so the victim is never written."""
-    monkeypatch.setattr(libp2p_host, "_temp_key_path", lambda key_file: tmp_path / "fixed.tmp")
+    monkeypatch.setattr(p2p_identity, "_temp_key_path", lambda key_file: tmp_path / "fixed.tmp")
     victim = tmp_path / "victim"
     victim.write_bytes(b"precious")
     if planted == "symlink":
@@ -184,14 +180,14 @@ _RACE = "Nursery is closed to new arrivals"
 
 def test_shutdown_race_is_contained_and_nothing_else() -> None:
     race, other = RuntimeError(_RACE), ValueError("real")
-    assert _tidy_exit_error(ExceptionGroup("g", [race, RuntimeError(_RACE)]), []) is None
-    rest = _tidy_exit_error(ExceptionGroup("g", [race, ExceptionGroup("h", [other])]), [])
+    assert tidy_exit_error(ExceptionGroup("g", [race, RuntimeError(_RACE)]), []) is None
+    rest = tidy_exit_error(ExceptionGroup("g", [race, ExceptionGroup("h", [other])]), [])
     assert isinstance(rest, ExceptionGroup)
     assert rest.exceptions[0].exceptions == (other,)
     # The caller's own error comes back unwrapped; so does ours.
-    assert _tidy_exit_error(ExceptionGroup("g", [race, other]), [other]) is other
+    assert tidy_exit_error(ExceptionGroup("g", [race, other]), [other]) is other
     mine = P2PError("x")
-    assert _tidy_exit_error(ExceptionGroup("g", [ExceptionGroup("h", [mine])]), []) is mine
+    assert tidy_exit_error(ExceptionGroup("g", [ExceptionGroup("h", [mine])]), []) is mine
 
 
 # ------------------------------------------------------------- identity, addrs
@@ -352,7 +348,8 @@ _CHILD = textwrap.dedent(
     """
     import sys, trio
     from pathlib import Path
-    from adapters.libp2p_host import P2PConfig, open_p2p_node
+    from adapters.libp2p_host import open_p2p_node
+    from adapters.p2p_config import P2PConfig
 
     async def main():
         async with open_p2p_node(P2PConfig(key_file=Path(sys.argv[1]), listen_port=0)) as n:

@@ -17,8 +17,10 @@ from pathlib import Path
 import pytest
 import trio
 
-from adapters.dht import InMemoryDHTNetwork
-from adapters.node import NodeHandle, admission_for, run_node, share_probes
+from adapters.dht_memory import InMemoryDHTNetwork
+from adapters.node import NodeHandle, run_node
+from adapters.node_checks import share_probes
+from adapters.node_settings import admission_for
 from adapters.pubsub import InMemoryPubSubNetwork
 from mesh.admission import (
     authority_public_key,
@@ -156,7 +158,7 @@ def _undocumented(exposition: str) -> set[str]:
 def test_election_timing_comes_from_the_settings(
     changes: dict[str, object], interval: float, timeout: float
 ) -> None:
-    from adapters.node import health_config_for
+    from adapters.node_settings import health_config_for
 
     health = health_config_for(replace(NodeConfig(), **changes))  # type: ignore[arg-type]
     assert (health.election_probe_interval, health.election_probe_timeout) == (interval, timeout)

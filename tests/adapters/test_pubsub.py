@@ -6,7 +6,9 @@ from collections.abc import Callable
 
 import pytest
 
-from adapters.libp2p_host import P2PConfig, P2PNode, open_p2p_node
+from adapters.libp2p_host import open_p2p_node
+from adapters.p2p_config import P2PConfig
+from adapters.p2p_node import P2PNode
 from adapters.pubsub import InMemoryPubSubNetwork, PubSub, PubSubMessage
 from tests.adapters import WaitUntil
 

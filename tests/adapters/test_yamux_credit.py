@@ -10,7 +10,8 @@ from libp2p.custom_types import TProtocol
 from libp2p.peer.id import ID
 from libp2p.stream_muxer.yamux import yamux
 
-from adapters.libp2p_host import P2PConfig, open_p2p_node
+from adapters.libp2p_host import open_p2p_node
+from adapters.p2p_config import P2PConfig
 
 pytestmark = pytest.mark.network
 

@@ -198,7 +198,7 @@ def test_presets_meet_the_detection_targets() -> None:
     devnet = cluster_config.devnet()
     killed = 0.2 + devnet.suspicion_timeout(4, 2)
     frozen = devnet.silence_timeout(4) + devnet.suspicion_timeout(4, 2)
-    # The health monitor pings every 1 s with a 2 s timeout (adapters/libp2p_host.py).
+    # The health monitor pings every 1 s with a 2 s timeout (adapters/p2p_config.py).
     frozen_pinged = 3.0 + devnet.suspicion_timeout(4, 2)
     assert killed == pytest.approx(2.2)
     assert frozen == pytest.approx(5.0)
@@ -206,7 +206,7 @@ def test_presets_meet_the_detection_targets() -> None:
     # Five nodes stretch the heartbeat to 1.25 s (4 msgs/s cap): frozen in 5.75 s.
     assert devnet.silence_timeout(5) + devnet.suspicion_timeout(5, 2) <= 6.0
     production = cluster_config.production()
-    # Frozen: the next ping (0.5 s round) and its 2 s timeout (adapters/libp2p_host.py),
+    # Frozen: the next ping (0.5 s round) and its 2 s timeout (adapters/p2p_config.py),
     # then the minimum once two others confirmed: faster than Serf's ~7 s.
     assert 0.5 + 2.0 + production.suspicion_timeout(10, 2) < 7.0
     # A lone observer waits six times as long: one unlucky link is not a death.

@@ -77,7 +77,8 @@ def test_invalid_values_name_option_and_source(
 
 def test_election_settings_default_to_the_reference(tmp_path: Path) -> None:
     config = load_config({}, environ={})
-    # None: the reference's 15 s (or --probe-interval); see adapters.node.health_config_for.
+    # None: the reference's 15 s (or --probe-interval); see
+    # adapters.node_settings.health_config_for.
     assert config.election_probe_interval is None
     assert (config.election_probe_timeout, config.enable_election_probes) == (5.0, True)
     path = tmp_path / "node.toml"

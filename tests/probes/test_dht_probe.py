@@ -11,8 +11,11 @@ from typing import Any
 import pytest
 import trio
 
-from adapters.dht import DHT, DHTError, InMemoryDHTNetwork, PeerBehaviour
-from adapters.libp2p_host import P2PConfig, P2PNode, open_p2p_node
+from adapters.dht import DHT, DHTError
+from adapters.dht_memory import InMemoryDHTNetwork, PeerBehaviour
+from adapters.libp2p_host import open_p2p_node
+from adapters.p2p_config import P2PConfig
+from adapters.p2p_node import P2PNode
 from probes.dht_probe import (
     DHTOutcome,
     DHTProbe,

@@ -12,10 +12,12 @@ from typing import Any
 import pytest
 import trio
 
-from adapters.dht import InMemoryDHTNetwork, PeerBehaviour
+from adapters.dht_memory import InMemoryDHTNetwork, PeerBehaviour
 from adapters.gossip import election_result
-from adapters.libp2p_host import P2PConfig, P2PNode, open_p2p_node
+from adapters.libp2p_host import open_p2p_node
 from adapters.libp2p_link import LibP2PLink, probe_for_node
+from adapters.p2p_config import P2PConfig
+from adapters.p2p_node import P2PNode
 from adapters.pubsub import InMemoryPubSubNetwork
 from mesh.election import ELECTION_HEALTH, ElectionHealth
 from mesh.flap import CheckState, Thresholds

@@ -32,9 +32,11 @@ from libp2p.tools.anyio_service import background_trio_service
 from multiaddr import Multiaddr  # type: ignore[import-untyped]  # ships no py.typed
 from prometheus_client import CollectorRegistry
 
-from adapters.libp2p_host import GOSSIPSUB_PROTOCOLS, P2PConfig, P2PNode, open_p2p_node
+from adapters.libp2p_host import open_p2p_node
 from adapters.libp2p_link import LibP2PLink, probe_for_node
 from adapters.metrics import probe_stream_metrics
+from adapters.p2p_config import GOSSIPSUB_PROTOCOLS, P2PConfig
+from adapters.p2p_node import P2PNode
 from adapters.pubsub import InMemoryPubSub, InMemoryPubSubNetwork, PubSubMessage
 from devnet.rogue import RoguePeer
 from mesh.digest import TOPIC as DIGEST_TOPIC

@@ -1,0 +1,112 @@
+"""A Pubsub that survives hostile frames instead of dying with them (:class:`GuardedPubsub`).
+
+Also the one shutdown race py-libp2p's pubsub reader raises (notes, "Building a node"),
+which the node's exit (``adapters.host_teardown``) must tell from real errors.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections import Counter
+from collections.abc import Callable
+
+import trio
+from libp2p.abc import IHost, INetStream
+from libp2p.peer.id import ID
+from libp2p.pubsub.gossipsub import GossipSub
+from libp2p.pubsub.pb import rpc_pb2
+from libp2p.pubsub.pubsub import Pubsub
+
+__all__ = ["GuardedPubsub", "is_shutdown_race", "without_shutdown_race"]
+
+# The libp2p edge logs under one name, whichever part of it speaks.
+logger = logging.getLogger("adapters.libp2p_host")
+
+
+def is_shutdown_race(exc: BaseException) -> bool:
+    # notes, "Building a node": shutting down while messages flow raises this out of
+    # Pubsub.continuously_read_stream.
+    return isinstance(exc, RuntimeError) and "Nursery is closed to new arrivals" in str(exc)
+
+
+def without_shutdown_race(exc: BaseException) -> BaseException | None:
+    """``exc`` minus the shutdown-race errors in it; None if nothing else is left."""
+    if isinstance(exc, BaseExceptionGroup):
+        _, rest = exc.split(is_shutdown_race)
+        return rest
+    return None if is_shutdown_race(exc) else exc
+
+
+class GuardedPubsub(Pubsub):
+    """A Pubsub whose inbound paths catch, count and drop what they cannot handle.
+
+    In plain py-libp2p an exception escaping a stream handler ends the whole node. Its
+    reader does not catch protobuf's DecodeError, and a message whose sender id is not an
+    identity multihash, with a garbage key, makes signature verification raise inside
+    ``push_msg`` (notes, "Hostile input"). Here both are contained.
+
+    ``drops`` counts by reason: ``undecodable_rpc`` (the stream is reset; the peer's
+    other streams and its pubsub state stay) and ``invalid_message`` (that one message is
+    dropped). ``on_drop(reason)`` is called for each, for metrics.
+    """
+
+    def __init__(
+        self,
+        host: IHost,
+        router: GossipSub,
+        *,
+        on_drop: Callable[[str], None] | None = None,
+        strict_signing: bool = True,
+        max_inbound_rpc_size: int,
+    ) -> None:
+        super().__init__(
+            host, router, strict_signing=strict_signing, max_inbound_rpc_size=max_inbound_rpc_size
+        )
+        self.drops: Counter[str] = Counter()
+        self._on_drop = on_drop
+
+    def _count_drop(self, reason: str) -> None:
+        self.drops[reason] += 1
+        if self._on_drop is not None:
+            try:
+                self._on_drop(reason)
+            except Exception:
+                logger.exception("on_drop callback failed")
+
+    async def stream_handler(self, stream: INetStream) -> None:
+        peer_id = stream.muxed_conn.peer_id
+        try:
+            await super().stream_handler(stream)
+        except Exception as exc:
+            if is_shutdown_race(exc):
+                logger.debug("pubsub reader for %s stopped by shutdown", peer_id)
+                return
+            self._count_drop("undecodable_rpc")
+            logger.warning("dropped pubsub stream from %s: %r", peer_id, exc)
+            # Only the offending stream goes. Unlike the library's ParseError path we do
+            # not forget the peer's subscriptions: that would silently stop our traffic
+            # to a peer that is otherwise fine.
+            with contextlib.suppress(Exception):
+                await stream.reset()
+
+    async def _replay_recent_messages(self, peer_id: ID, topic: str) -> None:
+        # py-libp2p 0.8.1 sends every newly subscribed peer the whole message cache, one
+        # RPC per message (gossipsub.send_recent_messages). Every reconnect paid for it: at
+        # 20 nodes under load it was a fifth of a node's CPU (py-spy, 2026-11-28). A new
+        # peer gets the cluster's state from the view pull (/chorus/health-view/1.0.0) in
+        # one message, and an old probe is worth nothing to it.
+        await trio.lowlevel.checkpoint()
+
+    async def push_msg(self, msg_forwarder: ID, msg: rpc_pb2.Message) -> None:
+        if msg_forwarder == self.my_id:
+            # Our own publish: a failure here is ours and the caller should see it.
+            await super().push_msg(msg_forwarder, msg)
+            return
+        try:
+            await super().push_msg(msg_forwarder, msg)
+        except Exception as exc:
+            if is_shutdown_race(exc):
+                return
+            self._count_drop("invalid_message")
+            logger.warning("dropped a pubsub message forwarded by %s: %r", msg_forwarder, exc)
