@@ -170,7 +170,10 @@ class _StartedFlag:
         self._inner = inner
         self.started_yet = False
 
-    def started(self, value: NodeHandle) -> None:
+    # Optional to match trio_typing's TaskStatus, whose started() takes no value when the
+    # status is TaskStatus[None]; run_node always passes its handle.
+    def started(self, value: NodeHandle | None = None) -> None:
+        assert value is not None, "run_node reports its handle"
         self.started_yet = True
         self._inner.started(value)
 
