@@ -7,9 +7,11 @@ dropped by the seen cache before validation; at each heartbeat the ids of the la
 ``gossip_window`` heartbeats' messages are offered (IHAVE) to
 ``max(6, 0.25 * non-mesh peers)`` other connected peers (``_get_adaptive_gossip_peers_count``
 with adaptive gossip off, as P2PConfig sets it), which ask (IWANT) for those they lack; a
-subscriber is grafted at once while our mesh is below ``D_lo``. Left out: peer scoring, PRUNE
-backoff and peer exchange (off in P2PConfig), IDONTWANT (1.2 is not offered), fanout
-(every node is subscribed). GRAFT is accepted below ``D_hi``, else answered by PRUNE.
+subscriber is grafted at once while our mesh is below ``D_lo``, and is sent the cached
+messages of the last ``gossip_window`` heartbeats (py-libp2p's replay on subscription).
+Left out: peer scoring, PRUNE backoff and peer exchange (off in P2PConfig), IDONTWANT (1.2
+is not offered), fanout (every node is subscribed). GRAFT is accepted below ``D_hi``,
+else answered by PRUNE.
 """
 
 from __future__ import annotations
@@ -94,6 +96,11 @@ class Router:
         # is grafted at once only below D_lo; the heartbeat tops the mesh up to D.
         if len(self.mesh) < self.params.degree_low:
             self._graft(peer)
+        # Pubsub._replay_recent_messages: a new subscriber is sent what our message cache
+        # holds of the last gossip_window heartbeats, so what was published before the
+        # connection (a joiner's first digest) still reaches it.
+        for mid in self._window():
+            self._send_packet(peer, self._cache[mid])
 
     def peer_lost(self, peer: int) -> None:
         self.connected.discard(peer)
@@ -182,12 +189,7 @@ class Router:
 
     def _emit_gossip(self) -> None:
         p = self.params
-        window = [
-            mid
-            for ids in list(self._history)[-p.gossip_window :]
-            for mid in ids
-            if mid in self._cache
-        ]
+        window = self._window()
         if not window:
             return
         others = sorted(self.connected - self.mesh)
@@ -196,6 +198,11 @@ class Router:
         for peer in self.rng.sample(others, min(count, len(others))):
             size = 8 + MSG_ID_BYTES * len(ids)
             self.wire.send(self.index, peer, "ihave", size, lambda r: r._on_ihave(ids, self.index))
+
+    def _window(self) -> list[int]:
+        """Ids of the cached messages of the last ``gossip_window`` heartbeats."""
+        recent = list(self._history)[-self.params.gossip_window :]
+        return [mid for ids in recent for mid in ids if mid in self._cache]
 
     def _on_ihave(self, ids: tuple[int, ...], peer: int) -> None:
         wanted = tuple(mid for mid in ids if mid not in self._seen)

@@ -107,11 +107,9 @@ def test_a_join_of_10_nodes_converges() -> None:
 
 
 def test_the_election_agrees_once_every_member_was_heard_firsthand() -> None:
-    # At convergence some members are known from pulled views only, which the election
-    # skips (mesh.election: firsthand); one refresh interval (15 s) later all agree.
-    at_convergence = _run("join", duration=60.0)
+    # The election skips members known from pulled views only (mesh.election: firsthand);
+    # a refresh interval (15 s) after a join every view has heard every member itself.
     later = _run("join", duration=60.0, after=20.0)
-    assert at_convergence.admins > 1
     assert later.admins == 1
 
 
