@@ -101,7 +101,8 @@ from adapters.envelope import EnvelopeCache
 from adapters.libp2p_host import read_to_eof
 from adapters.meetings import Candidate, Meeting, Meetings, MeetLimits
 from mesh import cluster_json as shapes
-from mesh.admission import AdmissionPolicy, AdmissionReason, MemberCertificate
+from mesh.admission import AdmissionPolicy, AdmissionReason
+from mesh.certificate import MemberCertificate
 from mesh.cluster_config import ClusterConfig
 from mesh.cluster_view import (
     Cause,

@@ -39,17 +39,14 @@ from adapters.metrics import (
     process_and_build_metrics,
 )
 from mesh import cluster_config as cluster_presets
-from mesh.admission import (
-    AdmissionPolicy,
-    AdmissionReason,
-    MemberCertificate,
-    parse_certificate,
-    policy_from_config,
-)
+from mesh.admission import AdmissionPolicy, AdmissionReason, policy_from_config
+from mesh.admission_formats import parse_certificate
+from mesh.certificate import MemberCertificate
 from mesh.cluster_config import ClusterConfig
-from mesh.config import NodeConfig, is_loopback_host
+from mesh.config import NodeConfig
 from mesh.errors import ConfigError
 from mesh.flap import Thresholds
+from mesh.health_token import is_loopback_host
 from mesh.manager import CheckManager
 from mesh.model import HealthCheck
 from mesh.shutdown import Component, Phase, ShutdownManager, ShutdownReport

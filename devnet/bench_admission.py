@@ -17,13 +17,8 @@ from collections.abc import Callable, Sequence
 
 from adapters.envelope import EnvelopeCache
 from devnet import forge
-from mesh.admission import (
-    AdmissionPolicy,
-    AdmissionReason,
-    MemberCertificate,
-    authority_public_key,
-    sign_certificate,
-)
+from mesh.admission import AdmissionPolicy, AdmissionReason
+from mesh.certificate import MemberCertificate, authority_public_key, sign_certificate
 from mesh.digest import (
     HealthDigest,
     MemberEntry,

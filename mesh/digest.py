@@ -46,7 +46,7 @@ from enum import StrEnum
 from typing import Any, NamedTuple, cast
 
 from mesh import digest_pb2 as _pb
-from mesh.admission import MemberCertificate
+from mesh.certificate import MemberCertificate
 from mesh.cluster_config import ClusterConfig
 from mesh.errors import MeshError
 from mesh.model import Status

@@ -8,7 +8,7 @@ bytes: the switch to protoc changed no field, number or type on the wire.
 from __future__ import annotations
 
 from mesh import digest_pb2 as pb
-from mesh.admission import MemberCertificate
+from mesh.certificate import MemberCertificate
 from mesh.cluster_config import ClusterConfig
 from mesh.digest import (
     HealthDigest,
