@@ -113,30 +113,16 @@ from mesh.cluster_view import (
     PublishSuspect,
     Transition,
 )
-from mesh.digest import (
-    MAX_COMPONENTS,
-    MAX_P2P_ADDRS,
-    MAX_SNAPSHOT_BYTES,
-    TOPIC,
-    EncodeError,
-    Gossip,
-    HealthDigest,
-    MemberState,
-    Rejection,
-    RejectReason,
-    Sequencer,
-    SuspectNotice,
-    Version,
-    ViewSnapshot,
-    decode_gossip,
-    decode_snapshot,
-    encode_gossip,
-    encode_snapshot,
-)
+from mesh.digest import TOPIC, EncodeError, decode_gossip, encode_gossip
 from mesh.election import ELECTION_HEALTH, ElectionHealth, ElectionTracker
 from mesh.manager import CheckManager
+from mesh.messages import Gossip, HealthDigest, MemberState, SuspectNotice, Version, ViewSnapshot
 from mesh.model import CheckResult, HealthCheck, Status
+from mesh.rejection import Rejection, RejectReason
 from mesh.score_history import ScoreHistory
+from mesh.sequencer import Sequencer
+from mesh.snapshot_codec import decode_snapshot, encode_snapshot
+from mesh.wire_bounds import MAX_COMPONENTS, MAX_P2P_ADDRS, MAX_SNAPSHOT_BYTES
 from probes.rate_limit import RateLimiter, TokenBucket
 
 if TYPE_CHECKING:

@@ -38,8 +38,8 @@ from collections.abc import Sequence
 from typing import Any
 
 from mesh.cluster_view import ClusterView, Member, Transition
-from mesh.digest import MemberState
 from mesh.election import elect_admin
+from mesh.messages import MemberState
 from mesh.score_history import ScorePoint
 from mesh.timefmt import rfc3339
 

@@ -98,20 +98,19 @@ from enum import StrEnum
 from types import MappingProxyType
 
 from mesh.cluster_config import ClusterConfig, expected_confirmations
-from mesh.digest import (
+from mesh.messages import (
     Gossip,
     HealthDigest,
     LeaveNotice,
     MemberEntry,
     MemberState,
-    Rejection,
-    RejectReason,
     SignedNotice,
     SuspectNotice,
     Version,
     ViewSnapshot,
 )
 from mesh.model import Status
+from mesh.rejection import Rejection, RejectReason
 from mesh.view_bounds import JoinGate
 
 __all__ = [

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 __all__ = ["MAX_PEER_ID", "is_peer_id"]
 
-MAX_PEER_ID = 128  # as mesh.digest: base58 Ed25519 IDs are 52 characters, RSA ones 46
+MAX_PEER_ID = 128  # as mesh.wire_bounds: base58 Ed25519 IDs are 52 characters, RSA ones 46
 
 _BASE58 = "123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz"
 _BASE58_DIGIT = {char: value for value, char in enumerate(_BASE58)}
@@ -23,8 +23,8 @@ _MULTIHASH_SHA2_256 = 0x12
 def is_peer_id(text: str) -> bool:
     """True if ``text`` is a base58 libp2p peer ID: a well-formed identity or SHA-256 multihash.
 
-    Stricter than mesh.digest's shape check on purpose: operators type and paste these, and a
-    truncated or mistyped ID should fail at start-up, not silently admit nobody.
+    Stricter than the shape check of mesh.wire_bounds on purpose: operators type and paste
+    these, and a truncated or mistyped ID should fail at start-up, not silently admit nobody.
     """
     if not isinstance(text, str) or not 0 < len(text) <= MAX_PEER_ID:
         return False

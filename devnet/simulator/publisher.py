@@ -17,7 +17,8 @@ from typing import TYPE_CHECKING
 from adapters.gossip import publish_budget
 from adapters.node import BUILT_IN_CHECKS
 from devnet.simulator.events import Timer
-from mesh.digest import HealthDigest, Version, encode_gossip
+from mesh.digest import encode_gossip
+from mesh.messages import HealthDigest, Version
 from mesh.model import Status
 from probes.rate_limit import TokenBucket
 

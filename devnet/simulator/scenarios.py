@@ -26,8 +26,9 @@ from devnet.simulator.node import Life
 from devnet.simulator.overlay import GossipParams
 from mesh.cluster_config import ClusterConfig, production
 from mesh.cluster_view import Transition
-from mesh.digest import MemberState, encode_gossip
+from mesh.digest import encode_gossip
 from mesh.election import elect_admin
+from mesh.messages import MemberState
 
 __all__ = ["SCENARIOS", "Result", "Settings", "build", "run", "warm_start"]
 

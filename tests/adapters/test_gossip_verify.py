@@ -12,8 +12,8 @@ from prometheus_client import CollectorRegistry
 
 from adapters.gossip import GossipService
 from mesh.cluster_config import devnet
-from mesh.digest import HealthDigest, MemberState
 from mesh.manager import CheckManager
+from mesh.messages import HealthDigest, MemberState
 
 SELF, PEER = "Self1", "Peer2"
 

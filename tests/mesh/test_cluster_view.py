@@ -26,22 +26,14 @@ from mesh.cluster_view import (
     PublishSuspect,
     Transition,
 )
-from mesh.digest import (
-    HealthDigest,
-    LeaveNotice,
-    RejectReason,
-    Sequencer,
-    SuspectNotice,
-    Version,
-    ViewSnapshot,
-    decode_gossip,
-    decode_snapshot,
-    encode_gossip,
-    encode_snapshot,
-)
+from mesh.digest import decode_gossip, encode_gossip
 from mesh.errors import ConfigError
+from mesh.messages import HealthDigest, LeaveNotice, SuspectNotice, Version, ViewSnapshot
 from mesh.model import Status
+from mesh.rejection import RejectReason
+from mesh.sequencer import Sequencer
 from mesh.signed import FakeEnvelopes
+from mesh.snapshot_codec import decode_snapshot, encode_snapshot
 
 ALIVE, SUSPECT, DEAD, LEFT = (
     MemberState.ALIVE,

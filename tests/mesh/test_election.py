@@ -7,8 +7,8 @@ import pytest
 
 from mesh import cluster_config
 from mesh.cluster_view import ClusterView, Member, MemberState
-from mesh.digest import HealthDigest, Version
 from mesh.election import ElectionTracker, LeadershipChange, elect_admin, eligible
+from mesh.messages import HealthDigest, Version
 from mesh.model import Status
 
 ALIVE, SUSPECT, DEAD, LEFT = (
