@@ -104,15 +104,9 @@ from mesh import cluster_json as shapes
 from mesh.admission import AdmissionPolicy, AdmissionReason
 from mesh.certificate import MemberCertificate
 from mesh.cluster_config import ClusterConfig
-from mesh.cluster_view import (
-    Cause,
-    ClusterView,
-    Event,
-    Outcome,
-    PublishRefute,
-    PublishSuspect,
-    Transition,
-)
+from mesh.cluster_events import Event, Outcome, PublishRefute, PublishSuspect
+from mesh.cluster_transitions import Cause, Transition
+from mesh.cluster_view import ClusterView
 from mesh.digest import TOPIC, EncodeError, decode_gossip, encode_gossip
 from mesh.election import ELECTION_HEALTH, ElectionHealth, ElectionTracker
 from mesh.manager import CheckManager

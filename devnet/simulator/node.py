@@ -25,7 +25,9 @@ from devnet.simulator.keys import Identity
 from devnet.simulator.overlay import GossipParams, Packet, Router
 from devnet.simulator.publisher import Publisher
 from mesh.cluster_config import ClusterConfig
-from mesh.cluster_view import ClusterView, Event, Outcome, PublishRefute, PublishSuspect, Transition
+from mesh.cluster_events import Event, Outcome, PublishRefute, PublishSuspect
+from mesh.cluster_transitions import Transition
+from mesh.cluster_view import ClusterView
 from mesh.digest import decode_gossip, encode_gossip
 from mesh.messages import HealthDigest, MemberState, SuspectNotice
 from mesh.rejection import Rejection, RejectReason

@@ -25,7 +25,7 @@ from devnet.simulator.network import LinkModel
 from devnet.simulator.node import Life
 from devnet.simulator.overlay import GossipParams
 from mesh.cluster_config import ClusterConfig, production
-from mesh.cluster_view import Transition
+from mesh.cluster_transitions import Transition
 from mesh.digest import encode_gossip
 from mesh.election import elect_admin
 from mesh.messages import MemberState

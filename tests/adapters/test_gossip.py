@@ -53,7 +53,8 @@ from adapters.libp2p_host import P2PConfig, P2PNode, load_or_create_identity, op
 from mesh.admission import AdmissionPolicy
 from mesh.cluster_config import ClusterConfig, devnet
 from mesh.cluster_json import cluster_json
-from mesh.cluster_view import Cause, ClusterView
+from mesh.cluster_transitions import Cause
+from mesh.cluster_view import ClusterView
 from mesh.digest import TOPIC, encode_gossip
 from mesh.election import ElectionHealth
 from mesh.manager import CheckManager

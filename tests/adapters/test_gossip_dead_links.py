@@ -9,7 +9,7 @@ from prometheus_client import CollectorRegistry
 
 from adapters.gossip import GossipService
 from mesh.cluster_config import devnet
-from mesh.cluster_view import Cause, Transition
+from mesh.cluster_transitions import Cause, Transition
 from mesh.manager import CheckManager
 from mesh.messages import MemberState
 

@@ -67,7 +67,7 @@ def _state(service: GossipService) -> MemberState | None:
 
 
 def _refused_at(service: GossipService) -> float | None:
-    suspicion = service.view._members[PEER].suspicion
+    suspicion = service.view._roster.records[PEER].suspicion
     return None if suspicion is None else suspicion.refused_at
 
 

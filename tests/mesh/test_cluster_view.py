@@ -15,20 +15,19 @@ from mesh.cluster_config import (
     suspicion_bounds,
     suspicion_timeout,
 )
-from mesh.cluster_view import (
-    TRANSITIONS,
-    Cause,
-    ClusterView,
-    Event,
-    MemberState,
-    Outcome,
-    PublishRefute,
-    PublishSuspect,
-    Transition,
-)
+from mesh.cluster_events import Event, Outcome, PublishRefute, PublishSuspect
+from mesh.cluster_transitions import TRANSITIONS, Cause, Transition
+from mesh.cluster_view import ClusterView
 from mesh.digest import decode_gossip, encode_gossip
 from mesh.errors import ConfigError
-from mesh.messages import HealthDigest, LeaveNotice, SuspectNotice, Version, ViewSnapshot
+from mesh.messages import (
+    HealthDigest,
+    LeaveNotice,
+    MemberState,
+    SuspectNotice,
+    Version,
+    ViewSnapshot,
+)
 from mesh.model import Status
 from mesh.rejection import RejectReason
 from mesh.sequencer import Sequencer

@@ -36,7 +36,7 @@ from devnet import forge
 from devnet.rogue import TOPIC, RoguePeer
 from devnet.testing import ALIVE, SUSPECT, MeshNetwork, MeshSnapshot, MeshTimeout, SimNode
 from mesh import cluster_config
-from mesh.cluster_view import Member
+from mesh.cluster_roster import Member
 from mesh.digest import decode_gossip
 from mesh.messages import HealthDigest, MemberState, Version, ViewSnapshot
 from mesh.model import Status
