@@ -23,21 +23,19 @@ from typing import NoReturn
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from mesh.admission import (
-    AdmissionPolicy,
-    AdmissionReason,
-    authority_public_key,
+from mesh.admission import AdmissionPolicy, AdmissionReason
+from mesh.admission_formats import (
     format_certificate,
     format_private_key,
     format_public_key,
-    format_time_ms,
-    is_peer_id,
     parse_certificate,
     parse_private_key,
     parse_public_key,
-    sign_certificate,
 )
+from mesh.certificate import authority_public_key, sign_certificate
 from mesh.errors import ConfigError
+from mesh.peer_id import is_peer_id
+from mesh.time_ms import format_time_ms
 
 PROG = "chorus-authority"
 EXIT_OK = 0

@@ -18,7 +18,9 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, cast
 
 from adapters import members_cli
-from mesh.config import OPTIONS, NodeConfig, __version__, load_config
+from mesh.config import NodeConfig, __version__
+from mesh.config_options import OPTIONS
+from mesh.config_sources import load_config
 from mesh.errors import ConfigError
 
 if TYPE_CHECKING:

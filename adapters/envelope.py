@@ -21,8 +21,9 @@ from libp2p.peer.id import ID
 from libp2p.pubsub.pb import rpc_pb2
 from libp2p.pubsub.validators import signature_validator
 
-from mesh.digest import MAX_ENVELOPE_BYTES, TOPIC
+from mesh.digest import TOPIC
 from mesh.signed import Envelope
+from mesh.wire_bounds import MAX_ENVELOPE_BYTES
 
 __all__ = ["EnvelopeCache"]
 

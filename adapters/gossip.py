@@ -101,41 +101,22 @@ from adapters.envelope import EnvelopeCache
 from adapters.meetings import Candidate, Meeting, Meetings, MeetLimits
 from adapters.stream_read import read_to_eof
 from mesh import cluster_json as shapes
-from mesh.admission import AdmissionPolicy, AdmissionReason, MemberCertificate
+from mesh.admission import AdmissionPolicy, AdmissionReason
+from mesh.certificate import MemberCertificate
 from mesh.cluster_config import ClusterConfig
-from mesh.cluster_view import (
-    Cause,
-    ClusterView,
-    Event,
-    Outcome,
-    PublishRefute,
-    PublishSuspect,
-    Transition,
-)
-from mesh.digest import (
-    MAX_COMPONENTS,
-    MAX_P2P_ADDRS,
-    MAX_SNAPSHOT_BYTES,
-    TOPIC,
-    EncodeError,
-    Gossip,
-    HealthDigest,
-    MemberState,
-    Rejection,
-    RejectReason,
-    Sequencer,
-    SuspectNotice,
-    Version,
-    ViewSnapshot,
-    decode_gossip,
-    decode_snapshot,
-    encode_gossip,
-    encode_snapshot,
-)
+from mesh.cluster_events import Event, Outcome, PublishRefute, PublishSuspect
+from mesh.cluster_transitions import Cause, Transition
+from mesh.cluster_view import ClusterView
+from mesh.digest import TOPIC, EncodeError, decode_gossip, encode_gossip
 from mesh.election import ELECTION_HEALTH, ElectionHealth, ElectionTracker
 from mesh.manager import CheckManager
+from mesh.messages import Gossip, HealthDigest, MemberState, SuspectNotice, Version, ViewSnapshot
 from mesh.model import CheckResult, HealthCheck, Status
+from mesh.rejection import Rejection, RejectReason
 from mesh.score_history import ScoreHistory
+from mesh.sequencer import Sequencer
+from mesh.snapshot_codec import decode_snapshot, encode_snapshot
+from mesh.wire_bounds import MAX_COMPONENTS, MAX_P2P_ADDRS, MAX_SNAPSHOT_BYTES
 from probes.rate_limit import RateLimiter, TokenBucket
 
 if TYPE_CHECKING:

@@ -31,8 +31,8 @@ from adapters.client import (
     TokenRefused,
     normalize_url,
 )
-from mesh.config import is_loopback_host, is_token_text, read_token_file
 from mesh.errors import ConfigError
+from mesh.health_token import is_loopback_host, is_token_text, read_token_file
 
 __all__ = [
     "COMMANDS",

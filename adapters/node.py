@@ -40,8 +40,9 @@ from adapters.node_metrics import add_node_metrics
 from adapters.node_process import start_watchdog, watch_signals
 from adapters.p2p_config import P2PError
 from adapters.p2p_node import P2PNode
-from mesh.config import NodeConfig, is_loopback_host
+from mesh.config import NodeConfig
 from mesh.errors import ConfigError
+from mesh.health_token import is_loopback_host
 from mesh.manager import CheckManager
 from mesh.model import HealthCheck
 from mesh.shutdown import Component, Phase, ShutdownManager, ShutdownReport

@@ -19,7 +19,7 @@ from adapters.metrics import (
     probe_stream_metrics,
 )
 from adapters.p2p_node import P2PNode
-from mesh.admission import MemberCertificate
+from mesh.certificate import MemberCertificate
 from mesh.manager import CheckManager
 from probes.enhanced import EnhancedHealthChecks
 from probes.loop_lag import LoopLagMonitor

@@ -16,13 +16,9 @@ from pathlib import Path
 from adapters.dht_record_guard import DEFAULT_RECORD_TTL
 from adapters.p2p_config import P2PConfig, P2PError
 from mesh import cluster_config as cluster_presets
-from mesh.admission import (
-    AdmissionPolicy,
-    AdmissionReason,
-    MemberCertificate,
-    parse_certificate,
-    policy_from_config,
-)
+from mesh.admission import AdmissionPolicy, AdmissionReason, policy_from_config
+from mesh.admission_formats import parse_certificate
+from mesh.certificate import MemberCertificate
 from mesh.cluster_config import ClusterConfig
 from mesh.config import NodeConfig
 from mesh.errors import ConfigError

@@ -15,13 +15,8 @@ import time
 from pathlib import Path
 
 from adapters.authority_cli import _create_key_file, _read_key_file, _write_public_file
-from mesh.admission import (
-    authority_public_key,
-    format_certificate,
-    format_private_key,
-    format_public_key,
-    sign_certificate,
-)
+from mesh.admission_formats import format_certificate, format_private_key, format_public_key
+from mesh.certificate import authority_public_key, sign_certificate
 
 __all__ = ["DEVNET_CERT_VALIDITY", "LocalAuthority"]
 

@@ -17,23 +17,12 @@ from collections.abc import Callable, Sequence
 
 from adapters.envelope import EnvelopeCache
 from devnet import forge
-from mesh.admission import (
-    AdmissionPolicy,
-    AdmissionReason,
-    MemberCertificate,
-    authority_public_key,
-    sign_certificate,
-)
-from mesh.digest import (
-    HealthDigest,
-    MemberEntry,
-    MemberState,
-    ViewSnapshot,
-    decode_snapshot,
-    encode_gossip,
-    encode_snapshot,
-)
+from mesh.admission import AdmissionPolicy, AdmissionReason
+from mesh.certificate import MemberCertificate, authority_public_key, sign_certificate
+from mesh.digest import encode_gossip
+from mesh.messages import HealthDigest, MemberEntry, MemberState, ViewSnapshot
 from mesh.model import Status
+from mesh.snapshot_codec import decode_snapshot, encode_snapshot
 
 
 def _check_fresh(

@@ -50,18 +50,10 @@ from libp2p.pubsub.validators import PUBSUB_SIGNING_PREFIX
 from adapters.gossip import PULL_PROTOCOL, PULL_REQUEST
 from adapters.stream_read import read_to_eof
 from mesh import digest_pb2 as _pb
-from mesh.digest import (
-    MAX_SNAPSHOT_BYTES,
-    SCHEMA_VERSION,
-    TOPIC,
-    Gossip,
-    HealthDigest,
-    MemberState,
-    SuspectNotice,
-    Version,
-    unchecked_gossip,
-)
+from mesh.digest import SCHEMA_VERSION, TOPIC, unchecked_gossip
+from mesh.messages import Gossip, HealthDigest, MemberState, SuspectNotice, Version
 from mesh.model import Status
+from mesh.wire_bounds import MAX_SNAPSHOT_BYTES
 
 if TYPE_CHECKING:
     from libp2p.abc import IHost, INetStream

@@ -20,15 +20,8 @@ from libp2p.pubsub.pb import rpc_pb2
 from libp2p.utils import encode_varint_prefixed
 
 from devnet.rogue_base import MAX_CAPTURED, MAX_FLOOD, _peer_id, _RogueState
-from mesh.digest import (
-    TOPIC,
-    Gossip,
-    HealthDigest,
-    LeaveNotice,
-    SuspectNotice,
-    Version,
-    encode_gossip,
-)
+from mesh.digest import TOPIC, encode_gossip
+from mesh.messages import Gossip, HealthDigest, LeaveNotice, SuspectNotice, Version
 from mesh.model import Status
 
 if TYPE_CHECKING:

@@ -25,7 +25,8 @@ import trio
 
 from adapters.node import NodeHandle
 from devnet.sim_errors import SimulationError
-from mesh.config import OPTIONS, NodeConfig
+from mesh.config import NodeConfig
+from mesh.config_options import OPTIONS
 
 if TYPE_CHECKING:
     # libp2p pulls in trio-typing, whose stubs shadow trio's annotations for mypy.

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from devnet.sim_nodes import SimNode
-from mesh.digest import MemberState
+from mesh.messages import MemberState
 
 __all__ = [
     "ALIVE",

@@ -37,9 +37,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from mesh.cluster_view import ClusterView, Member, Transition
-from mesh.digest import MemberState
+from mesh.cluster_roster import Member
+from mesh.cluster_transitions import Transition
+from mesh.cluster_view import ClusterView
 from mesh.election import elect_admin
+from mesh.messages import MemberState
 from mesh.score_history import ScorePoint
 from mesh.timefmt import rfc3339
 

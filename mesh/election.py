@@ -26,7 +26,8 @@ from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from mesh.cluster_view import Member, MemberState
+from mesh.cluster_roster import Member
+from mesh.messages import MemberState
 from mesh.model import Status
 
 __all__ = [

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from mesh.digest import Rejection, RejectReason
+from mesh.rejection import Rejection, RejectReason
 
 __all__ = ["JoinGate"]
 

@@ -120,8 +120,7 @@ def test_no_package_imports_a_higher_one() -> None:
     assert upward_imports() == []
 
 
-# mesh (admission <-> config, under TYPE_CHECKING) has a cycle today: issue 16.
-@pytest.mark.parametrize("package", ["probes", "adapters", "devnet"])
+@pytest.mark.parametrize("package", ["mesh", "probes", "adapters", "devnet"])
 def test_no_import_cycles_within(package: str) -> None:
     assert import_cycles(package) == []
 

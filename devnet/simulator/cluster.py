@@ -24,7 +24,7 @@ from devnet.simulator.network import LinkModel, Network
 from devnet.simulator.node import SimNode
 from devnet.simulator.overlay import GossipParams, Packet, Router
 from mesh.cluster_config import ClusterConfig
-from mesh.cluster_view import Transition
+from mesh.cluster_transitions import Transition
 
 __all__ = ["Cluster", "Observer"]
 

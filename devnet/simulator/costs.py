@@ -17,8 +17,9 @@ from collections.abc import Callable
 
 from adapters.envelope import EnvelopeCache
 from devnet.simulator.scenarios import Settings, build, warm_start
-from mesh.digest import decode_gossip, decode_snapshot, encode_gossip, encode_snapshot
+from mesh.digest import decode_gossip, encode_gossip
 from mesh.election import elect_admin
+from mesh.snapshot_codec import decode_snapshot, encode_snapshot
 
 __all__ = ["measure"]
 

@@ -20,8 +20,10 @@ from devnet.simulator.keys import Identity
 from devnet.simulator.network import Network
 from devnet.simulator.overlay import Packet, Router, Wire
 from mesh.cluster_config import ClusterConfig
-from mesh.cluster_view import ClusterView, Outcome, Transition
-from mesh.digest import Sequencer
+from mesh.cluster_events import Outcome
+from mesh.cluster_transitions import Transition
+from mesh.cluster_view import ClusterView
+from mesh.sequencer import Sequencer
 
 __all__ = ["Kernel", "Life", "NodeSide"]
 

@@ -14,7 +14,7 @@ import functools
 from adapters.meetings import Candidate, Meeting, Meetings, MeetLimits
 from devnet.simulator.events import Timer
 from devnet.simulator.kernel import NodeSide
-from mesh.digest import MemberState
+from mesh.messages import MemberState
 
 __all__ = ["MeetingDesk"]
 

@@ -25,28 +25,15 @@ from devnet.simulator.meeting import MeetingDesk
 from devnet.simulator.overlay import GossipParams, Packet, Router
 from devnet.simulator.publisher import Publisher
 from mesh.cluster_config import ClusterConfig
-from mesh.cluster_view import (
-    Cause,
-    ClusterView,
-    Event,
-    Outcome,
-    PublishRefute,
-    PublishSuspect,
-    Transition,
-)
-from mesh.digest import (
-    HealthDigest,
-    MemberState,
-    Rejection,
-    RejectReason,
-    Sequencer,
-    SuspectNotice,
-    decode_gossip,
-    decode_snapshot,
-    encode_gossip,
-    encode_snapshot,
-)
+from mesh.cluster_events import Event, Outcome, PublishRefute, PublishSuspect
+from mesh.cluster_transitions import Cause, Transition
+from mesh.cluster_view import ClusterView
+from mesh.digest import decode_gossip, encode_gossip
+from mesh.messages import HealthDigest, MemberState, SuspectNotice
+from mesh.rejection import Rejection, RejectReason
+from mesh.sequencer import Sequencer
 from mesh.signed import Envelope
+from mesh.snapshot_codec import decode_snapshot, encode_snapshot
 from probes.rate_limit import RateLimiter, TokenBucket
 
 __all__ = ["Life", "SimNode"]

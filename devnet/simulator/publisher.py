@@ -17,7 +17,8 @@ from adapters.gossip import publish_budget
 from adapters.node_checks import BUILT_IN_CHECKS
 from devnet.simulator.events import Timer
 from devnet.simulator.kernel import NodeSide
-from mesh.digest import HealthDigest, Version, encode_gossip
+from mesh.digest import encode_gossip
+from mesh.messages import HealthDigest, Version
 from mesh.model import Status
 from probes.rate_limit import TokenBucket
 

@@ -106,5 +106,8 @@ def deep_size(root: object) -> int:
                 if hasattr(obj, name):
                     stack.append(getattr(obj, name))
             if hasattr(obj, "__dict__"):
-                stack.append(obj.__dict__)
+                # As a plain dict of its items: CPython shares an instance dict's keys with
+                # the class's other instances once one exists, so the live object's size
+                # depends on what ran before in the process, and a seed must print the same.
+                stack.append(dict(obj.__dict__))
     return total

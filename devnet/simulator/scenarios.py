@@ -25,9 +25,10 @@ from devnet.simulator.kernel import Life
 from devnet.simulator.network import LinkModel
 from devnet.simulator.overlay import GossipParams
 from mesh.cluster_config import ClusterConfig, production
-from mesh.cluster_view import Transition
-from mesh.digest import MemberState, encode_gossip
+from mesh.cluster_transitions import Transition
+from mesh.digest import encode_gossip
 from mesh.election import elect_admin
+from mesh.messages import MemberState
 
 __all__ = ["SCENARIOS", "Result", "Settings", "build", "run", "warm_start"]
 

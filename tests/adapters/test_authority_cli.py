@@ -11,17 +11,15 @@ from pathlib import Path
 import pytest
 
 from adapters.authority_cli import main, parse_duration
-from mesh.admission import (
-    AdmissionPolicy,
-    AdmissionReason,
-    authority_public_key,
+from mesh.admission import AdmissionPolicy, AdmissionReason
+from mesh.admission_formats import (
     format_certificate,
     format_private_key,
     parse_certificate,
     parse_private_key,
     parse_public_key,
-    sign_certificate,
 )
+from mesh.certificate import authority_public_key, sign_certificate
 
 PEER = "12D3KooWCWxcJ9S1BtZMSkEjY98kfN8W7CKNAiHvY2UPoz6qoq9F"
 

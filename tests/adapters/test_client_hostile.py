@@ -17,8 +17,8 @@ import pytest
 from adapters import members_cli
 from adapters.client import MAX_ANSWER_BYTES
 from adapters.members_cli import EXIT_BAD_ANSWER, EXIT_USAGE, add_commands, is_loopback, run_command
-from mesh.config import read_token_file
 from mesh.errors import ConfigError
+from mesh.health_token import read_token_file
 from tests.adapters.test_members_cli import TOKEN, chorus, one_error_line
 
 pytestmark = pytest.mark.network

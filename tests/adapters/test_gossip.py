@@ -56,24 +56,18 @@ from adapters.p2p_node import P2PNode
 from mesh.admission import AdmissionPolicy
 from mesh.cluster_config import ClusterConfig, devnet
 from mesh.cluster_json import cluster_json
-from mesh.cluster_view import Cause, ClusterView
-from mesh.digest import (
-    MAX_GOSSIP_BYTES,
-    MAX_SNAPSHOT_BYTES,
-    TOPIC,
-    HealthDigest,
-    MemberState,
-    RejectReason,
-    Sequencer,
-    ViewSnapshot,
-    decode_snapshot,
-    encode_gossip,
-    encode_snapshot,
-)
+from mesh.cluster_transitions import Cause
+from mesh.cluster_view import ClusterView
+from mesh.digest import TOPIC, encode_gossip
 from mesh.election import ElectionHealth
 from mesh.manager import CheckManager
+from mesh.messages import HealthDigest, MemberState, ViewSnapshot
 from mesh.model import Status
+from mesh.rejection import RejectReason
 from mesh.score_history import ScorePoint
+from mesh.sequencer import Sequencer
+from mesh.snapshot_codec import decode_snapshot, encode_snapshot
+from mesh.wire_bounds import MAX_GOSSIP_BYTES, MAX_SNAPSHOT_BYTES
 from tests.helpers import wait_until
 
 REPO = Path(__file__).resolve().parents[2]

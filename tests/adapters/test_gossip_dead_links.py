@@ -9,9 +9,9 @@ from prometheus_client import CollectorRegistry
 
 from adapters.gossip import GossipService
 from mesh.cluster_config import devnet
-from mesh.cluster_view import Cause, Transition
-from mesh.digest import MemberState
+from mesh.cluster_transitions import Cause, Transition
 from mesh.manager import CheckManager
+from mesh.messages import MemberState
 
 SELF, PEER, OTHER = "M0", "P1", "P2"
 

@@ -13,8 +13,8 @@ from prometheus_client import CollectorRegistry
 from adapters.gossip import GossipService, GossipTuning
 from adapters.meetings import Candidate, Meeting, Meetings, MeetLimits, meeting_address
 from mesh.cluster_config import devnet
-from mesh.digest import HealthDigest
 from mesh.manager import CheckManager
+from mesh.messages import HealthDigest
 
 SELF = "M0"  # peers named P... sort after it, so we are the side that dials
 LIMITS = MeetLimits(

@@ -12,8 +12,8 @@ from prometheus_client import CollectorRegistry
 
 from adapters.gossip import GossipService
 from mesh.cluster_config import devnet
-from mesh.digest import HealthDigest, MemberState
 from mesh.manager import CheckManager
+from mesh.messages import HealthDigest, MemberState
 
 SELF, PEER = "Self1", "Peer2"
 
@@ -67,7 +67,7 @@ def _state(service: GossipService) -> MemberState | None:
 
 
 def _refused_at(service: GossipService) -> float | None:
-    suspicion = service.view._members[PEER].suspicion
+    suspicion = service.view._roster.records[PEER].suspicion
     return None if suspicion is None else suspicion.refused_at
 
 

@@ -22,15 +22,12 @@ from adapters.node import NodeHandle, run_node
 from adapters.node_checks import share_probes
 from adapters.node_settings import admission_for
 from adapters.pubsub import InMemoryPubSubNetwork
-from mesh.admission import (
-    authority_public_key,
-    format_certificate,
-    format_public_key,
-    sign_certificate,
-)
-from mesh.config import NodeConfig, is_loopback_host
+from mesh.admission_formats import format_certificate, format_public_key
+from mesh.certificate import authority_public_key, sign_certificate
+from mesh.config import NodeConfig
 from mesh.errors import ConfigError
 from mesh.flap import CheckState
+from mesh.health_token import is_loopback_host
 from mesh.manager import CheckManager
 from mesh.model import CheckResult, HealthCheck, Status
 from probes.dht_probe import DHTProbe, active_dht_check
@@ -121,7 +118,7 @@ def _readme_section(title: str) -> str:
 
 
 def test_readme_documents_election_health() -> None:
-    from mesh.config import OPTIONS
+    from mesh.config_options import OPTIONS
 
     checks = _readme_section("## Built-in checks")
     assert "| `election-health` | no | 15 s / 5 s |" in checks

@@ -10,28 +10,26 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from mesh import admission
-from mesh.admission import (
-    CACHE_SIZE,
-    CERT_CONTEXT,
-    AdmissionPolicy,
-    AdmissionReason,
-    MemberCertificate,
-    authority_public_key,
-    certificate_payload,
+from mesh.admission import CACHE_SIZE, AdmissionPolicy, AdmissionReason, policy_from_config
+from mesh.admission_formats import (
     format_certificate,
     format_private_key,
     format_public_key,
-    format_time_ms,
-    is_peer_id,
     parse_certificate,
     parse_private_key,
     parse_public_key,
-    parse_time_ms,
-    policy_from_config,
+)
+from mesh.certificate import (
+    CERT_CONTEXT,
+    MemberCertificate,
+    authority_public_key,
+    certificate_payload,
     sign_certificate,
 )
 from mesh.config import NodeConfig
 from mesh.errors import ConfigError
+from mesh.peer_id import is_peer_id
+from mesh.time_ms import format_time_ms, parse_time_ms
 
 R = AdmissionReason
 

@@ -15,33 +15,24 @@ from mesh.cluster_config import (
     suspicion_bounds,
     suspicion_timeout,
 )
-from mesh.cluster_view import (
-    TRANSITIONS,
-    Cause,
-    ClusterView,
-    Event,
-    MemberState,
-    Outcome,
-    PublishRefute,
-    PublishSuspect,
-    Transition,
-)
-from mesh.digest import (
+from mesh.cluster_events import Event, Outcome, PublishRefute, PublishSuspect
+from mesh.cluster_transitions import TRANSITIONS, Cause, Transition
+from mesh.cluster_view import ClusterView
+from mesh.digest import decode_gossip, encode_gossip
+from mesh.errors import ConfigError
+from mesh.messages import (
     HealthDigest,
     LeaveNotice,
-    RejectReason,
-    Sequencer,
+    MemberState,
     SuspectNotice,
     Version,
     ViewSnapshot,
-    decode_gossip,
-    decode_snapshot,
-    encode_gossip,
-    encode_snapshot,
 )
-from mesh.errors import ConfigError
 from mesh.model import Status
+from mesh.rejection import RejectReason
+from mesh.sequencer import Sequencer
 from mesh.signed import FakeEnvelopes
+from mesh.snapshot_codec import decode_snapshot, encode_snapshot
 
 ALIVE, SUSPECT, DEAD, LEFT = (
     MemberState.ALIVE,

@@ -4,7 +4,9 @@ from pathlib import Path
 
 import pytest
 
-from mesh.config import OPTIONS, NodeConfig, load_config
+from mesh.config import NodeConfig
+from mesh.config_options import OPTIONS
+from mesh.config_sources import load_config
 from mesh.errors import ConfigError
 
 
@@ -140,7 +142,8 @@ def test_admission_is_off_by_default() -> None:
 
 
 def test_admission_options_from_flags_environment_and_file(tmp_path: Path) -> None:
-    from mesh.admission import AdmissionPolicy, parse_public_key, policy_from_config
+    from mesh.admission import AdmissionPolicy, policy_from_config
+    from mesh.admission_formats import parse_public_key
 
     path = tmp_path / "node.toml"
     path.write_text(f'authority_keys = ["{KEY_1}", " {KEY_2} "]\nmember_certificate = "a.cert"\n')

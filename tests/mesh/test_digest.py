@@ -8,33 +8,30 @@ import pytest
 
 from mesh import digest_pb2 as pb
 from mesh.cluster_config import ClusterConfig
-from mesh.digest import (
-    MAX_COUNTER,
-    MAX_GOSSIP_BYTES,
-    MAX_SNAPSHOT_BYTES,
-    MAX_SUSPICIONS,
-    MAX_TIME_MS,
-    SCHEMA_VERSION,
-    EncodeError,
+from mesh.digest import SCHEMA_VERSION, EncodeError, decode_gossip, encode_gossip
+from mesh.messages import (
     Gossip,
     HealthDigest,
     LeaveNotice,
     MemberEntry,
     MemberState,
-    Rejection,
-    RejectReason,
-    Sequencer,
     SignedNotice,
     SuspectNotice,
     Version,
     ViewSnapshot,
-    decode_gossip,
-    decode_snapshot,
-    encode_gossip,
-    encode_snapshot,
 )
 from mesh.model import Status
+from mesh.rejection import Rejection, RejectReason
+from mesh.sequencer import Sequencer
 from mesh.signed import FakeEnvelopes
+from mesh.snapshot_codec import decode_snapshot, encode_snapshot
+from mesh.wire_bounds import (
+    MAX_COUNTER,
+    MAX_GOSSIP_BYTES,
+    MAX_SNAPSHOT_BYTES,
+    MAX_SUSPICIONS,
+    MAX_TIME_MS,
+)
 
 NOW = 1_700_000_000.0  # Unix seconds
 NOW_MS = 1_700_000_000_000

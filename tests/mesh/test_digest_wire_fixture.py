@@ -8,9 +8,10 @@ bytes: the switch to protoc changed no field, number or type on the wire.
 from __future__ import annotations
 
 from mesh import digest_pb2 as pb
-from mesh.admission import MemberCertificate
+from mesh.certificate import MemberCertificate
 from mesh.cluster_config import ClusterConfig
-from mesh.digest import (
+from mesh.digest import decode_gossip, encode_gossip
+from mesh.messages import (
     HealthDigest,
     LeaveNotice,
     MemberEntry,
@@ -18,13 +19,10 @@ from mesh.digest import (
     SignedNotice,
     SuspectNotice,
     ViewSnapshot,
-    decode_gossip,
-    decode_snapshot,
-    encode_gossip,
-    encode_snapshot,
 )
 from mesh.model import Status
 from mesh.signed import FakeEnvelopes
+from mesh.snapshot_codec import decode_snapshot, encode_snapshot
 
 NOW_MS = 1_700_000_000_000
 NOW = NOW_MS / 1000

@@ -6,9 +6,10 @@ from types import MappingProxyType
 import pytest
 
 from mesh import cluster_config
-from mesh.cluster_view import ClusterView, Member, MemberState
-from mesh.digest import HealthDigest, Version
+from mesh.cluster_roster import Member
+from mesh.cluster_view import ClusterView
 from mesh.election import ElectionTracker, LeadershipChange, elect_admin, eligible
+from mesh.messages import HealthDigest, MemberState, Version
 from mesh.model import Status
 
 ALIVE, SUSPECT, DEAD, LEFT = (

@@ -23,7 +23,9 @@ import pytest
 import yaml
 from kubernetes_validate.utils import latest_version
 
-from mesh.config import OPTIONS, NodeConfig, load_config
+from mesh.config import NodeConfig
+from mesh.config_options import OPTIONS
+from mesh.config_sources import load_config
 from tests.helpers import PROJECT, NodeProcess, http_get
 from tests.ops import DEVNET_FLAGS, OPS
 

@@ -36,17 +36,12 @@ from devnet import forge
 from devnet.rogue import TOPIC, RoguePeer
 from devnet.testing import ALIVE, SUSPECT, MeshNetwork, MeshSnapshot, MeshTimeout, SimNode
 from mesh import cluster_config
-from mesh.cluster_view import Member
-from mesh.digest import (
-    MAX_COUNTER,
-    HealthDigest,
-    MemberState,
-    Version,
-    ViewSnapshot,
-    decode_gossip,
-    decode_snapshot,
-)
+from mesh.cluster_roster import Member
+from mesh.digest import decode_gossip
+from mesh.messages import HealthDigest, MemberState, Version, ViewSnapshot
 from mesh.model import Status
+from mesh.snapshot_codec import decode_snapshot
+from mesh.wire_bounds import MAX_COUNTER
 
 pytestmark = pytest.mark.network
 

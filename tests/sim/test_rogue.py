@@ -19,13 +19,9 @@ from adapters.libp2p_link import LibP2PLink
 from devnet.rogue import PROBE_TOPIC, TOPIC
 from devnet.testing import ALIVE, DEAD, MeshNetwork, MeshSnapshot, SimNode
 from mesh import cluster_config
-from mesh.digest import (
-    MAX_GOSSIP_BYTES,
-    HealthDigest,
-    SuspectNotice,
-    decode_gossip,
-    encode_gossip,
-)
+from mesh.digest import decode_gossip, encode_gossip
+from mesh.messages import HealthDigest, SuspectNotice
+from mesh.wire_bounds import MAX_GOSSIP_BYTES
 from probes.dht_probe import ACTIVE_DHT_CHECK
 from probes.probe_wire import ACK_PROTOCOL
 from probes.pubsub_probe import ACTIVE_PUBSUB_CHECK

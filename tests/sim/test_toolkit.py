@@ -29,7 +29,7 @@ from devnet.testing import (
     sim_config,
     time_scale,
 )
-from mesh.config import load_config
+from mesh.config_sources import load_config
 
 
 def _connected(nodes: set[int], edges: list[tuple[int, int]]) -> bool:

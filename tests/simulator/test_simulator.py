@@ -13,6 +13,8 @@ import adapters.envelope
 import adapters.gossip
 import mesh.cluster_view
 import mesh.digest
+import mesh.sequencer
+import mesh.snapshot_codec
 import probes.rate_limit
 from devnet.simulator import cluster as sim_cluster
 from devnet.simulator import keys as sim_keys
@@ -35,9 +37,9 @@ def test_the_simulator_drives_the_classes_the_node_imports() -> None:
     assert used["ClusterView"] is mesh.cluster_view.ClusterView
     assert vars(adapters.gossip)["ClusterView"] is mesh.cluster_view.ClusterView
     assert used["decode_gossip"] is mesh.digest.decode_gossip
-    assert used["decode_snapshot"] is mesh.digest.decode_snapshot
-    assert used["encode_snapshot"] is mesh.digest.encode_snapshot
-    assert used["Sequencer"] is mesh.digest.Sequencer
+    assert used["decode_snapshot"] is mesh.snapshot_codec.decode_snapshot
+    assert used["encode_snapshot"] is mesh.snapshot_codec.encode_snapshot
+    assert used["Sequencer"] is mesh.sequencer.Sequencer
     assert used["TokenBucket"] is probes.rate_limit.TokenBucket
     assert used["publish_budget"] is adapters.gossip.publish_budget
     assert used["GossipTuning"] is adapters.gossip.GossipTuning

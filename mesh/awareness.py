@@ -1,0 +1,45 @@
+"""Local health (Lifeguard IV-A): how far this node trusts its own sense of time.
+
+Like memberlist's ``awareness.go``: a score from 0 (fine) up to ``awareness_max - 1``, set
+from the event-loop lag check, that scales every timeout of the view. Rule 8 of
+``mesh.cluster_view``:
+
+8. Local health (Lifeguard IV-A). With health score s (0 = fine, up to awareness_max - 1),
+   silence and suspicion timeouts are multiplied by s + 1. While s > 0 ("starved") our
+   timing evidence (SILENCE, PING_FAILED) is not trusted: it is not published, and a
+   suspicion resting on it alone never becomes DEAD. When s returns to 0 such suspicions
+   restart their clock, and those never published are withdrawn (LOCAL_RECOVERY). A closed
+   connection is a kernel's fact, not a timing judgement, and is trusted even when starved.
+
+This class only keeps the score; what the view does with it is ``mesh.cluster_suspicions``
+(not publishing, recovering) and ``mesh.cluster_timers`` (the multiplier, no death).
+"""
+
+from __future__ import annotations
+
+__all__ = ["Awareness"]
+
+
+class Awareness:
+    def __init__(self, awareness_max: int) -> None:
+        self._max = awareness_max
+        self._health = 0
+
+    @property
+    def score(self) -> int:
+        return self._health
+
+    @property
+    def starved(self) -> bool:
+        return self._health > 0
+
+    @property
+    def multiplier(self) -> int:
+        """memberlist's ``awareness.ScaleTimeout``: timeouts times (score + 1)."""
+        return self._health + 1
+
+    def set(self, score: int) -> bool:
+        """Set the score, clamped to [0, awareness_max - 1]; True if that ended starvation."""
+        was_starved = self.starved
+        self._health = min(max(0, score), self._max - 1)
+        return was_starved and not self.starved

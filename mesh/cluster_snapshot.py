@@ -1,0 +1,127 @@
+"""The pull protocol's view: the snapshot we answer with, and how a pulled one is merged.
+
+A node that joins, or heals from a partition, pulls a peer's view rather than waiting for
+every member's next heartbeat. Rule 12 of ``mesh.cluster_view``, carried out here:
+
+12. Snapshots carry signed statements, not the responder's word. Each entry is the
+    member's own digest (and leave), and each suspicion an observer's notice, all as their
+    authors signed them (``mesh.signed``); the view applies them as if they had come from
+    the topic: digests first, then leaves, then notices. A responder can thus neither forge
+    nor advance what a member says of itself, nor invent observers; a stale snapshot can
+    neither resurrect nor rewind a member (only newer statements count). Notices carried
+    in a snapshot (older than ``max_message_age`` are dropped on decoding) make a member
+    SUSPECT, never DEAD: a suspicion resting on carried notices alone has no deadline, for
+    nobody re-gossips them and the suspect may never hear of them to refute. It waits for
+    the member's next statement, which answers it, or for evidence of our own or a notice
+    on the topic, from which its timer starts (memberlist's mergeState: "prefer to
+    suspect").
+
+The wire form, and the verification of every carried statement, is ``mesh.snapshot_codec``.
+"""
+
+from __future__ import annotations
+
+import math
+
+from mesh.cluster_events import Event, Outcome
+from mesh.cluster_roster import Roster
+from mesh.cluster_suspicions import Suspicions
+from mesh.cluster_transitions import DEAD, LEFT, SUSPECT
+from mesh.messages import MemberEntry, SignedNotice, ViewSnapshot
+from mesh.rejection import Rejection, RejectReason
+from mesh.view_bounds import JoinGate
+
+__all__ = ["Snapshots"]
+
+
+class Snapshots:
+    def __init__(self, roster: Roster, suspicions: Suspicions, joins: JoinGate) -> None:
+        self.self_id = roster.self_id
+        self.config = roster.config
+        self._roster = roster
+        self._suspicions = suspicions
+        self._joins = joins
+
+    def build(self, now: float) -> ViewSnapshot:
+        """Our view for the pull protocol, as the signed statements we hold
+        (``encode_snapshot`` leaves out what we hold no envelope of, and trims to size)."""
+        entries = []
+        for _, record in sorted(self._roster.records.items()):
+            suspicions: tuple[SignedNotice, ...] = ()
+            if record.state in (SUSPECT, DEAD) and record.suspicion is not None:
+                # Receivers drop notices past max_message_age (mesh.snapshot_codec): so do we.
+                oldest = math.floor((now - self.config.max_message_age) * 1000.0)
+                signed = record.suspicion.signed
+                suspicions = tuple(
+                    signed[o] for o in sorted(signed) if signed[o].notice.sent_at_ms >= oldest
+                )
+            entries.append(
+                MemberEntry(
+                    digest=record.digest,
+                    state=record.state,
+                    statement=record.statement,
+                    leave=record.leave if record.state is LEFT else None,
+                    leave_statement=record.leave_statement if record.state is LEFT else b"",
+                    suspicions=suspicions,
+                )
+            )
+        return ViewSnapshot(
+            responder_id=self.self_id,
+            sent_at_ms=math.floor(now * 1000.0),
+            members=tuple(entries),
+        )
+
+    def merge(self, snapshot: ViewSnapshot, now: float) -> Outcome:
+        """Apply a pulled view: its signed statements, as if from the topic (rule 12)."""
+        via = f"via snapshot from {snapshot.responder_id}"
+        events: list[Event] = []
+        dropped: list[Rejection] = []
+        # Digests first, so that observers are members before their notices are weighed.
+        for entry in snapshot.members:
+            outcome = self._merge_digest(entry, now, via)
+            events += outcome.events
+            if outcome.rejection is not None and outcome.rejection.reason is not (
+                RejectReason.REPLAYED
+            ):
+                dropped.append(outcome.rejection)
+        for entry in snapshot.members:
+            record = self._roster.records.get(entry.digest.node_id)
+            leave = entry.leave
+            if record is None or leave is None or leave.key <= record.key:
+                continue
+            events += self._roster.apply_leave(record, leave, entry.leave_statement, now, via)
+        for entry in snapshot.members:
+            for signed in entry.suspicions:
+                outcome = self._suspicions.on_notice(
+                    signed.notice, now, signed.statement, via, carried=True
+                )
+                events += outcome.events
+                if outcome.rejection is not None:
+                    dropped.append(outcome.rejection)
+        return Outcome(tuple(events), dropped=tuple(dropped))
+
+    def _merge_digest(self, entry: MemberEntry, now: float, via: str) -> Outcome:
+        peer = entry.digest.node_id
+        # Our own statements: we know better than anyone.
+        if peer == self.self_id:
+            return Outcome()
+        record = self._roster.records.get(peer)
+        if record is None:
+            if self._roster.is_buried(peer, entry.digest.key):
+                return Outcome()
+            refused = self._joins.admit(len(self._roster.records), now)
+            if refused is not None:
+                return Outcome(rejection=refused)
+            self._roster.tombstones.pop(peer, None)
+            events = self._roster.join(entry.digest, now, via)
+            self._roster.records[peer].statement = entry.statement
+            return Outcome(tuple(events))
+        if entry.digest.key <= record.key:
+            return Outcome()
+        return Outcome(
+            tuple(
+                self._roster.accept_digest(
+                    record, entry.digest, now, via, statement=entry.statement
+                )
+            )
+        )

@@ -1,0 +1,102 @@
+"""The view's clock-driven rules: silence, the suspicion deadline, and forgetting.
+
+The view reads no clock: the adapter calls ``tick`` with the time, and ``next_deadline``
+tells a timer-driven adapter when ``tick`` will next have something to do. Silence is our
+own evidence (``mesh.cluster_suspicions``); the deadline of a suspicion is its own (rule 7,
+``mesh.suspicion``), scaled by our local health (rule 8, ``mesh.awareness``). Rule 11 of
+``mesh.cluster_view``, carried out here:
+
+11. Forgetting. DEAD members are dropped after ``dead_forget_after``, LEFT ones after
+    ``left_forget_after`` (FORGOTTEN).
+
+A forgotten member's tombstone expires here too (rule 1).
+"""
+
+from __future__ import annotations
+
+from mesh.awareness import Awareness
+from mesh.cluster_events import Event
+from mesh.cluster_roster import Roster
+from mesh.cluster_suspicions import Suspicions
+from mesh.cluster_transitions import ALIVE, DEAD, LEFT, SUSPECT, Cause
+
+__all__ = ["Timers"]
+
+
+class Timers:
+    def __init__(self, roster: Roster, suspicions: Suspicions, awareness: Awareness) -> None:
+        self.self_id = roster.self_id
+        self.config = roster.config
+        self._roster = roster
+        self._suspicions = suspicions
+        self._awareness = awareness
+
+    def tick(self, now: float) -> list[Event]:
+        """Run the timers: silence -> suspect, suspicion timeout -> dead, forgetting."""
+        events: list[Event] = []
+        n = self._roster.live_count()
+        silence = self.config.silence_timeout(n) * self._awareness.multiplier
+        for peer, record in list(self._roster.records.items()):
+            if peer == self.self_id or record.state not in (ALIVE, SUSPECT):
+                continue
+            if now - record.last_heard >= silence:
+                events += self._suspicions.observe(peer, Cause.SILENCE, now)
+        for peer, record in list(self._roster.records.items()):
+            suspicion = record.suspicion
+            if record.state is not SUSPECT or suspicion is None:
+                continue
+            # Rule 12: carried notices alone make nobody dead.
+            if suspicion.held() or now < suspicion.deadline(
+                self.config, n, self._awareness.multiplier
+            ):
+                continue
+            # Rule 8: a starved node does not condemn others on its own timing alone.
+            if self._awareness.starved and suspicion.rests_on_timing_of(self.self_id):
+                continue
+            detail = f"{suspicion.confirmations()} confirmations"
+            if suspicion.refused_at is not None:
+                detail += ", our dial-back refused"
+            events += self._roster.move(record, peer, Cause.SUSPICION_TIMEOUT, now, detail)
+        for peer, record in list(self._roster.records.items()):
+            if peer == self.self_id:
+                continue
+            if record.state is DEAD:
+                keep = self.config.dead_forget_after
+            elif record.state is LEFT:
+                keep = self.config.left_forget_after
+            else:
+                continue
+            if now - record.state_since >= keep:
+                events += self._roster.forget(peer, record, now)
+        for peer, (_, expires) in list(self._roster.tombstones.items()):
+            if now >= expires:
+                del self._roster.tombstones[peer]
+        return events
+
+    def next_deadline(self) -> float | None:
+        """The earliest time at which ``tick`` would do something, for a timer-driven
+        adapter (None: nothing pending). A held suspicion (rule 8) has no deadline."""
+        n = self._roster.live_count()
+        silence = self.config.silence_timeout(n) * self._awareness.multiplier
+        times: list[float] = [expires for _, expires in self._roster.tombstones.values()]
+        for peer, record in self._roster.records.items():
+            if peer == self.self_id:
+                continue
+            suspicion = record.suspicion
+            if record.state is ALIVE or (
+                record.state is SUSPECT
+                and suspicion is not None
+                and self.self_id not in suspicion.bases
+            ):
+                times.append(record.last_heard + silence)
+            if record.state is SUSPECT and suspicion is not None:
+                held = suspicion.held() or (
+                    self._awareness.starved and suspicion.rests_on_timing_of(self.self_id)
+                )
+                if not held:
+                    times.append(suspicion.deadline(self.config, n, self._awareness.multiplier))
+            elif record.state is DEAD:
+                times.append(record.state_since + self.config.dead_forget_after)
+            elif record.state is LEFT:
+                times.append(record.state_since + self.config.left_forget_after)
+        return min(times, default=None)
