@@ -106,6 +106,12 @@ class ClusterConfig:
     # peer sent just before it died, still on its way, finds it suspect, not dead. Longer
     # only delays the news of a crash.
     refused_grace: float = 0.1
+    # Witnesses (rule 7): this many members' notices saying their own dial to a suspect was
+    # refused count as our own refusal. Only where an admission policy certifies every
+    # member (adapters.gossip sets 0 in an open cluster, where identities are free). 0 trusts
+    # no one's refusal; 1 would let a single lying member make a live one dead until it
+    # refutes; more need more observers with a link to the crashed member (meet_links each).
+    refusal_witnesses: int = 2
     # Lifeguard's local health multiplier, S (IV-A; memberlist's AwarenessMaxMultiplier):
     # while this node is itself starved its timeouts are multiplied by up to this much.
     awareness_max: int = 8
@@ -167,6 +173,7 @@ class ClusterConfig:
             "suspicion_mult": 1,
             "suspicion_max_mult": 1,
             "suspicion_confirmations": 0,
+            "refusal_witnesses": 0,
             "awareness_max": 1,
             "history_per_member": 1,
             "history_size": 1,

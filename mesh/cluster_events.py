@@ -18,10 +18,12 @@ __all__ = ["Event", "Outcome", "PublishRefute", "PublishSuspect"]
 
 @dataclass(frozen=True, slots=True)
 class PublishSuspect:
-    """Action: publish ``SuspectNotice`` (``Sequencer.suspect(suspect, basis, now)``)."""
+    """Action: publish ``SuspectNotice`` (``Sequencer.suspect(suspect, basis, now,
+    refused=refused)``); ``refused``: saying our own dial to it was refused (rule 7)."""
 
     suspect: str
     basis: Version
+    refused: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -25,8 +25,9 @@ Rules of ``mesh.cluster_view`` carried out here:
    our own incarnation, so no notice can make us jump, or overflow, our incarnation.
 6. Sharing. A suspicion we originate, or confirm by our own evidence, is published once as
    ``PublishSuspect``, unless the originator and K confirmations (Lifeguard's K) are known
-   already: then ours would change nobody's timeout. Others' notices are not re-published:
-   GossipSub already floods them.
+   already: then ours would change nobody's timeout. Our refused dial is published once
+   more, as a witness's notice (rule 7), while fewer than ``refusal_witnesses`` are known.
+   Others' notices are not re-published: GossipSub already floods them.
 9. Stopping. Failure evidence about a member whose last digest said ``stopping`` means it
    left (STOPPED): a graceful shutdown whose leave notice was lost still shows as left.
 
@@ -103,6 +104,7 @@ class Suspicions:
             detail,
             signed=signed,
             carried=carried,
+            refused=notice.refused,
         )
         return Outcome(tuple(events))
 
@@ -122,6 +124,12 @@ class Suspicions:
             # publish now if all we had before was unpublished starved timing evidence.
             suspicion.local.add(cause)
             suspicion.note_refused(cause, now)
+            if self._says_refused(suspicion, cause):
+                # What we published before was a judgement; this is a kernel's answer that
+                # others may count (rule 7: witnesses).
+                suspicion.said_refused = True
+                suspicion.quiet = False
+                return [PublishSuspect(peer, suspicion.bases[self.self_id], refused=True)]
             if suspicion.quiet and not quiet:
                 suspicion.quiet = False
                 if not self._confirmed_enough(suspicion):
@@ -134,9 +142,22 @@ class Suspicions:
         suspicion.local.add(cause)
         suspicion.note_refused(cause, now)
         suspicion.quiet = quiet
-        if not quiet and not self._confirmed_enough(suspicion):
-            events.append(PublishSuspect(peer, record.key))
+        refused = self._says_refused(suspicion, cause)
+        suspicion.said_refused = refused
+        if not quiet and (refused or not self._confirmed_enough(suspicion)):
+            events.append(PublishSuspect(peer, record.key, refused=refused))
         return events
+
+    def _says_refused(self, suspicion: Suspicion, cause: Cause) -> bool:
+        """Whether our refused dial should be published as a witness's notice (rules 6
+        and 7): once, while witnesses are trusted and fewer than needed are known."""
+        needed = self.config.refusal_witnesses
+        return (
+            cause is Cause.REFUSED
+            and needed > 0
+            and not suspicion.said_refused
+            and len(suspicion.witnesses) < needed
+        )
 
     def _confirmed_enough(self, suspicion: Suspicion) -> bool:
         """Whether the others' evidence alone already holds the suspicion at its minimum
@@ -162,8 +183,10 @@ class Suspicions:
         *,
         signed: SignedNotice | None = None,
         carried: bool = False,
+        refused: bool = False,
     ) -> list[Event]:
-        """Evidence from ``observer`` that ``peer`` failed after ``basis`` (rules 3, 9, 12)."""
+        """Evidence from ``observer`` that ``peer`` failed after ``basis`` (rules 3, 7, 9,
+        12); ``refused``: the observer's notice says its own dial was refused."""
         # SWIM: ignore evidence older than the newest statement we hold.
         if basis < record.key:
             return []
@@ -192,13 +215,38 @@ class Suspicions:
             if was_held and not suspicion.held():
                 # First evidence beyond carried notices: the timer starts now (rule 12).
                 suspicion.since = now
+            self._witness(suspicion, peer, observer, now, carried=carried, refused=refused)
             return []
         record.suspicion = Suspicion(since=now, bases={observer: basis})
         if signed is not None:
             record.suspicion.signed[observer] = signed
         if carried:
             record.suspicion.carried.add(observer)
+        self._witness(record.suspicion, peer, observer, now, carried=carried, refused=refused)
         return self._roster.move(record, peer, cause, now, label)
+
+    def _witness(
+        self,
+        suspicion: Suspicion,
+        peer: str,
+        observer: str,
+        now: float,
+        *,
+        carried: bool,
+        refused: bool,
+    ) -> None:
+        """Rule 7: count ``observer`` as a witness of a refused dial to ``peer``."""
+        # Ours is refused_at, not a witness. (Where members are not certified the count
+        # is never reached: Suspicion.witnessed_at.)
+        if not refused or observer == self.self_id:
+            return
+        # Rule 12: a carried notice was heard by nobody's clock but its responder's.
+        if carried:
+            return
+        # Our own open connection to it outweighs anyone's refused dial.
+        if peer in self._roster.connected:
+            return
+        suspicion.witnesses.setdefault(observer, now)
 
     def _refute(self, basis: Version, detail: str) -> list[Event]:
         """Rule 5: answer a suspicion of ourselves with a higher incarnation."""

@@ -44,7 +44,8 @@ written out in full beside the code that carries it out, as memberlist keeps its
 6. Sharing. A suspicion we originate or confirm is published once, unless K
    confirmations are known already (``mesh.cluster_suspicions``).
 7. Death. SUSPECT becomes DEAD after the suspicion timeout, or soon after our own dial to
-   it was refused (``mesh.suspicion``).
+   it was refused, or, among certified members, after enough witnesses' were
+   (``mesh.suspicion``).
 8. Local health (Lifeguard IV-A). Timeouts grow while we are starved, and our timing
    evidence is then not trusted (``mesh.awareness``).
 9. Stopping. Failure evidence about a member that said it was stopping means it left
@@ -224,9 +225,11 @@ class ClusterView:
         self._roster.connected.add(peer)
         record = self._roster.records.get(peer)
         if record is not None and record.suspicion is not None:
-            # It is listening after all (or again): an earlier refused dial proves nothing
-            # now, and must not make a connected member dead (rule 7).
+            # It is listening after all (or again): an earlier refused dial, ours or a
+            # witness's, proves nothing now, and must not make a connected member dead
+            # (rule 7).
             record.suspicion.refused_at = None
+            record.suspicion.witnesses.clear()
         return Outcome()
 
     def on_disconnected(self, peer: str, now: float) -> Outcome:

@@ -101,6 +101,7 @@ def unchecked_gossip(message: Gossip, *, schema_version: int = SCHEMA_VERSION) -
         wire.suspect.suspect_incarnation = message.suspect_incarnation
         wire.suspect.suspect_seq = message.suspect_seq
         wire.suspect.sent_at_ms = message.sent_at_ms
+        wire.suspect.refused = message.refused
     elif isinstance(message, LeaveNotice):
         wire.leave.node_id = message.node_id
         wire.leave.start_time_ms = message.start_time_ms
@@ -153,6 +154,7 @@ def decode_gossip(
             suspect_incarnation=int(wire.suspect.suspect_incarnation),
             suspect_seq=int(wire.suspect.suspect_seq),
             sent_at_ms=int(wire.suspect.sent_at_ms),
+            refused=bool(wire.suspect.refused),
         )
         author = message.observer_id
     elif body == "leave":

@@ -79,20 +79,22 @@ class MemberCertificate(_message.Message):
     def __init__(self, expires_at_ms: _Optional[int] = ..., signature: _Optional[bytes] = ...) -> None: ...
 
 class SuspectNotice(_message.Message):
-    __slots__ = ("observer_id", "suspect_id", "suspect_start_time_ms", "suspect_incarnation", "suspect_seq", "sent_at_ms")
+    __slots__ = ("observer_id", "suspect_id", "suspect_start_time_ms", "suspect_incarnation", "suspect_seq", "sent_at_ms", "refused")
     OBSERVER_ID_FIELD_NUMBER: _ClassVar[int]
     SUSPECT_ID_FIELD_NUMBER: _ClassVar[int]
     SUSPECT_START_TIME_MS_FIELD_NUMBER: _ClassVar[int]
     SUSPECT_INCARNATION_FIELD_NUMBER: _ClassVar[int]
     SUSPECT_SEQ_FIELD_NUMBER: _ClassVar[int]
     SENT_AT_MS_FIELD_NUMBER: _ClassVar[int]
+    REFUSED_FIELD_NUMBER: _ClassVar[int]
     observer_id: str
     suspect_id: str
     suspect_start_time_ms: int
     suspect_incarnation: int
     suspect_seq: int
     sent_at_ms: int
-    def __init__(self, observer_id: _Optional[str] = ..., suspect_id: _Optional[str] = ..., suspect_start_time_ms: _Optional[int] = ..., suspect_incarnation: _Optional[int] = ..., suspect_seq: _Optional[int] = ..., sent_at_ms: _Optional[int] = ...) -> None: ...
+    refused: bool
+    def __init__(self, observer_id: _Optional[str] = ..., suspect_id: _Optional[str] = ..., suspect_start_time_ms: _Optional[int] = ..., suspect_incarnation: _Optional[int] = ..., suspect_seq: _Optional[int] = ..., sent_at_ms: _Optional[int] = ..., refused: bool = ...) -> None: ...
 
 class LeaveNotice(_message.Message):
     __slots__ = ("node_id", "start_time_ms", "incarnation", "seq", "sent_at_ms")

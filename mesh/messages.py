@@ -76,6 +76,9 @@ class SuspectNotice:
     suspect_incarnation: int
     suspect_seq: int
     sent_at_ms: int = 0
+    # The observer's own dial to the suspect's address was refused (rule 7): nothing listens
+    # there. Counts towards death only from admitted observers (refusal_witnesses).
+    refused: bool = False
 
     @property
     def basis(self) -> Version:

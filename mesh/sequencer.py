@@ -78,7 +78,9 @@ class Sequencer:
             sent_at_ms=to_ms(now),
         )
 
-    def suspect(self, suspect_id: str, basis: Version, now: float) -> SuspectNotice:
+    def suspect(
+        self, suspect_id: str, basis: Version, now: float, *, refused: bool = False
+    ) -> SuspectNotice:
         # A statement about another node, ordered by its basis: it does not take a seq.
         return SuspectNotice(
             observer_id=self.node_id,
@@ -87,4 +89,5 @@ class Sequencer:
             suspect_incarnation=basis.incarnation,
             suspect_seq=basis.seq,
             sent_at_ms=to_ms(now),
+            refused=refused,
         )

@@ -14,7 +14,16 @@ Rule 7 of ``mesh.cluster_view``, which ``deadline`` carries out:
    nothing listens there, a kernel's answer that no peer can forge for another, so it is
    trusted even when starved. Nobody's notice carries it: each observer dials for itself
    (the adapter dials a suspect it is not connected to), so a liar's notice buys at most
-   a dial that connects.
+   a dial that connects. Witnesses are the exception, in a cluster whose members an
+   admission policy certifies (``refusal_witnesses`` > 0, set by the node only then): a
+   notice may say that its observer's own dial was refused, and ``refusal_witnesses``
+   such notices from distinct members, heard on the topic against the Version we hold
+   while we hold no connection to the member, count as our own refusal. In a large
+   cluster most observers hold no link of their own to a crashed member and would wait
+   out its suspicion: 12 s at 1,000 members (``devnet/simulator``). The price: that many
+   admitted members lying together can make a live member dead in our view until its
+   refutation (rule 4) arrives; an open cluster, where identities are free, never
+   trusts a notice that far.
 
 A suspicion resting on notices carried in pulled snapshots alone is ``held``: it has no
 deadline (rule 12, ``mesh.cluster_snapshot``).
@@ -42,6 +51,11 @@ class Suspicion:
     # Observers we know of only from notices carried in pulled snapshots (rule 12).
     carried: set[str] = field(default_factory=set)
     refused_at: float | None = None  # our first refused dial-back (rule 7)
+    # Observers whose notices on the topic said their own dial was refused, and when we
+    # heard each (rule 7: witnesses). Never from carried notices, never while we hold a
+    # connection to the member.
+    witnesses: dict[str, float] = field(default_factory=dict)
+    said_refused: bool = False  # we published a notice saying our dial was refused
 
     def held(self) -> bool:
         """Resting on carried notices alone: no deadline (rule 12)."""
@@ -64,4 +78,14 @@ class Suspicion:
         if self.refused_at is not None:
             # Rule 7: a kernel's answer, not a judgement of time: no multiplier.
             deadline = min(deadline, self.refused_at + config.refused_grace)
+        witnessed = self.witnessed_at(config.refusal_witnesses)
+        if witnessed is not None:
+            # Rule 7: as many admitted observers' refusals count as our own.
+            deadline = min(deadline, witnessed + config.refused_grace)
         return deadline
+
+    def witnessed_at(self, needed: int) -> float | None:
+        """When the ``needed``-th witness was heard; None if fewer (or none are trusted)."""
+        if needed <= 0 or len(self.witnesses) < needed:
+            return None
+        return sorted(self.witnesses.values())[needed - 1]
