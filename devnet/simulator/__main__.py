@@ -47,6 +47,11 @@ def main(argv: list[str] | None = None) -> int:
             "views agree"
         ),
     )
+    parser.add_argument(
+        "--open",
+        action="store_true",
+        help="no admission policy: a refused dial counts only for the node that dialled",
+    )
     parser.add_argument("--cpu", action="store_true", help="also print the host's cost")
     args = parser.parse_args(argv)
     rows = []
@@ -62,6 +67,7 @@ def main(argv: list[str] | None = None) -> int:
             duration=args.duration,
             after=args.after,
             join_interval=args.join_interval,
+            open=args.open,
             one_host=args.devnet,
             chain=args.devnet,
             cold=args.devnet and args.scenario in ("crash", "freeze", "leave"),

@@ -248,7 +248,7 @@ class SimNode:
                 if event.to_state is MemberState.SUSPECT:
                     self._check(self.cluster.index_of(event.peer))
             elif isinstance(event, PublishSuspect):
-                self.publisher.queue_suspect(event.suspect, event.basis)
+                self.publisher.queue_suspect(event)
             elif isinstance(event, PublishRefute):
                 self.publisher.refute(event.incarnation)
 

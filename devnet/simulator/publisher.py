@@ -17,8 +17,9 @@ from adapters.gossip import publish_budget
 from adapters.node_checks import BUILT_IN_CHECKS
 from devnet.simulator.events import Timer
 from devnet.simulator.kernel import NodeSide
+from mesh.cluster_events import PublishSuspect
 from mesh.digest import encode_gossip
-from mesh.messages import HealthDigest, Version
+from mesh.messages import HealthDigest
 from mesh.model import Status
 from probes.rate_limit import TokenBucket
 
@@ -38,7 +39,7 @@ class Publisher:
         self.last_refute = -math.inf
         self.refuting = False
         self.announce = False
-        self.suspects: deque[tuple[str, Version]] = deque()
+        self.suspects: deque[PublishSuspect] = deque()
         self.stopped = False
         self.published = 0  # digests and notices, refutations included
         self._timer: Timer | None = None
@@ -56,11 +57,11 @@ class Publisher:
             self._timer.cancel()
         self._timer = self.node.later(delay, self.due)
 
-    def queue_suspect(self, suspect: str, basis: Version) -> None:
-        if self.stopped or (suspect, basis) in self.suspects:
+    def queue_suspect(self, event: PublishSuspect) -> None:
+        if self.stopped or event in self.suspects:
             return
         if len(self.suspects) < self.node.tuning.max_pending_suspects:
-            self.suspects.append((suspect, basis))
+            self.suspects.append(event)
             self.wake()
 
     def refute(self, incarnation: int) -> None:
@@ -94,8 +95,10 @@ class Publisher:
         ) and self.bucket.take(now):
             self.publish_digest()
         while self.suspects and self.bucket.take(now):
-            peer, basis = self.suspects.popleft()
-            notice = node.sequencer.suspect(peer, basis, node.wall)
+            event = self.suspects.popleft()
+            notice = node.sequencer.suspect(
+                event.suspect, event.basis, node.wall, refused=event.refused
+            )
             self.send(encode_gossip(notice))
         if self.refuting or self.announce or self.suspects:
             delay = node.tuning.publish_poll  # waiting for a token or refute_interval

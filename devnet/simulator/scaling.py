@@ -56,6 +56,7 @@ def figures(result: Result) -> dict[str, Any]:
         "nodes": s.nodes,
         "loss": s.loss,
         "seed": s.seed,
+        "open": s.open,
         "seen": len(result.seen),
         "observers": result.observers,
         "p50": result.percentile(0.5),
@@ -68,8 +69,12 @@ def figures(result: Result) -> dict[str, Any]:
     }
 
 
-def _key(entry: dict[str, Any]) -> tuple[str, int, float, int]:
-    return (entry["scenario"], entry["nodes"], entry["loss"], entry["seed"])
+def _key(entry: dict[str, Any]) -> tuple[str, int, float, int, bool]:
+    return (entry["scenario"], entry["nodes"], entry["loss"], entry["seed"], _open(entry))
+
+
+def _open(entry: dict[str, Any]) -> bool:
+    return bool(entry.get("open", False))
 
 
 def _s(value: float | None) -> str:
@@ -77,6 +82,19 @@ def _s(value: float | None) -> str:
 
 
 def render(entries: list[dict[str, Any]]) -> str:
+    """The table of the admitted runs (an admission policy, as the ops kit deploys), then
+    that of the open ones, if any."""
+    admitted = [e for e in entries if not _open(e)]
+    opened = [e for e in entries if _open(e)]
+    parts = [_render(admitted)] if admitted else []
+    if opened:
+        parts.append(
+            "Open cluster (no admission policy: witnesses not trusted):\n\n" + _render(opened)
+        )
+    return "\n\n".join(parts)
+
+
+def _render(entries: list[dict[str, Any]]) -> str:
     by = {(e["scenario"], e["nodes"], e["loss"]): e for e in entries}
     sizes = sorted({e["nodes"] for e in entries})
     losses = sorted({e["loss"] for e in entries})
@@ -149,6 +167,7 @@ def main(argv: list[str] | None = None) -> int:
         "--scenarios", type=lambda t: [s for s in t.split(",") if s], default=list(SCENARIOS)
     )
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--open", action="store_true", help="no admission policy")
     parser.add_argument("--out", type=Path, help="JSON file to add the figures to")
     parser.add_argument("--render", type=Path, help="print the table of a saved file and exit")
     args = parser.parse_args(argv)
@@ -166,7 +185,10 @@ def main(argv: list[str] | None = None) -> int:
         for scenario in args.scenarios:
             for n in args.nodes:
                 for loss in args.loss:
-                    result = run(Settings(nodes=n, scenario=scenario, loss=loss, seed=args.seed))
+                    settings = Settings(
+                        nodes=n, scenario=scenario, loss=loss, seed=args.seed, open=args.open
+                    )
+                    result = run(settings)
                     entry = figures(result)
                     entries = [e for e in entries if _key(e) != _key(entry)] + [entry]
                     if args.out is not None:

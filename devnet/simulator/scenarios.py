@@ -14,6 +14,7 @@ the traffic of the scenario's window.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import math
 from dataclasses import dataclass, field
@@ -59,6 +60,9 @@ class Settings:
     # crash, freeze, leave as the bench runs them: on a cluster just joined (``join``'s
     # start), at the moment every view agrees, to the bench's victims (node2, 3, 4).
     cold: bool = False
+    # No admission policy: refused dials count only for the dialler (refusal_witnesses 0),
+    # as adapters.gossip runs an open cluster.
+    open: bool = False
 
 
 @dataclass(slots=True)
@@ -89,10 +93,13 @@ class Result:
 
 
 def build(settings: Settings) -> Cluster:
+    config = settings.config
+    if settings.open:
+        config = dataclasses.replace(config, refusal_witnesses=0)
     return Cluster(
         settings.nodes,
         seed=settings.seed,
-        config=settings.config,
+        config=config,
         tuning=GossipTuning(),
         params=GossipParams(),
         link=LinkModel(latency=settings.latency, loss=settings.loss),

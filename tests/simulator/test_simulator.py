@@ -192,12 +192,15 @@ def test_a_devnet_shaped_join_links_everyone_and_then_a_kill_is_seen_at_once() -
 
 def test_without_the_kademlia_refresh_a_chain_leaves_some_observer_waiting() -> None:
     # The guard's counterpart: with the refresh's links left out (and meetings unable to
-    # run before the kill), an observer never linked to the victim waits the suspicion out.
+    # run before the kill), an observer never linked to the victim waits the suspicion out
+    # where nobody's refusal counts but its own (an open cluster).
     original = sim_cluster.Cluster.kad_refresh
     sim_cluster.Cluster.kad_refresh = lambda self, a: None  # type: ignore[method-assign]
     try:
         result = run(
-            Settings(nodes=8, scenario="crash", one_host=True, chain=True, cold=True, seed=2)
+            Settings(
+                nodes=8, scenario="crash", one_host=True, chain=True, cold=True, seed=2, open=True
+            )
         )
     finally:
         sim_cluster.Cluster.kad_refresh = original  # type: ignore[method-assign]
@@ -247,3 +250,13 @@ def test_the_scaling_table_keeps_runs_and_judges_the_goals(tmp_path) -> None:  #
     assert "| crash seen by every node, p99 | 2.50 s | <= 2 s | **no** |" in text
     assert "| traffic per node | 900 B/s | <= 1,000 B/s | yes |" in text
     assert scaling.memberlist_suspicion(1000) == 12.0
+
+
+def test_witnesses_bring_a_crash_to_observers_without_a_link_of_their_own() -> None:
+    # 150 nodes: each links about meet_links (32), so most observers never met the victim.
+    # Certified members' refused dials count for all (rule 7); in an open cluster those
+    # observers wait out the suspicion (8 s at this size).
+    admitted = _run("crash", nodes=150, duration=12.0)
+    open_cluster = _run("crash", nodes=150, duration=12.0, open=True)
+    assert admitted.percentile(0.99) is not None and admitted.percentile(0.99) < 1.0
+    assert open_cluster.percentile(0.5) is not None and open_cluster.percentile(0.5) > 5.0
