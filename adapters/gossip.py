@@ -86,20 +86,22 @@ import dataclasses
 import logging
 import math
 import time
-from collections import OrderedDict, deque
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections import deque
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
 import trio
-from prometheus_client import CollectorRegistry, Counter
-from prometheus_client.core import GaugeMetricFamily, Metric
-from prometheus_client.registry import Collector
+from prometheus_client import CollectorRegistry
 
 from adapters.dialback import DialResult, Verifier, dial_back
+from adapters.election_check import ELECTION_INTERVAL, ELECTION_TIMEOUT, election_check
 from adapters.envelope import EnvelopeCache
+from adapters.gossip_metrics import GossipMetrics, log_transition
+from adapters.gossip_tuning import GossipTuning, publish_budget
 from adapters.libp2p_host import read_to_eof
 from adapters.meetings import Candidate, Meeting, Meetings, MeetLimits
+from adapters.publish_decisions import Said, fraction, is_news
 from mesh import cluster_json as shapes
 from mesh.admission import AdmissionPolicy, AdmissionReason, MemberCertificate
 from mesh.cluster_config import ClusterConfig
@@ -132,9 +134,9 @@ from mesh.digest import (
     encode_gossip,
     encode_snapshot,
 )
-from mesh.election import ELECTION_HEALTH, ElectionHealth, ElectionTracker
+from mesh.election import ElectionHealth, ElectionTracker
 from mesh.manager import CheckManager
-from mesh.model import CheckResult, HealthCheck, Status
+from mesh.model import HealthCheck
 from mesh.score_history import ScoreHistory
 from probes.rate_limit import RateLimiter, TokenBucket
 
@@ -147,152 +149,13 @@ if TYPE_CHECKING:
     from adapters.libp2p_host import P2PNode
     from adapters.pubsub import PubSubMessage
 
-__all__ = [
-    "ELECTION_CHECK",
-    "PULL_PROTOCOL",
-    "PULL_REQUEST",
-    "GossipService",
-    "GossipTuning",
-    "election_result",
-]
+__all__ = ["PULL_PROTOCOL", "PULL_REQUEST", "GossipService"]
 
 logger = logging.getLogger(__name__)
 
 PULL_PROTOCOL = "/chorus/health-view/1.0.0"
 PULL_REQUEST = b"\x01"  # version 1 of the request; anything else is refused
 MAX_PULL_REQUEST = 16  # bytes a server reads of a request before giving up on it
-
-# A score that moved less than this since we last published it is no news: scores computed
-# from latencies, loads and the election's stability drift and jitter. Measured from what
-# was published, not by rounding into buckets: a score jittering across a bucket's edge
-# (0.974, 0.976, ...) made a digest each time. At 10 idle nodes that was 5 % of the digests
-# (0.70 against 0.667 a second, the refreshes; chorus_gossip_published_total, 2026-12-02).
-SCORE_BUCKET = 0.05
-
-# The reference's election-health check: non-critical, every 15 s, 5 s timeout.
-ELECTION_CHECK = ELECTION_HEALTH
-ELECTION_INTERVAL = 15.0
-ELECTION_TIMEOUT = 5.0
-
-
-@dataclass(frozen=True, slots=True)
-class GossipTuning:
-    """The adapter's own knobs (the failure detector's are in ClusterConfig). Seconds,
-    bytes and counts."""
-
-    # Longest sleep of the tick loop; the view's next deadline usually comes first. Also
-    # how often the starved flag is re-read. Shorter costs wake-ups.
-    tick_max: float = 0.25
-    # How often the publisher re-reads our status and score to notice a change.
-    publish_poll: float = 0.25
-    # Messages a second the digests and suspicions (not refutations nor the leave) of the
-    # whole cluster may add to the topic; each node takes topic_rate / n of it (n from the
-    # view), capped by publish_rate, with a burst of burst_seconds of its rate (at least
-    # 2, at most publish_burst). The refreshes of ClusterConfig.max_refresh_rate come out
-    # of it. Higher spreads changes sooner in a large cluster and costs every node CPU.
-    topic_rate: float = 10.0
-    publish_rate: float = 5.0
-    publish_burst: float = 5.0
-    burst_seconds: float = 5.0
-    # Suspicions waiting for a token; more are dropped (silence detects them anyway).
-    max_pending_suspects: int = 256
-    # Connection events between the network's task and ours; overflow is dropped and logged.
-    event_queue: int = 256
-    # Pull client: how long a new connection may take to show its subscription to our
-    # topic (no subscription: not a health-mesh peer, no pull), the whole exchange,
-    # attempts, and concurrent pulls.
-    pull_subscription_wait: float = 5.0
-    pull_timeout: float = 5.0
-    pull_attempts: int = 2
-    pull_retry_delay: float = 0.25
-    max_concurrent_pulls: int = 4
-    # Pulls started a second, with a burst: verifying a pulled view costs up to ~0.2 ms a
-    # member the first time, and in an open cluster a stranger that reconnects under fresh
-    # identities would otherwise have us verify views at its pace. A node that skips a pull
-    # still learns the view by gossip.
-    pull_rate: float = 1.0
-    pull_burst: float = 8.0
-    # Pull server: a peer that opens a stream and never finishes its request must not hold
-    # a task; per-peer and global rate limits; concurrent streams served.
-    serve_read_timeout: float = 2.0
-    serve_write_timeout: float = 5.0
-    serve_rate: float = 1.0
-    serve_burst: float = 3.0
-    serve_global_rate: float = 20.0
-    serve_global_burst: float = 20.0
-    # Messages a second one signer may have us accept and forward (with a burst); beyond
-    # that they are rejected as FLOODED. An honest node publishes at most publish_rate
-    # plus the odd refutation; py-libp2p's own per-forwarder limit is raised out of the
-    # way (P2PConfig.gossip_forward_limit), so this is what bounds a flooding peer.
-    signer_rate: float = 10.0
-    signer_burst: float = 20.0
-    # All members' messages together, a few times the designed topic rate: in an open
-    # cluster each minted identity that joined would otherwise add signer_rate.
-    signer_global_rate: float = 40.0
-    signer_global_burst: float = 200.0
-    # Signers that are not members of our view share one bucket: identities are free to
-    # mint, and a fresh bucket each would let a stranger with a thousand keys flood us.
-    # Its burst covers a cluster's first digests when a node starts.
-    stranger_rate: float = 10.0
-    stranger_burst: float = 64.0
-    max_concurrent_serves: int = 8
-    # Pulls one peer may have us serve at once: one peer must not take every slot.
-    max_serves_per_peer: int = 1
-    # Seconds between two refutations: each answers every suspicion of the incarnation it
-    # raises, and a liar sending notice after notice must not make us publish at its pace
-    # (refutations skip the publish budget). Well inside the shortest suspicion timeout.
-    refute_interval: float = 1.0
-    # Redialling a lost peer: first attempt after this, doubling up to the cap.
-    # A healed partition is found again within about redial_max (issue 13: views agree
-    # within 3 s of a heal; Serf retries every 30 s). Each dead member costs a dial every
-    # redial_max until it is forgotten, at most max_concurrent_redials at once. A dial
-    # into a partition waits on SYN retransmissions (1 s, then 2 s, 4 s: Linux's backoff);
-    # given up after redial_timeout, the next dial's first SYN goes out at once, so after a
-    # heal a SYN gets through within about a second. 5 s left a dial begun during the cut
-    # waiting up to 4 s after the heal (3 | 3 heal median 6.1 s, make bench, 2026-12-02).
-    redial_initial: float = 0.5
-    redial_max: float = 2.0
-    redial_timeout: float = 2.0
-    redial_check: float = 0.25
-    max_concurrent_redials: int = 8
-    # Meeting members (adapters/meetings.py, issue 13): each member heard of is dialled
-    # once a life while we link fewer than meet_links members, so our own dial-back can
-    # see its crash (a refused dial within a second, not a suspicion waited out). Each link
-    # costs GossipSub's lazy gossip to up to 6 non-mesh peers a heartbeat. 0: links come
-    # from bootstrap and redials only (sparse simulated topologies). At most meet_rate
-    # meetings a second (burst meet_burst; a node joining 20 that met 18 at once missed
-    # pings and suspected live peers, make bench 2026-12-02), meet_slots at once, each
-    # given meet_timeout: apart from the redials', so a stranger's addresses that swallow
-    # SYNs cannot hold up the redial of a lost member. A host where meet_host_failures
-    # meetings failed within meet_host_window seconds waits out the window. Queue and
-    # memories are bounded (meet_queue, met_memory).
-    meet_links: int = 32
-    meet_rate: float = 2.0
-    meet_burst: float = 4.0
-    meet_slots: int = 2
-    meet_timeout: float = 2.0
-    meet_queue: int = 256
-    met_memory: int = 4096
-    meet_host_failures: int = 3
-    meet_host_window: float = 60.0
-    # Dial-backs (adapters/dialback.py): a peer whose connection closed, or that is
-    # suspected while we hold no connection to it, is dialled once per dialback_cooldown
-    # (the timeout per address; concurrent dials; requests waiting, more are dropped). A
-    # refused dial makes it dead after ClusterConfig.refused_grace.
-    dialback_timeout: float = 1.0
-    dialback_cooldown: float = 1.0
-    max_concurrent_dialbacks: int = 4
-    max_pending_dialbacks: int = 64
-    # Dial-backs a second to all peers together, with a burst (beyond: dropped).
-    dialback_rate: float = 10.0
-    dialback_burst: float = 32.0
-    # leave(): wait at most this long for py-libp2p's outbound queues to drain, then this
-    # much for the last popped frame's write to finish.
-    leave_flush_timeout: float = 1.0
-    leave_flush_grace: float = 0.05
-    # (signer, reason) pairs already logged; bounded so a flood cannot grow memory.
-    rejection_log_keys: int = 1024
-    history_in_json: int = shapes.DEFAULT_HISTORY
 
 
 _PeerEvent = tuple[Literal["connected", "disconnected", "ping_failed"], str]
@@ -304,124 +167,8 @@ class _Redial:
     delay: float
 
 
-class _Metrics:
-    def __init__(self, registry: CollectorRegistry, view: ClusterView) -> None:
-        self.received = Counter(
-            "chorus_gossip_received_total",
-            "Health gossip messages received from peers, valid or not.",
-            registry=registry,
-        )
-        self.published = Counter(
-            "chorus_gossip_published_total",
-            "Health gossip messages this node published.",
-            registry=registry,
-        )
-        self.rejected = Counter(
-            "chorus_gossip_rejected_total",
-            "Health gossip messages and pulled views rejected, by reason.",
-            ["reason"],
-            registry=registry,
-        )
-        self.bytes = Counter(
-            "chorus_gossip_bytes_total",
-            "Bytes of health gossip messages, by direction (in, out).",
-            ["direction"],
-            registry=registry,
-        )
-        self.duplicates = Counter(
-            "chorus_gossip_duplicates_total",
-            "Statements received that the view already held (e.g. first learned by a pull).",
-            registry=registry,
-        )
-        self.pulls = Counter(
-            "chorus_cluster_pulls_total",
-            "View pulls, as client (ok, failed, rejected, skipped) and server (served, refused).",
-            ["side", "result"],
-            registry=registry,
-        )
-        self.dialbacks = Counter(
-            "chorus_gossip_dialbacks_total",
-            "Dial-backs of lost or suspected peers, by result: refused (nothing listens:"
-            " a crash), open, unknown (no answer in time), dropped (too many pending).",
-            ["result"],
-            registry=registry,
-        )
-        self.errors = Counter(
-            "chorus_gossip_errors_total",
-            "Errors caught in the gossip service instead of ending it, by where they arose.",
-            ["where"],
-            registry=registry,
-        )
-        for reason in RejectReason:
-            self.rejected.labels(reason=str(reason))
-        for where in ("publish", "tick", "handle", "merge", "serve", "redial", "dialback"):
-            self.errors.labels(where=where)
-        for result in (*DialResult, "dropped"):
-            self.dialbacks.labels(result=str(result))
-        for direction in ("in", "out"):
-            self.bytes.labels(direction=direction)
-        registry.register(_ClusterCollector(view))
-
-
-class _ClusterCollector(Collector):
-    """Gauges read from the view at scrape time: never stale, nothing to update."""
-
-    def __init__(self, view: ClusterView) -> None:
-        self._view = view
-
-    def collect(self) -> Iterator[Metric]:
-        counts = self._view.counts()
-        peers = GaugeMetricFamily(
-            "chorus_cluster_peers",
-            "Members of this node's cluster view (itself included), by state.",
-            labels=["state"],
-        )
-        for state in MemberState:
-            peers.add_metric([str(state)], counts[state])
-        yield peers
-        yield GaugeMetricFamily(
-            "chorus_cluster_health_score",
-            "Cluster health score as this node's view sees it (0-1).",
-            value=self._view.health().score,
-        )
-
-
 def _never() -> bool:
     return False
-
-
-def _fraction(value: float) -> float:
-    return min(1.0, max(0.0, value)) if math.isfinite(value) else 0.0
-
-
-@dataclass(frozen=True, slots=True)
-class Said:
-    """What a digest of ours says of us, as far as deciding whether a new one is news."""
-
-    status: Status
-    score: float
-    components: Mapping[str, float]
-    http_addr: str
-    p2p_addrs: tuple[str, ...]
-
-
-def is_news(said: Said | None, now: Said) -> bool:
-    """Whether ``now`` differs from what we last published enough to publish it at once
-    (otherwise the refresh carries it): anything but the scores, or a score moved by at
-    least SCORE_BUCKET."""
-    if said is None:
-        return True
-    if (said.status, said.http_addr, said.p2p_addrs) != (now.status, now.http_addr, now.p2p_addrs):
-        return True
-    if said.components.keys() != now.components.keys():
-        return True
-
-    def moved(old: float, new: float) -> bool:
-        return abs(_fraction(new) - _fraction(old)) >= SCORE_BUCKET - 1e-9
-
-    return moved(said.score, now.score) or any(
-        moved(said.components[name], score) for name, score in now.components.items()
-    )
 
 
 class GossipService:
@@ -461,8 +208,9 @@ class GossipService:
         self.election = election or ElectionTracker()
         self.score_history = ScoreHistory()  # the dashboard's hourly chart
         self.sequencer = Sequencer(self.self_id, math.floor(manager.start_time * 1000.0))
-        self._metrics = _Metrics(registry, self.view)
-        self._logged_rejections: OrderedDict[tuple[str, str], None] = OrderedDict()
+        self._metrics = GossipMetrics(
+            registry, self.view, rejection_log_keys=self._tuning.rejection_log_keys
+        )
         self._bucket = TokenBucket(self._tuning.publish_rate, self._tuning.publish_burst, 0.0)
         self._serve_limits = RateLimiter(
             rate=self._tuning.serve_global_rate,
@@ -485,7 +233,6 @@ class GossipService:
         self.envelopes = EnvelopeCache()
         self._last_refute = -math.inf
         self._pull_budget = TokenBucket(self._tuning.pull_rate, self._tuning.pull_burst, 0.0)
-        self._errors_logged: set[str] = set()
         self._dial_budget = TokenBucket(
             self._tuning.dialback_rate, self._tuning.dialback_burst, 0.0
         )
@@ -617,32 +364,15 @@ class GossipService:
     def election_check(
         self, *, interval: float = ELECTION_INTERVAL, timeout: float = ELECTION_TIMEOUT
     ) -> HealthCheck:
-        """The "election-health" check: non-critical, by default every 15 s with a 5 s
-        timeout (the reference's ElectionProbeInterval and ElectionProbeTimeout)."""
-
-        async def check_election() -> CheckResult:
-            await trio.lowlevel.checkpoint()
-            health = self.election_health()
-            return election_result(
-                health, self.election.max_changes, heartbeat_age=self._heartbeat_age(health)
-            )
-
-        return HealthCheck(
-            name=ELECTION_CHECK,
-            checker=check_election,
-            description="An admin is elected from the cluster view and leadership is stable",
+        """The "election-health" check (``adapters.election_check``)."""
+        return election_check(
+            self.election,
+            self.view,
+            clock=self._clock,
+            wall_clock=self._wall,
             interval=interval,
             timeout=timeout,
-            critical=False,
-            component="election",
         )
-
-    def _heartbeat_age(self, health: ElectionHealth) -> float | None:
-        """Seconds since our view last accepted a statement from the admin: its digests are
-        the admin's heartbeat here (the reference's election has a heartbeat of its own).
-        On the view's monotonic clock, so a stepped wall clock cannot distort it."""
-        member = None if health.admin is None else self.view.member(health.admin)
-        return None if member is None else max(0.0, self._clock() - member.last_heard)
 
     def cluster_json(self, now: float | None = None) -> dict[str, Any]:
         """Body of GET /health/cluster; ``now`` on the view's clock (default: its clock)."""
@@ -669,16 +399,16 @@ class GossipService:
 
     def _handle(self, outcome: Outcome, source: str) -> None:
         if outcome.rejection is not None:
-            self._count_rejection(source, outcome.rejection)
+            self._metrics.count_rejection(source, outcome.rejection)
         for dropped in outcome.dropped:
-            self._count_rejection(source, dropped)
+            self._metrics.count_rejection(source, dropped)
         self._apply(outcome.events)
 
     def _apply(self, events: Iterable[Event]) -> None:
         for event in events:
             if isinstance(event, Transition):
                 self._election_dirty = True
-                _log_transition(event)
+                log_transition(event)
                 if event.cause in (Cause.JOINED, Cause.RESTARTED) and not self._left:
                     self.meetings.offer(event.peer)
                 if event.to_state is MemberState.DEAD and event.peer in self._connected:
@@ -713,28 +443,6 @@ class GossipService:
         self._suspects.append((peer, basis))
         self._wake.set()
 
-    def _count_rejection(self, signer: str, rejection: Rejection) -> None:
-        reason = str(rejection.reason)
-        self._metrics.rejected.labels(reason=reason).inc()
-        key = (signer, reason)
-        if key in self._logged_rejections:
-            return
-        self._logged_rejections[key] = None
-        if len(self._logged_rejections) > self._tuning.rejection_log_keys:
-            self._logged_rejections.popitem(last=False)
-        # Once per (signer, reason): a hostile peer must not flood the log. Old statements
-        # are routine (GossipSub's IWANT and message cache deliver out of order): INFO.
-        level = logging.INFO if rejection.reason is RejectReason.REPLAYED else logging.WARNING
-        logger.log(
-            level,
-            "rejected health gossip from %s: %s (%s); further ones are only counted",
-            signer,
-            reason,
-            rejection.detail[:200],
-        )
-
-    # --- inbound gossip ---------------------------------------------------------------
-
     def _validate(self, msg: PubSubMessage) -> bool:
         """py-libp2p topic validator: False drops the message and stops its forwarding."""
         if msg.from_peer == self.self_id:
@@ -750,10 +458,10 @@ class GossipService:
         if not isinstance(decoded, Rejection):
             decoded = self._admitted(decoded) or decoded
         if isinstance(decoded, Rejection):
-            self._count_rejection(msg.from_peer, decoded)
+            self._metrics.count_rejection(msg.from_peer, decoded)
             return False
         if not self._signer_allowed(msg.from_peer):
-            self._count_rejection(
+            self._metrics.count_rejection(
                 msg.from_peer, Rejection(RejectReason.FLOODED, "over the signer rate")
             )
             return False
@@ -802,7 +510,7 @@ class GossipService:
             decoded = self._decode(msg)
             if isinstance(decoded, Rejection):
                 # Aged out between the validator and us: rare, but count it.
-                self._count_rejection(msg.from_peer, decoded)
+                self._metrics.count_rejection(msg.from_peer, decoded)
                 return
             outcome = self.view.on_gossip(decoded, self._clock(), msg.envelope)
             if self._is_duplicate(decoded, outcome):
@@ -863,7 +571,7 @@ class GossipService:
                     else:
                         self._on_disconnected(peer, now)
                 except Exception as exc:  # one event must not end connection tracking
-                    self._loop_failed("handle", exc)
+                    self._metrics.loop_failed("handle", exc)
 
     def _on_connected(self, peer: str, now: float) -> None:
         if peer in self._connected or peer == self.self_id:
@@ -902,7 +610,7 @@ class GossipService:
                     self.election.observe(self.view.members().values(), self._wall())
                 deadline = self.view.next_deadline()
             except Exception as exc:  # the timers must outlive any state a peer caused
-                self._loop_failed("tick", exc)
+                self._metrics.loop_failed("tick", exc)
             wake = now + self._tuning.tick_max
             if deadline is not None:
                 wake = min(wake, deadline)
@@ -924,22 +632,7 @@ class GossipService:
     def _publish_failed(self, exc: Exception) -> None:
         # A refutation that cannot go out must not be retried at the loop's pace forever.
         self._refute = False
-        self._loop_failed("publish", exc)
-
-    def _loop_failed(self, where: str, exc: Exception) -> None:
-        """Count an error a loop caught, and log the first of each kind (a peer that
-        triggers one repeatedly must not flood the log)."""
-        self._metrics.errors.labels(where=where).inc()
-        kind = f"{where}:{type(exc).__name__}"
-        if kind in self._errors_logged or len(self._errors_logged) >= 64:
-            return
-        self._errors_logged.add(kind)
-        logger.error(
-            "health gossip %s failed: %r; further such errors are only counted",
-            where,
-            exc,
-            exc_info=exc,
-        )
+        self._metrics.loop_failed("publish", exc)
 
     async def _publish_due(self) -> None:
         if self._left:
@@ -1013,12 +706,12 @@ class GossipService:
         status, _ = self._manager.decide()
         components = dict(
             sorted(
-                (name, _fraction(score)) for name, score in self._manager.component_scores().items()
+                (name, fraction(score)) for name, score in self._manager.component_scores().items()
             )[:MAX_COMPONENTS]
         )
         fields: dict[str, Any] = {
             "status": status,
-            "score": _fraction(self._manager.system_score()),
+            "score": fraction(self._manager.system_score()),
             "components": components,
             "version": self._manager.version,
             "http_addr": self.http_addr,
@@ -1121,7 +814,7 @@ class GossipService:
             )
             if isinstance(snapshot, Rejection):
                 self._metrics.pulls.labels(side="client", result="rejected").inc()
-                self._count_rejection(peer, snapshot)
+                self._metrics.count_rejection(peer, snapshot)
                 return True
             self._metrics.pulls.labels(side="client", result="ok").inc()
             self._handle(
@@ -1143,7 +836,7 @@ class GossipService:
             if refused is None:
                 kept.append(entry)
             else:
-                self._count_rejection(responder, refused)
+                self._metrics.count_rejection(responder, refused)
         return dataclasses.replace(snapshot, members=tuple(kept))
 
     async def _request_snapshot(self, peer: str) -> bytes | None:
@@ -1220,7 +913,7 @@ class GossipService:
                 async with slots:
                     await self._redial(peer)
             except Exception as exc:  # a failed redial must not end the service
-                self._loop_failed("redial", exc)
+                self._metrics.loop_failed("redial", exc)
             finally:
                 redialling.discard(peer)
 
@@ -1236,7 +929,7 @@ class GossipService:
                     for meeting in self._meetings_due():
                         nursery.start_soon(self._meet, meeting)
                 except Exception as exc:  # nothing a peer's state caused may end the loop
-                    self._loop_failed("redial", exc)
+                    self._metrics.loop_failed("redial", exc)
 
     def _redials_due(self, now: float) -> list[str]:
         if self._left:
@@ -1290,7 +983,7 @@ class GossipService:
         except P2PError as exc:
             logger.debug("meeting %s at %s failed: %s", meeting.peer, meeting.address, exc)
         except Exception as exc:  # a failed meeting must not end the service
-            self._loop_failed("redial", exc)
+            self._metrics.loop_failed("redial", exc)
         finally:
             self._meeting_now -= 1
             self.meetings.finished(meeting, ok=ok)
@@ -1331,7 +1024,7 @@ class GossipService:
         try:  # the view ignores it if a connection to the peer is open again
             self._handle(self.view.on_refused(peer, self._clock()), peer)
         except Exception as exc:  # nothing a peer's state caused may end the checks
-            self._loop_failed("dialback", exc)
+            self._metrics.loop_failed("dialback", exc)
 
     async def _redial(self, peer: str) -> None:
         from adapters.libp2p_host import P2PError
@@ -1349,70 +1042,6 @@ class GossipService:
                     continue
                 logger.info("reconnected to %s at %s", peer, addr)
                 return
-
-
-def publish_budget(tuning: GossipTuning, n: int) -> tuple[float, float]:
-    """One node's (rate, burst) of publishes in a cluster of ``n`` (module docstring)."""
-    rate = min(tuning.publish_rate, tuning.topic_rate / max(1, n))
-    return rate, min(tuning.publish_burst, max(2.0, rate * tuning.burst_seconds))
-
-
-def election_result(
-    health: ElectionHealth, max_changes: int, *, heartbeat_age: float | None = None
-) -> CheckResult:
-    """The election-health check's result.
-
-    Score: 0 without an admin; otherwise 0.5 + 0.5 * stability while leadership changed at
-    most ``max_changes`` times in the window, 0.5 * stability beyond. The details carry
-    every election field of the reference's HealthMetrics (seconds and Unix seconds);
-    ``probes.enhanced`` copies them from here into its metrics and summary.
-    """
-    if health.admin is None:
-        score = 0.0
-        message = "No admin: no member is alive and healthy"
-    else:
-        base = 0.5 if health.changes_in_window <= max_changes else 0.0
-        score = base + 0.5 * health.stability
-        message = (
-            f"Admin {health.admin}, {health.changes_in_window} leadership change(s) in the"
-            f" window, stability {health.stability:.2f}"
-        )
-    return CheckResult(
-        healthy=health.healthy,
-        message=message,
-        details={
-            "admin": health.admin,
-            "admin_uptime": health.admin_uptime,
-            "leadership_changes": health.changes_total,
-            "last_leadership_change": health.last_change,
-            "admin_heartbeat_age": heartbeat_age,
-            "changes_in_window": health.changes_in_window,
-            "stability": health.stability,
-            "score": score,
-        },
-    )
-
-
-def _log_transition(event: Transition) -> None:
-    if event.from_state is event.to_state:
-        logger.debug(
-            "cluster: %s %s status %s -> %s",
-            event.peer,
-            event.to_state,
-            event.from_status,
-            event.to_status,
-        )
-        return
-    level = logging.WARNING if event.to_state in (MemberState.DEAD,) else logging.INFO
-    logger.log(
-        level,
-        "cluster: %s %s -> %s (%s%s)",
-        event.peer,
-        event.from_state or "new",
-        event.to_state or "forgotten",
-        event.cause,
-        f", {event.detail}" if event.detail else "",
-    )
 
 
 async def _reset(stream: INetStream) -> None:

@@ -25,7 +25,9 @@ from quart_trio import QuartTrio
 
 from adapters.dashboard import add_dashboard
 from adapters.dht import DEFAULT_RECORD_TTL, RECORD_DROP_REASONS
-from adapters.gossip import ELECTION_CHECK, GossipService, GossipTuning
+from adapters.election_check import ELECTION_CHECK
+from adapters.gossip import GossipService
+from adapters.gossip_tuning import GossipTuning
 from adapters.http_app import add_cluster_routes, add_json_route, create_app
 from adapters.libp2p_host import P2PConfig, P2PError, P2PNode, open_p2p_node
 from adapters.libp2p_link import probe_for_node

@@ -15,7 +15,7 @@ import functools
 import random
 from collections.abc import Callable
 
-from adapters.gossip import GossipTuning
+from adapters.gossip_tuning import GossipTuning
 from devnet.simulator.events import EventLoop
 from devnet.simulator.keys import identity, shared_verifier
 from devnet.simulator.network import LinkModel, Network

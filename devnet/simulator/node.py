@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterable
 from enum import StrEnum
 from typing import TYPE_CHECKING
 
-from adapters.gossip import GossipTuning
+from adapters.gossip_tuning import GossipTuning
 from devnet.simulator.events import Timer
 from devnet.simulator.keys import Identity
 from devnet.simulator.overlay import GossipParams, Packet, Router

@@ -14,7 +14,7 @@ import math
 from collections import deque
 from typing import TYPE_CHECKING
 
-from adapters.gossip import publish_budget
+from adapters.gossip_tuning import publish_budget
 from adapters.node import BUILT_IN_CHECKS
 from devnet.simulator.events import Timer
 from mesh.digest import HealthDigest, Version, encode_gossip

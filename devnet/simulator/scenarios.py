@@ -18,7 +18,7 @@ import functools
 import math
 from dataclasses import dataclass, field
 
-from adapters.gossip import GossipTuning
+from adapters.gossip_tuning import GossipTuning
 from adapters.libp2p_host import P2PConfig
 from devnet.simulator.cluster import Cluster
 from devnet.simulator.network import LinkModel

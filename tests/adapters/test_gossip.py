@@ -39,16 +39,10 @@ from libp2p.stream_muxer.exceptions import MuxedStreamError
 from libp2p.utils import encode_varint_prefixed
 from prometheus_client import CollectorRegistry
 
+from adapters.election_check import ELECTION_CHECK, election_result
 from adapters.envelope import EnvelopeCache
-from adapters.gossip import (
-    ELECTION_CHECK,
-    PULL_PROTOCOL,
-    PULL_REQUEST,
-    GossipService,
-    GossipTuning,
-    election_result,
-    publish_budget,
-)
+from adapters.gossip import PULL_PROTOCOL, PULL_REQUEST, GossipService
+from adapters.gossip_tuning import GossipTuning, publish_budget
 from adapters.libp2p_host import P2PConfig, P2PNode, load_or_create_identity, open_p2p_node
 from mesh.admission import AdmissionPolicy
 from mesh.cluster_config import ClusterConfig, devnet

@@ -10,7 +10,8 @@ import trio
 import trio.testing
 from prometheus_client import CollectorRegistry
 
-from adapters.gossip import GossipService, GossipTuning
+from adapters.gossip import GossipService
+from adapters.gossip_tuning import GossipTuning
 from adapters.meetings import Candidate, Meeting, Meetings, MeetLimits, meeting_address
 from mesh.cluster_config import devnet
 from mesh.digest import HealthDigest

@@ -13,7 +13,7 @@ import pytest
 import trio
 
 from adapters.dht import InMemoryDHTNetwork, PeerBehaviour
-from adapters.gossip import election_result
+from adapters.election_check import election_result
 from adapters.libp2p_host import P2PConfig, P2PNode, open_p2p_node
 from adapters.libp2p_link import LibP2PLink, probe_for_node
 from adapters.pubsub import InMemoryPubSubNetwork

@@ -10,6 +10,7 @@ import dataclasses
 
 import adapters.envelope
 import adapters.gossip
+import adapters.gossip_tuning
 import mesh.cluster_view
 import mesh.digest
 import probes.rate_limit
@@ -37,8 +38,8 @@ def test_the_simulator_drives_the_classes_the_node_imports() -> None:
     assert used["encode_snapshot"] is mesh.digest.encode_snapshot
     assert used["Sequencer"] is mesh.digest.Sequencer
     assert used["TokenBucket"] is probes.rate_limit.TokenBucket
-    assert used["publish_budget"] is adapters.gossip.publish_budget
-    assert used["GossipTuning"] is adapters.gossip.GossipTuning
+    assert used["publish_budget"] is adapters.gossip_tuning.publish_budget
+    assert used["GossipTuning"] is adapters.gossip_tuning.GossipTuning
     assert used["EnvelopeCache"] is adapters.envelope.EnvelopeCache
     cluster = build(Settings(nodes=3))
     # Not a subclass nor a stand-in: the very class, with the production preset.
