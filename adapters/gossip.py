@@ -86,7 +86,6 @@ import dataclasses
 import logging
 import math
 import time
-from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
@@ -98,10 +97,10 @@ from adapters.dialback import DialResult, Verifier, dial_back
 from adapters.election_check import ELECTION_INTERVAL, ELECTION_TIMEOUT, election_check
 from adapters.envelope import EnvelopeCache
 from adapters.gossip_metrics import GossipMetrics, log_transition
-from adapters.gossip_tuning import GossipTuning, publish_budget
+from adapters.gossip_publisher import GossipPublisher
+from adapters.gossip_tuning import GossipTuning
 from adapters.libp2p_host import read_to_eof
 from adapters.meetings import Candidate, Meeting, Meetings, MeetLimits
-from adapters.publish_decisions import Said, fraction, is_news
 from mesh import cluster_json as shapes
 from mesh.admission import AdmissionPolicy, AdmissionReason, MemberCertificate
 from mesh.cluster_config import ClusterConfig
@@ -115,11 +114,8 @@ from mesh.cluster_view import (
     Transition,
 )
 from mesh.digest import (
-    MAX_COMPONENTS,
-    MAX_P2P_ADDRS,
     MAX_SNAPSHOT_BYTES,
     TOPIC,
-    EncodeError,
     Gossip,
     HealthDigest,
     MemberState,
@@ -127,11 +123,9 @@ from mesh.digest import (
     RejectReason,
     Sequencer,
     SuspectNotice,
-    Version,
     ViewSnapshot,
     decode_gossip,
     decode_snapshot,
-    encode_gossip,
     encode_snapshot,
 )
 from mesh.election import ElectionHealth, ElectionTracker
@@ -196,7 +190,6 @@ class GossipService:
         certificate: MemberCertificate | None = None,
     ) -> None:
         self._node = node
-        self._manager = manager
         self._config = config
         self._tuning = tuning or GossipTuning()
         self._http_addr = http_addr
@@ -211,7 +204,6 @@ class GossipService:
         self._metrics = GossipMetrics(
             registry, self.view, rejection_log_keys=self._tuning.rejection_log_keys
         )
-        self._bucket = TokenBucket(self._tuning.publish_rate, self._tuning.publish_burst, 0.0)
         self._serve_limits = RateLimiter(
             rate=self._tuning.serve_global_rate,
             burst=self._tuning.serve_global_burst,
@@ -229,9 +221,7 @@ class GossipService:
         )
         self._strangers = TokenBucket(self._tuning.stranger_rate, self._tuning.stranger_burst, 0.0)
         self.admission = admission if admission is not None else AdmissionPolicy()
-        self._certificate = certificate
         self.envelopes = EnvelopeCache()
-        self._last_refute = -math.inf
         self._pull_budget = TokenBucket(self._tuning.pull_rate, self._tuning.pull_burst, 0.0)
         self._dial_budget = TokenBucket(
             self._tuning.dialback_rate, self._tuning.dialback_burst, 0.0
@@ -245,15 +235,22 @@ class GossipService:
             max_concurrent=self._tuning.max_concurrent_dialbacks,
             max_pending=self._tuning.max_pending_dialbacks,
         )
-        # Publisher state.
-        self._wake = trio.Event()
-        self._last_sent: float | None = None
-        self._published: Said | None = None
-        self._announce = False  # a new peer joined our mesh: tell it about us
-        self._announced: set[str] = set()
-        self._refute = False
-        self._suspects: deque[tuple[str, Version]] = deque()
         self._left = False
+        self._publisher = GossipPublisher(
+            node,
+            manager,
+            self.sequencer,
+            self.view,
+            config,
+            self._tuning,
+            self._metrics,
+            handle=self._handle,
+            http_addr=lambda: self.http_addr,
+            certificate=certificate,
+            left=lambda: self._left,
+            clock=clock,
+            wall_clock=wall_clock,
+        )
         # Connection bookkeeping.
         self._events: trio.MemorySendChannel[_PeerEvent] | None = None
         self._connected: set[str] = set()
@@ -287,7 +284,7 @@ class GossipService:
     @http_addr.setter
     def http_addr(self, value: str | Callable[[], str]) -> None:
         self._http_addr = value
-        self._wake.set()
+        self._publisher.wake()
 
     @property
     def left(self) -> bool:
@@ -321,10 +318,10 @@ class GossipService:
                 # Peers dialled before we listened (bootstrap starts with the node).
                 for peer in self._node.connected_peers():
                     self._peer_connected(peer)
-                await self._publish_digest(self._clock())
+                await self._publisher.publish_digest(self._clock())
                 nursery.start_soon(self._event_loop, receive)
                 nursery.start_soon(self._tick_loop)
-                nursery.start_soon(self._publish_loop)
+                nursery.start_soon(self._publisher.run)
                 nursery.start_soon(self._redial_loop)
                 nursery.start_soon(self._verifier.run, self._verify)
                 task_status.started()
@@ -351,11 +348,7 @@ class GossipService:
         if self._left:
             return
         self._left = True
-        self._suspects.clear()
-        notice = self.sequencer.leave(self._wall())
-        self._handle(self.view.on_gossip(notice, self._clock()), self.self_id)
-        await self._send(encode_gossip(notice))
-        await self._flush()
+        await self._publisher.leave()
         logger.info("left the cluster (%s)", self.self_id)
 
     def election_health(self) -> ElectionHealth:
@@ -416,12 +409,10 @@ class GossipService:
                 if event.to_state is MemberState.SUSPECT:
                     self._check_suspect(event.peer)
             elif isinstance(event, PublishSuspect):
-                self._queue_suspect(event.suspect, event.basis)
+                self._publisher.queue_suspect(event.suspect, event.basis)
             elif isinstance(event, PublishRefute):
                 # SWIM 4.2: answer with a higher incarnation, at once (no rate limit).
-                self.sequencer.refute(event.incarnation)
-                self._refute = True
-                self._wake.set()
+                self._publisher.refute(event.incarnation)
 
     def _drop_dead_link(self, peer: str) -> None:
         """Close a link to a member our view found dead while the link looked open.
@@ -433,15 +424,6 @@ class GossipService:
         redial_max, and pulled from as soon as one connects."""
         if self._nursery is not None and not self._left:
             self._nursery.start_soon(self._node.drop_peer, peer)
-
-    def _queue_suspect(self, peer: str, basis: Version) -> None:
-        if self._left or (peer, basis) in self._suspects:
-            return
-        if len(self._suspects) >= self._tuning.max_pending_suspects:
-            logger.warning("suspicion of %s not published: too many pending", peer)
-            return
-        self._suspects.append((peer, basis))
-        self._wake.set()
 
     def _validate(self, msg: PubSubMessage) -> bool:
         """py-libp2p topic validator: False drops the message and stops its forwarding."""
@@ -587,7 +569,7 @@ class GossipService:
         if peer not in self._connected:
             return
         self._connected.discard(peer)
-        self._announced.discard(peer)
+        self._publisher.forget(peer)
         self._handle(self.view.on_disconnected(peer, now), peer)
         self._check_suspect(peer, urgent=True)
         if not self._left:
@@ -616,136 +598,6 @@ class GossipService:
                 wake = min(wake, deadline)
             # A deadline already due was just handled; 10 ms keeps a busy loop impossible.
             await trio.sleep(max(0.01, wake - self._clock()))
-
-    # --- outbound gossip --------------------------------------------------------------
-
-    async def _publish_loop(self) -> None:
-        while True:
-            self._wake = trio.Event()
-            try:
-                await self._publish_due()
-            except Exception as exc:  # nothing a peer made the view ask for may end us
-                self._publish_failed(exc)
-            with trio.move_on_after(self._tuning.publish_poll):
-                await self._wake.wait()
-
-    def _publish_failed(self, exc: Exception) -> None:
-        # A refutation that cannot go out must not be retried at the loop's pace forever.
-        self._refute = False
-        self._metrics.loop_failed("publish", exc)
-
-    async def _publish_due(self) -> None:
-        if self._left:
-            return
-        now = self._clock()
-        self._bucket.rate, self._bucket.burst = publish_budget(self._tuning, self.view.live_count())
-        if self._refute and now - self._last_refute >= self._tuning.refute_interval:
-            self._last_refute = now
-            await self._publish_digest(now)
-        elif self._refute:
-            pass  # the refutation waits out refute_interval; the poll brings us back
-        elif self._publish_now(now) and self._bucket.take(now):
-            await self._publish_digest(now)
-        while self._suspects and not self._left and self._bucket.take(self._clock()):
-            peer, basis = self._suspects.popleft()
-            notice = self.sequencer.suspect(peer, basis, self._wall())
-            await self._send(encode_gossip(notice))
-
-    def _publish_now(self, now: float) -> bool:
-        changed = self._changed()
-        # Announcing ourselves to a peer new to our mesh is no change of ours that could
-        # flap: it waits for the publish budget only, not for min_publish_interval (1 s
-        # in production, which was most of a joiner's time to full agreement; issue 13).
-        if self._announce:
-            return True
-        return self._config.publish_due(
-            now=now, last_sent=self._last_sent, changed=changed, n=self.view.live_count()
-        )
-
-    def _changed(self) -> bool:
-        mesh = self._mesh_peers()
-        if mesh - self._announced:
-            # A peer new to our mesh: it (and through it, its side of the cluster) should
-            # hear from us now rather than at our next refresh.
-            self._announced |= mesh
-            self._announce = True
-        return self._announce or is_news(self._published, self._said())
-
-    def _mesh_peers(self) -> set[str]:
-        router = getattr(self._node.guarded_pubsub, "router", None)
-        mesh: Mapping[str, Iterable[Any]] = getattr(router, "mesh", {}) or {}
-        return {peer.to_base58() for peer in mesh.get(TOPIC, ())}
-
-    def _said(self) -> Said:
-        status, _ = self._manager.decide()
-        return Said(
-            status,
-            self._manager.system_score(),
-            dict(self._manager.component_scores()),
-            self.http_addr,
-            tuple(self._p2p_addrs()),
-        )
-
-    def _p2p_addrs(self) -> list[str]:
-        return self._node.listen_addrs[:MAX_P2P_ADDRS]
-
-    async def _publish_digest(self, now: float) -> None:
-        if self._left:
-            return
-        said = self._said()
-        digest, data = self._encoded_digest()
-        self._refute = False
-        self._announce = False
-        self._last_sent = now
-        self._published = said
-        # Our own digest feeds our view first (the view needs us as a member).
-        self._handle(self.view.on_gossip(digest, now), self.self_id)
-        await self._send(data)
-
-    def _encoded_digest(self) -> tuple[HealthDigest, bytes]:
-        status, _ = self._manager.decide()
-        components = dict(
-            sorted(
-                (name, fraction(score)) for name, score in self._manager.component_scores().items()
-            )[:MAX_COMPONENTS]
-        )
-        fields: dict[str, Any] = {
-            "status": status,
-            "score": fraction(self._manager.system_score()),
-            "components": components,
-            "version": self._manager.version,
-            "http_addr": self.http_addr,
-            "p2p_addrs": self._p2p_addrs(),
-            "certificate": self._certificate,
-        }
-        # A component name or address peers would reject must not silence us: fall back
-        # to a digest without the offending optional fields.
-        for drop in ((), ("components",), ("components", "version", "http_addr", "p2p_addrs")):
-            trimmed = {k: v for k, v in fields.items() if k not in drop}
-            digest = self.sequencer.digest(self._wall(), **trimmed)
-            try:
-                return digest, encode_gossip(digest)
-            except EncodeError as exc:
-                logger.warning("digest not publishable as is (%s); trimming it", exc)
-        raise AssertionError("a digest without optional fields always encodes")
-
-    async def _send(self, data: bytes) -> None:
-        try:
-            await self._node.pubsub.publish(TOPIC, data)
-        except Exception as exc:  # shutting down, or py-libp2p trouble: the next one will do
-            logger.info("health gossip publish failed: %r", exc)
-            return
-        self._metrics.published.inc()
-        self._metrics.bytes.labels(direction="out").inc(len(data))
-
-    async def _flush(self) -> None:
-        queues: Mapping[Any, Any] = getattr(self._node.guarded_pubsub, "peer_queues", {}) or {}
-        with trio.move_on_after(self._tuning.leave_flush_timeout):
-            # py-libp2p's per-peer RpcQueue (pubsub/rpc_queue.py) has a length; its sending
-            # task pops a frame and then writes it. Polling: there is no event to wait on.
-            while any(len(queue) for queue in list(queues.values())):  # noqa: ASYNC110
-                await trio.sleep(0.005)
-            await trio.sleep(self._tuning.leave_flush_grace)
 
     # --- the pull protocol ------------------------------------------------------------
 
@@ -791,9 +643,9 @@ class GossipService:
                     # the publisher announce us now, not at its next poll (up to 0.25 s
                     # of a joiner's convergence, twice over with admission).
                     woken = True
-                    self._wake.set()
+                    self._publisher.wake()
                 await trio.sleep(0.02)
-            self._wake.set()
+            self._publisher.wake()
             return True
         return False
 

@@ -460,12 +460,12 @@ def _settled(member: Member) -> bool:
     once when its mesh gains a peer), and GossipSub's gossip windows (the last 3
     heartbeats' messages, offered to peers in IHAVE) are empty."""
     service = member.service
-    mesh = service._mesh_peers()
+    mesh = service._publisher.mesh_peers()
     router = member.node.guarded_pubsub.router
     return (
         mesh == set(member.node.connected_peers())
-        and mesh <= service._announced
-        and not service._announce
+        and mesh <= service._publisher.decisions.announced
+        and not service._publisher.decisions.announce
         and not router.mcache.window(TOPIC)  # type: ignore[attr-defined]
     )
 
