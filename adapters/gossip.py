@@ -82,11 +82,10 @@ to the topic, so a new node converges at once (memberlist's push/pull on join), 
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import logging
 import math
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -96,13 +95,14 @@ from prometheus_client import CollectorRegistry
 from adapters.dialback import DialResult, Verifier, dial_back
 from adapters.election_check import ELECTION_INTERVAL, ELECTION_TIMEOUT, election_check
 from adapters.envelope import EnvelopeCache
+from adapters.gossip_inbound import InboundGossip
 from adapters.gossip_metrics import GossipMetrics, log_transition
 from adapters.gossip_publisher import GossipPublisher
 from adapters.gossip_tuning import GossipTuning
-from adapters.libp2p_host import read_to_eof
 from adapters.meetings import Candidate, Meeting, Meetings, MeetLimits
+from adapters.view_pull import PULL_PROTOCOL, PullClient, PullServer
 from mesh import cluster_json as shapes
-from mesh.admission import AdmissionPolicy, AdmissionReason, MemberCertificate
+from mesh.admission import AdmissionPolicy, MemberCertificate
 from mesh.cluster_config import ClusterConfig
 from mesh.cluster_view import (
     Cause,
@@ -114,43 +114,25 @@ from mesh.cluster_view import (
     Transition,
 )
 from mesh.digest import (
-    MAX_SNAPSHOT_BYTES,
     TOPIC,
-    Gossip,
-    HealthDigest,
     MemberState,
-    Rejection,
-    RejectReason,
     Sequencer,
-    SuspectNotice,
-    ViewSnapshot,
-    decode_gossip,
-    decode_snapshot,
-    encode_snapshot,
 )
 from mesh.election import ElectionHealth, ElectionTracker
 from mesh.manager import CheckManager
 from mesh.model import HealthCheck
 from mesh.score_history import ScoreHistory
-from probes.rate_limit import RateLimiter, TokenBucket
+from probes.rate_limit import TokenBucket
 
 if TYPE_CHECKING:
-    from libp2p.abc import INetStream
-
     # libp2p pulls in trio-typing, whose stubs shadow trio's annotations for mypy.
     from trio_typing import TaskStatus
 
     from adapters.libp2p_host import P2PNode
-    from adapters.pubsub import PubSubMessage
 
-__all__ = ["PULL_PROTOCOL", "PULL_REQUEST", "GossipService"]
+__all__ = ["GossipService"]
 
 logger = logging.getLogger(__name__)
-
-PULL_PROTOCOL = "/chorus/health-view/1.0.0"
-PULL_REQUEST = b"\x01"  # version 1 of the request; anything else is refused
-MAX_PULL_REQUEST = 16  # bytes a server reads of a request before giving up on it
-
 
 _PeerEvent = tuple[Literal["connected", "disconnected", "ping_failed"], str]
 
@@ -204,25 +186,8 @@ class GossipService:
         self._metrics = GossipMetrics(
             registry, self.view, rejection_log_keys=self._tuning.rejection_log_keys
         )
-        self._serve_limits = RateLimiter(
-            rate=self._tuning.serve_global_rate,
-            burst=self._tuning.serve_global_burst,
-            per_key_rate=self._tuning.serve_rate,
-            per_key_burst=self._tuning.serve_burst,
-        )
-        self._serving = 0
-        self._serving_peers: dict[str, int] = {}
-        self._signers = RateLimiter(
-            rate=self._tuning.signer_global_rate,
-            burst=self._tuning.signer_global_burst,
-            per_key_rate=self._tuning.signer_rate,
-            per_key_burst=self._tuning.signer_burst,
-            max_keys=config.max_members,
-        )
-        self._strangers = TokenBucket(self._tuning.stranger_rate, self._tuning.stranger_burst, 0.0)
         self.admission = admission if admission is not None else AdmissionPolicy()
         self.envelopes = EnvelopeCache()
-        self._pull_budget = TokenBucket(self._tuning.pull_rate, self._tuning.pull_burst, 0.0)
         self._dial_budget = TokenBucket(
             self._tuning.dialback_rate, self._tuning.dialback_burst, 0.0
         )
@@ -270,9 +235,45 @@ class GossipService:
         )
         self._nursery: trio.Nursery | None = None
         self._meeting_now = 0
-        self._pull_slots: trio.Semaphore | None = None
         self._election_dirty = True
         self._running = False
+        self._inbound = InboundGossip(
+            self.self_id,
+            self.view,
+            config,
+            self._tuning,
+            self._metrics,
+            self.admission,
+            handle=self._handle,
+            check_suspect=self._check_suspect,
+            running=lambda: self._running,
+            clock=clock,
+            wall_clock=wall_clock,
+        )
+        self._pulls = PullClient(
+            node,
+            self.view,
+            config,
+            self._tuning,
+            self._metrics,
+            self.envelopes,
+            self.admission,
+            connected=self._connected,
+            admitted=self._inbound.admitted,
+            handle=self._handle,
+            wake=self._publisher.wake,
+            running=lambda: self._running,
+            clock=clock,
+            wall_clock=wall_clock,
+        )
+        self._server = PullServer(
+            self.view,
+            self._tuning,
+            self._metrics,
+            running=lambda: self._running,
+            clock=clock,
+            wall_clock=wall_clock,
+        )
 
     # --- public API -------------------------------------------------------------------
 
@@ -298,17 +299,16 @@ class GossipService:
 
         send, receive = trio.open_memory_channel[_PeerEvent](self._tuning.event_queue)
         self._events = send
-        self._pull_slots = trio.Semaphore(self._tuning.max_concurrent_pulls)
         host = self._node.host
         # The pull handler before the subscription: a peer that sees us subscribed to the
-        # topic may pull from us at once (see _pull_from).
-        host.set_stream_handler(TProtocol(PULL_PROTOCOL), self._serve_pull)
+        # topic may pull from us at once (adapters.view_pull).
+        host.set_stream_handler(TProtocol(PULL_PROTOCOL), self._server.serve)
         remove_listener: Callable[[], None] | None = None
         remove_ping_listener: Callable[[], None] | None = None
         try:
             pubsub = self._node.pubsub
-            pubsub.set_validator(TOPIC, self._validate)
-            await pubsub.subscribe(TOPIC, self._on_message)
+            pubsub.set_validator(TOPIC, self._inbound.validate)
+            await pubsub.subscribe(TOPIC, self._inbound.on_message)
             remove_listener = self._node.add_peer_listener(self._peer_connected, self._peer_lost)
             remove_ping_listener = self._node.add_ping_failure_listener(self._ping_failed)
             self._node.pinger.starved = self._starved
@@ -425,101 +425,6 @@ class GossipService:
         if self._nursery is not None and not self._left:
             self._nursery.start_soon(self._node.drop_peer, peer)
 
-    def _validate(self, msg: PubSubMessage) -> bool:
-        """py-libp2p topic validator: False drops the message and stops its forwarding."""
-        if msg.from_peer == self.self_id:
-            # Our own publish (validators run on those too): keep the envelope it was
-            # signed in, for our snapshots to carry.
-            self._keep_own_statement(msg)
-            return True
-        self._metrics.received.inc()
-        self._metrics.bytes.labels(direction="in").inc(len(msg.data))
-        # Decoded and judged by the admission policy before any rate: what is not admitted
-        # must not spend the tokens that admitted joiners need.
-        decoded = self._decode(msg)
-        if not isinstance(decoded, Rejection):
-            decoded = self._admitted(decoded) or decoded
-        if isinstance(decoded, Rejection):
-            self._metrics.count_rejection(msg.from_peer, decoded)
-            return False
-        if not self._signer_allowed(msg.from_peer):
-            self._metrics.count_rejection(
-                msg.from_peer, Rejection(RejectReason.FLOODED, "over the signer rate")
-            )
-            return False
-        return True
-
-    def _signer_allowed(self, signer: str) -> bool:
-        now = self._clock()
-        if self.view.member(signer) is None:
-            return self._strangers.take(now)
-        return self._signers.allow(signer, now)
-
-    def _admitted(self, message: Gossip) -> Rejection | None:
-        """The admission policy's verdict on a statement's author (None: admitted). A digest
-        must show the author is admitted; notices and leaves count only from members of our
-        view, who were admitted by their digests."""
-        if not self.admission.enabled:
-            return None
-        if isinstance(message, HealthDigest):
-            verdict = self.admission.check(message.node_id, message.certificate, self._wall())
-            if verdict is AdmissionReason.ADMITTED:
-                return None
-            return Rejection(RejectReason.NOT_ADMITTED, f"{message.node_id}: {verdict}")
-        author = message.observer_id if isinstance(message, SuspectNotice) else message.node_id
-        if self.view.member(author) is None:
-            return Rejection(RejectReason.NOT_ADMITTED, f"{author} is no member")
-        return None
-
-    def _keep_own_statement(self, msg: PubSubMessage) -> None:
-        if not msg.envelope:
-            return
-        own = decode_gossip(
-            msg.data, self.self_id, self._wall(), config=self._config, check_age=False
-        )
-        if not isinstance(own, Rejection):
-            self.view.record_statement(own, msg.envelope)
-
-    def _decode(self, msg: PubSubMessage) -> Gossip | Rejection:
-        return decode_gossip(msg.data, msg.from_peer, self._wall(), config=self._config)
-
-    async def _on_message(self, msg: PubSubMessage) -> None:
-        await trio.lowlevel.checkpoint()
-        # Ours was applied when we sent it; after run() ends the subscription lingers.
-        if msg.from_peer == self.self_id or not self._running:
-            return
-        try:
-            decoded = self._decode(msg)
-            if isinstance(decoded, Rejection):
-                # Aged out between the validator and us: rare, but count it.
-                self._metrics.count_rejection(msg.from_peer, decoded)
-                return
-            outcome = self.view.on_gossip(decoded, self._clock(), msg.envelope)
-            if self._is_duplicate(decoded, outcome):
-                self._metrics.duplicates.inc()
-                return
-            self._handle(outcome, msg.from_peer)
-            if isinstance(decoded, SuspectNotice) and outcome.accepted:
-                # Already suspect here (no transition) yet maybe crashed since we last
-                # looked: see for ourselves (rule 7 of mesh.cluster_view).
-                self._check_suspect(decoded.suspect_id)
-        except Exception:  # nothing a peer sends may break the subscription
-            self._metrics.errors.labels(where="handle").inc()
-            logger.exception("health gossip from %s could not be handled", msg.from_peer)
-
-    def _is_duplicate(self, message: Gossip, outcome: Outcome) -> bool:
-        """The very statement the view holds: a second path, not a replay. A peer's digest
-        often arrives in a pulled view first and then by gossip."""
-        rejection = outcome.rejection
-        if rejection is None or rejection.reason is not RejectReason.REPLAYED:
-            return False
-        if isinstance(message, SuspectNotice):
-            return False
-        held = self.view.member(message.node_id)
-        return held is not None and held.key == message.key
-
-    # --- connection events ------------------------------------------------------------
-
     def _peer_connected(self, peer: str) -> None:
         self._push_event(("connected", peer))
 
@@ -562,7 +467,7 @@ class GossipService:
         self._lost.pop(peer, None)
         self._handle(self.view.on_connected(peer, now), peer)
         if self._nursery is not None:
-            self._nursery.start_soon(self._pull_from, peer)
+            self._nursery.start_soon(self._pulls.pull_from, peer)
 
     def _on_disconnected(self, peer: str, now: float) -> None:
         # P2PNode reports a peer's last connection only, as the view requires.
@@ -598,159 +503,6 @@ class GossipService:
                 wake = min(wake, deadline)
             # A deadline already due was just handled; 10 ms keeps a busy loop impossible.
             await trio.sleep(max(0.01, wake - self._clock()))
-
-    # --- the pull protocol ------------------------------------------------------------
-
-    async def _pull_from(self, peer: str) -> None:
-        """Pull a newly connected peer's view once it shows itself a health-mesh member.
-
-        Waiting for its subscription to our topic (GossipSub tells us within milliseconds)
-        spares peers that run no health mesh (CHORUS's Go peers, say) a stream they would
-        refuse, and py-libp2p's ERROR log of the refusal; our own service registers the pull
-        handler before it subscribes, so a subscribed peer can answer."""
-        if not await self._wait_for_subscription(peer):
-            return
-        if not self._pull_budget.take(self._clock()):
-            self._metrics.pulls.labels(side="client", result="skipped").inc()
-            return
-        assert self._pull_slots is not None
-        async with self._pull_slots:
-            for attempt in range(self._tuning.pull_attempts):
-                if attempt:
-                    await trio.sleep(self._tuning.pull_retry_delay * 2 ** (attempt - 1))
-                if peer not in self._connected or not self._running:
-                    return
-                if await self._pull_once(peer):
-                    return
-
-    async def _wait_for_subscription(self, peer: str) -> bool:
-        from libp2p.peer.id import ID
-
-        pid = ID.from_base58(peer)
-        topics: Mapping[str, Any] = getattr(self._node.guarded_pubsub, "peer_topics", {})
-        with trio.move_on_after(self._tuning.pull_subscription_wait):
-            # Polling: py-libp2p offers no event for a peer's subscription.
-            # With an admission policy, only members are pulled from: their digest (sent
-            # when we join each other's mesh) must have been admitted first.
-            woken = False
-            while pid not in topics.get(TOPIC, ()) or (
-                self.admission.enabled and self.view.member(peer) is None
-            ):
-                if peer not in self._connected:
-                    return False
-                if not woken and pid in topics.get(TOPIC, ()):
-                    # py-libp2p grafts a subscriber at once while our mesh is short: let
-                    # the publisher announce us now, not at its next poll (up to 0.25 s
-                    # of a joiner's convergence, twice over with admission).
-                    woken = True
-                    self._publisher.wake()
-                await trio.sleep(0.02)
-            self._publisher.wake()
-            return True
-        return False
-
-    async def _pull_once(self, peer: str) -> bool:
-        """One pull; True when it got an answer (accepted or rejected), False to retry."""
-        data: bytes | None = None
-        try:
-            with trio.move_on_after(self._tuning.pull_timeout):
-                data = await self._request_snapshot(peer)
-        except Exception as exc:
-            logger.debug("pull from %s failed: %r", peer, exc)
-        if not data:  # nothing, too much, or reset unanswered (refused): no view
-            self._metrics.pulls.labels(side="client", result="failed").inc()
-            return False
-        try:
-            snapshot = decode_snapshot(
-                data, peer, self._wall(), verify=self.envelopes.open, config=self._config
-            )
-            if isinstance(snapshot, Rejection):
-                self._metrics.pulls.labels(side="client", result="rejected").inc()
-                self._metrics.count_rejection(peer, snapshot)
-                return True
-            self._metrics.pulls.labels(side="client", result="ok").inc()
-            self._handle(
-                self.view.merge_snapshot(self._admitted_entries(snapshot, peer), self._clock()),
-                peer,
-            )
-        except Exception:  # what a peer sends must never end the service
-            self._metrics.errors.labels(where="merge").inc()
-            logger.exception("view pulled from %s could not be merged", peer)
-        return True
-
-    def _admitted_entries(self, snapshot: ViewSnapshot, responder: str) -> ViewSnapshot:
-        """The snapshot without the members the admission policy does not admit."""
-        if not self.admission.enabled:
-            return snapshot
-        kept = []
-        for entry in snapshot.members:
-            refused = self._admitted(entry.digest)
-            if refused is None:
-                kept.append(entry)
-            else:
-                self._metrics.count_rejection(responder, refused)
-        return dataclasses.replace(snapshot, members=tuple(kept))
-
-    async def _request_snapshot(self, peer: str) -> bytes | None:
-        from libp2p.custom_types import TProtocol
-        from libp2p.peer.id import ID
-
-        stream = await self._node.host.new_stream(ID.from_base58(peer), [TProtocol(PULL_PROTOCOL)])
-        data: bytes | None = None
-        try:
-            await stream.write(PULL_REQUEST)
-            # A write half-close: NetStream.close_write() (not in INetStream's interface);
-            # on Yamux, close() is one too.
-            await getattr(stream, "close_write", stream.close)()
-            data = await read_to_eof(stream, MAX_SNAPSHOT_BYTES)
-        finally:
-            if data is None:  # failed, cancelled or oversized: do not leave it half open
-                await _reset(stream)
-        with contextlib.suppress(Exception):
-            await stream.close()
-        return data
-
-    async def _serve_pull(self, stream: INetStream) -> None:
-        # Everything a peer can cause is caught: an exception escaping a py-libp2p stream
-        # handler ends the whole node (notes, "Hostile input").
-        try:
-            peer = stream.muxed_conn.peer_id.to_base58()
-            if (
-                not self._running
-                or self._serving >= self._tuning.max_concurrent_serves
-                or self._serving_peers.get(peer, 0) >= self._tuning.max_serves_per_peer
-                or not self._serve_limits.allow(peer, self._clock())
-            ):
-                self._metrics.pulls.labels(side="server", result="refused").inc()
-                await _reset(stream)
-                return
-            self._serving += 1
-            self._serving_peers[peer] = self._serving_peers.get(peer, 0) + 1
-            try:
-                await self._answer_pull(stream)
-            finally:
-                self._serving -= 1
-                left = self._serving_peers.pop(peer, 1) - 1
-                if left > 0:
-                    self._serving_peers[peer] = left
-        except Exception as exc:
-            self._metrics.errors.labels(where="serve").inc()
-            logger.info("pull request failed: %r", exc)
-            await _reset(stream)
-
-    async def _answer_pull(self, stream: INetStream) -> None:
-        request: bytes | None = None
-        with trio.move_on_after(self._tuning.serve_read_timeout):
-            request = await read_to_eof(stream, MAX_PULL_REQUEST)
-        if request != PULL_REQUEST:
-            self._metrics.pulls.labels(side="server", result="refused").inc()
-            await _reset(stream)
-            return
-        data = encode_snapshot(self.view.snapshot(self._wall()))
-        with trio.fail_after(self._tuning.serve_write_timeout):
-            await stream.write(data)
-            await stream.close()
-        self._metrics.pulls.labels(side="server", result="served").inc()
 
     # --- lost links and ping failures ------------------------------------------------
 
@@ -894,8 +646,3 @@ class GossipService:
                     continue
                 logger.info("reconnected to %s at %s", peer, addr)
                 return
-
-
-async def _reset(stream: INetStream) -> None:
-    with trio.CancelScope(shield=True), contextlib.suppress(Exception):
-        await stream.reset()

@@ -47,8 +47,8 @@ from libp2p.peer.id import ID
 from libp2p.pubsub.pb import rpc_pb2
 from libp2p.pubsub.validators import PUBSUB_SIGNING_PREFIX
 
-from adapters.gossip import PULL_PROTOCOL, PULL_REQUEST
 from adapters.libp2p_host import read_to_eof
+from adapters.view_pull import PULL_PROTOCOL, PULL_REQUEST
 from mesh import digest_pb2 as _pb
 from mesh.digest import (
     MAX_SNAPSHOT_BYTES,

@@ -41,9 +41,10 @@ from prometheus_client import CollectorRegistry
 
 from adapters.election_check import ELECTION_CHECK, election_result
 from adapters.envelope import EnvelopeCache
-from adapters.gossip import PULL_PROTOCOL, PULL_REQUEST, GossipService
+from adapters.gossip import GossipService
 from adapters.gossip_tuning import GossipTuning, publish_budget
 from adapters.libp2p_host import P2PConfig, P2PNode, load_or_create_identity, open_p2p_node
+from adapters.view_pull import PULL_PROTOCOL, PULL_REQUEST
 from mesh.admission import AdmissionPolicy
 from mesh.cluster_config import ClusterConfig, devnet
 from mesh.cluster_json import cluster_json
