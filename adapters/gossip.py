@@ -85,21 +85,20 @@ import contextlib
 import logging
 import math
 import time
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Iterable
 from typing import TYPE_CHECKING, Any, Literal
 
 import trio
 from prometheus_client import CollectorRegistry
 
-from adapters.dialback import DialResult, Verifier, dial_back
 from adapters.election_check import ELECTION_INTERVAL, ELECTION_TIMEOUT, election_check
 from adapters.envelope import EnvelopeCache
 from adapters.gossip_inbound import InboundGossip
 from adapters.gossip_metrics import GossipMetrics, log_transition
 from adapters.gossip_publisher import GossipPublisher
 from adapters.gossip_tuning import GossipTuning
-from adapters.meetings import Candidate, Meeting, Meetings, MeetLimits
+from adapters.link_keeper import LinkKeeper
+from adapters.suspect_checks import SuspectChecks
 from adapters.view_pull import PULL_PROTOCOL, PullClient, PullServer
 from mesh import cluster_json as shapes
 from mesh.admission import AdmissionPolicy, MemberCertificate
@@ -122,7 +121,6 @@ from mesh.election import ElectionHealth, ElectionTracker
 from mesh.manager import CheckManager
 from mesh.model import HealthCheck
 from mesh.score_history import ScoreHistory
-from probes.rate_limit import TokenBucket
 
 if TYPE_CHECKING:
     # libp2p pulls in trio-typing, whose stubs shadow trio's annotations for mypy.
@@ -135,12 +133,6 @@ __all__ = ["GossipService"]
 logger = logging.getLogger(__name__)
 
 _PeerEvent = tuple[Literal["connected", "disconnected", "ping_failed"], str]
-
-
-@dataclass(slots=True)
-class _Redial:
-    next_at: float
-    delay: float
 
 
 def _never() -> bool:
@@ -188,18 +180,6 @@ class GossipService:
         )
         self.admission = admission if admission is not None else AdmissionPolicy()
         self.envelopes = EnvelopeCache()
-        self._dial_budget = TokenBucket(
-            self._tuning.dialback_rate, self._tuning.dialback_burst, 0.0
-        )
-        # A check may be an unanswered ping out of turn (its timeout, and up to 1 s more
-        # for the reset of its stream), then the dial-back that follows it.
-        check_time = node.pinger.timeout + 1.0 + self._tuning.dialback_timeout + 0.5
-        self._verifier = Verifier(
-            timeout=check_time,
-            cooldown=self._tuning.dialback_cooldown,
-            max_concurrent=self._tuning.max_concurrent_dialbacks,
-            max_pending=self._tuning.max_pending_dialbacks,
-        )
         self._left = False
         self._publisher = GossipPublisher(
             node,
@@ -219,24 +199,31 @@ class GossipService:
         # Connection bookkeeping.
         self._events: trio.MemorySendChannel[_PeerEvent] | None = None
         self._connected: set[str] = set()
-        self._lost: dict[str, _Redial] = {}
-        self.meetings = Meetings(
-            MeetLimits(
-                links=self._tuning.meet_links,
-                rate=self._tuning.meet_rate,
-                burst=self._tuning.meet_burst,
-                queue=self._tuning.meet_queue,
-                memory=self._tuning.met_memory,
-                host_failures=self._tuning.meet_host_failures,
-                host_window=self._tuning.meet_host_window,
-            ),
-            self.self_id,
-            self._clock,
-        )
         self._nursery: trio.Nursery | None = None
-        self._meeting_now = 0
         self._election_dirty = True
         self._running = False
+        self._checks = SuspectChecks(
+            node,
+            self.view,
+            self._tuning,
+            self._metrics,
+            connected=self._connected,
+            handle=self._handle,
+            left=lambda: self._left,
+            clock=clock,
+        )
+        self._links = LinkKeeper(
+            node,
+            self.view,
+            self._tuning,
+            self.self_id,
+            connected=self._connected,
+            left=lambda: self._left,
+            start=self._start,
+            loop_failed=self._metrics.loop_failed,
+            clock=clock,
+        )
+        self.meetings = self._links.meetings
         self._inbound = InboundGossip(
             self.self_id,
             self.view,
@@ -245,7 +232,7 @@ class GossipService:
             self._metrics,
             self.admission,
             handle=self._handle,
-            check_suspect=self._check_suspect,
+            check_suspect=self._checks.check,
             running=lambda: self._running,
             clock=clock,
             wall_clock=wall_clock,
@@ -322,8 +309,8 @@ class GossipService:
                 nursery.start_soon(self._event_loop, receive)
                 nursery.start_soon(self._tick_loop)
                 nursery.start_soon(self._publisher.run)
-                nursery.start_soon(self._redial_loop)
-                nursery.start_soon(self._verifier.run, self._verify)
+                nursery.start_soon(self._links.run)
+                nursery.start_soon(self._checks.run)
                 task_status.started()
         finally:
             # The subscription cannot be undone (LibP2PPubSub has no unsubscribe): the
@@ -405,25 +392,21 @@ class GossipService:
                 if event.cause in (Cause.JOINED, Cause.RESTARTED) and not self._left:
                     self.meetings.offer(event.peer)
                 if event.to_state is MemberState.DEAD and event.peer in self._connected:
-                    self._drop_dead_link(event.peer)
+                    self._links.drop_dead_link(event.peer)
                 if event.to_state is MemberState.SUSPECT:
-                    self._check_suspect(event.peer)
+                    self._checks.check(event.peer)
             elif isinstance(event, PublishSuspect):
                 self._publisher.queue_suspect(event.suspect, event.basis)
             elif isinstance(event, PublishRefute):
                 # SWIM 4.2: answer with a higher incarnation, at once (no rate limit).
                 self._publisher.refute(event.incarnation)
 
-    def _drop_dead_link(self, peer: str) -> None:
-        """Close a link to a member our view found dead while the link looked open.
+    def _start(self, task: Callable[[str], Awaitable[None]], peer: str) -> None:
+        """``task(peer)`` in our nursery; nothing while we do not run."""
+        if self._nursery is not None:
+            self._nursery.start_soon(task, peer)
 
-        A frozen process or a partition leaves TCP connections open and silent; after a
-        heal their retransmissions wait out an RTO doubled all through the cut (seconds),
-        and nothing else dials: views agreed again only 12 s after a 3 | 3 heal (make
-        bench, 2026-12-02). Closed, the member is redialled with fresh connections every
-        redial_max, and pulled from as soon as one connects."""
-        if self._nursery is not None and not self._left:
-            self._nursery.start_soon(self._node.drop_peer, peer)
+    # --- connection events ------------------------------------------------------------
 
     def _peer_connected(self, peer: str) -> None:
         self._push_event(("connected", peer))
@@ -464,10 +447,9 @@ class GossipService:
         if peer in self._connected or peer == self.self_id:
             return
         self._connected.add(peer)
-        self._lost.pop(peer, None)
+        self._links.back(peer)
         self._handle(self.view.on_connected(peer, now), peer)
-        if self._nursery is not None:
-            self._nursery.start_soon(self._pulls.pull_from, peer)
+        self._start(self._pulls.pull_from, peer)
 
     def _on_disconnected(self, peer: str, now: float) -> None:
         # P2PNode reports a peer's last connection only, as the view requires.
@@ -476,11 +458,8 @@ class GossipService:
         self._connected.discard(peer)
         self._publisher.forget(peer)
         self._handle(self.view.on_disconnected(peer, now), peer)
-        self._check_suspect(peer, urgent=True)
-        if not self._left:
-            self._lost[peer] = _Redial(
-                now + self._tuning.redial_initial, self._tuning.redial_initial
-            )
+        self._checks.check(peer, urgent=True)
+        self._links.lost(peer, now)
 
     # --- the view's timers ------------------------------------------------------------
 
@@ -503,146 +482,3 @@ class GossipService:
                 wake = min(wake, deadline)
             # A deadline already due was just handled; 10 ms keeps a busy loop impossible.
             await trio.sleep(max(0.01, wake - self._clock()))
-
-    # --- lost links and ping failures ------------------------------------------------
-
-    async def _redial_loop(self) -> None:
-        # Concurrent: one at a time, a partition's unreachable peers (5 s dial timeouts
-        # each) kept the reachable ones waiting.
-        slots = trio.Semaphore(self._tuning.max_concurrent_redials)
-        redialling: set[str] = set()
-
-        async def redial(peer: str) -> None:
-            try:
-                async with slots:
-                    await self._redial(peer)
-            except Exception as exc:  # a failed redial must not end the service
-                self._metrics.loop_failed("redial", exc)
-            finally:
-                redialling.discard(peer)
-
-        async with trio.open_nursery() as nursery:
-            while True:
-                await trio.sleep(self._tuning.redial_check)
-                try:
-                    backlog = 4 * self._tuning.max_concurrent_redials
-                    for peer in self._redials_due(self._clock()):
-                        if peer not in redialling and len(redialling) < backlog:
-                            redialling.add(peer)
-                            nursery.start_soon(redial, peer)
-                    for meeting in self._meetings_due():
-                        nursery.start_soon(self._meet, meeting)
-                except Exception as exc:  # nothing a peer's state caused may end the loop
-                    self._metrics.loop_failed("redial", exc)
-
-    def _redials_due(self, now: float) -> list[str]:
-        if self._left:
-            self._lost.clear()
-        due = []
-        for peer, state in list(self._lost.items()):
-            member = self.view.member(peer)
-            # Gone on purpose, forgotten, or back: stop trying.
-            if member is None or member.state is MemberState.LEFT or peer in self._connected:
-                del self._lost[peer]
-            elif now >= state.next_at:
-                state.delay = min(state.delay * 2, self._tuning.redial_max)
-                state.next_at = now + state.delay
-                due.append(peer)
-        return due
-
-    def _meetings_due(self) -> list[Meeting]:
-        if self._left:
-            self.meetings.clear()
-            return []
-        slots = self._tuning.meet_slots - self._meeting_now
-        if slots <= 0 or not len(self.meetings):
-            return []  # four times a second: no view lookups unless one can start
-
-        def candidate(peer: str) -> Candidate | None:
-            member = self.view.member(peer)
-            if member is None:
-                return None
-            alive = member.state is MemberState.ALIVE
-            return Candidate(alive, member.firsthand, member.start_time, member.p2p_addrs)
-
-        due = self.meetings.due(
-            # Members only: strangers' connections must not use up the room.
-            linked_members=sum(1 for p in self._connected if self.view.knows(p)),
-            limit=slots,
-            candidate=candidate,
-            linked=lambda peer: peer in self._connected or peer in self._lost,
-        )
-        self._meeting_now += len(due)  # each _meet gives its slot back
-        return due
-
-    async def _meet(self, meeting: Meeting) -> None:
-        from adapters.libp2p_host import P2PError
-
-        ok = False
-        try:
-            with trio.move_on_after(self._tuning.meet_timeout):
-                await self._node.connect(meeting.address, retry_now=True)
-                ok = True
-                logger.debug("met %s at %s", meeting.peer, meeting.address)
-        except P2PError as exc:
-            logger.debug("meeting %s at %s failed: %s", meeting.peer, meeting.address, exc)
-        except Exception as exc:  # a failed meeting must not end the service
-            self._metrics.loop_failed("redial", exc)
-        finally:
-            self._meeting_now -= 1
-            self.meetings.finished(meeting, ok=ok)
-
-    def _check_suspect(self, peer: str, *, urgent: bool = False) -> None:
-        """See for ourselves whether a suspect of our view is still there (SWIM's
-        indirect probe, adapters/dialback.py): a ping out of turn if we are connected
-        to it, a dial-back if not."""
-        member = self.view.member(peer)
-        if self._left or member is None or member.state is not MemberState.SUSPECT:
-            return
-        dropped = self._verifier.counts["dropped"]
-        self._verifier.request(peer, urgent=urgent)
-        if self._verifier.counts["dropped"] > dropped:
-            self._metrics.dialbacks.labels(result="dropped").inc()
-
-    async def _verify(self, peer: str) -> None:
-        member = self.view.member(peer)
-        if member is None or member.state is not MemberState.SUSPECT:
-            return
-        # An answered ping settles it. One unanswered reaches the view as PING_FAILED (a
-        # confirmation of ours) and is followed by a dial-back, as no ping at all is
-        # (no open connection: our connection events may lag the network's): a killed
-        # process's connection can still look open to us for a moment, and only the
-        # kernel's refusal makes it dead at once (rule 7).
-        if peer in self._connected and await self._node.pinger.probe_now(peer) is True:
-            return
-        address = self._node.dial_back_target(peer, member.p2p_addrs)
-        if address is not None and not self._dial_budget.take(self._clock()):
-            # Sybils each suspected in turn must not make us a connection flood.
-            self._metrics.dialbacks.labels(result="dropped").inc()
-            return
-        result = await dial_back(address, self._tuning.dialback_timeout)
-        self._metrics.dialbacks.labels(result=str(result)).inc()
-        logger.debug("dial-back of %s: %s", peer, result)
-        if result is not DialResult.REFUSED:
-            return
-        try:  # the view ignores it if a connection to the peer is open again
-            self._handle(self.view.on_refused(peer, self._clock()), peer)
-        except Exception as exc:  # nothing a peer's state caused may end the checks
-            self._metrics.loop_failed("dialback", exc)
-
-    async def _redial(self, peer: str) -> None:
-        from adapters.libp2p_host import P2PError
-
-        member = self.view.member(peer)
-        if member is None:
-            return
-        # Only addresses naming the peer itself: a digest must not aim our dials elsewhere.
-        for addr in [a for a in member.p2p_addrs if a.endswith(f"/p2p/{peer}")]:
-            with trio.move_on_after(self._tuning.redial_timeout):
-                try:
-                    await self._node.connect(addr, retry_now=True)
-                except P2PError as exc:
-                    logger.debug("redial of %s at %s failed: %s", peer, addr, exc)
-                    continue
-                logger.info("reconnected to %s at %s", peer, addr)
-                return
