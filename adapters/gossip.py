@@ -26,57 +26,21 @@ Clocks. Two, both injectable:
   the failure detector (silence, suspicion, forgetting) and the publish schedule. A wall
   clock that steps (NTP) can then never suspect or revive anybody.
 
-Publishing. Our digest goes out when its status, score bucket (``SCORE_BUCKET``),
-components' buckets, addresses change (at most once per ``min_publish_interval``), when a
-peer we never announced ourselves to joins our GossipSub mesh (so a joiner hears of us, and
-we of it, without waiting for a refresh), when the view asks for a refutation (at once),
-and every ``refresh_interval(n)``. A token bucket caps everything but refutations and the
-leave notice at this node's share of a cluster-wide budget (``GossipTuning.topic_rate / n``,
-at most ``publish_rate``): every node handles every message on the topic, D times over, so
-it is the whole topic's rate that costs CPU. With a fixed per-node rate a 20-node devnet in
-trouble published a hundred digests and suspicions a second, the backlog delayed messages
-past ``max_message_age`` and nobody recovered (2026-11-28).
+The parts. This module owns the view and carries out what it decides: transitions logged,
+suspicions and refutations published, suspects checked, new members met, dead links
+dropped. Collaborators, each handed what it needs, do the rest:
 
-Our own digest is applied to our view before it is published; GossipSub delivers our
-publish to our own subscription at once (notes, "GossipSub"), and the handler skips
-messages signed by us so nothing is applied twice. py-libp2p drops copies of our messages
-that peers forward back before any validator runs.
+- ``adapters.gossip_publisher``: our digest and notices, when ``adapters.publish_decisions``
+  says they are due, within the budget of ``adapters.gossip_tuning``;
+- ``adapters.gossip_inbound`` (the topic's validator and handler), ``adapters.view_pull``
+  (the pull protocol), ``adapters.peer_events`` (connections, from libp2p's events);
+- ``adapters.link_keeper``: redials of lost peers, meetings of new members, dead links;
+- ``adapters.suspect_checks``: a ping out of turn or a dial-back of each suspect;
+- ``adapters.view_timers``: the view's timers, the score's last hour, the election;
+- ``adapters.gossip_metrics`` (counters, gauges, log rules), ``adapters.election_check``.
 
-Inbound. A topic validator decodes every message (``decode_gossip``, signer = the
-libp2p-verified origin): oversized, undecodable, signer-mismatched, malformed or badly dated
-messages are rejected there, so we neither deliver nor forward them. With an admission
-policy (``mesh.admission``) it then rejects digests of peers the policy does not admit and
-notices or leaves of non-members (NOT_ADMITTED), before any rate is spent. Last come the
-rates: signers our view does not know share one bucket, members have one each and one
-together (FLOODED beyond). Validators also run on our own publishes (notes, "GossipSub");
-ours are let through, and the envelope they were signed in is kept for our snapshots
-(``mesh.signed``). Each rejection is counted in ``chorus_gossip_rejected_total{reason}``
-and logged once per (signer, reason). Replays pass the validator (they need the view's
-state) and are counted when the view rejects them. An error in any loop or handler is
-caught, counted in ``chorus_gossip_errors_total{where}`` and logged once per kind.
-
-Ping failures. The node's LinkPinger (adapters/pinger.py) pings one connected peer every
-half second, round-robin; an unanswered ping reaches the view as ``on_ping_failed`` (the
-peer is suspected, and the suspicion is gossiped for others to confirm or the peer to
-refute). The pinger ignores failures while this node is starved, by the same measure the
-view uses. With P2PConfig.abort_connection_on_ping_failure (off by default) it also closes
-the connection, so the view hears a disconnect too, and the peer is redialled (below).
-
-Lost links. A peer whose last connection closed is redialled at its advertised address
-(``/p2p/<its id>`` only) with doubling backoff until it is back, has left, or is forgotten.
-Without it a peer whose connection was cut (a partition, a ping abort) stays cut off for
-good: nothing else dials.
-
-The pull protocol ``/chorus/health-view/1.0.0``: the client opens a stream, writes the one
-byte ``PULL_REQUEST`` (version 1), and half-closes; the server answers with one
-``ViewSnapshot`` (mesh/digest.proto) of at most ``MAX_SNAPSHOT_BYTES`` and closes. Both sides
-bound what they read and how long they wait, and the server serves each peer at most
-``serve_rate`` times a second (burst ``serve_burst``), one at a time. A snapshot carries
-signed statements only, which the client verifies (``adapters.envelope``) before the view
-applies them as if they came from the topic; with an admission policy, only members are
-pulled from. We pull from every newly connected peer as soon as it shows its subscription
-to the topic, so a new node converges at once (memberlist's push/pull on join), paced by
-``pull_rate``: verifying a view costs CPU.
+An error in any loop or handler is caught, counted in ``chorus_gossip_errors_total{where}``
+and logged once per kind.
 """
 
 from __future__ import annotations
@@ -86,7 +50,7 @@ import logging
 import math
 import time
 from collections.abc import Awaitable, Callable, Iterable
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 import trio
 from prometheus_client import CollectorRegistry
@@ -98,8 +62,10 @@ from adapters.gossip_metrics import GossipMetrics, log_transition
 from adapters.gossip_publisher import GossipPublisher
 from adapters.gossip_tuning import GossipTuning
 from adapters.link_keeper import LinkKeeper
+from adapters.peer_events import Connections
 from adapters.suspect_checks import SuspectChecks
 from adapters.view_pull import PULL_PROTOCOL, PullClient, PullServer
+from adapters.view_timers import ViewTimers
 from mesh import cluster_json as shapes
 from mesh.admission import AdmissionPolicy, MemberCertificate
 from mesh.cluster_config import ClusterConfig
@@ -112,11 +78,7 @@ from mesh.cluster_view import (
     PublishSuspect,
     Transition,
 )
-from mesh.digest import (
-    TOPIC,
-    MemberState,
-    Sequencer,
-)
+from mesh.digest import TOPIC, MemberState, Sequencer
 from mesh.election import ElectionHealth, ElectionTracker
 from mesh.manager import CheckManager
 from mesh.model import HealthCheck
@@ -131,8 +93,6 @@ if TYPE_CHECKING:
 __all__ = ["GossipService"]
 
 logger = logging.getLogger(__name__)
-
-_PeerEvent = tuple[Literal["connected", "disconnected", "ping_failed"], str]
 
 
 def _never() -> bool:
@@ -164,103 +124,117 @@ class GossipService:
         certificate: MemberCertificate | None = None,
     ) -> None:
         self._node = node
-        self._config = config
-        self._tuning = tuning or GossipTuning()
+        self._tuning = tuning = tuning or GossipTuning()
         self._http_addr = http_addr
         self._starved = starved
-        self._wall = wall_clock
+        self._wall = wall = wall_clock
         self._clock = clock
         self.self_id: str = node.peer_id
-        self.view = ClusterView(self.self_id, config)
+        self.view = view = ClusterView(self.self_id, config)
         self.election = election or ElectionTracker()
         self.score_history = ScoreHistory()  # the dashboard's hourly chart
         self.sequencer = Sequencer(self.self_id, math.floor(manager.start_time * 1000.0))
-        self._metrics = GossipMetrics(
-            registry, self.view, rejection_log_keys=self._tuning.rejection_log_keys
-        )
         self.admission = admission if admission is not None else AdmissionPolicy()
         self.envelopes = EnvelopeCache()
+        self._metrics = metrics = GossipMetrics(
+            registry, view, rejection_log_keys=tuning.rejection_log_keys
+        )
         self._left = False
+        self._running = False
+        self._nursery: trio.Nursery | None = None
+        self._connections = Connections(
+            self.self_id,
+            tuning.event_queue,
+            on_connected=self._on_connected,
+            on_disconnected=self._on_disconnected,
+            on_ping_failed=self._on_ping_failed,
+            loop_failed=metrics.loop_failed,
+            clock=clock,
+        )
+        # The peers we are connected to: the parts read it, only the events change it.
+        self._connected = linked = self._connections.peers
+        # The parts (module docstring), each handed what it needs.
+        handle = self._handle
         self._publisher = GossipPublisher(
             node,
             manager,
             self.sequencer,
-            self.view,
+            view,
             config,
-            self._tuning,
-            self._metrics,
-            handle=self._handle,
+            tuning,
+            metrics,
+            handle=handle,
             http_addr=lambda: self.http_addr,
             certificate=certificate,
             left=lambda: self._left,
             clock=clock,
-            wall_clock=wall_clock,
+            wall_clock=wall,
         )
-        # Connection bookkeeping.
-        self._events: trio.MemorySendChannel[_PeerEvent] | None = None
-        self._connected: set[str] = set()
-        self._nursery: trio.Nursery | None = None
-        self._election_dirty = True
-        self._running = False
         self._checks = SuspectChecks(
             node,
-            self.view,
-            self._tuning,
-            self._metrics,
-            connected=self._connected,
-            handle=self._handle,
+            view,
+            tuning,
+            metrics,
+            connected=linked,
+            handle=handle,
             left=lambda: self._left,
             clock=clock,
         )
-        self._links = LinkKeeper(
-            node,
-            self.view,
-            self._tuning,
-            self.self_id,
-            connected=self._connected,
-            left=lambda: self._left,
-            start=self._start,
-            loop_failed=self._metrics.loop_failed,
-            clock=clock,
-        )
-        self.meetings = self._links.meetings
         self._inbound = InboundGossip(
             self.self_id,
-            self.view,
+            view,
             config,
-            self._tuning,
-            self._metrics,
+            tuning,
+            metrics,
             self.admission,
-            handle=self._handle,
+            handle=handle,
             check_suspect=self._checks.check,
             running=lambda: self._running,
             clock=clock,
-            wall_clock=wall_clock,
+            wall_clock=wall,
         )
         self._pulls = PullClient(
             node,
-            self.view,
+            view,
             config,
-            self._tuning,
-            self._metrics,
+            tuning,
+            metrics,
             self.envelopes,
             self.admission,
-            connected=self._connected,
+            connected=linked,
             admitted=self._inbound.admitted,
-            handle=self._handle,
+            handle=handle,
             wake=self._publisher.wake,
             running=lambda: self._running,
             clock=clock,
-            wall_clock=wall_clock,
+            wall_clock=wall,
         )
         self._server = PullServer(
-            self.view,
-            self._tuning,
-            self._metrics,
-            running=lambda: self._running,
-            clock=clock,
-            wall_clock=wall_clock,
+            view, tuning, metrics, running=lambda: self._running, clock=clock, wall_clock=wall
         )
+        self._links = LinkKeeper(
+            node,
+            view,
+            tuning,
+            self.self_id,
+            connected=linked,
+            left=lambda: self._left,
+            start=self._start,
+            loop_failed=metrics.loop_failed,
+            clock=clock,
+        )
+        self._timers = ViewTimers(
+            view,
+            self.election,
+            self.score_history,
+            apply=self._apply,
+            starved=starved,
+            tick_max=tuning.tick_max,
+            loop_failed=metrics.loop_failed,
+            clock=clock,
+            wall_clock=wall,
+        )
+        self.meetings = self._links.meetings
 
     # --- public API -------------------------------------------------------------------
 
@@ -284,8 +258,7 @@ class GossipService:
         Reports started once our first digest is in our own view and published."""
         from libp2p.custom_types import TProtocol
 
-        send, receive = trio.open_memory_channel[_PeerEvent](self._tuning.event_queue)
-        self._events = send
+        receive = self._connections.open()
         host = self._node.host
         # The pull handler before the subscription: a peer that sees us subscribed to the
         # topic may pull from us at once (adapters.view_pull).
@@ -296,18 +269,19 @@ class GossipService:
             pubsub = self._node.pubsub
             pubsub.set_validator(TOPIC, self._inbound.validate)
             await pubsub.subscribe(TOPIC, self._inbound.on_message)
-            remove_listener = self._node.add_peer_listener(self._peer_connected, self._peer_lost)
-            remove_ping_listener = self._node.add_ping_failure_listener(self._ping_failed)
+            conns = self._connections
+            remove_listener = self._node.add_peer_listener(conns.connected, conns.lost)
+            remove_ping_listener = self._node.add_ping_failure_listener(conns.ping_failed)
             self._node.pinger.starved = self._starved
             self._running = True
             async with trio.open_nursery() as nursery:
                 self._nursery = nursery
                 # Peers dialled before we listened (bootstrap starts with the node).
                 for peer in self._node.connected_peers():
-                    self._peer_connected(peer)
+                    self._connections.connected(peer)
                 await self._publisher.publish_digest(self._clock())
-                nursery.start_soon(self._event_loop, receive)
-                nursery.start_soon(self._tick_loop)
+                nursery.start_soon(self._connections.run, receive)
+                nursery.start_soon(self._timers.run)
                 nursery.start_soon(self._publisher.run)
                 nursery.start_soon(self._links.run)
                 nursery.start_soon(self._checks.run)
@@ -317,8 +291,7 @@ class GossipService:
             # handler checks _running instead.
             self._running = False
             self._nursery = None
-            self._events = None
-            send.close()
+            self._connections.close()
             for remove in (remove_listener, remove_ping_listener):
                 if remove is not None:
                     remove()
@@ -387,7 +360,7 @@ class GossipService:
     def _apply(self, events: Iterable[Event]) -> None:
         for event in events:
             if isinstance(event, Transition):
-                self._election_dirty = True
+                self._timers.membership_changed()
                 log_transition(event)
                 if event.cause in (Cause.JOINED, Cause.RESTARTED) and not self._left:
                     self.meetings.offer(event.peer)
@@ -406,79 +379,18 @@ class GossipService:
         if self._nursery is not None:
             self._nursery.start_soon(task, peer)
 
-    # --- connection events ------------------------------------------------------------
-
-    def _peer_connected(self, peer: str) -> None:
-        self._push_event(("connected", peer))
-
-    def _peer_lost(self, peer: str) -> None:
-        self._push_event(("disconnected", peer))
-
-    def _ping_failed(self, peer: str) -> None:
-        self._push_event(("ping_failed", peer))
-
-    def _push_event(self, event: _PeerEvent) -> None:
-        # Runs on the network's task (P2PNode.add_peer_listener): never block it.
-        if self._events is None:
-            return
-        try:
-            self._events.send_nowait(event)
-        except trio.WouldBlock:
-            logger.warning("connection event %s %s dropped: queue full", *event)
-        except (trio.BrokenResourceError, trio.ClosedResourceError):
-            pass  # the service is stopping: its event loop has gone
-
-    async def _event_loop(self, receive: trio.MemoryReceiveChannel[_PeerEvent]) -> None:
-        async with receive:
-            async for kind, peer in receive:
-                now = self._clock()
-                try:
-                    if kind == "connected":
-                        self._on_connected(peer, now)
-                    elif kind == "ping_failed":
-                        if peer in self._connected:
-                            self._handle(self.view.on_ping_failed(peer, now), peer)
-                    else:
-                        self._on_disconnected(peer, now)
-                except Exception as exc:  # one event must not end connection tracking
-                    self._metrics.loop_failed("handle", exc)
+    # --- connection events (adapters.peer_events) ---------------------------------------
 
     def _on_connected(self, peer: str, now: float) -> None:
-        if peer in self._connected or peer == self.self_id:
-            return
-        self._connected.add(peer)
         self._links.back(peer)
         self._handle(self.view.on_connected(peer, now), peer)
         self._start(self._pulls.pull_from, peer)
 
     def _on_disconnected(self, peer: str, now: float) -> None:
-        # P2PNode reports a peer's last connection only, as the view requires.
-        if peer not in self._connected:
-            return
-        self._connected.discard(peer)
         self._publisher.forget(peer)
         self._handle(self.view.on_disconnected(peer, now), peer)
         self._checks.check(peer, urgent=True)
         self._links.lost(peer, now)
 
-    # --- the view's timers ------------------------------------------------------------
-
-    async def _tick_loop(self) -> None:
-        while True:
-            now = self._clock()
-            deadline: float | None = None
-            try:
-                self._apply(self.view.set_starved(self._starved(), now))
-                self._apply(self.view.tick(now))
-                self.score_history.observe(now, lambda: self.view.health().score)
-                if self._election_dirty:
-                    self._election_dirty = False
-                    self.election.observe(self.view.members().values(), self._wall())
-                deadline = self.view.next_deadline()
-            except Exception as exc:  # the timers must outlive any state a peer caused
-                self._metrics.loop_failed("tick", exc)
-            wake = now + self._tuning.tick_max
-            if deadline is not None:
-                wake = min(wake, deadline)
-            # A deadline already due was just handled; 10 ms keeps a busy loop impossible.
-            await trio.sleep(max(0.01, wake - self._clock()))
+    def _on_ping_failed(self, peer: str, now: float) -> None:
+        self._handle(self.view.on_ping_failed(peer, now), peer)
