@@ -48,7 +48,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-import psutil
+import psutil  # type: ignore[import-untyped]  # ships no py.typed; types-psutil is not a dependency
 
 from devnet.bench import LoopbackCounter
 from devnet.costinst import _cost_hooks as hooks

@@ -37,7 +37,7 @@ import os
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import trio
 from libp2p.crypto.ed25519 import create_new_key_pair
@@ -242,7 +242,9 @@ class ForgedEntry:
             if isinstance(state, MemberState)
             else int(state)
         )
-        entry = _pb.MemberEntry(state=number, digest_statement=self.digest_statement)
+        # A raw number may be out of range on purpose; the stub knows the enum's values only.
+        state_number = cast("_pb.MemberState", number)
+        entry = _pb.MemberEntry(state=state_number, digest_statement=self.digest_statement)
         entry.suspicions.extend(self.suspicions)
         if self.leave_statement:
             entry.leave_statement = self.leave_statement
