@@ -33,7 +33,7 @@ dropped. Collaborators, each handed what it needs, do the rest:
 - ``adapters.gossip_publisher``: our digest and notices, when ``adapters.publish_decisions``
   says they are due, within the budget of ``adapters.gossip_tuning``;
 - ``adapters.gossip_inbound`` (the topic's validator and handler), ``adapters.view_pull``
-  (the pull protocol), ``adapters.peer_events`` (connections, from libp2p's events);
+  (the pull protocol), ``adapters.gossip_connections`` (our connections);
 - ``adapters.link_keeper``: redials of lost peers, meetings of new members, dead links;
 - ``adapters.suspect_checks``: a ping out of turn or a dial-back of each suspect;
 - ``adapters.view_timers``: the view's timers, the score's last hour, the election;
@@ -57,12 +57,12 @@ from prometheus_client import CollectorRegistry
 
 from adapters.election_check import ELECTION_INTERVAL, ELECTION_TIMEOUT, election_check
 from adapters.envelope import EnvelopeCache
+from adapters.gossip_connections import Connections
 from adapters.gossip_inbound import InboundGossip
 from adapters.gossip_metrics import GossipMetrics, log_transition
 from adapters.gossip_publisher import GossipPublisher
 from adapters.gossip_tuning import GossipTuning
 from adapters.link_keeper import LinkKeeper
-from adapters.peer_events import Connections
 from adapters.suspect_checks import SuspectChecks
 from adapters.view_pull import PULL_PROTOCOL, PullClient, PullServer
 from adapters.view_timers import ViewTimers
@@ -379,7 +379,7 @@ class GossipService:
         if self._nursery is not None:
             self._nursery.start_soon(task, peer)
 
-    # --- connection events (adapters.peer_events) ---------------------------------------
+    # --- connection events (adapters.gossip_connections) ------------------------------
 
     def _on_connected(self, peer: str, now: float) -> None:
         self._links.back(peer)

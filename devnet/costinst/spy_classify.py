@@ -41,7 +41,7 @@ RULES: tuple[tuple[str, str], ...] = (
     ("adapters/view_pull.py", "health gossip service (digests, view, pulls)"),
     ("adapters/link_keeper.py", "health gossip service (digests, view, pulls)"),
     ("adapters/suspect_checks.py", "health gossip service (digests, view, pulls)"),
-    ("adapters/peer_events.py", "health gossip service (digests, view, pulls)"),
+    ("adapters/gossip_connections.py", "health gossip service (digests, view, pulls)"),
     ("adapters/view_timers.py", "health gossip service (digests, view, pulls)"),
     ("adapters/gossip_metrics.py", "health gossip service (digests, view, pulls)"),
     ("adapters/election_check.py", "health gossip service (digests, view, pulls)"),
