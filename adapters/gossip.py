@@ -26,383 +26,74 @@ Clocks. Two, both injectable:
   the failure detector (silence, suspicion, forgetting) and the publish schedule. A wall
   clock that steps (NTP) can then never suspect or revive anybody.
 
-Publishing. Our digest goes out when its status, score bucket (``SCORE_BUCKET``),
-components' buckets, addresses change (at most once per ``min_publish_interval``), when a
-peer we never announced ourselves to joins our GossipSub mesh (so a joiner hears of us, and
-we of it, without waiting for a refresh), when the view asks for a refutation (at once),
-and every ``refresh_interval(n)``. A token bucket caps everything but refutations and the
-leave notice at this node's share of a cluster-wide budget (``GossipTuning.topic_rate / n``,
-at most ``publish_rate``): every node handles every message on the topic, D times over, so
-it is the whole topic's rate that costs CPU. With a fixed per-node rate a 20-node devnet in
-trouble published a hundred digests and suspicions a second, the backlog delayed messages
-past ``max_message_age`` and nobody recovered (2026-11-28).
+The parts. This module owns the view and carries out what it decides: transitions logged,
+suspicions and refutations published, suspects checked, new members met, dead links
+dropped. Collaborators, each handed what it needs, do the rest:
 
-Our own digest is applied to our view before it is published; GossipSub delivers our
-publish to our own subscription at once (notes, "GossipSub"), and the handler skips
-messages signed by us so nothing is applied twice. py-libp2p drops copies of our messages
-that peers forward back before any validator runs.
+- ``adapters.gossip_publisher``: our digest and notices, when ``adapters.publish_decisions``
+  says they are due, within the budget of ``adapters.gossip_tuning``;
+- ``adapters.gossip_inbound`` (the topic's validator and handler), ``adapters.view_pull``
+  (the pull protocol), ``adapters.gossip_connections`` (our connections);
+- ``adapters.link_keeper``: redials of lost peers, meetings of new members, dead links;
+- ``adapters.suspect_checks``: a ping out of turn or a dial-back of each suspect;
+- ``adapters.view_timers``: the view's timers, the score's last hour, the election;
+- ``adapters.gossip_metrics`` (counters, gauges, log rules), ``adapters.election_check``.
 
-Inbound. A topic validator decodes every message (``decode_gossip``, signer = the
-libp2p-verified origin): oversized, undecodable, signer-mismatched, malformed or badly dated
-messages are rejected there, so we neither deliver nor forward them. With an admission
-policy (``mesh.admission``) it then rejects digests of peers the policy does not admit and
-notices or leaves of non-members (NOT_ADMITTED), before any rate is spent. Last come the
-rates: signers our view does not know share one bucket, members have one each and one
-together (FLOODED beyond). Validators also run on our own publishes (notes, "GossipSub");
-ours are let through, and the envelope they were signed in is kept for our snapshots
-(``mesh.signed``). Each rejection is counted in ``chorus_gossip_rejected_total{reason}``
-and logged once per (signer, reason). Replays pass the validator (they need the view's
-state) and are counted when the view rejects them. An error in any loop or handler is
-caught, counted in ``chorus_gossip_errors_total{where}`` and logged once per kind.
-
-Ping failures. The node's LinkPinger (adapters/pinger.py) pings one connected peer every
-half second, round-robin; an unanswered ping reaches the view as ``on_ping_failed`` (the
-peer is suspected, and the suspicion is gossiped for others to confirm or the peer to
-refute). The pinger ignores failures while this node is starved, by the same measure the
-view uses. With P2PConfig.abort_connection_on_ping_failure (off by default) it also closes
-the connection, so the view hears a disconnect too, and the peer is redialled (below).
-
-Lost links. A peer whose last connection closed is redialled at its advertised address
-(``/p2p/<its id>`` only) with doubling backoff until it is back, has left, or is forgotten.
-Without it a peer whose connection was cut (a partition, a ping abort) stays cut off for
-good: nothing else dials.
-
-The pull protocol ``/chorus/health-view/1.0.0``: the client opens a stream, writes the one
-byte ``PULL_REQUEST`` (version 1), and half-closes; the server answers with one
-``ViewSnapshot`` (mesh/digest.proto) of at most ``MAX_SNAPSHOT_BYTES`` and closes. Both sides
-bound what they read and how long they wait, and the server serves each peer at most
-``serve_rate`` times a second (burst ``serve_burst``), one at a time. A snapshot carries
-signed statements only, which the client verifies (``adapters.envelope``) before the view
-applies them as if they came from the topic; with an admission policy, only members are
-pulled from. We pull from every newly connected peer as soon as it shows its subscription
-to the topic, so a new node converges at once (memberlist's push/pull on join), paced by
-``pull_rate``: verifying a view costs CPU.
+An error in any loop or handler is caught, counted in ``chorus_gossip_errors_total{where}``
+and logged once per kind.
 """
 
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import logging
 import math
 import time
-from collections import OrderedDict, deque
-from collections.abc import Callable, Iterable, Iterator, Mapping
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal
+from collections.abc import Awaitable, Callable, Iterable
+from typing import TYPE_CHECKING, Any
 
 import trio
-from prometheus_client import CollectorRegistry, Counter
-from prometheus_client.core import GaugeMetricFamily, Metric
-from prometheus_client.registry import Collector
+from prometheus_client import CollectorRegistry
 
-from adapters.dialback import DialResult, Verifier, dial_back
+from adapters.election_check import ELECTION_INTERVAL, ELECTION_TIMEOUT, election_check
 from adapters.envelope import EnvelopeCache
-from adapters.meetings import Candidate, Meeting, Meetings, MeetLimits
-from adapters.stream_read import read_to_eof
+from adapters.gossip_connections import Connections
+from adapters.gossip_inbound import InboundGossip
+from adapters.gossip_metrics import GossipMetrics, log_transition
+from adapters.gossip_publisher import GossipPublisher
+from adapters.gossip_tuning import GossipTuning
+from adapters.link_keeper import LinkKeeper
+from adapters.suspect_checks import SuspectChecks
+from adapters.view_pull import PULL_PROTOCOL, PullClient, PullServer
+from adapters.view_timers import ViewTimers
 from mesh import cluster_json as shapes
-from mesh.admission import AdmissionPolicy, AdmissionReason
+from mesh.admission import AdmissionPolicy
 from mesh.certificate import MemberCertificate
 from mesh.cluster_config import ClusterConfig
 from mesh.cluster_events import Event, Outcome, PublishRefute, PublishSuspect
 from mesh.cluster_transitions import Cause, Transition
 from mesh.cluster_view import ClusterView
-from mesh.digest import TOPIC, EncodeError, decode_gossip, encode_gossip
-from mesh.election import ELECTION_HEALTH, ElectionHealth, ElectionTracker
+from mesh.digest import TOPIC
+from mesh.election import ElectionHealth, ElectionTracker
 from mesh.manager import CheckManager
-from mesh.messages import Gossip, HealthDigest, MemberState, SuspectNotice, Version, ViewSnapshot
-from mesh.model import CheckResult, HealthCheck, Status
-from mesh.rejection import Rejection, RejectReason
+from mesh.messages import MemberState
+from mesh.model import HealthCheck
 from mesh.score_history import ScoreHistory
 from mesh.sequencer import Sequencer
-from mesh.snapshot_codec import decode_snapshot, encode_snapshot
-from mesh.wire_bounds import MAX_COMPONENTS, MAX_P2P_ADDRS, MAX_SNAPSHOT_BYTES
-from probes.rate_limit import RateLimiter, TokenBucket
 
 if TYPE_CHECKING:
-    from libp2p.abc import INetStream
-
     # libp2p pulls in trio-typing, whose stubs shadow trio's annotations for mypy.
     from trio_typing import TaskStatus
 
     from adapters.p2p_node import P2PNode
-    from adapters.pubsub import PubSubMessage
 
-__all__ = [
-    "ELECTION_CHECK",
-    "PULL_PROTOCOL",
-    "PULL_REQUEST",
-    "GossipService",
-    "GossipTuning",
-    "election_result",
-]
+__all__ = ["GossipService"]
 
 logger = logging.getLogger(__name__)
-
-PULL_PROTOCOL = "/chorus/health-view/1.0.0"
-PULL_REQUEST = b"\x01"  # version 1 of the request; anything else is refused
-MAX_PULL_REQUEST = 16  # bytes a server reads of a request before giving up on it
-
-# A score that moved less than this since we last published it is no news: scores computed
-# from latencies, loads and the election's stability drift and jitter. Measured from what
-# was published, not by rounding into buckets: a score jittering across a bucket's edge
-# (0.974, 0.976, ...) made a digest each time. At 10 idle nodes that was 5 % of the digests
-# (0.70 against 0.667 a second, the refreshes; chorus_gossip_published_total, 2026-12-02).
-SCORE_BUCKET = 0.05
-
-# The reference's election-health check: non-critical, every 15 s, 5 s timeout.
-ELECTION_CHECK = ELECTION_HEALTH
-ELECTION_INTERVAL = 15.0
-ELECTION_TIMEOUT = 5.0
-
-
-@dataclass(frozen=True, slots=True)
-class GossipTuning:
-    """The adapter's own knobs (the failure detector's are in ClusterConfig). Seconds,
-    bytes and counts."""
-
-    # Longest sleep of the tick loop; the view's next deadline usually comes first. Also
-    # how often the starved flag is re-read. Shorter costs wake-ups.
-    tick_max: float = 0.25
-    # How often the publisher re-reads our status and score to notice a change.
-    publish_poll: float = 0.25
-    # Messages a second the digests and suspicions (not refutations nor the leave) of the
-    # whole cluster may add to the topic; each node takes topic_rate / n of it (n from the
-    # view), capped by publish_rate, with a burst of burst_seconds of its rate (at least
-    # 2, at most publish_burst). The refreshes of ClusterConfig.max_refresh_rate come out
-    # of it. Higher spreads changes sooner in a large cluster and costs every node CPU.
-    topic_rate: float = 10.0
-    publish_rate: float = 5.0
-    publish_burst: float = 5.0
-    burst_seconds: float = 5.0
-    # Suspicions waiting for a token; more are dropped (silence detects them anyway).
-    max_pending_suspects: int = 256
-    # Connection events between the network's task and ours; overflow is dropped and logged.
-    event_queue: int = 256
-    # Pull client: how long a new connection may take to show its subscription to our
-    # topic (no subscription: not a health-mesh peer, no pull), the whole exchange,
-    # attempts, and concurrent pulls.
-    pull_subscription_wait: float = 5.0
-    pull_timeout: float = 5.0
-    pull_attempts: int = 2
-    pull_retry_delay: float = 0.25
-    max_concurrent_pulls: int = 4
-    # Pulls started a second, with a burst: verifying a pulled view costs up to ~0.2 ms a
-    # member the first time, and in an open cluster a stranger that reconnects under fresh
-    # identities would otherwise have us verify views at its pace. A node that skips a pull
-    # still learns the view by gossip.
-    pull_rate: float = 1.0
-    pull_burst: float = 8.0
-    # Pull server: a peer that opens a stream and never finishes its request must not hold
-    # a task; per-peer and global rate limits; concurrent streams served.
-    serve_read_timeout: float = 2.0
-    serve_write_timeout: float = 5.0
-    serve_rate: float = 1.0
-    serve_burst: float = 3.0
-    serve_global_rate: float = 20.0
-    serve_global_burst: float = 20.0
-    # Messages a second one signer may have us accept and forward (with a burst); beyond
-    # that they are rejected as FLOODED. An honest node publishes at most publish_rate
-    # plus the odd refutation; py-libp2p's own per-forwarder limit is raised out of the
-    # way (P2PConfig.gossip_forward_limit), so this is what bounds a flooding peer.
-    signer_rate: float = 10.0
-    signer_burst: float = 20.0
-    # All members' messages together, a few times the designed topic rate: in an open
-    # cluster each minted identity that joined would otherwise add signer_rate.
-    signer_global_rate: float = 40.0
-    signer_global_burst: float = 200.0
-    # Signers that are not members of our view share one bucket: identities are free to
-    # mint, and a fresh bucket each would let a stranger with a thousand keys flood us.
-    # Its burst covers a cluster's first digests when a node starts.
-    stranger_rate: float = 10.0
-    stranger_burst: float = 64.0
-    max_concurrent_serves: int = 8
-    # Pulls one peer may have us serve at once: one peer must not take every slot.
-    max_serves_per_peer: int = 1
-    # Seconds between two refutations: each answers every suspicion of the incarnation it
-    # raises, and a liar sending notice after notice must not make us publish at its pace
-    # (refutations skip the publish budget). Well inside the shortest suspicion timeout.
-    refute_interval: float = 1.0
-    # Redialling a lost peer: first attempt after this, doubling up to the cap.
-    # A healed partition is found again within about redial_max (issue 13: views agree
-    # within 3 s of a heal; Serf retries every 30 s). Each dead member costs a dial every
-    # redial_max until it is forgotten, at most max_concurrent_redials at once. A dial
-    # into a partition waits on SYN retransmissions (1 s, then 2 s, 4 s: Linux's backoff);
-    # given up after redial_timeout, the next dial's first SYN goes out at once, so after a
-    # heal a SYN gets through within about a second. 5 s left a dial begun during the cut
-    # waiting up to 4 s after the heal (3 | 3 heal median 6.1 s, make bench, 2026-12-02).
-    redial_initial: float = 0.5
-    redial_max: float = 2.0
-    redial_timeout: float = 2.0
-    redial_check: float = 0.25
-    max_concurrent_redials: int = 8
-    # Meeting members (adapters/meetings.py, issue 13): each member heard of is dialled
-    # once a life while we link fewer than meet_links members, so our own dial-back can
-    # see its crash (a refused dial within a second, not a suspicion waited out). Each link
-    # costs GossipSub's lazy gossip to up to 6 non-mesh peers a heartbeat. 0: links come
-    # from bootstrap and redials only (sparse simulated topologies). At most meet_rate
-    # meetings a second (burst meet_burst; a node joining 20 that met 18 at once missed
-    # pings and suspected live peers, make bench 2026-12-02), meet_slots at once, each
-    # given meet_timeout: apart from the redials', so a stranger's addresses that swallow
-    # SYNs cannot hold up the redial of a lost member. A host where meet_host_failures
-    # meetings failed within meet_host_window seconds waits out the window. Queue and
-    # memories are bounded (meet_queue, met_memory).
-    meet_links: int = 32
-    meet_rate: float = 2.0
-    meet_burst: float = 4.0
-    meet_slots: int = 2
-    meet_timeout: float = 2.0
-    meet_queue: int = 256
-    met_memory: int = 4096
-    meet_host_failures: int = 3
-    meet_host_window: float = 60.0
-    # Dial-backs (adapters/dialback.py): a peer whose connection closed, or that is
-    # suspected while we hold no connection to it, is dialled once per dialback_cooldown
-    # (the timeout per address; concurrent dials; requests waiting, more are dropped). A
-    # refused dial makes it dead after ClusterConfig.refused_grace.
-    dialback_timeout: float = 1.0
-    dialback_cooldown: float = 1.0
-    max_concurrent_dialbacks: int = 4
-    max_pending_dialbacks: int = 64
-    # Dial-backs a second to all peers together, with a burst (beyond: dropped).
-    dialback_rate: float = 10.0
-    dialback_burst: float = 32.0
-    # leave(): wait at most this long for py-libp2p's outbound queues to drain, then this
-    # much for the last popped frame's write to finish.
-    leave_flush_timeout: float = 1.0
-    leave_flush_grace: float = 0.05
-    # (signer, reason) pairs already logged; bounded so a flood cannot grow memory.
-    rejection_log_keys: int = 1024
-    history_in_json: int = shapes.DEFAULT_HISTORY
-
-
-_PeerEvent = tuple[Literal["connected", "disconnected", "ping_failed"], str]
-
-
-@dataclass(slots=True)
-class _Redial:
-    next_at: float
-    delay: float
-
-
-class _Metrics:
-    def __init__(self, registry: CollectorRegistry, view: ClusterView) -> None:
-        self.received = Counter(
-            "chorus_gossip_received_total",
-            "Health gossip messages received from peers, valid or not.",
-            registry=registry,
-        )
-        self.published = Counter(
-            "chorus_gossip_published_total",
-            "Health gossip messages this node published.",
-            registry=registry,
-        )
-        self.rejected = Counter(
-            "chorus_gossip_rejected_total",
-            "Health gossip messages and pulled views rejected, by reason.",
-            ["reason"],
-            registry=registry,
-        )
-        self.bytes = Counter(
-            "chorus_gossip_bytes_total",
-            "Bytes of health gossip messages, by direction (in, out).",
-            ["direction"],
-            registry=registry,
-        )
-        self.duplicates = Counter(
-            "chorus_gossip_duplicates_total",
-            "Statements received that the view already held (e.g. first learned by a pull).",
-            registry=registry,
-        )
-        self.pulls = Counter(
-            "chorus_cluster_pulls_total",
-            "View pulls, as client (ok, failed, rejected, skipped) and server (served, refused).",
-            ["side", "result"],
-            registry=registry,
-        )
-        self.dialbacks = Counter(
-            "chorus_gossip_dialbacks_total",
-            "Dial-backs of lost or suspected peers, by result: refused (nothing listens:"
-            " a crash), open, unknown (no answer in time), dropped (too many pending).",
-            ["result"],
-            registry=registry,
-        )
-        self.errors = Counter(
-            "chorus_gossip_errors_total",
-            "Errors caught in the gossip service instead of ending it, by where they arose.",
-            ["where"],
-            registry=registry,
-        )
-        for reason in RejectReason:
-            self.rejected.labels(reason=str(reason))
-        for where in ("publish", "tick", "handle", "merge", "serve", "redial", "dialback"):
-            self.errors.labels(where=where)
-        for result in (*DialResult, "dropped"):
-            self.dialbacks.labels(result=str(result))
-        for direction in ("in", "out"):
-            self.bytes.labels(direction=direction)
-        registry.register(_ClusterCollector(view))
-
-
-class _ClusterCollector(Collector):
-    """Gauges read from the view at scrape time: never stale, nothing to update."""
-
-    def __init__(self, view: ClusterView) -> None:
-        self._view = view
-
-    def collect(self) -> Iterator[Metric]:
-        counts = self._view.counts()
-        peers = GaugeMetricFamily(
-            "chorus_cluster_peers",
-            "Members of this node's cluster view (itself included), by state.",
-            labels=["state"],
-        )
-        for state in MemberState:
-            peers.add_metric([str(state)], counts[state])
-        yield peers
-        yield GaugeMetricFamily(
-            "chorus_cluster_health_score",
-            "Cluster health score as this node's view sees it (0-1).",
-            value=self._view.health().score,
-        )
 
 
 def _never() -> bool:
     return False
-
-
-def _fraction(value: float) -> float:
-    return min(1.0, max(0.0, value)) if math.isfinite(value) else 0.0
-
-
-@dataclass(frozen=True, slots=True)
-class Said:
-    """What a digest of ours says of us, as far as deciding whether a new one is news."""
-
-    status: Status
-    score: float
-    components: Mapping[str, float]
-    http_addr: str
-    p2p_addrs: tuple[str, ...]
-
-
-def is_news(said: Said | None, now: Said) -> bool:
-    """Whether ``now`` differs from what we last published enough to publish it at once
-    (otherwise the refresh carries it): anything but the scores, or a score moved by at
-    least SCORE_BUCKET."""
-    if said is None:
-        return True
-    if (said.status, said.http_addr, said.p2p_addrs) != (now.status, now.http_addr, now.p2p_addrs):
-        return True
-    if said.components.keys() != now.components.keys():
-        return True
-
-    def moved(old: float, new: float) -> bool:
-        return abs(_fraction(new) - _fraction(old)) >= SCORE_BUCKET - 1e-9
-
-    return moved(said.score, now.score) or any(
-        moved(said.components[name], score) for name, score in now.components.items()
-    )
 
 
 class GossipService:
@@ -430,86 +121,117 @@ class GossipService:
         certificate: MemberCertificate | None = None,
     ) -> None:
         self._node = node
-        self._manager = manager
-        self._config = config
-        self._tuning = tuning or GossipTuning()
+        self._tuning = tuning = tuning or GossipTuning()
         self._http_addr = http_addr
         self._starved = starved
-        self._wall = wall_clock
+        self._wall = wall = wall_clock
         self._clock = clock
         self.self_id: str = node.peer_id
-        self.view = ClusterView(self.self_id, config)
+        self.view = view = ClusterView(self.self_id, config)
         self.election = election or ElectionTracker()
         self.score_history = ScoreHistory()  # the dashboard's hourly chart
         self.sequencer = Sequencer(self.self_id, math.floor(manager.start_time * 1000.0))
-        self._metrics = _Metrics(registry, self.view)
-        self._logged_rejections: OrderedDict[tuple[str, str], None] = OrderedDict()
-        self._bucket = TokenBucket(self._tuning.publish_rate, self._tuning.publish_burst, 0.0)
-        self._serve_limits = RateLimiter(
-            rate=self._tuning.serve_global_rate,
-            burst=self._tuning.serve_global_burst,
-            per_key_rate=self._tuning.serve_rate,
-            per_key_burst=self._tuning.serve_burst,
-        )
-        self._serving = 0
-        self._serving_peers: dict[str, int] = {}
-        self._signers = RateLimiter(
-            rate=self._tuning.signer_global_rate,
-            burst=self._tuning.signer_global_burst,
-            per_key_rate=self._tuning.signer_rate,
-            per_key_burst=self._tuning.signer_burst,
-            max_keys=config.max_members,
-        )
-        self._strangers = TokenBucket(self._tuning.stranger_rate, self._tuning.stranger_burst, 0.0)
         self.admission = admission if admission is not None else AdmissionPolicy()
-        self._certificate = certificate
         self.envelopes = EnvelopeCache()
-        self._last_refute = -math.inf
-        self._pull_budget = TokenBucket(self._tuning.pull_rate, self._tuning.pull_burst, 0.0)
-        self._errors_logged: set[str] = set()
-        self._dial_budget = TokenBucket(
-            self._tuning.dialback_rate, self._tuning.dialback_burst, 0.0
+        self._metrics = metrics = GossipMetrics(
+            registry, view, rejection_log_keys=tuning.rejection_log_keys
         )
-        # A check may be an unanswered ping out of turn (its timeout, and up to 1 s more
-        # for the reset of its stream), then the dial-back that follows it.
-        check_time = node.pinger.timeout + 1.0 + self._tuning.dialback_timeout + 0.5
-        self._verifier = Verifier(
-            timeout=check_time,
-            cooldown=self._tuning.dialback_cooldown,
-            max_concurrent=self._tuning.max_concurrent_dialbacks,
-            max_pending=self._tuning.max_pending_dialbacks,
-        )
-        # Publisher state.
-        self._wake = trio.Event()
-        self._last_sent: float | None = None
-        self._published: Said | None = None
-        self._announce = False  # a new peer joined our mesh: tell it about us
-        self._announced: set[str] = set()
-        self._refute = False
-        self._suspects: deque[tuple[str, Version]] = deque()
         self._left = False
-        # Connection bookkeeping.
-        self._events: trio.MemorySendChannel[_PeerEvent] | None = None
-        self._connected: set[str] = set()
-        self._lost: dict[str, _Redial] = {}
-        self.meetings = Meetings(
-            MeetLimits(
-                links=self._tuning.meet_links,
-                rate=self._tuning.meet_rate,
-                burst=self._tuning.meet_burst,
-                queue=self._tuning.meet_queue,
-                memory=self._tuning.met_memory,
-                host_failures=self._tuning.meet_host_failures,
-                host_window=self._tuning.meet_host_window,
-            ),
-            self.self_id,
-            self._clock,
-        )
-        self._nursery: trio.Nursery | None = None
-        self._meeting_now = 0
-        self._pull_slots: trio.Semaphore | None = None
-        self._election_dirty = True
         self._running = False
+        self._nursery: trio.Nursery | None = None
+        self._connections = Connections(
+            self.self_id,
+            tuning.event_queue,
+            on_connected=self._on_connected,
+            on_disconnected=self._on_disconnected,
+            on_ping_failed=self._on_ping_failed,
+            loop_failed=metrics.loop_failed,
+            clock=clock,
+        )
+        # The peers we are connected to: the parts read it, only the events change it.
+        self._connected = linked = self._connections.peers
+        # The parts (module docstring), each handed what it needs.
+        handle = self._handle
+        self._publisher = GossipPublisher(
+            node,
+            manager,
+            self.sequencer,
+            view,
+            config,
+            tuning,
+            metrics,
+            handle=handle,
+            http_addr=lambda: self.http_addr,
+            certificate=certificate,
+            left=lambda: self._left,
+            clock=clock,
+            wall_clock=wall,
+        )
+        self._checks = SuspectChecks(
+            node,
+            view,
+            tuning,
+            metrics,
+            connected=linked,
+            handle=handle,
+            left=lambda: self._left,
+            clock=clock,
+        )
+        self._inbound = InboundGossip(
+            self.self_id,
+            view,
+            config,
+            tuning,
+            metrics,
+            self.admission,
+            handle=handle,
+            check_suspect=self._checks.check,
+            running=lambda: self._running,
+            clock=clock,
+            wall_clock=wall,
+        )
+        self._pulls = PullClient(
+            node,
+            view,
+            config,
+            tuning,
+            metrics,
+            self.envelopes,
+            self.admission,
+            connected=linked,
+            admitted=self._inbound.admitted,
+            handle=handle,
+            wake=self._publisher.wake,
+            running=lambda: self._running,
+            clock=clock,
+            wall_clock=wall,
+        )
+        self._server = PullServer(
+            view, tuning, metrics, running=lambda: self._running, clock=clock, wall_clock=wall
+        )
+        self._links = LinkKeeper(
+            node,
+            view,
+            tuning,
+            self.self_id,
+            connected=linked,
+            left=lambda: self._left,
+            start=self._start,
+            loop_failed=metrics.loop_failed,
+            clock=clock,
+        )
+        self._timers = ViewTimers(
+            view,
+            self.election,
+            self.score_history,
+            apply=self._apply,
+            starved=starved,
+            tick_max=tuning.tick_max,
+            loop_failed=metrics.loop_failed,
+            clock=clock,
+            wall_clock=wall,
+        )
+        self.meetings = self._links.meetings
 
     # --- public API -------------------------------------------------------------------
 
@@ -521,7 +243,7 @@ class GossipService:
     @http_addr.setter
     def http_addr(self, value: str | Callable[[], str]) -> None:
         self._http_addr = value
-        self._wake.set()
+        self._publisher.wake()
 
     @property
     def left(self) -> bool:
@@ -533,42 +255,40 @@ class GossipService:
         Reports started once our first digest is in our own view and published."""
         from libp2p.custom_types import TProtocol
 
-        send, receive = trio.open_memory_channel[_PeerEvent](self._tuning.event_queue)
-        self._events = send
-        self._pull_slots = trio.Semaphore(self._tuning.max_concurrent_pulls)
+        receive = self._connections.open()
         host = self._node.host
         # The pull handler before the subscription: a peer that sees us subscribed to the
-        # topic may pull from us at once (see _pull_from).
-        host.set_stream_handler(TProtocol(PULL_PROTOCOL), self._serve_pull)
+        # topic may pull from us at once (adapters.view_pull).
+        host.set_stream_handler(TProtocol(PULL_PROTOCOL), self._server.serve)
         remove_listener: Callable[[], None] | None = None
         remove_ping_listener: Callable[[], None] | None = None
         try:
             pubsub = self._node.pubsub
-            pubsub.set_validator(TOPIC, self._validate)
-            await pubsub.subscribe(TOPIC, self._on_message)
-            remove_listener = self._node.add_peer_listener(self._peer_connected, self._peer_lost)
-            remove_ping_listener = self._node.add_ping_failure_listener(self._ping_failed)
+            pubsub.set_validator(TOPIC, self._inbound.validate)
+            await pubsub.subscribe(TOPIC, self._inbound.on_message)
+            conns = self._connections
+            remove_listener = self._node.add_peer_listener(conns.connected, conns.lost)
+            remove_ping_listener = self._node.add_ping_failure_listener(conns.ping_failed)
             self._node.pinger.starved = self._starved
             self._running = True
             async with trio.open_nursery() as nursery:
                 self._nursery = nursery
                 # Peers dialled before we listened (bootstrap starts with the node).
                 for peer in self._node.connected_peers():
-                    self._peer_connected(peer)
-                await self._publish_digest(self._clock())
-                nursery.start_soon(self._event_loop, receive)
-                nursery.start_soon(self._tick_loop)
-                nursery.start_soon(self._publish_loop)
-                nursery.start_soon(self._redial_loop)
-                nursery.start_soon(self._verifier.run, self._verify)
+                    self._connections.connected(peer)
+                await self._publisher.publish_digest(self._clock())
+                nursery.start_soon(self._connections.run, receive)
+                nursery.start_soon(self._timers.run)
+                nursery.start_soon(self._publisher.run)
+                nursery.start_soon(self._links.run)
+                nursery.start_soon(self._checks.run)
                 task_status.started()
         finally:
             # The subscription cannot be undone (LibP2PPubSub has no unsubscribe): the
             # handler checks _running instead.
             self._running = False
             self._nursery = None
-            self._events = None
-            send.close()
+            self._connections.close()
             for remove in (remove_listener, remove_ping_listener):
                 if remove is not None:
                     remove()
@@ -585,11 +305,7 @@ class GossipService:
         if self._left:
             return
         self._left = True
-        self._suspects.clear()
-        notice = self.sequencer.leave(self._wall())
-        self._handle(self.view.on_gossip(notice, self._clock()), self.self_id)
-        await self._send(encode_gossip(notice))
-        await self._flush()
+        await self._publisher.leave()
         logger.info("left the cluster (%s)", self.self_id)
 
     def election_health(self) -> ElectionHealth:
@@ -598,32 +314,15 @@ class GossipService:
     def election_check(
         self, *, interval: float = ELECTION_INTERVAL, timeout: float = ELECTION_TIMEOUT
     ) -> HealthCheck:
-        """The "election-health" check: non-critical, by default every 15 s with a 5 s
-        timeout (the reference's ElectionProbeInterval and ElectionProbeTimeout)."""
-
-        async def check_election() -> CheckResult:
-            await trio.lowlevel.checkpoint()
-            health = self.election_health()
-            return election_result(
-                health, self.election.max_changes, heartbeat_age=self._heartbeat_age(health)
-            )
-
-        return HealthCheck(
-            name=ELECTION_CHECK,
-            checker=check_election,
-            description="An admin is elected from the cluster view and leadership is stable",
+        """The "election-health" check (``adapters.election_check``)."""
+        return election_check(
+            self.election,
+            self.view,
+            clock=self._clock,
+            wall_clock=self._wall,
             interval=interval,
             timeout=timeout,
-            critical=False,
-            component="election",
         )
-
-    def _heartbeat_age(self, health: ElectionHealth) -> float | None:
-        """Seconds since our view last accepted a statement from the admin: its digests are
-        the admin's heartbeat here (the reference's election has a heartbeat of its own).
-        On the view's monotonic clock, so a stepped wall clock cannot distort it."""
-        member = None if health.admin is None else self.view.member(health.admin)
-        return None if member is None else max(0.0, self._clock() - member.last_heard)
 
     def cluster_json(self, now: float | None = None) -> dict[str, Any]:
         """Body of GET /health/cluster; ``now`` on the view's clock (default: its clock)."""
@@ -650,752 +349,45 @@ class GossipService:
 
     def _handle(self, outcome: Outcome, source: str) -> None:
         if outcome.rejection is not None:
-            self._count_rejection(source, outcome.rejection)
+            self._metrics.count_rejection(source, outcome.rejection)
         for dropped in outcome.dropped:
-            self._count_rejection(source, dropped)
+            self._metrics.count_rejection(source, dropped)
         self._apply(outcome.events)
 
     def _apply(self, events: Iterable[Event]) -> None:
         for event in events:
             if isinstance(event, Transition):
-                self._election_dirty = True
-                _log_transition(event)
+                self._timers.membership_changed()
+                log_transition(event)
                 if event.cause in (Cause.JOINED, Cause.RESTARTED) and not self._left:
                     self.meetings.offer(event.peer)
                 if event.to_state is MemberState.DEAD and event.peer in self._connected:
-                    self._drop_dead_link(event.peer)
+                    self._links.drop_dead_link(event.peer)
                 if event.to_state is MemberState.SUSPECT:
-                    self._check_suspect(event.peer)
+                    self._checks.check(event.peer)
             elif isinstance(event, PublishSuspect):
-                self._queue_suspect(event.suspect, event.basis)
+                self._publisher.queue_suspect(event.suspect, event.basis)
             elif isinstance(event, PublishRefute):
                 # SWIM 4.2: answer with a higher incarnation, at once (no rate limit).
-                self.sequencer.refute(event.incarnation)
-                self._refute = True
-                self._wake.set()
+                self._publisher.refute(event.incarnation)
 
-    def _drop_dead_link(self, peer: str) -> None:
-        """Close a link to a member our view found dead while the link looked open.
+    def _start(self, task: Callable[[str], Awaitable[None]], peer: str) -> None:
+        """``task(peer)`` in our nursery; nothing while we do not run."""
+        if self._nursery is not None:
+            self._nursery.start_soon(task, peer)
 
-        A frozen process or a partition leaves TCP connections open and silent; after a
-        heal their retransmissions wait out an RTO doubled all through the cut (seconds),
-        and nothing else dials: views agreed again only 12 s after a 3 | 3 heal (make
-        bench, 2026-12-02). Closed, the member is redialled with fresh connections every
-        redial_max, and pulled from as soon as one connects."""
-        if self._nursery is not None and not self._left:
-            self._nursery.start_soon(self._node.drop_peer, peer)
-
-    def _queue_suspect(self, peer: str, basis: Version) -> None:
-        if self._left or (peer, basis) in self._suspects:
-            return
-        if len(self._suspects) >= self._tuning.max_pending_suspects:
-            logger.warning("suspicion of %s not published: too many pending", peer)
-            return
-        self._suspects.append((peer, basis))
-        self._wake.set()
-
-    def _count_rejection(self, signer: str, rejection: Rejection) -> None:
-        reason = str(rejection.reason)
-        self._metrics.rejected.labels(reason=reason).inc()
-        key = (signer, reason)
-        if key in self._logged_rejections:
-            return
-        self._logged_rejections[key] = None
-        if len(self._logged_rejections) > self._tuning.rejection_log_keys:
-            self._logged_rejections.popitem(last=False)
-        # Once per (signer, reason): a hostile peer must not flood the log. Old statements
-        # are routine (GossipSub's IWANT and message cache deliver out of order): INFO.
-        level = logging.INFO if rejection.reason is RejectReason.REPLAYED else logging.WARNING
-        logger.log(
-            level,
-            "rejected health gossip from %s: %s (%s); further ones are only counted",
-            signer,
-            reason,
-            rejection.detail[:200],
-        )
-
-    # --- inbound gossip ---------------------------------------------------------------
-
-    def _validate(self, msg: PubSubMessage) -> bool:
-        """py-libp2p topic validator: False drops the message and stops its forwarding."""
-        if msg.from_peer == self.self_id:
-            # Our own publish (validators run on those too): keep the envelope it was
-            # signed in, for our snapshots to carry.
-            self._keep_own_statement(msg)
-            return True
-        self._metrics.received.inc()
-        self._metrics.bytes.labels(direction="in").inc(len(msg.data))
-        # Decoded and judged by the admission policy before any rate: what is not admitted
-        # must not spend the tokens that admitted joiners need.
-        decoded = self._decode(msg)
-        if not isinstance(decoded, Rejection):
-            decoded = self._admitted(decoded) or decoded
-        if isinstance(decoded, Rejection):
-            self._count_rejection(msg.from_peer, decoded)
-            return False
-        if not self._signer_allowed(msg.from_peer):
-            self._count_rejection(
-                msg.from_peer, Rejection(RejectReason.FLOODED, "over the signer rate")
-            )
-            return False
-        return True
-
-    def _signer_allowed(self, signer: str) -> bool:
-        now = self._clock()
-        if self.view.member(signer) is None:
-            return self._strangers.take(now)
-        return self._signers.allow(signer, now)
-
-    def _admitted(self, message: Gossip) -> Rejection | None:
-        """The admission policy's verdict on a statement's author (None: admitted). A digest
-        must show the author is admitted; notices and leaves count only from members of our
-        view, who were admitted by their digests."""
-        if not self.admission.enabled:
-            return None
-        if isinstance(message, HealthDigest):
-            verdict = self.admission.check(message.node_id, message.certificate, self._wall())
-            if verdict is AdmissionReason.ADMITTED:
-                return None
-            return Rejection(RejectReason.NOT_ADMITTED, f"{message.node_id}: {verdict}")
-        author = message.observer_id if isinstance(message, SuspectNotice) else message.node_id
-        if self.view.member(author) is None:
-            return Rejection(RejectReason.NOT_ADMITTED, f"{author} is no member")
-        return None
-
-    def _keep_own_statement(self, msg: PubSubMessage) -> None:
-        if not msg.envelope:
-            return
-        own = decode_gossip(
-            msg.data, self.self_id, self._wall(), config=self._config, check_age=False
-        )
-        if not isinstance(own, Rejection):
-            self.view.record_statement(own, msg.envelope)
-
-    def _decode(self, msg: PubSubMessage) -> Gossip | Rejection:
-        return decode_gossip(msg.data, msg.from_peer, self._wall(), config=self._config)
-
-    async def _on_message(self, msg: PubSubMessage) -> None:
-        await trio.lowlevel.checkpoint()
-        # Ours was applied when we sent it; after run() ends the subscription lingers.
-        if msg.from_peer == self.self_id or not self._running:
-            return
-        try:
-            decoded = self._decode(msg)
-            if isinstance(decoded, Rejection):
-                # Aged out between the validator and us: rare, but count it.
-                self._count_rejection(msg.from_peer, decoded)
-                return
-            outcome = self.view.on_gossip(decoded, self._clock(), msg.envelope)
-            if self._is_duplicate(decoded, outcome):
-                self._metrics.duplicates.inc()
-                return
-            self._handle(outcome, msg.from_peer)
-            if isinstance(decoded, SuspectNotice) and outcome.accepted:
-                # Already suspect here (no transition) yet maybe crashed since we last
-                # looked: see for ourselves (rule 7 of mesh.cluster_view).
-                self._check_suspect(decoded.suspect_id)
-        except Exception:  # nothing a peer sends may break the subscription
-            self._metrics.errors.labels(where="handle").inc()
-            logger.exception("health gossip from %s could not be handled", msg.from_peer)
-
-    def _is_duplicate(self, message: Gossip, outcome: Outcome) -> bool:
-        """The very statement the view holds: a second path, not a replay. A peer's digest
-        often arrives in a pulled view first and then by gossip."""
-        rejection = outcome.rejection
-        if rejection is None or rejection.reason is not RejectReason.REPLAYED:
-            return False
-        if isinstance(message, SuspectNotice):
-            return False
-        held = self.view.member(message.node_id)
-        return held is not None and held.key == message.key
-
-    # --- connection events ------------------------------------------------------------
-
-    def _peer_connected(self, peer: str) -> None:
-        self._push_event(("connected", peer))
-
-    def _peer_lost(self, peer: str) -> None:
-        self._push_event(("disconnected", peer))
-
-    def _ping_failed(self, peer: str) -> None:
-        self._push_event(("ping_failed", peer))
-
-    def _push_event(self, event: _PeerEvent) -> None:
-        # Runs on the network's task (P2PNode.add_peer_listener): never block it.
-        if self._events is None:
-            return
-        try:
-            self._events.send_nowait(event)
-        except trio.WouldBlock:
-            logger.warning("connection event %s %s dropped: queue full", *event)
-        except (trio.BrokenResourceError, trio.ClosedResourceError):
-            pass  # the service is stopping: its event loop has gone
-
-    async def _event_loop(self, receive: trio.MemoryReceiveChannel[_PeerEvent]) -> None:
-        async with receive:
-            async for kind, peer in receive:
-                now = self._clock()
-                try:
-                    if kind == "connected":
-                        self._on_connected(peer, now)
-                    elif kind == "ping_failed":
-                        if peer in self._connected:
-                            self._handle(self.view.on_ping_failed(peer, now), peer)
-                    else:
-                        self._on_disconnected(peer, now)
-                except Exception as exc:  # one event must not end connection tracking
-                    self._loop_failed("handle", exc)
+    # --- connection events (adapters.gossip_connections) ------------------------------
 
     def _on_connected(self, peer: str, now: float) -> None:
-        if peer in self._connected or peer == self.self_id:
-            return
-        self._connected.add(peer)
-        self._lost.pop(peer, None)
+        self._links.back(peer)
         self._handle(self.view.on_connected(peer, now), peer)
-        if self._nursery is not None:
-            self._nursery.start_soon(self._pull_from, peer)
+        self._start(self._pulls.pull_from, peer)
 
     def _on_disconnected(self, peer: str, now: float) -> None:
-        # P2PNode reports a peer's last connection only, as the view requires.
-        if peer not in self._connected:
-            return
-        self._connected.discard(peer)
-        self._announced.discard(peer)
+        self._publisher.forget(peer)
         self._handle(self.view.on_disconnected(peer, now), peer)
-        self._check_suspect(peer, urgent=True)
-        if not self._left:
-            self._lost[peer] = _Redial(
-                now + self._tuning.redial_initial, self._tuning.redial_initial
-            )
+        self._checks.check(peer, urgent=True)
+        self._links.lost(peer, now)
 
-    # --- the view's timers ------------------------------------------------------------
-
-    async def _tick_loop(self) -> None:
-        while True:
-            now = self._clock()
-            deadline: float | None = None
-            try:
-                self._apply(self.view.set_starved(self._starved(), now))
-                self._apply(self.view.tick(now))
-                self.score_history.observe(now, lambda: self.view.health().score)
-                if self._election_dirty:
-                    self._election_dirty = False
-                    self.election.observe(self.view.members().values(), self._wall())
-                deadline = self.view.next_deadline()
-            except Exception as exc:  # the timers must outlive any state a peer caused
-                self._loop_failed("tick", exc)
-            wake = now + self._tuning.tick_max
-            if deadline is not None:
-                wake = min(wake, deadline)
-            # A deadline already due was just handled; 10 ms keeps a busy loop impossible.
-            await trio.sleep(max(0.01, wake - self._clock()))
-
-    # --- outbound gossip --------------------------------------------------------------
-
-    async def _publish_loop(self) -> None:
-        while True:
-            self._wake = trio.Event()
-            try:
-                await self._publish_due()
-            except Exception as exc:  # nothing a peer made the view ask for may end us
-                self._publish_failed(exc)
-            with trio.move_on_after(self._tuning.publish_poll):
-                await self._wake.wait()
-
-    def _publish_failed(self, exc: Exception) -> None:
-        # A refutation that cannot go out must not be retried at the loop's pace forever.
-        self._refute = False
-        self._loop_failed("publish", exc)
-
-    def _loop_failed(self, where: str, exc: Exception) -> None:
-        """Count an error a loop caught, and log the first of each kind (a peer that
-        triggers one repeatedly must not flood the log)."""
-        self._metrics.errors.labels(where=where).inc()
-        kind = f"{where}:{type(exc).__name__}"
-        if kind in self._errors_logged or len(self._errors_logged) >= 64:
-            return
-        self._errors_logged.add(kind)
-        logger.error(
-            "health gossip %s failed: %r; further such errors are only counted",
-            where,
-            exc,
-            exc_info=exc,
-        )
-
-    async def _publish_due(self) -> None:
-        if self._left:
-            return
-        now = self._clock()
-        self._bucket.rate, self._bucket.burst = publish_budget(self._tuning, self.view.live_count())
-        if self._refute and now - self._last_refute >= self._tuning.refute_interval:
-            self._last_refute = now
-            await self._publish_digest(now)
-        elif self._refute:
-            pass  # the refutation waits out refute_interval; the poll brings us back
-        elif self._publish_now(now) and self._bucket.take(now):
-            await self._publish_digest(now)
-        while self._suspects and not self._left and self._bucket.take(self._clock()):
-            peer, basis = self._suspects.popleft()
-            notice = self.sequencer.suspect(peer, basis, self._wall())
-            await self._send(encode_gossip(notice))
-
-    def _publish_now(self, now: float) -> bool:
-        changed = self._changed()
-        # Announcing ourselves to a peer new to our mesh is no change of ours that could
-        # flap: it waits for the publish budget only, not for min_publish_interval (1 s
-        # in production, which was most of a joiner's time to full agreement; issue 13).
-        if self._announce:
-            return True
-        return self._config.publish_due(
-            now=now, last_sent=self._last_sent, changed=changed, n=self.view.live_count()
-        )
-
-    def _changed(self) -> bool:
-        mesh = self._mesh_peers()
-        if mesh - self._announced:
-            # A peer new to our mesh: it (and through it, its side of the cluster) should
-            # hear from us now rather than at our next refresh.
-            self._announced |= mesh
-            self._announce = True
-        return self._announce or is_news(self._published, self._said())
-
-    def _mesh_peers(self) -> set[str]:
-        router = getattr(self._node.guarded_pubsub, "router", None)
-        mesh: Mapping[str, Iterable[Any]] = getattr(router, "mesh", {}) or {}
-        return {peer.to_base58() for peer in mesh.get(TOPIC, ())}
-
-    def _said(self) -> Said:
-        status, _ = self._manager.decide()
-        return Said(
-            status,
-            self._manager.system_score(),
-            dict(self._manager.component_scores()),
-            self.http_addr,
-            tuple(self._p2p_addrs()),
-        )
-
-    def _p2p_addrs(self) -> list[str]:
-        return self._node.listen_addrs[:MAX_P2P_ADDRS]
-
-    async def _publish_digest(self, now: float) -> None:
-        if self._left:
-            return
-        said = self._said()
-        digest, data = self._encoded_digest()
-        self._refute = False
-        self._announce = False
-        self._last_sent = now
-        self._published = said
-        # Our own digest feeds our view first (the view needs us as a member).
-        self._handle(self.view.on_gossip(digest, now), self.self_id)
-        await self._send(data)
-
-    def _encoded_digest(self) -> tuple[HealthDigest, bytes]:
-        status, _ = self._manager.decide()
-        components = dict(
-            sorted(
-                (name, _fraction(score)) for name, score in self._manager.component_scores().items()
-            )[:MAX_COMPONENTS]
-        )
-        fields: dict[str, Any] = {
-            "status": status,
-            "score": _fraction(self._manager.system_score()),
-            "components": components,
-            "version": self._manager.version,
-            "http_addr": self.http_addr,
-            "p2p_addrs": self._p2p_addrs(),
-            "certificate": self._certificate,
-        }
-        # A component name or address peers would reject must not silence us: fall back
-        # to a digest without the offending optional fields.
-        for drop in ((), ("components",), ("components", "version", "http_addr", "p2p_addrs")):
-            trimmed = {k: v for k, v in fields.items() if k not in drop}
-            digest = self.sequencer.digest(self._wall(), **trimmed)
-            try:
-                return digest, encode_gossip(digest)
-            except EncodeError as exc:
-                logger.warning("digest not publishable as is (%s); trimming it", exc)
-        raise AssertionError("a digest without optional fields always encodes")
-
-    async def _send(self, data: bytes) -> None:
-        try:
-            await self._node.pubsub.publish(TOPIC, data)
-        except Exception as exc:  # shutting down, or py-libp2p trouble: the next one will do
-            logger.info("health gossip publish failed: %r", exc)
-            return
-        self._metrics.published.inc()
-        self._metrics.bytes.labels(direction="out").inc(len(data))
-
-    async def _flush(self) -> None:
-        queues: Mapping[Any, Any] = getattr(self._node.guarded_pubsub, "peer_queues", {}) or {}
-        with trio.move_on_after(self._tuning.leave_flush_timeout):
-            # py-libp2p's per-peer RpcQueue (pubsub/rpc_queue.py) has a length; its sending
-            # task pops a frame and then writes it. Polling: there is no event to wait on.
-            while any(len(queue) for queue in list(queues.values())):  # noqa: ASYNC110
-                await trio.sleep(0.005)
-            await trio.sleep(self._tuning.leave_flush_grace)
-
-    # --- the pull protocol ------------------------------------------------------------
-
-    async def _pull_from(self, peer: str) -> None:
-        """Pull a newly connected peer's view once it shows itself a health-mesh member.
-
-        Waiting for its subscription to our topic (GossipSub tells us within milliseconds)
-        spares peers that run no health mesh (CHORUS's Go peers, say) a stream they would
-        refuse, and py-libp2p's ERROR log of the refusal; our own service registers the pull
-        handler before it subscribes, so a subscribed peer can answer."""
-        if not await self._wait_for_subscription(peer):
-            return
-        if not self._pull_budget.take(self._clock()):
-            self._metrics.pulls.labels(side="client", result="skipped").inc()
-            return
-        assert self._pull_slots is not None
-        async with self._pull_slots:
-            for attempt in range(self._tuning.pull_attempts):
-                if attempt:
-                    await trio.sleep(self._tuning.pull_retry_delay * 2 ** (attempt - 1))
-                if peer not in self._connected or not self._running:
-                    return
-                if await self._pull_once(peer):
-                    return
-
-    async def _wait_for_subscription(self, peer: str) -> bool:
-        from libp2p.peer.id import ID
-
-        pid = ID.from_base58(peer)
-        topics: Mapping[str, Any] = getattr(self._node.guarded_pubsub, "peer_topics", {})
-        with trio.move_on_after(self._tuning.pull_subscription_wait):
-            # Polling: py-libp2p offers no event for a peer's subscription.
-            # With an admission policy, only members are pulled from: their digest (sent
-            # when we join each other's mesh) must have been admitted first.
-            woken = False
-            while pid not in topics.get(TOPIC, ()) or (
-                self.admission.enabled and self.view.member(peer) is None
-            ):
-                if peer not in self._connected:
-                    return False
-                if not woken and pid in topics.get(TOPIC, ()):
-                    # py-libp2p grafts a subscriber at once while our mesh is short: let
-                    # the publisher announce us now, not at its next poll (up to 0.25 s
-                    # of a joiner's convergence, twice over with admission).
-                    woken = True
-                    self._wake.set()
-                await trio.sleep(0.02)
-            self._wake.set()
-            return True
-        return False
-
-    async def _pull_once(self, peer: str) -> bool:
-        """One pull; True when it got an answer (accepted or rejected), False to retry."""
-        data: bytes | None = None
-        try:
-            with trio.move_on_after(self._tuning.pull_timeout):
-                data = await self._request_snapshot(peer)
-        except Exception as exc:
-            logger.debug("pull from %s failed: %r", peer, exc)
-        if not data:  # nothing, too much, or reset unanswered (refused): no view
-            self._metrics.pulls.labels(side="client", result="failed").inc()
-            return False
-        try:
-            snapshot = decode_snapshot(
-                data, peer, self._wall(), verify=self.envelopes.open, config=self._config
-            )
-            if isinstance(snapshot, Rejection):
-                self._metrics.pulls.labels(side="client", result="rejected").inc()
-                self._count_rejection(peer, snapshot)
-                return True
-            self._metrics.pulls.labels(side="client", result="ok").inc()
-            self._handle(
-                self.view.merge_snapshot(self._admitted_entries(snapshot, peer), self._clock()),
-                peer,
-            )
-        except Exception:  # what a peer sends must never end the service
-            self._metrics.errors.labels(where="merge").inc()
-            logger.exception("view pulled from %s could not be merged", peer)
-        return True
-
-    def _admitted_entries(self, snapshot: ViewSnapshot, responder: str) -> ViewSnapshot:
-        """The snapshot without the members the admission policy does not admit."""
-        if not self.admission.enabled:
-            return snapshot
-        kept = []
-        for entry in snapshot.members:
-            refused = self._admitted(entry.digest)
-            if refused is None:
-                kept.append(entry)
-            else:
-                self._count_rejection(responder, refused)
-        return dataclasses.replace(snapshot, members=tuple(kept))
-
-    async def _request_snapshot(self, peer: str) -> bytes | None:
-        from libp2p.custom_types import TProtocol
-        from libp2p.peer.id import ID
-
-        stream = await self._node.host.new_stream(ID.from_base58(peer), [TProtocol(PULL_PROTOCOL)])
-        data: bytes | None = None
-        try:
-            await stream.write(PULL_REQUEST)
-            # A write half-close: NetStream.close_write() (not in INetStream's interface);
-            # on Yamux, close() is one too.
-            await getattr(stream, "close_write", stream.close)()
-            data = await read_to_eof(stream, MAX_SNAPSHOT_BYTES)
-        finally:
-            if data is None:  # failed, cancelled or oversized: do not leave it half open
-                await _reset(stream)
-        with contextlib.suppress(Exception):
-            await stream.close()
-        return data
-
-    async def _serve_pull(self, stream: INetStream) -> None:
-        # Everything a peer can cause is caught: an exception escaping a py-libp2p stream
-        # handler ends the whole node (notes, "Hostile input").
-        try:
-            peer = stream.muxed_conn.peer_id.to_base58()
-            if (
-                not self._running
-                or self._serving >= self._tuning.max_concurrent_serves
-                or self._serving_peers.get(peer, 0) >= self._tuning.max_serves_per_peer
-                or not self._serve_limits.allow(peer, self._clock())
-            ):
-                self._metrics.pulls.labels(side="server", result="refused").inc()
-                await _reset(stream)
-                return
-            self._serving += 1
-            self._serving_peers[peer] = self._serving_peers.get(peer, 0) + 1
-            try:
-                await self._answer_pull(stream)
-            finally:
-                self._serving -= 1
-                left = self._serving_peers.pop(peer, 1) - 1
-                if left > 0:
-                    self._serving_peers[peer] = left
-        except Exception as exc:
-            self._metrics.errors.labels(where="serve").inc()
-            logger.info("pull request failed: %r", exc)
-            await _reset(stream)
-
-    async def _answer_pull(self, stream: INetStream) -> None:
-        request: bytes | None = None
-        with trio.move_on_after(self._tuning.serve_read_timeout):
-            request = await read_to_eof(stream, MAX_PULL_REQUEST)
-        if request != PULL_REQUEST:
-            self._metrics.pulls.labels(side="server", result="refused").inc()
-            await _reset(stream)
-            return
-        data = encode_snapshot(self.view.snapshot(self._wall()))
-        with trio.fail_after(self._tuning.serve_write_timeout):
-            await stream.write(data)
-            await stream.close()
-        self._metrics.pulls.labels(side="server", result="served").inc()
-
-    # --- lost links and ping failures ------------------------------------------------
-
-    async def _redial_loop(self) -> None:
-        # Concurrent: one at a time, a partition's unreachable peers (5 s dial timeouts
-        # each) kept the reachable ones waiting.
-        slots = trio.Semaphore(self._tuning.max_concurrent_redials)
-        redialling: set[str] = set()
-
-        async def redial(peer: str) -> None:
-            try:
-                async with slots:
-                    await self._redial(peer)
-            except Exception as exc:  # a failed redial must not end the service
-                self._loop_failed("redial", exc)
-            finally:
-                redialling.discard(peer)
-
-        async with trio.open_nursery() as nursery:
-            while True:
-                await trio.sleep(self._tuning.redial_check)
-                try:
-                    backlog = 4 * self._tuning.max_concurrent_redials
-                    for peer in self._redials_due(self._clock()):
-                        if peer not in redialling and len(redialling) < backlog:
-                            redialling.add(peer)
-                            nursery.start_soon(redial, peer)
-                    for meeting in self._meetings_due():
-                        nursery.start_soon(self._meet, meeting)
-                except Exception as exc:  # nothing a peer's state caused may end the loop
-                    self._loop_failed("redial", exc)
-
-    def _redials_due(self, now: float) -> list[str]:
-        if self._left:
-            self._lost.clear()
-        due = []
-        for peer, state in list(self._lost.items()):
-            member = self.view.member(peer)
-            # Gone on purpose, forgotten, or back: stop trying.
-            if member is None or member.state is MemberState.LEFT or peer in self._connected:
-                del self._lost[peer]
-            elif now >= state.next_at:
-                state.delay = min(state.delay * 2, self._tuning.redial_max)
-                state.next_at = now + state.delay
-                due.append(peer)
-        return due
-
-    def _meetings_due(self) -> list[Meeting]:
-        if self._left:
-            self.meetings.clear()
-            return []
-        slots = self._tuning.meet_slots - self._meeting_now
-        if slots <= 0 or not len(self.meetings):
-            return []  # four times a second: no view lookups unless one can start
-
-        def candidate(peer: str) -> Candidate | None:
-            member = self.view.member(peer)
-            if member is None:
-                return None
-            alive = member.state is MemberState.ALIVE
-            return Candidate(alive, member.firsthand, member.start_time, member.p2p_addrs)
-
-        due = self.meetings.due(
-            # Members only: strangers' connections must not use up the room.
-            linked_members=sum(1 for p in self._connected if self.view.knows(p)),
-            limit=slots,
-            candidate=candidate,
-            linked=lambda peer: peer in self._connected or peer in self._lost,
-        )
-        self._meeting_now += len(due)  # each _meet gives its slot back
-        return due
-
-    async def _meet(self, meeting: Meeting) -> None:
-        from adapters.p2p_config import P2PError
-
-        ok = False
-        try:
-            with trio.move_on_after(self._tuning.meet_timeout):
-                await self._node.connect(meeting.address, retry_now=True)
-                ok = True
-                logger.debug("met %s at %s", meeting.peer, meeting.address)
-        except P2PError as exc:
-            logger.debug("meeting %s at %s failed: %s", meeting.peer, meeting.address, exc)
-        except Exception as exc:  # a failed meeting must not end the service
-            self._loop_failed("redial", exc)
-        finally:
-            self._meeting_now -= 1
-            self.meetings.finished(meeting, ok=ok)
-
-    def _check_suspect(self, peer: str, *, urgent: bool = False) -> None:
-        """See for ourselves whether a suspect of our view is still there (SWIM's
-        indirect probe, adapters/dialback.py): a ping out of turn if we are connected
-        to it, a dial-back if not."""
-        member = self.view.member(peer)
-        if self._left or member is None or member.state is not MemberState.SUSPECT:
-            return
-        dropped = self._verifier.counts["dropped"]
-        self._verifier.request(peer, urgent=urgent)
-        if self._verifier.counts["dropped"] > dropped:
-            self._metrics.dialbacks.labels(result="dropped").inc()
-
-    async def _verify(self, peer: str) -> None:
-        member = self.view.member(peer)
-        if member is None or member.state is not MemberState.SUSPECT:
-            return
-        # An answered ping settles it. One unanswered reaches the view as PING_FAILED (a
-        # confirmation of ours) and is followed by a dial-back, as no ping at all is
-        # (no open connection: our connection events may lag the network's): a killed
-        # process's connection can still look open to us for a moment, and only the
-        # kernel's refusal makes it dead at once (rule 7).
-        if peer in self._connected and await self._node.pinger.probe_now(peer) is True:
-            return
-        address = self._node.dial_back_target(peer, member.p2p_addrs)
-        if address is not None and not self._dial_budget.take(self._clock()):
-            # Sybils each suspected in turn must not make us a connection flood.
-            self._metrics.dialbacks.labels(result="dropped").inc()
-            return
-        result = await dial_back(address, self._tuning.dialback_timeout)
-        self._metrics.dialbacks.labels(result=str(result)).inc()
-        logger.debug("dial-back of %s: %s", peer, result)
-        if result is not DialResult.REFUSED:
-            return
-        try:  # the view ignores it if a connection to the peer is open again
-            self._handle(self.view.on_refused(peer, self._clock()), peer)
-        except Exception as exc:  # nothing a peer's state caused may end the checks
-            self._loop_failed("dialback", exc)
-
-    async def _redial(self, peer: str) -> None:
-        from adapters.p2p_config import P2PError
-
-        member = self.view.member(peer)
-        if member is None:
-            return
-        # Only addresses naming the peer itself: a digest must not aim our dials elsewhere.
-        for addr in [a for a in member.p2p_addrs if a.endswith(f"/p2p/{peer}")]:
-            with trio.move_on_after(self._tuning.redial_timeout):
-                try:
-                    await self._node.connect(addr, retry_now=True)
-                except P2PError as exc:
-                    logger.debug("redial of %s at %s failed: %s", peer, addr, exc)
-                    continue
-                logger.info("reconnected to %s at %s", peer, addr)
-                return
-
-
-def publish_budget(tuning: GossipTuning, n: int) -> tuple[float, float]:
-    """One node's (rate, burst) of publishes in a cluster of ``n`` (module docstring)."""
-    rate = min(tuning.publish_rate, tuning.topic_rate / max(1, n))
-    return rate, min(tuning.publish_burst, max(2.0, rate * tuning.burst_seconds))
-
-
-def election_result(
-    health: ElectionHealth, max_changes: int, *, heartbeat_age: float | None = None
-) -> CheckResult:
-    """The election-health check's result.
-
-    Score: 0 without an admin; otherwise 0.5 + 0.5 * stability while leadership changed at
-    most ``max_changes`` times in the window, 0.5 * stability beyond. The details carry
-    every election field of the reference's HealthMetrics (seconds and Unix seconds);
-    ``probes.enhanced`` copies them from here into its metrics and summary.
-    """
-    if health.admin is None:
-        score = 0.0
-        message = "No admin: no member is alive and healthy"
-    else:
-        base = 0.5 if health.changes_in_window <= max_changes else 0.0
-        score = base + 0.5 * health.stability
-        message = (
-            f"Admin {health.admin}, {health.changes_in_window} leadership change(s) in the"
-            f" window, stability {health.stability:.2f}"
-        )
-    return CheckResult(
-        healthy=health.healthy,
-        message=message,
-        details={
-            "admin": health.admin,
-            "admin_uptime": health.admin_uptime,
-            "leadership_changes": health.changes_total,
-            "last_leadership_change": health.last_change,
-            "admin_heartbeat_age": heartbeat_age,
-            "changes_in_window": health.changes_in_window,
-            "stability": health.stability,
-            "score": score,
-        },
-    )
-
-
-def _log_transition(event: Transition) -> None:
-    if event.from_state is event.to_state:
-        logger.debug(
-            "cluster: %s %s status %s -> %s",
-            event.peer,
-            event.to_state,
-            event.from_status,
-            event.to_status,
-        )
-        return
-    level = logging.WARNING if event.to_state in (MemberState.DEAD,) else logging.INFO
-    logger.log(
-        level,
-        "cluster: %s %s -> %s (%s%s)",
-        event.peer,
-        event.from_state or "new",
-        event.to_state or "forgotten",
-        event.cause,
-        f", {event.detail}" if event.detail else "",
-    )
-
-
-async def _reset(stream: INetStream) -> None:
-    with trio.CancelScope(shield=True), contextlib.suppress(Exception):
-        await stream.reset()
+    def _on_ping_failed(self, peer: str, now: float) -> None:
+        self._handle(self.view.on_ping_failed(peer, now), peer)

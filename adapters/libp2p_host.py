@@ -39,13 +39,14 @@ from libp2p.stream_muxer.yamux.yamux import Yamux
 from libp2p.tools.anyio_service import background_trio_service
 
 from adapters import record_cache, yamux_credit
-from adapters.dht import NAMESPACE, HealthRecordValidator, LibP2PDHT
+from adapters.dht import HealthRecordValidator, LibP2PDHT
 from adapters.guarded_pubsub import GuardedPubsub
 from adapters.host_teardown import close_host, close_sockets, tcp_sockets, tidy_exit_error
 from adapters.p2p_config import P2PConfig, P2PError
 from adapters.p2p_identity import load_or_create_identity
 from adapters.p2p_node import P2PNode
 from adapters.pubsub import LibP2PPubSub
+from probes.ports import NAMESPACE
 
 if TYPE_CHECKING:
     # libp2p pulls in trio-typing, whose stubs shadow trio's own annotations for mypy; its

@@ -23,7 +23,9 @@ from quart_trio import QuartTrio
 
 from adapters import node_settings
 from adapters.dashboard import add_dashboard
-from adapters.gossip import ELECTION_CHECK, GossipService, GossipTuning
+from adapters.election_check import ELECTION_CHECK
+from adapters.gossip import GossipService
+from adapters.gossip_tuning import GossipTuning
 from adapters.http_app import add_cluster_routes, add_json_route, create_app
 from adapters.libp2p_host import open_p2p_node
 from adapters.metrics import process_and_build_metrics

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
-from adapters.gossip import ELECTION_CHECK
+from adapters.election_check import ELECTION_CHECK
 from adapters.libp2p_link import probe_for_node
 from adapters.node_settings import health_config_for
 from adapters.p2p_node import P2PNode

@@ -137,7 +137,8 @@ def install() -> None:
         original = importlib.import_module(home).maybe_consume_signed_record
         wrapped = cached_consumer(getattr(original, _MARK, original))
         for name in users:
-            module = importlib.import_module(name)
+            # Any: on a ModuleType mypy lets us read unknown attributes, not assign them.
+            module: Any = importlib.import_module(name)
             if hasattr(module, "maybe_consume_signed_record"):
                 module.maybe_consume_signed_record = wrapped
     peerstore = importlib.import_module("libp2p.peer.peerstore")

@@ -280,7 +280,7 @@ def parser() -> argparse.ArgumentParser:
         ("p2p", "adapters.p2p_config.P2PConfig"),
         ("cluster", "mesh.cluster_config.ClusterConfig"),
         ("health", "probes.health_config.HealthConfig (production preset)"),
-        ("tuning", "adapters.gossip.GossipTuning"),
+        ("tuning", "adapters.gossip_tuning.GossipTuning"),
         ("gossipsub", "keyword arguments of py-libp2p's GossipSub"),
     ):
         p.add_argument(f"--{name}", metavar="JSON", help=f"field overrides of {target}")

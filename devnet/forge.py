@@ -47,8 +47,8 @@ from libp2p.peer.id import ID
 from libp2p.pubsub.pb import rpc_pb2
 from libp2p.pubsub.validators import PUBSUB_SIGNING_PREFIX
 
-from adapters.gossip import PULL_PROTOCOL, PULL_REQUEST
 from adapters.stream_read import read_to_eof
+from adapters.view_pull import PULL_PROTOCOL, PULL_REQUEST
 from mesh import digest_pb2 as _pb
 from mesh.digest import SCHEMA_VERSION, TOPIC, unchecked_gossip
 from mesh.messages import Gossip, HealthDigest, MemberState, SuspectNotice, Version

@@ -163,7 +163,7 @@ class _Services(_RogueState):
 
     async def pull_view(self, target: SimNode | str, request: bytes = b"\x01") -> bytes | None:
         """One request on the view-pull protocol; the answer, or None when refused."""
-        from adapters.gossip import PULL_PROTOCOL
+        from adapters.view_pull import PULL_PROTOCOL
 
         try:
             stream = await self.node.host.new_stream(

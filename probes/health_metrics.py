@@ -28,8 +28,8 @@ class ReplicationStatus:
 class HealthMetrics:
     """The reference's HealthMetrics. Times: Unix seconds; durations: seconds. None means
     not measured yet. The election fields come from the latest ``election-health`` result
-    (``adapters.gossip.election_result``), so they stay unset while that check is disabled
-    or has not run."""
+    (``adapters.election_check.election_result``), so they stay unset while that check is
+    disabled or has not run."""
 
     system_health_score: float = 0.0
     last_full_health_check: float | None = None  # time of the latest result of any check

@@ -14,7 +14,7 @@ difference between two dumps.
 Overrides (JSON objects in environment variables; unknown field names fail at once):
 ``COST_P2P`` (adapters.p2p_config.P2PConfig), ``COST_CLUSTER`` (mesh.cluster_config.
 ClusterConfig), ``COST_HEALTH`` (probes.health_config.HealthConfig), ``COST_TUNING``
-(adapters.gossip.GossipTuning), ``COST_GOSSIPSUB`` (extra keyword arguments of py-libp2p's
+(adapters.gossip_tuning.GossipTuning), ``COST_GOSSIPSUB`` (extra keyword arguments of py-libp2p's
 GossipSub) and ``COST_KAD_REFRESH`` (seconds between Kademlia routing-table refreshes).
 
 The patches replace private py-libp2p 0.8.1 methods (``TrioTCPStream.write``,
@@ -267,7 +267,7 @@ def override_targets() -> dict[str, set[str]]:
     """Field (or keyword) names each override variable accepts, from the current code."""
     from libp2p.pubsub.gossipsub import GossipSub
 
-    from adapters.gossip import GossipTuning
+    from adapters.gossip_tuning import GossipTuning
     from adapters.p2p_config import P2PConfig
     from mesh.cluster_config import ClusterConfig
     from probes.health_config import HealthConfig
@@ -310,6 +310,7 @@ def install_overrides(environ: Mapping[str, str]) -> None:
     if bad:
         raise ValueError("unknown override field(s): " + ", ".join(bad))
     import adapters.gossip as gossip
+    import adapters.gossip_tuning as gossip_tuning
     import adapters.libp2p_host as host
     import adapters.node_settings as settings
 
@@ -331,7 +332,7 @@ def install_overrides(environ: Mapping[str, str]) -> None:
 
         def init(self: Any, *args: Any, **kwargs: Any) -> None:
             # Over what the node passes (its --meet-links), not instead of it.
-            given = kwargs.get("tuning") or gossip.GossipTuning()
+            given = kwargs.get("tuning") or gossip_tuning.GossipTuning()
             kwargs["tuning"] = dataclasses.replace(given, **tuning)
             base_init(self, *args, **kwargs)
 

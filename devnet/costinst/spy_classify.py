@@ -34,6 +34,17 @@ RULES: tuple[tuple[str, str], ...] = (
     ("kad_dht", "Kademlia (handler, refresh)"),
     ("identify", "identify"),
     ("adapters/gossip.py", "health gossip service (digests, view, pulls)"),
+    # The service's other modules, split out of adapters/gossip.py (issue 16).
+    ("adapters/gossip_publisher.py", "health gossip service (digests, view, pulls)"),
+    ("adapters/publish_decisions.py", "health gossip service (digests, view, pulls)"),
+    ("adapters/gossip_inbound.py", "health gossip service (digests, view, pulls)"),
+    ("adapters/view_pull.py", "health gossip service (digests, view, pulls)"),
+    ("adapters/link_keeper.py", "health gossip service (digests, view, pulls)"),
+    ("adapters/suspect_checks.py", "health gossip service (digests, view, pulls)"),
+    ("adapters/gossip_connections.py", "health gossip service (digests, view, pulls)"),
+    ("adapters/view_timers.py", "health gossip service (digests, view, pulls)"),
+    ("adapters/gossip_metrics.py", "health gossip service (digests, view, pulls)"),
+    ("adapters/election_check.py", "health gossip service (digests, view, pulls)"),
     ("mesh/cluster_view", "health gossip service (digests, view, pulls)"),
     ("mesh/digest", "health gossip service (digests, view, pulls)"),
     # The view's and the wire format's other modules, split out of mesh/cluster_view.py and

@@ -16,7 +16,7 @@ import hashlib
 import random
 from collections.abc import Callable
 
-from adapters.gossip import GossipTuning
+from adapters.gossip_tuning import GossipTuning
 from devnet.simulator.events import EventLoop
 from devnet.simulator.kernel import Life
 from devnet.simulator.keys import identity, shared_verifier

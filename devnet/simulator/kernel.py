@@ -14,7 +14,7 @@ from enum import StrEnum
 from typing import Protocol
 
 from adapters.envelope import EnvelopeCache
-from adapters.gossip import GossipTuning
+from adapters.gossip_tuning import GossipTuning
 from devnet.simulator.events import EventLoop, Timer
 from devnet.simulator.keys import Identity
 from devnet.simulator.network import Network

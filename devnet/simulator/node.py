@@ -17,7 +17,7 @@ import math
 import random
 from collections.abc import Callable, Iterable
 
-from adapters.gossip import GossipTuning
+from adapters.gossip_tuning import GossipTuning
 from devnet.simulator.events import Timer
 from devnet.simulator.kernel import Kernel, Life
 from devnet.simulator.keys import Identity

@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 from collections import deque
 
-from adapters.gossip import publish_budget
+from adapters.gossip_tuning import publish_budget
 from adapters.node_checks import BUILT_IN_CHECKS
 from devnet.simulator.events import Timer
 from devnet.simulator.kernel import NodeSide

@@ -19,7 +19,7 @@ import functools
 import math
 from dataclasses import dataclass, field
 
-from adapters.gossip import GossipTuning
+from adapters.gossip_tuning import GossipTuning
 from adapters.p2p_config import P2PConfig
 from devnet.simulator.cluster import HANDSHAKE_RTTS, KAD_K, Cluster
 from devnet.simulator.kernel import Life

@@ -15,7 +15,7 @@ from libp2p.kad_dht.value_store import ValueStore
 from libp2p.peer.id import ID
 from prometheus_client import CollectorRegistry
 
-from adapters.dht import RECORD_OVERHEAD, HealthRecordValidator, InvalidRecord, health_key
+from adapters.dht import RECORD_OVERHEAD, HealthRecordValidator
 from adapters.dht_memory import InMemoryDHTNetwork, PeerBehaviour
 from adapters.dht_record_guard import (
     CLEANUP_INTERVAL,
@@ -28,6 +28,7 @@ from adapters.dht_record_guard import (
 from adapters.libp2p_host import open_p2p_node
 from adapters.metrics import dht_record_metrics
 from adapters.p2p_config import P2PConfig
+from probes.ports import InvalidRecord, health_key
 from tests.adapters import WaitUntil
 
 MakeConfig = Callable[..., P2PConfig]

@@ -39,20 +39,15 @@ from libp2p.stream_muxer.exceptions import MuxedStreamError
 from libp2p.utils import encode_varint_prefixed
 from prometheus_client import CollectorRegistry
 
+from adapters.election_check import ELECTION_CHECK, election_result
 from adapters.envelope import EnvelopeCache
-from adapters.gossip import (
-    ELECTION_CHECK,
-    PULL_PROTOCOL,
-    PULL_REQUEST,
-    GossipService,
-    GossipTuning,
-    election_result,
-    publish_budget,
-)
+from adapters.gossip import GossipService
+from adapters.gossip_tuning import GossipTuning, publish_budget
 from adapters.libp2p_host import open_p2p_node
 from adapters.p2p_config import P2PConfig
 from adapters.p2p_identity import load_or_create_identity
 from adapters.p2p_node import P2PNode
+from adapters.view_pull import PULL_PROTOCOL, PULL_REQUEST
 from mesh.admission import AdmissionPolicy
 from mesh.cluster_config import ClusterConfig, devnet
 from mesh.cluster_json import cluster_json
@@ -463,12 +458,12 @@ def _settled(member: Member) -> bool:
     once when its mesh gains a peer), and GossipSub's gossip windows (the last 3
     heartbeats' messages, offered to peers in IHAVE) are empty."""
     service = member.service
-    mesh = service._mesh_peers()
+    mesh = service._publisher.mesh_peers()
     router = member.node.guarded_pubsub.router
     return (
         mesh == set(member.node.connected_peers())
-        and mesh <= service._announced
-        and not service._announce
+        and mesh <= service._publisher.decisions.announced
+        and not service._publisher.decisions.announce
         and not router.mcache.window(TOPIC)  # type: ignore[attr-defined]
     )
 

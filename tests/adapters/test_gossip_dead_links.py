@@ -1,4 +1,4 @@
-"""A link to a member the view found dead is closed (GossipService._drop_dead_link): a
+"""A link to a member the view found dead is closed (LinkKeeper.drop_dead_link): a
 partition or a freeze leaves TCP connections open and silent, and after the heal their
 backed-off retransmissions, not our redials, would decide when we hear the member again."""
 

@@ -10,7 +10,8 @@ import trio
 import trio.testing
 from prometheus_client import CollectorRegistry
 
-from adapters.gossip import GossipService, GossipTuning
+from adapters.gossip import GossipService
+from adapters.gossip_tuning import GossipTuning
 from adapters.meetings import Candidate, Meeting, Meetings, MeetLimits, meeting_address
 from mesh.cluster_config import devnet
 from mesh.manager import CheckManager
@@ -289,18 +290,18 @@ async def test_strangers_connections_do_not_use_up_the_room() -> None:
     _hear(service, "P2")
     _hear(service, "P3")
     service._connected.add("P1")
-    assert [m.peer for m in service._meetings_due()] == ["P2"]  # one member linked
+    assert [m.peer for m in service._links.meetings_due()] == ["P2"]  # one member linked
 
 
 async def test_a_failed_meeting_dials_once_and_counts_against_its_host() -> None:
     service = _service(meet_slots=8)
     node: StandIn = service._node  # type: ignore[assignment]
     _hear(service, "P1", *(f"/ip4/192.0.2.{i}/tcp/9000/p2p/P1" for i in range(1, 9)))
-    [meeting] = service._meetings_due()
-    await service._meet(meeting)
+    [meeting] = service._links.meetings_due()
+    await service._links.meet(meeting)
     assert node.dialled == ["/ip4/192.0.2.1/tcp/9000/p2p/P1"]  # the first address only
     assert list(service.meetings._failures) == ["192.0.2.1"]
-    assert service._meeting_now == 0
+    assert service._links.meeting_now == 0
 
 
 async def test_meetings_have_slots_of_their_own(autojump_clock: trio.testing.MockClock) -> None:
@@ -314,20 +315,20 @@ async def test_meetings_have_slots_of_their_own(autojump_clock: trio.testing.Moc
     for i in range(6):
         _hear(service, f"P{i}")
     async with trio.open_nursery() as nursery:
-        for meeting in service._meetings_due():
-            nursery.start_soon(service._meet, meeting)
+        for meeting in service._links.meetings_due():
+            nursery.start_soon(service._links.meet, meeting)
         await trio.lowlevel.checkpoint()
-        assert service._meeting_now == 2
-        assert service._meetings_due() == []  # both slots taken
+        assert service._links.meeting_now == 2
+        assert service._links.meetings_due() == []  # both slots taken
     assert trio.current_time() == pytest.approx(2.0)  # given up after meet_timeout
-    assert len(service._meetings_due()) == 2
+    assert len(service._links.meetings_due()) == 2
 
 
 async def test_nothing_is_met_after_we_left() -> None:
     service = _service()
     _hear(service, "P1")
     service._left = True
-    assert service._meetings_due() == []
+    assert service._links.meetings_due() == []
     assert len(service.meetings) == 0
 
 
@@ -335,12 +336,12 @@ async def test_no_view_lookups_while_no_meeting_can_start() -> None:
     service = _service(meet_slots=1)
     for i in range(50):
         _hear(service, f"P{i:02d}")
-    service._meeting_now = 1  # the only slot is taken
+    service._links.meeting_now = 1  # the only slot is taken
     looked_up: list[str] = []
     member, knows = service.view.member, service.view.knows
     service.view.member = lambda peer: looked_up.append(peer) or member(peer)  # type: ignore[method-assign]
     service.view.knows = lambda peer: looked_up.append(peer) or knows(peer)  # type: ignore[method-assign]
-    assert service._meetings_due() == []
+    assert service._links.meetings_due() == []
     assert looked_up == []
-    service._meeting_now = 0
-    assert [m.peer for m in service._meetings_due()] == ["P00"]
+    service._links.meeting_now = 0
+    assert [m.peer for m in service._links.meetings_due()] == ["P00"]

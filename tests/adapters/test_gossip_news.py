@@ -1,4 +1,4 @@
-"""When a change of ours is news (``adapters.gossip.is_news``): a digest goes out at once
+"""When a change of ours is news (``adapters.publish_decisions.is_news``): a digest goes out at once
 for a new status or address, or a score moved by SCORE_BUCKET since we published it; a
 score drifting or jittering by less waits for the refresh."""
 
@@ -8,7 +8,7 @@ from dataclasses import replace
 
 import pytest
 
-from adapters.gossip import SCORE_BUCKET, Said, is_news
+from adapters.publish_decisions import SCORE_BUCKET, Said, is_news
 from mesh.model import Status
 
 BASE = Said(

@@ -1,6 +1,6 @@
-"""GossipService's check of a suspect (``_verify``), with a fake node: which evidence it
-gathers and what the view makes of it. The ping and the dial are the fake's and a real TCP
-connect to 127.0.0.1; the timing rules themselves are tested in tests/mesh."""
+"""GossipService's check of a suspect (``SuspectChecks.verify``), with a fake node: which
+evidence it gathers and what the view makes of it. The ping and the dial are the fake's and
+a real TCP connect to 127.0.0.1; the timing rules themselves are tested in tests/mesh."""
 
 from __future__ import annotations
 
@@ -25,7 +25,7 @@ def _closed_port() -> int:
 
 
 class FakeNode:
-    """What ``_verify`` reads of its P2PNode: the out-of-turn ping's answer and where a
+    """What ``verify`` reads of its P2PNode: the out-of-turn ping's answer and where a
     dial-back may go (a port nothing listens on: a killed process's). ``during_ping`` runs
     while the ping is out (the connection closing meanwhile)."""
 
@@ -88,7 +88,7 @@ async def test_a_ping_unanswered_as_the_connection_closes_is_followed_by_a_dial_
     # A killed process: our ping out of turn goes out on a connection that still looks
     # open, the close comes while it waits, and the kernel then refuses our dial.
     service, node = _closes_during_ping(answer=False)
-    await service._verify(PEER)
+    await service._checks.verify(PEER)
     assert node.pinged == [PEER]
     assert _refused_at(service) is not None
     service.view.tick(trio.current_time() + devnet().refused_grace + 0.01)
@@ -98,5 +98,5 @@ async def test_a_ping_unanswered_as_the_connection_closes_is_followed_by_a_dial_
 async def test_an_answered_ping_settles_it_without_a_dial() -> None:
     # Were a dial made now, the view would take its refusal: none is.
     service, node = _closes_during_ping(answer=True)
-    await service._verify(PEER)
+    await service._checks.verify(PEER)
     assert node.pinged == [PEER] and _refused_at(service) is None

@@ -26,7 +26,7 @@ from adapters.libp2p_host import open_p2p_node, run_p2p_node
 from adapters.p2p_config import P2PConfig, P2PError
 from adapters.p2p_identity import load_or_create_identity
 from adapters.p2p_node import P2PNode
-from adapters.pubsub import PubSubMessage
+from probes.ports import PubSubMessage
 from tests.adapters import WaitUntil
 
 REPO = Path(__file__).resolve().parents[2]

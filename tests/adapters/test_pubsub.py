@@ -9,7 +9,8 @@ import pytest
 from adapters.libp2p_host import open_p2p_node
 from adapters.p2p_config import P2PConfig
 from adapters.p2p_node import P2PNode
-from adapters.pubsub import InMemoryPubSubNetwork, PubSub, PubSubMessage
+from adapters.pubsub import InMemoryPubSubNetwork
+from probes.ports import PubSub, PubSubMessage
 from tests.adapters import WaitUntil
 
 MakeConfig = Callable[..., P2PConfig]

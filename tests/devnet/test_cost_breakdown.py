@@ -248,11 +248,12 @@ def test_spy_stacks_are_sorted_by_first_matching_rule() -> None:
 
 def test_tuning_overrides_apply_over_what_the_node_passes(monkeypatch: pytest.MonkeyPatch) -> None:
     import adapters.gossip as gossip
+    from adapters.gossip_tuning import GossipTuning
 
-    seen: list[gossip.GossipTuning] = []
+    seen: list[GossipTuning] = []
     monkeypatch.setattr(
         gossip.GossipService, "__init__", lambda self, *a, **kw: seen.append(kw["tuning"])
     )
     hooks.install_overrides({"COST_TUNING": '{"tick_max": 1.0}'})
-    gossip.GossipService(tuning=gossip.GossipTuning(meet_links=5))  # type: ignore[call-arg]
+    gossip.GossipService(tuning=GossipTuning(meet_links=5))  # type: ignore[call-arg]
     assert (seen[0].tick_max, seen[0].meet_links) == (1.0, 5)

@@ -11,7 +11,6 @@ from typing import Any
 import pytest
 import trio
 
-from adapters.dht import DHT, DHTError
 from adapters.dht_memory import InMemoryDHTNetwork, PeerBehaviour
 from adapters.libp2p_host import open_p2p_node
 from adapters.p2p_config import P2PConfig
@@ -23,6 +22,7 @@ from probes.dht_probe import (
     is_intact,
     make_value,
 )
+from probes.ports import DHT, DHTError
 
 
 class FakeCluster:

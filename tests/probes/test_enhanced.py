@@ -13,7 +13,7 @@ import pytest
 import trio
 
 from adapters.dht_memory import InMemoryDHTNetwork, PeerBehaviour
-from adapters.gossip import election_result
+from adapters.election_check import election_result
 from adapters.libp2p_host import open_p2p_node
 from adapters.libp2p_link import LibP2PLink, probe_for_node
 from adapters.p2p_config import P2PConfig

@@ -37,14 +37,14 @@ from adapters.libp2p_link import LibP2PLink, probe_for_node
 from adapters.metrics import probe_stream_metrics
 from adapters.p2p_config import GOSSIPSUB_PROTOCOLS, P2PConfig
 from adapters.p2p_node import P2PNode
-from adapters.pubsub import InMemoryPubSub, InMemoryPubSubNetwork, PubSubMessage
+from adapters.pubsub import InMemoryPubSub, InMemoryPubSubNetwork
 from devnet.rogue import RoguePeer
 from mesh.digest import TOPIC as DIGEST_TOPIC
 from mesh.manager import CheckManager
 from mesh.model import CheckResult, Status
 from probes.enhanced import EnhancedHealthChecks
 from probes.memory_link import InMemoryLink, InMemoryLinkNetwork
-from probes.ports import STREAM_DROP_REASONS, LinkError
+from probes.ports import STREAM_DROP_REASONS, LinkError, PubSubMessage
 from probes.probe_responder import DEFAULT_SEND_TIMEOUT, ProbeResponder
 from probes.probe_wire import (
     ACK_PROTOCOL,

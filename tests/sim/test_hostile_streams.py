@@ -15,7 +15,6 @@ import pytest
 import trio
 from prometheus_client import CollectorRegistry
 
-from adapters.dht import health_key
 from adapters.dht_record_guard import DEFAULT_MAX_RECORDS_PER_PUBLISHER, RECORD_DROP_REASONS
 from adapters.libp2p_link import DEFAULT_MAX_INBOUND, DEFAULT_MAX_INBOUND_PER_PEER, LibP2PLink
 from adapters.metrics import dht_record_metrics, probe_stream_metrics
@@ -23,7 +22,7 @@ from devnet.rogue import PROBE_TOPIC, open_crowd
 from devnet.testing import MeshNetwork, SimNode
 from probes.dht_probe import ACTIVE_DHT_CHECK
 from probes.enhanced import PUBSUB_ENHANCED
-from probes.ports import STREAM_DROP_REASONS
+from probes.ports import STREAM_DROP_REASONS, health_key
 from probes.probe_wire import ACK_PROTOCOL
 
 pytestmark = pytest.mark.network

@@ -31,7 +31,7 @@ import trio
 from libp2p.pubsub.pb import rpc_pb2
 
 from adapters.envelope import EnvelopeCache
-from adapters.gossip import GossipTuning
+from adapters.gossip_tuning import GossipTuning
 from devnet import forge
 from devnet.rogue import TOPIC, RoguePeer
 from devnet.testing import ALIVE, SUSPECT, MeshNetwork, MeshSnapshot, MeshTimeout, SimNode

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 import trio
 
-from adapters.gossip import GossipTuning
+from adapters.gossip_tuning import GossipTuning
 from adapters.libp2p_link import LibP2PLink
 from devnet.rogue import PROBE_TOPIC, TOPIC
 from devnet.testing import ALIVE, DEAD, MeshNetwork, MeshSnapshot, SimNode

@@ -11,6 +11,7 @@ import json
 
 import adapters.envelope
 import adapters.gossip
+import adapters.gossip_tuning
 import mesh.cluster_view
 import mesh.digest
 import mesh.sequencer
@@ -41,8 +42,8 @@ def test_the_simulator_drives_the_classes_the_node_imports() -> None:
     assert used["encode_snapshot"] is mesh.snapshot_codec.encode_snapshot
     assert used["Sequencer"] is mesh.sequencer.Sequencer
     assert used["TokenBucket"] is probes.rate_limit.TokenBucket
-    assert used["publish_budget"] is adapters.gossip.publish_budget
-    assert used["GossipTuning"] is adapters.gossip.GossipTuning
+    assert used["publish_budget"] is adapters.gossip_tuning.publish_budget
+    assert used["GossipTuning"] is adapters.gossip_tuning.GossipTuning
     assert used["EnvelopeCache"] is adapters.envelope.EnvelopeCache
     cluster = build(Settings(nodes=3))
     # Not a subclass nor a stand-in: the very class, with the production preset.

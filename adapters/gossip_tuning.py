@@ -1,0 +1,149 @@
+"""The gossip service's own knobs (``GossipTuning``) and the publish budget they set.
+
+The failure detector's timing is ``mesh.cluster_config``'s; these are the adapter's: its
+loops, the publish budget, the pull protocol's bounds, the rates inbound messages are held
+to, redials, meetings and dial-backs. Apart from the service that reads them, so the
+simulator (``devnet/simulator``) and the cost tools use the very same values and the very
+same budget without importing the service's trio and libp2p glue.
+
+The publish budget. A token bucket caps everything we publish but refutations and the leave
+notice at this node's share of a cluster-wide budget (``GossipTuning.topic_rate / n``, at
+most ``publish_rate``): every node handles every message on the topic, D times over, so it
+is the whole topic's rate that costs CPU. With a fixed per-node rate a 20-node devnet in
+trouble published a hundred digests and suspicions a second, the backlog delayed messages
+past ``max_message_age`` and nobody recovered (2026-11-28).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from mesh import cluster_json as shapes
+
+__all__ = ["GossipTuning", "publish_budget"]
+
+
+@dataclass(frozen=True, slots=True)
+class GossipTuning:
+    """The adapter's own knobs (the failure detector's are in ClusterConfig). Seconds,
+    bytes and counts."""
+
+    # Longest sleep of the tick loop; the view's next deadline usually comes first. Also
+    # how often the starved flag is re-read. Shorter costs wake-ups.
+    tick_max: float = 0.25
+    # How often the publisher re-reads our status and score to notice a change.
+    publish_poll: float = 0.25
+    # Messages a second the digests and suspicions (not refutations nor the leave) of the
+    # whole cluster may add to the topic; each node takes topic_rate / n of it (n from the
+    # view), capped by publish_rate, with a burst of burst_seconds of its rate (at least
+    # 2, at most publish_burst). The refreshes of ClusterConfig.max_refresh_rate come out
+    # of it. Higher spreads changes sooner in a large cluster and costs every node CPU.
+    topic_rate: float = 10.0
+    publish_rate: float = 5.0
+    publish_burst: float = 5.0
+    burst_seconds: float = 5.0
+    # Suspicions waiting for a token; more are dropped (silence detects them anyway).
+    max_pending_suspects: int = 256
+    # Connection events between the network's task and ours; overflow is dropped and logged.
+    event_queue: int = 256
+    # Pull client: how long a new connection may take to show its subscription to our
+    # topic (no subscription: not a health-mesh peer, no pull), the whole exchange,
+    # attempts, and concurrent pulls.
+    pull_subscription_wait: float = 5.0
+    pull_timeout: float = 5.0
+    pull_attempts: int = 2
+    pull_retry_delay: float = 0.25
+    max_concurrent_pulls: int = 4
+    # Pulls started a second, with a burst: verifying a pulled view costs up to ~0.2 ms a
+    # member the first time, and in an open cluster a stranger that reconnects under fresh
+    # identities would otherwise have us verify views at its pace. A node that skips a pull
+    # still learns the view by gossip.
+    pull_rate: float = 1.0
+    pull_burst: float = 8.0
+    # Pull server: a peer that opens a stream and never finishes its request must not hold
+    # a task; per-peer and global rate limits; concurrent streams served.
+    serve_read_timeout: float = 2.0
+    serve_write_timeout: float = 5.0
+    serve_rate: float = 1.0
+    serve_burst: float = 3.0
+    serve_global_rate: float = 20.0
+    serve_global_burst: float = 20.0
+    # Messages a second one signer may have us accept and forward (with a burst); beyond
+    # that they are rejected as FLOODED. An honest node publishes at most publish_rate
+    # plus the odd refutation; py-libp2p's own per-forwarder limit is raised out of the
+    # way (P2PConfig.gossip_forward_limit), so this is what bounds a flooding peer.
+    signer_rate: float = 10.0
+    signer_burst: float = 20.0
+    # All members' messages together, a few times the designed topic rate: in an open
+    # cluster each minted identity that joined would otherwise add signer_rate.
+    signer_global_rate: float = 40.0
+    signer_global_burst: float = 200.0
+    # Signers that are not members of our view share one bucket: identities are free to
+    # mint, and a fresh bucket each would let a stranger with a thousand keys flood us.
+    # Its burst covers a cluster's first digests when a node starts.
+    stranger_rate: float = 10.0
+    stranger_burst: float = 64.0
+    max_concurrent_serves: int = 8
+    # Pulls one peer may have us serve at once: one peer must not take every slot.
+    max_serves_per_peer: int = 1
+    # Seconds between two refutations: each answers every suspicion of the incarnation it
+    # raises, and a liar sending notice after notice must not make us publish at its pace
+    # (refutations skip the publish budget). Well inside the shortest suspicion timeout.
+    refute_interval: float = 1.0
+    # Redialling a lost peer: first attempt after this, doubling up to the cap.
+    # A healed partition is found again within about redial_max (issue 13: views agree
+    # within 3 s of a heal; Serf retries every 30 s). Each dead member costs a dial every
+    # redial_max until it is forgotten, at most max_concurrent_redials at once. A dial
+    # into a partition waits on SYN retransmissions (1 s, then 2 s, 4 s: Linux's backoff);
+    # given up after redial_timeout, the next dial's first SYN goes out at once, so after a
+    # heal a SYN gets through within about a second. 5 s left a dial begun during the cut
+    # waiting up to 4 s after the heal (3 | 3 heal median 6.1 s, make bench, 2026-12-02).
+    redial_initial: float = 0.5
+    redial_max: float = 2.0
+    redial_timeout: float = 2.0
+    redial_check: float = 0.25
+    max_concurrent_redials: int = 8
+    # Meeting members (adapters/meetings.py, issue 13): each member heard of is dialled
+    # once a life while we link fewer than meet_links members, so our own dial-back can
+    # see its crash (a refused dial within a second, not a suspicion waited out). Each link
+    # costs GossipSub's lazy gossip to up to 6 non-mesh peers a heartbeat. 0: links come
+    # from bootstrap and redials only (sparse simulated topologies). At most meet_rate
+    # meetings a second (burst meet_burst; a node joining 20 that met 18 at once missed
+    # pings and suspected live peers, make bench 2026-12-02), meet_slots at once, each
+    # given meet_timeout: apart from the redials', so a stranger's addresses that swallow
+    # SYNs cannot hold up the redial of a lost member. A host where meet_host_failures
+    # meetings failed within meet_host_window seconds waits out the window. Queue and
+    # memories are bounded (meet_queue, met_memory).
+    meet_links: int = 32
+    meet_rate: float = 2.0
+    meet_burst: float = 4.0
+    meet_slots: int = 2
+    meet_timeout: float = 2.0
+    meet_queue: int = 256
+    met_memory: int = 4096
+    meet_host_failures: int = 3
+    meet_host_window: float = 60.0
+    # Dial-backs (adapters/dialback.py): a peer whose connection closed, or that is
+    # suspected while we hold no connection to it, is dialled once per dialback_cooldown
+    # (the timeout per address; concurrent dials; requests waiting, more are dropped). A
+    # refused dial makes it dead after ClusterConfig.refused_grace.
+    dialback_timeout: float = 1.0
+    dialback_cooldown: float = 1.0
+    max_concurrent_dialbacks: int = 4
+    max_pending_dialbacks: int = 64
+    # Dial-backs a second to all peers together, with a burst (beyond: dropped).
+    dialback_rate: float = 10.0
+    dialback_burst: float = 32.0
+    # leave(): wait at most this long for py-libp2p's outbound queues to drain, then this
+    # much for the last popped frame's write to finish.
+    leave_flush_timeout: float = 1.0
+    leave_flush_grace: float = 0.05
+    # (signer, reason) pairs already logged; bounded so a flood cannot grow memory.
+    rejection_log_keys: int = 1024
+    history_in_json: int = shapes.DEFAULT_HISTORY
+
+
+def publish_budget(tuning: GossipTuning, n: int) -> tuple[float, float]:
+    """One node's (rate, burst) of publishes in a cluster of ``n`` (module docstring)."""
+    rate = min(tuning.publish_rate, tuning.topic_rate / max(1, n))
+    return rate, min(tuning.publish_burst, max(2.0, rate * tuning.burst_seconds))

@@ -1,0 +1,281 @@
+"""The pull protocol ``/chorus/health-view/1.0.0``: a peer's whole view, on request.
+
+The client opens a stream, writes the one
+byte ``PULL_REQUEST`` (version 1), and half-closes; the server answers with one
+``ViewSnapshot`` (mesh/digest.proto) of at most ``MAX_SNAPSHOT_BYTES`` and closes. Both sides
+bound what they read and how long they wait, and the server serves each peer at most
+``serve_rate`` times a second (burst ``serve_burst``), one at a time. A snapshot carries
+signed statements only, which the client verifies (``adapters.envelope``) before the view
+applies them as if they came from the topic; with an admission policy, only members are
+pulled from. We pull from every newly connected peer as soon as it shows its subscription
+to the topic, so a new node converges at once (memberlist's push/pull on join), paced by
+``pull_rate``: verifying a view costs CPU.
+
+``PullClient`` pulls; ``PullServer`` answers (the service registers it as the protocol's
+stream handler before it subscribes to the topic, so a subscribed peer can answer).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import logging
+from collections.abc import Callable, Container, Mapping
+from typing import TYPE_CHECKING, Any
+
+import trio
+
+from adapters.envelope import EnvelopeCache
+from adapters.gossip_metrics import GossipMetrics
+from adapters.gossip_tuning import GossipTuning
+from adapters.stream_read import read_to_eof
+from mesh.admission import AdmissionPolicy
+from mesh.cluster_config import ClusterConfig
+from mesh.cluster_events import Outcome
+from mesh.cluster_view import ClusterView
+from mesh.digest import TOPIC
+from mesh.messages import Gossip, ViewSnapshot
+from mesh.rejection import Rejection
+from mesh.snapshot_codec import decode_snapshot, encode_snapshot
+from mesh.wire_bounds import MAX_SNAPSHOT_BYTES
+from probes.rate_limit import RateLimiter, TokenBucket
+
+if TYPE_CHECKING:
+    from libp2p.abc import INetStream
+
+    from adapters.p2p_node import P2PNode
+
+__all__ = ["PULL_PROTOCOL", "PULL_REQUEST", "PullClient", "PullServer"]
+
+# The service's parts log as the service: operators' filters and the tests select on it.
+logger = logging.getLogger("adapters.gossip")
+
+PULL_PROTOCOL = "/chorus/health-view/1.0.0"
+PULL_REQUEST = b"\x01"  # version 1 of the request; anything else is refused
+MAX_PULL_REQUEST = 16  # bytes a server reads of a request before giving up on it
+
+
+class PullClient:
+    """Pulls newly connected peers' views into ours (``pull_from``). ``admitted`` is the
+    admission policy's verdict on a pulled digest (``InboundGossip.admitted``); ``wake``
+    has the publisher announce us; ``connected`` holds the peers we are connected to."""
+
+    def __init__(
+        self,
+        node: P2PNode,
+        view: ClusterView,
+        config: ClusterConfig,
+        tuning: GossipTuning,
+        metrics: GossipMetrics,
+        envelopes: EnvelopeCache,
+        admission: AdmissionPolicy,
+        *,
+        connected: Container[str],
+        admitted: Callable[[Gossip], Rejection | None],
+        handle: Callable[[Outcome, str], None],
+        wake: Callable[[], None],
+        running: Callable[[], bool],
+        clock: Callable[[], float],
+        wall_clock: Callable[[], float],
+    ) -> None:
+        self._node = node
+        self._view = view
+        self._config = config
+        self._tuning = tuning
+        self._metrics = metrics
+        self._envelopes = envelopes
+        self._admission = admission
+        self._connected = connected
+        self._admitted = admitted
+        self._handle = handle
+        self._wake = wake
+        self._running = running
+        self._clock = clock
+        self._wall = wall_clock
+        self._budget = TokenBucket(tuning.pull_rate, tuning.pull_burst, 0.0)
+        self._slots = trio.Semaphore(tuning.max_concurrent_pulls)
+
+    async def pull_from(self, peer: str) -> None:
+        """Pull a newly connected peer's view once it shows itself a health-mesh member.
+
+        Waiting for its subscription to our topic (GossipSub tells us within milliseconds)
+        spares peers that run no health mesh (CHORUS's Go peers, say) a stream they would
+        refuse, and py-libp2p's ERROR log of the refusal; our own service registers the pull
+        handler before it subscribes, so a subscribed peer can answer."""
+        if not await self._wait_for_subscription(peer):
+            return
+        if not self._budget.take(self._clock()):
+            self._metrics.pulls.labels(side="client", result="skipped").inc()
+            return
+        async with self._slots:
+            for attempt in range(self._tuning.pull_attempts):
+                if attempt:
+                    await trio.sleep(self._tuning.pull_retry_delay * 2 ** (attempt - 1))
+                if peer not in self._connected or not self._running():
+                    return
+                if await self._pull_once(peer):
+                    return
+
+    async def _wait_for_subscription(self, peer: str) -> bool:
+        from libp2p.peer.id import ID
+
+        pid = ID.from_base58(peer)
+        topics: Mapping[str, Any] = getattr(self._node.guarded_pubsub, "peer_topics", {})
+        with trio.move_on_after(self._tuning.pull_subscription_wait):
+            # Polling: py-libp2p offers no event for a peer's subscription.
+            # With an admission policy, only members are pulled from: their digest (sent
+            # when we join each other's mesh) must have been admitted first.
+            woken = False
+            while pid not in topics.get(TOPIC, ()) or (
+                self._admission.enabled and self._view.member(peer) is None
+            ):
+                if peer not in self._connected:
+                    return False
+                if not woken and pid in topics.get(TOPIC, ()):
+                    # py-libp2p grafts a subscriber at once while our mesh is short: let
+                    # the publisher announce us now, not at its next poll (up to 0.25 s
+                    # of a joiner's convergence, twice over with admission).
+                    woken = True
+                    self._wake()
+                await trio.sleep(0.02)
+            self._wake()
+            return True
+        return False
+
+    async def _pull_once(self, peer: str) -> bool:
+        """One pull; True when it got an answer (accepted or rejected), False to retry."""
+        data: bytes | None = None
+        try:
+            with trio.move_on_after(self._tuning.pull_timeout):
+                data = await self._request_snapshot(peer)
+        except Exception as exc:
+            logger.debug("pull from %s failed: %r", peer, exc)
+        if not data:  # nothing, too much, or reset unanswered (refused): no view
+            self._metrics.pulls.labels(side="client", result="failed").inc()
+            return False
+        try:
+            snapshot = decode_snapshot(
+                data, peer, self._wall(), verify=self._envelopes.open, config=self._config
+            )
+            if isinstance(snapshot, Rejection):
+                self._metrics.pulls.labels(side="client", result="rejected").inc()
+                self._metrics.count_rejection(peer, snapshot)
+                return True
+            self._metrics.pulls.labels(side="client", result="ok").inc()
+            self._handle(
+                self._view.merge_snapshot(self._admitted_entries(snapshot, peer), self._clock()),
+                peer,
+            )
+        except Exception:  # what a peer sends must never end the service
+            self._metrics.errors.labels(where="merge").inc()
+            logger.exception("view pulled from %s could not be merged", peer)
+        return True
+
+    def _admitted_entries(self, snapshot: ViewSnapshot, responder: str) -> ViewSnapshot:
+        """The snapshot without the members the admission policy does not admit."""
+        if not self._admission.enabled:
+            return snapshot
+        kept = []
+        for entry in snapshot.members:
+            refused = self._admitted(entry.digest)
+            if refused is None:
+                kept.append(entry)
+            else:
+                self._metrics.count_rejection(responder, refused)
+        return dataclasses.replace(snapshot, members=tuple(kept))
+
+    async def _request_snapshot(self, peer: str) -> bytes | None:
+        from libp2p.custom_types import TProtocol
+        from libp2p.peer.id import ID
+
+        stream = await self._node.host.new_stream(ID.from_base58(peer), [TProtocol(PULL_PROTOCOL)])
+        data: bytes | None = None
+        try:
+            await stream.write(PULL_REQUEST)
+            # A write half-close: NetStream.close_write() (not in INetStream's interface);
+            # on Yamux, close() is one too.
+            await getattr(stream, "close_write", stream.close)()
+            data = await read_to_eof(stream, MAX_SNAPSHOT_BYTES)
+        finally:
+            if data is None:  # failed, cancelled or oversized: do not leave it half open
+                await _reset(stream)
+        with contextlib.suppress(Exception):
+            await stream.close()
+        return data
+
+
+class PullServer:
+    """Answers pulls (``serve`` is the protocol's stream handler); ``running`` says
+    whether the service still runs."""
+
+    def __init__(
+        self,
+        view: ClusterView,
+        tuning: GossipTuning,
+        metrics: GossipMetrics,
+        *,
+        running: Callable[[], bool],
+        clock: Callable[[], float],
+        wall_clock: Callable[[], float],
+    ) -> None:
+        self._view = view
+        self._tuning = tuning
+        self._metrics = metrics
+        self._running = running
+        self._clock = clock
+        self._wall = wall_clock
+        self._limits = RateLimiter(
+            rate=tuning.serve_global_rate,
+            burst=tuning.serve_global_burst,
+            per_key_rate=tuning.serve_rate,
+            per_key_burst=tuning.serve_burst,
+        )
+        self._serving = 0
+        self._serving_peers: dict[str, int] = {}
+
+    async def serve(self, stream: INetStream) -> None:
+        # Everything a peer can cause is caught: an exception escaping a py-libp2p stream
+        # handler ends the whole node (notes, "Hostile input").
+        try:
+            peer = stream.muxed_conn.peer_id.to_base58()
+            if (
+                not self._running()
+                or self._serving >= self._tuning.max_concurrent_serves
+                or self._serving_peers.get(peer, 0) >= self._tuning.max_serves_per_peer
+                or not self._limits.allow(peer, self._clock())
+            ):
+                self._metrics.pulls.labels(side="server", result="refused").inc()
+                await _reset(stream)
+                return
+            self._serving += 1
+            self._serving_peers[peer] = self._serving_peers.get(peer, 0) + 1
+            try:
+                await self._answer(stream)
+            finally:
+                self._serving -= 1
+                left = self._serving_peers.pop(peer, 1) - 1
+                if left > 0:
+                    self._serving_peers[peer] = left
+        except Exception as exc:
+            self._metrics.errors.labels(where="serve").inc()
+            logger.info("pull request failed: %r", exc)
+            await _reset(stream)
+
+    async def _answer(self, stream: INetStream) -> None:
+        request: bytes | None = None
+        with trio.move_on_after(self._tuning.serve_read_timeout):
+            request = await read_to_eof(stream, MAX_PULL_REQUEST)
+        if request != PULL_REQUEST:
+            self._metrics.pulls.labels(side="server", result="refused").inc()
+            await _reset(stream)
+            return
+        data = encode_snapshot(self._view.snapshot(self._wall()))
+        with trio.fail_after(self._tuning.serve_write_timeout):
+            await stream.write(data)
+            await stream.close()
+        self._metrics.pulls.labels(side="server", result="served").inc()
+
+
+async def _reset(stream: INetStream) -> None:
+    with trio.CancelScope(shield=True), contextlib.suppress(Exception):
+        await stream.reset()

@@ -1,0 +1,89 @@
+"""When our digest and suspicions go out (``adapters.publish_decisions``): plain values and
+exact times, no trio, no libp2p. Production timing: a change waits out a 1 s
+``min_publish_interval``, a refresh every 15 s; the default budget is 5 digests a second
+split over the live members (``publish_budget``)."""
+
+from __future__ import annotations
+
+from collections.abc import Set as AbstractSet
+
+import pytest
+
+from adapters.gossip_tuning import GossipTuning
+from adapters.publish_decisions import PublishDecisions, Said
+from mesh.cluster_config import production
+from mesh.messages import Version
+from mesh.model import Status
+
+SAID = Said(Status.HEALTHY, 0.9, {}, "http://10.0.0.1:8081", ())
+BASIS = Version(1_000, 0, 1)
+
+
+def _sent_at(t: float, **tuning: float) -> PublishDecisions:
+    decisions = PublishDecisions(GossipTuning(**tuning), production())  # type: ignore[arg-type]
+    decisions.sent(t, SAID)
+    return decisions
+
+
+def _due(
+    decisions: PublishDecisions, now: float, *, mesh: AbstractSet[str] = frozenset(), n: int = 1
+) -> bool:
+    return decisions.digest_due(now, n, lambda: mesh, lambda: SAID)
+
+
+def _unread() -> Said:
+    raise AssertionError("a refutation decides without reading our state")
+
+
+def test_the_first_digest_goes_out_at_once_then_the_refresh() -> None:
+    decisions = PublishDecisions(GossipTuning(), production())
+    assert _due(decisions, 0.0)
+    decisions.sent(0.0, SAID)
+    assert [_due(decisions, t) for t in (0.5, 14.9, 15.0)] == [False, False, True]
+
+
+def test_news_waits_out_min_publish_interval() -> None:
+    decisions = _sent_at(0.0)
+    degraded = Said(Status.DEGRADED, 0.9, {}, "http://10.0.0.1:8081", ())
+    due = [decisions.digest_due(t, 1, frozenset, lambda: degraded) for t in (0.5, 1.0)]
+    assert due == [False, True]
+
+
+def test_a_peer_new_to_our_mesh_hears_of_us_at_once_and_once() -> None:
+    decisions = _sent_at(0.0)
+    assert _due(decisions, 0.1, mesh={"P1"})
+    assert decisions.announced == {"P1"}
+    decisions.sent(0.1, SAID)
+    assert not _due(decisions, 0.2, mesh={"P1"})
+    decisions.forget("P1")  # its last connection closed: announced again when it is back
+    assert _due(decisions, 0.3, mesh={"P1"})
+
+
+def test_a_refutation_goes_out_at_once_then_waits_out_refute_interval() -> None:
+    decisions = _sent_at(0.0)
+    decisions.refute()
+    assert decisions.digest_due(0.0, 1, frozenset, _unread)
+    decisions.sent(0.0, SAID)
+    decisions.refute()
+    # Nothing else of ours goes out while it waits, not even an announcement.
+    assert not decisions.digest_due(0.5, 1, lambda: {"P1"}, _unread)
+    assert decisions.digest_due(1.0, 1, frozenset, _unread)
+
+
+@pytest.mark.parametrize(("n", "taken"), [(1, 5), (10, 5), (100, 2)])
+def test_suspicions_take_the_budget_of_our_share(n: int, taken: int) -> None:
+    # 5 a second split over n, burst 5 s of it (at least 2, at most 5).
+    decisions = _sent_at(0.0)
+    for i in range(8):
+        assert decisions.queue_suspect(f"P{i}", BASIS) == "queued"
+    assert not _due(decisions, 0.0, n=n)  # nothing of ours is due: sizes the budget
+    out = [decisions.next_suspect(0.0) for _ in range(8)]
+    assert [s for s in out if s is not None] == [(f"P{i}", BASIS) for i in range(taken)]
+
+
+def test_the_suspicion_queue_drops_repeats_and_overflow() -> None:
+    decisions = _sent_at(0.0, max_pending_suspects=2)
+    results = [decisions.queue_suspect(p, BASIS) for p in ("P1", "P1", "P2", "P3")]
+    assert results == ["queued", "duplicate", "queued", "full"]
+    decisions.stop()  # leaving: what is queued is not published
+    assert decisions.next_suspect(0.0) is None
