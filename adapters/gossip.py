@@ -46,6 +46,7 @@ and logged once per kind.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import math
 import time
@@ -127,11 +128,15 @@ class GossipService:
         self._wall = wall = wall_clock
         self._clock = clock
         self.self_id: str = node.peer_id
+        self.admission = admission if admission is not None else AdmissionPolicy()
+        if not self.admission.enabled and config.refusal_witnesses:
+            # Rule 7: without certificates identities are free, and nobody's refusal but
+            # our own may count.
+            config = dataclasses.replace(config, refusal_witnesses=0)
         self.view = view = ClusterView(self.self_id, config)
         self.election = election or ElectionTracker()
         self.score_history = ScoreHistory()  # the dashboard's hourly chart
         self.sequencer = Sequencer(self.self_id, math.floor(manager.start_time * 1000.0))
-        self.admission = admission if admission is not None else AdmissionPolicy()
         self.envelopes = EnvelopeCache()
         self._metrics = metrics = GossipMetrics(
             registry, view, rejection_log_keys=tuning.rejection_log_keys
@@ -366,7 +371,7 @@ class GossipService:
                 if event.to_state is MemberState.SUSPECT:
                     self._checks.check(event.peer)
             elif isinstance(event, PublishSuspect):
-                self._publisher.queue_suspect(event.suspect, event.basis)
+                self._publisher.queue_suspect(event)
             elif isinstance(event, PublishRefute):
                 # SWIM 4.2: answer with a higher incarnation, at once (no rate limit).
                 self._publisher.refute(event.incarnation)

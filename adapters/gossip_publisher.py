@@ -29,11 +29,11 @@ from adapters.gossip_tuning import GossipTuning
 from adapters.publish_decisions import PublishDecisions, Said, fraction
 from mesh.certificate import MemberCertificate
 from mesh.cluster_config import ClusterConfig
-from mesh.cluster_events import Outcome
+from mesh.cluster_events import Outcome, PublishSuspect
 from mesh.cluster_view import ClusterView
 from mesh.digest import TOPIC, EncodeError, encode_gossip
 from mesh.manager import CheckManager
-from mesh.messages import HealthDigest, Version
+from mesh.messages import HealthDigest
 from mesh.sequencer import Sequencer
 from mesh.wire_bounds import MAX_COMPONENTS, MAX_P2P_ADDRS
 
@@ -96,12 +96,12 @@ class GossipPublisher:
         """``peer``'s last connection closed: announce ourselves again when it is back."""
         self.decisions.forget(peer)
 
-    def queue_suspect(self, peer: str, basis: Version) -> None:
+    def queue_suspect(self, suspicion: PublishSuspect) -> None:
         if self._left():
             return
-        queued = self.decisions.queue_suspect(peer, basis)
+        queued = self.decisions.queue_suspect(suspicion)
         if queued == "full":
-            logger.warning("suspicion of %s not published: too many pending", peer)
+            logger.warning("suspicion of %s not published: too many pending", suspicion.suspect)
         elif queued == "queued":
             self._wake.set()
 
@@ -139,8 +139,9 @@ class GossipPublisher:
             due = self.decisions.next_suspect(self._clock())
             if due is None:
                 break
-            peer, basis = due
-            notice = self._sequencer.suspect(peer, basis, self._wall())
+            notice = self._sequencer.suspect(
+                due.suspect, due.basis, self._wall(), refused=due.refused
+            )
             await self._send(encode_gossip(notice))
 
     def mesh_peers(self) -> set[str]:

@@ -30,7 +30,7 @@ from typing import Literal
 
 from adapters.gossip_tuning import GossipTuning, publish_budget
 from mesh.cluster_config import ClusterConfig
-from mesh.messages import Version
+from mesh.cluster_events import PublishSuspect
 from mesh.model import Status
 from probes.rate_limit import TokenBucket
 
@@ -97,7 +97,7 @@ class PublishDecisions:
         self.announced: set[str] = set()
         self.refuting = False
         self.last_refute = -math.inf
-        self.suspects: deque[tuple[str, Version]] = deque()
+        self.suspects: deque[PublishSuspect] = deque()
 
     def refute(self) -> None:
         """The view asked for a refutation (the caller has raised our incarnation)."""
@@ -107,12 +107,12 @@ class PublishDecisions:
         # A refutation that cannot go out must not be retried at the loop's pace forever.
         self.refuting = False
 
-    def queue_suspect(self, peer: str, basis: Version) -> Queued:
-        if (peer, basis) in self.suspects:
+    def queue_suspect(self, suspicion: PublishSuspect) -> Queued:
+        if suspicion in self.suspects:
             return "duplicate"
         if len(self.suspects) >= self._tuning.max_pending_suspects:
             return "full"
-        self.suspects.append((peer, basis))
+        self.suspects.append(suspicion)
         return "queued"
 
     def stop(self) -> None:
@@ -148,7 +148,7 @@ class PublishDecisions:
             return False  # the refutation waits out refute_interval; the poll brings us back
         return self._publish_now(now, n, mesh, said) and self.bucket.take(now)
 
-    def next_suspect(self, now: float) -> tuple[str, Version] | None:
+    def next_suspect(self, now: float) -> PublishSuspect | None:
         """The next suspicion to publish, its token taken; None while there is none or no
         token."""
         if self.suspects and self.bucket.take(now):

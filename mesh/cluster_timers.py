@@ -56,6 +56,8 @@ class Timers:
             detail = f"{suspicion.confirmations()} confirmations"
             if suspicion.refused_at is not None:
                 detail += ", our dial-back refused"
+            if suspicion.witnessed_at(self.config.refusal_witnesses) is not None:
+                detail += f", {len(suspicion.witnesses)} witnesses' dials refused"
             events += self._roster.move(record, peer, Cause.SUSPICION_TIMEOUT, now, detail)
         for peer, record in list(self._roster.records.items()):
             if peer == self.self_id:

@@ -12,6 +12,7 @@ import pytest
 from adapters.gossip_tuning import GossipTuning
 from adapters.publish_decisions import PublishDecisions, Said
 from mesh.cluster_config import production
+from mesh.cluster_events import PublishSuspect
 from mesh.messages import Version
 from mesh.model import Status
 
@@ -75,15 +76,20 @@ def test_suspicions_take_the_budget_of_our_share(n: int, taken: int) -> None:
     # 5 a second split over n, burst 5 s of it (at least 2, at most 5).
     decisions = _sent_at(0.0)
     for i in range(8):
-        assert decisions.queue_suspect(f"P{i}", BASIS) == "queued"
+        assert decisions.queue_suspect(PublishSuspect(f"P{i}", BASIS)) == "queued"
     assert not _due(decisions, 0.0, n=n)  # nothing of ours is due: sizes the budget
     out = [decisions.next_suspect(0.0) for _ in range(8)]
-    assert [s for s in out if s is not None] == [(f"P{i}", BASIS) for i in range(taken)]
+    assert [s for s in out if s is not None] == [
+        PublishSuspect(f"P{i}", BASIS) for i in range(taken)
+    ]
 
 
 def test_the_suspicion_queue_drops_repeats_and_overflow() -> None:
     decisions = _sent_at(0.0, max_pending_suspects=2)
-    results = [decisions.queue_suspect(p, BASIS) for p in ("P1", "P1", "P2", "P3")]
+    queue = [PublishSuspect(p, BASIS) for p in ("P1", "P1", "P2", "P3")]
+    results = [decisions.queue_suspect(s) for s in queue]
     assert results == ["queued", "duplicate", "queued", "full"]
+    # The same suspicion as a witness's notice (rule 7) is another statement.
+    assert decisions.queue_suspect(PublishSuspect("P1", BASIS, refused=True)) == "full"
     decisions.stop()  # leaving: what is queued is not published
     assert decisions.next_suspect(0.0) is None
