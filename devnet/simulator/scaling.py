@@ -88,13 +88,12 @@ def render(entries: list[dict[str, Any]]) -> str:
     opened = [e for e in entries if _open(e)]
     parts = [_render(admitted)] if admitted else []
     if opened:
-        parts.append(
-            "Open cluster (no admission policy: witnesses not trusted):\n\n" + _render(opened)
-        )
+        table = _render(opened, judged=False)
+        parts.append("Open cluster (no admission policy: witnesses not trusted):\n\n" + table)
     return "\n\n".join(parts)
 
 
-def _render(entries: list[dict[str, Any]]) -> str:
+def _render(entries: list[dict[str, Any]], *, judged: bool = True) -> str:
     by = {(e["scenario"], e["nodes"], e["loss"]): e for e in entries}
     sizes = sorted({e["nodes"] for e in entries})
     losses = sorted({e["loss"] for e in entries})
@@ -123,6 +122,8 @@ def _render(entries: list[dict[str, Any]]) -> str:
                 f"| {'-' if crash is None else format(crash['bytes'], ',.0f')} "
                 f"| {memberlist_suspicion(n):.0f} s | {memberlist_crash(n):.1f} s |"
             )
+    if not judged:
+        return "\n".join(lines)
     lines += ["", f"Anchor: {SCALECUBE}.", ""]
     goal = by.get(("crash", GOAL_NODES, GOAL_LOSS))
     starve = by.get(("starve", GOAL_NODES, GOAL_LOSS))
