@@ -5,6 +5,7 @@
 - ``crash``, ``freeze``, ``leave``: a running cluster (see ``warm_start``) loses one node
   (killed, SIGSTOPped, stopped gracefully); the time until each live node's view holds it
   dead (left, for ``leave``), p50 and p99 over observers, within ``duration`` (60 s).
+- ``idle``: a running cluster where nothing happens: what it costs at rest.
 - ``starve``: 5 % of the nodes run every timer and message late (exponential lag, mean
   ``lag``) and their views know they are starved; nobody fails, so every death is false.
 
@@ -33,7 +34,7 @@ from mesh.messages import MemberState
 
 __all__ = ["SCENARIOS", "Result", "Settings", "build", "run", "warm_start"]
 
-SCENARIOS = ("join", "crash", "freeze", "leave", "starve")
+SCENARIOS = ("join", "crash", "freeze", "leave", "starve", "idle")
 SETTLE = 5.0  # seconds of a warm cluster before the scenario: meshes form, pings start
 
 
