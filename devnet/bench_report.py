@@ -167,9 +167,10 @@ def write_report(results: dict[str, Any], out: Path, plot_path: Path) -> None:
 
 
 # Sections of BENCHMARKS.md that other tools measure (devnet/cost_breakdown.py needs root
-# and instrumented nodes; make bench does not re-run it): a new report keeps them, before
+# and instrumented nodes; devnet/simulator runs for hours at 1,000 nodes; make bench runs
+# neither): a new report keeps them, before
 # its "## Method", instead of dropping what it cannot measure.
-CARRIED = ("## Where an idle node's bytes",)
+CARRIED = ("## Where an idle node's bytes", "## At scale: the protocol simulator")
 
 
 def carry_over(new: str, old: str) -> str:
