@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from adapters.meetings import MeetLimits
 from mesh import cluster_json as shapes
 
 __all__ = ["GossipTuning", "publish_budget"]
@@ -147,3 +148,16 @@ def publish_budget(tuning: GossipTuning, n: int) -> tuple[float, float]:
     """One node's (rate, burst) of publishes in a cluster of ``n`` (module docstring)."""
     rate = min(tuning.publish_rate, tuning.topic_rate / max(1, n))
     return rate, min(tuning.publish_burst, max(2.0, rate * tuning.burst_seconds))
+
+
+def meet_limits(tuning: GossipTuning) -> MeetLimits:
+    """The meetings scheduler's limits (``adapters.meetings``) from the meet_* knobs."""
+    return MeetLimits(
+        links=tuning.meet_links,
+        rate=tuning.meet_rate,
+        burst=tuning.meet_burst,
+        queue=tuning.meet_queue,
+        memory=tuning.met_memory,
+        host_failures=tuning.meet_host_failures,
+        host_window=tuning.meet_host_window,
+    )

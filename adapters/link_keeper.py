@@ -26,8 +26,8 @@ from typing import Protocol
 
 import trio
 
-from adapters.gossip_tuning import GossipTuning
-from adapters.meetings import Candidate, Meeting, Meetings, MeetLimits
+from adapters.gossip_tuning import GossipTuning, meet_limits
+from adapters.meetings import Candidate, Meeting, Meetings
 from mesh.cluster_view import ClusterView
 from mesh.messages import MemberState
 
@@ -82,15 +82,7 @@ class LinkKeeper:
         self._clock = clock
         self._lost: dict[str, _Redial] = {}
         self.meetings = Meetings(
-            MeetLimits(
-                links=tuning.meet_links,
-                rate=tuning.meet_rate,
-                burst=tuning.meet_burst,
-                queue=tuning.meet_queue,
-                memory=tuning.met_memory,
-                host_failures=tuning.meet_host_failures,
-                host_window=tuning.meet_host_window,
-            ),
+            meet_limits(tuning),
             self_id,
             clock,
         )

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import functools
 
-from adapters.meetings import Candidate, Meeting, Meetings, MeetLimits
+from adapters.gossip_tuning import meet_limits
+from adapters.meetings import Candidate, Meeting, Meetings
 from devnet.simulator.events import Timer
 from devnet.simulator.kernel import NodeSide
 from mesh.messages import MemberState
@@ -24,15 +25,7 @@ class MeetingDesk:
         self.node = node
         tuning = node.tuning
         self.meetings = Meetings(
-            MeetLimits(
-                links=tuning.meet_links,
-                rate=tuning.meet_rate,
-                burst=tuning.meet_burst,
-                queue=tuning.meet_queue,
-                memory=tuning.met_memory,
-                host_failures=tuning.meet_host_failures,
-                host_window=tuning.meet_host_window,
-            ),
+            meet_limits(tuning),
             node.peer_id,
             lambda: node.now,
         )
