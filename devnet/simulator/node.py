@@ -88,7 +88,6 @@ class SimNode:
             max_keys=config.max_members,
         )
         self._strangers = TokenBucket(tuning.stranger_rate, tuning.stranger_burst, 0.0)
-        self._announced: set[int] = set()
         self.publisher = Publisher(self)
         self._tick_timer: Timer | None = None
         self._ping_order: list[int] = []
@@ -177,17 +176,15 @@ class SimNode:
         if peer not in self.connected:
             return
         self.connected.discard(peer)
-        self._announced.discard(peer)
+        self.publisher.decisions.forget(self.cluster.peer_id(peer))
         self.router.peer_lost(peer)
         self.handle(self.view.on_disconnected(self.cluster.peer_id(peer), self.now))
         self._check(peer, urgent=True)
 
     def _mesh_added(self, peer: int) -> None:
-        # A peer new to our mesh hears from us now, not at our next refresh (_changed).
-        if peer not in self._announced:
-            self._announced.add(peer)
-            self.publisher.announce = True
-            self.publisher.wake()
+        # A peer new to our mesh hears from us now, not at our next refresh: the decisions
+        # see it at the publisher's next poll (PublishDecisions.note_mesh).
+        self.publisher.wake()
 
     def _heartbeat(self) -> None:
         self.router.heartbeat()
@@ -277,7 +274,7 @@ class SimNode:
         """A connection of a warm start: made long ago, announced and pulled already."""
         self.connected.add(peer)
         self.met.add(peer)
-        self._announced.add(peer)
+        self.publisher.decisions.announced.add(self.cluster.peer_id(peer))
         self.view.on_connected(self.cluster.peer_id(peer), self.now)
         self.router.peer_connected(peer)
 

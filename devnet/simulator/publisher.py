@@ -1,27 +1,25 @@
-"""What a node publishes and when: ``GossipService._publish_due`` with its publish budget.
+"""What a node publishes and when: the adapter's own ``PublishDecisions`` under a virtual
+clock.
 
-The same decisions in the same order as the adapter: a refutation at once (at most one per
-``refute_interval``, no budget); else our digest when ``ClusterConfig.publish_due`` says a
-refresh is due or a new mesh peer should hear of us, if the token bucket sized by
-``publish_budget(tuning, n)`` (``topic_rate / n`` a second per node) has a token; then
-queued suspicions, each for a token. The adapter polls every ``publish_poll``; here the
-timer is set to the next moment anything can be due, which is the same moment.
+The decisions (a refutation at once, at most one per ``refute_interval``; our digest when
+a peer is new to our mesh or ``ClusterConfig.publish_due`` says so, for a token of the
+budget ``publish_budget(tuning, n)``; then queued suspicions, a token each) are
+``adapters.publish_decisions.PublishDecisions``, the very class the gossip service uses.
+This module does what ``adapters.gossip_publisher`` does around it, minus trio: the
+adapter polls every ``publish_poll``; here the timer is set to the next moment anything
+can be due, which is the same moment, and a change of our mesh wakes it.
 """
 
 from __future__ import annotations
 
-import math
-from collections import deque
-
-from adapters.gossip_tuning import publish_budget
 from adapters.node_checks import BUILT_IN_CHECKS
+from adapters.publish_decisions import PublishDecisions, Said
 from devnet.simulator.events import Timer
 from devnet.simulator.kernel import NodeSide
 from mesh.cluster_events import PublishSuspect
 from mesh.digest import encode_gossip
 from mesh.messages import HealthDigest
 from mesh.model import Status
-from probes.rate_limit import TokenBucket
 
 __all__ = ["COMPONENTS", "Publisher"]
 
@@ -33,16 +31,12 @@ COMPONENTS = {name: 1.0 for name in sorted(BUILT_IN_CHECKS)}
 class Publisher:
     def __init__(self, node: NodeSide) -> None:
         self.node = node
-        tuning = node.tuning
-        self.bucket = TokenBucket(tuning.publish_rate, tuning.publish_burst, 0.0)
-        self.last_sent: float | None = None
-        self.last_refute = -math.inf
-        self.refuting = False
-        self.announce = False
-        self.suspects: deque[PublishSuspect] = deque()
+        self.decisions = PublishDecisions(node.tuning, node.config)
         self.stopped = False
         self.published = 0  # digests and notices, refutations included
         self._timer: Timer | None = None
+        # A healthy node's statement about itself never changes: refreshes carry it.
+        self._said: Said | None = None
 
     def wake(self) -> None:
         timer = self._timer
@@ -58,23 +52,28 @@ class Publisher:
         self._timer = self.node.later(delay, self.due)
 
     def queue_suspect(self, event: PublishSuspect) -> None:
-        if self.stopped or event in self.suspects:
-            return
-        if len(self.suspects) < self.node.tuning.max_pending_suspects:
-            self.suspects.append(event)
+        if not self.stopped and self.decisions.queue_suspect(event) == "queued":
             self.wake()
 
     def refute(self, incarnation: int) -> None:
         assert self.node.sequencer is not None
         self.node.sequencer.refute(incarnation)
-        self.refuting = True
+        self.decisions.refute()
         self.wake()
 
     def stop(self) -> None:
         """The leave: nothing more goes out but the leave notice itself."""
         self.stopped = True
-        self.suspects.clear()
-        self.refuting = self.announce = False
+        self.decisions.stop()
+
+    @property
+    def last_sent(self) -> float | None:
+        return self.decisions.last_sent
+
+    @last_sent.setter
+    def last_sent(self, value: float) -> None:
+        # A warm start's refresh phase: a digest said as if sent at ``value``.
+        self.decisions.sent(value, self.said())
 
     def due(self) -> None:
         self._timer = None
@@ -83,57 +82,68 @@ class Publisher:
             return
         now = node.now
         n = node.view.live_count()
-        self.bucket.rate, self.bucket.burst = publish_budget(node.tuning, n)
-        if self.refuting and now - self.last_refute >= node.tuning.refute_interval:
-            self.last_refute = now
+        decisions = self.decisions
+        if decisions.digest_due(now, n, self.mesh, self.said):
             self.publish_digest()
-        elif self.refuting:
-            pass  # the refutation waits out refute_interval
-        elif (
-            self.announce
-            or node.config.publish_due(now=now, last_sent=self.last_sent, changed=False, n=n)
-        ) and self.bucket.take(now):
-            self.publish_digest()
-        while self.suspects and self.bucket.take(now):
-            event = self.suspects.popleft()
+        while not self.stopped:
+            event = decisions.next_suspect(node.now)
+            if event is None:
+                break
             notice = node.sequencer.suspect(
                 event.suspect, event.basis, node.wall, refused=event.refused
             )
             self.send(encode_gossip(notice))
-        if self.refuting or self.announce or self.suspects:
+        if decisions.refuting or decisions.announce or decisions.suspects:
             delay = node.tuning.publish_poll  # waiting for a token or refute_interval
         else:
-            assert self.last_sent is not None
-            refresh = self.last_sent + node.config.refresh_interval(n) - now
+            assert decisions.last_sent is not None
+            refresh = decisions.last_sent + node.config.refresh_interval(n) - now
             delay = max(node.tuning.publish_poll, refresh)
         self.schedule(delay)
 
+    def mesh(self) -> set[str]:
+        """Our GossipSub mesh, as peer ids (``GossipPublisher.mesh_peers``)."""
+        return {self.node.cluster.peer_id(peer) for peer in self.node.router.mesh}
+
+    def said(self) -> Said:
+        if self._said is None:
+            node = self.node
+            if node.cluster.one_host:  # the devnet: every node on 127.0.0.1, a port each
+                host, port = "127.0.0.1", 9000 + node.index
+            else:
+                host, port = (
+                    f"10.{node.index >> 16 & 255}.{node.index >> 8 & 255}.{node.index & 255}",
+                    9000,
+                )
+            self._said = Said(
+                Status.HEALTHY,
+                0.97,
+                dict(COMPONENTS),
+                f"http://{host}:8080",
+                (f"/ip4/{host}/tcp/{port}/p2p/{node.peer_id}",),
+            )
+        return self._said
+
     def publish_digest(self) -> None:
-        self.refuting = self.announce = False
-        self.last_sent = self.node.now
+        now = self.node.now
         digest = self.next_digest()
-        self.node.handle(self.node.view.on_gossip(digest, self.node.now))
+        self.decisions.sent(now, self.said())
+        self.node.handle(self.node.view.on_gossip(digest, now))
         self.send(encode_gossip(digest), digest)
 
     def next_digest(self) -> HealthDigest:
-        """Our next digest (GossipService._encoded_digest), for a healthy node."""
+        """Our next digest (GossipPublisher's), for a healthy node: what ``said`` says."""
         node = self.node
         assert node.sequencer is not None
-        if node.cluster.one_host:  # the devnet: every node on 127.0.0.1, a port each
-            host, port = "127.0.0.1", 9000 + node.index
-        else:
-            host, port = (
-                f"10.{node.index >> 16 & 255}.{node.index >> 8 & 255}.{node.index & 255}",
-                9000,
-            )
+        said = self.said()
         return node.sequencer.digest(
             node.wall,
-            status=Status.HEALTHY,
-            score=0.97,
-            components=COMPONENTS,
+            status=said.status,
+            score=said.score,
+            components=said.components,
             version="0.9.0",
-            http_addr=f"http://{host}:8080",
-            p2p_addrs=(f"/ip4/{host}/tcp/{port}/p2p/{node.peer_id}",),
+            http_addr=said.http_addr,
+            p2p_addrs=said.p2p_addrs,
         )
 
     def send(self, data: bytes, digest: HealthDigest | None = None) -> None:

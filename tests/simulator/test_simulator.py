@@ -11,7 +11,9 @@ import json
 
 import adapters.envelope
 import adapters.gossip
+import adapters.gossip_publisher
 import adapters.gossip_tuning
+import adapters.publish_decisions
 import mesh.cluster_view
 import mesh.digest
 import mesh.sequencer
@@ -42,7 +44,12 @@ def test_the_simulator_drives_the_classes_the_node_imports() -> None:
     assert used["encode_snapshot"] is mesh.snapshot_codec.encode_snapshot
     assert used["Sequencer"] is mesh.sequencer.Sequencer
     assert used["TokenBucket"] is probes.rate_limit.TokenBucket
-    assert used["publish_budget"] is adapters.gossip_tuning.publish_budget
+    # The publisher's decisions, budget included, are the gossip service's own object.
+    assert used["PublishDecisions"] is adapters.publish_decisions.PublishDecisions
+    assert vars(adapters.gossip_publisher)["PublishDecisions"] is used["PublishDecisions"]
+    assert vars(adapters.publish_decisions)["publish_budget"] is (
+        adapters.gossip_tuning.publish_budget
+    )
     assert used["GossipTuning"] is adapters.gossip_tuning.GossipTuning
     assert used["EnvelopeCache"] is adapters.envelope.EnvelopeCache
     cluster = build(Settings(nodes=3))
