@@ -21,9 +21,11 @@ production 0.2 s + 4.0 s = ~4.2 s                           ping failure (up to 
 =========  ===============================================  ==============================
 
 A killed peer whose port refuses our dial-back (``refused_grace``) is dead sooner in every
-preset: a few milliseconds to see the connection close (adapters/libp2p_host.py hears the
+preset: a few milliseconds to see the connection close (adapters/peer_events.py hears the
 close begin), a millisecond for the refused dial, then 0.1 s; peers not connected to it
-dial it when they hear the suspicion (rule 7 of ``mesh.cluster_view``). A machine that
+dial it when they hear the suspicion if they have met it, and where members are certified
+take ``refusal_witnesses`` others' refused dials as their own (rule 7, ``mesh.suspicion``):
+at 1,000 members, 0.1 s everywhere instead of the 12 s suspicion. A machine that
 vanished (no reset, the dial times out) and a frozen process (its kernel still accepts
 connections) take the times of the table.
 
