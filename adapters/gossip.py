@@ -70,7 +70,7 @@ from adapters.view_timers import ViewTimers
 from mesh import cluster_json as shapes
 from mesh.admission import AdmissionPolicy
 from mesh.certificate import MemberCertificate
-from mesh.cluster_config import ClusterConfig
+from mesh.cluster_config import CERTIFIED_WITNESSES, ClusterConfig
 from mesh.cluster_events import Event, Outcome, PublishRefute, PublishSuspect
 from mesh.cluster_transitions import Cause, Transition
 from mesh.cluster_view import ClusterView
@@ -129,10 +129,10 @@ class GossipService:
         self._clock = clock
         self.self_id: str = node.peer_id
         self.admission = admission if admission is not None else AdmissionPolicy()
-        if not self.admission.enabled and config.refusal_witnesses:
-            # Rule 7: without certificates identities are free, and nobody's refusal but
-            # our own may count.
-            config = dataclasses.replace(config, refusal_witnesses=0)
+        # Rule 7: with certificates, two members' refused dials count as our own; without,
+        # identities are free, and nobody's refusal but our own may count.
+        witnesses = CERTIFIED_WITNESSES if self.admission.enabled else 0
+        config = dataclasses.replace(config, refusal_witnesses=witnesses)
         self.view = view = ClusterView(self.self_id, config)
         self.election = election or ElectionTracker()
         self.score_history = ScoreHistory()  # the dashboard's hourly chart

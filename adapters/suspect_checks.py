@@ -115,6 +115,7 @@ class SuspectChecks:
         # process's connection can still look open to us for a moment, and only the
         # kernel's refusal makes it dead at once (rule 7).
         if peer in self._connected and await self._node.pinger.probe_now(peer) is True:
+            self._view.on_answered(peer, self._clock())
             return
         address = self._node.dial_back_target(peer, member.p2p_addrs)
         if address is not None and not self._dial_budget.take(self._clock()):
@@ -124,6 +125,8 @@ class SuspectChecks:
         result = await dial_back(address, self._tuning.dialback_timeout)
         self._metrics.dialbacks.labels(result=str(result)).inc()
         logger.debug("dial-back of %s: %s", peer, result)
+        if result is DialResult.OPEN:
+            self._view.on_answered(peer, self._clock())
         if result is not DialResult.REFUSED:
             return
         try:  # the view ignores it if a connection to the peer is open again

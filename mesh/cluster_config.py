@@ -49,7 +49,12 @@ from dataclasses import dataclass
 
 from mesh.errors import ConfigError
 
+# Witnesses a certified cluster needs (ClusterConfig.refusal_witnesses): two, so that no
+# single admitted member's word makes anyone dead.
+CERTIFIED_WITNESSES = 2
+
 __all__ = [
+    "CERTIFIED_WITNESSES",
     "ClusterConfig",
     "devnet",
     "expected_confirmations",
@@ -109,11 +114,12 @@ class ClusterConfig:
     # only delays the news of a crash.
     refused_grace: float = 0.1
     # Witnesses (rule 7): this many members' notices saying their own dial to a suspect was
-    # refused count as our own refusal. Only where an admission policy certifies every
-    # member (adapters.gossip sets 0 in an open cluster, where identities are free). 0 trusts
-    # no one's refusal; 1 would let a single lying member make a live one dead until it
-    # refutes; more need more observers with a link to the crashed member (meet_links each).
-    refusal_witnesses: int = 2
+    # refused count as our own refusal. 0 (the default, and any open cluster, where
+    # identities are free) trusts no one's refusal; the gossip service sets
+    # CERTIFIED_WITNESSES where an admission policy certifies every member. 1 would let a
+    # single lying member make a live one dead until it refutes; more need more observers
+    # with a link to the crashed member (meet_links each).
+    refusal_witnesses: int = 0
     # Lifeguard's local health multiplier, S (IV-A; memberlist's AwarenessMaxMultiplier):
     # while this node is itself starved its timeouts are multiplied by up to this much.
     awareness_max: int = 8

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from types import MappingProxyType
 
 from mesh.cluster_config import ClusterConfig
@@ -80,6 +80,10 @@ class MemberRecord:
     firsthand: bool = False  # a digest of it came from the topic (rule 2)
     leave: LeaveNotice | None = None  # its leave, while LEFT
     leave_statement: bytes = b""
+    # Witnesses (rule 7) the member answered in this life, and until when they are not
+    # believed about it again: a pair of liars gets one kill per member per window, not one
+    # per refutation. At most max_observers.
+    discredited: dict[str, float] = field(default_factory=dict)
 
 
 class Roster:
@@ -144,12 +148,16 @@ class Roster:
         restarted = digest.start_time_ms > record.key.start_time_ms
         suspicion = record.suspicion
         refuted = False
+        if restarted:
+            record.discredited.clear()  # a new life: its old witnesses may have been right
         if suspicion is not None:
             highest = max(basis.incarnation for basis in suspicion.bases.values())
             refuted = digest.incarnation > highest
             # No basis is ahead of what we hold (rule 3), so a newer digest answers every
             # suspicion of the member at once.
             record.suspicion = None
+            if not restarted:
+                self._discredit(record, suspicion, now)
         old_status = record.digest.status
         record.digest = digest
         record.key = digest.key
@@ -166,6 +174,15 @@ class Roster:
         else:
             cause = Cause.DIGEST
         return self.move(record, peer, cause, now, detail, old_status=old_status)
+
+    def _discredit(self, record: MemberRecord, suspicion: Suspicion, now: float) -> None:
+        """The member spoke in the life whose dials its witnesses said were refused."""
+        until = now + self.config.dead_forget_after
+        for observer in suspicion.witnesses:
+            record.discredited[observer] = until
+        if len(record.discredited) > self.config.max_observers:
+            newest = sorted(record.discredited.items(), key=lambda kv: kv[1])
+            record.discredited = dict(newest[-self.config.max_observers :])
 
     def forget(self, peer: str, record: MemberRecord, now: float) -> list[Event]:
         events = self.move(record, peer, Cause.FORGOTTEN, now)

@@ -243,8 +243,12 @@ class Suspicions:
         # Rule 12: a carried notice was heard by nobody's clock but its responder's.
         if carried:
             return
-        # Our own open connection to it outweighs anyone's refused dial.
-        if peer in self._roster.connected:
+        # Our own open connection, answered ping or dial outweighs anyone's refused dial.
+        if peer in self._roster.connected or suspicion.listening:
+            return
+        # Witnesses this member has already answered (rule 4) are not believed again soon.
+        record = self._roster.records.get(peer)
+        if record is not None and record.discredited.get(observer, -1.0) > now:
             return
         suspicion.witnesses.setdefault(observer, now)
 

@@ -232,6 +232,17 @@ class ClusterView:
             record.suspicion.witnesses.clear()
         return Outcome()
 
+    def on_answered(self, peer: str, now: float) -> Outcome:
+        """Our ping to ``peer`` was answered or our dial to it connected: it listens, so no
+        refusal, ours or a witness's, counts in its suspicion from now on (rule 7). Not
+        an answer to the suspicion: only the member's own statement is (rule 4)."""
+        record = self._roster.records.get(peer)
+        if record is not None and record.suspicion is not None:
+            record.suspicion.refused_at = None
+            record.suspicion.witnesses.clear()
+            record.suspicion.listening = True
+        return Outcome()
+
     def on_disconnected(self, peer: str, now: float) -> Outcome:
         """libp2p closed our *last* connection to ``peer``: suspect it at once, not dead."""
         self._roster.connected.discard(peer)

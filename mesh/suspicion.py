@@ -56,6 +56,8 @@ class Suspicion:
     # connection to the member.
     witnesses: dict[str, float] = field(default_factory=dict)
     said_refused: bool = False  # we published a notice saying our dial was refused
+    # Our own ping or dial reached it during this suspicion: no witness counts any more.
+    listening: bool = False
 
     def held(self) -> bool:
         """Resting on carried notices alone: no deadline (rule 12)."""
@@ -80,8 +82,9 @@ class Suspicion:
             deadline = min(deadline, self.refused_at + config.refused_grace)
         witnessed = self.witnessed_at(config.refusal_witnesses)
         if witnessed is not None:
-            # Rule 7: as many admitted observers' refusals count as our own.
-            deadline = min(deadline, witnessed + config.refused_grace)
+            # Rule 7: as many admitted observers' refusals count as our own; but while we
+            # are starved (rule 8) the member's answer may wait unread behind their word.
+            deadline = min(deadline, witnessed + config.refused_grace * multiplier)
         return deadline
 
     def witnessed_at(self, needed: int) -> float | None:

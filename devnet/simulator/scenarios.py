@@ -26,7 +26,7 @@ from devnet.simulator.cluster import HANDSHAKE_RTTS, KAD_K, Cluster
 from devnet.simulator.kernel import Life
 from devnet.simulator.network import LinkModel
 from devnet.simulator.overlay import GossipParams
-from mesh.cluster_config import ClusterConfig, production
+from mesh.cluster_config import CERTIFIED_WITNESSES, ClusterConfig, production
 from mesh.cluster_transitions import Transition
 from mesh.digest import encode_gossip
 from mesh.election import elect_admin
@@ -94,9 +94,9 @@ class Result:
 
 
 def build(settings: Settings) -> Cluster:
-    config = settings.config
-    if settings.open:
-        config = dataclasses.replace(config, refusal_witnesses=0)
+    # As the gossip service sets it: witnesses count only where members are certified.
+    witnesses = 0 if settings.open else CERTIFIED_WITNESSES
+    config = dataclasses.replace(settings.config, refusal_witnesses=witnesses)
     return Cluster(
         settings.nodes,
         seed=settings.seed,

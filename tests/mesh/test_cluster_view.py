@@ -564,9 +564,7 @@ def test_a_refused_dial_back_kills_after_the_grace_not_the_suspicion_timeout() -
     view = cluster(X, B, C, D, config=QUIET)  # K = 2: a lone observer would wait 8 s
     view.on_disconnected(X, 0.2)
     outcome = view.on_refused(X, 0.21)
-    # Already suspected and published by us: the refusal goes out once more, as a witness's
-    # notice others may count (rule 7, tests/mesh/test_witnesses.py).
-    assert outcome.events == (PublishSuspect(X, Version(START, 0, 1), refused=True),)
+    assert outcome.events == ()  # already suspected by us, already published
     assert view.next_deadline() == pytest.approx(0.21 + CFG.refused_grace)
     view.tick(0.21 + CFG.refused_grace - 0.001)
     assert state(view) is SUSPECT
@@ -584,7 +582,7 @@ def test_a_refused_dial_back_on_its_own_suspects_and_is_published() -> None:
         Transition(
             X, 1.0, ALIVE, SUSPECT, Cause.REFUSED, Status.HEALTHY, Status.HEALTHY, f"by {ME}"
         ),
-        PublishSuspect(X, Version(START, 0, 1), refused=True),
+        PublishSuspect(X, Version(START, 0, 1)),
     ]
     view.tick(1.0 + CFG.refused_grace)
     assert state(view) is DEAD

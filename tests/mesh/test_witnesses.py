@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 
+from mesh.cluster_config import CERTIFIED_WITNESSES, ClusterConfig
 from mesh.cluster_events import PublishSuspect
 from mesh.cluster_transitions import Cause
 from mesh.digest import decode_gossip, encode_gossip
@@ -14,6 +15,7 @@ from tests.mesh.test_cluster_view import (
     ALIVE,
     CFG,
     DEAD,
+    ME,
     QUIET,
     START,
     SUSPECT,
@@ -29,15 +31,21 @@ from tests.mesh.test_cluster_view import (
 )
 
 GRACE = CFG.refused_grace
-OPEN = dataclasses.replace(QUIET, refusal_witnesses=0)  # no admission policy: trust nobody
+# Members certified by an admission policy: the gossip service sets CERTIFIED_WITNESSES.
+CERT = dataclasses.replace(QUIET, refusal_witnesses=CERTIFIED_WITNESSES)
+OPEN = QUIET  # no admission policy: the default trusts nobody's refusal
 
 
 def refused(observer: str, suspect: str = X, seq: int = 1) -> SuspectNotice:
     return SuspectNotice(observer, suspect, START, 0, seq, sent_at_ms=START, refused=True)
 
 
+def lie(observer: str, *, inc: int = 0, seq: int = 1, start: int = START) -> SuspectNotice:
+    return SuspectNotice(observer, X, start, inc, seq, sent_at_ms=START, refused=True)
+
+
 def test_two_witnesses_make_a_suspect_dead_after_the_grace_not_the_suspicion() -> None:
-    view = cluster(X, B, C, D, config=QUIET)  # test preset: suspicion min 4 s
+    view = cluster(X, B, C, D, config=CERT)  # test preset: suspicion min 4 s
     view.on_suspect_notice(refused(B), 1.0)
     assert state(view) is SUSPECT
     view.tick(1.0 + GRACE)
@@ -58,11 +66,11 @@ def test_an_open_cluster_counts_no_witness() -> None:
     view.on_suspect_notice(refused(C), 1.0)
     view.tick(1.0 + GRACE)
     assert state(view) is SUSPECT
-    assert view.next_deadline() == 1.0 + QUIET.suspicion_timeout(5, 1)
+    assert view.next_deadline() == 1.0 + OPEN.suspicion_timeout(5, 1)
 
 
 def test_a_witness_counts_once_however_often_it_says_so() -> None:
-    view = cluster(X, B, C, D, config=QUIET)
+    view = cluster(X, B, C, D, config=CERT)
     for at in (1.0, 1.1, 1.2):
         view.on_suspect_notice(refused(B), at)
     view.tick(5.0)  # past any grace, before the lone observer's suspicion timeout
@@ -70,10 +78,10 @@ def test_a_witness_counts_once_however_often_it_says_so() -> None:
 
 
 def test_notices_carried_in_a_snapshot_are_no_witnesses() -> None:
-    source = cluster(X, B, C, D, config=QUIET)
+    source = cluster(X, B, C, D, config=CERT)
     source.on_suspect_notice(refused(B), 1.0, statement=b"b")
     source.on_suspect_notice(refused(C), 1.0, statement=b"c")
-    fresh = cluster(X, B, C, D, config=QUIET)
+    fresh = cluster(X, B, C, D, config=CERT)
     for entry in source.snapshot(1.0).members:
         for signed in entry.suspicions:
             fresh.on_suspect_notice(signed.notice, 2.0, signed.statement, carried=True)
@@ -87,7 +95,7 @@ def test_notices_carried_in_a_snapshot_are_no_witnesses() -> None:
 
 
 def test_our_open_connection_outweighs_the_witnesses() -> None:
-    view = cluster(X, B, C, D, config=QUIET)
+    view = cluster(X, B, C, D, config=CERT)
     view.on_connected(X, 0.5)
     view.on_suspect_notice(refused(B), 1.0)
     view.on_suspect_notice(refused(C), 1.0)
@@ -96,7 +104,7 @@ def test_our_open_connection_outweighs_the_witnesses() -> None:
 
 
 def test_a_new_connection_clears_the_witnesses_heard_before() -> None:
-    view = cluster(X, B, C, D, config=QUIET)
+    view = cluster(X, B, C, D, config=CERT)
     view.on_suspect_notice(refused(B), 1.0)
     view.on_connected(X, 1.05)  # it is listening after all
     view.on_disconnected(X, 1.06)
@@ -108,7 +116,7 @@ def test_a_new_connection_clears_the_witnesses_heard_before() -> None:
 def test_the_member_s_newer_statement_answers_the_witnesses() -> None:
     # Liars among the certified can make a member dead in our view; its next statement
     # brings it back (rule 4), and a refutation is published at once when it hears them.
-    view = cluster(X, B, C, D, config=QUIET)
+    view = cluster(X, B, C, D, config=CERT)
     view.on_suspect_notice(refused(B), 1.0)
     view.on_suspect_notice(refused(C), 1.0)
     view.on_digest(dg(X, 2, inc=1), 1.05)
@@ -118,7 +126,7 @@ def test_the_member_s_newer_statement_answers_the_witnesses() -> None:
 
 
 def test_witnesses_about_an_older_statement_count_for_nothing() -> None:
-    view = cluster(X, B, C, D, config=QUIET)
+    view = cluster(X, B, C, D, config=CERT)
     view.on_digest(dg(X, 5), 0.5)  # we hold seq 5; their notices name seq 1
     view.on_suspect_notice(refused(B, seq=1), 1.0)
     view.on_suspect_notice(refused(C, seq=1), 1.0)
@@ -127,14 +135,14 @@ def test_witnesses_about_an_older_statement_count_for_nothing() -> None:
 
 
 def test_a_refused_dial_is_published_once_as_a_witness_while_witnesses_are_wanted() -> None:
-    view = cluster(X, B, C, D, config=QUIET)
+    view = cluster(X, B, C, D, config=CERT)
     view.on_suspect_notice(refused(B), 1.0)
     view.on_suspect_notice(refused(C), 1.0)
     # Two witnesses known: ours goes out as a plain confirmation (rule 6), not a witness's.
     assert [e for e in view.on_refused(X, 1.01).events if isinstance(e, PublishSuspect)] == [
         PublishSuspect(X, Version(START, 0, 1))
     ]
-    other = cluster(X, B, C, D, config=QUIET)
+    other = cluster(X, B, C, D, config=CERT)
     first = other.on_refused(X, 1.0).events
     assert PublishSuspect(X, Version(START, 0, 1), refused=True) in first
     assert other.on_refused(X, 1.02).events == ()  # once
@@ -155,3 +163,61 @@ def test_the_refused_flag_survives_the_wire_and_its_signature_covers_it() -> Non
     assert decoded == notice and isinstance(decoded, SuspectNotice) and decoded.refused
     plain = encode_gossip(dataclasses.replace(notice, refused=False))
     assert plain != data  # a relay cannot turn one into the other without a new signature
+
+
+def test_the_default_trusts_no_witness() -> None:
+    # Fail-safe: a view built without an admission policy in mind counts nobody's refusal.
+    assert ClusterConfig().refusal_witnesses == 0
+
+
+def test_witnesses_the_member_answered_cannot_kill_it_again_at_once() -> None:
+    # Two certified liars: one kill, then the member refutes; the same pair's next lies
+    # about the refuted incarnation are not believed (one kill per window, not per refute).
+    view = cluster(X, B, C, D, config=CERT)
+    view.on_suspect_notice(lie(B, inc=0, seq=1), 1.0)
+    view.on_suspect_notice(lie(C, inc=0, seq=1), 1.0)
+    view.tick(1.0 + GRACE)
+    assert state(view) is DEAD  # the documented price, once
+    view.on_digest(dg(X, 2, inc=1), 1.2)  # X refutes
+    view.on_suspect_notice(lie(B, inc=1, seq=2), 1.21)
+    view.on_suspect_notice(lie(C, inc=1, seq=2), 1.21)
+    view.tick(1.21 + GRACE)
+    assert state(view) is SUSPECT
+    # Honest witnesses of a later crash are still believed.
+    view.on_suspect_notice(lie(D, inc=1, seq=2), 1.3)
+    view.on_suspect_notice(lie(ME, inc=1, seq=2), 1.3)  # our own notice is no witness
+    view.tick(1.3 + GRACE)
+    assert state(view) is SUSPECT  # one honest witness is not two
+
+
+def test_a_new_life_forgets_which_witnesses_its_old_life_answered() -> None:
+    view = cluster(X, B, C, D, config=CERT)
+    view.on_suspect_notice(lie(B, inc=0, seq=1), 1.0)
+    view.on_suspect_notice(lie(C, inc=0, seq=1), 1.0)
+    view.on_digest(dg(X, 2, inc=1), 1.05)  # answered: B and C discredited
+    view.on_digest(dg(X, 1, start=START + 5000), 2.0)  # a restart: a new life
+    view.on_suspect_notice(lie(B, seq=1, start=START + 5000), 3.0)
+    view.on_suspect_notice(lie(C, seq=1, start=START + 5000), 3.0)
+    view.tick(3.0 + GRACE)
+    assert state(view) is DEAD
+
+
+def test_our_answered_ping_or_dial_outweighs_the_witnesses() -> None:
+    view = cluster(X, B, C, D, config=CERT)
+    view.on_suspect_notice(refused(B), 1.0)
+    view.on_answered(X, 1.002)  # our dial-back connected: it listens
+    view.on_suspect_notice(refused(C), 1.01)
+    view.on_suspect_notice(refused(D), 1.01)
+    view.tick(1.01 + GRACE)
+    assert state(view) is SUSPECT
+
+
+def test_a_starved_node_gives_the_member_longer_to_answer_witnesses() -> None:
+    view = cluster(X, B, C, D, config=CERT)
+    view.set_starved(True, 0.5)
+    view.on_suspect_notice(refused(B), 1.0)
+    view.on_suspect_notice(refused(C), 1.0)
+    view.tick(1.0 + GRACE)
+    assert state(view) is SUSPECT
+    view.tick(1.0 + GRACE * CERT.awareness_max)
+    assert state(view) is DEAD

@@ -27,7 +27,7 @@ from devnet.simulator.__main__ import main
 from devnet.simulator.kernel import Life
 from devnet.simulator.report import row, table
 from devnet.simulator.scenarios import Result, Settings, build, run, warm_start
-from mesh.cluster_config import production
+from mesh.cluster_config import CERTIFIED_WITNESSES, production
 
 
 def _run(scenario: str, nodes: int = 10, **kw: object) -> Result:
@@ -55,7 +55,10 @@ def test_the_simulator_drives_the_classes_the_node_imports() -> None:
     cluster = build(Settings(nodes=3))
     # Not a subclass nor a stand-in: the very class, with the production preset.
     assert all(type(node.view) is mesh.cluster_view.ClusterView for node in cluster.nodes)
-    assert cluster.nodes[0].config == production()
+    # The production preset, with witnesses as a certified cluster's gossip service sets them.
+    assert cluster.nodes[0].config == dataclasses.replace(
+        production(), refusal_witnesses=CERTIFIED_WITNESSES
+    )
     assert isinstance(cluster.verifier, adapters.envelope.EnvelopeCache)
 
 
