@@ -114,9 +114,13 @@ class SuspectChecks:
         # (no open connection: our connection events may lag the network's): a killed
         # process's connection can still look open to us for a moment, and only the
         # kernel's refusal makes it dead at once (rule 7).
-        if peer in self._connected and await self._node.pinger.probe_now(peer) is True:
-            self._view.on_answered(peer, self._clock())
-            return
+        unanswered = False
+        if peer in self._connected:
+            answer = await self._node.pinger.probe_now(peer)
+            if answer is True:
+                self._view.on_answered(peer, self._clock())
+                return
+            unanswered = answer is False
         address = self._node.dial_back_target(peer, member.p2p_addrs)
         if address is not None and not self._dial_budget.take(self._clock()):
             # Sybils each suspected in turn must not make us a connection flood.
@@ -129,7 +133,10 @@ class SuspectChecks:
             self._view.on_answered(peer, self._clock())
         if result is not DialResult.REFUSED:
             return
-        try:  # the view ignores it if a connection to the peer is open again
-            self._handle(self._view.on_refused(peer, self._clock()), peer)
+        # The view ignores it while a connection to the peer looks open, unless our ping
+        # on that connection has just gone unanswered.
+        try:
+            outcome = self._view.on_refused(peer, self._clock(), unanswered=unanswered)
+            self._handle(outcome, peer)
         except Exception as exc:  # nothing a peer's state caused may end the checks
             self._metrics.loop_failed("dialback", exc)

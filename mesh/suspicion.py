@@ -12,7 +12,9 @@ Rule 7 of ``mesh.cluster_view``, which ``deadline`` carries out:
    local-health multiplier has passed since the suspicion began (``mesh.cluster_config``),
    or ``refused_grace`` after our own dial to the member's address was refused (REFUSED):
    nothing listens there, a kernel's answer that no peer can forge for another, so it is
-   trusted even when starved. Nobody's notice carries it: each observer dials for itself
+   trusted even when starved. It counts while no connection to the member is open, or
+   while one looks open but our own ping on it has just gone unanswered (a killed
+   process's reset not yet read). Nobody's notice carries it: each observer dials for itself
    (the adapter dials a suspect it is not connected to), so a liar's notice buys at most
    a dial that connects. Witnesses are the exception, in a cluster whose members an
    admission policy certifies (``refusal_witnesses`` > 0, set by the node only then): a

@@ -100,3 +100,28 @@ async def test_an_answered_ping_settles_it_without_a_dial() -> None:
     service, node = _closes_during_ping(answer=True)
     await service._checks.verify(PEER)
     assert node.pinged == [PEER] and _refused_at(service) is None
+
+
+async def test_an_unanswered_ping_and_a_refused_dial_kill_though_our_close_never_came() -> None:
+    # A killed process whose connection still looks open to us (its reset not yet read:
+    # a starved loop, or a close py-libp2p never reports): our own ping on it went
+    # unanswered and the kernel refused our dial, so the open-looking link is no evidence
+    # of life. Before this, the refusal was ignored and the member waited out the whole
+    # suspicion timeout.
+    node = FakeNode(answer=False)
+    service = _service(node)
+    await service._checks.verify(PEER)
+    assert node.pinged == [PEER]
+    assert PEER in service._connected  # the close never came
+    assert _refused_at(service) is not None
+    service.view.tick(trio.current_time() + devnet().refused_grace + 0.01)
+    assert _state(service) is MemberState.DEAD
+
+
+async def test_a_refused_dial_without_a_ping_learnt_does_not_count_while_connected() -> None:
+    # No ping went out (one was in flight already): nothing says the open link is dead.
+    node = FakeNode(answer=None)
+    service = _service(node)
+    await service._checks.verify(PEER)
+    assert _refused_at(service) is None
+    assert _state(service) is MemberState.SUSPECT

@@ -625,6 +625,17 @@ def test_a_refused_dial_while_connected_is_ignored() -> None:
     assert state(view) is ALIVE
 
 
+def test_a_refused_dial_counts_while_connected_if_our_ping_went_unanswered() -> None:
+    # A killed process whose reset we have not read yet: its connection looks open, our
+    # ping on it fails, its kernel refuses our dial.
+    view = cluster(X, B, C, config=QUIET)
+    view.on_connected(X, 0.0)
+    view.on_refused(X, 1.0, unanswered=True)
+    assert state(view) is SUSPECT
+    view.tick(1.0 + CFG.refused_grace)
+    assert state(view) is DEAD
+
+
 def test_a_peer_that_connects_after_a_refused_dial_is_not_killed_by_it() -> None:
     view = cluster(X, B, C, D, config=QUIET)
     view.on_refused(X, 1.0)
