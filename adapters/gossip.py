@@ -16,7 +16,7 @@ Wiring (the node runner does this)::
     # Before the host closes (open_p2p_node's exit); after the manager reports stopping,
     # so peers first see a "stopping" digest, then the leave.
     shutdown.register(Component("gossip-leave", gossip.leave, priority=20, timeout=2.0))
-    add_json_route(app, "/health/cluster", gossip.cluster_json)   # and peer_json(peer_id)
+    add_cluster_routes(app, gossip)     # GET /health/cluster[?state=&limit=&after=], /<peer>
 
 Clocks. Two, both injectable:
 - ``wall_clock`` (Unix seconds, default ``time.time``) dates what goes on the wire (digest
@@ -39,8 +39,7 @@ dropped. Collaborators, each handed what it needs, do the rest:
 - ``adapters.view_timers``: the view's timers, the score's last hour, the election;
 - ``adapters.gossip_metrics`` (counters, gauges, log rules), ``adapters.election_check``.
 
-An error in any loop or handler is caught, counted in ``chorus_gossip_errors_total{where}``
-and logged once per kind.
+A loop's or handler's error is caught, counted in ``chorus_gossip_errors_total{where}``, logged.
 """
 
 from __future__ import annotations
@@ -72,6 +71,7 @@ from mesh.admission import AdmissionPolicy
 from mesh.certificate import MemberCertificate
 from mesh.cluster_config import CERTIFIED_WITNESSES, ClusterConfig
 from mesh.cluster_events import Event, Outcome, PublishRefute, PublishSuspect
+from mesh.cluster_page import EVERY, ClusterPage
 from mesh.cluster_transitions import Cause, Transition
 from mesh.cluster_view import ClusterView
 from mesh.digest import TOPIC
@@ -329,8 +329,9 @@ class GossipService:
             timeout=timeout,
         )
 
-    def cluster_json(self, now: float | None = None) -> dict[str, Any]:
-        """Body of GET /health/cluster; ``now`` on the view's clock (default: its clock)."""
+    def cluster_json(self, now: float | None = None, page: ClusterPage = EVERY) -> dict[str, Any]:
+        """Body of GET /health/cluster, with the members ``page`` selects; ``now`` on the
+        view's clock (default: its clock)."""
         now = self._clock() if now is None else now
         return shapes.cluster_json(
             self.view,
@@ -338,6 +339,7 @@ class GossipService:
             wall_now=self._wall(),
             history=self._tuning.history_in_json,
             scores=self.score_history.points(),
+            page=page,
         )
 
     def peer_json(self, peer_id: str) -> dict[str, Any] | None:

@@ -26,6 +26,7 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 from quart import Response, jsonify, request
 from quart_trio import QuartTrio
 
+from mesh.cluster_page import EVERY, ClusterPage, parse_page
 from mesh.errors import CheckRegistrationError
 from mesh.manager import CheckManager
 from mesh.model import CheckResult, Status, SystemStatus
@@ -155,18 +156,29 @@ def add_json_route(
 
 
 class ClusterSource(Protocol):
-    def cluster_json(self) -> dict[str, Any]: ...
+    def cluster_json(
+        self, now: float | None = None, page: ClusterPage = EVERY
+    ) -> dict[str, Any]: ...
 
     def peer_json(self, peer_id: str) -> dict[str, Any] | None: ...
 
 
 def add_cluster_routes(app: QuartTrio, cluster: ClusterSource) -> None:
-    """GET /health/cluster (every known peer) and /health/cluster/<peer id> (one)."""
+    """GET /health/cluster (the known peers, filtered and paged by ``mesh.cluster_page``)
+    and /health/cluster/<peer id> (one)."""
 
     @app.get("/health/cluster")
     @guarded
-    async def cluster_view() -> Response:
-        return jsonify(cluster.cluster_json())
+    async def cluster_view() -> tuple[Response, int]:
+        names = ("state", "after", "limit")
+        for name in names:
+            if len(request.args.getlist(name)) > 1:  # as /health/history: refuse, not choose
+                return _error(400, f"{name} may be given only once")
+        try:
+            page = parse_page(*(request.args.get(name) for name in names))
+        except ValueError as exc:
+            return _error(400, str(exc))
+        return jsonify(cluster.cluster_json(page=page)), 200
 
     @app.get("/health/cluster/<peer_id>")
     @guarded

@@ -11,7 +11,10 @@ Shape of /health/cluster::
      "score": 0.97,                  # the view's cluster score in [0, 1]
      "admin": "<peer id>" | null,    # mesh.election.elect_admin over the members
      "counts": {"alive": 4, "suspect": 1, "dead": 0, "left": 0},
-     "peers": [<member>, ...],       # sorted by peer_id
+     "peers": [<member>, ...],       # sorted by peer_id; those the page selects
+     "page": {"total": 5, "next": null},
+                                     # members matching the filter, and the peer id to
+                                     # pass as ?after= for the next page (mesh.cluster_page)
      "score_history": [{"at": "<RFC 3339>", "score": 0.97}, ...],
                                      # oldest first: the lowest score in each bucket of
                                      # the last hour (mesh.score_history)
@@ -37,6 +40,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from mesh.cluster_page import EVERY, ClusterPage
 from mesh.cluster_roster import Member
 from mesh.cluster_transitions import Transition
 from mesh.cluster_view import ClusterView
@@ -59,12 +63,15 @@ def cluster_json(
     wall_now: float,
     history: int = DEFAULT_HISTORY,
     scores: Sequence[ScorePoint] = (),
+    page: ClusterPage = EVERY,
 ) -> JSON:
-    """The whole view; ``now`` on the view's clock, ``wall_now`` Unix seconds; ``scores``
-    the cluster score's recent past, on the view's clock too."""
+    """The view; ``now`` on the view's clock, ``wall_now`` Unix seconds; ``scores`` the
+    cluster score's recent past, on the view's clock too; ``page`` which members to show
+    (``mesh.cluster_page``). Status, score, admin and counts are always the whole view's."""
     members = view.members()
     health = view.health()
     counts = view.counts()
+    shown, total, following = page.select(members)
     return {
         "node_id": view.self_id,
         "status": str(health.status),
@@ -73,8 +80,9 @@ def cluster_json(
         "counts": {str(state): counts[state] for state in MemberState},
         "peers": [
             member_json(member, self_id=view.self_id, now=now, wall_now=wall_now, history=history)
-            for _, member in sorted(members.items())
+            for member in shown
         ],
+        "page": {"total": total, "next": following},
         "score_history": [
             {"at": rfc3339(wall_now - (now - p.at)), "score": round(p.score, 4)} for p in scores
         ],

@@ -51,6 +51,7 @@ from adapters.view_pull import PULL_PROTOCOL, PULL_REQUEST
 from mesh.admission import AdmissionPolicy
 from mesh.cluster_config import ClusterConfig, devnet
 from mesh.cluster_json import cluster_json
+from mesh.cluster_page import ClusterPage
 from mesh.cluster_transitions import Cause
 from mesh.cluster_view import ClusterView
 from mesh.digest import TOPIC, encode_gossip
@@ -99,8 +100,10 @@ def test_cluster_json_has_the_documented_shape() -> None:
     body = cluster_json(view, now=102.5, wall_now=1_700_000_100.0, scores=scores)
 
     assert list(body) == [
-        "node_id", "status", "score", "admin", "counts", "peers", "score_history", "timestamp"
+        "node_id", "status", "score", "admin", "counts", "peers", "page", "score_history",
+        "timestamp",
     ]  # fmt: skip
+    assert body["page"] == {"total": 2, "next": None}
     # Oldest first, on the wall clock like the histories.
     assert body["score_history"] == [
         {"at": "2023-11-14T22:14:17.5Z", "score": 1.0},
@@ -159,6 +162,20 @@ def test_peers_are_sorted_by_peer_id() -> None:
         view.on_gossip(_digest(name, 1_700_000_000.0, 1), 1.0)
     body = cluster_json(view, now=1.0, wall_now=1_700_000_001.0)
     assert [p["peer_id"] for p in body["peers"]] == ["A", "M", "Z"]
+
+
+def test_cluster_json_pages_and_filters_but_counts_the_whole_view() -> None:
+    view = ClusterView("M", devnet())
+    for name in ("Z", "A", "M", "Q"):
+        view.on_gossip(_digest(name, 1_700_000_000.0, 1), 1.0)
+    view.on_connected("Q", 1.0)
+    view.on_disconnected("Q", 1.5)  # suspect
+    page = ClusterPage(frozenset({ALIVE}), after="A", limit=1)
+    body = cluster_json(view, now=2.0, wall_now=1_700_000_002.0, page=page)
+    assert [p["peer_id"] for p in body["peers"]] == ["M"]
+    assert body["page"] == {"total": 3, "next": "M"}
+    assert body["counts"] == {"alive": 3, "suspect": 1, "dead": 0, "left": 0}
+    assert body["admin"] is not None
 
 
 @pytest.mark.parametrize(

@@ -14,8 +14,10 @@ from quart_trio import QuartTrio
 
 from adapters.http_app import add_cluster_routes, create_app
 from adapters.metrics import HealthMetrics
+from mesh.cluster_page import EVERY, ClusterPage
 from mesh.flap import Thresholds
 from mesh.manager import CheckManager
+from mesh.messages import MemberState
 from mesh.model import CheckResult, HealthCheck
 from mesh.wire_json import health_json
 
@@ -265,8 +267,10 @@ async def test_history_rejects_malformed_queries(
 class FakeCluster:
     def __init__(self, peers: dict[str, dict[str, Any]]) -> None:
         self.peers = peers
+        self.asked: list[ClusterPage] = []
 
-    def cluster_json(self) -> dict[str, Any]:
+    def cluster_json(self, now: float | None = None, page: ClusterPage = EVERY) -> dict[str, Any]:
+        self.asked.append(page)
         return {"peers": list(self.peers.values())}
 
     def peer_json(self, peer_id: str) -> dict[str, Any] | None:
@@ -288,6 +292,50 @@ async def test_cluster_peer_route_rejects_malformed_peer_ids(
         error = (await response.get_json())["error"]
         assert error.startswith("peer id "), error
         assert len(error) < 200
+
+
+async def test_cluster_route_passes_the_page_asked_for(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    _, app, _ = node()
+    cluster = FakeCluster({})
+    add_cluster_routes(app, cluster)
+    client = app.test_client()
+    assert (await client.get("/health/cluster")).status_code == 200
+    response = await client.get("/health/cluster?state=dead,suspect&limit=2&after=12D3KooWx")
+    assert response.status_code == 200
+    dead_or_suspect = frozenset({MemberState.DEAD, MemberState.SUSPECT})
+    assert cluster.asked == [EVERY, ClusterPage(dead_or_suspect, "12D3KooWx", 2)]
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "state=bogus",
+        "state=alive,",
+        "state=" + "alive," * 200 + "dead",
+        "limit=0",
+        "limit=1001",
+        "limit=%C2%B2",
+        "limit=" + "9" * 300,
+        "after=bad%20id",
+        "after=" + "x" * 200,
+        "limit=1&limit=2",
+        "state=dead&state=alive",
+    ],
+)
+async def test_cluster_route_refuses_bad_pages(
+    query: str, autojump_clock: trio.testing.MockClock
+) -> None:
+    _, app, _ = node()
+    cluster = FakeCluster({})
+    add_cluster_routes(app, cluster)
+    response = await app.test_client().get(f"/health/cluster?{query}")
+    assert response.status_code == 400, query
+    error = (await response.get_json())["error"]
+    assert error.startswith(query.partition("=")[0] + " "), error
+    assert len(error) < 200
+    assert cluster.asked == []
 
 
 async def test_token_guards_detailed_endpoints_only(autojump_clock: trio.testing.MockClock) -> None:
