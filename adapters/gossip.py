@@ -155,7 +155,6 @@ class GossipService:
         )
         # The peers we are connected to: the parts read it, only the events change it.
         self._connected = linked = self._connections.peers
-        # The parts (module docstring), each handed what it needs.
         handle = self._handle
         self._publisher = GossipPublisher(
             node,
@@ -231,6 +230,7 @@ class GossipService:
             self.score_history,
             apply=self._apply,
             starved=starved,
+            network=lambda: node.pinger.network_score(),
             tick_max=tuning.tick_max,
             loop_failed=metrics.loop_failed,
             clock=clock,

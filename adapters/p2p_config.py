@@ -107,6 +107,13 @@ class P2PConfig:
     # One long-lived ping stream per connection (LinkPinger.reuse_streams): a new stream
     # per ping cost ~20 TCP segments per ping, a third of an idle node's packets.
     ping_reuse_streams: bool = True
+    # None: every ping waits ping_timeout. A number: each peer's timeout is measured from
+    # its answers (adapters/link_timing.py: srtt + 4 rttvar, as TCP's), between this floor
+    # and ping_timeout, so a frozen peer on a quiet network is failed at the floor; and
+    # answers later than ping_slow_answer (200 ms, TCP's least retransmit timeout: any
+    # retransmit) stretch the cluster view's timeouts (ClusterView.set_network_health).
+    ping_timeout_floor: float | None = None
+    ping_slow_answer: float = 0.2
 
     # py-libp2p's connection manager dials every peer in its peerstore (learned from
     # the DHT and identify) while it has fewer than 50 to 100 connections: a full mesh
@@ -142,6 +149,7 @@ class P2PConfig:
             "gossip_forward_limit",
             "ping_interval",
             "ping_timeout",
+            "ping_slow_answer",
             "dial_timeout",
             "bootstrap_deadline",
             "dht_peer_timeout",
@@ -150,6 +158,9 @@ class P2PConfig:
         ):
             if getattr(self, name) <= 0:
                 raise P2PError(f"{name} must be positive, got {getattr(self, name)}")
+        floor = self.ping_timeout_floor
+        if floor is not None and not 0 < floor <= self.ping_timeout:
+            raise P2PError(f"ping_timeout_floor must be in (0, ping_timeout], got {floor}")
         for addr in self.bootstrap:
             parse_peer_addr(addr, "bootstrap address")
 

@@ -18,6 +18,7 @@ from libp2p.peer.id import ID
 
 from adapters.dht import LibP2PDHT
 from adapters.guarded_pubsub import GuardedPubsub
+from adapters.link_timing import LinkTiming
 from adapters.p2p_bootstrap import Bootstrapper
 from adapters.p2p_config import P2PConfig, P2PError, parse_peer_addr
 from adapters.peer_events import PeerEvents, PeerListener, hook_connection_close
@@ -60,6 +61,10 @@ class P2PNode:
             abort=cfg.abort_connection_on_ping_failure,
             reuse_streams=cfg.ping_reuse_streams,
         )
+        if cfg.ping_timeout_floor is not None:
+            self.pinger.timing = LinkTiming(
+                floor=cfg.ping_timeout_floor, ceiling=cfg.ping_timeout, slow=cfg.ping_slow_answer
+            )
         self._bootstrapper = Bootstrapper(
             cfg, kad, connect=self.connect, connected_peers=self.connected_peers
         )

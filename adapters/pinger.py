@@ -34,6 +34,8 @@ from libp2p.peer.id import ID
 from libp2p.protocol_muxer.multiselect_client import MultiselectClient
 from libp2p.protocol_muxer.multiselect_communicator import MultiselectCommunicator
 
+from adapters.link_timing import LinkTiming
+
 __all__ = ["LinkPinger", "PingListener"]
 
 logger = logging.getLogger(__name__)
@@ -72,6 +74,9 @@ class LinkPinger:
         self.timeout = timeout
         self.abort = abort
         self.starved: Callable[[], bool] = _never
+        # Per-peer timeouts from measured round trips (adapters/link_timing.py) instead of
+        # ``timeout`` for every ping; ``timeout`` is then their ceiling.
+        self.timing: LinkTiming | None = None
         self.on_failure: list[PingListener] = []
         self.sent = 0
         self.answered = 0
@@ -135,14 +140,19 @@ class LinkPinger:
                 return await self._probe(peer_id)
         return None
 
-    async def ping(self, conn: INetConn) -> bool:
-        """One ping on ``conn`` within ``timeout``; True if it was answered."""
+    def network_score(self) -> int:
+        """Late answers among our recent pings (``LinkTiming.score``; 0 without timing)."""
+        return 0 if self.timing is None else self.timing.score
+
+    async def ping(self, conn: INetConn, timeout: float | None = None) -> bool:
+        """One ping on ``conn`` within ``timeout`` (default: ours); True if answered."""
+        timeout = self.timeout if timeout is None else timeout
         if self.reuse_streams:
-            return await self._ping_reusing(conn)
-        result = await ping_connection(conn, ping_timeout=self.timeout)
+            return await self._ping_reusing(conn, timeout)
+        result = await ping_connection(conn, ping_timeout=timeout)
         return result.success
 
-    async def _ping_reusing(self, conn: INetConn) -> bool:
+    async def _ping_reusing(self, conn: INetConn, timeout: float) -> bool:
         # Streams of connections that are gone: at most one entry per open connection.
         live = {c for conns in self._network.connections.values() for c in conns}
         for old in [c for c in self._streams if c not in live]:
@@ -151,14 +161,14 @@ class LinkPinger:
             stream = self._streams.get(conn)
             fresh = stream is None
             answered = False
-            with trio.move_on_after(self.timeout) as scope:
+            with trio.move_on_after(timeout) as scope:
                 try:
                     if stream is None:
                         stream = await conn.new_stream()
                         await MultiselectClient().select_one_of(
                             [PING_PROTOCOL],
                             MultiselectCommunicator(stream),
-                            max(1, math.ceil(self.timeout)),
+                            max(1, math.ceil(timeout)),
                         )
                         self._streams[conn] = stream
                     await perform_ping_roundtrip(stream)
@@ -189,17 +199,24 @@ class LinkPinger:
             # An open one: a connection whose close has begun fails every ping.
             conn = conns[0]
             self.sent += 1
-            if await self.ping(conn):
+            name = peer.to_base58()
+            timeout = self.timeout if self.timing is None else self.timing.timeout(name)
+            began = trio.current_time()
+            if await self.ping(conn, timeout):
                 self.answered += 1
                 self._unresponsive.discard(peer)
+                if self.timing is not None:
+                    self.timing.answered(name, trio.current_time() - began)
                 return True
+            if self.timing is not None:
+                self.timing.unanswered(name)
             if self.starved():
                 self.ignored += 1
                 logger.debug("ping to %s failed while this node is starved; ignored", peer)
                 return False
             self.failed += 1
             self._unresponsive.add(peer)
-            logger.info("ping to %s not answered within %.1fs", peer, self.timeout)
+            logger.info("ping to %s not answered within %.2fs", peer, timeout)
             for listener in list(self.on_failure):
                 try:
                     listener(peer.to_base58())

@@ -2,7 +2,8 @@
 the election.
 
 Every ``tick_max`` seconds, or at the view's next deadline if that comes first, the view
-hears whether this node is starved (a starved node suspects nobody) and runs its timers
+hears whether this node is starved (a starved node suspects nobody) and how noisy its
+network is (``adapters.link_timing``: late ping answers stretch its timeouts), runs its timers
 (silence, suspicion, forgetting: ``ClusterView.tick``); the cluster score goes into the
 dashboard's hourly chart, and the admin is elected again if a member changed state since
 the last tick.
@@ -34,6 +35,7 @@ class ViewTimers:
         *,
         apply: Callable[[Iterable[Event]], None],
         starved: Callable[[], bool],
+        network: Callable[[], int],
         tick_max: float,
         loop_failed: Callable[[str, Exception], None],
         clock: Callable[[], float],
@@ -44,6 +46,7 @@ class ViewTimers:
         self._score_history = score_history
         self._apply = apply
         self._starved = starved
+        self._network = network
         self._tick_max = tick_max
         self._loop_failed = loop_failed
         self._clock = clock
@@ -60,6 +63,7 @@ class ViewTimers:
             deadline: float | None = None
             try:
                 self._apply(self._view.set_starved(self._starved(), now))
+                self._view.set_network_health(self._network())
                 self._apply(self._view.tick(now))
                 self._score_history.observe(now, lambda: self._view.health().score)
                 if self._election_dirty:

@@ -11,7 +11,14 @@ from the event-loop lag check, that scales every timeout of the view. Rule 8 of
    restart their clock, and those never published are withdrawn (LOCAL_RECOVERY). A closed
    connection is a kernel's fact, not a timing judgement, and is trusted even when starved.
 
-This class only keeps the score; what the view does with it is ``mesh.cluster_suspicions``
+A second score, the network's (0 up to ``awareness_max - 1``), comes from how late our
+pings are answered (``adapters.link_timing``): it stretches the same timeouts, so the
+multiplier is ``health + network + 1``, at most ``awareness_max``, but it is no sign that
+our own clock is wrong, so our evidence is still trusted and published. Under packet loss
+a live member then has longer to refute a suspicion; on a quiet network a short suspicion
+stands.
+
+This class only keeps the scores; what the view does with it is ``mesh.cluster_suspicions``
 (not publishing, recovering) and ``mesh.cluster_timers`` (the multiplier, no death).
 """
 
@@ -24,6 +31,7 @@ class Awareness:
     def __init__(self, awareness_max: int) -> None:
         self._max = awareness_max
         self._health = 0
+        self._network = 0
 
     @property
     def score(self) -> int:
@@ -34,9 +42,18 @@ class Awareness:
         return self._health > 0
 
     @property
+    def network(self) -> int:
+        return self._network
+
+    @property
     def multiplier(self) -> int:
-        """memberlist's ``awareness.ScaleTimeout``: timeouts times (score + 1)."""
-        return self._health + 1
+        """memberlist's ``awareness.ScaleTimeout``: timeouts times (score + 1), both
+        scores counted, at most ``awareness_max``."""
+        return min(self._max, self._health + self._network + 1)
+
+    def set_network(self, score: int) -> None:
+        """Set the network's score, clamped to [0, awareness_max - 1]."""
+        self._network = min(max(0, score), self._max - 1)
 
     def set(self, score: int) -> bool:
         """Set the score, clamped to [0, awareness_max - 1]; True if that ended starvation."""

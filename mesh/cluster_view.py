@@ -47,7 +47,8 @@ written out in full beside the code that carries it out, as memberlist keeps its
    it was refused, or, among certified members, after enough witnesses' were
    (``mesh.suspicion``).
 8. Local health (Lifeguard IV-A). Timeouts grow while we are starved, and our timing
-   evidence is then not trusted (``mesh.awareness``).
+   evidence is then not trusted; they grow too while our pings are answered late, a
+   noisy network, whose evidence stands (``mesh.awareness``).
 9. Stopping. Failure evidence about a member that said it was stopping means it left
    (``mesh.cluster_suspicions``).
 10. Leave. A leave notice makes the member LEFT at once, from any state
@@ -134,6 +135,11 @@ class ClusterView:
         if self._awareness.set(score):
             return self._suspicions.recover(now)
         return []
+
+    def set_network_health(self, score: int) -> None:
+        """How noisy our network is (late ping answers, ``adapters.link_timing``): it
+        stretches our timeouts as local health does, without distrusting our evidence."""
+        self._awareness.set_network(score)
 
     def set_starved(self, starved: bool, now: float) -> list[Event]:
         """The event-loop lag check's verdict: starved means the maximum multiplier."""

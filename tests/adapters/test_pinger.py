@@ -9,6 +9,7 @@ import pytest
 import trio
 from libp2p.peer.id import ID
 
+from adapters.link_timing import LinkTiming
 from adapters.pinger import LinkPinger
 
 PEERS = [ID(f"peer-{i}".encode()) for i in range(4)]
@@ -21,15 +22,26 @@ class FakeNetwork:
         self.connections: dict[ID, list[Any]] = {peer: [peer] for peer in peers}
 
 
-def pinger_for(network: FakeNetwork, answers: dict[ID, bool]) -> tuple[LinkPinger, list[ID]]:
+def pinger_for(
+    network: FakeNetwork,
+    answers: dict[ID, bool],
+    rtts: dict[ID, float] | None = None,
+    waited: list[float] | None = None,
+) -> tuple[LinkPinger, list[ID]]:
+    """A pinger whose pings are answered after ``rtts[peer]`` (0 by default), or never if
+    ``answers[peer]`` is False; ``waited`` collects each ping's timeout."""
     pinger = LinkPinger(network, interval=0.5, timeout=2.0, rng=random.Random(7))  # type: ignore[arg-type]
     pinged: list[ID] = []
+    rtts = {} if rtts is None else rtts
+    waited = [] if waited is None else waited
 
-    async def ping(conn: Any) -> bool:
+    async def ping(conn: Any, timeout: float | None = None) -> bool:
         pinged.append(conn)
+        waited.append(pinger.timeout if timeout is None else timeout)
         if answers.get(conn, True):
+            await trio.sleep(rtts.get(conn, 0.0))
             return True
-        await trio.sleep(pinger.timeout)
+        await trio.sleep(waited[-1])
         return False
 
     pinger.ping = ping  # type: ignore[method-assign]
@@ -93,7 +105,7 @@ async def test_abort_closes_the_connection(autojump_clock: trio.abc.Clock) -> No
     network.connections[PEERS[0]] = [Conn(PEERS[0])]
     pinger = LinkPinger(network, interval=0.5, timeout=2.0, abort=True)  # type: ignore[arg-type]
 
-    async def never(conn: Any) -> bool:
+    async def never(conn: Any, timeout: float | None = None) -> bool:
         await trio.sleep(pinger.timeout)
         return False
 
@@ -118,3 +130,38 @@ async def test_an_out_of_turn_ping_says_what_it_learnt(autojump_clock: trio.abc.
         await trio.sleep(0.1)
         assert await pinger.probe_now(frozen.to_base58()) is None
     assert pinged == [alive, frozen, frozen]
+
+
+async def test_measured_timeouts_fail_a_frozen_peer_at_the_floor(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    network = FakeNetwork(PEERS[:3])
+    quick, laggard, frozen = PEERS[:3]
+    answers = {frozen: True}
+    waited: list[float] = []
+    pinger, pinged = pinger_for(network, answers, rtts={quick: 0.005, laggard: 0.8}, waited=waited)
+    pinger.timing = LinkTiming(floor=0.5, ceiling=2.0, slow=0.2)
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(pinger.run)
+        await trio.sleep(10)
+        assert pinger.timing.timeout(quick.to_base58()) == 0.5
+        assert pinger.timing.timeout(laggard.to_base58()) > 0.5
+        # Every laggard's answer came after 200 ms: the network score counts them (the
+        # last may still be on its way).
+        late = pinged.count(laggard)
+        assert late > 1 and late - 1 <= pinger.network_score() <= late
+        answers[frozen] = False
+        before = pinger.failed
+        await trio.sleep(2)
+        assert pinger.failed == before + 1
+        assert waited[pinged.index(frozen, len(pinged) - 4)] == 0.5  # not the 2 s ceiling
+        nursery.cancel_scope.cancel()
+
+
+async def test_without_timing_every_ping_waits_the_fixed_timeout(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    waited: list[float] = []
+    pinger, _ = pinger_for(FakeNetwork(PEERS[:1]), {}, waited=waited)
+    assert await pinger.probe_now(PEERS[0].to_base58()) is True
+    assert waited == [2.0] and pinger.network_score() == 0

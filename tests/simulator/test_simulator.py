@@ -266,8 +266,11 @@ def test_the_scaling_table_keeps_runs_and_judges_the_goals(tmp_path) -> None:  #
 def test_witnesses_bring_a_crash_to_observers_without_a_link_of_their_own() -> None:
     # 150 nodes: each links about meet_links (32), so most observers never met the victim.
     # Certified members' refused dials count for all (rule 7); in an open cluster those
-    # observers wait out the suspicion (8 s at this size).
+    # observers wait out the suspicion (production's minimum: 3.1 s at this size).
+    from mesh.cluster_config import production
+
     admitted = _run("crash", nodes=150, duration=12.0)
     open_cluster = _run("crash", nodes=150, duration=12.0, open=True)
+    wait = production().suspicion_timeout(150, 2)
     assert admitted.percentile(0.99) is not None and admitted.percentile(0.99) < 1.0
-    assert open_cluster.percentile(0.5) is not None and open_cluster.percentile(0.5) > 5.0
+    assert open_cluster.percentile(0.5) is not None and open_cluster.percentile(0.5) > wait

@@ -1,0 +1,105 @@
+"""How long to wait for a ping's answer, per peer, and how noisy our network is.
+
+A fixed ping timeout has to fit the worst link and the busiest moment, so it is long (2 s)
+and a frozen peer waits it out. TCP faced the same problem and solved it by measuring
+(Jacobson and Karels 1988; RFC 6298): a smoothed round-trip time and its mean deviation
+per peer, and a timeout of ``srtt + 4 * rttvar``. On a quiet LAN a peer answers within
+milliseconds, so its timeout sits at the floor; a lossy link's retransmits (200 ms each at
+least) and a loaded peer's late answers widen it, up to the ceiling. A frozen process
+keeps the timeout its good days earned, so it is found at the floor. After a ping goes
+unanswered the timeout doubles until the next answer (Karn's backoff): a peer that is
+slow, not dead, is not failed again and again at the floor.
+
+The same answers say how much to trust a short suspicion at all (Lifeguard's local
+health, IV-A, fed by probe outcomes as memberlist's awareness is): ``score`` counts the
+late answers (slower than ``slow``) among our last ``window`` answered pings. The cluster
+view multiplies its suspicion and silence timeouts by ``score + 1``
+(``ClusterView.set_network_health``), so under packet loss or CPU contention a live peer has
+several times longer to refute a suspicion, while on a quiet network a frozen one is dead
+within a few seconds. Unanswered pings do not count: a frozen peer must not make its
+observers slower to condemn it.
+
+Pure: times come in as arguments. Bounded: one entry per peer pinged, at most
+``max_peers`` (the least recently used goes), dropped when its connection closes.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict, deque
+from dataclasses import dataclass
+
+__all__ = ["LinkTiming"]
+
+# RFC 6298's gains: alpha 1/8 for the mean, beta 1/4 for the deviation.
+ALPHA = 0.125
+BETA = 0.25
+
+
+@dataclass
+class _Estimate:
+    srtt: float
+    rttvar: float
+    backoff: int = 0  # unanswered pings since the last answer
+
+
+class LinkTiming:
+    def __init__(
+        self,
+        *,
+        floor: float,
+        ceiling: float,
+        slow: float,
+        window: int = 20,
+        max_score: int = 7,
+        max_peers: int = 4096,
+    ) -> None:
+        if not 0 < floor <= ceiling:
+            raise ValueError(f"need 0 < floor <= ceiling, got {floor}, {ceiling}")
+        if not (slow > 0 and window > 0 and max_score >= 0 and max_peers > 0):
+            raise ValueError("slow, window and max_peers must be > 0, max_score >= 0")
+        self.floor = floor
+        self.ceiling = ceiling
+        self.slow = slow
+        self.max_score = max_score
+        self._max_peers = max_peers
+        self._peers: OrderedDict[str, _Estimate] = OrderedDict()
+        self._late: deque[bool] = deque(maxlen=window)
+
+    def timeout(self, peer: str) -> float:
+        """Seconds to wait for ``peer``'s answer: the ceiling until it has answered once."""
+        estimate = self._peers.get(peer)
+        if estimate is None:
+            return self.ceiling
+        rto = (estimate.srtt + 4.0 * estimate.rttvar) * 2.0**estimate.backoff
+        return min(self.ceiling, max(self.floor, rto))
+
+    def answered(self, peer: str, rtt: float) -> None:
+        """``peer`` answered after ``rtt`` seconds."""
+        rtt = max(0.0, rtt)
+        estimate = self._peers.get(peer)
+        if estimate is None:
+            estimate = _Estimate(srtt=rtt, rttvar=rtt / 2.0)
+            self._peers[peer] = estimate
+            while len(self._peers) > self._max_peers:
+                self._peers.popitem(last=False)
+        else:
+            estimate.rttvar = (1 - BETA) * estimate.rttvar + BETA * abs(estimate.srtt - rtt)
+            estimate.srtt = (1 - ALPHA) * estimate.srtt + ALPHA * rtt
+            estimate.backoff = 0
+            self._peers.move_to_end(peer)
+        self._late.append(rtt > self.slow)
+
+    def unanswered(self, peer: str) -> None:
+        """No answer from ``peer`` within its timeout: back off until it answers."""
+        estimate = self._peers.get(peer)
+        if estimate is not None:
+            estimate.backoff = min(estimate.backoff + 1, 6)
+
+    def forget(self, peer: str) -> None:
+        """``peer``'s connections are gone; a new one starts from the ceiling."""
+        self._peers.pop(peer, None)
+
+    @property
+    def score(self) -> int:
+        """Late answers among the last ``window`` answered pings, at most ``max_score``."""
+        return min(self.max_score, sum(self._late))
