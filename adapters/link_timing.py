@@ -19,8 +19,8 @@ several times longer to refute a suspicion, while on a quiet network a frozen on
 within a few seconds. Unanswered pings do not count: a frozen peer must not make its
 observers slower to condemn it.
 
-Pure: times come in as arguments. Bounded: one entry per peer pinged, at most
-``max_peers`` (the least recently used goes), dropped when its connection closes.
+Pure: times come in as arguments. Bounded: one entry per peer answered, at most
+``max_peers`` (the least recently answered goes).
 """
 
 from __future__ import annotations
@@ -40,6 +40,12 @@ class _Estimate:
     srtt: float
     rttvar: float
     backoff: int = 0  # unanswered pings since the last answer
+
+
+def _update(estimate: _Estimate, rtt: float) -> None:
+    estimate.rttvar = (1 - BETA) * estimate.rttvar + BETA * abs(estimate.srtt - rtt)
+    estimate.srtt = (1 - ALPHA) * estimate.srtt + ALPHA * rtt
+    estimate.backoff = 0
 
 
 class LinkTiming:
@@ -64,10 +70,14 @@ class LinkTiming:
         self._max_peers = max_peers
         self._peers: OrderedDict[str, _Estimate] = OrderedDict()
         self._late: deque[bool] = deque(maxlen=window)
+        self._all: _Estimate | None = None  # every answer, whoever gave it
 
     def timeout(self, peer: str) -> float:
-        """Seconds to wait for ``peer``'s answer: the ceiling until it has answered once."""
-        estimate = self._peers.get(peer)
+        """Seconds to wait for ``peer``'s answer. A peer not measured yet gets what the
+        answers of all peers say (the same network; at 20 members a round of pings takes
+        10 s, so most peers are unmeasured for a while after a start), and the ceiling
+        before any answer at all."""
+        estimate = self._peers.get(peer, self._all)
         if estimate is None:
             return self.ceiling
         rto = (estimate.srtt + 4.0 * estimate.rttvar) * 2.0**estimate.backoff
@@ -78,15 +88,16 @@ class LinkTiming:
         rtt = max(0.0, rtt)
         estimate = self._peers.get(peer)
         if estimate is None:
-            estimate = _Estimate(srtt=rtt, rttvar=rtt / 2.0)
-            self._peers[peer] = estimate
+            self._peers[peer] = _Estimate(srtt=rtt, rttvar=rtt / 2.0)
             while len(self._peers) > self._max_peers:
                 self._peers.popitem(last=False)
         else:
-            estimate.rttvar = (1 - BETA) * estimate.rttvar + BETA * abs(estimate.srtt - rtt)
-            estimate.srtt = (1 - ALPHA) * estimate.srtt + ALPHA * rtt
-            estimate.backoff = 0
+            _update(estimate, rtt)
             self._peers.move_to_end(peer)
+        if self._all is None:
+            self._all = _Estimate(srtt=rtt, rttvar=rtt / 2.0)
+        else:
+            _update(self._all, rtt)
         self._late.append(rtt > self.slow)
 
     def unanswered(self, peer: str) -> None:
@@ -94,10 +105,6 @@ class LinkTiming:
         estimate = self._peers.get(peer)
         if estimate is not None:
             estimate.backoff = min(estimate.backoff + 1, 6)
-
-    def forget(self, peer: str) -> None:
-        """``peer``'s connections are gone; a new one starts from the ceiling."""
-        self._peers.pop(peer, None)
 
     @property
     def score(self) -> int:

@@ -66,6 +66,7 @@ class Cluster:
         link: LinkModel,
         ping_interval: float,
         ping_timeout: float,
+        ping_floor: float | None = None,
         one_host: bool = False,
     ) -> None:
         # Every node at one IP (the devnet's 127.0.0.1): meetings go one host at a time.
@@ -90,6 +91,7 @@ class Cluster:
                 random.Random(self.rng.random()),
                 ping_interval,
                 ping_timeout,
+                ping_floor,
             )
             for i in range(n)
         ]

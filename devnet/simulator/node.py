@@ -18,6 +18,8 @@ import random
 from collections.abc import Callable, Iterable
 
 from adapters.gossip_tuning import GossipTuning
+from adapters.link_timing import LinkTiming
+from adapters.p2p_config import P2PConfig
 from devnet.simulator.events import Timer
 from devnet.simulator.kernel import Kernel, Life
 from devnet.simulator.keys import Identity
@@ -51,6 +53,7 @@ class SimNode:
         rng: random.Random,
         ping_interval: float,
         ping_timeout: float,
+        ping_floor: float | None = None,
     ) -> None:
         self.index = index
         self.cluster = cluster
@@ -61,6 +64,12 @@ class SimNode:
         self.rng = rng
         self.ping_interval = ping_interval
         self.ping_timeout = ping_timeout
+        # Production's measured timeouts (adapters/link_timing.py): the real class.
+        self.timing = (
+            None
+            if ping_floor is None
+            else LinkTiming(floor=ping_floor, ceiling=ping_timeout, slow=P2PConfig.ping_slow_answer)
+        )
         self.view = ClusterView(self.peer_id, config)
         self.router = Router(index, cluster.wire, params, rng, self._validate, self._mesh_added)
         self.life = Life.DOWN
@@ -289,12 +298,12 @@ class SimNode:
             return  # simplified: the Verifier queues it; the check under way will answer
         self._checked[peer] = self.now
         if peer in self.connected:
-            self.cluster.ping(
-                self.index,
-                peer,
-                self.ping_timeout,
-                lambda ok: None if ok else self._dial_back(peer),
-            )
+
+            def checked(ok: bool) -> None:
+                if not ok:
+                    self._dial_back(peer)
+
+            self._ping(peer, checked)
         else:
             self._dial_back(peer)
 
@@ -317,10 +326,26 @@ class SimNode:
         if self._ping_order:
             peer = self._ping_order.pop()
             if peer in self.connected:
-                self.cluster.ping(
-                    self.index, peer, self.ping_timeout, lambda ok: self._pinged(peer, ok)
-                )
+                self._ping(peer, lambda ok: self._pinged(peer, ok))
         self.later(self.ping_interval, self._ping_next)
+
+    def _ping(self, peer: int, done: Callable[[bool], None]) -> None:
+        """One ping within the peer's timeout; its outcome teaches the timing, whose score
+        the view hears (LinkPinger._probe, ViewTimers)."""
+        name = self.cluster.peer_id(peer)
+        timeout = self.ping_timeout if self.timing is None else self.timing.timeout(name)
+        began = self.now
+
+        def outcome(ok: bool) -> None:
+            if self.timing is not None:
+                if ok:
+                    self.timing.answered(name, self.now - began)
+                else:
+                    self.timing.unanswered(name)
+                self.view.set_network_health(self.timing.score)
+            done(ok)
+
+        self.cluster.ping(self.index, peer, timeout, outcome)
 
     def _pinged(self, peer: int, answered: bool) -> None:
         # Failures while starved are ignored (LinkPinger.starved).

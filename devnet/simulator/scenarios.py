@@ -21,6 +21,7 @@ import math
 from dataclasses import dataclass, field
 
 from adapters.gossip_tuning import GossipTuning
+from adapters.node_settings import PRODUCTION_PING_FLOOR
 from adapters.p2p_config import P2PConfig
 from devnet.simulator.cluster import HANDSHAKE_RTTS, KAD_K, Cluster
 from devnet.simulator.kernel import Life
@@ -106,6 +107,7 @@ def build(settings: Settings) -> Cluster:
         link=LinkModel(latency=settings.latency, loss=settings.loss),
         ping_interval=P2PConfig.ping_interval,
         ping_timeout=P2PConfig.ping_timeout,
+        ping_floor=PRODUCTION_PING_FLOOR,  # the production profile, as the bench runs it
         one_host=settings.one_host,
     )
 

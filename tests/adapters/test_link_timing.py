@@ -18,11 +18,21 @@ def test_a_peer_never_answered_gets_the_ceiling() -> None:
 
 
 def test_a_quick_peer_gets_the_floor() -> None:
+    t = timing(floor=0.001)
+    for _ in range(5):
+        t.answered("a", 0.001)
+    for _ in range(5):
+        t.answered("b", 0.1)
+    assert t.timeout("a") < t.timeout("b")  # per peer
+
+
+def test_a_peer_not_measured_yet_gets_what_the_others_say() -> None:
     t = timing()
     for _ in range(5):
         t.answered("a", 0.003)
-    assert t.timeout("a") == 0.5
-    assert t.timeout("b") == 2.0  # per peer
+    assert t.timeout("a") == t.timeout("b") == 0.5
+    t.unanswered("b")  # its backoff is its own, once it has answered
+    assert t.timeout("b") == 0.5
 
 
 def test_a_jittery_peer_gets_more_up_to_the_ceiling() -> None:
@@ -87,8 +97,10 @@ def test_the_peer_table_is_bounded() -> None:
     t = timing(max_peers=3)
     for peer in "abcd":
         t.answered(peer, 0.01)
-    assert t.timeout("a") == 2.0  # the least recently answered went
-    assert t.timeout("d") == 0.5
+    for _ in range(30):
+        t.answered("d", 1.5)  # the others' estimate follows
+    assert "a" not in t._peers and len(t._peers) == 3  # the least recently answered went
+    assert t.timeout("a") == t.timeout("zz") > 0.5
 
 
 @pytest.mark.parametrize(
