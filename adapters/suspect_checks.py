@@ -120,7 +120,9 @@ class SuspectChecks:
             if answer is True:
                 self._view.on_answered(peer, self._clock())
                 return
-            unanswered = answer is False
+            # None: the pinger found no open connection (its close has begun), which is
+            # no sign of life either.
+            unanswered = True
         address = self._node.dial_back_target(peer, member.p2p_addrs)
         if address is not None and not self._dial_budget.take(self._clock()):
             # Sybils each suspected in turn must not make us a connection flood.
