@@ -68,9 +68,6 @@ def build_manager(config: NodeConfig, node_id: str) -> CheckManager:
     )
 
 
-PRODUCTION_PING_FLOOR = 0.5
-
-
 def p2p_config(config: NodeConfig) -> P2PConfig:
     try:
         # The replication check re-reads the 3 newest DHT probe records: they must live
@@ -82,10 +79,6 @@ def p2p_config(config: NodeConfig) -> P2PConfig:
             listen_port=config.p2p_port,
             bootstrap=config.bootstrap_peers,
             dht_record_ttl=ttl,
-            # Production: measured per-peer ping timeouts from 0.5 s (adapters/link_timing.py),
-            # for the short suspicion of mesh.cluster_config.production. The devnet profile
-            # keeps the fixed 2 s its own suspicion timing was tuned with.
-            ping_timeout_floor=None if config.profile == "devnet" else PRODUCTION_PING_FLOOR,
         )
     except P2PError as exc:
         raise ConfigError(str(exc)) from None

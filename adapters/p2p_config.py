@@ -29,6 +29,10 @@ class P2PError(Exception):
     """The libp2p edge cannot start or do what was asked (bad config, corrupt key file)."""
 
 
+# The floor of measured ping timeouts as tried (P2PConfig.ping_timeout_floor).
+MEASURED_PING_FLOOR = 0.5
+
+
 @dataclass(frozen=True)
 class P2PConfig:
     """Everything one node needs. Times in seconds, sizes in bytes."""
@@ -107,11 +111,15 @@ class P2PConfig:
     # One long-lived ping stream per connection (LinkPinger.reuse_streams): a new stream
     # per ping cost ~20 TCP segments per ping, a third of an idle node's packets.
     ping_reuse_streams: bool = True
-    # None: every ping waits ping_timeout. A number: each peer's timeout is measured from
-    # its answers (adapters/link_timing.py: srtt + 4 rttvar, as TCP's), between this floor
-    # and ping_timeout, so a frozen peer on a quiet network is failed at the floor; and
-    # answers later than ping_slow_answer (200 ms, TCP's least retransmit timeout: any
-    # retransmit) stretch the cluster view's timeouts (ClusterView.set_network_health).
+    # None (the default in every profile): every ping waits ping_timeout. A number: each
+    # peer's timeout is measured from its answers (adapters/link_timing.py: srtt + 4
+    # rttvar, as TCP's), between this floor and ping_timeout, so a frozen peer on a quiet
+    # network is failed at the floor; and answers later than ping_slow_answer (200 ms,
+    # TCP's least retransmit timeout: any retransmit) stretch the cluster view's timeouts
+    # (ClusterView.set_network_health). Not on by default: with a 0.5 s floor and a 1.4 s
+    # suspicion, 5-node bench clusters found a frozen node in 2.3-2.5 s, but 20 nodes
+    # starting on two cores failed pings at the floor by the hundred and never agreed
+    # within 60 s (make bench, 2026-12-03). MEASURED_PING_FLOOR is the value tried.
     ping_timeout_floor: float | None = None
     ping_slow_answer: float = 0.2
 

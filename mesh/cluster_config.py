@@ -14,20 +14,15 @@ preset     killed peer (libp2p disconnect in ~0.2 s)        frozen peer (SIGSTOP
 devnet     0.2 s + suspicion min 2.0 s = ~2.2 s             ping failure ~1.4 s + 2.0 s =
                                                             ~3.4 s; digest silence alone
                                                             (1.0-1.5 s) + 2.0 s = ~3.5 s
-production 0.2 s + 1.4 s = ~1.6 s (1.8 s at 20 nodes)       ping failure (the next ping,
-                                                            about 0.25 s, plus its measured
-                                                            timeout, 0.5 s on a quiet
-                                                            network) + 1.4 s = ~2.2 s; at
-                                                            20 nodes ~2.6 s (digest
-                                                            silence alone: 45 s + 1.4 s)
+production 0.2 s + 4.0 s = ~4.2 s                           ping failure (up to 2.5 s: the
+                                                            next ping plus its 2 s timeout)
+                                                            + 4.0 s = ~6 s (digest silence
+                                                            alone: 45 s + 4.0 s)
 =========  ===============================================  ==============================
 
-Production's short suspicion rests on measurement: its ping timeouts are each peer's own
-(``adapters/link_timing.py``, srtt + 4 rttvar from 0.5 s up to 2 s), and every ping
-answered later than 200 ms (a retransmit, or a loaded peer) among the last 20 stretches
-the view's timeouts by one more ``suspicion_interval`` multiple (``Awareness.network``):
-under 20 % packet loss nearly every window holds seven, so a live member has 8 x 1.4 =
-11 s to refute, where a fixed 1.5 s suspicion made 57 live nodes dead in 5 minutes.
+With measured ping timeouts (``P2PConfig.ping_timeout_floor``, off by default) every ping
+answered later than 200 ms among a node's last 20 stretches these timeouts by one more
+multiple (``Awareness.network``), so a shorter suspicion could stand on a quiet network.
 
 A killed peer whose port refuses our dial-back (``refused_grace``) is dead sooner in every
 preset: a few milliseconds to see the connection close (adapters/peer_events.py hears the
@@ -103,14 +98,14 @@ class ClusterConfig:
     # the time a wrongly suspected peer has to refute. Shorter detects sooner and gives a
     # live peer less time to hear of the suspicion and answer (refutation takes one gossip
     # round trip, tens of milliseconds; the rest is margin for GC pauses and loss).
-    # Production: 0.35 s, so 1.4 s up to 10 members and 1.8 s at 20, on a quiet network;
-    # the network score (late ping answers, adapters/link_timing.py) multiplies it. A
-    # fixed 1.5 s (0.5 s * 3, with a fixed 1 s ping timeout) found frozen peers in
-    # 2.9-3.8 s but made 57 live nodes dead in 5 minutes of 20 % packet loss, where Serf
-    # made none (make bench, loss part, 2026-12-02): a refutation that needs retransmits
-    # arrives too late. memberlist's LAN default is 1 s (4 s minimum), and ours was too.
-    # Crashes do not wait for it when a dial-back is refused (rule 7 of mesh.cluster_view).
-    suspicion_interval: float = 0.35
+    # Production: memberlist's LAN 4 s. 1.5 s (0.5 s * 3, with a 1 s ping timeout) found
+    # frozen peers in 2.9-3.8 s but made 57 live nodes dead in 5 minutes of 20 % packet
+    # loss, where Serf made none (make bench, loss part, 2026-12-02): a refutation that
+    # needs retransmits arrives too late. 1.4 s (0.35 s) with measured ping timeouts from
+    # 0.5 s (adapters/link_timing.py) found them in 2.3-2.5 s at 5 nodes, but 20 nodes
+    # starting on two cores suspected each other by the hundred and never agreed
+    # (2026-12-03). Crashes do not wait for it when a dial-back is refused (rule 7).
+    suspicion_interval: float = 1.0
     suspicion_mult: int = 4  # memberlist's SuspicionMult (LAN default 4)
     # Lifeguard's "Max = beta * Min" (IV-B): a suspicion nobody confirms waits this many
     # minimum timeouts. Higher suffers fewer false positives from one unlucky observer.
@@ -283,8 +278,7 @@ def suspicion_timeout(
 def production() -> ClusterConfig:
     """Gentle on the topic (15 s refresh, at most 5 refresh messages a second
     cluster-wide): a killed peer dead in ~0.2 s where its port refuses our dial-back,
-    else ~1.6 s, a frozen one in ~2.2 s on a quiet network, with measured ping timeouts
-    (adapters/link_timing.py), whose late answers stretch every timeout under loss."""
+    else ~4.2 s, a frozen one in ~6 s; no false death under 20 % packet loss."""
     return ClusterConfig()
 
 

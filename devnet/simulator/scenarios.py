@@ -21,7 +21,6 @@ import math
 from dataclasses import dataclass, field
 
 from adapters.gossip_tuning import GossipTuning
-from adapters.node_settings import PRODUCTION_PING_FLOOR
 from adapters.p2p_config import P2PConfig
 from devnet.simulator.cluster import HANDSHAKE_RTTS, KAD_K, Cluster
 from devnet.simulator.kernel import Life
@@ -65,6 +64,9 @@ class Settings:
     # No admission policy: refused dials count only for the dialler (refusal_witnesses 0),
     # as adapters.gossip runs an open cluster.
     open: bool = False
+    # Measured ping timeouts from this floor (P2PConfig.ping_timeout_floor; off as the node
+    # ships), with the view's timeouts stretched by late answers.
+    ping_floor: float | None = None
 
 
 @dataclass(slots=True)
@@ -107,7 +109,7 @@ def build(settings: Settings) -> Cluster:
         link=LinkModel(latency=settings.latency, loss=settings.loss),
         ping_interval=P2PConfig.ping_interval,
         ping_timeout=P2PConfig.ping_timeout,
-        ping_floor=PRODUCTION_PING_FLOOR,  # the production profile, as the bench runs it
+        ping_floor=settings.ping_floor,
         one_host=settings.one_host,
     )
 

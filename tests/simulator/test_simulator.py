@@ -266,7 +266,7 @@ def test_the_scaling_table_keeps_runs_and_judges_the_goals(tmp_path) -> None:  #
 def test_witnesses_bring_a_crash_to_observers_without_a_link_of_their_own() -> None:
     # 150 nodes: each links about meet_links (32), so most observers never met the victim.
     # Certified members' refused dials count for all (rule 7); in an open cluster those
-    # observers wait out the suspicion (production's minimum: 3.1 s at this size).
+    # observers wait out the suspicion (production's minimum: 8.7 s at this size).
     from mesh.cluster_config import production
 
     admitted = _run("crash", nodes=150, duration=12.0)
@@ -274,3 +274,12 @@ def test_witnesses_bring_a_crash_to_observers_without_a_link_of_their_own() -> N
     wait = production().suspicion_timeout(150, 2)
     assert admitted.percentile(0.99) is not None and admitted.percentile(0.99) < 1.0
     assert open_cluster.percentile(0.5) is not None and open_cluster.percentile(0.5) > wait
+
+
+def test_measured_ping_timeouts_find_a_freeze_sooner() -> None:
+    # P2PConfig.ping_timeout_floor, off as the node ships: the simulator pings with the
+    # real LinkTiming when asked, so its effect can be predicted before it is tried.
+    fixed = _run("freeze", nodes=10)
+    measured = _run("freeze", nodes=10, ping_floor=0.5)
+    assert fixed.percentile(0.99) is not None and measured.percentile(0.99) is not None
+    assert measured.percentile(0.99) < fixed.percentile(0.99) - 1.0

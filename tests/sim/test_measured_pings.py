@@ -1,17 +1,18 @@
-"""Production's measured ping timeouts on real nodes (``adapters/link_timing.py``).
+"""Measured ping timeouts on real nodes (``adapters/link_timing.py``), and production's
+patience with a slow node.
 
-The production profile waits for each peer's ping answer as long as that peer's own
-answers say (srtt + 4 rttvar, from 0.5 s up to 2 s), and answers later than 200 ms
-stretch the view's timeouts. A frozen process is then found at the floor; a slow one that
-still answers must live. The observers run in this test's event loop, the watched node in
-a process of its own.
+With measured timeouts (``P2PConfig.ping_timeout_floor``; off as the node ships) a node
+waits for each peer's ping answer as long as that peer's own answers say (srtt + 4 rttvar,
+from the floor up to 2 s): a frozen process is failed at the floor. The observers run in
+this test's event loop, the watched node in a process of its own.
 """
 
 from __future__ import annotations
 
 import pytest
 
-from adapters.node_settings import PRODUCTION_PING_FLOOR
+from adapters.link_timing import LinkTiming
+from adapters.p2p_config import MEASURED_PING_FLOOR, P2PConfig
 from devnet.testing import DEAD
 
 pytestmark = [pytest.mark.network, pytest.mark.slow]
@@ -20,6 +21,12 @@ pytestmark = [pytest.mark.network, pytest.mark.slow]
 async def test_a_frozen_node_is_failed_at_its_measured_timeout(mesh_network) -> None:
     net = await mesh_network(3, processes=1, profile="production", inprocess_ping_timeout=None)
     frozen, observers = net.nodes[3], net.nodes[:3]
+    for node in observers:
+        node.handle.p2p.pinger.timing = LinkTiming(
+            floor=MEASURED_PING_FLOOR,
+            ceiling=P2PConfig.ping_timeout,
+            slow=P2PConfig.ping_slow_answer,
+        )
     linked = [n for n in observers if frozen.peer_id in n.handle.p2p.connected_peers()]
     assert linked, "no observer is linked to the process node"
 
@@ -27,7 +34,7 @@ async def test_a_frozen_node_is_failed_at_its_measured_timeout(mesh_network) -> 
         # Quick answers on loopback: the timeout of each linked observer is at its floor.
         timings = [n.handle.p2p.pinger.timing for n in linked]
         return all(
-            t is not None and t.timeout(frozen.peer_id) == PRODUCTION_PING_FLOOR for t in timings
+            t is not None and t.timeout(frozen.peer_id) == MEASURED_PING_FLOOR for t in timings
         )
 
     await net.until(measured, what="observers measured the process node's answers")
@@ -42,9 +49,8 @@ async def test_a_frozen_node_is_failed_at_its_measured_timeout(mesh_network) -> 
 
 
 async def test_a_slow_node_that_still_answers_lives(mesh_network) -> None:
-    # Stopped 1 s of every 1.5 s: many of its answers come after the 0.5 s floor, the
-    # rest late. Its observers' suspicions must give it time to refute: late answers
-    # stretch their timeouts (the network score), and it says it is alive whenever it runs.
+    # The production profile as it ships. Stopped 1 s of every 1.5 s: many of its
+    # answers come late; it says it is alive whenever it runs, and must stay alive.
     net = await mesh_network(3, processes=1, profile="production", inprocess_ping_timeout=None)
     slow, observers = net.nodes[3], net.nodes[:3]
     async with net.starved(slow, stopped=1.0, period=1.5):
