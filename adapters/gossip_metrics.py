@@ -65,8 +65,7 @@ class GossipMetrics:
         )
         self.pulls = Counter(
             "chorus_cluster_pulls_total",
-            "View pulls, as client (ok, failed, rejected, skipped; intro_ok, intro_failed: a"
-            " peer's own entry asked for before pulling its view) and server (served, refused).",
+            "View pulls, as client (ok, failed, rejected, skipped) and server (served, refused).",
             ["side", "result"],
             registry=registry,
         )

@@ -1,16 +1,15 @@
 """The pull protocol ``/chorus/health-view/1.0.0``: a peer's whole view, on request.
 
-The client opens a stream, writes the one byte ``PULL_REQUEST`` (version 1; ``PULL_INTRO``,
-2, asks for the server's own entry alone) and half-closes; the server answers with one
+The client opens a stream, writes the one
+byte ``PULL_REQUEST`` (version 1), and half-closes; the server answers with one
 ``ViewSnapshot`` (mesh/digest.proto) of at most ``MAX_SNAPSHOT_BYTES`` and closes. Both sides
 bound what they read and how long they wait, and the server serves each peer at most
 ``serve_rate`` times a second (burst ``serve_burst``), one at a time. A snapshot carries
 signed statements only, which the client verifies (``adapters.envelope``) before the view
 applies them as if they came from the topic; with an admission policy, only members are
-pulled from, and a peer not known yet is first asked to introduce itself. We pull from every
-newly connected peer as soon as it shows its subscription to the topic, so a new node
-converges at once (memberlist's push/pull on join), paced by ``pull_rate``: verifying a
-view costs CPU.
+pulled from. We pull from every newly connected peer as soon as it shows its subscription
+to the topic, so a new node converges at once (memberlist's push/pull on join), paced by
+``pull_rate``: verifying a view costs CPU.
 
 ``PullClient`` pulls; ``PullServer`` answers (the service registers it as the protocol's
 stream handler before it subscribes to the topic, so a subscribed peer can answer).
@@ -46,19 +45,13 @@ if TYPE_CHECKING:
 
     from adapters.p2p_node import P2PNode
 
-__all__ = ["PULL_INTRO", "PULL_PROTOCOL", "PULL_REQUEST", "PullClient", "PullServer"]
+__all__ = ["PULL_PROTOCOL", "PULL_REQUEST", "PullClient", "PullServer"]
 
 # The service's parts log as the service: operators' filters and the tests select on it.
 logger = logging.getLogger("adapters.gossip")
 
 PULL_PROTOCOL = "/chorus/health-view/1.0.0"
-PULL_REQUEST = b"\x01"  # version 1 of the request: the whole view
-# The responder's own signed statement alone: how a joiner under an admission policy learns
-# that a peer is a member before it pulls the peer's view (``PullClient._introduce``).
-PULL_INTRO = b"\x02"
-# One entry: a digest's envelope (about 1 KiB with a certificate), the suspicions of it
-# (max_observers, about 200 bytes each) and a leave.
-MAX_INTRO_BYTES = 16 * 1024
+PULL_REQUEST = b"\x01"  # version 1 of the request; anything else is refused
 MAX_PULL_REQUEST = 16  # bytes a server reads of a request before giving up on it
 
 
@@ -144,47 +137,10 @@ class PullClient:
                     # of a joiner's convergence, twice over with admission).
                     woken = True
                     self._wake()
-                    if self._admission.enabled and self._view.member(peer) is None:
-                        await self._introduce(peer)
-                        continue
                 await trio.sleep(0.02)
             self._wake()
             return True
         return False
-
-    async def _introduce(self, peer: str) -> None:
-        """Ask ``peer`` for its own signed statement alone (``PULL_INTRO``) and take it as
-        a pulled one, admission and all. Under an admission policy we pull only from
-        members, and a joiner otherwise waits for the peer's digest on the topic: in a
-        20-node devnet about a second, until GossipSub's heartbeat grafted the joiner. A
-        peer that does not know the request resets it; we then wait as before."""
-        data: bytes | None = None
-        try:
-            with trio.move_on_after(self._tuning.pull_timeout):
-                data = await self._request_snapshot(peer, PULL_INTRO, MAX_INTRO_BYTES)
-        except Exception as exc:
-            logger.debug("introduction by %s failed: %r", peer, exc)
-        if not data:
-            self._metrics.pulls.labels(side="client", result="intro_failed").inc()
-            return
-        try:
-            snapshot = decode_snapshot(
-                data, peer, self._wall(), verify=self._envelopes.open, config=self._config
-            )
-            if isinstance(snapshot, Rejection):
-                self._metrics.count_rejection(peer, snapshot)
-                return
-            # Its own statement, nobody else's: a peer may not introduce others this way.
-            own = tuple(e for e in snapshot.members if e.digest.node_id == peer)
-            snapshot = dataclasses.replace(snapshot, members=own[:1])
-            self._metrics.pulls.labels(side="client", result="intro_ok").inc()
-            self._handle(
-                self._view.merge_snapshot(self._admitted_entries(snapshot, peer), self._clock()),
-                peer,
-            )
-        except Exception:  # what a peer sends must never end the service
-            self._metrics.errors.labels(where="merge").inc()
-            logger.exception("introduction by %s could not be merged", peer)
 
     async def _pull_once(self, peer: str) -> bool:
         """One pull; True when it got an answer (accepted or rejected), False to retry."""
@@ -228,20 +184,18 @@ class PullClient:
                 self._metrics.count_rejection(responder, refused)
         return dataclasses.replace(snapshot, members=tuple(kept))
 
-    async def _request_snapshot(
-        self, peer: str, request: bytes = PULL_REQUEST, limit: int = MAX_SNAPSHOT_BYTES
-    ) -> bytes | None:
+    async def _request_snapshot(self, peer: str) -> bytes | None:
         from libp2p.custom_types import TProtocol
         from libp2p.peer.id import ID
 
         stream = await self._node.host.new_stream(ID.from_base58(peer), [TProtocol(PULL_PROTOCOL)])
         data: bytes | None = None
         try:
-            await stream.write(request)
+            await stream.write(PULL_REQUEST)
             # A write half-close: NetStream.close_write() (not in INetStream's interface);
             # on Yamux, close() is one too.
             await getattr(stream, "close_write", stream.close)()
-            data = await read_to_eof(stream, limit)
+            data = await read_to_eof(stream, MAX_SNAPSHOT_BYTES)
         finally:
             if data is None:  # failed, cancelled or oversized: do not leave it half open
                 await _reset(stream)
@@ -311,15 +265,11 @@ class PullServer:
         request: bytes | None = None
         with trio.move_on_after(self._tuning.serve_read_timeout):
             request = await read_to_eof(stream, MAX_PULL_REQUEST)
-        if request not in (PULL_REQUEST, PULL_INTRO):
+        if request != PULL_REQUEST:
             self._metrics.pulls.labels(side="server", result="refused").inc()
             await _reset(stream)
             return
-        snapshot = self._view.snapshot(self._wall())
-        if request == PULL_INTRO:
-            own = tuple(e for e in snapshot.members if e.digest.node_id == self._view.self_id)
-            snapshot = dataclasses.replace(snapshot, members=own)
-        data = encode_snapshot(snapshot)
+        data = encode_snapshot(self._view.snapshot(self._wall()))
         with trio.fail_after(self._tuning.serve_write_timeout):
             await stream.write(data)
             await stream.close()
