@@ -52,14 +52,6 @@ def _open(conns: list[INetConn]) -> list[INetConn]:
     return [c for c in conns if not getattr(getattr(c, "event_closed", None), "is_set", _never)()]
 
 
-class _Pending:
-    """A ping under way: ``done`` is set with its verdict in ``answered``."""
-
-    def __init__(self) -> None:
-        self.done = trio.Event()
-        self.answered: bool | None = None
-
-
 class LinkPinger:
     """Round-robin pings; see the module docstring. Counters: ``sent``, ``answered``,
     ``failed`` (reported to the listeners) and ``ignored`` (failed while we were starved)."""
@@ -92,8 +84,7 @@ class LinkPinger:
         self.ignored = 0
         self._rng = rng or random.Random()
         self._order: list[ID] = []
-        # The ping under way to each peer: an out-of-turn ping waits for its verdict.
-        self._in_flight: dict[ID, _Pending] = {}
+        self._in_flight: set[ID] = set()
         # Peers whose last ping failed (and counted): connected, but not answering.
         self._unresponsive: set[ID] = set()
         # reuse_streams: one /ipfs/ping/1.0.0 stream per connection, every ping on it (the
@@ -119,7 +110,7 @@ class LinkPinger:
                 await trio.sleep(self.interval)
                 peer = self.next_peer()
                 if peer is not None:
-                    self._in_flight[peer] = _Pending()
+                    self._in_flight.add(peer)
                     nursery.start_soon(self._probe, peer)
 
     def next_peer(self) -> ID | None:
@@ -130,7 +121,7 @@ class LinkPinger:
             peer = self._order.pop()
             if peer in live and peer not in self._in_flight:
                 return peer
-        candidates = sorted(live - self._in_flight.keys(), key=str)
+        candidates = sorted(live - self._in_flight, key=str)
         if not candidates:
             return None
         self._rng.shuffle(candidates)
@@ -140,16 +131,12 @@ class LinkPinger:
     async def probe_now(self, peer: str) -> bool | None:
         """Ping ``peer`` at once, out of turn (a suspicion of it was heard: SWIM's
         indirect probe, each observer asking for itself). The result goes where a
-        round-robin ping's goes, and is returned: True if answered, False if not, None
-        if no connection to ``peer`` was open. With a ping of it already under way, that
-        ping's verdict is returned, and none is sent twice."""
+        round-robin ping's goes, and is returned: True if answered, False if not. None
+        when nothing was learnt: no open connection to ``peer``, or a ping of it already
+        in flight (not waited for)."""
         for peer_id in self._live():
-            if peer_id.to_base58() == peer:
-                pending = self._in_flight.get(peer_id)
-                if pending is not None:
-                    await pending.done.wait()
-                    return pending.answered
-                self._in_flight[peer_id] = _Pending()
+            if peer_id.to_base58() == peer and peer_id not in self._in_flight:
+                self._in_flight.add(peer_id)
                 return await self._probe(peer_id)
         return None
 
@@ -204,48 +191,40 @@ class LinkPinger:
 
     async def _probe(self, peer: ID) -> bool | None:
         """One ping of ``peer``: True if answered, False if not, None if no connection
-        was open (nothing sent). Its verdict also goes to whoever waits on it."""
-        answered: bool | None = None
+        was open (nothing sent)."""
         try:
-            answered = await self._ping_once(peer)
-            return answered
-        finally:
-            pending = self._in_flight.pop(peer, None)
-            if pending is not None:
-                pending.answered = answered
-                pending.done.set()
-
-    async def _ping_once(self, peer: ID) -> bool | None:
-        conns = _open(self._network.connections.get(peer) or [])
-        if not conns:
-            return None
-        # An open one: a connection whose close has begun fails every ping.
-        conn = conns[0]
-        self.sent += 1
-        name = peer.to_base58()
-        timeout = self.timeout if self.timing is None else self.timing.timeout(name)
-        began = trio.current_time()
-        if await self.ping(conn, timeout):
-            self.answered += 1
-            self._unresponsive.discard(peer)
+            conns = _open(self._network.connections.get(peer) or [])
+            if not conns:
+                return None
+            # An open one: a connection whose close has begun fails every ping.
+            conn = conns[0]
+            self.sent += 1
+            name = peer.to_base58()
+            timeout = self.timeout if self.timing is None else self.timing.timeout(name)
+            began = trio.current_time()
+            if await self.ping(conn, timeout):
+                self.answered += 1
+                self._unresponsive.discard(peer)
+                if self.timing is not None:
+                    self.timing.answered(name, trio.current_time() - began)
+                return True
             if self.timing is not None:
-                self.timing.answered(name, trio.current_time() - began)
-            return True
-        if self.timing is not None:
-            self.timing.unanswered(name)
-        if self.starved():
-            self.ignored += 1
-            logger.debug("ping to %s failed while this node is starved; ignored", peer)
+                self.timing.unanswered(name)
+            if self.starved():
+                self.ignored += 1
+                logger.debug("ping to %s failed while this node is starved; ignored", peer)
+                return False
+            self.failed += 1
+            self._unresponsive.add(peer)
+            logger.info("ping to %s not answered within %.2fs", peer, timeout)
+            for listener in list(self.on_failure):
+                try:
+                    listener(peer.to_base58())
+                except Exception:
+                    logger.exception("ping listener %r failed for %s", listener, peer)
+            if self.abort:
+                with contextlib.suppress(Exception):
+                    await conn.close()
             return False
-        self.failed += 1
-        self._unresponsive.add(peer)
-        logger.info("ping to %s not answered within %.2fs", peer, timeout)
-        for listener in list(self.on_failure):
-            try:
-                listener(peer.to_base58())
-            except Exception:
-                logger.exception("ping listener %r failed for %s", listener, peer)
-        if self.abort:
-            with contextlib.suppress(Exception):
-                await conn.close()
-        return False
+        finally:
+            self._in_flight.discard(peer)

@@ -120,9 +120,7 @@ class SuspectChecks:
             if answer is True:
                 self._view.on_answered(peer, self._clock())
                 return
-            # None: the pinger found no open connection (its close has begun), which is
-            # no sign of life either.
-            unanswered = True
+            unanswered = answer is False
         address = self._node.dial_back_target(peer, member.p2p_addrs)
         if address is not None and not self._dial_budget.take(self._clock()):
             # Sybils each suspected in turn must not make us a connection flood.

@@ -261,10 +261,9 @@ class ClusterView:
     def on_refused(self, peer: str, now: float, *, unanswered: bool = False) -> Outcome:
         """Our dial to every address ``peer`` advertises was refused: dead after
         ``refused_grace`` unless it speaks first (rule 7). Ignored while a connection to
-        ``peer`` looks open, unless our own ping on it just went ``unanswered`` (or
-        found the connection closing): a killed process's connection looks open until we
-        read its reset, which a busy node may not do for seconds, while its kernel
-        refuses dials at once."""
+        ``peer`` looks open, unless our own ping on it just went ``unanswered``: a killed
+        process's connection looks open until we read its reset, which a busy node may
+        not do for seconds, while its kernel refuses dials at once."""
         if peer in self._roster.connected and not unanswered:
             return Outcome(note=f"refused dial to {peer}, but a connection is open")
         return Outcome(tuple(self._suspicions.observe(peer, Cause.REFUSED, now)))

@@ -300,24 +300,22 @@ class SimNode:
         if peer in self.connected:
 
             def checked(ok: bool) -> None:
-                if not ok:  # our ping unanswered: a refusal counts though connected
-                    self._dial_back(peer, unanswered=True)
+                if not ok:
+                    self._dial_back(peer)
 
             self._ping(peer, checked)
         else:
             self._dial_back(peer)
 
-    def _dial_back(self, peer: int, *, unanswered: bool = False) -> None:
+    def _dial_back(self, peer: int) -> None:
         if peer not in self.met or not self._dials.take(self.now):
             return  # dial_back_target: no address we may dial
+        self.cluster.dial(self.index, peer, self.tuning.dialback_timeout, self._dialled)
 
-        def dialled(peer: int, refused: bool) -> None:
-            if refused:
-                peer_id = self.cluster.peer_id(peer)
-                self.handle(self.view.on_refused(peer_id, self.now, unanswered=unanswered))
-                self._arm_tick()
-
-        self.cluster.dial(self.index, peer, self.tuning.dialback_timeout, dialled)
+    def _dialled(self, peer: int, refused: bool) -> None:
+        if refused:
+            self.handle(self.view.on_refused(self.cluster.peer_id(peer), self.now))
+            self._arm_tick()
 
     # --- liveness pings (adapters/pinger.py) -----------------------------------------------
 
