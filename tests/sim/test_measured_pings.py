@@ -56,7 +56,7 @@ async def test_a_slow_node_that_still_answers_lives(mesh_network) -> None:
     async with net.starved(slow, stopped=1.0, period=1.5):
         await net.holds(
             lambda m: not any(m[o].state_of(slow) == DEAD for o in observers),
-            seconds=20,
+            seconds=10,
             what="the slow node never dead",
         )
     await net.until_converged()
