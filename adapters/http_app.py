@@ -105,11 +105,9 @@ def create_app(
     @app.get("/health/history")
     @guarded
     async def history() -> tuple[Response, int]:
-        for name in ("check", "limit"):
-            # A repeated parameter means what the reader picks: a proxy may check the last
-            # while we use the first. Refuse rather than choose.
-            if len(request.args.getlist(name)) > 1:
-                return _error(400, f"{name} may be given only once")
+        repeated = _repeated("check", "limit")
+        if repeated is not None:
+            return _error(400, f"{repeated} may be given only once")
         check = request.args.get("check")
         if check is not None and not 1 <= len(check) <= MAX_CHECK_NAME:
             return _error(400, f"check must name a check (1 to {MAX_CHECK_NAME} characters)")
@@ -171,9 +169,9 @@ def add_cluster_routes(app: QuartTrio, cluster: ClusterSource) -> None:
     @guarded
     async def cluster_view() -> tuple[Response, int]:
         names = ("state", "after", "limit")
-        for name in names:
-            if len(request.args.getlist(name)) > 1:  # as /health/history: refuse, not choose
-                return _error(400, f"{name} may be given only once")
+        repeated = _repeated(*names)
+        if repeated is not None:
+            return _error(400, f"{repeated} may be given only once")
         try:
             page = parse_page(*(request.args.get(name) for name in names))
         except ValueError as exc:
@@ -189,6 +187,13 @@ def add_cluster_routes(app: QuartTrio, cluster: ClusterSource) -> None:
         if body is None:
             return _error(404, f"no peer {peer_id} in this node's cluster view")
         return jsonify(body), 200
+
+
+def _repeated(*names: str) -> str | None:
+    """The first of ``names`` the request gives more than once. A repeated parameter means
+    what the reader picks (a proxy may check the last while we use the first): refuse it
+    rather than choose."""
+    return next((name for name in names if len(request.args.getlist(name)) > 1), None)
 
 
 def guarded(handler: Handler[P]) -> Handler[P]:

@@ -64,7 +64,8 @@ class SimNode:
         self.rng = rng
         self.ping_interval = ping_interval
         self.ping_timeout = ping_timeout
-        # Production's measured timeouts (adapters/link_timing.py): the real class.
+        # Measured ping timeouts (adapters/link_timing.py, the real class), when the
+        # scenario asks for them (Settings.ping_floor); the node ships without.
         self.timing = (
             None
             if ping_floor is None
