@@ -514,7 +514,11 @@ async def _honest_probes_of_b(
 async def test_stalling_origins_do_not_keep_honest_answers_out(
     autojump_clock: trio.abc.Clock,
 ) -> None:
-    strangers = ["S0", "S1"]
+    # Three: each stranger holds at most two stalled answers (2 s each), so two of them
+    # ask about as much as the new-origin budget refills (1 a second), and whether it
+    # ever ran dry hung on the order of same-instant wake-ups (about 1 run in 20). Three
+    # ask half again as much: the budget runs dry in every run.
+    strangers = ["S0", "S1", "S2"]
     cluster = FakeCluster(["B", "H", *strangers])
     for name in strangers:
         _stall(cluster.links[name])
