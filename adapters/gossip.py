@@ -45,7 +45,6 @@ A loop's or handler's error is caught, counted in ``chorus_gossip_errors_total{w
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import logging
 import math
 import time
@@ -69,7 +68,7 @@ from adapters.view_timers import ViewTimers
 from mesh import cluster_json as shapes
 from mesh.admission import AdmissionPolicy
 from mesh.certificate import MemberCertificate
-from mesh.cluster_config import CERTIFIED_WITNESSES, ClusterConfig
+from mesh.cluster_config import ClusterConfig, certified
 from mesh.cluster_events import Event, Outcome, PublishRefute, PublishSuspect
 from mesh.cluster_page import EVERY, ClusterPage
 from mesh.cluster_transitions import Cause, Transition
@@ -129,10 +128,7 @@ class GossipService:
         self._clock = clock
         self.self_id: str = node.peer_id
         self.admission = admission if admission is not None else AdmissionPolicy()
-        # Rule 7: with certificates, two members' refused dials count as our own; without,
-        # identities are free, and nobody's refusal but our own may count.
-        witnesses = CERTIFIED_WITNESSES if self.admission.enabled else 0
-        config = dataclasses.replace(config, refusal_witnesses=witnesses)
+        config = certified(config, self.admission.enabled)
         self.view = view = ClusterView(self.self_id, config)
         self.election = election or ElectionTracker()
         self.score_history = ScoreHistory()  # the dashboard's hourly chart

@@ -65,7 +65,8 @@ class GossipMetrics:
         )
         self.pulls = Counter(
             "chorus_cluster_pulls_total",
-            "View pulls, as client (ok, failed, rejected, skipped) and server (served, refused).",
+            "View pulls, one per page, as client (ok, failed, rejected, skipped) and server"
+            " (served, refused).",
             ["side", "result"],
             registry=registry,
         )

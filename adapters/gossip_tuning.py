@@ -69,6 +69,11 @@ class GossipTuning:
     serve_burst: float = 3.0
     serve_global_rate: float = 20.0
     serve_global_burst: float = 20.0
+    # Later pages of a view too large for one snapshot (about 1,300 members a page): a
+    # joiner of a 10,000-member cluster asks one peer for 8 in a row. Rate-limited apart
+    # from first pages, with a global limit of their own as large as theirs.
+    serve_page_rate: float = 4.0
+    serve_page_burst: float = 16.0
     # Messages a second one signer may have us accept and forward (with a burst); beyond
     # that they are rejected as FLOODED. An honest node publishes at most publish_rate
     # plus the odd refutation; py-libp2p's own per-forwarder limit is raised out of the

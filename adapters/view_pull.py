@@ -1,10 +1,14 @@
 """The pull protocol ``/chorus/health-view/1.0.0``: a peer's whole view, on request.
 
-The client opens a stream, writes the one
-byte ``PULL_REQUEST`` (version 1), and half-closes; the server answers with one
-``ViewSnapshot`` (mesh/digest.proto) of at most ``MAX_SNAPSHOT_BYTES`` and closes. Both sides
-bound what they read and how long they wait, and the server serves each peer at most
-``serve_rate`` times a second (burst ``serve_burst``), one at a time. A snapshot carries
+The client opens a stream, writes a request
+(``mesh.snapshot_codec.pull_request``: the first page, or the page after a member id), and
+half-closes; the server answers with one ``ViewSnapshot`` (mesh/digest.proto) of at most
+``MAX_SNAPSHOT_BYTES`` and closes. A view too large for one snapshot goes in pages, in the
+order of member ids, each ending with the cursor of the next (``next_after``), one stream
+each; a client pulls at most ``max_pages`` of them from one peer. Both sides bound what
+they read and how long they wait, and the server serves each peer at most ``serve_rate``
+first pages a second (burst ``serve_burst``) and ``serve_page_rate`` later ones, one at a
+time. A snapshot carries
 signed statements only, which the client verifies (``adapters.envelope``) before the view
 applies them as if they came from the topic; with an admission policy, only members are
 pulled from. We pull from every newly connected peer as soon as it shows its subscription
@@ -32,11 +36,19 @@ from adapters.stream_read import read_to_eof
 from mesh.admission import AdmissionPolicy
 from mesh.cluster_config import ClusterConfig
 from mesh.cluster_events import Outcome
+from mesh.cluster_snapshot import split_page
 from mesh.cluster_view import ClusterView
 from mesh.digest import TOPIC
-from mesh.messages import Gossip, ViewSnapshot
+from mesh.messages import Gossip, MemberEntry, ViewSnapshot
 from mesh.rejection import Rejection
-from mesh.snapshot_codec import decode_snapshot, encode_snapshot
+from mesh.snapshot_codec import (
+    MAX_PAGE_MEMBERS,
+    MAX_PULL_REQUEST,
+    decode_snapshot,
+    encode_snapshot,
+    parse_pull_request,
+    pull_request,
+)
 from mesh.wire_bounds import MAX_SNAPSHOT_BYTES
 from probes.rate_limit import RateLimiter, TokenBucket
 
@@ -45,14 +57,21 @@ if TYPE_CHECKING:
 
     from adapters.p2p_node import P2PNode
 
-__all__ = ["PULL_PROTOCOL", "PULL_REQUEST", "PullClient", "PullServer"]
+__all__ = ["PULL_PROTOCOL", "PullClient", "PullServer", "max_pages"]
 
 # The service's parts log as the service: operators' filters and the tests select on it.
 logger = logging.getLogger("adapters.gossip")
 
 PULL_PROTOCOL = "/chorus/health-view/1.0.0"
-PULL_REQUEST = b"\x01"  # version 1 of the request; anything else is refused
-MAX_PULL_REQUEST = 16  # bytes a server reads of a request before giving up on it
+# What one member of a view costs a page at most, on average over the view: an entry is
+# some 200-800 bytes, more for the few under suspicion (a notice per observer).
+_BYTES_PER_MEMBER = 2048
+
+
+def max_pages(config: ClusterConfig) -> int:
+    """The most pages one pull takes from one peer: enough for the largest view we hold,
+    and a bound on what a responder that sends a few members a page can have us do."""
+    return max(1, -(-config.max_members * _BYTES_PER_MEMBER // MAX_SNAPSHOT_BYTES))
 
 
 class PullClient:
@@ -108,13 +127,28 @@ class PullClient:
             self._metrics.pulls.labels(side="client", result="skipped").inc()
             return
         async with self._slots:
-            for attempt in range(self._tuning.pull_attempts):
-                if attempt:
-                    await trio.sleep(self._tuning.pull_retry_delay * 2 ** (attempt - 1))
-                if peer not in self._connected or not self._running():
-                    return
-                if await self._pull_once(peer):
-                    return
+            waiting: list[MemberEntry] = []
+            try:
+                after: str | None = ""
+                for _ in range(max_pages(self._config)):
+                    after = await self._pull_page(peer, after or "", waiting)
+                    if not after:
+                        break
+            finally:
+                if waiting and self._running():  # the notices of every page pulled
+                    self._merge(peer, ViewSnapshot(peer, 0, tuple(waiting)), None)
+
+    async def _pull_page(self, peer: str, after: str, waiting: list[MemberEntry]) -> str | None:
+        """One page, with retries: the cursor of the next page, or None when done."""
+        for attempt in range(self._tuning.pull_attempts):
+            if attempt:
+                await trio.sleep(self._tuning.pull_retry_delay * 2 ** (attempt - 1))
+            if peer not in self._connected or not self._running():
+                return None
+            answered, after_this = await self._pull_once(peer, after, waiting)
+            if answered:
+                return after_this
+        return None
 
     async def _wait_for_subscription(self, peer: str) -> bool:
         from libp2p.peer.id import ID
@@ -142,34 +176,44 @@ class PullClient:
             return True
         return False
 
-    async def _pull_once(self, peer: str) -> bool:
-        """One pull; True when it got an answer (accepted or rejected), False to retry."""
+    async def _pull_once(
+        self, peer: str, after: str, waiting: list[MemberEntry]
+    ) -> tuple[bool, str | None]:
+        """One exchange: whether it got an answer (accepted or rejected; else retry), and
+        the next page's cursor if there is one. The page is merged at once but for its
+        notices, which go to ``waiting`` (``split_page``)."""
         data: bytes | None = None
         try:
             with trio.move_on_after(self._tuning.pull_timeout):
-                data = await self._request_snapshot(peer)
+                data = await self._request_snapshot(peer, after)
         except Exception as exc:
             logger.debug("pull from %s failed: %r", peer, exc)
         if not data:  # nothing, too much, or reset unanswered (refused): no view
             self._metrics.pulls.labels(side="client", result="failed").inc()
-            return False
+            return False, None
+        snapshot = decode_snapshot(
+            data, peer, self._wall(), verify=self._envelopes.open, config=self._config, after=after
+        )
+        if isinstance(snapshot, Rejection):
+            self._metrics.pulls.labels(side="client", result="rejected").inc()
+            self._metrics.count_rejection(peer, snapshot)
+            return True, None
+        self._metrics.pulls.labels(side="client", result="ok").inc()
+        return True, (snapshot.next_after or None) if self._merge(peer, snapshot, waiting) else None
+
+    def _merge(self, peer: str, page: ViewSnapshot, waiting: list[MemberEntry] | None) -> bool:
+        """Merge a pulled page: whole, or (``waiting`` given) at once but for its notices,
+        which wait there for the pull's last page (``split_page``). False if it failed."""
         try:
-            snapshot = decode_snapshot(
-                data, peer, self._wall(), verify=self._envelopes.open, config=self._config
-            )
-            if isinstance(snapshot, Rejection):
-                self._metrics.pulls.labels(side="client", result="rejected").inc()
-                self._metrics.count_rejection(peer, snapshot)
-                return True
-            self._metrics.pulls.labels(side="client", result="ok").inc()
-            self._handle(
-                self._view.merge_snapshot(self._admitted_entries(snapshot, peer), self._clock()),
-                peer,
-            )
+            if waiting is not None:
+                page, later = split_page(self._admitted_entries(page, peer))
+                waiting.extend(later)
+            self._handle(self._view.merge_snapshot(page, self._clock()), peer)
+            return True
         except Exception:  # what a peer sends must never end the service
             self._metrics.errors.labels(where="merge").inc()
             logger.exception("view pulled from %s could not be merged", peer)
-        return True
+            return False
 
     def _admitted_entries(self, snapshot: ViewSnapshot, responder: str) -> ViewSnapshot:
         """The snapshot without the members the admission policy does not admit."""
@@ -184,14 +228,14 @@ class PullClient:
                 self._metrics.count_rejection(responder, refused)
         return dataclasses.replace(snapshot, members=tuple(kept))
 
-    async def _request_snapshot(self, peer: str) -> bytes | None:
+    async def _request_snapshot(self, peer: str, after: str) -> bytes | None:
         from libp2p.custom_types import TProtocol
         from libp2p.peer.id import ID
 
         stream = await self._node.host.new_stream(ID.from_base58(peer), [TProtocol(PULL_PROTOCOL)])
         data: bytes | None = None
         try:
-            await stream.write(PULL_REQUEST)
+            await stream.write(pull_request(after))
             # A write half-close: NetStream.close_write() (not in INetStream's interface);
             # on Yamux, close() is one too.
             await getattr(stream, "close_write", stream.close)()
@@ -230,6 +274,12 @@ class PullServer:
             per_key_rate=tuning.serve_rate,
             per_key_burst=tuning.serve_burst,
         )
+        self._page_limits = RateLimiter(
+            rate=tuning.serve_global_rate,
+            burst=tuning.serve_global_burst,
+            per_key_rate=tuning.serve_page_rate,
+            per_key_burst=tuning.serve_page_burst,
+        )
         self._serving = 0
         self._serving_peers: dict[str, int] = {}
 
@@ -242,7 +292,6 @@ class PullServer:
                 not self._running()
                 or self._serving >= self._tuning.max_concurrent_serves
                 or self._serving_peers.get(peer, 0) >= self._tuning.max_serves_per_peer
-                or not self._limits.allow(peer, self._clock())
             ):
                 self._metrics.pulls.labels(side="server", result="refused").inc()
                 await _reset(stream)
@@ -250,7 +299,7 @@ class PullServer:
             self._serving += 1
             self._serving_peers[peer] = self._serving_peers.get(peer, 0) + 1
             try:
-                await self._answer(stream)
+                await self._answer(stream, peer)
             finally:
                 self._serving -= 1
                 left = self._serving_peers.pop(peer, 1) - 1
@@ -261,15 +310,17 @@ class PullServer:
             logger.info("pull request failed: %r", exc)
             await _reset(stream)
 
-    async def _answer(self, stream: INetStream) -> None:
+    async def _answer(self, stream: INetStream, peer: str) -> None:
         request: bytes | None = None
         with trio.move_on_after(self._tuning.serve_read_timeout):
             request = await read_to_eof(stream, MAX_PULL_REQUEST)
-        if request != PULL_REQUEST:
+        after = parse_pull_request(request)
+        limits = self._page_limits if after else self._limits
+        if after is None or not limits.allow(peer, self._clock()):
             self._metrics.pulls.labels(side="server", result="refused").inc()
             await _reset(stream)
             return
-        data = encode_snapshot(self._view.snapshot(self._wall()))
+        data = encode_snapshot(self._view.snapshot(self._wall(), after, MAX_PAGE_MEMBERS))
         with trio.fail_after(self._tuning.serve_write_timeout):
             await stream.write(data)
             await stream.close()

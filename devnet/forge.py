@@ -20,8 +20,8 @@ powers:
   its ``digest_statement`` and ``suspicions`` can hold forged, mis-signed or foreign
   envelopes; :func:`fit_entries` says how many entries fit under the size limit;
 * :class:`PullServer`: a handler of ``/chorus/health-view/1.0.0`` for the rogue's host that
-  answers as our nodes do (read the one-byte request to EOF, write one snapshot, close),
-  with whatever bytes the test chose, and counts who asked.
+  answers as our nodes do (read the request to EOF, write one snapshot, close), with
+  whatever bytes the test chose, and counts who asked and for which page.
 
 A rogue injects what it signed in others' names with ``rogue.inject(victim, message)``:
 GossipSub accepts a forwarded message that carries its origin's signature, whoever
@@ -48,11 +48,12 @@ from libp2p.pubsub.pb import rpc_pb2
 from libp2p.pubsub.validators import PUBSUB_SIGNING_PREFIX
 
 from adapters.stream_read import read_to_eof
-from adapters.view_pull import PULL_PROTOCOL, PULL_REQUEST
+from adapters.view_pull import PULL_PROTOCOL
 from mesh import digest_pb2 as _pb
 from mesh.digest import SCHEMA_VERSION, TOPIC, unchecked_gossip
 from mesh.messages import Gossip, HealthDigest, MemberState, SuspectNotice, Version
 from mesh.model import Status
+from mesh.snapshot_codec import MAX_PULL_REQUEST, PULL_REQUEST, parse_pull_request
 from mesh.wire_bounds import MAX_SNAPSHOT_BYTES
 
 if TYPE_CHECKING:
@@ -80,7 +81,6 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 MAX_MINT = 10_000  # identities one mint_many call makes at most (~0.1 ms each)
-_MAX_REQUEST = 16  # bytes of a pull request we read before giving up on it
 # Worst-case framing of one repeated MemberEntry inside a ViewSnapshot: a 1-byte tag and a
 # length varint of up to 3 bytes (mesh.digest's _ENTRY_FRAMING).
 _ENTRY_FRAMING = 4
@@ -251,16 +251,19 @@ def raw_snapshot(
     *,
     sent_at_ms: int | None = None,
     truncated: bool = False,
+    next_after: str = "",
     schema_version: int = SCHEMA_VERSION,
 ) -> bytes:
     """A ``ViewSnapshot`` from ``responder_id`` (it must be the serving host's peer ID, or
-    the whole snapshot is SIGNER_MISMATCH), dated now unless ``sent_at_ms``; unchecked and
-    unbounded: use :func:`fit_entries` to stay under ``MAX_SNAPSHOT_BYTES``."""
+    the whole snapshot is SIGNER_MISMATCH), dated now unless ``sent_at_ms``, with
+    ``next_after`` as the cursor of a next page; unchecked and unbounded: use
+    :func:`fit_entries` to stay under ``MAX_SNAPSHOT_BYTES``."""
     snapshot: Any = _pb.ViewSnapshot(
         schema_version=schema_version,
         responder_id=responder_id,
         sent_at_ms=now_ms() if sent_at_ms is None else sent_at_ms,
         truncated=truncated,
+        next_after=next_after,
     )
     snapshot.members.extend(entry.wire() for entry in entries)
     data: bytes = snapshot.SerializeToString(deterministic=True)
@@ -289,7 +292,8 @@ class PullServer:
 
     ``answer`` is the snapshot to send, a function of the requesting peer's ID returning
     it, or None to refuse (reset the stream). Like our nodes' server it reads the request
-    to EOF (at most 16 bytes, within ``read_timeout``), writes one answer and closes; unlike
+    to EOF (at most ``MAX_PULL_REQUEST`` bytes, within ``read_timeout``; the page it asks
+    for goes to ``cursors`` first), writes one answer and closes; unlike
     them it answers every request. ``calls`` counts requests per peer, ``served`` the
     answers written. Nothing a client does can raise out of the handler (py-libp2p would
     end the rogue's host)."""
@@ -303,6 +307,9 @@ class PullServer:
         self.calls: dict[str, int] = {}
         self.served: dict[str, int] = {}
         self.requests: list[bytes | None] = []  # what each client wrote (None: no EOF)
+        # The page each request asked for ("" the first, None not a request), so that an
+        # ``answer`` function can page, honestly or not.
+        self.cursors: list[str | None] = []
         self._changed = trio.Event()
 
     def install(self, host: IHost) -> None:
@@ -329,8 +336,9 @@ class PullServer:
             self._notify()
             request: bytes | None = None
             with trio.move_on_after(self.read_timeout):
-                request = await read_to_eof(stream, _MAX_REQUEST)
+                request = await read_to_eof(stream, MAX_PULL_REQUEST)
             self.requests.append(request)
+            self.cursors.append(parse_pull_request(request))
             answer = self.answer(peer) if callable(self.answer) else self.answer
             if answer is None:
                 await _reset(stream)

@@ -60,6 +60,7 @@ CERTIFIED_WITNESSES = 2
 __all__ = [
     "CERTIFIED_WITNESSES",
     "ClusterConfig",
+    "certified",
     "devnet",
     "expected_confirmations",
     "production",
@@ -273,6 +274,19 @@ def suspicion_timeout(
 
 
 # Presets ------------------------------------------------------------------------------
+
+
+def certified(config: ClusterConfig, enabled: bool = True) -> ClusterConfig:
+    """``config`` as a cluster whose members an admission policy certifies (``enabled``)
+    runs it, else as an open one. Certified: two members' refused dials count as our own
+    (rule 7), and the join gate takes the whole view at once, for it only slows minted
+    identities, which a certified cluster does not admit; a joiner then learns a view of
+    any size from its first pull. Open: nobody's refusal counts but our own."""
+    if not enabled:
+        return dataclasses.replace(config, refusal_witnesses=0)
+    return dataclasses.replace(
+        config, refusal_witnesses=CERTIFIED_WITNESSES, join_burst=config.max_members
+    )
 
 
 def production() -> ClusterConfig:

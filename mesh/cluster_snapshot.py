@@ -1,7 +1,10 @@
 """The pull protocol's view: the snapshot we answer with, and how a pulled one is merged.
 
 A node that joins, or heals from a partition, pulls a peer's view rather than waiting for
-every member's next heartbeat. Rule 12 of ``mesh.cluster_view``, carried out here:
+every member's next heartbeat; a view too large for one snapshot comes in pages, in the
+order of member ids (``build``'s ``after`` and ``limit``), each merged as it arrives and the
+suspicions they carry at the end (``split_page``). Rule 12 of ``mesh.cluster_view``,
+carried out here:
 
 12. Snapshots carry signed statements, not the responder's word. Each entry is the
     member's own digest (and leave), and each suspicion an observer's notice, all as their
@@ -21,6 +24,8 @@ The wire form, and the verification of every carried statement, is ``mesh.snapsh
 
 from __future__ import annotations
 
+import bisect
+import dataclasses
 import math
 
 from mesh.cluster_events import Event, Outcome
@@ -31,7 +36,20 @@ from mesh.messages import MemberEntry, SignedNotice, ViewSnapshot
 from mesh.rejection import Rejection, RejectReason
 from mesh.view_bounds import JoinGate
 
-__all__ = ["Snapshots"]
+__all__ = ["Snapshots", "split_page"]
+
+
+def split_page(page: ViewSnapshot) -> tuple[ViewSnapshot, tuple[MemberEntry, ...]]:
+    """A pulled page as what to merge at once (its statements but the notices) and the
+    entries whose notices wait until the pull's last page: a notice counts only once its
+    observer is a member, and the observer's own entry may come in a later page. Merging
+    each page at once and then a snapshot of the waiting entries (their digests and leaves
+    already in, no-ops) applies a paged view as if it had come whole."""
+    waiting = tuple(entry for entry in page.members if entry.suspicions)
+    if not waiting:
+        return page, ()
+    now = tuple(dataclasses.replace(entry, suspicions=()) for entry in page.members)
+    return dataclasses.replace(page, members=now), waiting
 
 
 class Snapshots:
@@ -42,11 +60,18 @@ class Snapshots:
         self._suspicions = suspicions
         self._joins = joins
 
-    def build(self, now: float) -> ViewSnapshot:
-        """Our view for the pull protocol, as the signed statements we hold
-        (``encode_snapshot`` leaves out what we hold no envelope of, and trims to size)."""
+    def build(self, now: float, after: str = "", limit: int | None = None) -> ViewSnapshot:
+        """One page of our view for the pull protocol, as the signed statements we hold:
+        the members whose ids sort after ``after``, at most ``limit`` of them
+        (``encode_snapshot`` leaves out what we hold no envelope of, and ends the page where
+        the size limit falls). When ``limit`` left members out, ``next_after`` says so."""
+        records = self._roster.records
+        ids = sorted(records)
+        first = bisect.bisect_right(ids, after) if after else 0
+        last = len(ids) if limit is None else min(len(ids), first + max(1, limit))
         entries = []
-        for _, record in sorted(self._roster.records.items()):
+        for peer in ids[first:last]:
+            record = records[peer]
             suspicions: tuple[SignedNotice, ...] = ()
             if record.state in (SUSPECT, DEAD) and record.suspicion is not None:
                 # Receivers drop notices past max_message_age (mesh.snapshot_codec): so do we.
@@ -69,6 +94,7 @@ class Snapshots:
             responder_id=self.self_id,
             sent_at_ms=math.floor(now * 1000.0),
             members=tuple(entries),
+            next_after=ids[last - 1] if last < len(ids) else "",
         )
 
     def merge(self, snapshot: ViewSnapshot, now: float) -> Outcome:

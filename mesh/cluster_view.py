@@ -311,10 +311,10 @@ class ClusterView:
         """Newest first, optionally for one peer (kept even after it is forgotten)."""
         return self._roster.history(peer=peer, limit=limit)
 
-    def snapshot(self, now: float) -> ViewSnapshot:
-        """Our view for the pull protocol, as the signed statements we hold
-        (``encode_snapshot`` leaves out what we hold no envelope of, and trims to size)."""
-        return self._snapshots.build(now)
+    def snapshot(self, now: float, after: str = "", limit: int | None = None) -> ViewSnapshot:
+        """One page of our view for the pull protocol: the members after ``after``, at most
+        ``limit`` (``mesh.cluster_snapshot``)."""
+        return self._snapshots.build(now, after, limit)
 
     def health(self) -> ClusterHealth:
         return cluster_health(self._roster)

@@ -135,15 +135,17 @@ class MemberEntry(_message.Message):
     def __init__(self, state: _Optional[_Union[MemberState, str]] = ..., digest_statement: _Optional[bytes] = ..., suspicions: _Optional[_Iterable[bytes]] = ..., leave_statement: _Optional[bytes] = ...) -> None: ...
 
 class ViewSnapshot(_message.Message):
-    __slots__ = ("schema_version", "responder_id", "sent_at_ms", "members", "truncated")
+    __slots__ = ("schema_version", "responder_id", "sent_at_ms", "members", "truncated", "next_after")
     SCHEMA_VERSION_FIELD_NUMBER: _ClassVar[int]
     RESPONDER_ID_FIELD_NUMBER: _ClassVar[int]
     SENT_AT_MS_FIELD_NUMBER: _ClassVar[int]
     MEMBERS_FIELD_NUMBER: _ClassVar[int]
     TRUNCATED_FIELD_NUMBER: _ClassVar[int]
+    NEXT_AFTER_FIELD_NUMBER: _ClassVar[int]
     schema_version: int
     responder_id: str
     sent_at_ms: int
     members: _containers.RepeatedCompositeFieldContainer[MemberEntry]
     truncated: bool
-    def __init__(self, schema_version: _Optional[int] = ..., responder_id: _Optional[str] = ..., sent_at_ms: _Optional[int] = ..., members: _Optional[_Iterable[_Union[MemberEntry, _Mapping]]] = ..., truncated: bool = ...) -> None: ...
+    next_after: str
+    def __init__(self, schema_version: _Optional[int] = ..., responder_id: _Optional[str] = ..., sent_at_ms: _Optional[int] = ..., members: _Optional[_Iterable[_Union[MemberEntry, _Mapping]]] = ..., truncated: bool = ..., next_after: _Optional[str] = ...) -> None: ...

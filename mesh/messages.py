@@ -140,3 +140,5 @@ class ViewSnapshot:
     sent_at_ms: int
     members: tuple[MemberEntry, ...]
     truncated: bool = False
+    # The page's last member id when more follow: the cursor of the next page's request.
+    next_after: str = ""

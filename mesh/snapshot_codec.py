@@ -32,13 +32,32 @@ from mesh.rejection import Rejection, RejectReason
 from mesh.signed import Envelope, EnvelopeVerifier
 from mesh.wire_bounds import (
     MAX_ENVELOPE_BYTES,
+    MAX_PEER_ID,
     MAX_SNAPSHOT_BYTES,
     MAX_SUSPICIONS,
     is_peer_id_shape,
     to_ms,
 )
 
-__all__ = ["decode_snapshot", "encode_snapshot"]
+__all__ = [
+    "MAX_PAGE_MEMBERS",
+    "MAX_PULL_REQUEST",
+    "PULL_REQUEST",
+    "decode_snapshot",
+    "encode_snapshot",
+    "parse_pull_request",
+    "pull_request",
+]
+
+# A request is one version byte: 1 asks for the first page (servers that predate paging
+# answer it with as much of the view as fits), 2 for the page after the member id that
+# follows it. Anything else is refused.
+PULL_REQUEST = b"\x01"
+_PAGE_REQUEST = b"\x02"
+MAX_PULL_REQUEST = 1 + MAX_PEER_ID  # bytes a server reads of a request before giving up
+# More members than any page can hold (an entry is a signed statement: well over 128
+# bytes), so a server builds no more of its view than one page can carry.
+MAX_PAGE_MEMBERS = MAX_SNAPSHOT_BYTES // 128
 
 _STATE_TO_WIRE = {
     state: _pb.MemberState.Value(f"MEMBER_STATE_{state.name}") for state in MemberState
@@ -50,14 +69,15 @@ _ENTRY_FRAMING = 4
 
 
 def encode_snapshot(snapshot: ViewSnapshot, *, max_bytes: int = MAX_SNAPSHOT_BYTES) -> bytes:
-    """The wire form of a view, at most ``max_bytes``.
+    """One page of a view, at most ``max_bytes``.
 
     Only what can be verified goes out: an entry without its digest's envelope is left out,
-    and so are the suspicions and leave we hold no envelope of. A view too large for the
-    limit is cut rather than refused, so the pull protocol keeps working in a cluster that
-    outgrew it: alive members are kept first, then suspect, dead and left, and
-    ``truncated`` is set for the receiver to see. Never raises for an entry's sake: the
-    server of a pull must always be able to answer.
+    and so are the suspicions and leave we hold no envelope of. Members go out in the order
+    of their ids, as many as fit; when more follow (here, or past the members that
+    ``Snapshots.build`` put in this page), ``next_after`` names the last id the page covers,
+    the cursor of the next page's request, and ``truncated`` is set for clients that do
+    not page. Never raises for an entry's sake: the server of a pull must always be able
+    to answer.
     """
     if not is_peer_id_shape(snapshot.responder_id):
         raise EncodeError(f"invalid responder id {snapshot.responder_id!r}")
@@ -67,12 +87,16 @@ def encode_snapshot(snapshot: ViewSnapshot, *, max_bytes: int = MAX_SNAPSHOT_BYT
         sent_at_ms=snapshot.sent_at_ms,
         truncated=True,  # counted as if set: costs 2 bytes
     )
-    size = head.ByteSize()
-    order = {state: rank for rank, state in enumerate(MemberState)}
+    members = sorted(snapshot.members, key=lambda e: e.digest.node_id)
+    # Room for the cursor: a tag, a length byte and the longest id it could be.
+    size = head.ByteSize() + 2 + max((len(e.digest.node_id) for e in members), default=0)
     kept: list[Any] = []
+    covered = ""  # the last id this page has dealt with, kept or left out
+    next_after = snapshot.next_after
     truncated = snapshot.truncated
-    for entry in sorted(snapshot.members, key=lambda e: (order[e.state], e.digest.node_id)):
+    for entry in members:
         if not entry.statement:
+            covered = entry.digest.node_id
             continue
         # protoc's stub types an enum field as the enum's class, its numbers as int.
         wire = _pb.MemberEntry(state=cast("_pb.MemberState", _STATE_TO_WIRE[entry.state]))
@@ -84,13 +108,37 @@ def encode_snapshot(snapshot: ViewSnapshot, *, max_bytes: int = MAX_SNAPSHOT_BYT
         cost = wire.ByteSize() + _ENTRY_FRAMING
         if size + cost > max_bytes:
             truncated = True
+            if kept:  # the rest go in the next page
+                next_after = covered
+                break
+            covered = entry.digest.node_id  # alone too large for any page: left out
             continue
         size += cost
         kept.append(wire)
-    head.truncated = truncated
+        covered = entry.digest.node_id
+    head.truncated = truncated or bool(next_after)
+    head.next_after = next_after
     head.members.extend(kept)
     data: bytes = head.SerializeToString(deterministic=True)
     return data
+
+
+def pull_request(after: str = "") -> bytes:
+    """The request for the page after member id ``after`` ("" for the first)."""
+    return _PAGE_REQUEST + after.encode() if after else PULL_REQUEST
+
+
+def parse_pull_request(data: bytes | None) -> str | None:
+    """The cursor a request asks for ("" for the first page), or None if it is not one."""
+    if data == PULL_REQUEST:
+        return ""
+    if not data or not data.startswith(_PAGE_REQUEST):
+        return None
+    try:
+        after = data[1:].decode("ascii")
+    except UnicodeDecodeError:
+        return None
+    return after if is_peer_id_shape(after) else None
 
 
 def decode_snapshot(
@@ -100,10 +148,14 @@ def decode_snapshot(
     *,
     verify: EnvelopeVerifier,
     config: ClusterConfig | None = None,
+    after: str = "",
 ) -> ViewSnapshot | Rejection:
     """Parse and validate a pull response from ``responder`` (the stream's verified remote
-    peer), verifying every carried statement with ``verify``. Entries are not checked for
-    age: a dead member's last digest is old by nature. Never raises."""
+    peer), the page after the member id ``after`` ("" for the first), verifying every
+    carried statement with ``verify``. Every member must sort after ``after``, and a
+    ``next_after`` after them all, so that a responder cannot have us page for ever.
+    Entries are not checked for age: a dead member's last digest is old by nature. Never
+    raises."""
     limits = config if config is not None else ClusterConfig()
     if not isinstance(data, bytes | bytearray | memoryview):
         return Rejection(RejectReason.MALFORMED, f"expected bytes, got {type(data).__name__}")
@@ -126,6 +178,9 @@ def decode_snapshot(
         return Rejection(
             RejectReason.INVALID_FIELD, f"{len(wire.members)} members > {limits.max_members}"
         )
+    next_after = str(wire.next_after)
+    if next_after and not (is_peer_id_shape(next_after) and next_after > after):
+        return Rejection(RejectReason.INVALID_FIELD, f"next_after {next_after[:MAX_PEER_ID]!r}")
     entries: list[MemberEntry] = []
     seen: set[str] = set()
     for item in wire.members:
@@ -136,6 +191,10 @@ def decode_snapshot(
             return Rejection(
                 RejectReason.INVALID_FIELD, f"member {entry.digest.node_id!r} listed twice"
             )
+        if not after < entry.digest.node_id <= (next_after or entry.digest.node_id):
+            return Rejection(
+                RejectReason.INVALID_FIELD, f"member {entry.digest.node_id!r} outside the page"
+            )
         seen.add(entry.digest.node_id)
         entries.append(entry)
     return ViewSnapshot(
@@ -143,6 +202,7 @@ def decode_snapshot(
         sent_at_ms=int(wire.sent_at_ms),
         members=tuple(entries),
         truncated=bool(wire.truncated),
+        next_after=next_after,
     )
 
 

@@ -25,12 +25,12 @@ from devnet.simulator.node import SimNode
 from devnet.simulator.overlay import GossipParams, Packet, Router
 from mesh.cluster_config import ClusterConfig
 from mesh.cluster_transitions import Transition
+from mesh.snapshot_codec import pull_request
 
 __all__ = ["Cluster", "Observer"]
 
 WALL0 = 1_790_000_000.0  # the virtual epoch: wire dates must look like real Unix times
 HANDSHAKE_RTTS = 3  # TCP, multistream-select + Noise, yamux + identify
-PULL_REQUEST_BYTES = 1
 PING_BYTES = 32
 # py-libp2p's Kademlia (libp2p/kad_dht/common.py): k and the lookup's concurrency.
 KAD_K = 20
@@ -244,13 +244,14 @@ class Cluster:
             a, b, "ping", PING_BYTES, lambda peer: self.send(b, a, "ping", PING_BYTES, answered)
         )
 
-    def pull(self, a: int, b: int, done: Callable[[bytes | None], None]) -> None:
-        """One pull of ``b``'s view; ``done(None)`` when refused or unanswered."""
+    def pull(self, a: int, b: int, after: str, done: Callable[[bytes | None], None]) -> None:
+        """One page of ``b``'s view, the one after member id ``after``; ``done(None)`` when
+        refused or unanswered."""
         state = {"open": True}
         tuning = self.nodes[a].tuning
 
         def answer(server: SimNode) -> None:
-            data = server.serve_pull(a)
+            data = server.pulls.serve(a, after)
             self.send(b, a, "pull", len(data) if data else 0, lambda _: finish(data))
 
         def finish(data: bytes | None) -> None:
@@ -258,5 +259,5 @@ class Cluster:
                 state["open"] = False
                 done(data)
 
-        self.send(a, b, "pull", PULL_REQUEST_BYTES, answer)
+        self.send(a, b, "pull", len(pull_request(after)), answer)
         self.nodes[a].later(tuning.pull_timeout, lambda: finish(None))

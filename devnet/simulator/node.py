@@ -3,7 +3,7 @@ it, minus trio and libp2p.
 
 The adapter's decisions are repeated here with the same pure pieces it uses
 (``publish_budget``, ``ClusterConfig.publish_due``, ``TokenBucket``, ``RateLimiter``,
-``decode_gossip``, ``encode_snapshot``/``decode_snapshot``, ``EnvelopeCache``), in the same
+``decode_gossip``, ``EnvelopeCache``; pulls in ``devnet.simulator.pulls``), in the same
 order: validate (signature, decode, signer rates), then the view; a view's event becomes a
 suspicion to publish, a refutation, or a check of the suspect (a ping out of turn if we are
 connected, else a dial-back, which only a peer we have met can get: ``dial_back_target``).
@@ -26,6 +26,7 @@ from devnet.simulator.keys import Identity
 from devnet.simulator.meeting import MeetingDesk
 from devnet.simulator.overlay import GossipParams, Packet, Router
 from devnet.simulator.publisher import Publisher
+from devnet.simulator.pulls import SimPulls
 from mesh.cluster_config import ClusterConfig
 from mesh.cluster_events import Event, Outcome, PublishRefute, PublishSuspect
 from mesh.cluster_transitions import Cause, Transition
@@ -35,7 +36,6 @@ from mesh.messages import HealthDigest, MemberState, SuspectNotice
 from mesh.rejection import Rejection, RejectReason
 from mesh.sequencer import Sequencer
 from mesh.signed import Envelope
-from mesh.snapshot_codec import decode_snapshot, encode_snapshot
 from probes.rate_limit import RateLimiter, TokenBucket
 
 __all__ = ["Life", "SimNode"]
@@ -82,14 +82,7 @@ class SimNode:
         self.verified = 0  # signature checks a real node would have run
         self.validated = 0  # gossip messages decoded and judged
         self.rejected: dict[str, int] = {}
-        self._pulls = TokenBucket(tuning.pull_rate, tuning.pull_burst, 0.0)
         self._dials = TokenBucket(tuning.dialback_rate, tuning.dialback_burst, 0.0)
-        self._serve = RateLimiter(
-            rate=tuning.serve_global_rate,
-            burst=tuning.serve_global_burst,
-            per_key_rate=tuning.serve_rate,
-            per_key_burst=tuning.serve_burst,
-        )
         self._signers = RateLimiter(
             rate=tuning.signer_global_rate,
             burst=tuning.signer_global_burst,
@@ -103,6 +96,7 @@ class SimNode:
         self._ping_order: list[int] = []
         self._checked: dict[int, float] = {}  # peer -> last check (the Verifier's cooldown)
         self.meetings = MeetingDesk(self)
+        self.pulls = SimPulls(self)
 
     # --- running under the node's own conditions ------------------------------------------
 
@@ -148,14 +142,14 @@ class SimNode:
             last = self.now - self.rng.uniform(0, interval)
             self.publisher.last_sent = last
             self.publisher.schedule(last + interval - self.now)
-        self._arm_tick()
+        self.arm_tick()
 
     def set_lag(self, lag: float) -> None:
         """Starve (lag > 0) or relieve the node; its lag check tells its view, as the
         adapter's event-loop lag monitor does."""
         self.lag = lag
         self._handle_events(self.view.set_starved(lag > 0, self.now))
-        self._arm_tick()
+        self.arm_tick()
 
     def leave(self) -> None:
         """GossipService.leave: no more publishing; a leave notice, a flush, then exit."""
@@ -179,7 +173,7 @@ class SimNode:
         self.handle(self.view.on_connected(self.cluster.peer_id(peer), self.now))
         # The pull waits for the peer's subscription (about one round trip).
         self.later(
-            2 * self.cluster.net.base_delay(self.index, peer), lambda: self._pull(peer, attempt=0)
+            2 * self.cluster.net.base_delay(self.index, peer), lambda: self.pulls.start(peer)
         )
 
     def on_disconnected(self, peer: int) -> None:
@@ -228,7 +222,7 @@ class SimNode:
         # postpones silence deadlines, so it needs a timer only when none is set (each
         # next_deadline() costs O(n)).
         if not isinstance(decoded, HealthDigest) or self._tick_timer is None:
-            self._arm_tick()
+            self.arm_tick()
         return True
 
     def _reject(self, reason: RejectReason) -> bool:
@@ -261,7 +255,7 @@ class SimNode:
 
     # --- timers of the view ----------------------------------------------------------------
 
-    def _arm_tick(self) -> None:
+    def arm_tick(self) -> None:
         """Tick at the view's next deadline (the adapter wakes at least every tick_max; the
         view's own contract says nothing happens before next_deadline)."""
         deadline = self.view.next_deadline()
@@ -278,7 +272,7 @@ class SimNode:
     def _tick(self) -> None:
         self._tick_timer = None
         self._handle_events(self.view.tick(self.now))
-        self._arm_tick()
+        self.arm_tick()
 
     def wired(self, peer: int) -> None:
         """A connection of a warm start: made long ago, announced and pulled already."""
@@ -316,7 +310,7 @@ class SimNode:
     def _dialled(self, peer: int, refused: bool) -> None:
         if refused:
             self.handle(self.view.on_refused(self.cluster.peer_id(peer), self.now))
-            self._arm_tick()
+            self.arm_tick()
 
     # --- liveness pings (adapters/pinger.py) -----------------------------------------------
 
@@ -352,32 +346,4 @@ class SimNode:
         # Failures while starved are ignored (LinkPinger.starved).
         if not answered and self.lag == 0 and peer in self.connected:
             self.handle(self.view.on_ping_failed(self.cluster.peer_id(peer), self.now))
-            self._arm_tick()
-
-    # --- the pull protocol -----------------------------------------------------------------
-
-    def _pull(self, peer: int, attempt: int) -> None:
-        if peer not in self.connected or (attempt == 0 and not self._pulls.take(self.now)):
-            return
-        self.cluster.pull(self.index, peer, lambda data: self._pulled(peer, data, attempt))
-
-    def serve_pull(self, client: int) -> bytes | None:
-        if not self._serve.allow(self.cluster.peer_id(client), self.now):
-            return None
-        return encode_snapshot(self.view.snapshot(self.wall))
-
-    def _pulled(self, peer: int, data: bytes | None, attempt: int) -> None:
-        if data is None:
-            if attempt + 1 < self.tuning.pull_attempts:
-                self.later(
-                    self.tuning.pull_retry_delay * 2**attempt, lambda: self._pull(peer, attempt + 1)
-                )
-            return
-        snapshot = decode_snapshot(
-            data, self.cluster.peer_id(peer), self.wall, verify=self.verify, config=self.config
-        )
-        if isinstance(snapshot, Rejection):
-            self._reject(snapshot.reason)
-            return
-        self.handle(self.view.merge_snapshot(snapshot, self.now))
-        self._arm_tick()
+            self.arm_tick()

@@ -15,7 +15,6 @@ the traffic of the scenario's window.
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import math
 from dataclasses import dataclass, field
@@ -26,7 +25,7 @@ from devnet.simulator.cluster import HANDSHAKE_RTTS, KAD_K, Cluster
 from devnet.simulator.kernel import Life
 from devnet.simulator.network import LinkModel
 from devnet.simulator.overlay import GossipParams
-from mesh.cluster_config import CERTIFIED_WITNESSES, ClusterConfig, production
+from mesh.cluster_config import ClusterConfig, certified, production
 from mesh.cluster_transitions import Transition
 from mesh.digest import encode_gossip
 from mesh.election import elect_admin
@@ -97,9 +96,7 @@ class Result:
 
 
 def build(settings: Settings) -> Cluster:
-    # As the gossip service sets it: witnesses count only where members are certified.
-    witnesses = 0 if settings.open else CERTIFIED_WITNESSES
-    config = dataclasses.replace(settings.config, refusal_witnesses=witnesses)
+    config = certified(settings.config, not settings.open)  # as the gossip service does
     return Cluster(
         settings.nodes,
         seed=settings.seed,

@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import logging
+import math
 import os
 import signal
 import subprocess
@@ -47,7 +48,9 @@ from adapters.libp2p_host import open_p2p_node
 from adapters.p2p_config import P2PConfig
 from adapters.p2p_identity import load_or_create_identity
 from adapters.p2p_node import P2PNode
-from adapters.view_pull import PULL_PROTOCOL, PULL_REQUEST
+from adapters.view_pull import PULL_PROTOCOL
+from devnet import forge
+from mesh import digest_pb2
 from mesh.admission import AdmissionPolicy
 from mesh.cluster_config import ClusterConfig, devnet
 from mesh.cluster_json import cluster_json
@@ -62,7 +65,7 @@ from mesh.model import Status
 from mesh.rejection import RejectReason
 from mesh.score_history import ScorePoint
 from mesh.sequencer import Sequencer
-from mesh.snapshot_codec import decode_snapshot, encode_snapshot
+from mesh.snapshot_codec import PULL_REQUEST, decode_snapshot, encode_snapshot
 from mesh.wire_bounds import MAX_GOSSIP_BYTES, MAX_SNAPSHOT_BYTES
 from tests.helpers import wait_until
 
@@ -467,6 +470,31 @@ async def test_late_joiner_converges_at_once_via_pull(tmp_path: Path) -> None:
         for far in members[1:]:
             seen = joiner.service.view.member(far.peer_id)
             assert seen is not None and "via snapshot" in seen.history[0].detail
+
+
+@pytest.mark.network
+async def test_a_view_larger_than_one_snapshot_is_pulled_in_pages(tmp_path: Path) -> None:
+    # 1,500 members' signed digests (some 200 bytes each) do not fit in one 256 KiB
+    # snapshot: only by paging does a joiner learn them all from its first pull.
+    big = dataclasses.replace(DEVNET, max_members=2048, join_burst=2048)
+    async with _cluster(tmp_path, big) as cluster:
+        (old,) = await cluster.chain(1)
+        started_ms = math.floor(time.time() * 1000) - 60_000
+        for ident in forge.mint_many(1500):
+            digest = forge.digest_of(ident, start_time_ms=started_ms)
+            raw = forge.statement(forge.sign(ident, forge.raw_gossip(digest)))
+            assert old.service.view.on_gossip(digest, trio.current_time(), raw).accepted
+        first = encode_snapshot(old.service.view.snapshot(time.time()))
+        assert digest_pb2.ViewSnapshot.FromString(first).next_after  # more than one page
+        joiner = await cluster.start("joiner", old)
+        await wait_until(
+            lambda: len(joiner.service.view.members()) == 1502,
+            timeout=30,
+            what="the joiner lists all 1,502 members",
+        )
+        pages = joiner.sample("chorus_cluster_pulls_total", side="client", result="ok")
+        assert pages == 2
+        assert old.sample("chorus_cluster_pulls_total", side="server", result="served") == 2
 
 
 def _settled(member: Member) -> bool:

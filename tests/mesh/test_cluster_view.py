@@ -16,6 +16,7 @@ from mesh.cluster_config import (
     suspicion_timeout,
 )
 from mesh.cluster_events import Event, Outcome, PublishRefute, PublishSuspect
+from mesh.cluster_snapshot import split_page
 from mesh.cluster_transitions import TRANSITIONS, Cause, Transition
 from mesh.cluster_view import ClusterView
 from mesh.digest import decode_gossip, encode_gossip
@@ -1148,6 +1149,37 @@ def test_only_alive_members_observe(observer_state: MemberState | None) -> None:
     assert outcome.rejection is not None
     assert outcome.rejection.reason is RejectReason.NOT_MEMBER
     assert state(view) is ALIVE
+
+
+@pytest.mark.parametrize("limit", [1, 2, 4])
+def test_a_new_node_converges_from_a_view_pulled_in_pages(limit: int) -> None:
+    source = full_view()
+    now = START / 1000 + 5
+    paged = ClusterView(ME, CFG)
+    paged.on_digest(dg(ME, 4), 6.0)
+    after, pages, waiting = "", 0, []
+    while True:
+        data = encode_snapshot(source.snapshot(now, after, limit))
+        page = decode_snapshot(
+            data, source.self_id, now, verify=ENVELOPES.open, config=CFG, after=after
+        )
+        assert isinstance(page, ViewSnapshot) and len(page.members) <= limit
+        at_once, later = split_page(page)
+        assert paged.merge_snapshot(at_once, 6.0).dropped == ()
+        waiting += later
+        pages += 1
+        if not page.next_after:
+            break
+        after = page.next_after
+    rest = ViewSnapshot(source.self_id, math.floor(now * 1000), tuple(waiting))
+    assert paged.merge_snapshot(rest, 6.0).dropped == ()
+    assert pages == -(-len(source.members()) // limit)
+    whole = ClusterView(ME, CFG)
+    whole.on_digest(dg(ME, 4), 6.0)
+    whole.merge_snapshot(pulled(source), 6.0)
+    assert {p: (m.state, m.suspected_by) for p, m in paged.members().items()} == {
+        p: (m.state, m.suspected_by) for p, m in whole.members().items()
+    }
 
 
 def test_observers_per_suspicion_are_bounded() -> None:

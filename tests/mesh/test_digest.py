@@ -24,7 +24,13 @@ from mesh.model import Status
 from mesh.rejection import Rejection, RejectReason
 from mesh.sequencer import Sequencer
 from mesh.signed import FakeEnvelopes
-from mesh.snapshot_codec import decode_snapshot, encode_snapshot
+from mesh.snapshot_codec import (
+    PULL_REQUEST,
+    decode_snapshot,
+    encode_snapshot,
+    parse_pull_request,
+    pull_request,
+)
 from mesh.wire_bounds import (
     MAX_COUNTER,
     MAX_GOSSIP_BYTES,
@@ -365,19 +371,103 @@ def test_snapshot_leaves_out_what_it_cannot_prove() -> None:
     assert decoded.members[1].suspicions == ()
 
 
-def test_snapshot_keeps_the_living_when_it_must_cut() -> None:
+def _pages(members: list[MemberEntry], max_bytes: int) -> list[ViewSnapshot]:
+    """A whole view pulled page by page, as a client follows next_after."""
+    pages: list[ViewSnapshot] = []
+    after = ""
+    while len(pages) < 100:
+        rest = [e for e in members if e.digest.node_id > after]
+        data = encode_snapshot(snapshot(*rest), max_bytes=max_bytes)
+        assert len(data) <= max_bytes
+        page = decode_snapshot(data, A, NOW, verify=ENVELOPES.open, config=CONFIG, after=after)
+        assert isinstance(page, ViewSnapshot)
+        pages.append(page)
+        if not page.next_after:
+            return pages
+        after = page.next_after
+    raise AssertionError("paging did not end")
+
+
+def test_a_view_too_large_for_one_snapshot_goes_in_pages_by_member_id() -> None:
     members = [entry(f"QmLeft{i}", MemberState.LEFT) for i in range(10)]
     members += [entry(f"QmAlive{i}", MemberState.ALIVE) for i in range(10)]
+    members.append(entry("QmDead", MemberState.DEAD))
     full = encode_snapshot(snapshot(*members))
-    data = encode_snapshot(snapshot(*members), max_bytes=len(full) * 3 // 4)
-    assert len(data) <= len(full) * 3 // 4
-    decoded = pull(data)
-    assert isinstance(decoded, ViewSnapshot) and decoded.truncated
-    states = [e.state for e in decoded.members]
-    assert states.count(MemberState.ALIVE) == 10
-    assert 0 < states.count(MemberState.LEFT) < 10
     whole = pull(full)
-    assert isinstance(whole, ViewSnapshot) and not whole.truncated
+    assert isinstance(whole, ViewSnapshot) and not whole.truncated and not whole.next_after
+    pages = _pages(members, len(full) // 3)
+    assert len(pages) >= 3
+    listed = [e for page in pages for e in page.members]
+    assert [e.digest.node_id for e in listed] == sorted(e.digest.node_id for e in members)
+    assert {e.digest.node_id: e for e in listed} == {e.digest.node_id: e for e in members}
+    for page in pages[:-1]:
+        # Clients that do not page still see that the view was cut.
+        assert page.truncated and page.next_after == page.members[-1].digest.node_id
+    assert not pages[-1].truncated
+
+
+def test_a_page_cut_by_the_builder_still_says_where_to_go_on() -> None:
+    members = [entry(f"QmPeer{i}", MemberState.ALIVE) for i in range(3)]
+    cut = dataclasses.replace(snapshot(*members[:2]), next_after="QmPeer1")
+    page = pull(encode_snapshot(cut))
+    assert isinstance(page, ViewSnapshot) and page.next_after == "QmPeer1" and page.truncated
+
+
+def test_an_entry_too_large_for_any_page_is_left_out_and_paging_goes_on() -> None:
+    small = [entry(f"QmPeer{i}", MemberState.ALIVE) for i in range(4)]
+    limit = len(encode_snapshot(snapshot(*small[:2])))
+    wide = {f"c{i:02d}" + "x" * 60: 1.0 for i in range(30)}
+    huge = entry("QmPeer0", MemberState.ALIVE, components=wide)
+    pages = _pages([huge, *small[1:]], limit)
+    listed = [e.digest.node_id for page in pages for e in page.members]
+    assert listed == ["QmPeer1", "QmPeer2", "QmPeer3"]
+
+
+def _raw_page(members: list[MemberEntry], next_after: str) -> bytes:
+    wire = pb.ViewSnapshot.FromString(encode_snapshot(snapshot(*members)))
+    wire.next_after = next_after
+    data: bytes = wire.SerializeToString()
+    return data
+
+
+@pytest.mark.parametrize(
+    ("after", "next_after", "why"),
+    [
+        ("QmPeer1", "", "a member at or before the cursor asked for"),
+        ("", "QmPeer0", "a member past the page's own end"),
+        ("QmPeer5", "QmPeer4", "a cursor that goes back: the client would page for ever"),
+        ("QmPeer5", "QmPeer5", "a cursor that stands still"),
+        ("", "not a peer id", "a cursor that is no peer id"),
+    ],
+)
+def test_a_page_that_breaks_the_order_is_rejected(after: str, next_after: str, why: str) -> None:
+    members = [entry(f"QmPeer{i}", MemberState.ALIVE) for i in range(2)]
+    if after == "QmPeer5":
+        members = []
+    data = _raw_page(members, next_after)
+    result = decode_snapshot(data, A, NOW, verify=ENVELOPES.open, config=CONFIG, after=after)
+    assert reason(result) is RejectReason.INVALID_FIELD, why
+
+
+@pytest.mark.parametrize(
+    ("request_bytes", "cursor"),
+    [
+        (PULL_REQUEST, ""),
+        (pull_request(""), ""),
+        (pull_request("QmPeer7"), "QmPeer7"),
+        (b"\x02", None),
+        (b"\x02Qm Peer", None),
+        (b"\x02" + b"Q" * 129, None),
+        (b"\x02\xff\xfe", None),
+        (b"\x03QmPeer7", None),
+        (b"", None),
+        (None, None),
+    ],
+)
+def test_pull_requests_parse_to_a_cursor_or_nothing(
+    request_bytes: bytes | None, cursor: str | None
+) -> None:
+    assert parse_pull_request(request_bytes) == cursor
 
 
 def test_snapshot_size_limit() -> None:

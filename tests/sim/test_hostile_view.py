@@ -32,6 +32,7 @@ from libp2p.pubsub.pb import rpc_pb2
 
 from adapters.envelope import EnvelopeCache
 from adapters.gossip_tuning import GossipTuning
+from adapters.view_pull import max_pages
 from devnet import forge
 from devnet.rogue import TOPIC, RoguePeer
 from devnet.testing import ALIVE, SUSPECT, MeshNetwork, MeshSnapshot, MeshTimeout, SimNode
@@ -643,6 +644,37 @@ async def test_a_snapshot_of_strangers_does_not_slow_the_victims_heartbeat(
 
         # Three of the honest cluster's silence timeouts: the victim never had to refute.
         await net.holds(undisturbed, seconds=3 * silence, what="the victim never suspected")
+
+
+async def test_a_responder_that_pages_for_ever_is_cut_off(mesh_network) -> None:
+    # Empty pages, each naming a next one: the victim follows at most max_pages of them,
+    # and nothing else changes.
+    net = await mesh_network(3)
+    victim = net.nodes[0]
+    before = await net.snapshot()
+    async with net.rogue() as rogue:
+        me = forge.Identity.of_host(rogue.node.host)
+        server = forge.PullServer()
+
+        def endless(peer: str) -> bytes | None:
+            if peer != victim.peer_id:
+                return None
+            return forge.raw_snapshot(me.peer_id, [], next_after=f"Page{len(server.cursors):04d}")
+
+        server.answer = endless
+        server.install(rogue.node.host)
+        await rogue.connect(victim)
+        limit = 8  # pages a view of max_members (1,024) needs at 2 KiB a member, at most
+        assert max_pages(CONFIG) == limit
+        await server.until_served(victim.peer_id, limit, timeout=10 * net.scale)
+        await _watch(
+            net,
+            NO_PULL_WAIT,
+            also=lambda: server.calls.get(victim.peer_id, 0) == limit,
+            also_what="the victim pulled more pages",
+        )
+        assert server.cursors == ["", *(f"Page{i:04d}" for i in range(1, limit))]
+        await _assert_intact(net, admission=False, before=before)
 
 
 # --- 7. more observers than a suspicion keeps ----------------------------------------------------

@@ -14,6 +14,8 @@ import adapters.gossip
 import adapters.gossip_publisher
 import adapters.gossip_tuning
 import adapters.publish_decisions
+import adapters.view_pull
+import mesh.cluster_snapshot
 import mesh.cluster_view
 import mesh.digest
 import mesh.sequencer
@@ -23,11 +25,12 @@ from devnet.simulator import cluster as sim_cluster
 from devnet.simulator import keys as sim_keys
 from devnet.simulator import node as sim_node
 from devnet.simulator import publisher as sim_publisher
+from devnet.simulator import pulls as sim_pulls
 from devnet.simulator.__main__ import main
 from devnet.simulator.kernel import Life
 from devnet.simulator.report import row, table
 from devnet.simulator.scenarios import Result, Settings, build, run, warm_start
-from mesh.cluster_config import CERTIFIED_WITNESSES, production
+from mesh.cluster_config import certified, production
 
 
 def _run(scenario: str, nodes: int = 10, **kw: object) -> Result:
@@ -36,12 +39,14 @@ def _run(scenario: str, nodes: int = 10, **kw: object) -> Result:
 
 def test_the_simulator_drives_the_classes_the_node_imports() -> None:
     # What each simulator module imported, by name: the very objects of the node's code.
-    used = {**vars(sim_node), **vars(sim_keys), **vars(sim_publisher)}
+    used = {**vars(sim_node), **vars(sim_keys), **vars(sim_publisher), **vars(sim_pulls)}
     assert used["ClusterView"] is mesh.cluster_view.ClusterView
     assert vars(adapters.gossip)["ClusterView"] is mesh.cluster_view.ClusterView
     assert used["decode_gossip"] is mesh.digest.decode_gossip
     assert used["decode_snapshot"] is mesh.snapshot_codec.decode_snapshot
     assert used["encode_snapshot"] is mesh.snapshot_codec.encode_snapshot
+    assert used["split_page"] is mesh.cluster_snapshot.split_page
+    assert used["max_pages"] is adapters.view_pull.max_pages
     assert used["Sequencer"] is mesh.sequencer.Sequencer
     assert used["TokenBucket"] is probes.rate_limit.TokenBucket
     # The publisher's decisions, budget included, are the gossip service's own object.
@@ -56,9 +61,7 @@ def test_the_simulator_drives_the_classes_the_node_imports() -> None:
     # Not a subclass nor a stand-in: the very class, with the production preset.
     assert all(type(node.view) is mesh.cluster_view.ClusterView for node in cluster.nodes)
     # The production preset, with witnesses as a certified cluster's gossip service sets them.
-    assert cluster.nodes[0].config == dataclasses.replace(
-        production(), refusal_witnesses=CERTIFIED_WITNESSES
-    )
+    assert cluster.nodes[0].config == certified(production())
     assert isinstance(cluster.verifier, adapters.envelope.EnvelopeCache)
 
 

@@ -1,0 +1,119 @@
+"""The pull protocol of one simulated node, as ``adapters/view_pull.py`` runs it.
+
+A pull on each new connection (paced by ``pull_rate``), page by page with the real codec:
+``pull_request``'s cursor (its size is what the request costs on the wire),
+``decode_snapshot``'s page checks, ``split_page`` (each page merged at once, the notices
+it carries after the last), retries with back-off, at most ``max_pages``; the server's
+limits on first and later pages. Simplified: the adapter waits for the peer's subscription
+to the topic; here a pull starts two round trips after the connection
+(``SimNode.on_connected``), and one pull at a time is not enforced (``max_concurrent_pulls``).
+"""
+
+from __future__ import annotations
+
+from adapters.view_pull import max_pages
+from devnet.simulator.kernel import NodeSide
+from mesh.cluster_snapshot import split_page
+from mesh.messages import MemberEntry, ViewSnapshot
+from mesh.rejection import Rejection
+from mesh.snapshot_codec import MAX_PAGE_MEMBERS, decode_snapshot, encode_snapshot
+from probes.rate_limit import RateLimiter, TokenBucket
+
+__all__ = ["SimPulls"]
+
+
+class SimPulls:
+    def __init__(self, node: NodeSide) -> None:
+        self.node = node
+        tuning = node.tuning
+        self._budget = TokenBucket(tuning.pull_rate, tuning.pull_burst, 0.0)
+        self._first = RateLimiter(
+            rate=tuning.serve_global_rate,
+            burst=tuning.serve_global_burst,
+            per_key_rate=tuning.serve_rate,
+            per_key_burst=tuning.serve_burst,
+        )
+        self._later = RateLimiter(
+            rate=tuning.serve_global_rate,
+            burst=tuning.serve_global_burst,
+            per_key_rate=tuning.serve_page_rate,
+            per_key_burst=tuning.serve_page_burst,
+        )
+        self.pages = 0  # pages merged, all pulls together
+
+    def start(self, peer: int) -> None:
+        """A pull from a newly connected peer, if the budget allows one."""
+        if peer in self.node.connected and self._budget.take(self.node.now):
+            self._page(peer, "", attempt=0, pages=0, waiting=[])
+
+    def serve(self, client: int, after: str) -> bytes | None:
+        """Our answer to ``client``'s request for the page after ``after``; None: refused."""
+        node = self.node
+        limits = self._later if after else self._first
+        if not limits.allow(node.cluster.peer_id(client), node.now):
+            return None
+        return encode_snapshot(node.view.snapshot(node.wall, after, MAX_PAGE_MEMBERS))
+
+    def _page(
+        self, peer: int, after: str, attempt: int, pages: int, waiting: list[MemberEntry]
+    ) -> None:
+        if peer not in self.node.connected:
+            self._finish(peer, waiting)
+            return
+        self.node.cluster.pull(
+            self.node.index,
+            peer,
+            after,
+            lambda data: self._pulled(peer, data, after, attempt, pages, waiting),
+        )
+
+    def _pulled(
+        self,
+        peer: int,
+        data: bytes | None,
+        after: str,
+        attempt: int,
+        pages: int,
+        waiting: list[MemberEntry],
+    ) -> None:
+        node = self.node
+        if data is None:
+            if attempt + 1 < node.tuning.pull_attempts:
+                node.later(
+                    node.tuning.pull_retry_delay * 2**attempt,
+                    lambda: self._page(peer, after, attempt + 1, pages, waiting),
+                )
+            else:
+                self._finish(peer, waiting)
+            return
+        page = decode_snapshot(
+            data,
+            node.cluster.peer_id(peer),
+            node.wall,
+            verify=node.verify,
+            config=node.config,
+            after=after,
+        )
+        if isinstance(page, Rejection):
+            node.rejected[page.reason] = node.rejected.get(page.reason, 0) + 1
+            self._finish(peer, waiting)
+            return
+        at_once, later = split_page(page)
+        waiting += later
+        node.handle(node.view.merge_snapshot(at_once, node.now))
+        node.arm_tick()
+        self.pages += 1
+        if page.next_after and pages + 1 < max_pages(node.config):
+            self._page(peer, page.next_after, 0, pages + 1, waiting)
+        else:
+            self._finish(peer, waiting)
+
+    def _finish(self, peer: int, waiting: list[MemberEntry]) -> None:
+        if waiting:
+            responder = self.node.cluster.peer_id(peer)
+            self.node.handle(
+                self.node.view.merge_snapshot(
+                    ViewSnapshot(responder, 0, tuple(waiting)), self.node.now
+                )
+            )
+            self.node.arm_tick()
