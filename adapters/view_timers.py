@@ -68,7 +68,7 @@ class ViewTimers:
                 self._score_history.observe(now, lambda: self._view.health().score)
                 if self._election_dirty:
                     self._election_dirty = False
-                    self._election.observe(self._view.members().values(), self._wall())
+                    self._election.observe(self._view.candidates(), self._wall())
                 deadline = self._view.next_deadline()
             except Exception as exc:  # the timers must outlive any state a peer caused
                 self._loop_failed("tick", exc)

@@ -68,15 +68,14 @@ def cluster_json(
     """The view; ``now`` on the view's clock, ``wall_now`` Unix seconds; ``scores`` the
     cluster score's recent past, on the view's clock too; ``page`` which members to show
     (``mesh.cluster_page``). Status, score, admin and counts are always the whole view's."""
-    members = view.members()
     health = view.health()
     counts = view.counts()
-    shown, total, following = page.select(members)
+    shown, total, following = view.page(page)
     return {
         "node_id": view.self_id,
         "status": str(health.status),
         "score": health.score,
-        "admin": elect_admin(members.values()),
+        "admin": elect_admin(view.candidates()),
         "counts": {str(state): counts[state] for state in MemberState},
         "peers": [
             member_json(member, self_id=view.self_id, now=now, wall_now=wall_now, history=history)

@@ -85,6 +85,19 @@ class MemberRecord:
     # per refutation. At most max_observers.
     discredited: dict[str, float] = field(default_factory=dict)
 
+    # What the election reads (mesh.election.Candidate), without copying the record.
+    @property
+    def node_id(self) -> str:
+        return self.digest.node_id
+
+    @property
+    def status(self) -> Status:
+        return self.digest.status
+
+    @property
+    def start_time(self) -> float:
+        return self.digest.start_time_ms / 1000.0
+
 
 class Roster:
     """The records of one view, the tombstones of forgotten members, the peers libp2p is

@@ -73,18 +73,20 @@ the pull protocol, and ``cluster_health`` (``mesh.cluster_health``) the cluster 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from types import MappingProxyType
 
 from mesh.awareness import Awareness
 from mesh.cluster_config import ClusterConfig
 from mesh.cluster_events import Event, Outcome
 from mesh.cluster_health import ClusterHealth, cluster_health
+from mesh.cluster_page import ClusterPage
 from mesh.cluster_roster import Member, Roster
 from mesh.cluster_snapshot import Snapshots
 from mesh.cluster_suspicions import Suspicions
 from mesh.cluster_timers import Timers
 from mesh.cluster_transitions import Cause, Transition
+from mesh.election import Candidate
 from mesh.messages import (
     Gossip,
     HealthDigest,
@@ -290,6 +292,17 @@ class ClusterView:
                 for peer, record in sorted(self._roster.records.items())
             }
         )
+
+    def candidates(self) -> Iterable[Candidate]:
+        """Every member as the election reads it (``mesh.election``), without copies: at
+        10,000 members a copy of each costs more than the election itself."""
+        return self._roster.records.values()
+
+    def page(self, page: ClusterPage) -> tuple[list[Member], int, str | None]:
+        """The members ``page`` selects, copied (only those), how many match its filter in
+        all, and the cursor of the next page (``mesh.cluster_page``)."""
+        shown, total, following = page.select(self._roster.records)
+        return [self._roster.copy(record.node_id, record) for record in shown], total, following
 
     def knows(self, peer: str) -> bool:
         """Whether ``peer`` is in the view, without copying its entry."""

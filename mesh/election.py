@@ -25,8 +25,8 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Protocol
 
-from mesh.cluster_roster import Member
 from mesh.messages import MemberState
 from mesh.model import Status
 
@@ -34,6 +34,7 @@ __all__ = [
     "DEFAULT_MAX_CHANGES",
     "DEFAULT_WINDOW",
     "ELECTION_HEALTH",
+    "Candidate",
     "ElectionHealth",
     "ElectionTracker",
     "LeadershipChange",
@@ -48,12 +49,28 @@ DEFAULT_MAX_CHANGES = 3  # changes within the window beyond which the election i
 ELECTION_HEALTH = "election-health"
 
 
-def eligible(member: Member, status: Status = Status.HEALTHY) -> bool:
+class Candidate(Protocol):
+    """What the election reads of a member: a ``Member`` copy, or the view's own record
+    (``ClusterView.candidates``), which spares a copy of every member per election."""
+
+    @property
+    def node_id(self) -> str: ...
+    @property
+    def state(self) -> MemberState: ...
+    @property
+    def status(self) -> Status: ...
+    @property
+    def start_time(self) -> float: ...
+    @property
+    def firsthand(self) -> bool: ...
+
+
+def eligible(member: Candidate, status: Status = Status.HEALTHY) -> bool:
     # Firsthand: heard on the topic by this node, not only listed in a pulled view.
     return member.state is MemberState.ALIVE and member.status is status and member.firsthand
 
 
-def elect_admin(members: Iterable[Member]) -> str | None:
+def elect_admin(members: Iterable[Candidate]) -> str | None:
     """The admin's peer ID, or None when no member is alive and healthy or degraded."""
     listed = list(members)
     for status in (Status.HEALTHY, Status.DEGRADED):
@@ -118,7 +135,7 @@ class ElectionTracker:
         """Newest first (the most recent ``keep``)."""
         return list(reversed(self._changes))
 
-    def observe(self, members: Iterable[Member], now: float) -> LeadershipChange | None:
+    def observe(self, members: Iterable[Candidate], now: float) -> LeadershipChange | None:
         """Elect from ``members`` at ``now``; returns the change, if leadership changed.
 
         The first observation sets the baseline and is not a change."""

@@ -4,7 +4,7 @@ wall-clock time). ``python -m devnet.simulator.costs --members 1000``
 Measured on a view warmed as the simulator warms it (``scenarios.warm_start``), with the
 production preset: the signature check of one envelope (``EnvelopeCache._verify``: py-libp2p's
 ``signature_validator``), ``decode_gossip``, ``ClusterView.on_digest``, ``tick``,
-``next_deadline``, the election (``elect_admin(view.members().values())``), and a snapshot's
+``next_deadline``, the election (``elect_admin(view.candidates())``), and a snapshot's
 encoding (``view.snapshot`` + ``encode_snapshot``: its size, and whether it was cut) and
 decoding with verification (``decode_snapshot``, fresh verifier).
 """
@@ -64,7 +64,7 @@ def measure(members: int, seed: int = 1) -> dict[str, float]:
     out["on_digest_us"] = 1e6 * _time(accept, 500)
     out["tick_ms"] = 1e3 * _time(lambda: view.tick(now), 20)
     out["next_deadline_ms"] = 1e3 * _time(view.next_deadline, 20)
-    out["election_ms"] = 1e3 * _time(lambda: elect_admin(view.members().values()), 5)
+    out["election_ms"] = 1e3 * _time(lambda: elect_admin(view.candidates()), 5)
     return out
 
 

@@ -287,7 +287,7 @@ def run(settings: Settings) -> Result:
     result.sample_view = sample.view
     # The real election (mesh.election, pure): every live node's view should name one admin.
     live = [node for node in nodes if node.life is Life.UP]
-    result.admins = len({elect_admin(node.view.members().values()) for node in live})
+    result.admins = len({elect_admin(node.view.candidates()) for node in live})
     return result
 
 

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import dataclasses
 import random
 from types import MappingProxyType
 
@@ -9,7 +10,7 @@ from mesh import cluster_config
 from mesh.cluster_roster import Member
 from mesh.cluster_view import ClusterView
 from mesh.election import ElectionTracker, LeadershipChange, elect_admin, eligible
-from mesh.messages import HealthDigest, MemberState, Version
+from mesh.messages import HealthDigest, MemberEntry, MemberState, Version, ViewSnapshot
 from mesh.model import Status
 
 ALIVE, SUSPECT, DEAD, LEFT = (
@@ -97,6 +98,36 @@ def test_views_that_agree_elect_the_same_admin() -> None:
             view.on_digest(digest, 0.0)
         admins.add(elect_admin(view.members().values()))
     assert admins == {"Qm0"}  # earliest start (0, 3, 6 tie) and then the smallest ID
+
+
+def test_the_view_elects_from_its_own_records_as_from_copies() -> None:
+    # Healthy, degraded, suspect, silent-but-listed and snapshot-only members: the
+    # uncopied records must elect exactly whom the copies elect, whatever the mix.
+    admins = set()
+    for seed in range(20):
+        rng = random.Random(seed)
+        view = ClusterView("QmSelf", cluster_config.test())
+        for i in range(12):
+            status = rng.choice([Status.HEALTHY, Status.DEGRADED, Status.UNHEALTHY])
+            digest = HealthDigest(
+                node_id=f"Qm{i}", start_time_ms=1_000_000 + rng.randrange(4) * 1000, seq=1
+            )
+            digest = dataclasses.replace(digest, status=status)
+            if rng.random() < 0.2:
+                view.merge_snapshot(ViewSnapshot("QmOther", 1, (_entry(digest),)), 0.0)
+            else:
+                view.on_digest(digest, 0.0)
+            if rng.random() < 0.2:
+                view.on_disconnected(digest.node_id, 0.0)
+        copies = list(view.members().values())
+        admin = elect_admin(view.candidates())
+        assert admin == elect_admin(copies)
+        admins.add(admin)
+    assert len(admins) > 3  # the mixes differ
+
+
+def _entry(digest: HealthDigest) -> MemberEntry:
+    return MemberEntry(digest=digest, state=ALIVE, statement=b"signed")
 
 
 def test_tracker_baseline_is_not_a_change() -> None:
