@@ -283,6 +283,7 @@ class GossipService:
                 nursery.start_soon(self._publisher.run)
                 nursery.start_soon(self._links.run)
                 nursery.start_soon(self._checks.run)
+                nursery.start_soon(self._pulls.run)
                 task_status.started()
         finally:
             # The subscription cannot be undone (LibP2PPubSub has no unsubscribe): the

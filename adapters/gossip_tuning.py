@@ -55,6 +55,11 @@ class GossipTuning:
     pull_attempts: int = 2
     pull_retry_delay: float = 0.25
     max_concurrent_pulls: int = 4
+    # Anti-entropy (PullClient.run): seconds between two pulls of what differs from a
+    # random connected member's view, jittered by half either way. Shorter repairs lost
+    # statements sooner; each costs a 512-byte summary and, while the views agree, an
+    # answer of some 100 bytes, whatever n is.
+    sync_interval: float = 10.0
     # Pulls started a second, with a burst: verifying a pulled view costs up to ~0.2 ms a
     # member the first time, and in an open cluster a stranger that reconnects under fresh
     # identities would otherwise have us verify views at its pace. A node that skips a pull

@@ -24,7 +24,8 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import logging
-from collections.abc import Callable, Container, Mapping
+import random
+from collections.abc import Callable, Collection, Mapping
 from typing import TYPE_CHECKING, Any
 
 import trio
@@ -49,6 +50,7 @@ from mesh.snapshot_codec import (
     parse_pull_request,
     pull_request,
 )
+from mesh.view_summary import differing
 from mesh.wire_bounds import MAX_SNAPSHOT_BYTES
 from probes.rate_limit import RateLimiter, TokenBucket
 
@@ -89,7 +91,7 @@ class PullClient:
         envelopes: EnvelopeCache,
         admission: AdmissionPolicy,
         *,
-        connected: Container[str],
+        connected: Collection[str],
         admitted: Callable[[Gossip], Rejection | None],
         handle: Callable[[Outcome, str], None],
         wake: Callable[[], None],
@@ -113,6 +115,7 @@ class PullClient:
         self._wall = wall_clock
         self._budget = TokenBucket(tuning.pull_rate, tuning.pull_burst, 0.0)
         self._slots = trio.Semaphore(tuning.max_concurrent_pulls)
+        self._rng = random.Random()
 
     async def pull_from(self, peer: str) -> None:
         """Pull a newly connected peer's view once it shows itself a health-mesh member.
@@ -127,25 +130,49 @@ class PullClient:
             self._metrics.pulls.labels(side="client", result="skipped").inc()
             return
         async with self._slots:
-            waiting: list[MemberEntry] = []
-            try:
-                after: str | None = ""
-                for _ in range(max_pages(self._config)):
-                    after = await self._pull_page(peer, after or "", waiting)
-                    if not after:
-                        break
-            finally:
-                if waiting and self._running():  # the notices of every page pulled
-                    self._merge(peer, ViewSnapshot(peer, 0, tuple(waiting)), None)
+            await self._pull_pages(peer, None)
 
-    async def _pull_page(self, peer: str, after: str, waiting: list[MemberEntry]) -> str | None:
+    async def run(self) -> None:
+        """Anti-entropy: every ``sync_interval`` (jittered), pull from one connected member,
+        chosen at random, what differs between its view and ours (``mesh.view_summary``):
+        statements gossip lost (a digest turned away in a join storm is not forwarded) come
+        back within an interval or two, however rare refreshes are. Two views that agree
+        cost a 512-byte summary and an empty answer."""
+        while True:
+            await trio.sleep(self._tuning.sync_interval * self._rng.uniform(0.5, 1.5))
+            peers = sorted(p for p in self._connected if self._view.knows(p))
+            if not peers or not self._running():
+                continue
+            try:
+                async with self._slots:
+                    await self._pull_pages(self._rng.choice(peers), self._view.summary())
+            except Exception as exc:  # what a peer sends must never end the loop
+                self._metrics.loop_failed("sync", exc)
+
+    async def _pull_pages(self, peer: str, summary: bytes | None) -> None:
+        """Every page of ``peer``'s view (of what differs from ``summary``, if given)."""
+        waiting: list[MemberEntry] = []
+        try:
+            after: str | None = ""
+            for _ in range(max_pages(self._config)):
+                after = await self._pull_page(peer, after or "", summary, waiting)
+                if not after:
+                    break
+        finally:
+            if waiting and self._running():  # the notices of every page pulled
+                self._merge(peer, ViewSnapshot(peer, 0, tuple(waiting)), None)
+
+    async def _pull_page(
+        self, peer: str, after: str, summary: bytes | None, waiting: list[MemberEntry]
+    ) -> str | None:
         """One page, with retries: the cursor of the next page, or None when done."""
+        request = pull_request(after, summary)
         for attempt in range(self._tuning.pull_attempts):
             if attempt:
                 await trio.sleep(self._tuning.pull_retry_delay * 2 ** (attempt - 1))
             if peer not in self._connected or not self._running():
                 return None
-            answered, after_this = await self._pull_once(peer, after, waiting)
+            answered, after_this = await self._pull_once(peer, after, request, waiting)
             if answered:
                 return after_this
         return None
@@ -177,7 +204,7 @@ class PullClient:
         return False
 
     async def _pull_once(
-        self, peer: str, after: str, waiting: list[MemberEntry]
+        self, peer: str, after: str, request: bytes, waiting: list[MemberEntry]
     ) -> tuple[bool, str | None]:
         """One exchange: whether it got an answer (accepted or rejected; else retry), and
         the next page's cursor if there is one. The page is merged at once but for its
@@ -185,7 +212,7 @@ class PullClient:
         data: bytes | None = None
         try:
             with trio.move_on_after(self._tuning.pull_timeout):
-                data = await self._request_snapshot(peer, after)
+                data = await self._request_snapshot(peer, request)
         except Exception as exc:
             logger.debug("pull from %s failed: %r", peer, exc)
         if not data:  # nothing, too much, or reset unanswered (refused): no view
@@ -228,14 +255,14 @@ class PullClient:
                 self._metrics.count_rejection(responder, refused)
         return dataclasses.replace(snapshot, members=tuple(kept))
 
-    async def _request_snapshot(self, peer: str, after: str) -> bytes | None:
+    async def _request_snapshot(self, peer: str, request: bytes) -> bytes | None:
         from libp2p.custom_types import TProtocol
         from libp2p.peer.id import ID
 
         stream = await self._node.host.new_stream(ID.from_base58(peer), [TProtocol(PULL_PROTOCOL)])
         data: bytes | None = None
         try:
-            await stream.write(pull_request(after))
+            await stream.write(request)
             # A write half-close: NetStream.close_write() (not in INetStream's interface);
             # on Yamux, close() is one too.
             await getattr(stream, "close_write", stream.close)()
@@ -314,13 +341,17 @@ class PullServer:
         request: bytes | None = None
         with trio.move_on_after(self._tuning.serve_read_timeout):
             request = await read_to_eof(stream, MAX_PULL_REQUEST)
-        after = parse_pull_request(request)
-        limits = self._page_limits if after else self._limits
-        if after is None or not limits.allow(peer, self._clock()):
+        ask = parse_pull_request(request)
+        limits = self._page_limits if ask is not None and ask.after else self._limits
+        if ask is None or not limits.allow(peer, self._clock()):
             self._metrics.pulls.labels(side="server", result="refused").inc()
             await _reset(stream)
             return
-        data = encode_snapshot(self._view.snapshot(self._wall(), after, MAX_PAGE_MEMBERS))
+        buckets = None
+        if ask.summary is not None:
+            buckets = differing(self._view.summary(), ask.summary)
+        page = self._view.snapshot(self._wall(), ask.after, MAX_PAGE_MEMBERS, buckets)
+        data = encode_snapshot(page)
         with trio.fail_after(self._tuning.serve_write_timeout):
             await stream.write(data)
             await stream.close()

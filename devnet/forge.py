@@ -338,7 +338,8 @@ class PullServer:
             with trio.move_on_after(self.read_timeout):
                 request = await read_to_eof(stream, MAX_PULL_REQUEST)
             self.requests.append(request)
-            self.cursors.append(parse_pull_request(request))
+            ask = parse_pull_request(request)
+            self.cursors.append(None if ask is None else ask.after)
             answer = self.answer(peer) if callable(self.answer) else self.answer
             if answer is None:
                 await _reset(stream)

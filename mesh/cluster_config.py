@@ -42,7 +42,9 @@ waits up to ``suspicion_max_mult`` times longer (Lifeguard, Dadgar et al. 2017, 
 
 Gossip load: each node publishes one digest per ``refresh_interval(n)`` plus one per change
 (at most one per ``min_publish_interval``), so the topic carries about
-``n / refresh_interval(n) <= max_refresh_rate`` refresh messages a second whatever n is.
+``n / refresh_interval(n) <= max_refresh_rate`` refresh messages a second whatever n is;
+where members are certified (``certified``), ``refresh_crowd / n`` beyond 34 members (0.08
+a second at 1,000: the heartbeat of a large certified cluster is its pings).
 """
 
 from __future__ import annotations
@@ -56,8 +58,12 @@ from mesh.errors import ConfigError
 # Witnesses a certified cluster needs (ClusterConfig.refusal_witnesses): two, so that no
 # single admitted member's word makes anyone dead.
 CERTIFIED_WITNESSES = 2
+# ClusterConfig.refresh_crowd where members are certified: refreshes as before up to 34
+# members (production) or 20 (devnet), then every n² / 80 seconds.
+CERTIFIED_REFRESH_CROWD = 80.0
 
 __all__ = [
+    "CERTIFIED_REFRESH_CROWD",
     "CERTIFIED_WITNESSES",
     "ClusterConfig",
     "certified",
@@ -85,6 +91,17 @@ class ClusterConfig:
     # members each refreshes every max(refresh_period, n / max_refresh_rate) seconds, like
     # memberlist's pushPullScale. The issue's ceiling is "well under 10 msgs/s/topic".
     max_refresh_rate: float = 5.0
+    # Refreshes thin out quadratically in a large cluster: a node refreshes at least every
+    # n² / refresh_crowd seconds, so the whole cluster's refreshes fall as refresh_crowd / n
+    # a second. The certified 80 changes nothing up to 34 members in production (15 s)
+    # and 20 in the devnet preset; 125 s at 100 members, 3.5 h at 1,000. Where members are
+    # certified the heartbeat has little left to do in a large cluster: pings find frozen
+    # members, closed and refused connections crashed ones, and anti-entropy
+    # (adapters/view_pull.py) brings back what gossip lost; at 1,000 nodes this takes idle
+    # traffic from 18 KB/s a node to under 1 KB/s (devnet/simulator/RESULTS.md). 0 (an
+    # open cluster's default): never, for minted members counted in n would stretch our
+    # heartbeat quadratically while our peers' n stays small (rule 2).
+    refresh_crowd: float = 0.0
     # Seconds between two change-triggered digests: a flapping check cannot flood the topic.
     # Longer delays the news of a change by up to this much.
     min_publish_interval: float = 1.0
@@ -158,6 +175,10 @@ class ClusterConfig:
     # join_rate; in an open cluster this is how fast minted identities can fill the view.
     join_burst: int = 256
     join_rate: float = 4.0
+    # Rule 2: where an admission policy certifies every member (certified()), a member
+    # learned from a pulled snapshot counts in n and for the election at once, as one
+    # heard on the topic: no responder can list minted identities there.
+    certified_members: bool = False
     # Observers kept per suspicion (Lifeguard's K is 2-3; more add nothing but memory).
     max_observers: int = 16
 
@@ -179,7 +200,7 @@ class ClusterConfig:
             value = getattr(self, name)
             if not (isinstance(value, int | float) and math.isfinite(value) and value > 0):
                 raise ConfigError(f"cluster {name} must be a positive number, got {value!r}")
-        for name in ("min_publish_interval", "refused_grace"):
+        for name in ("min_publish_interval", "refused_grace", "refresh_crowd"):
             value = getattr(self, name)
             if not (isinstance(value, int | float) and math.isfinite(value) and value >= 0):
                 raise ConfigError(f"cluster {name} must be >= 0, got {value!r}")
@@ -209,7 +230,9 @@ class ClusterConfig:
 
     def refresh_interval(self, n: int) -> float:
         """Seconds between a node's refresh digests in a cluster of ``n`` members."""
-        return max(self.refresh_period, max(1, n) / self.max_refresh_rate)
+        spread = max(1, n) / self.max_refresh_rate
+        crowd = n * n / self.refresh_crowd if self.refresh_crowd else 0.0
+        return max(self.refresh_period, spread, crowd)
 
     def publish_due(self, *, now: float, last_sent: float | None, changed: bool, n: int) -> bool:
         """Whether a node should publish its digest now: on a change (rate-limited by
@@ -279,13 +302,19 @@ def suspicion_timeout(
 def certified(config: ClusterConfig, enabled: bool = True) -> ClusterConfig:
     """``config`` as a cluster whose members an admission policy certifies (``enabled``)
     runs it, else as an open one. Certified: two members' refused dials count as our own
-    (rule 7), and the join gate takes the whole view at once, for it only slows minted
-    identities, which a certified cluster does not admit; a joiner then learns a view of
-    any size from its first pull. Open: nobody's refusal counts but our own."""
+    (rule 7); the join gate takes the whole view at once, for it only slows minted
+    identities, which a certified cluster does not admit, and members learned from a
+    pulled view count at once (rule 2), so a joiner learns a view of any size from its
+    first pull; refreshes thin out quadratically (CERTIFIED_REFRESH_CROWD). Open: nobody's
+    refusal counts but our own, and every setting stays as ``config`` has it."""
     if not enabled:
         return dataclasses.replace(config, refusal_witnesses=0)
     return dataclasses.replace(
-        config, refusal_witnesses=CERTIFIED_WITNESSES, join_burst=config.max_members
+        config,
+        refusal_witnesses=CERTIFIED_WITNESSES,
+        join_burst=config.max_members,
+        certified_members=True,
+        refresh_crowd=config.refresh_crowd or CERTIFIED_REFRESH_CROWD,
     )
 
 

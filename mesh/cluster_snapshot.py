@@ -17,7 +17,10 @@ carried out here:
     nobody re-gossips them and the suspect may never hear of them to refute. It waits for
     the member's next statement, which answers it, or for evidence of our own or a notice
     on the topic, from which its timer starts (memberlist's mergeState: "prefer to
-    suspect").
+    suspect"). A member new to us that the responder holds DEAD is not taken in at all:
+    the responder's word cannot make it dead, nor should it make it alive to us, for a
+    member that died before we joined would then stay listed until its silence, which in
+    a large cluster takes hours (``ClusterConfig.refresh_crowd``).
 
 The wire form, and the verification of every carried statement, is ``mesh.snapshot_codec``.
 """
@@ -35,6 +38,7 @@ from mesh.cluster_transitions import DEAD, LEFT, SUSPECT
 from mesh.messages import MemberEntry, SignedNotice, ViewSnapshot
 from mesh.rejection import Rejection, RejectReason
 from mesh.view_bounds import JoinGate
+from mesh.view_summary import bucket_of
 
 __all__ = ["Snapshots", "split_page"]
 
@@ -60,13 +64,22 @@ class Snapshots:
         self._suspicions = suspicions
         self._joins = joins
 
-    def build(self, now: float, after: str = "", limit: int | None = None) -> ViewSnapshot:
+    def build(
+        self,
+        now: float,
+        after: str = "",
+        limit: int | None = None,
+        buckets: frozenset[int] | None = None,
+    ) -> ViewSnapshot:
         """One page of our view for the pull protocol, as the signed statements we hold:
-        the members whose ids sort after ``after``, at most ``limit`` of them
-        (``encode_snapshot`` leaves out what we hold no envelope of, and ends the page where
-        the size limit falls). When ``limit`` left members out, ``next_after`` says so."""
+        the members whose ids sort after ``after`` (and fall in ``buckets``, if given:
+        ``mesh.view_summary``), at most ``limit`` of them (``encode_snapshot`` leaves out
+        what we hold no envelope of, and ends the page where the size limit falls). When
+        ``limit`` left members out, ``next_after`` says so."""
         records = self._roster.records
         ids = sorted(records)
+        if buckets is not None:
+            ids = [peer for peer in ids if bucket_of(peer) in buckets]
         first = bisect.bisect_right(ids, after) if after else 0
         last = len(ids) if limit is None else min(len(ids), first + max(1, limit))
         entries = []
@@ -133,14 +146,17 @@ class Snapshots:
             return Outcome()
         record = self._roster.records.get(peer)
         if record is None:
-            if self._roster.is_buried(peer, entry.digest.key):
+            # A member the responder holds dead is not listed alive on its word either.
+            if entry.state is DEAD or self._roster.is_buried(peer, entry.digest.key):
                 return Outcome()
             refused = self._joins.admit(len(self._roster.records), now)
             if refused is not None:
                 return Outcome(rejection=refused)
             self._roster.tombstones.pop(peer, None)
             events = self._roster.join(entry.digest, now, via)
-            self._roster.records[peer].statement = entry.statement
+            joined = self._roster.records[peer]
+            joined.statement = entry.statement
+            joined.firsthand = self.config.certified_members  # rule 2
             return Outcome(tuple(events))
         if entry.digest.key <= record.key:
             return Outcome()

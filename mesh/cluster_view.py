@@ -32,7 +32,9 @@ written out in full beside the code that carries it out, as memberlist keeps its
    (VIEW_FULL, JOIN_RATE). Members known only from snapshots do not count in n (the
    timing formulas) nor for the election until a digest of theirs reaches us on the
    topic: one responder's view of minted members must not stretch our heartbeat while
-   our peers' n stays small, which would have them suspect us by silence. Notices and
+   our peers' n stays small, which would have them suspect us by silence. Where an
+   admission policy certifies every member (``certified_members``) they count at once:
+   no responder can list minted members there. Notices and
    connection events about peers we have no digest of are ignored, as memberlist ignores
    "a node we've never heard of".
 3. Suspicion is evidence against a Version, never beyond what the suspect has said itself;
@@ -98,6 +100,7 @@ from mesh.messages import (
 )
 from mesh.rejection import Rejection, RejectReason
 from mesh.view_bounds import JoinGate
+from mesh.view_summary import summarise
 
 __all__ = ["ClusterView"]
 
@@ -324,10 +327,21 @@ class ClusterView:
         """Newest first, optionally for one peer (kept even after it is forgotten)."""
         return self._roster.history(peer=peer, limit=limit)
 
-    def snapshot(self, now: float, after: str = "", limit: int | None = None) -> ViewSnapshot:
-        """One page of our view for the pull protocol: the members after ``after``, at most
-        ``limit`` (``mesh.cluster_snapshot``)."""
-        return self._snapshots.build(now, after, limit)
+    def snapshot(
+        self,
+        now: float,
+        after: str = "",
+        limit: int | None = None,
+        buckets: frozenset[int] | None = None,
+    ) -> ViewSnapshot:
+        """One page of our view for the pull protocol: the members after ``after``, in
+        ``buckets`` if given, at most ``limit`` (``mesh.cluster_snapshot``)."""
+        return self._snapshots.build(now, after, limit, buckets)
+
+    def summary(self) -> bytes:
+        """Our view in 512 bytes, for anti-entropy (``mesh.view_summary``)."""
+        records = self._roster.records
+        return summarise((peer, r.key, r.state) for peer, r in records.items())
 
     def health(self) -> ClusterHealth:
         return cluster_health(self._roster)

@@ -13,6 +13,7 @@ The snapshot's own size, parse, schema-version and responder checks are those li
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, cast
 
 from mesh import digest_pb2 as _pb
@@ -30,6 +31,7 @@ from mesh.messages import (
 )
 from mesh.rejection import Rejection, RejectReason
 from mesh.signed import Envelope, EnvelopeVerifier
+from mesh.view_summary import SUMMARY_BYTES
 from mesh.wire_bounds import (
     MAX_ENVELOPE_BYTES,
     MAX_PEER_ID,
@@ -43,6 +45,7 @@ __all__ = [
     "MAX_PAGE_MEMBERS",
     "MAX_PULL_REQUEST",
     "PULL_REQUEST",
+    "PullAsk",
     "decode_snapshot",
     "encode_snapshot",
     "parse_pull_request",
@@ -51,10 +54,14 @@ __all__ = [
 
 # A request is one version byte: 1 asks for the first page (servers that predate paging
 # answer it with as much of the view as fits), 2 for the page after the member id that
-# follows it. Anything else is refused.
+# follows it, and 3 (anti-entropy) for the page after that id of the members in the
+# buckets where the view differs from the summary that comes first
+# (``mesh.view_summary``). Anything else is refused.
 PULL_REQUEST = b"\x01"
 _PAGE_REQUEST = b"\x02"
-MAX_PULL_REQUEST = 1 + MAX_PEER_ID  # bytes a server reads of a request before giving up
+_SYNC_REQUEST = b"\x03"
+# Bytes a server reads of a request before giving up.
+MAX_PULL_REQUEST = 1 + SUMMARY_BYTES + MAX_PEER_ID
 # More members than any page can hold (an entry is a signed statement: well over 128
 # bytes), so a server builds no more of its view than one page can carry.
 MAX_PAGE_MEMBERS = MAX_SNAPSHOT_BYTES // 128
@@ -123,22 +130,41 @@ def encode_snapshot(snapshot: ViewSnapshot, *, max_bytes: int = MAX_SNAPSHOT_BYT
     return data
 
 
-def pull_request(after: str = "") -> bytes:
-    """The request for the page after member id ``after`` ("" for the first)."""
+@dataclass(frozen=True, slots=True)
+class PullAsk:
+    """What a pull request asks for: the page after member id ``after`` ("" the first),
+    of the whole view, or with ``summary`` only of the buckets that differ from it."""
+
+    after: str = ""
+    summary: bytes | None = None
+
+
+def pull_request(after: str = "", summary: bytes | None = None) -> bytes:
+    """The request for the page after member id ``after`` ("" for the first), of the
+    members that differ from ``summary`` if one is given."""
+    if summary is not None:
+        return _SYNC_REQUEST + summary + after.encode()
     return _PAGE_REQUEST + after.encode() if after else PULL_REQUEST
 
 
-def parse_pull_request(data: bytes | None) -> str | None:
-    """The cursor a request asks for ("" for the first page), or None if it is not one."""
+def parse_pull_request(data: bytes | None) -> PullAsk | None:
+    """What a request asks for, or None if it is not one."""
     if data == PULL_REQUEST:
-        return ""
-    if not data or not data.startswith(_PAGE_REQUEST):
+        return PullAsk()
+    summary: bytes | None = None
+    if data and data.startswith(_SYNC_REQUEST) and len(data) >= 1 + SUMMARY_BYTES:
+        summary, rest = data[1 : 1 + SUMMARY_BYTES], data[1 + SUMMARY_BYTES :]
+    elif data and data.startswith(_PAGE_REQUEST):
+        rest = data[1:]
+    else:
         return None
     try:
-        after = data[1:].decode("ascii")
+        after = rest.decode("ascii")
     except UnicodeDecodeError:
         return None
-    return after if is_peer_id_shape(after) else None
+    if not (is_peer_id_shape(after) or (summary is not None and not after)):
+        return None
+    return PullAsk(after, summary)
 
 
 def decode_snapshot(

@@ -25,7 +25,7 @@ from devnet.simulator.node import SimNode
 from devnet.simulator.overlay import GossipParams, Packet, Router
 from mesh.cluster_config import ClusterConfig
 from mesh.cluster_transitions import Transition
-from mesh.snapshot_codec import pull_request
+from mesh.snapshot_codec import PullAsk, pull_request
 
 __all__ = ["Cluster", "Observer"]
 
@@ -244,14 +244,14 @@ class Cluster:
             a, b, "ping", PING_BYTES, lambda peer: self.send(b, a, "ping", PING_BYTES, answered)
         )
 
-    def pull(self, a: int, b: int, after: str, done: Callable[[bytes | None], None]) -> None:
-        """One page of ``b``'s view, the one after member id ``after``; ``done(None)`` when
-        refused or unanswered."""
+    def pull(self, a: int, b: int, ask: PullAsk, done: Callable[[bytes | None], None]) -> None:
+        """One page of ``b``'s view, as ``ask`` asks; ``done(None)`` when refused or
+        unanswered."""
         state = {"open": True}
         tuning = self.nodes[a].tuning
 
         def answer(server: SimNode) -> None:
-            data = server.pulls.serve(a, after)
+            data = server.pulls.serve(a, ask)
             self.send(b, a, "pull", len(data) if data else 0, lambda _: finish(data))
 
         def finish(data: bytes | None) -> None:
@@ -259,5 +259,5 @@ class Cluster:
                 state["open"] = False
                 done(data)
 
-        self.send(a, b, "pull", len(pull_request(after)), answer)
+        self.send(a, b, "pull", len(pull_request(ask.after, ask.summary)), answer)
         self.nodes[a].later(tuning.pull_timeout, lambda: finish(None))

@@ -9,6 +9,7 @@ modules import one way: cluster -> node -> its parts -> this module.
 
 from __future__ import annotations
 
+import random
 from collections.abc import Callable
 from enum import StrEnum
 from typing import Protocol
@@ -25,6 +26,7 @@ from mesh.cluster_transitions import Transition
 from mesh.cluster_view import ClusterView
 from mesh.sequencer import Sequencer
 from mesh.signed import Envelope
+from mesh.snapshot_codec import PullAsk
 
 __all__ = ["Kernel", "Life", "NodeSide"]
 
@@ -61,7 +63,7 @@ class Kernel(Protocol):
     def exit(self, index: int, life: Life) -> None: ...
     def dial(self, a: int, b: int, timeout: float, done: Callable[[int, bool], None]) -> None: ...
     def ping(self, a: int, b: int, timeout: float, done: Callable[[bool], None]) -> None: ...
-    def pull(self, a: int, b: int, after: str, done: Callable[[bytes | None], None]) -> None: ...
+    def pull(self, a: int, b: int, ask: PullAsk, done: Callable[[bytes | None], None]) -> None: ...
     def meet(self, a: int, b: int, timeout: float, done: Callable[[bool], None]) -> None: ...
 
 
@@ -79,6 +81,7 @@ class NodeSide(Protocol):
     sequencer: Sequencer | None
     connected: set[int]
     rejected: dict[str, int]
+    rng: random.Random
 
     @property
     def now(self) -> float: ...

@@ -133,10 +133,12 @@ class SimNode:
         self.sequencer = Sequencer(self.peer_id, math.floor(self.wall * 1000.0))
 
     def run_timers(self, *, refresh_phase: bool = False) -> None:
-        """Start the GossipSub heartbeat, the pinger and the view's timer, each at a random
-        phase; with ``refresh_phase`` (a warm start) the last refresh, too."""
+        """Start the GossipSub heartbeat, the pinger, anti-entropy and the view's timer,
+        each at a random phase; with ``refresh_phase`` (a warm start) the last refresh,
+        too."""
         self.later(self.rng.uniform(0, self.router.params.heartbeat), self._heartbeat)
         self.later(self.rng.uniform(0, self.ping_interval), self._ping_next)
+        self.pulls.start_syncing()
         if refresh_phase:
             interval = self.config.refresh_interval(self.view.live_count())
             last = self.now - self.rng.uniform(0, interval)

@@ -1,6 +1,8 @@
 """The pull protocol of one simulated node, as ``adapters/view_pull.py`` runs it.
 
-A pull on each new connection (paced by ``pull_rate``), page by page with the real codec:
+A pull on each new connection (paced by ``pull_rate``) and one of what differs from a
+random connected member every ``sync_interval`` (anti-entropy), page by page with the
+real codec:
 ``pull_request``'s cursor (its size is what the request costs on the wire),
 ``decode_snapshot``'s page checks, ``split_page`` (each page merged at once, the notices
 it carries after the last), retries with back-off, at most ``max_pages``; the server's
@@ -16,7 +18,8 @@ from devnet.simulator.kernel import NodeSide
 from mesh.cluster_snapshot import split_page
 from mesh.messages import MemberEntry, ViewSnapshot
 from mesh.rejection import Rejection
-from mesh.snapshot_codec import MAX_PAGE_MEMBERS, decode_snapshot, encode_snapshot
+from mesh.snapshot_codec import MAX_PAGE_MEMBERS, PullAsk, decode_snapshot, encode_snapshot
+from mesh.view_summary import differing
 from probes.rate_limit import RateLimiter, TokenBucket
 
 __all__ = ["SimPulls"]
@@ -44,18 +47,34 @@ class SimPulls:
     def start(self, peer: int) -> None:
         """A pull from a newly connected peer, if the budget allows one."""
         if peer in self.node.connected and self._budget.take(self.node.now):
-            self._page(peer, "", attempt=0, pages=0, waiting=[])
+            self._page(peer, PullAsk(), attempt=0, pages=0, waiting=[])
 
-    def serve(self, client: int, after: str) -> bytes | None:
-        """Our answer to ``client``'s request for the page after ``after``; None: refused."""
+    def start_syncing(self) -> None:
+        """Anti-entropy (``PullClient.run``): every ``sync_interval``, jittered, a pull of
+        what differs from a random connected member's view."""
         node = self.node
-        limits = self._later if after else self._first
+        node.later(node.tuning.sync_interval * node.rng.uniform(0.5, 1.5), self._sync)
+
+    def _sync(self) -> None:
+        node = self.node
+        peers = sorted(p for p in node.connected if node.view.knows(node.cluster.peer_id(p)))
+        if peers:
+            peer = node.rng.choice(peers)
+            self._page(peer, PullAsk("", node.view.summary()), attempt=0, pages=0, waiting=[])
+        self.start_syncing()
+
+    def serve(self, client: int, ask: PullAsk) -> bytes | None:
+        """Our answer to ``client``'s request; None: refused."""
+        node = self.node
+        limits = self._later if ask.after else self._first
         if not limits.allow(node.cluster.peer_id(client), node.now):
             return None
-        return encode_snapshot(node.view.snapshot(node.wall, after, MAX_PAGE_MEMBERS))
+        buckets = None if ask.summary is None else differing(node.view.summary(), ask.summary)
+        page = node.view.snapshot(node.wall, ask.after, MAX_PAGE_MEMBERS, buckets)
+        return encode_snapshot(page)
 
     def _page(
-        self, peer: int, after: str, attempt: int, pages: int, waiting: list[MemberEntry]
+        self, peer: int, ask: PullAsk, attempt: int, pages: int, waiting: list[MemberEntry]
     ) -> None:
         if peer not in self.node.connected:
             self._finish(peer, waiting)
@@ -63,15 +82,15 @@ class SimPulls:
         self.node.cluster.pull(
             self.node.index,
             peer,
-            after,
-            lambda data: self._pulled(peer, data, after, attempt, pages, waiting),
+            ask,
+            lambda data: self._pulled(peer, data, ask, attempt, pages, waiting),
         )
 
     def _pulled(
         self,
         peer: int,
         data: bytes | None,
-        after: str,
+        ask: PullAsk,
         attempt: int,
         pages: int,
         waiting: list[MemberEntry],
@@ -81,7 +100,7 @@ class SimPulls:
             if attempt + 1 < node.tuning.pull_attempts:
                 node.later(
                     node.tuning.pull_retry_delay * 2**attempt,
-                    lambda: self._page(peer, after, attempt + 1, pages, waiting),
+                    lambda: self._page(peer, ask, attempt + 1, pages, waiting),
                 )
             else:
                 self._finish(peer, waiting)
@@ -92,7 +111,7 @@ class SimPulls:
             node.wall,
             verify=node.verify,
             config=node.config,
-            after=after,
+            after=ask.after,
         )
         if isinstance(page, Rejection):
             node.rejected[page.reason] = node.rejected.get(page.reason, 0) + 1
@@ -104,7 +123,7 @@ class SimPulls:
         node.arm_tick()
         self.pages += 1
         if page.next_after and pages + 1 < max_pages(node.config):
-            self._page(peer, page.next_after, 0, pages + 1, waiting)
+            self._page(peer, PullAsk(page.next_after, ask.summary), 0, pages + 1, waiting)
         else:
             self._finish(peer, waiting)
 

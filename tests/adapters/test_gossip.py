@@ -497,6 +497,36 @@ async def test_a_view_larger_than_one_snapshot_is_pulled_in_pages(tmp_path: Path
         assert old.sample("chorus_cluster_pulls_total", side="server", result="served") == 2
 
 
+@pytest.mark.network
+async def test_anti_entropy_brings_back_a_statement_gossip_lost(tmp_path: Path) -> None:
+    # A statement that reached one node's view but was never gossiped (as a digest
+    # turned away in a join storm is not forwarded) reaches the other at its next sync.
+    syncing = GossipTuning(meet_links=0, sync_interval=0.5)
+    async with _cluster(tmp_path) as cluster:
+        a = await cluster.start("a", tuning=syncing)
+        b = await cluster.start("b", a, tuning=syncing)
+        await wait_until(_all_alive([a, b]), timeout=10, what="convergence")
+        lost = forge.mint()
+        started_ms = math.floor(time.time() * 1000) - 60_000
+        digest = forge.digest_of(lost, start_time_ms=started_ms)
+        raw = forge.statement(forge.sign(lost, forge.raw_gossip(digest)))
+        assert a.service.view.on_gossip(digest, trio.current_time(), raw).accepted
+        await wait_until(
+            lambda: b.service.view.knows(lost.peer_id), timeout=5, what="b synced with a"
+        )
+        assert a.service.view.summary() == b.service.view.summary()
+        # Agreeing views: the next syncs carry nobody.
+        served = a.sample("chorus_cluster_pulls_total", side="server", result="served")
+        await wait_until(
+            lambda: (
+                a.sample("chorus_cluster_pulls_total", side="server", result="served") >= served + 2
+            ),
+            timeout=5,
+            what="two more syncs",
+        )
+        assert len(b.service.view.members()) == 3
+
+
 def _settled(member: Member) -> bool:
     """Nothing of this member's can still reach a newcomer by gossip: its GossipSub mesh
     holds every connected peer and it has announced itself to each (GossipService publishes

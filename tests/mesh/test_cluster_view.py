@@ -172,6 +172,25 @@ def test_refresh_and_silence(
 
 
 @pytest.mark.parametrize(
+    ("preset", "n", "refresh"),
+    [
+        (cluster_config.production, 34, 15.0),  # as in an open cluster
+        (cluster_config.production, 100, 125.0),  # n² / 80
+        (cluster_config.production, 1000, 12_500.0),
+        (cluster_config.devnet, 10, 2.5),
+        (cluster_config.devnet, 20, 5.0),
+        (cluster_config.devnet, 40, 20.0),
+    ],
+)
+def test_certified_refreshes_thin_out_quadratically(
+    preset: Callable[[], ClusterConfig], n: int, refresh: float
+) -> None:
+    config = cluster_config.certified(preset())
+    assert config.refresh_interval(n) == pytest.approx(refresh)
+    assert config.refresh_interval(n) >= preset().refresh_interval(n)
+
+
+@pytest.mark.parametrize(
     ("now", "last_sent", "changed", "due"),
     [
         (0.0, None, False, True),  # never sent
@@ -984,37 +1003,51 @@ def test_a_new_node_converges_from_one_pull() -> None:
     fresh = ClusterView(ME, CFG)
     fresh.on_digest(dg(ME, 4), 6.0)
     outcome = fresh.merge_snapshot(pulled(source), 6.0)
-    # D is dead to B, but a snapshot makes nobody dead: only its signed suspicions count,
-    # and our own timer decides.
+    # C is suspect to B, and a snapshot makes nobody dead: only its signed suspicions
+    # count, and our own timer decides. D, dead to B, is not taken in at all: B's word
+    # cannot make it dead, nor alive to us.
     assert {p: m.state for p, m in fresh.members().items()} == {
         ME: ALIVE,
         B: ALIVE,
         X: ALIVE,
         C: SUSPECT,
-        D: SUSPECT,
         "QmE": LEFT,
     }
     assert outcome.dropped == ()
     assert fresh.member(X).score == 0.8  # type: ignore[union-attr]
     # Only observers who signed count: B's own word is not a notice.
     assert fresh.member(C).suspected_by == {X}  # type: ignore[union-attr]
-    assert fresh.member(D).suspected_by == {X}  # type: ignore[union-attr]
     # Pulling the same view again changes nothing.
     assert fresh.merge_snapshot(pulled(source), 6.5).events == ()
-    # Carried notices alone never make D dead: nobody re-gossips them, and D might never
-    # hear of them to refute. Our own evidence (silence since we learned of D) starts the
+    # Carried notices alone never make C dead: nobody re-gossips them, and C might never
+    # hear of them to refute. Our own evidence (silence since we learned of C) starts the
     # timer.
     fresh.tick(6.0 + 2.9)
-    assert state(fresh, D) is SUSPECT and fresh.next_deadline() == 6.0 + 3.0
+    assert state(fresh, C) is SUSPECT and fresh.next_deadline() == 6.0 + 3.0
     fresh.tick(6.0 + 3.0)
     # n counts only members heard on the topic (rule 2): just us, so no confirmations are
     # expected and the minimum applies.
     assert fresh.live_count() == 1
     timeout = CFG.suspicion_timeout(1, 1)
     fresh.tick(6.0 + 3.0 + timeout - 0.01)
-    assert state(fresh, D) is SUSPECT
+    assert state(fresh, C) is SUSPECT
     fresh.tick(6.0 + 3.0 + timeout)
-    assert state(fresh, D) is DEAD
+    assert state(fresh, C) is DEAD
+
+
+def test_where_members_are_certified_a_pulled_member_counts_at_once() -> None:
+    # Rule 2's exception: no responder can list minted members in a certified cluster, so
+    # a joiner's n and election are the cluster's from its first pull.
+    source = full_view()
+    fresh = ClusterView(ME, cluster_config.certified(CFG))
+    fresh.on_digest(dg(ME, 4), 6.0)
+    fresh.merge_snapshot(pulled(source), 6.0)
+    assert fresh.member(X).firsthand  # type: ignore[union-attr]
+    assert fresh.live_count() == 4  # ME, B, X and C (suspect); QmE left
+    open_view = ClusterView(ME, CFG)
+    open_view.on_digest(dg(ME, 4), 6.0)
+    open_view.merge_snapshot(pulled(source), 6.0)
+    assert open_view.live_count() == 1
 
 
 def test_a_snapshot_carries_only_what_its_authors_signed() -> None:

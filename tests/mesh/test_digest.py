@@ -26,6 +26,7 @@ from mesh.sequencer import Sequencer
 from mesh.signed import FakeEnvelopes
 from mesh.snapshot_codec import (
     PULL_REQUEST,
+    PullAsk,
     decode_snapshot,
     encode_snapshot,
     parse_pull_request,
@@ -449,25 +450,32 @@ def test_a_page_that_breaks_the_order_is_rejected(after: str, next_after: str, w
     assert reason(result) is RejectReason.INVALID_FIELD, why
 
 
+SUM = bytes(range(256)) * 2  # a summary's 512 bytes
+
+
 @pytest.mark.parametrize(
-    ("request_bytes", "cursor"),
+    ("request_bytes", "ask"),
     [
-        (PULL_REQUEST, ""),
-        (pull_request(""), ""),
-        (pull_request("QmPeer7"), "QmPeer7"),
+        (PULL_REQUEST, PullAsk()),
+        (pull_request(""), PullAsk()),
+        (pull_request("QmPeer7"), PullAsk("QmPeer7")),
+        (pull_request("", SUM), PullAsk("", SUM)),
+        (pull_request("QmPeer7", SUM), PullAsk("QmPeer7", SUM)),
         (b"\x02", None),
         (b"\x02Qm Peer", None),
         (b"\x02" + b"Q" * 129, None),
         (b"\x02\xff\xfe", None),
-        (b"\x03QmPeer7", None),
+        (b"\x03" + SUM[:-1], None),  # a summary one byte short
+        (b"\x03" + SUM + b"Qm Peer", None),
+        (b"\x04QmPeer7", None),
         (b"", None),
         (None, None),
     ],
 )
-def test_pull_requests_parse_to_a_cursor_or_nothing(
-    request_bytes: bytes | None, cursor: str | None
+def test_pull_requests_parse_to_what_they_ask_or_nothing(
+    request_bytes: bytes | None, ask: PullAsk | None
 ) -> None:
-    assert parse_pull_request(request_bytes) == cursor
+    assert parse_pull_request(request_bytes) == ask
 
 
 def test_snapshot_size_limit() -> None:
