@@ -25,7 +25,7 @@ import contextlib
 import dataclasses
 import logging
 import random
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 import trio
@@ -59,7 +59,7 @@ if TYPE_CHECKING:
 
     from adapters.p2p_node import P2PNode
 
-__all__ = ["PULL_PROTOCOL", "PullClient", "PullServer", "max_pages"]
+__all__ = ["PULL_PROTOCOL", "PullClient", "PullServer", "max_pages", "sync_intervals"]
 
 # The service's parts log as the service: operators' filters and the tests select on it.
 logger = logging.getLogger("adapters.gossip")
@@ -68,6 +68,17 @@ PULL_PROTOCOL = "/chorus/health-view/1.0.0"
 # What one member of a view costs a page at most, on average over the view: an entry is
 # some 200-800 bytes, more for the few under suspicion (a notice per observer).
 _BYTES_PER_MEMBER = 2048
+
+
+def sync_intervals(tuning: GossipTuning) -> Iterator[float]:
+    """Seconds before each anti-entropy pull: ``sync_first`` for the first
+    ``sync_early`` of them, then doubling up to ``sync_interval``, then that for ever."""
+    interval = min(tuning.sync_first, tuning.sync_interval)
+    for _ in range(tuning.sync_early):
+        yield interval
+    while True:
+        interval = min(2 * interval, tuning.sync_interval)
+        yield interval
 
 
 def max_pages(config: ClusterConfig) -> int:
@@ -137,9 +148,10 @@ class PullClient:
         chosen at random, what differs between its view and ours (``mesh.view_summary``):
         statements gossip lost (a digest turned away in a join storm is not forwarded) come
         back within an interval or two, however rare refreshes are. Two views that agree
-        cost a 512-byte summary and an empty answer."""
-        while True:
-            await trio.sleep(self._tuning.sync_interval * self._rng.uniform(0.5, 1.5))
+        cost a 512-byte summary and an empty answer. A node that just started syncs sooner
+        (``sync_intervals``): in a join storm every node is missing what others lost."""
+        for interval in sync_intervals(self._tuning):
+            await trio.sleep(interval * self._rng.uniform(0.5, 1.5))
             peers = sorted(p for p in self._connected if self._view.knows(p))
             if not peers or not self._running():
                 continue

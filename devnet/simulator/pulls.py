@@ -13,7 +13,7 @@ to the topic; here a pull starts two round trips after the connection
 
 from __future__ import annotations
 
-from adapters.view_pull import max_pages
+from adapters.view_pull import max_pages, sync_intervals
 from devnet.simulator.kernel import NodeSide
 from mesh.cluster_snapshot import split_page
 from mesh.messages import MemberEntry, ViewSnapshot
@@ -43,6 +43,7 @@ class SimPulls:
             per_key_burst=tuning.serve_page_burst,
         )
         self.pages = 0  # pages merged, all pulls together
+        self._syncs = sync_intervals(tuning)
 
     def start(self, peer: int) -> None:
         """A pull from a newly connected peer, if the budget allows one."""
@@ -50,10 +51,14 @@ class SimPulls:
             self._page(peer, PullAsk(), attempt=0, pages=0, waiting=[])
 
     def start_syncing(self) -> None:
-        """Anti-entropy (``PullClient.run``): every ``sync_interval``, jittered, a pull of
-        what differs from a random connected member's view."""
+        """Anti-entropy (``PullClient.run``): after each of ``sync_intervals``, jittered,
+        a pull of what differs from a random connected member's view."""
+        self._syncs = sync_intervals(self.node.tuning)
+        self._next_sync()
+
+    def _next_sync(self) -> None:
         node = self.node
-        node.later(node.tuning.sync_interval * node.rng.uniform(0.5, 1.5), self._sync)
+        node.later(next(self._syncs) * node.rng.uniform(0.5, 1.5), self._sync)
 
     def _sync(self) -> None:
         node = self.node
@@ -61,7 +66,7 @@ class SimPulls:
         if peers:
             peer = node.rng.choice(peers)
             self._page(peer, PullAsk("", node.view.summary()), attempt=0, pages=0, waiting=[])
-        self.start_syncing()
+        self._next_sync()
 
     def serve(self, client: int, ask: PullAsk) -> bytes | None:
         """Our answer to ``client``'s request; None: refused."""

@@ -1,0 +1,27 @@
+"""When anti-entropy pulls (``adapters.view_pull.sync_intervals``): soon and often right
+after start, when a join storm has left every node missing what the others lost, then
+every ``sync_interval``."""
+
+from __future__ import annotations
+
+from itertools import islice
+
+from adapters.gossip_tuning import GossipTuning
+from adapters.view_pull import max_pages, sync_intervals
+from mesh.cluster_config import ClusterConfig
+
+
+def test_syncs_come_early_then_settle_at_the_interval() -> None:
+    tuning = GossipTuning(sync_first=1.0, sync_early=3, sync_interval=10.0)
+    assert list(islice(sync_intervals(tuning), 8)) == [1, 1, 1, 2, 4, 8, 10, 10]
+
+
+def test_a_first_sync_longer_than_the_interval_is_cut_to_it() -> None:
+    tuning = GossipTuning(sync_first=5.0, sync_early=1, sync_interval=0.5)
+    assert list(islice(sync_intervals(tuning), 3)) == [0.5, 0.5, 0.5]
+
+
+def test_pages_a_pull_may_take_grow_with_the_view_it_may_hold() -> None:
+    assert max_pages(ClusterConfig()) == 8  # 1,024 members at 2 KiB, 256 KiB a page
+    assert max_pages(ClusterConfig(max_members=10_000)) == 79
+    assert max_pages(ClusterConfig(max_members=2)) == 1
