@@ -56,10 +56,12 @@ class GossipTuning:
     pull_retry_delay: float = 0.25
     max_concurrent_pulls: int = 4
     # Anti-entropy (PullClient.run): seconds between two pulls of what differs from a
-    # random connected member's view, jittered by half either way. Shorter repairs lost
-    # statements sooner; each costs a 512-byte summary and, while the views agree, an
-    # answer of some 100 bytes, whatever n is.
-    sync_interval: float = 10.0
+    # random connected member's view, jittered by half either way (memberlist's push/pull
+    # interval). Shorter repairs lost statements sooner; each costs a 512-byte summary, a
+    # libp2p stream on each side and, while the views agree, an answer of some 100 bytes,
+    # whatever n is. At 10 s the bench's idle CPU at 5-20 nodes rose by 0.2-0.4 points of
+    # a core (2f6f1a9, inside the run-to-run spread but in every size), so 30 s.
+    sync_interval: float = 30.0
     # The first sync_early syncs after start come every sync_first seconds, the next ones
     # doubling up to sync_interval: 100 nodes starting within a second lose most of each
     # other's first digests to the budget for strangers, and a node pulling from a random
