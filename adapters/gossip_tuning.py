@@ -55,6 +55,8 @@ class GossipTuning:
     pull_attempts: int = 2
     pull_retry_delay: float = 0.25
     max_concurrent_pulls: int = 4
+    # Seconds one pull may take in all, every page and retry included.
+    pull_deadline: float = 20.0
     # Anti-entropy (PullClient.run): seconds between two pulls of what differs from a
     # random connected member's view, jittered by half either way (memberlist's push/pull
     # interval). Shorter repairs lost statements sooner; each costs a 512-byte summary, a
@@ -163,6 +165,14 @@ class GossipTuning:
     # (signer, reason) pairs already logged; bounded so a flood cannot grow memory.
     rejection_log_keys: int = 1024
     history_in_json: int = shapes.DEFAULT_HISTORY
+
+    def __post_init__(self) -> None:
+        # A zero would have the sync loop spin; a negative sleep raises out of the service.
+        for name in ("sync_first", "sync_interval", "pull_timeout", "pull_deadline"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"GossipTuning.{name} must be > 0, got {getattr(self, name)!r}")
+        if self.sync_early < 0:
+            raise ValueError(f"GossipTuning.sync_early must be >= 0, got {self.sync_early!r}")
 
 
 def publish_budget(tuning: GossipTuning, n: int) -> tuple[float, float]:

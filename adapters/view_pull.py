@@ -45,6 +45,7 @@ from mesh.rejection import Rejection
 from mesh.snapshot_codec import (
     MAX_PAGE_MEMBERS,
     MAX_PULL_REQUEST,
+    PullAsk,
     decode_snapshot,
     encode_snapshot,
     parse_pull_request,
@@ -59,7 +60,14 @@ if TYPE_CHECKING:
 
     from adapters.p2p_node import P2PNode
 
-__all__ = ["PULL_PROTOCOL", "PullClient", "PullServer", "max_pages", "sync_intervals"]
+__all__ = [
+    "PULL_PROTOCOL",
+    "PullClient",
+    "PullServer",
+    "ServeLimits",
+    "max_pages",
+    "sync_intervals",
+]
 
 # The service's parts log as the service: operators' filters and the tests select on it.
 logger = logging.getLogger("adapters.gossip")
@@ -79,6 +87,31 @@ def sync_intervals(tuning: GossipTuning) -> Iterator[float]:
     while True:
         interval = min(2 * interval, tuning.sync_interval)
         yield interval
+
+
+class ServeLimits:
+    """The server's rate limits: per peer, for first pages (a pull or a sync) and, apart,
+    for the later pages of a view too large for one; and one global budget for both, so
+    that mixing the two kinds of request buys no peer, nor all of them, more answers."""
+
+    def __init__(self, tuning: GossipTuning) -> None:
+        self._global = TokenBucket(tuning.serve_global_rate, tuning.serve_global_burst, 0.0)
+        self._first = RateLimiter(
+            rate=tuning.serve_global_rate,
+            burst=tuning.serve_global_burst,
+            per_key_rate=tuning.serve_rate,
+            per_key_burst=tuning.serve_burst,
+        )
+        self._later = RateLimiter(
+            rate=tuning.serve_global_rate,
+            burst=tuning.serve_global_burst,
+            per_key_rate=tuning.serve_page_rate,
+            per_key_burst=tuning.serve_page_burst,
+        )
+
+    def allow(self, peer: str, ask: PullAsk, now: float) -> bool:
+        limits = self._later if ask.after else self._first
+        return limits.allow(peer, now, pool=self._global)
 
 
 def max_pages(config: ClusterConfig) -> int:
@@ -162,14 +195,23 @@ class PullClient:
                 self._metrics.loop_failed("sync", exc)
 
     async def _pull_pages(self, peer: str, summary: bytes | None) -> None:
-        """Every page of ``peer``'s view (of what differs from ``summary``, if given)."""
+        """Every page of ``peer``'s view (of what differs from ``summary``, if given).
+
+        Each page after the first takes a token of the pull budget, as a pull does: what
+        costs CPU is verifying the statements, and a page carries as many as a whole view
+        used to. The whole exchange has ``pull_deadline``: a responder that answers each
+        page just in time must not hold one of our pull slots for minutes."""
         waiting: list[MemberEntry] = []
         try:
-            after: str | None = ""
-            for _ in range(max_pages(self._config)):
-                after = await self._pull_page(peer, after or "", summary, waiting)
-                if not after:
-                    break
+            with trio.move_on_after(self._tuning.pull_deadline):
+                after: str | None = ""
+                for page in range(max_pages(self._config)):
+                    if page and not self._budget.take(self._clock()):
+                        self._metrics.pulls.labels(side="client", result="skipped").inc()
+                        break
+                    after = await self._pull_page(peer, after or "", summary, waiting)
+                    if not after:
+                        break
         finally:
             if waiting and self._running():  # the notices of every page pulled
                 self._merge(peer, ViewSnapshot(peer, 0, tuple(waiting)), None)
@@ -307,18 +349,7 @@ class PullServer:
         self._running = running
         self._clock = clock
         self._wall = wall_clock
-        self._limits = RateLimiter(
-            rate=tuning.serve_global_rate,
-            burst=tuning.serve_global_burst,
-            per_key_rate=tuning.serve_rate,
-            per_key_burst=tuning.serve_burst,
-        )
-        self._page_limits = RateLimiter(
-            rate=tuning.serve_global_rate,
-            burst=tuning.serve_global_burst,
-            per_key_rate=tuning.serve_page_rate,
-            per_key_burst=tuning.serve_page_burst,
-        )
+        self._limits = ServeLimits(tuning)
         self._serving = 0
         self._serving_peers: dict[str, int] = {}
 
@@ -354,8 +385,7 @@ class PullServer:
         with trio.move_on_after(self._tuning.serve_read_timeout):
             request = await read_to_eof(stream, MAX_PULL_REQUEST)
         ask = parse_pull_request(request)
-        limits = self._page_limits if ask is not None and ask.after else self._limits
-        if ask is None or not limits.allow(peer, self._clock()):
+        if ask is None or not self._limits.allow(peer, ask, self._clock()):
             self._metrics.pulls.labels(side="server", result="refused").inc()
             await _reset(stream)
             return

@@ -176,8 +176,9 @@ class ClusterConfig:
     join_burst: int = 256
     join_rate: float = 4.0
     # Rule 2: where an admission policy certifies every member (certified()), a member
-    # learned from a pulled snapshot counts in n and for the election at once, as one
-    # heard on the topic: no responder can list minted identities there.
+    # that two responders' pulled views list alive counts in n and for the election, as
+    # one heard on the topic: no responder can list minted identities there, and no one
+    # responder can bring back a member that died long ago.
     certified_members: bool = False
     # Observers kept per suspicion (Lifeguard's K is 2-3; more add nothing but memory).
     max_observers: int = 16
@@ -303,9 +304,9 @@ def certified(config: ClusterConfig, enabled: bool = True) -> ClusterConfig:
     """``config`` as a cluster whose members an admission policy certifies (``enabled``)
     runs it, else as an open one. Certified: two members' refused dials count as our own
     (rule 7); the join gate takes the whole view at once, for it only slows minted
-    identities, which a certified cluster does not admit, and members learned from a
-    pulled view count at once (rule 2), so a joiner learns a view of any size from its
-    first pull; refreshes thin out quadratically (CERTIFIED_REFRESH_CROWD). Open: nobody's
+    identities, which a certified cluster does not admit, and members two pulled views
+    list count at once (rule 2), so a joiner learns a view of any size from its first
+    pulls; refreshes thin out quadratically (CERTIFIED_REFRESH_CROWD). Open: nobody's
     refusal counts but our own, and every setting stays as ``config`` has it."""
     if not enabled:
         return dataclasses.replace(config, refusal_witnesses=0)

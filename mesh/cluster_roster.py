@@ -84,6 +84,9 @@ class MemberRecord:
     # believed about it again: a pair of liars gets one kill per member per window, not one
     # per refutation. At most max_observers.
     discredited: dict[str, float] = field(default_factory=dict)
+    # Responders whose pulled views listed it alive, until it counts (rule 2): at most
+    # VOUCHERS - 1 (mesh.cluster_snapshot), emptied once it does.
+    vouched: set[str] = field(default_factory=set)
 
     # What the election reads (mesh.election.Candidate), without copying the record.
     @property

@@ -17,7 +17,7 @@ carried out here:
     nobody re-gossips them and the suspect may never hear of them to refute. It waits for
     the member's next statement, which answers it, or for evidence of our own or a notice
     on the topic, from which its timer starts (memberlist's mergeState: "prefer to
-    suspect"). A member new to us that the responder holds DEAD is not taken in at all:
+    suspect"). A member new to us that the responder holds DEAD or LEFT is not taken in:
     the responder's word cannot make it dead, nor should it make it alive to us, for a
     member that died before we joined would then stay listed until its silence, which in
     a large cluster takes hours (``ClusterConfig.refresh_crowd``).
@@ -32,15 +32,18 @@ import dataclasses
 import math
 
 from mesh.cluster_events import Event, Outcome
-from mesh.cluster_roster import Roster
+from mesh.cluster_roster import MemberRecord, Roster
 from mesh.cluster_suspicions import Suspicions
-from mesh.cluster_transitions import DEAD, LEFT, SUSPECT
+from mesh.cluster_transitions import ALIVE, DEAD, LEFT, SUSPECT
 from mesh.messages import MemberEntry, SignedNotice, ViewSnapshot
 from mesh.rejection import Rejection, RejectReason
 from mesh.view_bounds import JoinGate
 from mesh.view_summary import bucket_of
 
-__all__ = ["Snapshots", "split_page"]
+__all__ = ["VOUCHERS", "Snapshots", "split_page"]
+
+# Responders that must list a member alive before it counts (rule 2, certified members).
+VOUCHERS = 2
 
 
 def split_page(page: ViewSnapshot) -> tuple[ViewSnapshot, tuple[MemberEntry, ...]]:
@@ -117,7 +120,7 @@ class Snapshots:
         dropped: list[Rejection] = []
         # Digests first, so that observers are members before their notices are weighed.
         for entry in snapshot.members:
-            outcome = self._merge_digest(entry, now, via)
+            outcome = self._merge_digest(entry, now, via, snapshot.responder_id)
             events += outcome.events
             if outcome.rejection is not None and outcome.rejection.reason is not (
                 RejectReason.REPLAYED
@@ -139,15 +142,16 @@ class Snapshots:
                     dropped.append(outcome.rejection)
         return Outcome(tuple(events), dropped=tuple(dropped))
 
-    def _merge_digest(self, entry: MemberEntry, now: float, via: str) -> Outcome:
+    def _merge_digest(self, entry: MemberEntry, now: float, via: str, responder: str) -> Outcome:
         peer = entry.digest.node_id
         # Our own statements: we know better than anyone.
         if peer == self.self_id:
             return Outcome()
         record = self._roster.records.get(peer)
         if record is None:
-            # A member the responder holds dead is not listed alive on its word either.
-            if entry.state is DEAD or self._roster.is_buried(peer, entry.digest.key):
+            # A member the responder holds dead, or gone, is not listed alive on its word
+            # either (one that left by rule 9 has no leave statement to carry).
+            if entry.state in (DEAD, LEFT) or self._roster.is_buried(peer, entry.digest.key):
                 return Outcome()
             refused = self._joins.admit(len(self._roster.records), now)
             if refused is not None:
@@ -156,8 +160,9 @@ class Snapshots:
             events = self._roster.join(entry.digest, now, via)
             joined = self._roster.records[peer]
             joined.statement = entry.statement
-            joined.firsthand = self.config.certified_members  # rule 2
+            self._vouch(joined, entry, responder)
             return Outcome(tuple(events))
+        self._vouch(record, entry, responder)
         if entry.digest.key <= record.key:
             return Outcome()
         return Outcome(
@@ -167,3 +172,14 @@ class Snapshots:
                 )
             )
         )
+
+    def _vouch(self, record: MemberRecord, entry: MemberEntry, responder: str) -> None:
+        """Rule 2 where members are certified: a member two responders list alive counts
+        as one heard on the topic. One alone could list a member that died long ago (its
+        last signed digest carries no deadline), to stretch our n or win it our election."""
+        if record.firsthand or not self.config.certified_members or entry.state is not ALIVE:
+            return
+        record.vouched.add(responder)
+        if len(record.vouched) >= VOUCHERS:
+            record.firsthand = True
+            record.vouched.clear()

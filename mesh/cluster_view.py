@@ -33,8 +33,9 @@ written out in full beside the code that carries it out, as memberlist keeps its
    timing formulas) nor for the election until a digest of theirs reaches us on the
    topic: one responder's view of minted members must not stretch our heartbeat while
    our peers' n stays small, which would have them suspect us by silence. Where an
-   admission policy certifies every member (``certified_members``) they count at once:
-   no responder can list minted members there. Notices and
+   admission policy certifies every member (``certified_members``) they count once two
+   responders have listed them alive: no responder can list minted members there, but one
+   could list a member that died long ago, whose last signed digest has no deadline. Notices and
    connection events about peers we have no digest of are ignored, as memberlist ignores
    "a node we've never heard of".
 3. Suspicion is evidence against a Version, never beyond what the suspect has said itself;

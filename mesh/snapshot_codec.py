@@ -95,8 +95,8 @@ def encode_snapshot(snapshot: ViewSnapshot, *, max_bytes: int = MAX_SNAPSHOT_BYT
         truncated=True,  # counted as if set: costs 2 bytes
     )
     members = sorted(snapshot.members, key=lambda e: e.digest.node_id)
-    # Room for the cursor: a tag, a length byte and the longest id it could be.
-    size = head.ByteSize() + 2 + max((len(e.digest.node_id) for e in members), default=0)
+    # Room for the cursor: a tag, a length varint (two bytes past 127) and the longest id.
+    size = head.ByteSize() + 3 + max((len(e.digest.node_id) for e in members), default=0)
     kept: list[Any] = []
     covered = ""  # the last id this page has dealt with, kept or left out
     next_after = snapshot.next_after

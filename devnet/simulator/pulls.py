@@ -13,14 +13,14 @@ to the topic; here a pull starts two round trips after the connection
 
 from __future__ import annotations
 
-from adapters.view_pull import max_pages, sync_intervals
+from adapters.view_pull import ServeLimits, max_pages, sync_intervals
 from devnet.simulator.kernel import NodeSide
 from mesh.cluster_snapshot import split_page
 from mesh.messages import MemberEntry, ViewSnapshot
 from mesh.rejection import Rejection
 from mesh.snapshot_codec import MAX_PAGE_MEMBERS, PullAsk, decode_snapshot, encode_snapshot
 from mesh.view_summary import differing
-from probes.rate_limit import RateLimiter, TokenBucket
+from probes.rate_limit import TokenBucket
 
 __all__ = ["SimPulls"]
 
@@ -30,18 +30,7 @@ class SimPulls:
         self.node = node
         tuning = node.tuning
         self._budget = TokenBucket(tuning.pull_rate, tuning.pull_burst, 0.0)
-        self._first = RateLimiter(
-            rate=tuning.serve_global_rate,
-            burst=tuning.serve_global_burst,
-            per_key_rate=tuning.serve_rate,
-            per_key_burst=tuning.serve_burst,
-        )
-        self._later = RateLimiter(
-            rate=tuning.serve_global_rate,
-            burst=tuning.serve_global_burst,
-            per_key_rate=tuning.serve_page_rate,
-            per_key_burst=tuning.serve_page_burst,
-        )
+        self._limits = ServeLimits(tuning)
         self.pages = 0  # pages merged, all pulls together
         self._syncs = sync_intervals(tuning)
 
@@ -71,8 +60,7 @@ class SimPulls:
     def serve(self, client: int, ask: PullAsk) -> bytes | None:
         """Our answer to ``client``'s request; None: refused."""
         node = self.node
-        limits = self._later if ask.after else self._first
-        if not limits.allow(node.cluster.peer_id(client), node.now):
+        if not self._limits.allow(node.cluster.peer_id(client), ask, node.now):
             return None
         buckets = None if ask.summary is None else differing(node.view.summary(), ask.summary)
         page = node.view.snapshot(node.wall, ask.after, MAX_PAGE_MEMBERS, buckets)
@@ -127,7 +115,11 @@ class SimPulls:
         node.handle(node.view.merge_snapshot(at_once, node.now))
         node.arm_tick()
         self.pages += 1
-        if page.next_after and pages + 1 < max_pages(node.config):
+        if (
+            page.next_after
+            and pages + 1 < max_pages(node.config)
+            and self._budget.take(node.now)  # each later page takes a token, as in the node
+        ):
             self._page(peer, PullAsk(page.next_after, ask.summary), 0, pages + 1, waiting)
         else:
             self._finish(peer, waiting)

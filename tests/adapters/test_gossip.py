@@ -48,7 +48,7 @@ from adapters.libp2p_host import open_p2p_node
 from adapters.p2p_config import P2PConfig
 from adapters.p2p_identity import load_or_create_identity
 from adapters.p2p_node import P2PNode
-from adapters.view_pull import PULL_PROTOCOL
+from adapters.view_pull import PULL_PROTOCOL, max_pages
 from devnet import forge
 from mesh import digest_pb2
 from mesh.admission import AdmissionPolicy
@@ -716,6 +716,36 @@ async def test_pull_client_survives_a_rogue_server(
             if reason is not None:
                 assert a.rejected(reason) == 1
             assert list(a.service.view.members()) == [a.peer_id]
+            assert not a.stopped.is_set()
+
+
+@pytest.mark.network
+async def test_a_responder_that_pages_for_ever_spends_our_pull_budget(tmp_path: Path) -> None:
+    # A view of 4,096 members allows 32 pages a pull, but each page after the first
+    # verifies as many statements as a whole pull: it takes a token of the pull budget
+    # (1 a second, burst 8), so empty pages naming a next one stop at the budget.
+    big = dataclasses.replace(DEVNET, max_members=4096)
+    assert max_pages(big) == 32
+    async with _cluster(tmp_path, big) as cluster:
+        (a,) = await cluster.chain(1)
+        rogue_cfg = P2PConfig(key_file=tmp_path / "rogue.key", listen_port=0)
+        async with open_p2p_node(rogue_cfg) as rogue:
+            server = forge.PullServer()
+            server.answer = lambda _peer: forge.raw_snapshot(
+                rogue.peer_id, [], next_after=f"Page{len(server.cursors):04d}"
+            )
+            server.install(rogue.host)
+            await rogue.pubsub.subscribe(TOPIC, _ignore)
+            await rogue.connect(a.addr)
+            await wait_until(
+                lambda: (
+                    a.sample("chorus_cluster_pulls_total", side="client", result="skipped") >= 1
+                ),
+                timeout=10,
+                what="the budget ran dry and the pull stopped",
+            )
+            # The burst, and what refilled while the pages came (1 a second).
+            assert 8 <= server.total_calls() <= 11
             assert not a.stopped.is_set()
 
 

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from itertools import islice
 
+import pytest
+
 from adapters.gossip_tuning import GossipTuning
 from adapters.view_pull import max_pages, sync_intervals
 from mesh.cluster_config import ClusterConfig
@@ -25,3 +27,14 @@ def test_pages_a_pull_may_take_grow_with_the_view_it_may_hold() -> None:
     assert max_pages(ClusterConfig()) == 8  # 1,024 members at 2 KiB, 256 KiB a page
     assert max_pages(ClusterConfig(max_members=10_000)) == 79
     assert max_pages(ClusterConfig(max_members=2)) == 1
+
+
+@pytest.mark.parametrize(
+    "change",
+    [{"sync_first": 0.0}, {"sync_interval": -1.0}, {"sync_early": -1}, {"pull_deadline": 0.0}],
+)
+def test_settings_that_would_spin_or_end_the_sync_loop_are_refused(
+    change: dict[str, float],
+) -> None:
+    with pytest.raises(ValueError, match=next(iter(change))):
+        GossipTuning(**change)  # type: ignore[arg-type]

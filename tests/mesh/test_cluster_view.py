@@ -1004,14 +1004,13 @@ def test_a_new_node_converges_from_one_pull() -> None:
     fresh.on_digest(dg(ME, 4), 6.0)
     outcome = fresh.merge_snapshot(pulled(source), 6.0)
     # C is suspect to B, and a snapshot makes nobody dead: only its signed suspicions
-    # count, and our own timer decides. D, dead to B, is not taken in at all: B's word
-    # cannot make it dead, nor alive to us.
+    # count, and our own timer decides. D, dead to B, and QmE, gone, are not taken in at
+    # all: B's word cannot make them dead, nor alive to us.
     assert {p: m.state for p, m in fresh.members().items()} == {
         ME: ALIVE,
         B: ALIVE,
         X: ALIVE,
         C: SUSPECT,
-        "QmE": LEFT,
     }
     assert outcome.dropped == ()
     assert fresh.member(X).score == 0.8  # type: ignore[union-attr]
@@ -1035,18 +1034,28 @@ def test_a_new_node_converges_from_one_pull() -> None:
     assert state(fresh, C) is DEAD
 
 
-def test_where_members_are_certified_a_pulled_member_counts_at_once() -> None:
+def test_where_members_are_certified_a_member_two_pulled_views_list_counts() -> None:
     # Rule 2's exception: no responder can list minted members in a certified cluster, so
-    # a joiner's n and election are the cluster's from its first pull.
+    # a joiner's n and election are the cluster's after its first pulls. One responder is
+    # not enough: it could list a member that died long ago, whose last digest it holds.
     source = full_view()
     fresh = ClusterView(ME, cluster_config.certified(CFG))
     fresh.on_digest(dg(ME, 4), 6.0)
     fresh.merge_snapshot(pulled(source), 6.0)
+    assert not fresh.member(X).firsthand  # type: ignore[union-attr]
+    assert fresh.live_count() == 1
+    fresh.merge_snapshot(pulled(source), 6.1)  # the same responder again: still one
+    assert fresh.live_count() == 1
+    other = full_view()
+    other_copy = dataclasses.replace(pulled(other), responder_id=X)
+    fresh.merge_snapshot(other_copy, 6.2)
     assert fresh.member(X).firsthand  # type: ignore[union-attr]
-    assert fresh.live_count() == 4  # ME, B, X and C (suspect); QmE left
+    # ME, B and X; C is suspect to both responders, which vouches for no one.
+    assert fresh.live_count() == 3
     open_view = ClusterView(ME, CFG)
     open_view.on_digest(dg(ME, 4), 6.0)
     open_view.merge_snapshot(pulled(source), 6.0)
+    open_view.merge_snapshot(other_copy, 6.2)
     assert open_view.live_count() == 1
 
 

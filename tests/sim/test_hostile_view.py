@@ -618,10 +618,12 @@ async def test_a_snapshot_of_thousands_of_members_is_held_to_the_join_gate(
         assert grown + refused == fit
         assert await _rejected(net, victim, "view_full") == base["view_full"]
         await _watch(net, 2 * SUSPICION_MIN)
-        # The others never pulled from the rogue: their views hold the honest nodes only.
+        # The others never pulled from the rogue, but anti-entropy carries what the victim
+        # took in to them, each through its own join gate: in an open cluster a minted
+        # member the view holds is a member. No more than the victim took in, though.
         snap = await _assert_intact(net, admission=False, before=before, strangers=grown)
         for other in net.nodes[1:]:
-            assert len(snap[other.name].peers) == len(net.live)
+            assert len(snap[other.name].peers) <= len(net.live) + grown
 
 
 async def test_a_snapshot_of_strangers_does_not_slow_the_victims_heartbeat(
