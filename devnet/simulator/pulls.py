@@ -13,7 +13,7 @@ to the topic; here a pull starts two round trips after the connection
 
 from __future__ import annotations
 
-from adapters.view_pull import ServeLimits, max_pages, sync_intervals
+from adapters.pull_pacing import ServeLimits, max_pages, sync_intervals
 from devnet.simulator.kernel import NodeSide
 from mesh.cluster_snapshot import split_page
 from mesh.messages import MemberEntry, ViewSnapshot

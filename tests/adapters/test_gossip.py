@@ -48,7 +48,8 @@ from adapters.libp2p_host import open_p2p_node
 from adapters.p2p_config import P2PConfig
 from adapters.p2p_identity import load_or_create_identity
 from adapters.p2p_node import P2PNode
-from adapters.view_pull import PULL_PROTOCOL, max_pages
+from adapters.pull_pacing import max_pages
+from adapters.view_pull import PULL_PROTOCOL
 from devnet import forge
 from mesh import digest_pb2
 from mesh.admission import AdmissionPolicy

@@ -9,7 +9,7 @@ from itertools import islice
 import pytest
 
 from adapters.gossip_tuning import GossipTuning
-from adapters.view_pull import max_pages, sync_intervals
+from adapters.pull_pacing import max_pages, sync_intervals
 from mesh.cluster_config import ClusterConfig
 
 

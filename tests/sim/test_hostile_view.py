@@ -32,7 +32,7 @@ from libp2p.pubsub.pb import rpc_pb2
 
 from adapters.envelope import EnvelopeCache
 from adapters.gossip_tuning import GossipTuning
-from adapters.view_pull import max_pages
+from adapters.pull_pacing import max_pages
 from devnet import forge
 from devnet.rogue import TOPIC, RoguePeer
 from devnet.testing import ALIVE, SUSPECT, MeshNetwork, MeshSnapshot, MeshTimeout, SimNode

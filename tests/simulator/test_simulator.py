@@ -14,7 +14,7 @@ import adapters.gossip
 import adapters.gossip_publisher
 import adapters.gossip_tuning
 import adapters.publish_decisions
-import adapters.view_pull
+import adapters.pull_pacing
 import mesh.cluster_snapshot
 import mesh.cluster_view
 import mesh.digest
@@ -46,7 +46,7 @@ def test_the_simulator_drives_the_classes_the_node_imports() -> None:
     assert used["decode_snapshot"] is mesh.snapshot_codec.decode_snapshot
     assert used["encode_snapshot"] is mesh.snapshot_codec.encode_snapshot
     assert used["split_page"] is mesh.cluster_snapshot.split_page
-    assert used["max_pages"] is adapters.view_pull.max_pages
+    assert used["max_pages"] is adapters.pull_pacing.max_pages
     assert used["Sequencer"] is mesh.sequencer.Sequencer
     assert used["TokenBucket"] is probes.rate_limit.TokenBucket
     # The publisher's decisions, budget included, are the gossip service's own object.
