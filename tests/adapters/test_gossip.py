@@ -721,14 +721,26 @@ async def test_pull_client_survives_a_rogue_server(
 
 
 @pytest.mark.network
-async def test_a_responder_that_pages_for_ever_spends_our_pull_budget(tmp_path: Path) -> None:
-    # A view of 4,096 members allows 32 pages a pull, but each page after the first
-    # verifies as many statements as a whole pull: it takes a token of the pull budget
-    # (1 a second, burst 8), so empty pages naming a next one stop at the budget.
-    big = dataclasses.replace(DEVNET, max_members=4096)
-    assert max_pages(big) == 32
-    async with _cluster(tmp_path, big) as cluster:
-        (a,) = await cluster.chain(1)
+@pytest.mark.parametrize(
+    ("members", "burst", "fewest", "most"),
+    [
+        # A view of 4,096 members allows 32 pages a pull, but each page after the first
+        # verifies as many statements as a whole pull: it takes a token of the pull budget
+        # (1 a second, burst 8), so empty pages naming a next one stop at the budget.
+        (4096, 8.0, 8, 11),
+        # With budget to spare, the bound is max_pages: 8 for 1,024 members.
+        (1024, 100.0, 8, 8),
+    ],
+    ids=["budget", "max-pages"],
+)
+async def test_a_responder_that_pages_for_ever_is_stopped(
+    tmp_path: Path, members: int, burst: float, fewest: int, most: int
+) -> None:
+    config = dataclasses.replace(DEVNET, max_members=members)
+    assert max_pages(config) == members // 128  # members at 2 KiB, 256 KiB a page
+    tuning = GossipTuning(meet_links=0, pull_burst=burst)
+    async with _cluster(tmp_path, config) as cluster:
+        a = await cluster.start("a", tuning=tuning)
         rogue_cfg = P2PConfig(key_file=tmp_path / "rogue.key", listen_port=0)
         async with open_p2p_node(rogue_cfg) as rogue:
             server = forge.PullServer()
@@ -738,15 +750,25 @@ async def test_a_responder_that_pages_for_ever_spends_our_pull_budget(tmp_path: 
             server.install(rogue.host)
             await rogue.pubsub.subscribe(TOPIC, _ignore)
             await rogue.connect(a.addr)
-            await wait_until(
-                lambda: (
-                    a.sample("chorus_cluster_pulls_total", side="client", result="skipped") >= 1
-                ),
-                timeout=10,
-                what="the budget ran dry and the pull stopped",
-            )
-            # The burst, and what refilled while the pages came (1 a second).
-            assert 8 <= server.total_calls() <= 11
+            if members == 4096:
+                await wait_until(
+                    lambda: (
+                        a.sample("chorus_cluster_pulls_total", side="client", result="skipped") >= 1
+                    ),
+                    timeout=10,
+                    what="the budget ran dry and the pull stopped",
+                )
+            else:
+                slots = a.service._pulls._slots
+                await wait_until(
+                    lambda: (
+                        a.sample("chorus_cluster_pulls_total", side="client", result="ok") >= 1
+                        and slots.value == tuning.max_concurrent_pulls
+                    ),
+                    timeout=10,
+                    what="the pull over, its slot given back",
+                )
+            assert fewest <= server.total_calls() <= most
             assert not a.stopped.is_set()
 
 

@@ -649,8 +649,9 @@ async def test_a_snapshot_of_strangers_does_not_slow_the_victims_heartbeat(
 
 
 async def test_a_responder_that_pages_for_ever_is_cut_off(mesh_network) -> None:
-    # Empty pages, each naming a next one: the victim follows at most max_pages of them,
-    # and nothing else changes.
+    # Empty pages, each naming a next one: the victim follows at most max_pages of them
+    # (fewer if its pull budget, a token a page, ran low on its peers' pulls first), and
+    # nothing else changes.
     net = await mesh_network(3)
     victim = net.nodes[0]
     before = await net.snapshot()
@@ -668,14 +669,16 @@ async def test_a_responder_that_pages_for_ever_is_cut_off(mesh_network) -> None:
         await rogue.connect(victim)
         limit = 8  # pages a view of max_members (1,024) needs at 2 KiB a member, at most
         assert max_pages(CONFIG) == limit
-        await server.until_served(victim.peer_id, limit, timeout=10 * net.scale)
+        await server.until_served(victim.peer_id, 2, timeout=10 * net.scale)
         await _watch(
             net,
             NO_PULL_WAIT,
-            also=lambda: server.calls.get(victim.peer_id, 0) == limit,
+            also=lambda: server.calls.get(victim.peer_id, 0) <= limit,
             also_what="the victim pulled more pages",
         )
-        assert server.cursors == ["", *(f"Page{i:04d}" for i in range(1, limit))]
+        pages = len(server.cursors)
+        assert 2 <= pages <= limit
+        assert server.cursors == ["", *(f"Page{i:04d}" for i in range(1, pages))]
         await _assert_intact(net, admission=False, before=before)
 
 
