@@ -1,0 +1,386 @@
+"""The real devnet at the largest size this machine holds, beside the simulator (issue 15):
+``python -m devnet.scale_run`` (root, iproute2 and nftables; about 10 minutes at 30 nodes).
+
+N nodes (30) of the production profile, each in its own network namespace, every link
+losing a share of its packets at random (1 %, nftables on input, as ``devnet/netloss.py``
+explains) from before the second node starts. Then, on the one cluster:
+
+1. **Join.** The nodes start one after another, each bootstrapping to the one before. A
+   node starts once every view of the nodes before it agrees: started back to back, 30
+   nodes saturate both cores, start-up stretches to 25 s a node, nodes fail their own
+   critical probes and stop (measured 2026-12-03). Reported: last node ready → every view
+   lists every node alive.
+2. **Idle cost**, a window with no polls: what each node sent on its ``eth0`` (its own
+   namespace's interface, ``/proc/<pid>/net/dev``; the 14-byte Ethernet header taken off,
+   so IPv4 bytes as the loopback counters of the bench count them), packets and CPU.
+3. **Crash.** SIGKILL node 2. Per observer, the time until it listed node 2 dead, read from
+   the transition histories of its views (polled every :data:`POLL` s, so a transition is
+   timed by the node itself, not by the poll). Then node 2 starts again; agreement.
+4. **Freeze.** SIGSTOP node 3, timed the same way; SIGCONT, agreement.
+5. **False deaths**: a live member's transition into dead in any view, over the whole run.
+
+The simulator (``devnet.simulator``) runs the same size, loss and scenarios beside it: the
+join with the real run's mean interval between starts, the crash and freeze on a cluster
+that has run a while (the real victims were killed after the idle window), and the idle
+window's traffic. It leaves out the active probes (the PubSub probe's topic and answers,
+the DHT probe's records), identify and TCP's own segments, which the real figures include.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import itertools
+import json
+import math
+import signal
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from devnet.bench_detection import all_alive
+from devnet.bench_loss_counts import ChorusPoller
+from devnet.bench_target import ChorusTarget
+from devnet.cluster import DevnetError, NetnsNet, NodeRecord
+from devnet.netloss import loss_counters, set_loss
+from devnet.scale_sim import simulate
+
+__all__ = [
+    "POLL",
+    "detection",
+    "false_deaths",
+    "main",
+    "nearest_rank",
+    "parse_net_dev",
+    "render",
+    "sent_on_eth0",
+]
+
+POLL = 0.5  # seconds between polls while waiting; a transition's time comes from its history
+AGREE_TIMEOUT = 120.0  # per step of the paced start, and after a restart or a thaw
+DETECT_TIMEOUT = 60.0
+# A node's own start (the python process until it serves): 30 s (the devnet's default) was
+# too short with 25 nodes sharing two cores, measured 2026-12-03.
+START_TIMEOUT = 120.0
+ETHERNET_HEADER = 14
+VICTIMS = {"crash": (2, signal.SIGKILL), "freeze": (3, signal.SIGSTOP)}
+
+
+def sent_on_eth0(pid: int) -> tuple[int, int]:
+    """(IPv4 bytes, packets) sent on eth0 of the network namespace process ``pid`` is in."""
+    return parse_net_dev(Path(f"/proc/{pid}/net/dev").read_text(), "eth0")
+
+
+def parse_net_dev(text: str, interface: str) -> tuple[int, int]:
+    """(IPv4 bytes, packets) sent on ``interface`` from the text of ``/proc/net/dev``."""
+    for line in text.splitlines():
+        name, _, counters = line.partition(":")
+        if name.strip() == interface:
+            fields = [int(x) for x in counters.split()]
+            sent, packets = fields[8], fields[9]
+            return sent - ETHERNET_HEADER * packets, packets
+    raise DevnetError(f"no {interface} in /proc/net/dev (not in a devnet namespace?)")
+
+
+def nearest_rank(values: Sequence[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[max(0, math.ceil(q * len(ordered)) - 1)]
+
+
+def detection(
+    entries: set[tuple[int, str, str, float]], victim: str, observers: set[int], sent: float
+) -> dict[int, float]:
+    """Observer -> seconds from ``sent`` (wall clock) to its first transition of ``victim``
+    into dead at or after it, from the views' history entries."""
+    found: dict[int, float] = {}
+    for observer, peer, to, at in entries:
+        if peer == victim and to == "dead" and observer in observers and at >= sent - 0.01:
+            found[observer] = min(found.get(observer, float("inf")), max(0.0, at - sent))
+    return found
+
+
+def false_deaths(
+    entries: set[tuple[int, str, str, float]], excused: dict[str, tuple[float, float]]
+) -> int:
+    """Transitions into dead of members that were not down at the time (a member's window
+    runs from its signal until it was seen alive everywhere again)."""
+    count = 0
+    seen: set[tuple[int, str, float]] = set()
+    for observer, peer, to, at in sorted(entries):
+        if to != "dead":
+            continue
+        window = excused.get(peer)
+        if window is not None and window[0] - 0.01 <= at <= window[1]:
+            continue
+        # The same transition comes back a few ms apart from poll to poll.
+        if any((observer, peer, round(at, 1) + d) in seen for d in (-0.1, 0.0, 0.1)):
+            continue
+        seen.add((observer, peer, round(at, 1)))
+        count += 1
+    return count
+
+
+class ScaleRun:
+    """One cluster, the steps of the module's docstring, and what they measured."""
+
+    def __init__(
+        self, root: Path, n: int, loss: int, node_args: Sequence[str], say: Callable[[str], None]
+    ) -> None:
+        self.n, self.loss, self.node_args, self.say = n, loss, list(node_args), say
+        self.target = ChorusTarget(root, admission=True, profile="production", netns=True)
+        self.net = NetnsNet(self.target.devnet.run.root)
+        self.poller = ChorusPoller(self.target)
+        self.out: dict[str, Any] = {"n": n, "loss_percent": loss, "node_args": self.node_args}
+        self.excused: dict[str, tuple[float, float]] = {}
+
+    def wait_agreement(self, live: set[int], timeout: float = AGREE_TIMEOUT) -> float | None:
+        deadline = time.monotonic() + timeout
+        check = all_alive(live)
+        while time.monotonic() < deadline:
+            began = time.monotonic()
+            if check(self.poller.views()):
+                return began
+            time.sleep(max(0.0, POLL - (time.monotonic() - began)))
+        return None
+
+    def start(self) -> None:
+        starts: list[float] = []
+
+        def started(rec: NodeRecord, took: float) -> None:
+            starts.append(time.monotonic())
+            self.out.setdefault("start_seconds", []).append(took)
+            if rec.index == 1 and self.loss:
+                set_loss(self.net, self.n, self.loss)
+            if rec.index < self.n:  # the last node's agreement is the measurement
+                if self.wait_agreement(set(range(1, rec.index + 1))) is None:
+                    raise DevnetError(f"the first {rec.index} nodes did not agree")
+            self.say(f"node{rec.index} up in {took:.1f}s")
+
+        self.target.devnet.up(
+            self.n,
+            node_args=self.node_args,
+            admission=True,
+            profile="production",
+            netns=True,
+            started=started,
+            start_timeout=START_TIMEOUT,
+            owned=False,
+        )
+        agreed = self.wait_agreement(set(range(1, self.n + 1)))
+        gaps = [b - a for a, b in itertools.pairwise(starts)]
+        self.out["start_interval"] = statistics.mean(gaps) if gaps else 0.0
+        self.out["converge"] = None if agreed is None else agreed - starts[-1]
+        self.say(f"converged: {self.out['converge']}")
+        if agreed is None:
+            raise DevnetError(f"{self.n} nodes did not agree within {AGREE_TIMEOUT:.0f} s")
+
+    def idle(self, seconds: float) -> None:
+        procs = self.target.processes()
+        before = {i: (sent_on_eth0(p.pid), sum(p.cpu_times()[:2])) for i, p in procs.items()}
+        began = time.monotonic()
+        time.sleep(seconds)
+        took = time.monotonic() - began
+        rates: list[tuple[float, float, float]] = []
+        for i, p in procs.items():
+            (b0, k0), c0 = before[i]
+            b1, k1 = sent_on_eth0(p.pid)
+            rates.append(
+                ((b1 - b0) / took, (k1 - k0) / took, 100 * (sum(p.cpu_times()[:2]) - c0) / took)
+            )
+        self.out["idle"] = {
+            "seconds": took,
+            "bytes_per_s": statistics.median(r[0] for r in rates),
+            "packets_per_s": statistics.median(r[1] for r in rates),
+            "cpu_percent": statistics.median(r[2] for r in rates),
+            "rss_mib": statistics.median(p.memory_info().rss / 2**20 for p in procs.values()),
+        }
+        self.say(f"idle: {self.out['idle']}")
+
+    def detect(self, scenario: str) -> None:
+        index, signum = VICTIMS[scenario]
+        victim = self.target.devnet.state().node(index).peer_id or ""
+        live = set(range(1, self.n + 1))
+        observers = live - {index}
+        sent = time.time()
+        self.target.signal(index, signum)
+        deadline = time.monotonic() + DETECT_TIMEOUT
+        times: dict[int, float] = {}
+        while time.monotonic() < deadline and len(times) < len(observers):
+            began = time.monotonic()
+            self.poller.views()
+            times = detection(self.poller.entries, victim, observers, sent)
+            time.sleep(max(0.0, POLL - (time.monotonic() - began)))
+        values = sorted(times.values())
+        self.out[scenario] = {
+            "seen": len(values),
+            "observers": len(observers),
+            "times": values,
+            "p50": nearest_rank(values, 0.5) if values else None,
+            "p99": nearest_rank(values, 0.99) if len(values) == len(observers) else None,
+        }
+        cell = self.out[scenario]
+        self.say(f"{scenario}: {len(values)}/{len(observers)} p50 {cell['p50']} p99 {cell['p99']}")
+        if signum == signal.SIGKILL:
+            self.target.restart(index)
+        else:
+            self.target.signal(index, signal.SIGCONT)
+        agreed = self.wait_agreement(live)
+        self.excused[victim] = (sent, time.time())
+        if agreed is None:
+            raise DevnetError(f"no agreement within {AGREE_TIMEOUT:.0f} s after the {scenario}")
+
+    def finish(self) -> None:
+        self.poller.views()
+        self.out["false_deaths"] = false_deaths(self.poller.entries, self.excused)
+        seen, dropped = loss_counters(self.net, self.n)
+        self.out["measured_loss"] = dropped / seen if seen else None
+
+    def close(self) -> None:
+        self.poller.close()
+        with contextlib.suppress(DevnetError, OSError):
+            self.target.close()
+
+
+def _commit() -> str:
+    done = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
+    return done.stdout.strip() or "unknown"
+
+
+def _s(value: float | None, digits: int = 2) -> str:
+    return "n/a" if value is None else f"{value:.{digits}f} s"
+
+
+def _range(values: Sequence[float]) -> str:
+    return f"{min(values):.1f}-{max(values):.1f} s" if values else "n/a"
+
+
+def render(result: dict[str, Any]) -> str:
+    """The Markdown section for BENCHMARKS.md."""
+    real, sim = result.get("real", {}), result.get("sim", {})
+    n, loss = result["n"], result["loss_percent"]
+    idle, sidle = real.get("idle", {}), sim.get("idle", {})
+
+    def det(cell: dict[str, Any]) -> str:
+        if not cell:
+            return "n/a"
+        seen = f" ({cell['seen']} of {cell['observers']} saw it)" if cell.get("p99") is None else ""
+        return f"{_s(cell.get('p50'))} / {_s(cell.get('p99'))}{seen}"
+
+    args = " ".join(result.get("node_args", [])) or "none"
+    rows = [
+        (
+            "join: last node ready → every view agrees",
+            _s(real.get("converge")),
+            _s(sim.get("join", {}).get("median")),
+        ),
+        (
+            "crash (SIGKILL node 2): seen dead, p50 / p99 of observers",
+            det(real.get("crash", {})),
+            det(sim.get("crash", {})),
+        ),
+        (
+            "freeze (SIGSTOP node 3): seen dead, p50 / p99 of observers",
+            det(real.get("freeze", {})),
+            det(sim.get("freeze", {})),
+        ),
+        ("false deaths", str(real.get("false_deaths", "n/a")), str(sim.get("false_deaths", "n/a"))),
+        (
+            "idle: sent per node",
+            f"{idle.get('bytes_per_s', 0):,.0f} B/s",
+            f"{sidle.get('bytes_per_s', 0):,.0f} B/s (no active probes)",
+        ),
+        (
+            "idle: packets (real) or messages (simulator) per node",
+            f"{idle.get('packets_per_s', 0):.1f}/s",
+            f"{sidle.get('messages_per_s', 0):.1f}/s",
+        ),
+        (
+            "idle: CPU, RSS per node",
+            f"{idle.get('cpu_percent', 0):.2f} %, {idle.get('rss_mib', 0):.0f} MiB",
+            "-",
+        ),
+    ]
+    lines = [
+        f"### The real devnet at {n} nodes, {loss} % loss, beside the simulator",
+        "",
+        f"`python -m devnet.scale_run --nodes {n} --loss {loss}` at {result.get('commit')}"
+        f" ({result.get('date')}): {n} nodes of the production profile, each in its own"
+        f" network namespace, every link losing {loss} % of its packets at random (measured"
+        f" {100 * (real.get('measured_loss') or 0):.2f} %); node arguments: {args}. Nodes"
+        f" started one after another, each once the views before it agreed (mean"
+        f" {real.get('start_interval', 0):.1f} s apart; a node's own start took"
+        f" {_range(real.get('start_seconds', []))}). Detection times per observer come from"
+        " the views' own transition histories. The simulator: median over seeds"
+        f" {sim.get('seeds')}, same size and loss, its join with the same interval between"
+        " starts.",
+        "",
+        *([f"The real run stopped early: {real['error']}", ""] if real.get("error") else []),
+        f"| {n} nodes, {loss} % loss | real devnet | simulator |",
+        "|---|---:|---:|",
+        *(f"| {a} | {b} | {c} |" for a, b, c in rows),
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m devnet.scale_run",
+        description=__doc__.split("\n\n")[0] if __doc__ else None,
+    )
+    parser.add_argument("--nodes", type=int, default=30, help="nodes (default: 30)")
+    parser.add_argument("--loss", type=int, default=1, help="per cent lost on each link (1)")
+    parser.add_argument("--idle-seconds", type=float, default=60.0, help="idle window (60)")
+    parser.add_argument("--seeds", default="1,2,3,4,5", help="the simulator's seeds (1,2,3,4,5)")
+    parser.add_argument("--dir", type=Path, default=Path(".devnet/scale"), help="run folder")
+    parser.add_argument("--out", type=Path, help="results JSON (default: <dir>/scale.json)")
+    parser.add_argument(
+        "--render", type=Path, metavar="JSON", help="print the table of a results file"
+    )
+    parser.add_argument("node_args", nargs="*", help="after --: flags for every node")
+    args = parser.parse_args(argv)
+    if args.render is not None:
+        print(render(json.loads(args.render.read_text())))
+        return 0
+    if args.nodes < 3 or not 0 <= args.loss <= 100:
+        parser.error("need at least 3 nodes and a loss of 0-100 %")
+    seeds = [int(s) for s in args.seeds.split(",") if s]
+
+    def say(text: str) -> None:
+        print(f"scale: {text}", file=sys.stderr, flush=True)
+
+    run = ScaleRun(args.dir, args.nodes, args.loss, args.node_args, say)
+    result: dict[str, Any] = {
+        "n": args.nodes,
+        "loss_percent": args.loss,
+        "node_args": args.node_args,
+        "commit": _commit(),
+        "date": time.strftime("%Y-%m-%d"),
+    }
+    try:
+        run.start()
+        run.idle(args.idle_seconds)
+        run.detect("crash")
+        run.detect("freeze")
+        run.finish()
+    except DevnetError as exc:
+        run.out["error"] = str(exc)
+        say(f"stopped: {exc}")
+    finally:
+        run.close()
+    result["real"] = run.out
+    say("the simulator, same size and loss")
+    result["sim"] = simulate(args.nodes, args.loss / 100, seeds, run.out.get("start_interval", 1.0))
+    out = args.out or args.dir / "scale.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=1))
+    print(render(result))
+    return 1 if "error" in run.out else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,76 @@
+"""The pure parts of ``python -m devnet.scale_run``: reading the namespaces' counters, the
+per-observer detection times and the false deaths from history entries, and the table."""
+
+from __future__ import annotations
+
+import pytest
+
+from devnet.cluster import DevnetError
+from devnet.scale_run import detection, false_deaths, nearest_rank, parse_net_dev, render
+from devnet.scale_sim import simulate
+
+NET_DEV = """\
+Inter-|   Receive                                                |  Transmit
+ face |bytes    packets errs drop fifo frame compressed multicast|bytes    packets errs drop fifo colls carrier compressed
+    lo:     100       2    0    0    0     0          0         0      100       2    0    0    0     0       0          0
+  eth0: 5000000   40000    0    0    0     0          0         0  2000000   10000    0    0    0     0       0          0
+"""
+
+
+def test_net_dev_gives_ip_bytes_and_packets_sent_on_the_interface() -> None:
+    assert parse_net_dev(NET_DEV, "eth0") == (2_000_000 - 14 * 10_000, 10_000)
+    assert parse_net_dev(NET_DEV, "lo") == (100 - 28, 2)
+    with pytest.raises(DevnetError):
+        parse_net_dev(NET_DEV, "eth1")
+
+
+def test_detection_takes_each_observers_first_dead_at_or_after_the_signal() -> None:
+    entries = {
+        (1, "v", "suspect", 100.5),
+        (1, "v", "dead", 101.0),
+        (1, "v", "dead", 101.002),  # the same transition, polled again
+        (2, "v", "dead", 99.0),  # an earlier death of the victim, before this signal
+        (2, "v", "dead", 103.0),
+        (3, "other", "dead", 100.7),  # someone else
+        (4, "v", "dead", 102.0),  # not an observer asked for
+    }
+    assert detection(entries, "v", {1, 2, 3}, sent=100.0) == {1: 1.0, 2: 3.0}
+
+
+def test_false_deaths_excuse_only_a_victims_own_window() -> None:
+    entries = {
+        (1, "v", "dead", 101.0),  # the crash being measured
+        (2, "v", "dead", 101.2),
+        (1, "v", "dead", 300.0),  # the victim again, long after it came back: false
+        (1, "w", "dead", 150.0),  # a live member: false
+        (1, "w", "dead", 150.004),  # the same transition polled twice
+        (2, "w", "suspect", 150.0),  # a suspicion is no death
+    }
+    assert false_deaths(entries, {"v": (100.0, 120.0)}) == 2
+    assert false_deaths(entries, {}) == 4
+
+
+def test_nearest_rank() -> None:
+    values = [float(v) for v in range(1, 30)]  # 29 observers
+    assert nearest_rank(values, 0.5) == 15.0
+    assert nearest_rank(values, 0.99) == 29.0
+    assert nearest_rank([2.0], 0.99) == 2.0
+
+
+def test_render_marks_what_was_not_seen() -> None:
+    result = {
+        "n": 30,
+        "loss_percent": 1,
+        "commit": "abc1234",
+        "date": "2026-12-03",
+        "real": {
+            "converge": 1.5,
+            "crash": {"p50": 0.5, "p99": None, "seen": 27, "observers": 29},
+            "idle": {"bytes_per_s": 12000.0, "packets_per_s": 40.0, "cpu_percent": 4.0},
+        },
+        "sim": simulate(5, 0.0, [1], 0.5),
+    }
+    table = render(result)
+    assert "| crash (SIGKILL node 2): seen dead, p50 / p99 of observers | 0.50 s / n/a (27 of 29 saw it) |" in table
+    assert "| join: last node ready → every view agrees | 1.50 s |" in table
+    assert "12,000 B/s" in table
