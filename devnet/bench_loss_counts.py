@@ -61,25 +61,33 @@ class ChorusPoller:
     newest transitions (mesh/cluster_json.py), fewer than a member flapping under 20 %
     loss makes in a phase: read once at the end, it would forget false deaths."""
 
-    def __init__(self, target: ChorusTarget) -> None:
+    def __init__(self, target: ChorusTarget, query: str = "") -> None:
         self.target = target
+        self.query = query  # e.g. "?state=suspect,dead,left": only those members come back
         self.entries: set[Entry] = set()
+        self.counts: dict[int, dict[str, int]] = {}  # observer -> its whole view's counts
         self._pool = ThreadPoolExecutor(max_workers=16, thread_name_prefix="loss-http")
 
     def views(self) -> dict[int, dict[int, str]]:
         state = self.target.devnet.state()
         names = state.by_peer()
         asked = {
-            i: self._pool.submit(get_json, rec.http_url + "/health/cluster", HTTP_TIMEOUT)
+            i: self._pool.submit(
+                get_json, rec.http_url + "/health/cluster" + self.query, HTTP_TIMEOUT
+            )
             for i, rec in state.nodes.items()
             if proc_state(rec) is Proc.RUNNING
         }
         views: dict[int, dict[int, str]] = {}
+        self.counts = {}
         for i, future in asked.items():
             code, body = future.result()
             if code != 200 or not isinstance(body, dict):
                 continue
             views[i] = {}
+            counts = body.get("counts")
+            if isinstance(counts, dict):
+                self.counts[i] = {str(k): int(v) for k, v in counts.items() if isinstance(v, int)}
             for peer in body.get("peers", []):
                 peer_id = str(peer.get("peer_id"))
                 if peer_id in names:

@@ -6,14 +6,22 @@ from __future__ import annotations
 import pytest
 
 from devnet.cluster import DevnetError
-from devnet.scale_run import detection, false_deaths, nearest_rank, parse_net_dev, render
+from devnet.scale_run import (
+    detection,
+    false_deaths,
+    logged_transitions,
+    nearest_rank,
+    parse_net_dev,
+    render,
+)
 from devnet.scale_sim import simulate
 
+# /proc/net/dev, its columns squeezed: 8 receive counters, then bytes and packets sent.
 NET_DEV = """\
-Inter-|   Receive                                                |  Transmit
- face |bytes    packets errs drop fifo frame compressed multicast|bytes    packets errs drop fifo colls carrier compressed
-    lo:     100       2    0    0    0     0          0         0      100       2    0    0    0     0       0          0
-  eth0: 5000000   40000    0    0    0     0          0         0  2000000   10000    0    0    0     0       0          0
+Inter-|   Receive                   |  Transmit
+ face |bytes packets e d f f c m|bytes packets e d f c c c
+    lo: 100 2 0 0 0 0 0 0 100 2 0 0 0 0 0 0
+  eth0: 5000000 40000 0 0 0 0 0 0 2000000 10000 0 0 0 0 0 0
 """
 
 
@@ -71,6 +79,28 @@ def test_render_marks_what_was_not_seen() -> None:
         "sim": simulate(5, 0.0, [1], 0.5),
     }
     table = render(result)
-    assert "| crash (SIGKILL node 2): seen dead, p50 / p99 of observers | 0.50 s / n/a (27 of 29 saw it) |" in table
+    assert (
+        "| crash (SIGKILL node 2): seen dead, p50 / p99 of observers |"
+        " 0.50 s / n/a (27 of 29 saw it) |" in table
+    )
     assert "| join: last node ready → every view agrees | 1.50 s |" in table
     assert "12,000 B/s" in table
+
+
+def test_logged_transitions_read_the_nodes_own_log_lines() -> None:
+    lines = [
+        '{"time": "2026-12-03T11:58:22.930Z", "level": "info", "logger": "adapters.gossip",'
+        ' "message": "cluster: 12D3KooWPeer alive -> suspect (ping_failed, by 12D3KooWMe)"}',
+        '{"time": "2026-12-03T11:58:28.000Z", "level": "info", "logger": "adapters.gossip",'
+        ' "message": "cluster: 12D3KooWPeer suspect -> dead (suspicion_timeout, 2 confirmations)"}',
+        '{"time": "2026-12-03T11:58:29.000Z", "message": "ping to 12D3KooWPeer not answered"}',
+        "not json at all",
+        '{"message": "cluster: 12D3KooWPeer dead -> alive (digest)"}',  # no time: skipped
+    ]
+    found = logged_transitions(7, lines)
+    assert {(o, p, to) for o, p, to, _ in found} == {
+        (7, "12D3KooWPeer", "suspect"),
+        (7, "12D3KooWPeer", "dead"),
+    }
+    dead = next(at for _, _, to, at in found if to == "dead")
+    assert dead - next(at for _, _, to, at in found if to == "suspect") == pytest.approx(5.07)
