@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 
+from devnet.bench_target import light_view
 from devnet.cluster import DevnetError
 from devnet.scale_run import (
     detection,
@@ -104,3 +105,17 @@ def test_logged_transitions_read_the_nodes_own_log_lines() -> None:
     }
     dead = next(at for _, _, to, at in found if to == "dead")
     assert dead - next(at for _, _, to, at in found if to == "suspect") == pytest.approx(5.07)
+
+
+def test_light_view_fills_in_the_alive_members_only_when_the_counts_say_so() -> None:
+    names = {"a": 1, "b": 2, "c": 3, "d": 4}
+    dead_b = {"peer_id": "b", "state": "dead"}
+    body = {"counts": {"alive": 3, "dead": 1}, "peers": [dead_b]}
+    assert light_view(body, names) == {1: "alive", 2: "dead", 3: "alive", 4: "alive"}
+    # Two alive: one of a, c, d is missing from the view, and nobody says which.
+    assert light_view({"counts": {"alive": 2}, "peers": [dead_b]}, names) == {2: "dead"}
+    # Members from outside the devnet are not ours to report; garbage is skipped.
+    stranger = {"peer_id": "zz", "state": "suspect"}
+    body = {"counts": {"alive": 4}, "peers": [stranger, "junk"]}
+    assert light_view(body, names) == dict.fromkeys(range(1, 5), "alive")
+    assert light_view({"peers": []}, names) == {}
