@@ -109,6 +109,7 @@ _BODY = """<!doctype html>
     <span id="chart-low" class="muted"></span></div>
 </header>
 <div id="banner" hidden></div>
+<div id="partial" class="muted" hidden></div>
 <main>
 <table>
   <thead>

@@ -1,7 +1,8 @@
 """The dashboard's script: the browser side of ``adapters.dashboard``'s page.
 
 Every ``REFRESH_MS`` it fetches ``health/cluster`` from the node that served the page
-(relative, so it works behind a path prefix) and redraws the member table, each row's
+(relative, so it works behind a path prefix; a view of more than ``PAGE`` members as its
+first page and the members that are not alive) and redraws the member table, each row's
 ten-minute track of transitions and the cluster score's last hour. Peer data comes from
 gossip, so a hostile peer chooses its own ``version`` and addresses: the script writes
 every value with ``textContent``, never as HTML, and turns only known words into class
@@ -14,15 +15,19 @@ the page hashes it into its Content-Security-Policy, so it must stay one fixed s
 
 from __future__ import annotations
 
-__all__ = ["REFRESH_MS", "SCRIPT"]
+__all__ = ["PAGE", "REFRESH_MS", "SCRIPT"]
 
 # Two seconds: a devnet's suspicion resolves in ~2-4 s, so a state change shows within a
 # refresh or two; a page per operator costs one small JSON request every 2 s.
 REFRESH_MS = 2000
+# Members per request. A whole view of 10,000 members is about 6 MB of JSON every refresh;
+# beyond this many the page shows the first PAGE by peer ID and every member not alive.
+PAGE = 500
 
 SCRIPT = """
 "use strict";
 const REFRESH_MS = __REFRESH_MS__;
+const PAGE = __PAGE__;
 const TIMEOUT_MS = 5000;
 const STATES = ["alive", "suspect", "dead", "left"];
 const STATUSES = ["healthy", "degraded", "unhealthy", "starting", "stopping"];
@@ -267,6 +272,12 @@ function render(view) {
   const nowMs = isFinite(stamp) ? stamp : Date.now();
   document.getElementById("peers").replaceChildren(
     ...peers.map((p) => row(p, view.admin, nowMs)));
+  const partial = document.getElementById("partial");
+  const total = STATES.reduce((sum, state) => sum + (Number(counts[state]) || 0), 0);
+  partial.textContent = view.partial ? "showing " + peers.length + " of " + total +
+    " members: every one not alive (up to " + PAGE + ") and the first " + PAGE +
+    " by peer ID" : "";
+  partial.hidden = !view.partial;
   drawChart(view.score_history, nowMs);
 }
 
@@ -274,6 +285,36 @@ function showProblem(text) {
   const banner = document.getElementById("banner");
   banner.textContent = text;
   banner.hidden = !text;
+}
+
+async function getJson(path, headers, signal) {
+  // Relative on purpose: behind a path prefix (kubectl proxy, an ingress) it still
+  // reaches the node that served the page.
+  const response = await fetch(path, {headers, cache: "no-store", signal});
+  if (response.status === 401) {
+    throw new Error("this node needs its health token: open this page as /#token=<token>");
+  }
+  if (!response.ok) throw new Error("/health/cluster answered " + response.status);
+  return response.json();
+}
+
+// A view larger than one page comes as two: the first PAGE members by peer ID, and up to
+// PAGE of the members that are not alive, the ones an operator looks for. Counts, status
+// and admin are the whole view's in either answer.
+async function getView(headers, signal) {
+  const view = await getJson("health/cluster?limit=" + PAGE, headers, signal);
+  const next = view.page ? view.page.next : null;
+  if (next === null || next === undefined) return view;
+  const troubled = await getJson("health/cluster?state=suspect,dead,left&limit=" + PAGE,
+                                 headers, signal);
+  const peers = Array.isArray(view.peers) ? view.peers : [];
+  const have = new Set(peers.map((p) => p.peer_id));
+  for (const p of Array.isArray(troubled.peers) ? troubled.peers : []) {
+    if (!have.has(p.peer_id)) peers.push(p);
+  }
+  view.peers = peers;
+  view.partial = true;
+  return view;
 }
 
 async function refresh() {
@@ -284,15 +325,7 @@ async function refresh() {
   const timer = setTimeout(() => abort.abort(), TIMEOUT_MS);
   const footer = document.getElementById("updated");
   try {
-    // Relative on purpose: behind a path prefix (kubectl proxy, an ingress) it still
-    // reaches the node that served the page.
-    const response = await fetch("health/cluster", {headers, cache: "no-store",
-                                                     signal: abort.signal});
-    if (response.status === 401) {
-      throw new Error("this node needs its health token: open this page as /#token=<token>");
-    }
-    if (!response.ok) throw new Error("/health/cluster answered " + response.status);
-    render(await response.json());
+    render(await getView(headers, abort.signal));
     showProblem("");
     footer.textContent = "updated " + new Date().toLocaleTimeString() +
       " \\u00b7 refreshing every " + REFRESH_MS / 1000 + " s";
@@ -309,4 +342,4 @@ async function refresh() {
 }
 
 refresh();
-""".replace("__REFRESH_MS__", str(REFRESH_MS))
+""".replace("__REFRESH_MS__", str(REFRESH_MS)).replace("__PAGE__", str(PAGE))

@@ -20,9 +20,11 @@ import pytest
 import trio
 from hypercorn.config import Config as HypercornConfig
 from hypercorn.trio import serve
+from quart import request
 from quart_trio import QuartTrio
 
 from adapters.dashboard import CONTENT_SECURITY_POLICY, DASHBOARD_HTML, add_dashboard
+from adapters.dashboard_script import PAGE
 from adapters.http_app import add_json_route
 from tests.helpers import NodeProcess, http_get
 from tests.ops import (
@@ -201,6 +203,50 @@ async def test_the_page_refreshes_itself() -> None:
         rows, _ = dashboard_rows(await chromium(f"{url}/#token={TOKEN}", budget_ms=9000))
     assert served >= 5
     assert rows[B]["data-state"] == "dead"
+
+
+@browser
+async def test_a_large_view_shows_its_first_page_and_every_member_not_alive() -> None:
+    ids = sorted(f"12D3KooW{i:044d}" for i in range(PAGE + 100))
+    dead = set(ids[-3:])  # past the first page by peer ID
+    members = [member(p, "dead" if p in dead else "alive", "healthy", 1.0) for p in ids]
+    whole = view(*members)
+    asked: list[dict[str, str]] = []
+
+    def answer() -> dict[str, Any]:
+        """/health/cluster's paging and state filter, as mesh.cluster_page does them."""
+        asked.append(dict(request.args))
+        states = set(request.args.get("state", ",".join(STATES)).split(","))
+        chosen = [m for m in members if m["state"] in states]
+        limit = int(request.args.get("limit", len(chosen)))
+        more = len(chosen) > limit
+        page = {"total": len(chosen), "next": chosen[limit - 1]["peer_id"] if more else None}
+        return whole | {"peers": chosen[:limit], "page": page}
+
+    async with stub_node(answer) as url:
+        dom = await chromium(f"{url}/#token={TOKEN}", budget_ms=1000)
+    rows, banner = dashboard_rows(dom)
+    assert banner == ""
+    assert set(rows) == set(ids[:PAGE]) | dead
+    assert {rows[p]["data-state"] for p in dead} == {"dead"}
+    assert f"showing {PAGE + 3} of {PAGE + 100} members" in dom
+    assert {"limit": str(PAGE)} in asked
+    assert {"state": "suspect,dead,left", "limit": str(PAGE)} in asked
+
+
+@browser
+async def test_a_view_that_fits_one_page_is_fetched_once() -> None:
+    asked: list[dict[str, str]] = []
+
+    def answer() -> dict[str, Any]:
+        asked.append(dict(request.args))
+        return view(member(A, "alive", "healthy", 1.0)) | {"page": {"total": 1, "next": None}}
+
+    async with stub_node(answer) as url:
+        dom = await chromium(f"{url}/#token={TOKEN}", budget_ms=1000)
+    assert set(dashboard_rows(dom)[0]) == {A}
+    assert asked and all(a == {"limit": str(PAGE)} for a in asked)
+    assert 'id="partial" class="muted" hidden' in dom
 
 
 def step(at: str, frm: str, to: str, cause: str) -> dict[str, str]:
