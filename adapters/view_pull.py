@@ -33,7 +33,7 @@ import trio
 from adapters.envelope import EnvelopeCache
 from adapters.gossip_metrics import GossipMetrics
 from adapters.gossip_tuning import GossipTuning
-from adapters.pull_pacing import ServeLimits, max_pages, sync_intervals
+from adapters.pull_pacing import ServeLimits, SummaryMemo, max_pages, sync_intervals
 from adapters.stream_read import read_to_eof
 from mesh.admission import AdmissionPolicy
 from mesh.cluster_config import ClusterConfig
@@ -298,6 +298,7 @@ class PullServer:
         self._clock = clock
         self._wall = wall_clock
         self._limits = ServeLimits(tuning)
+        self._summary = SummaryMemo(view.summary)
         self._serving = 0
         self._serving_peers: dict[str, int] = {}
 
@@ -339,7 +340,7 @@ class PullServer:
             return
         buckets = None
         if ask.summary is not None:
-            buckets = differing(self._view.summary(), ask.summary)
+            buckets = differing(self._summary.get(self._clock()), ask.summary)
         page = self._view.snapshot(self._wall(), ask.after, MAX_PAGE_MEMBERS, buckets)
         data = encode_snapshot(page)
         with trio.fail_after(self._tuning.serve_write_timeout):

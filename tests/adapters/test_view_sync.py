@@ -9,7 +9,7 @@ from itertools import islice
 import pytest
 
 from adapters.gossip_tuning import GossipTuning
-from adapters.pull_pacing import max_pages, sync_intervals
+from adapters.pull_pacing import SUMMARY_REUSE, SummaryMemo, max_pages, sync_intervals
 from mesh.cluster_config import ClusterConfig
 
 
@@ -38,3 +38,22 @@ def test_settings_that_would_spin_or_end_the_sync_loop_are_refused(
 ) -> None:
     with pytest.raises(ValueError, match=next(iter(change))):
         GossipTuning(**change)  # type: ignore[arg-type]
+
+
+def test_a_server_builds_its_summary_once_per_reuse_window() -> None:
+    built: list[int] = []
+
+    def build() -> bytes:
+        built.append(1)
+        return bytes([len(built)]) * 512
+
+    memo = SummaryMemo(build)
+    assert memo.get(100.0) == bytes([1]) * 512
+    # Any number of sync requests and later pages within the window: one build.
+    for now in (100.0, 100.2, 100.0 + SUMMARY_REUSE / 2, 100.0 + SUMMARY_REUSE * 0.99):
+        assert memo.get(now) == bytes([1]) * 512
+    assert len(built) == 1
+    assert memo.get(100.0 + SUMMARY_REUSE) == bytes([2]) * 512
+    # A clock that went back (a test's, or a stepped one) builds afresh, never trusts it.
+    assert memo.get(50.0) == bytes([3]) * 512
+    assert len(built) == 3
