@@ -274,9 +274,11 @@ function render(view) {
     ...peers.map((p) => row(p, view.admin, nowMs)));
   const partial = document.getElementById("partial");
   const total = STATES.reduce((sum, state) => sum + (Number(counts[state]) || 0), 0);
+  const notAlive = peers.filter((p) => p.state !== "alive").length;
   partial.textContent = view.partial ? "showing " + peers.length + " of " + total +
-    " members: every one not alive (up to " + PAGE + ") and the first " + PAGE +
-    " by peer ID" : "";
+    " members: the first " + PAGE + " by peer ID, and " + notAlive + " of the " +
+    view.partial.troubled + " not alive" +
+    (view.partial.suspectsFirst ? " (suspects first)" : "") : "";
   partial.hidden = !view.partial;
   drawChart(view.score_history, nowMs);
 }
@@ -298,22 +300,34 @@ async function getJson(path, headers, signal) {
   return response.json();
 }
 
-// A view larger than one page comes as two: the first PAGE members by peer ID, and up to
-// PAGE of the members that are not alive, the ones an operator looks for. Counts, status
-// and admin are the whole view's in either answer.
+// A view larger than one page comes in parts: the first PAGE members by peer ID, and up
+// to PAGE of the members that are not alive, the ones an operator looks for; when even
+// those are more than a page (minted identities gone dead can be), the suspects come
+// first. Counts, status and admin are the whole view's in every answer.
 async function getView(headers, signal) {
   const view = await getJson("health/cluster?limit=" + PAGE, headers, signal);
   const next = view.page ? view.page.next : null;
   if (next === null || next === undefined) return view;
   const troubled = await getJson("health/cluster?state=suspect,dead,left&limit=" + PAGE,
                                  headers, signal);
+  let extra = Array.isArray(troubled.peers) ? troubled.peers : [];
+  const more = troubled.page && troubled.page.next !== null && troubled.page.next !== undefined;
+  if (more) {
+    const suspects = await getJson("health/cluster?state=suspect&limit=" + PAGE,
+                                   headers, signal);
+    extra = (Array.isArray(suspects.peers) ? suspects.peers : []).concat(extra);
+  }
   const peers = Array.isArray(view.peers) ? view.peers : [];
   const have = new Set(peers.map((p) => p.peer_id));
-  for (const p of Array.isArray(troubled.peers) ? troubled.peers : []) {
-    if (!have.has(p.peer_id)) peers.push(p);
+  for (const p of extra) {
+    if (!have.has(p.peer_id)) {
+      have.add(p.peer_id);
+      peers.push(p);
+    }
   }
   view.peers = peers;
-  view.partial = true;
+  const total = troubled.page ? Number(troubled.page.total) : NaN;
+  view.partial = {troubled: isFinite(total) ? total : extra.length, suspectsFirst: more};
   return view;
 }
 

@@ -122,9 +122,10 @@ class ChorusTarget:
 def light_view(body: Mapping[str, Any], names: Mapping[str, int]) -> dict[int, str]:
     """Member -> state, for the devnet's members (``names``: peer id -> index), from a
     :data:`NOT_ALIVE` answer: the members it lists in their states, and every other member
-    alive when the view's alive count says exactly they are. When it does not (a member
-    not heard of yet, or one from outside the devnet), the others are left out: nobody is
-    reported alive on a guess."""
+    alive when the view's alive count says exactly they are; otherwise (a member not heard
+    of yet) the others are left out. This assumes the view holds devnet members only, as
+    under the admission policy every bench run uses: with strangers admitted, a missing
+    member and an alive stranger would cancel out in the count."""
     listed: dict[int, str] = {}
     for peer in body.get("peers", []):
         if isinstance(peer, dict) and str(peer.get("peer_id")) in names:

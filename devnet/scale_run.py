@@ -18,7 +18,8 @@ explains) from before the second node starts. Then, on the one cluster:
    timed by the node itself, not by the poll). Then node 2 starts again; agreement.
 4. **Freeze.** SIGSTOP node 3, timed the same way; SIGCONT, agreement.
 5. **False deaths**: a live member's transition into dead in any view, over the whole run,
-   from the polls and from every node's log, which records each transition.
+   from the polls and from every node's log, which records each transition; each
+   observer's first death of a victim after its signal is its detection, not false.
 
 The simulator (``devnet.simulator``) runs the same size, loss and scenarios beside it: the
 join with the real run's mean interval between starts, the crash and freeze on a cluster
@@ -45,7 +46,9 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from devnet.bench_loss_counts import ChorusPoller
+import psutil  # type: ignore[import-untyped]  # ships no py.typed
+
+from devnet.bench_loss_counts import SAME_ENTRY, ChorusPoller
 from devnet.bench_target import ChorusTarget
 from devnet.cluster import DevnetError, NetnsNet, NodeRecord
 from devnet.netloss import loss_counters, set_loss
@@ -130,23 +133,27 @@ def logged_transitions(index: int, lines: Iterable[str]) -> set[tuple[int, str, 
     return found
 
 
-def false_deaths(
-    entries: set[tuple[int, str, str, float]], excused: dict[str, tuple[float, float]]
-) -> int:
-    """Transitions into dead of members that were not down at the time (a member's window
-    runs from its signal until it was seen alive everywhere again)."""
+def false_deaths(entries: set[tuple[int, str, str, float]], victims: dict[str, float]) -> int:
+    """Transitions into dead of members that were alive at the time. ``victims``: peer ->
+    when it was signalled; each observer's first death of a victim at or after that is the
+    detection (however late), any other is false. The same transition, read from a log and
+    from polls, comes back a few ms apart: deaths of one pair closer than SAME_ENTRY are
+    one."""
     count = 0
-    seen: set[tuple[int, str, float]] = set()
-    for observer, peer, to, at in sorted(entries):
+    last: dict[tuple[int, str], float] = {}
+    detected: set[tuple[int, str]] = set()
+    for observer, peer, to, at in sorted(entries, key=lambda e: (e[0], e[1], e[3])):
         if to != "dead":
             continue
-        window = excused.get(peer)
-        if window is not None and window[0] - 0.01 <= at <= window[1]:
+        pair = (observer, peer)
+        repeat = pair in last and at - last[pair] < SAME_ENTRY
+        last[pair] = at
+        if repeat:
             continue
-        # The same transition comes back a few ms apart from poll to poll.
-        if any((observer, peer, round(at, 1) + d) in seen for d in (-0.1, 0.0, 0.1)):
+        signalled = victims.get(peer)
+        if signalled is not None and at >= signalled - 0.01 and pair not in detected:
+            detected.add(pair)
             continue
-        seen.add((observer, peer, round(at, 1)))
         count += 1
     return count
 
@@ -164,7 +171,7 @@ class ScaleRun:
         # view's counts: a whole body from 30 nodes every poll tipped the machine over.
         self.poller = ChorusPoller(self.target, FILTER)
         self.out: dict[str, Any] = {"n": n, "loss_percent": loss, "node_args": self.node_args}
-        self.excused: dict[str, tuple[float, float]] = {}
+        self.victims: dict[str, float] = {}  # peer -> wall time of its signal
 
     def wait_agreement(self, live: set[int], timeout: float = AGREE_TIMEOUT) -> float | None:
         deadline = time.monotonic() + timeout
@@ -172,7 +179,9 @@ class ScaleRun:
             began = time.monotonic()
             views = self.poller.views()
             if all(
-                i in views and not views[i] and self.poller.counts[i].get("alive") == len(live)
+                i in views
+                and not views[i]
+                and self.poller.counts.get(i, {}).get("alive") == len(live)
                 for i in live
             ):
                 return began
@@ -261,8 +270,7 @@ class ScaleRun:
         else:
             self.target.signal(index, signal.SIGCONT)
         back = time.monotonic()
-        # From here on the victim lives again: a death after this is a false one.
-        self.excused[victim] = (sent, time.time())
+        self.victims[victim] = sent
         agreed = self.wait_agreement(live)
         cell["back"] = None if agreed is None else agreed - back
         self.say(f"{scenario}: every view agrees again after {cell['back']}")
@@ -272,7 +280,7 @@ class ScaleRun:
         for index, rec in self.target.devnet.state().nodes.items():
             with contextlib.suppress(OSError), open(rec.log, encoding="utf-8") as log:
                 entries |= logged_transitions(index, log)
-        self.out["false_deaths"] = false_deaths(entries, self.excused)
+        self.out["false_deaths"] = false_deaths(entries, self.victims)
         seen, dropped = loss_counters(self.net, self.n)
         self.out["measured_loss"] = dropped / seen if seen else None
 
@@ -412,11 +420,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         run.idle(args.idle_seconds)
         run.detect("crash")
         run.detect("freeze")
-        run.finish()
-    except DevnetError as exc:
-        run.out["error"] = str(exc)
-        say(f"stopped: {exc}")
+    except (DevnetError, OSError, psutil.Error) as exc:
+        # What was measured so far is kept, counted and printed with the reason.
+        run.out["error"] = str(exc) or type(exc).__name__
+        say(f"stopped: {run.out['error']}")
     finally:
+        try:
+            run.finish()
+        except (DevnetError, OSError, ValueError) as exc:
+            say(f"could not count false deaths or loss: {exc}")
         run.close()
     result["real"] = run.out
     say("the simulator, same size and loss")

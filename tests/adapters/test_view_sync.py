@@ -5,12 +5,19 @@ every ``sync_interval``."""
 from __future__ import annotations
 
 from itertools import islice
+from types import SimpleNamespace
+from typing import Any
 
 import pytest
+from prometheus_client import CollectorRegistry
 
+from adapters.gossip_metrics import GossipMetrics
 from adapters.gossip_tuning import GossipTuning
 from adapters.pull_pacing import SUMMARY_REUSE, SummaryMemo, max_pages, sync_intervals
+from adapters.view_pull import PullServer
 from mesh.cluster_config import ClusterConfig
+from mesh.cluster_view import ClusterView
+from mesh.snapshot_codec import pull_request
 
 
 def test_syncs_come_early_then_settle_at_the_interval() -> None:
@@ -57,3 +64,53 @@ def test_a_server_builds_its_summary_once_per_reuse_window() -> None:
     # A clock that went back (a test's, or a stepped one) builds afresh, never trusts it.
     assert memo.get(50.0) == bytes([3]) * 512
     assert len(built) == 3
+
+
+class _Stream:
+    """Just enough of a libp2p stream for the pull server: one request in, the answer out."""
+
+    def __init__(self, request: bytes, peer: str) -> None:
+        self._unread = request
+        self.written = b""
+        self.muxed_conn = SimpleNamespace(peer_id=SimpleNamespace(to_base58=lambda: peer))
+
+    async def read(self, n: int = -1) -> bytes:
+        chunk, self._unread = self._unread, b""
+        return chunk
+
+    async def write(self, data: bytes) -> None:
+        self.written += data
+
+    async def close(self) -> None:
+        pass
+
+    async def reset(self) -> None:
+        raise AssertionError("the server refused a well-formed request")
+
+
+async def test_the_pull_server_answers_sync_requests_from_one_summary_a_second() -> None:
+    me = "12D3KooW" + "S" * 44
+    view = ClusterView(me)
+    built: list[bytes] = []
+    real = view.summary
+
+    def counted() -> bytes:
+        built.append(real())
+        return built[-1]
+
+    view.summary = counted  # type: ignore[method-assign]
+    now = [100.0]
+    tuning = GossipTuning()
+    metrics = GossipMetrics(CollectorRegistry(), view, rejection_log_keys=8)
+    server = PullServer(
+        view, tuning, metrics, running=lambda: True, clock=lambda: now[0], wall_clock=lambda: 0.0
+    )
+    theirs = bytes(512)  # a view with nobody in it: every bucket differs from ours
+    asked: list[Any] = []
+    for i, at in enumerate((100.0, 100.3, 100.9, 101.0)):
+        now[0] = at
+        stream = _Stream(pull_request("", theirs), f"12D3KooW{i:044d}")
+        await server.serve(stream)  # type: ignore[arg-type]
+        asked.append(stream.written)
+    assert all(asked)  # every request answered
+    assert len(built) == 2  # at 100.0, and again once the second was over (101.0)

@@ -46,17 +46,19 @@ def test_detection_takes_each_observers_first_dead_at_or_after_the_signal() -> N
     assert detection(entries, "v", {1, 2, 3}, sent=100.0) == {1: 1.0, 2: 3.0}
 
 
-def test_false_deaths_excuse_only_a_victims_own_window() -> None:
+def test_false_deaths_excuse_each_observers_detection_of_a_victim_only() -> None:
     entries = {
-        (1, "v", "dead", 101.0),  # the crash being measured
-        (2, "v", "dead", 101.2),
+        (1, "v", "dead", 101.0),  # the crash being measured, seen by observer 1
+        (1, "v", "dead", 101.004),  # the same transition, from a poll
+        (2, "v", "dead", 190.0),  # observer 2's detection, late but its first
         (1, "v", "dead", 300.0),  # the victim again, long after it came back: false
-        (1, "w", "dead", 150.0),  # a live member: false
-        (1, "w", "dead", 150.004),  # the same transition polled twice
+        (1, "w", "dead", 150.149),  # a live member: false ...
+        (1, "w", "dead", 150.151),  # ... once, though the copies straddle a 0.1 s mark
         (2, "w", "suspect", 150.0),  # a suspicion is no death
+        (3, "v", "dead", 99.0),  # a death of the victim before its signal: false
     }
-    assert false_deaths(entries, {"v": (100.0, 120.0)}) == 2
-    assert false_deaths(entries, {}) == 4
+    assert false_deaths(entries, {"v": 100.0}) == 3
+    assert false_deaths(entries, {}) == 5
 
 
 def test_nearest_rank() -> None:
