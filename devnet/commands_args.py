@@ -10,6 +10,10 @@ from pathlib import Path
 
 from devnet.cluster import DEFAULT_DIR, DEFAULT_PROBE_INTERVAL, PROBE_SECONDS_PER_NODE, STOP_TIMEOUT
 
+# Above this many nodes `up` paces its starts unless told otherwise (--paced/--no-paced):
+# two cores hold 20 nodes started back to back, not 30 (BENCHMARKS.md, 2026-12-03).
+PACE_ABOVE = 20
+
 __all__ = [
     "EXIT_FAILED",
     "EXIT_OK",
@@ -156,6 +160,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--detach",
         action="store_true",
         help="return once converged and leave the nodes running (stop them with: down)",
+    )
+    up.add_argument(
+        "--paced",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="start each node only once every view of the nodes before it agrees (default:"
+        f" above {PACE_ABOVE} nodes; on two cores 30 nodes started back to back saturate"
+        " both, and nodes stop themselves on their failing critical probes)",
     )
 
     status = sub.add_parser("status", parents=[common], help="print the cluster table once")

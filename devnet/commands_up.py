@@ -21,7 +21,7 @@ from devnet.cluster import (
     UsageError,
     proc_state,
 )
-from devnet.commands_args import EXIT_FAILED, EXIT_OK, EXIT_USAGE
+from devnet.commands_args import EXIT_FAILED, EXIT_OK, EXIT_USAGE, PACE_ABOVE
 from devnet.table import LiveDisplay, Progress, endpoints, render, use_color
 
 __all__ = ["cmd_down", "cmd_up", "down_interactively"]
@@ -45,8 +45,14 @@ def cmd_up(args: argparse.Namespace, node_args: list[str]) -> int:
     try:
         deadline = time.monotonic() + args.timeout
 
+        paced = args.nodes > PACE_ABOVE if args.paced is None else args.paced
+
         def started(rec: NodeRecord, seconds: float) -> None:
             progress.line(f"{rec.name} up in {seconds:.1f}s  {rec.http_url}  {rec.peer_id}")
+            if paced and rec.index < args.nodes:
+                # Polled once a second: whole views from every node are load of their own.
+                devnet.wait_converged(max(1.0, deadline - time.monotonic()), progress, poll=1.0)
+                progress.line(f"paced: nodes 1-{rec.index} agree; starting node{rec.index + 1}")
 
         devnet.up(
             args.nodes,

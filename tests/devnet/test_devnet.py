@@ -106,9 +106,13 @@ def test_the_up_command_converges_shows_the_table_and_stops_everything(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     run = tmp_path / "run"
-    code = main(["up", "-n", "3", "--dir", str(run), "--duration", "2", "--timeout", "90"])
+    code = main(
+        ["up", "-n", "3", "--dir", str(run), "--duration", "2", "--timeout", "90", "--paced"]
+    )
     out, err = capsys.readouterr()
     assert code == 0, err
+    # Paced: node3 started only once nodes 1 and 2 agreed (off by default at 3 nodes).
+    assert err.index("paced: nodes 1-2 agree; starting node3") < err.index("node3 up in")
     assert "converged: all 3 nodes agree" in err
     assert "view of node1  converged" in out  # the live table, printed once off a terminal
     assert "all nodes stopped" in err
