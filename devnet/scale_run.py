@@ -34,37 +34,32 @@ import argparse
 import contextlib
 import itertools
 import json
-import math
-import re
 import signal
 import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterable, Sequence
-from datetime import datetime
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import psutil  # type: ignore[import-untyped]  # ships no py.typed
 
-from devnet.bench_loss_counts import SAME_ENTRY, ChorusPoller
+from devnet.bench_loss_counts import ChorusPoller
 from devnet.bench_target import ChorusTarget
 from devnet.cluster import DevnetError, NetnsNet, NodeRecord
 from devnet.netloss import loss_counters, set_loss
+from devnet.scale_counts import (
+    detection,
+    false_deaths,
+    logged_transitions,
+    nearest_rank,
+    sent_on_eth0,
+)
+from devnet.scale_report import render
 from devnet.scale_sim import simulate
 
-__all__ = [
-    "POLL",
-    "detection",
-    "false_deaths",
-    "logged_transitions",
-    "main",
-    "nearest_rank",
-    "parse_net_dev",
-    "render",
-    "sent_on_eth0",
-]
+__all__ = ["POLL", "ScaleRun", "main"]
 
 # Seconds between polls while waiting; a transition's time comes from its history. Whole
 # /health/cluster bodies every 0.5 s took 11 % of a node's CPU at 30 nodes (py-spy,
@@ -76,86 +71,7 @@ DETECT_TIMEOUT = 60.0
 # A node's own start (the python process until it serves): 30 s (the devnet's default) was
 # too short with 25 nodes sharing two cores, measured 2026-12-03.
 START_TIMEOUT = 120.0
-ETHERNET_HEADER = 14
 VICTIMS = {"crash": (2, signal.SIGKILL), "freeze": (3, signal.SIGSTOP)}
-
-
-def sent_on_eth0(pid: int) -> tuple[int, int]:
-    """(IPv4 bytes, packets) sent on eth0 of the network namespace process ``pid`` is in."""
-    return parse_net_dev(Path(f"/proc/{pid}/net/dev").read_text(), "eth0")
-
-
-def parse_net_dev(text: str, interface: str) -> tuple[int, int]:
-    """(IPv4 bytes, packets) sent on ``interface`` from the text of ``/proc/net/dev``."""
-    for line in text.splitlines():
-        name, _, counters = line.partition(":")
-        if name.strip() == interface:
-            fields = [int(x) for x in counters.split()]
-            sent, packets = fields[8], fields[9]
-            return sent - ETHERNET_HEADER * packets, packets
-    raise DevnetError(f"no {interface} in /proc/net/dev (not in a devnet namespace?)")
-
-
-def nearest_rank(values: Sequence[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[max(0, math.ceil(q * len(ordered)) - 1)]
-
-
-def detection(
-    entries: set[tuple[int, str, str, float]], victim: str, observers: set[int], sent: float
-) -> dict[int, float]:
-    """Observer -> seconds from ``sent`` (wall clock) to its first transition of ``victim``
-    into dead at or after it, from the views' history entries."""
-    found: dict[int, float] = {}
-    for observer, peer, to, at in entries:
-        if peer == victim and to == "dead" and observer in observers and at >= sent - 0.01:
-            found[observer] = min(found.get(observer, float("inf")), max(0.0, at - sent))
-    return found
-
-
-_LOGGED = re.compile(r"^cluster: (\S+) (\w+) -> (\w+) \(")
-
-
-def logged_transitions(index: int, lines: Iterable[str]) -> set[tuple[int, str, str, float]]:
-    """The (observer, peer, to, wall time) transitions a node logged (adapters/gossip_metrics
-    logs every one): complete, where the polls see only what is not alive when they ask."""
-    found: set[tuple[int, str, str, float]] = set()
-    for line in lines:
-        try:
-            record = json.loads(line)
-            match = _LOGGED.match(str(record.get("message", "")))
-            if match is None:
-                continue
-            at = datetime.fromisoformat(str(record["time"]).replace("Z", "+00:00")).timestamp()
-        except (ValueError, KeyError, TypeError, AttributeError):
-            continue
-        found.add((index, match.group(1), match.group(3), at))
-    return found
-
-
-def false_deaths(entries: set[tuple[int, str, str, float]], victims: dict[str, float]) -> int:
-    """Transitions into dead of members that were alive at the time. ``victims``: peer ->
-    when it was signalled; each observer's first death of a victim at or after that is the
-    detection (however late), any other is false. The same transition, read from a log and
-    from polls, comes back a few ms apart: deaths of one pair closer than SAME_ENTRY are
-    one."""
-    count = 0
-    last: dict[tuple[int, str], float] = {}
-    detected: set[tuple[int, str]] = set()
-    for observer, peer, to, at in sorted(entries, key=lambda e: (e[0], e[1], e[3])):
-        if to != "dead":
-            continue
-        pair = (observer, peer)
-        repeat = pair in last and at - last[pair] < SAME_ENTRY
-        last[pair] = at
-        if repeat:
-            continue
-        signalled = victims.get(peer)
-        if signalled is not None and at >= signalled - 0.01 and pair not in detected:
-            detected.add(pair)
-            continue
-        count += 1
-    return count
 
 
 class ScaleRun:
@@ -273,6 +189,7 @@ class ScaleRun:
         self.victims[victim] = sent
         agreed = self.wait_agreement(live)
         cell["back"] = None if agreed is None else agreed - back
+        cell["agree_timeout"] = AGREE_TIMEOUT
         self.say(f"{scenario}: every view agrees again after {cell['back']}")
 
     def finish(self) -> None:
@@ -293,92 +210,6 @@ class ScaleRun:
 def _commit() -> str:
     done = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
     return done.stdout.strip() or "unknown"
-
-
-def _s(value: float | None, digits: int = 2) -> str:
-    return "n/a" if value is None else f"{value:.{digits}f} s"
-
-
-def _range(values: Sequence[float]) -> str:
-    return f"{min(values):.1f}-{max(values):.1f} s" if values else "n/a"
-
-
-def _back(cell: dict[str, Any] | None) -> str:
-    if not cell:
-        return "n/a"
-    back = cell.get("back")
-    return f"not within {AGREE_TIMEOUT:.0f} s" if back is None else _s(back)
-
-
-def render(result: dict[str, Any]) -> str:
-    """The Markdown section for BENCHMARKS.md."""
-    real, sim = result.get("real", {}), result.get("sim", {})
-    n, loss = result["n"], result["loss_percent"]
-    idle, sidle = real.get("idle", {}), sim.get("idle", {})
-
-    def det(cell: dict[str, Any]) -> str:
-        if not cell:
-            return "n/a"
-        seen = f" ({cell['seen']} of {cell['observers']} saw it)" if cell.get("p99") is None else ""
-        return f"{_s(cell.get('p50'))} / {_s(cell.get('p99'))}{seen}"
-
-    args = " ".join(result.get("node_args", [])) or "none"
-    rows = [
-        (
-            "join: last node ready → every view agrees",
-            _s(real.get("converge")),
-            _s(sim.get("join", {}).get("median")),
-        ),
-        (
-            "crash (SIGKILL node 2): seen dead, p50 / p99 of observers",
-            det(real.get("crash", {})),
-            det(sim.get("crash", {})),
-        ),
-        (
-            "freeze (SIGSTOP node 3): seen dead, p50 / p99 of observers",
-            det(real.get("freeze", {})),
-            det(sim.get("freeze", {})),
-        ),
-        ("back: node 2 restarted → every view agrees", _back(real.get("crash")), "-"),
-        ("back: node 3 thawed → every view agrees", _back(real.get("freeze")), "-"),
-        ("false deaths", str(real.get("false_deaths", "n/a")), str(sim.get("false_deaths", "n/a"))),
-        (
-            "idle: sent per node",
-            f"{idle.get('bytes_per_s', 0):,.0f} B/s",
-            f"{sidle.get('bytes_per_s', 0):,.0f} B/s (no active probes)",
-        ),
-        (
-            "idle: packets (real) or messages (simulator) per node",
-            f"{idle.get('packets_per_s', 0):.1f}/s",
-            f"{sidle.get('messages_per_s', 0):.1f}/s",
-        ),
-        (
-            "idle: CPU, RSS per node",
-            f"{idle.get('cpu_percent', 0):.2f} %, {idle.get('rss_mib', 0):.0f} MiB",
-            "-",
-        ),
-    ]
-    lines = [
-        f"### The real devnet at {n} nodes, {loss} % loss, beside the simulator",
-        "",
-        f"`python -m devnet.scale_run --nodes {n} --loss {loss}` at {result.get('commit')}"
-        f" ({result.get('date')}): {n} nodes of the production profile, each in its own"
-        f" network namespace, every link losing {loss} % of its packets at random (measured"
-        f" {100 * (real.get('measured_loss') or 0):.2f} %); node arguments: {args}. Nodes"
-        f" started one after another, each once the views before it agreed (mean"
-        f" {real.get('start_interval', 0):.1f} s apart; a node's own start took"
-        f" {_range(real.get('start_seconds', []))}). Detection times per observer come from"
-        " the views' own transition histories. The simulator: median over seeds"
-        f" {sim.get('seeds')}, same size and loss, its join with the same interval between"
-        " starts.",
-        "",
-        *([f"The real run stopped early: {real['error']}", ""] if real.get("error") else []),
-        f"| {n} nodes, {loss} % loss | real devnet | simulator |",
-        "|---|---:|---:|",
-        *(f"| {a} | {b} | {c} |" for a, b, c in rows),
-        "",
-    ]
-    return "\n".join(lines)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -7,14 +7,14 @@ import pytest
 
 from devnet.bench_target import light_view
 from devnet.cluster import DevnetError
-from devnet.scale_run import (
+from devnet.scale_counts import (
     detection,
     false_deaths,
     logged_transitions,
     nearest_rank,
     parse_net_dev,
-    render,
 )
+from devnet.scale_report import render
 from devnet.scale_sim import simulate
 
 # /proc/net/dev, its columns squeezed: 8 receive counters, then bytes and packets sent.
