@@ -1,5 +1,5 @@
 """The real devnet at the largest size this machine holds, beside the simulator (issue 15):
-``python -m devnet.scale_run`` (root, iproute2 and nftables; about 10 minutes at 30 nodes).
+``python -m devnet.scale_run`` (root, iproute2 and nftables; 8-10 minutes at 30 nodes).
 
 N nodes (30) of the production profile, each in its own network namespace, every link
 losing a share of its packets at random (1 %, nftables on input, as ``devnet/netloss.py``
@@ -212,6 +212,26 @@ def _commit() -> str:
     return done.stdout.strip() or "unknown"
 
 
+def _positive(raw: str) -> float:
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"expected a positive number of seconds, got {raw!r}")
+    return value
+
+
+def _seeds(raw: str) -> list[int]:
+    try:
+        seeds = [int(part) for part in raw.split(",") if part.strip()]
+    except ValueError:
+        seeds = []
+    if not seeds:
+        raise argparse.ArgumentTypeError(f"expected seeds like 1,2,3, got {raw!r}")
+    return seeds
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m devnet.scale_run",
@@ -219,8 +239,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--nodes", type=int, default=30, help="nodes (default: 30)")
     parser.add_argument("--loss", type=int, default=1, help="per cent lost on each link (1)")
-    parser.add_argument("--idle-seconds", type=float, default=60.0, help="idle window (60)")
-    parser.add_argument("--seeds", default="1,2,3,4,5", help="the simulator's seeds (1,2,3,4,5)")
+    parser.add_argument("--idle-seconds", type=_positive, default=60.0, help="idle window (60)")
+    parser.add_argument(
+        "--seeds", type=_seeds, default="1,2,3,4,5", help="the simulator's seeds (1,2,3,4,5)"
+    )
     parser.add_argument("--dir", type=Path, default=Path(".devnet/scale"), help="run folder")
     parser.add_argument("--out", type=Path, help="results JSON (default: <dir>/scale.json)")
     parser.add_argument(
@@ -233,7 +255,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     if args.nodes < 3 or not 0 <= args.loss <= 100:
         parser.error("need at least 3 nodes and a loss of 0-100 %")
-    seeds = [int(s) for s in args.seeds.split(",") if s]
+    seeds: list[int] = args.seeds
 
     def say(text: str) -> None:
         print(f"scale: {text}", file=sys.stderr, flush=True)
