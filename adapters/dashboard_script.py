@@ -21,7 +21,9 @@ __all__ = ["PAGE", "REFRESH_MS", "SCRIPT"]
 # refresh or two; a page per operator costs one small JSON request every 2 s.
 REFRESH_MS = 2000
 # Members per request. A whole view of 10,000 members is about 6 MB of JSON every refresh;
-# beyond this many the page shows the first PAGE by peer ID and every member not alive.
+# beyond this many the page shows the first PAGE by peer ID and up to PAGE of the members
+# not alive (suspects first when those are more). This node's own row shows only if its ID
+# is on the first page; the header names it either way.
 PAGE = 500
 
 SCRIPT = """
