@@ -10,22 +10,24 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Protocol
 
 import psutil  # type: ignore[import-untyped]  # ships no py.typed; types-psutil is not a dependency
 
-from devnet.cluster import HTTP_TIMEOUT, Devnet, Proc, get_json, proc_state
+# NOT_ALIVE and light_view live with the devnet's own waits, which poll the same way.
+from devnet.cluster import (
+    HTTP_TIMEOUT,
+    NOT_ALIVE,
+    Devnet,
+    Proc,
+    get_json,
+    light_view,
+    proc_state,
+)
 
 __all__ = ["NOT_ALIVE", "PROBE_INTERVAL", "ChorusTarget", "Target", "light_view"]
-
-# What the bench asks each node for while it waits: only the members that are not alive,
-# and the view's counts. Whole views from every node four times a second cost the nodes
-# measurably (at 30 nodes and 2 polls a second, 11 % of each node's CPU: py-spy,
-# 2026-12-03), on the two cores they share with the very thing being timed.
-NOT_ALIVE = "/health/cluster?state=suspect,dead,left"
 
 # The devnet's probe interval in the benchmark: None is what `make devnet` runs at each
 # size (devnet.cluster.default_probe_interval).
@@ -117,22 +119,3 @@ class ChorusTarget:
         finally:
             self.devnet.close()
             self._pool.shutdown(wait=False, cancel_futures=True)
-
-
-def light_view(body: Mapping[str, Any], names: Mapping[str, int]) -> dict[int, str]:
-    """Member -> state, for the devnet's members (``names``: peer id -> index), from a
-    :data:`NOT_ALIVE` answer: the members it lists in their states, and every other member
-    alive when the view's alive count says exactly they are; otherwise (a member not heard
-    of yet) the others are left out. This assumes the view holds devnet members only, as
-    under the admission policy every bench run uses: with strangers admitted, a missing
-    member and an alive stranger would cancel out in the count."""
-    listed: dict[int, str] = {}
-    for peer in body.get("peers", []):
-        if isinstance(peer, dict) and str(peer.get("peer_id")) in names:
-            listed[names[str(peer["peer_id"])]] = str(peer.get("state"))
-    others = [index for index in names.values() if index not in listed]
-    counts = body.get("counts")
-    alive = counts.get("alive") if isinstance(counts, dict) else None
-    if alive == len(others):
-        listed.update(dict.fromkeys(others, "alive"))
-    return listed

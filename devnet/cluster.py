@@ -71,10 +71,12 @@ from devnet.cluster_startup import _Startup
 from devnet.cluster_startup import _tail as _tail
 from devnet.cluster_state import NodeRecord, RunDir, RunState
 from devnet.cluster_state import _DevnetState as _DevnetState
-from devnet.cluster_views import Agreement, Snapshot, agreement
+from devnet.cluster_views import NOT_ALIVE as NOT_ALIVE
+from devnet.cluster_views import Agreement, Glance, Snapshot, agreement
 from devnet.cluster_views import _ask_cluster as _ask_cluster
 from devnet.cluster_views import _disagreement as _disagreement
 from devnet.cluster_views import get_json as get_json
+from devnet.cluster_views import light_view as light_view
 from devnet.cluster_waits import _Looking
 
 __all__ = [
@@ -83,6 +85,7 @@ __all__ = [
     "ClusterView",
     "Devnet",
     "DevnetError",
+    "Glance",
     "NodeRecord",
     "NotConverged",
     "PeerView",

@@ -50,7 +50,8 @@ def cmd_up(args: argparse.Namespace, node_args: list[str]) -> int:
         def started(rec: NodeRecord, seconds: float) -> None:
             progress.line(f"{rec.name} up in {seconds:.1f}s  {rec.http_url}  {rec.peer_id}")
             if paced and rec.index < args.nodes:
-                # Polled once a second: whole views from every node are load of their own.
+                # Once a second, not the default four times: each poll still asks every
+                # node while the newest one is joining and the CPU is at its scarcest.
                 devnet.wait_converged(max(1.0, deadline - time.monotonic()), progress, poll=1.0)
                 progress.line(f"paced: nodes 1-{rec.index} agree; starting node{rec.index + 1}")
 
