@@ -153,6 +153,18 @@ class ClusterCollector(Collector):
             "Cluster health score as this node's view sees it (0-1).",
             value=self._view.health().score,
         )
+        yield GaugeMetricFamily(
+            "chorus_cluster_timeout_multiplier",
+            "How many times this node stretches its silence and suspicion timeouts"
+            " (Lifeguard's local health: its own loop lag, late ping answers, self-doubt).",
+            value=self._view.multiplier,
+        )
+        yield GaugeMetricFamily(
+            "chorus_cluster_self_doubt",
+            "Distinct members whose pings failed beyond the first, plus refutations of"
+            " suspicions of this node, in the last doubt_window seconds (capped).",
+            value=self._view.doubt,
+        )
 
 
 def log_transition(event: Transition) -> None:

@@ -47,6 +47,10 @@ def _never() -> bool:
     return False
 
 
+def _one() -> int:
+    return 1
+
+
 def _open(conns: list[INetConn]) -> list[INetConn]:
     """The connections whose close has not begun (SwarmConn.event_closed)."""
     return [c for c in conns if not getattr(getattr(c, "event_closed", None), "is_set", _never)()]
@@ -74,6 +78,12 @@ class LinkPinger:
         self.timeout = timeout
         self.abort = abort
         self.starved: Callable[[], bool] = _never
+        # How many times slower to ping: the view's self-doubt + 1 (mesh.self_doubt). A
+        # node whose pings fail to many peers is more likely slow itself; memberlist
+        # stretches its probe interval and timeout by its awareness the same way, which
+        # also takes load off cores that are already full. Out-of-turn pings keep the
+        # plain timeout: their caller waits for them within a fixed time.
+        self.scale: Callable[[], int] = _one
         # Per-peer timeouts from measured round trips (adapters/link_timing.py) instead of
         # ``timeout`` for every ping; ``timeout`` is then their ceiling.
         self.timing: LinkTiming | None = None
@@ -107,11 +117,12 @@ class LinkPinger:
     async def run(self) -> None:
         async with trio.open_nursery() as nursery:
             while True:
-                await trio.sleep(self.interval)
+                scale = max(1, self.scale())
+                await trio.sleep(self.interval * scale)
                 peer = self.next_peer()
                 if peer is not None:
                     self._in_flight.add(peer)
-                    nursery.start_soon(self._probe, peer)
+                    nursery.start_soon(self._probe, peer, scale)
 
     def next_peer(self) -> ID | None:
         """The next connected peer without a ping in flight, refilling the shuffled round
@@ -189,9 +200,9 @@ class LinkPinger:
                 return False
         return False
 
-    async def _probe(self, peer: ID) -> bool | None:
-        """One ping of ``peer``: True if answered, False if not, None if no connection
-        was open (nothing sent)."""
+    async def _probe(self, peer: ID, scale: int = 1) -> bool | None:
+        """One ping of ``peer`` within ``scale`` times its timeout: True if answered,
+        False if not, None if no connection was open (nothing sent)."""
         try:
             conns = _open(self._network.connections.get(peer) or [])
             if not conns:
@@ -201,6 +212,7 @@ class LinkPinger:
             self.sent += 1
             name = peer.to_base58()
             timeout = self.timeout if self.timing is None else self.timing.timeout(name)
+            timeout *= scale
             began = trio.current_time()
             if await self.ping(conn, timeout):
                 self.answered += 1

@@ -18,20 +18,30 @@ our own clock is wrong, so our evidence is still trusted and published. Under pa
 a live member then has longer to refute a suspicion; on a quiet network a short suspicion
 stands.
 
+A third, self-doubt (``mesh.self_doubt``), comes from our own pings and refutations: many
+distinct peers failing our pings, or others suspecting us, say that we are the slow one.
+It stretches the timeouts too (and the pinger's interval and timeout, as memberlist's
+awareness stretches its probes) without distrusting our evidence: in a partition every
+node doubts itself and the far side must still be found dead.
+
 This class only keeps the scores; what the view does with it is ``mesh.cluster_suspicions``
 (not publishing, recovering) and ``mesh.cluster_timers`` (the multiplier, no death).
 """
 
 from __future__ import annotations
 
+from mesh.self_doubt import SelfDoubt
+
 __all__ = ["Awareness"]
 
 
 class Awareness:
-    def __init__(self, awareness_max: int) -> None:
+    def __init__(self, awareness_max: int, doubt_window: float = 10.0) -> None:
         self._max = awareness_max
         self._health = 0
         self._network = 0
+        self.doubt = SelfDoubt(window=doubt_window, max_score=awareness_max - 1)
+        self._doubt = 0  # the doubt's score at the last ``refresh``
 
     @property
     def score(self) -> int:
@@ -46,10 +56,20 @@ class Awareness:
         return self._network
 
     @property
+    def doubted(self) -> int:
+        """Self-doubt's score at the last ``refresh`` (0 up to ``awareness_max - 1``)."""
+        return self._doubt
+
+    @property
     def multiplier(self) -> int:
-        """memberlist's ``awareness.ScaleTimeout``: timeouts times (score + 1), both
-        scores counted, at most ``awareness_max``."""
-        return min(self._max, self._health + self._network + 1)
+        """memberlist's ``awareness.ScaleTimeout``: timeouts times (score + 1), every
+        score counted, at most ``awareness_max``."""
+        return min(self._max, self._health + self._network + self._doubt + 1)
+
+    def refresh(self, now: float) -> int:
+        """Bring self-doubt up to ``now`` (its evidence ages out); its new score."""
+        self._doubt = self.doubt.score(now)
+        return self._doubt
 
     def set_network(self, score: int) -> None:
         """Set the network's score, clamped to [0, awareness_max - 1]."""

@@ -147,6 +147,11 @@ class ClusterConfig:
     # Lifeguard's local health multiplier, S (IV-A; memberlist's AwarenessMaxMultiplier):
     # while this node is itself starved its timeouts are multiplied by up to this much.
     awareness_max: int = 8
+    # Seconds our failed pings and refutations count towards self-doubt (mesh.self_doubt):
+    # each distinct peer failed beyond the first, and each refutation, adds one multiple.
+    # Longer keeps a node that found itself slow careful for longer; it must span several
+    # pings (0.5 s apart) for distinct failures to add up at all.
+    doubt_window: float = 10.0
 
     # --- forgetting ----------------------------------------------------------------------
     # Seconds a dead peer stays listed (as dead) before the view drops it. Longer keeps the
@@ -197,6 +202,7 @@ class ClusterConfig:
             "max_clock_skew",
             "max_message_age",
             "join_rate",
+            "doubt_window",
         ):
             value = getattr(self, name)
             if not (isinstance(value, int | float) and math.isfinite(value) and value > 0):

@@ -34,6 +34,7 @@ class Timers:
     def tick(self, now: float) -> list[Event]:
         """Run the timers: silence -> suspect, suspicion timeout -> dead, forgetting."""
         events: list[Event] = []
+        self._awareness.refresh(now)
         n = self._roster.live_count()
         silence = self.config.silence_timeout(n) * self._awareness.multiplier
         for peer, record in list(self._roster.records.items()):

@@ -113,7 +113,7 @@ class ClusterView:
         self.self_id = self_id
         self.config = config if config is not None else ClusterConfig()
         self._roster = Roster(self_id, self.config)
-        self._awareness = Awareness(self.config.awareness_max)
+        self._awareness = Awareness(self.config.awareness_max, self.config.doubt_window)
         self._joins = JoinGate(
             self.config.max_members, self.config.join_burst, self.config.join_rate
         )
@@ -130,6 +130,12 @@ class ClusterView:
     @property
     def starved(self) -> bool:
         return self._awareness.starved
+
+    @property
+    def doubt(self) -> int:
+        """Self-doubt (``mesh.self_doubt``) as of the last input or tick: 0 up to
+        awareness_max - 1. The pinger stretches its interval and timeout by it + 1."""
+        return self._awareness.doubted
 
     @property
     def multiplier(self) -> int:
@@ -261,7 +267,11 @@ class ClusterView:
         return Outcome(tuple(self._suspicions.observe(peer, Cause.DISCONNECTED, now)))
 
     def on_ping_failed(self, peer: str, now: float) -> Outcome:
-        """A ping to ``peer`` went unanswered (adapters/pinger.py)."""
+        """A ping to ``peer`` went unanswered (adapters/pinger.py). A member's failure
+        also counts towards our self-doubt; a stranger's does not (``mesh.self_doubt``)."""
+        if peer in self._roster.records and peer != self.self_id:
+            self._awareness.doubt.ping_failed(peer, now)
+            self._awareness.refresh(now)
         return Outcome(tuple(self._suspicions.observe(peer, Cause.PING_FAILED, now)))
 
     def on_refused(self, peer: str, now: float, *, unanswered: bool = False) -> Outcome:

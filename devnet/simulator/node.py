@@ -317,20 +317,23 @@ class SimNode:
     # --- liveness pings (adapters/pinger.py) -----------------------------------------------
 
     def _ping_next(self) -> None:
+        # Self-doubt stretches the round-robin's interval and timeout (LinkPinger.scale).
+        scale = self.view.doubt + 1
         if not self._ping_order:
             self._ping_order = sorted(self.connected)
             self.rng.shuffle(self._ping_order)
         if self._ping_order:
             peer = self._ping_order.pop()
             if peer in self.connected:
-                self._ping(peer, lambda ok: self._pinged(peer, ok))
-        self.later(self.ping_interval, self._ping_next)
+                self._ping(peer, lambda ok: self._pinged(peer, ok), scale)
+        self.later(self.ping_interval * scale, self._ping_next)
 
-    def _ping(self, peer: int, done: Callable[[bool], None]) -> None:
-        """One ping within the peer's timeout; its outcome teaches the timing, whose score
-        the view hears (LinkPinger._probe, ViewTimers)."""
+    def _ping(self, peer: int, done: Callable[[bool], None], scale: int = 1) -> None:
+        """One ping within ``scale`` times the peer's timeout; its outcome teaches the
+        timing, whose score the view hears (LinkPinger._probe, ViewTimers)."""
         name = self.cluster.peer_id(peer)
         timeout = self.ping_timeout if self.timing is None else self.timing.timeout(name)
+        timeout *= scale
         began = self.now
 
         def outcome(ok: bool) -> None:

@@ -165,3 +165,28 @@ async def test_without_timing_every_ping_waits_the_fixed_timeout(
     pinger, _ = pinger_for(FakeNetwork(PEERS[:1]), {}, waited=waited)
     assert await pinger.probe_now(PEERS[0].to_base58()) is True
     assert waited == [2.0] and pinger.network_score() == 0
+
+
+async def test_self_doubt_stretches_the_interval_and_timeout_but_not_out_of_turn_pings(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    # Lifeguard IV-A as memberlist's awareness: a node that doubts itself pings less often
+    # and waits longer, which also takes load off full cores.
+    waited: list[float] = []
+    pinger, pinged = pinger_for(FakeNetwork(PEERS), {}, waited=waited)
+    doubt = [0]
+    pinger.scale = lambda: doubt[0] + 1
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(pinger.run)
+        await trio.sleep(10.01)
+        assert len(pinged) == 20 and set(waited) == {2.0}  # every 0.5 s, 2 s each
+        doubt[0] = 3
+        await trio.sleep(0.5)  # the sleep begun before the doubt ends at the old pace
+        pinged.clear()
+        waited.clear()
+        await trio.sleep(20.0)
+        assert len(pinged) == 10 and set(waited) == {8.0}  # every 2 s, 8 s each
+        nursery.cancel_scope.cancel()
+    waited.clear()
+    assert await pinger.probe_now(PEERS[0].to_base58()) is True
+    assert waited == [2.0]

@@ -1,0 +1,120 @@
+"""Self-doubt (mesh.self_doubt): the rule on its own, then what the view makes of it."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from mesh.cluster_events import PublishRefute, PublishSuspect
+from mesh.messages import MemberState
+from mesh.self_doubt import SelfDoubt
+from tests.mesh.test_cluster_view import QUIET, B, C, D, X, cluster, dg, notice, state
+
+SUSPECT, DEAD = MemberState.SUSPECT, MemberState.DEAD
+
+
+def test_one_failing_peer_is_that_peers_problem() -> None:
+    doubt = SelfDoubt(window=10.0, max_score=7)
+    for t in range(20):
+        doubt.ping_failed("frozen", t * 0.5)
+    assert doubt.score(9.5) == 0
+
+
+def test_each_more_failing_peer_and_each_refutation_adds_one_until_the_cap() -> None:
+    doubt = SelfDoubt(window=10.0, max_score=3)
+    doubt.ping_failed("a", 0.0)
+    doubt.ping_failed("b", 1.0)
+    assert doubt.score(1.0) == 1
+    doubt.refuted(2.0)
+    assert doubt.score(2.0) == 2
+    doubt.ping_failed("c", 3.0)
+    doubt.ping_failed("d", 3.0)
+    assert doubt.score(3.0) == 3  # 3 + 1 more, capped
+
+
+def test_doubt_ages_out_after_the_window() -> None:
+    doubt = SelfDoubt(window=10.0, max_score=7)
+    doubt.ping_failed("a", 0.0)
+    doubt.ping_failed("b", 0.0)
+    doubt.refuted(5.0)
+    doubt.ping_failed("a", 6.0)  # a failed again: counted from its latest failure
+    assert doubt.score(9.99) == 2
+    assert doubt.score(10.0) == 1  # b's failure is gone; a and the refutation remain
+    assert doubt.score(15.0) == 0  # so is the refutation; a alone is a's problem
+    assert doubt.score(16.0) == 0
+
+
+def test_minted_peers_failing_our_pings_keep_the_doubt_bounded() -> None:
+    # The attack: thousands of identities that connect and never answer.
+    doubt = SelfDoubt(window=10.0, max_score=7, max_entries=64)
+    for i in range(10_000):
+        doubt.ping_failed(f"sybil-{i}", i * 0.0001)
+        doubt.refuted(i * 0.0001)
+    assert doubt.score(1.0) == 7
+    assert len(doubt._failed) == 64 and len(doubt._refuted) == 64
+
+
+def test_bad_settings_are_refused() -> None:
+    with pytest.raises(ValueError):
+        SelfDoubt(window=0.0, max_score=1)
+
+
+# --- the view ------------------------------------------------------------------------------
+
+CFG = dataclasses.replace(QUIET, awareness_max=8)
+
+
+def test_pings_failing_to_many_members_stretch_our_timeouts_until_they_age_out() -> None:
+    view = cluster(X, B, C, D, "QmE", config=CFG)
+    for peer in (X, D, "QmE"):
+        outcome = view.on_ping_failed(peer, 0.0)
+        # Doubt stretches, it does not silence: our evidence is still published.
+        assert any(isinstance(e, PublishSuspect) for e in outcome.events)
+    assert (view.doubt, view.multiplier, view.starved) == (2, 3, False)
+    view.on_suspect_notice(notice(B, X), 0.0)
+    view.on_suspect_notice(notice(C, X), 0.0)  # K = 2: 4 s, times 3 while we doubt
+    view.tick(9.99)
+    assert state(view) is SUSPECT  # without the doubt, dead at 4 s
+    view.tick(10.0)  # the failures are 10 s old: no more doubt, and 4 s have long passed
+    assert (view.doubt, state(view)) == (0, DEAD)
+
+
+def test_one_failing_member_does_not_slow_its_own_detection() -> None:
+    view = cluster(X, B, C, config=CFG)
+    for t in (0.0, 0.5, 1.0):
+        view.on_ping_failed(X, t)
+    view.on_suspect_notice(notice(B, X), 0.0)
+    view.on_suspect_notice(notice(C, X), 0.0)
+    assert view.multiplier == 1
+    view.tick(4.0)
+    assert state(view) is DEAD
+
+
+def test_strangers_that_never_answer_our_pings_raise_no_doubt() -> None:
+    view = cluster(X, B, config=CFG)
+    for i in range(50):
+        assert view.on_ping_failed(f"QmStranger{i}", float(i) * 0.1).events == ()
+    assert (view.doubt, view.multiplier) == (0, 1)
+
+
+def test_each_refutation_we_publish_adds_doubt() -> None:
+    view = cluster(X, B, C, config=CFG)
+    outcome = view.on_suspect_notice(notice(B, "QmMe"), 0.0)
+    assert PublishRefute(1) in outcome.events
+    assert view.doubt == 1
+    # The same suspicion again, from another observer: already refuted, no more doubt.
+    assert view.on_suspect_notice(notice(C, "QmMe"), 0.0).events == ()
+    assert view.doubt == 1
+    assert view.on_digest(dg("QmMe", 2, inc=1), 0.5).accepted  # our refuting digest
+    outcome = view.on_suspect_notice(notice(C, "QmMe", 2, inc=1), 1.0)
+    assert PublishRefute(2) in outcome.events
+    assert (view.doubt, view.multiplier) == (2, 3)
+    view.tick(11.0)
+    assert view.doubt == 0
+
+
+def test_a_stranger_suspecting_us_raises_no_doubt() -> None:
+    view = cluster(X, config=CFG)
+    outcome = view.on_suspect_notice(notice("QmStranger", "QmMe"), 0.0)
+    assert outcome.rejection is not None and view.doubt == 0
