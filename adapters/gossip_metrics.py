@@ -73,7 +73,9 @@ class GossipMetrics:
         self.dialbacks = Counter(
             "chorus_gossip_dialbacks_total",
             "Dial-backs of lost or suspected peers, by result: refused (nothing listens:"
-            " a crash), open, unknown (no answer in time), dropped (too many pending).",
+            " a crash), open, unknown (no answer in time), dropped (too many pending),"
+            " backed_off (a connected suspect that left our last out-of-turn ping"
+            " unanswered, not pinged again yet).",
             ["result"],
             registry=registry,
         )
@@ -87,7 +89,7 @@ class GossipMetrics:
             self.rejected.labels(reason=str(reason))
         for where in ("publish", "tick", "handle", "merge", "serve", "redial", "dialback"):
             self.errors.labels(where=where)
-        for result in (*DialResult, "dropped"):
+        for result in (*DialResult, "dropped", "backed_off"):
             self.dialbacks.labels(result=str(result))
         for direction in ("in", "out"):
             self.bytes.labels(direction=direction)

@@ -153,6 +153,12 @@ class GossipTuning:
     # refused dial makes it dead after ClusterConfig.refused_grace.
     dialback_timeout: float = 1.0
     dialback_cooldown: float = 1.0
+    # A connected suspect that left our out-of-turn ping unanswered is pinged out of turn
+    # again only after recheck_base s, doubling per miss up to recheck_ceiling
+    # (adapters/recheck_backoff.py): 28 observers pinging an overwhelmed newest node every
+    # 2 s kept a 30-node devnet from ever agreeing (2026-12-03).
+    recheck_base: float = 2.0
+    recheck_ceiling: float = 32.0
     max_concurrent_dialbacks: int = 4
     max_pending_dialbacks: int = 64
     # Dial-backs a second to all peers together, with a burst (beyond: dropped).

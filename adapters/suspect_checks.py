@@ -10,7 +10,9 @@ the connection, so the view hears a disconnect too, and the peer is redialled
 (``adapters.link_keeper``).
 
 Suspects. A peer whose connection closed, that our view suspects, or that a notice on the
-topic suspects, is checked (``SuspectChecks.check``). The checks are bounded and paced by
+topic suspects, is checked (``SuspectChecks.check``); a connected peer that left our last
+out-of-turn ping unanswered is pinged again only after a growing wait
+(``adapters.recheck_backoff``). The checks are bounded and paced by
 ``adapters.dialback.Verifier``; a dial-back our kernel refuses reaches the view as
 ``on_refused`` (rule 7 of ``mesh.cluster_view``).
 """
@@ -24,6 +26,7 @@ from typing import Protocol
 from adapters.dialback import DialResult, Verifier, dial_back
 from adapters.gossip_metrics import GossipMetrics
 from adapters.gossip_tuning import GossipTuning
+from adapters.recheck_backoff import RecheckBackoff
 from mesh.cluster_events import Outcome
 from mesh.cluster_view import ClusterView
 from mesh.messages import MemberState
@@ -79,6 +82,7 @@ class SuspectChecks:
         self._left = left
         self._clock = clock
         self._dial_budget = TokenBucket(tuning.dialback_rate, tuning.dialback_burst, 0.0)
+        self._rechecks = RecheckBackoff(base=tuning.recheck_base, ceiling=tuning.recheck_ceiling)
         # A check may be an unanswered ping out of turn (its timeout, and up to 1 s more
         # for the reset of its stream), then the dial-back that follows it.
         check_time = node.pinger.timeout + 1.0 + tuning.dialback_timeout + 0.5
@@ -116,11 +120,19 @@ class SuspectChecks:
         # kernel's refusal makes it dead at once (rule 7).
         unanswered = False
         if peer in self._connected:
+            if not self._rechecks.allows(peer, self._clock()):
+                # Our last out-of-turn ping of it went unanswered and already counted; a
+                # dial-back would not count while the connection looks open.
+                self._metrics.dialbacks.labels(result="backed_off").inc()
+                return
             answer = await self._node.pinger.probe_now(peer)
             if answer is True:
+                self._rechecks.answered(peer)
                 self._view.on_answered(peer, self._clock())
                 return
             unanswered = answer is False
+            if unanswered:
+                self._rechecks.missed(peer, self._clock())
         address = self._node.dial_back_target(peer, member.p2p_addrs)
         if address is not None and not self._dial_budget.take(self._clock()):
             # Sybils each suspected in turn must not make us a connection flood.

@@ -20,6 +20,7 @@ from collections.abc import Callable, Iterable
 from adapters.gossip_tuning import GossipTuning
 from adapters.link_timing import LinkTiming
 from adapters.p2p_config import P2PConfig
+from adapters.recheck_backoff import RecheckBackoff
 from devnet.simulator.events import Timer
 from devnet.simulator.kernel import Kernel, Life
 from devnet.simulator.keys import Identity
@@ -95,6 +96,9 @@ class SimNode:
         self._tick_timer: Timer | None = None
         self._ping_order: list[int] = []
         self._checked: dict[int, float] = {}  # peer -> last check (the Verifier's cooldown)
+        self._rechecks = RecheckBackoff(
+            base=self.tuning.recheck_base, ceiling=self.tuning.recheck_ceiling
+        )
         self.meetings = MeetingDesk(self)
         self.pulls = SimPulls(self)
 
@@ -295,9 +299,15 @@ class SimNode:
             return  # simplified: the Verifier queues it; the check under way will answer
         self._checked[peer] = self.now
         if peer in self.connected:
+            name = self.cluster.peer_id(peer)
+            if not self._rechecks.allows(name, self.now):
+                return  # SuspectChecks.verify: backed off after an unanswered one
 
             def checked(ok: bool) -> None:
-                if not ok:
+                if ok:
+                    self._rechecks.answered(name)
+                else:
+                    self._rechecks.missed(name, self.now)
                     self._dial_back(peer)
 
             self._ping(peer, checked)

@@ -125,3 +125,50 @@ async def test_a_refused_dial_without_a_ping_learnt_does_not_count_while_connect
     await service._checks.verify(PEER)
     assert _refused_at(service) is None
     assert _state(service) is MemberState.SUSPECT
+
+
+async def test_an_unanswering_suspect_is_pinged_out_of_turn_less_and_less(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    # The attack on ourselves: 28 observers each pinging an overwhelmed live member every
+    # time it is suspected again kept it overwhelmed (adapters/recheck_backoff.py).
+    node = FakeNode(answer=False)
+    service = _service(node)
+    checks = service._checks
+    pinged_at: list[float] = []
+    for _ in range(60):  # a suspicion heard every second for a minute
+        before = len(node.pinged)
+        await checks.verify(PEER)
+        if len(node.pinged) > before:
+            pinged_at.append(trio.current_time())
+        await trio.sleep(1.0)
+    start = pinged_at[0]
+    assert [round(t - start) for t in pinged_at] == [0, 2, 6, 14, 30, 59][: len(pinged_at)]
+    assert len(pinged_at) <= 6
+    # An answer clears the backoff: after the next miss the wait starts again at 2 s.
+    node.answer = True
+    await trio.sleep(32.0)
+    await checks.verify(PEER)
+    service.view.on_ping_failed(PEER, trio.current_time())  # suspected again
+    node.answer = False
+    before = len(node.pinged)
+    await checks.verify(PEER)
+    await trio.sleep(2.0)
+    await checks.verify(PEER)
+    assert len(node.pinged) == before + 2
+
+
+def test_recheck_backoff_is_bounded_and_validated() -> None:
+    import pytest
+
+    from adapters.recheck_backoff import RecheckBackoff
+
+    backoff = RecheckBackoff(base=1.0, ceiling=4.0, max_peers=8)
+    for i in range(1000):
+        backoff.missed(f"minted-{i}", 0.0)
+    assert len(backoff._peers) == 8
+    for _ in range(50):
+        backoff.missed("p", 0.0)
+    assert not backoff.allows("p", 3.99) and backoff.allows("p", 4.0)  # the ceiling
+    with pytest.raises(ValueError):
+        RecheckBackoff(base=2.0, ceiling=1.0)
