@@ -158,13 +158,14 @@ class ClusterCollector(Collector):
         yield GaugeMetricFamily(
             "chorus_cluster_timeout_multiplier",
             "How many times this node stretches its silence and suspicion timeouts"
-            " (Lifeguard's local health: its own loop lag, late ping answers, self-doubt).",
+            " (Lifeguard's local health: its own loop lag, late ping answers).",
             value=self._view.multiplier,
         )
         yield GaugeMetricFamily(
             "chorus_cluster_self_doubt",
             "Distinct members whose pings failed beyond the first, plus refutations of"
-            " suspicions of this node, in the last doubt_window seconds (capped).",
+            " suspicions of this node, in the last doubt_window seconds (capped): the"
+            " pinger's interval and timeout are stretched by it + 1.",
             value=self._view.doubt,
         )
 

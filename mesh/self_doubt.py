@@ -12,8 +12,8 @@ cluster never recovered (402 false deaths, 9 nodes stopped on their critical che
 
 Lifeguard's answer is a local health score fed by probe outcomes (memberlist's
 ``awareness``: a failed probe without nacks is +1, a refutation of a suspicion of
-ourselves +1, an answered probe -1), by which the node stretches its probe interval, its
-probe timeout and its suspicion timeouts. We have no nacks, so we count instead what
+ourselves +1, an answered probe -1), by which the node stretches its probe interval and its
+probe timeout. We have no nacks, so we count instead what
 tells a sick observer from a sick peer without them:
 
 - **distinct peers whose pings failed** within ``window`` seconds, less one: one frozen
@@ -21,12 +21,14 @@ tells a sick observer from a sick peer without them:
   ten seconds are ours;
 - **refutations** we had to publish within ``window``: others find us slow.
 
-The score stretches; it does not silence (unlike starvation, rule 8): in a partition
-every node fails the pings to the far side and doubts itself, and its evidence must still
-make the far side dead, later. An admitted member that suspects us again and again, or
-peers that stop answering our pings, can raise the score to ``max_score`` and so slow our
-detection by at most ``max_score + 1`` times, never make anyone dead; only view members'
-pings count (``ClusterView.on_ping_failed``), so strangers connecting to us do not.
+As memberlist's awareness, the score stretches our probing (the pinger's interval and
+timeout, ``LinkPinger.scale``), not the view's suspicion timeouts, and it silences
+nothing (unlike starvation, rule 8): in a partition every node fails the pings to the far
+side and doubts itself, and its evidence must still make the far side dead. An admitted
+member that suspects us again and again, or members that stop answering our pings, can
+raise the score to ``max_score`` and so make us ping at most ``max_score + 1`` times
+less often, never make anyone dead; only view members' pings count
+(``ClusterView.on_ping_failed``), so strangers connecting to us do not.
 
 Pure (times are arguments) and bounded: at most ``max_entries`` peers and refutations.
 """
