@@ -365,7 +365,7 @@ class GossipService:
                 self._timers.membership_changed()
                 log_transition(event)
                 if event.cause in (Cause.JOINED, Cause.RESTARTED) and not self._left:
-                    self.meetings.offer(event.peer)
+                    self.meetings.offer(event.peer, self.view.live_count())
                 if event.to_state is MemberState.DEAD and event.peer in self._connected:
                     self._links.drop_dead_link(event.peer)
                 if event.to_state is MemberState.SUSPECT:

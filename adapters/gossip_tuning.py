@@ -139,6 +139,10 @@ class GossipTuning:
     # meetings failed within meet_host_window seconds waits out the window. Queue and
     # memories are bounded (meet_queue, met_memory).
     meet_links: int = 32
+    # Each meeting of a member that joined waits a random time up to meet_spread s per
+    # member of our view (1.25 s at 5 members, 7.5 s at 30), so the members that hear of
+    # a joiner do not all dial it at once (adapters/meetings.py).
+    meet_spread: float = 0.25
     meet_rate: float = 2.0
     meet_burst: float = 4.0
     meet_slots: int = 2
@@ -197,4 +201,5 @@ def meet_limits(tuning: GossipTuning) -> MeetLimits:
         memory=tuning.met_memory,
         host_failures=tuning.meet_host_failures,
         host_window=tuning.meet_host_window,
+        spread=tuning.meet_spread,
     )

@@ -21,6 +21,12 @@ the cluster's dials at somebody else:
 - Of a pair, the side whose id sorts first dials, so a pair is not dialled from both ends.
 - A token bucket paces meetings (a node joining 20 that met 18 at once missed pings), and
   only members count against ``links``: strangers' connections cannot use up the room.
+- The bucket paces each dialler, not the member dialled: every member that hears of a
+  joiner dials it, and a 30-node devnet's newest node took 21 connections (handshakes,
+  identify, GossipSub, a pull each) in its first 2 s, missed pings and was suspected by
+  all (2026-12-03). So each meeting waits a random time, up to ``spread`` seconds per
+  member of the view: the newcomer's inbound meetings arrive at about the pace of its
+  own outbound ones.
 
 Everything is bounded: the queue (``queue``), the lives met (``memory``), the hosts
 remembered (``memory``).
@@ -29,6 +35,7 @@ remembered (``memory``).
 from __future__ import annotations
 
 import ipaddress
+import random
 from collections import OrderedDict, deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -49,6 +56,7 @@ class MeetLimits:
     memory: int
     host_failures: int
     host_window: float
+    spread: float = 0.0  # seconds per member over which a new member's meetings spread
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,11 +107,19 @@ def _canonical_ip(kind: str, text: str) -> str | None:
 
 
 class Meetings:
-    def __init__(self, limits: MeetLimits, self_id: str, clock: Callable[[], float]) -> None:
+    def __init__(
+        self,
+        limits: MeetLimits,
+        self_id: str,
+        clock: Callable[[], float],
+        rng: random.Random | None = None,
+    ) -> None:
         self.limits = limits
         self.self_id = self_id
         self._clock = clock
-        self._queue: dict[str, None] = {}  # insertion-ordered: first heard, first met
+        self._rng = rng or random.Random()
+        # Insertion-ordered (first heard, first met): peer -> not before this time.
+        self._queue: dict[str, float] = {}
         self._met: OrderedDict[str, float] = OrderedDict()  # peer -> start time of the life
         self._failures: OrderedDict[str, deque[float]] = OrderedDict()  # by host
         self._in_flight: set[str] = set()  # hosts
@@ -112,15 +128,16 @@ class Meetings:
     def __len__(self) -> int:
         return len(self._queue)
 
-    def offer(self, peer: str) -> None:
-        """A member joined or restarted in our view."""
+    def offer(self, peer: str, members: int = 1) -> None:
+        """A member joined or restarted in our view of ``members``."""
         if self.limits.links <= 0 or peer <= self.self_id:
             return  # of a pair, the smaller id dials: a smaller one dials us
         if peer in self._queue:
             return
         if len(self._queue) >= self.limits.queue:
             del self._queue[next(iter(self._queue))]
-        self._queue[peer] = None
+        wait = self._rng.uniform(0.0, self.limits.spread * max(1, members))
+        self._queue[peer] = self._clock() + wait
 
     def clear(self) -> None:
         self._queue.clear()
@@ -154,11 +171,12 @@ class Meetings:
                 continue
             (firsthand if seen.firsthand else secondhand).append((peer, seen, *target))
         due: list[Meeting] = []
+        now = self._clock()
         for peer, seen, address, host in firsthand + secondhand:
             if len(due) >= room:
                 break
-            if host in self._in_flight or self._blocked(host):
-                continue  # its turn comes when the host is free
+            if now < self._queue[peer] or host in self._in_flight or self._blocked(host):
+                continue  # its turn comes when its wait is over and the host is free
             if not self._budget.take(self._clock()):
                 break
             del self._queue[peer]

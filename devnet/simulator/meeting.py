@@ -28,6 +28,7 @@ class MeetingDesk:
             meet_limits(tuning),
             node.peer_id,
             lambda: node.now,
+            node.rng,
         )
         self.in_flight = 0
         self.met = 0  # meetings that ended in a connection
@@ -35,7 +36,7 @@ class MeetingDesk:
 
     def offer(self, peer: str) -> None:
         """A member joined or restarted in our view."""
-        self.meetings.offer(peer)
+        self.meetings.offer(peer, self.node.view.live_count())
         self._arm()
 
     def _arm(self) -> None:

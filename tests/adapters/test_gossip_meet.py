@@ -188,6 +188,32 @@ async def test_meetings_are_paced(autojump_clock: trio.testing.MockClock) -> Non
     assert view.due(meetings) == ["P4", "P5"]  # two a second, in the order heard
 
 
+async def test_a_joiners_meetings_spread_over_a_time_that_grows_with_the_view(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    # 30 members each dialling the newest node within 2 s overwhelmed it (2026-12-03):
+    # each member's meeting of a joiner waits up to 0.25 s per member of its view.
+    import random
+    from dataclasses import replace
+
+    limits = replace(LIMITS, spread=0.25)
+    waits: list[float] = []
+    for seed in range(200):
+        meetings = Meetings(limits, SELF, trio.current_time, random.Random(seed))
+        view = View()
+        view.members["P1"] = Candidate(True, True, 1.0, (_addr("P1"),))
+        meetings.offer("P1", members=30)
+        began = trio.current_time()
+        for _poll in range(100):  # the link keeper polls its meetings, as here
+            if view.due(meetings):
+                break
+            await trio.sleep(0.1)
+        waits.append(trio.current_time() - began)
+    assert max(waits) <= 7.5 + 0.1  # 0.25 s times 30 members, one poll late at most
+    assert min(waits) < 1.0 and max(waits) > 6.5  # spread over the whole window
+    assert 2.5 < sum(waits) / len(waits) < 5.0  # uniform: about 3.75 s on average
+
+
 # --------------------------------------------------------------------------- hosts
 
 
