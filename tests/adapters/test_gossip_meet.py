@@ -294,7 +294,9 @@ def _service(**tuning: float) -> GossipService:
         CheckManager(node_id=SELF, version="t"),
         devnet(),
         registry=CollectorRegistry(),
-        tuning=GossipTuning(**{"meet_burst": 100.0, "meet_rate": 100.0, **tuning}),  # type: ignore[arg-type]
+        tuning=GossipTuning(
+            **{"meet_burst": 100.0, "meet_rate": 100.0, "meet_spread": 0.0, **tuning}  # type: ignore[arg-type]
+        ),
     )
 
 
@@ -317,6 +319,26 @@ async def test_strangers_connections_do_not_use_up_the_room() -> None:
     _hear(service, "P3")
     service._connected.add("P1")
     assert [m.peer for m in service._links.meetings_due()] == ["P2"]  # one member linked
+
+
+async def test_the_service_spreads_a_joiners_meeting_by_the_size_of_its_view(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    service = _service(meet_spread=10.0, meet_slots=8)
+    service.meetings._rng.uniform = lambda low, high: high  # type: ignore[method-assign]
+    for peer in ("P1", "P2", "P3"):
+        _hear(service, peer)
+    # Offered when the view held us and 1, 2, 3 of them: waits of 20, 30 and 40 s.
+    await trio.sleep(19.5)
+    assert service._links.meetings_due() == []
+    await trio.sleep(0.5)
+    assert [m.peer for m in service._links.meetings_due()] == ["P1"]
+    await trio.sleep(9.5)
+    assert service._links.meetings_due() == []
+    await trio.sleep(0.5)
+    assert [m.peer for m in service._links.meetings_due()] == ["P2"]
+    await trio.sleep(10.0)
+    assert [m.peer for m in service._links.meetings_due()] == ["P3"]
 
 
 async def test_a_failed_meeting_dials_once_and_counts_against_its_host() -> None:
