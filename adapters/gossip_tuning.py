@@ -124,6 +124,10 @@ class GossipTuning:
     # waiting up to 4 s after the heal (3 | 3 heal median 6.1 s, make bench, 2026-12-02).
     redial_initial: float = 0.5
     redial_max: float = 2.0
+    # Seconds a member must stay dead before our open link to it is closed
+    # (adapters/link_keeper.py): longer than a mistaken death takes to be refuted in a
+    # storm, shorter than a partition worth healing quickly.
+    dead_link_grace: float = 5.0
     redial_timeout: float = 2.0
     redial_check: float = 0.25
     max_concurrent_redials: int = 8

@@ -14,7 +14,12 @@ Dead links. A link to a member our view found dead while the link looked open is
 silent; after a heal their retransmissions wait out an RTO doubled all through the cut
 (seconds), and nothing else dials: views agreed again only 12 s after a 3 | 3 heal (make
 bench, 2026-12-02). Closed, the member is redialled with fresh connections every
-redial_max, and pulled from as soon as one connects.
+redial_max, and pulled from as soon as one connects. The close waits ``dead_link_grace``
+seconds and happens only if the member is still dead then: in a 30-node devnet's
+suspicion storm (2026-12-03) live members declared dead by mistake lost their links to
+every observer at once, took each closed link as evidence against the observer, suspected
+20 live members in three seconds and redialled them all, which fed the storm. A mistake is
+refuted within seconds; a partition lasts longer than that.
 """
 
 from __future__ import annotations
@@ -81,6 +86,7 @@ class LinkKeeper:
         self._loop_failed = loop_failed
         self._clock = clock
         self._lost: dict[str, _Redial] = {}
+        self._dropping: set[str] = set()  # dead members whose link waits out the grace
         self.meetings = Meetings(
             meet_limits(tuning),
             self_id,
@@ -100,9 +106,22 @@ class LinkKeeper:
         self._lost.pop(peer, None)
 
     def drop_dead_link(self, peer: str) -> None:
-        """Close our link to ``peer``, a member our view found dead (module docstring)."""
-        if not self._left():
-            self._start(self._dialer.drop_peer, peer)
+        """Close our link to ``peer``, a member our view found dead, if it is still dead
+        ``dead_link_grace`` seconds later (module docstring)."""
+        if not self._left() and peer not in self._dropping:
+            self._dropping.add(peer)
+            self._start(self._drop_if_still_dead, peer)
+
+    async def _drop_if_still_dead(self, peer: str) -> None:
+        try:
+            await trio.sleep(self._tuning.dead_link_grace)
+            member = self._view.member(peer)
+            if self._left() or member is None or member.state is not MemberState.DEAD:
+                return
+            if peer in self._connected:
+                await self._dialer.drop_peer(peer)
+        finally:
+            self._dropping.discard(peer)
 
     async def run(self) -> None:
         # Concurrent: one at a time, a partition's unreachable peers (5 s dial timeouts

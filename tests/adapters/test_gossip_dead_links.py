@@ -11,7 +11,7 @@ from adapters.gossip import GossipService
 from mesh.cluster_config import devnet
 from mesh.cluster_transitions import Cause, Transition
 from mesh.manager import CheckManager
-from mesh.messages import MemberState
+from mesh.messages import HealthDigest, MemberState
 
 SELF, PEER, OTHER = "M0", "P1", "P2"
 
@@ -36,24 +36,68 @@ def _death(peer: str) -> Transition:
     return Transition(peer, 0.0, MemberState.SUSPECT, MemberState.DEAD, Cause.SUSPICION_TIMEOUT)
 
 
-async def test_a_dead_members_open_link_is_closed_and_no_other() -> None:
-    node = StandIn()
+def _service(node: StandIn) -> GossipService:
     service = GossipService(
         node,  # type: ignore[arg-type]
         CheckManager(node_id=SELF, version="t"),
         devnet(),
         registry=CollectorRegistry(),
     )
+    now = trio.current_time()
+    for peer in (PEER, OTHER):
+        digest = HealthDigest(node_id=peer, start_time_ms=1_000, seq=1, sent_at_ms=1_001)
+        service.view.on_digest(digest, now)
+    return service
+
+
+def _kill(service: GossipService, peer: str) -> None:
+    """Make ``peer`` dead in the view (a refused dial-back), as the service hears it."""
+    now = trio.current_time()
+    service._handle(service.view.on_refused(peer, now), peer)
+    service._handle(service.view.on_refused(peer, now), peer)
+    service._apply(service.view.tick(now + 1.0))
+
+
+async def test_a_link_to_a_member_still_dead_after_the_grace_is_closed_and_no_other(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    node = StandIn()
+    service = _service(node)
     service._connected.update({PEER})
     async with trio.open_nursery() as nursery:
         service._nursery = nursery
-        service._apply([_death(PEER), _death(OTHER)])  # OTHER: no link of ours
-        alive = Transition(PEER, 0.0, MemberState.DEAD, MemberState.ALIVE, Cause.DIGEST)
-        service._apply([alive])
-    assert node.dropped == [PEER]
+        _kill(service, PEER)
+        _kill(service, OTHER)  # no link of ours
+        service._apply([_death(PEER)])  # told twice: one wait
+        assert service.view.member(PEER).state is MemberState.DEAD  # type: ignore[union-attr]
+        await trio.sleep(4.9)
+        assert node.dropped == []  # a mistaken death is refuted within seconds
+        await trio.sleep(0.2)
+        assert node.dropped == [PEER]
 
     service._left = True  # leaving: our links go anyway, nothing to start
     async with trio.open_nursery() as nursery:
         service._nursery = nursery
         service._apply([_death(PEER)])
+        await trio.sleep(10.0)
     assert node.dropped == [PEER]
+
+
+async def test_a_member_that_speaks_again_within_the_grace_keeps_its_link(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    # The storm this guards against: every observer closing its link to a live member
+    # declared dead by mistake, which then suspects all of them (2026-12-03).
+    node = StandIn()
+    service = _service(node)
+    service._connected.update({PEER})
+    async with trio.open_nursery() as nursery:
+        service._nursery = nursery
+        _kill(service, PEER)
+        assert service.view.member(PEER).state is MemberState.DEAD  # type: ignore[union-attr]
+        await trio.sleep(2.0)
+        digest = HealthDigest(node_id=PEER, start_time_ms=1_000, seq=2, sent_at_ms=1_002)
+        service._handle(service.view.on_digest(digest, trio.current_time()), PEER)
+        assert service.view.member(PEER).state is MemberState.ALIVE  # type: ignore[union-attr]
+        await trio.sleep(10.0)
+    assert node.dropped == []
