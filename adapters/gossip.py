@@ -177,6 +177,7 @@ class GossipService:
             left=lambda: self._left,
             clock=clock,
         )
+        node.pinger.scale = lambda: view.doubt + 1  # Lifeguard: ping slower when in doubt
         self._inbound = InboundGossip(
             self.self_id,
             view,
@@ -271,7 +272,6 @@ class GossipService:
             remove_listener = self._node.add_peer_listener(conns.connected, conns.lost)
             remove_ping_listener = self._node.add_ping_failure_listener(conns.ping_failed)
             self._node.pinger.starved = self._starved
-            self._node.pinger.scale = lambda: self.view.doubt + 1
             self._running = True
             async with trio.open_nursery() as nursery:
                 self._nursery = nursery
@@ -365,7 +365,7 @@ class GossipService:
                 self._timers.membership_changed()
                 log_transition(event)
                 if event.cause in (Cause.JOINED, Cause.RESTARTED) and not self._left:
-                    self.meetings.offer(event.peer, self.view.live_count())
+                    self._links.offer_meeting(event.peer)
                 if event.to_state is MemberState.DEAD and event.peer in self._connected:
                     self._links.drop_dead_link(event.peer)
                 if event.to_state is MemberState.SUSPECT:

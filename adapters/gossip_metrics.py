@@ -163,9 +163,9 @@ class ClusterCollector(Collector):
         )
         yield GaugeMetricFamily(
             "chorus_cluster_self_doubt",
-            "Distinct members whose pings failed beyond the first, plus refutations of"
-            " suspicions of this node, in the last doubt_window seconds (capped): the"
-            " pinger's interval and timeout are stretched by it + 1.",
+            "Alive members whose pings failed beyond the first, plus members whose"
+            " suspicions of this node it refuted, in the last doubt_window seconds"
+            " (capped): the pinger's interval and timeout are stretched by it + 1.",
             value=self._view.doubt,
         )
 

@@ -16,6 +16,7 @@ past ``max_message_age`` and nobody recovered (2026-11-28).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from adapters.meetings import MeetLimits
@@ -143,10 +144,12 @@ class GossipTuning:
     # meetings failed within meet_host_window seconds waits out the window. Queue and
     # memories are bounded (meet_queue, met_memory).
     meet_links: int = 32
-    # Each meeting of a member that joined waits a random time up to meet_spread s per
-    # member of our view (1.25 s at 5 members, 7.5 s at 30), so the members that hear of
-    # a joiner do not all dial it at once (adapters/meetings.py).
+    # Each meeting of a member that started after us waits a random time up to
+    # meet_spread s per member of our view (1.25 s at 5 members, 7.5 s at 30), at most
+    # meet_spread_max, so the members that hear of a joiner do not all dial it at once
+    # (adapters/meetings.py).
     meet_spread: float = 0.25
+    meet_spread_max: float = 10.0
     meet_rate: float = 2.0
     meet_burst: float = 4.0
     meet_slots: int = 2
@@ -187,6 +190,11 @@ class GossipTuning:
                 raise ValueError(f"GossipTuning.{name} must be > 0, got {getattr(self, name)!r}")
         if self.sync_early < 0:
             raise ValueError(f"GossipTuning.sync_early must be >= 0, got {self.sync_early!r}")
+        # A negative sleep raises out of a task; NaN or infinity would stall meetings.
+        for name in ("dead_link_grace", "meet_spread", "meet_spread_max"):
+            value = getattr(self, name)
+            if not (math.isfinite(value) and value >= 0):
+                raise ValueError(f"GossipTuning.{name} must be finite and >= 0, got {value!r}")
 
 
 def publish_budget(tuning: GossipTuning, n: int) -> tuple[float, float]:
@@ -206,4 +214,5 @@ def meet_limits(tuning: GossipTuning) -> MeetLimits:
         host_failures=tuning.meet_host_failures,
         host_window=tuning.meet_host_window,
         spread=tuning.meet_spread,
+        spread_max=tuning.meet_spread_max,
     )

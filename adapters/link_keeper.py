@@ -32,7 +32,7 @@ from typing import Protocol
 import trio
 
 from adapters.gossip_tuning import GossipTuning, meet_limits
-from adapters.meetings import Candidate, Meeting, Meetings
+from adapters.meetings import Candidate, Meeting, Meetings, crowd
 from mesh.cluster_view import ClusterView
 from mesh.messages import MemberState
 
@@ -79,6 +79,7 @@ class LinkKeeper:
     ) -> None:
         self._dialer = dialer
         self._view = view
+        self._self_id = self_id
         self._tuning = tuning
         self._connected = connected
         self._left = left
@@ -105,6 +106,11 @@ class LinkKeeper:
         """A connection to ``peer`` opened: no more redials."""
         self._lost.pop(peer, None)
 
+    def offer_meeting(self, peer: str) -> None:
+        """``peer`` joined or restarted in our view: meet it, in its turn of the spread
+        if it is a newcomer every member meets (``adapters.meetings.crowd``)."""
+        self.meetings.offer(peer, crowd(self._view, self._self_id, peer))
+
     def drop_dead_link(self, peer: str) -> None:
         """Close our link to ``peer``, a member our view found dead, if it is still dead
         ``dead_link_grace`` seconds later (module docstring)."""
@@ -120,6 +126,8 @@ class LinkKeeper:
                 return
             if peer in self._connected:
                 await self._dialer.drop_peer(peer)
+        except Exception as exc:  # a failed close must not end the service
+            self._loop_failed("redial", exc)
         finally:
             self._dropping.discard(peer)
 

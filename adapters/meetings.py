@@ -24,9 +24,10 @@ the cluster's dials at somebody else:
 - The bucket paces each dialler, not the member dialled: every member that hears of a
   joiner dials it, and a 30-node devnet's newest node took 21 connections (handshakes,
   identify, GossipSub, a pull each) in its first 2 s, missed pings and was suspected by
-  all (2026-12-03). So each meeting waits a random time, up to ``spread`` seconds per
-  member of the view: the newcomer's inbound meetings arrive at about the pace of its
-  own outbound ones.
+  all (2026-12-03). So each meeting of a member that started after us waits a random
+  time, up to ``spread`` seconds per member of the view and ``spread_max`` in all (minted
+  members must not hold meetings back for minutes): the newcomer's inbound meetings
+  arrive at about the pace of its own outbound ones, which do not wait.
 
 Everything is bounded: the queue (``queue``), the lives met (``memory``), the hosts
 remembered (``memory``).
@@ -40,9 +41,10 @@ from collections import OrderedDict, deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
+from mesh.cluster_view import ClusterView
 from probes.rate_limit import TokenBucket
 
-__all__ = ["Candidate", "MeetLimits", "Meeting", "Meetings", "meeting_address"]
+__all__ = ["Candidate", "MeetLimits", "Meeting", "Meetings", "crowd", "meeting_address"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,6 +59,7 @@ class MeetLimits:
     host_failures: int
     host_window: float
     spread: float = 0.0  # seconds per member over which a new member's meetings spread
+    spread_max: float = 10.0  # the most any meeting waits, however many members
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,6 +109,15 @@ def _canonical_ip(kind: str, text: str) -> str | None:
     return str(ip)
 
 
+def crowd(view: ClusterView, self_id: str, peer: str) -> int:
+    """For :meth:`Meetings.offer`: how many members dial ``peer`` about now. A member that
+    started after us is a newcomer that every member meets, so our view's size; one that
+    started before us is met by us alone (we are the newcomer), so 0: not held back."""
+    member, me = view.member(peer), view.member(self_id)
+    newer = member is not None and me is not None and member.start_time > me.start_time
+    return view.live_count() if newer else 0
+
+
 class Meetings:
     def __init__(
         self,
@@ -128,15 +140,16 @@ class Meetings:
     def __len__(self) -> int:
         return len(self._queue)
 
-    def offer(self, peer: str, members: int = 1) -> None:
-        """A member joined or restarted in our view of ``members``."""
+    def offer(self, peer: str, members: int = 0) -> None:
+        """A member joined or restarted in our view. ``members``: how many dial it at
+        about the same time (0: it is met at once, in its turn)."""
         if self.limits.links <= 0 or peer <= self.self_id:
             return  # of a pair, the smaller id dials: a smaller one dials us
         if peer in self._queue:
             return
         if len(self._queue) >= self.limits.queue:
             del self._queue[next(iter(self._queue))]
-        wait = self._rng.uniform(0.0, self.limits.spread * max(1, members))
+        wait = self._rng.uniform(0.0, min(self.limits.spread_max, self.limits.spread * members))
         self._queue[peer] = self._clock() + wait
 
     def clear(self) -> None:

@@ -12,7 +12,8 @@ next ones add little evidence and much load.
 
 So after an out-of-turn ping to a peer goes unanswered, the next one waits ``base``
 seconds, then twice as long after each further miss, up to ``ceiling`` (Karn's backoff, as
-TCP's retransmits); an answer clears it. A frozen peer is still confirmed by every
+TCP's retransmits); an answer to an out-of-turn ping clears it, and misses older than
+``ceiling`` past their wait are forgotten. A frozen peer is still confirmed by every
 observer's first ping; a crashed one is still found by the dial-back its closed
 connection brings about (which this does not delay).
 
@@ -40,8 +41,13 @@ class RecheckBackoff:
         return entry is None or now >= entry[1]
 
     def missed(self, peer: str, now: float) -> None:
-        """An out-of-turn ping of ``peer`` went unanswered at ``now``."""
-        misses = self._peers.pop(peer, (0, now))[0] + 1
+        """An out-of-turn ping of ``peer`` went unanswered at ``now``. Misses older than
+        ``ceiling`` past their wait are forgotten: a member that was slow an hour ago
+        starts again from ``base``."""
+        misses, not_before = self._peers.pop(peer, (0, now))
+        if now > not_before + self.ceiling:
+            misses = 0
+        misses += 1
         wait = min(self.ceiling, self.base * 2.0 ** min(misses - 1, 30))
         self._peers[peer] = (misses, now + wait)
         while len(self._peers) > self._max_peers:

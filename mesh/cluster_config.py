@@ -148,7 +148,7 @@ class ClusterConfig:
     # while this node is itself starved its timeouts are multiplied by up to this much.
     awareness_max: int = 8
     # Seconds our failed pings and refutations count towards self-doubt (mesh.self_doubt):
-    # each distinct peer failed beyond the first, and each refutation, adds one multiple
+    # each alive member failed beyond the first, and each member we refuted, adds one multiple
     # to the pinger's interval and timeout (not to these timeouts).
     # Longer keeps a node that found itself slow careful for longer; it must span several
     # pings (0.5 s apart) for distinct failures to add up at all.

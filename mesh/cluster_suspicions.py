@@ -85,7 +85,7 @@ class Suspicions:
             )
         # Rule 5: about us, answer it.
         if notice.suspect_id == self.self_id:
-            events = self._refute(notice.basis, now)
+            events = self._refute(notice.basis, notice.observer_id, now)
             return Outcome(tuple(events), note="" if events else "suspicion already refuted")
         record = self._roster.records.get(notice.suspect_id)
         # Rule 2: a suspect we never heard of.
@@ -252,7 +252,7 @@ class Suspicions:
             return
         suspicion.witnesses.setdefault(observer, now)
 
-    def _refute(self, basis: Version, now: float) -> list[Event]:
+    def _refute(self, basis: Version, observer: str, now: float) -> list[Event]:
         """Rule 5: answer a suspicion of ourselves with a higher incarnation."""
         me = self._roster.records.get(self.self_id)
         if me is not None:
@@ -271,7 +271,7 @@ class Suspicions:
             return []
         self._roster.incarnation += 1
         # Others find us slow: doubt ourselves a little more (mesh.self_doubt).
-        self._awareness.doubt.refuted(now)
+        self._awareness.doubt.refuted(observer, now)
         self._awareness.refresh(now)
         return [PublishRefute(self._roster.incarnation)]
 

@@ -102,4 +102,8 @@ class Timers:
                 times.append(record.state_since + self.config.dead_forget_after)
             elif record.state is LEFT:
                 times.append(record.state_since + self.config.left_forget_after)
+        # Self-doubt ages out: a tick then lets the pinger speed up again.
+        doubt_ends = self._awareness.doubt.next_change()
+        if doubt_ends is not None:
+            times.append(doubt_ends)
         return min(times, default=None)

@@ -267,9 +267,11 @@ class ClusterView:
         return Outcome(tuple(self._suspicions.observe(peer, Cause.DISCONNECTED, now)))
 
     def on_ping_failed(self, peer: str, now: float) -> Outcome:
-        """A ping to ``peer`` went unanswered (adapters/pinger.py). A member's failure
-        also counts towards our self-doubt; a stranger's does not (``mesh.self_doubt``)."""
-        if peer in self._roster.records and peer != self.self_id:
+        """A ping to ``peer`` went unanswered (adapters/pinger.py). An alive member's
+        failure also counts towards our self-doubt; a stranger's, or a suspect's, does
+        not (``mesh.self_doubt``)."""
+        record = self._roster.records.get(peer)
+        if record is not None and record.state is MemberState.ALIVE and peer != self.self_id:
             self._awareness.doubt.ping_failed(peer, now)
             self._awareness.refresh(now)
         return Outcome(tuple(self._suspicions.observe(peer, Cause.PING_FAILED, now)))

@@ -19,7 +19,8 @@ tells a sick observer from a sick peer without them:
 - **distinct peers whose pings failed** within ``window`` seconds, less one: one frozen
   or crashed peer is that peer's problem (its observers stay as quick as before), ten in
   ten seconds are ours;
-- **refutations** we had to publish within ``window``: others find us slow.
+- **observers whose suspicions we had to refute** within ``window``: others find us slow.
+  Each observer counts once, so one member suspecting us over and over is one doubt.
 
 As memberlist's awareness, the score stretches our probing (the pinger's interval and
 timeout, ``LinkPinger.scale``), not the view's suspicion timeouts, and it silences
@@ -27,15 +28,18 @@ nothing (unlike starvation, rule 8): in a partition every node fails the pings t
 side and doubts itself, and its evidence must still make the far side dead. An admitted
 member that suspects us again and again, or members that stop answering our pings, can
 raise the score to ``max_score`` and so make us ping at most ``max_score + 1`` times
-less often, never make anyone dead; only view members' pings count
-(``ClusterView.on_ping_failed``), so strangers connecting to us do not.
+less often, never make anyone dead. Only failures of members alive in our view count
+(``ClusterView.on_ping_failed``): strangers connecting to us, or members already
+suspected or dead, do not. In an open cluster (no admission policy) minted members that
+answer our pings for a while and then stop can still raise it; under an admission
+policy only admitted members can.
 
-Pure (times are arguments) and bounded: at most ``max_entries`` peers and refutations.
+Pure (times are arguments) and bounded: at most ``max_entries`` peers and observers.
 """
 
 from __future__ import annotations
 
-from collections import OrderedDict, deque
+from collections import OrderedDict
 
 __all__ = ["SelfDoubt"]
 
@@ -48,23 +52,31 @@ class SelfDoubt:
         self.max_score = max_score
         self._max_entries = max_entries
         self._failed: OrderedDict[str, float] = OrderedDict()  # peer -> its latest failure
-        self._refuted: deque[float] = deque(maxlen=max_entries)
+        self._refuted: OrderedDict[str, float] = OrderedDict()  # observer -> latest refuted
 
     def ping_failed(self, peer: str, now: float) -> None:
-        self._failed[peer] = now
-        self._failed.move_to_end(peer)
-        while len(self._failed) > self._max_entries:
-            self._failed.popitem(last=False)
+        self._note(self._failed, peer, now)
 
-    def refuted(self, now: float) -> None:
-        self._refuted.append(now)
+    def refuted(self, observer: str, now: float) -> None:
+        """We refuted a suspicion of us by ``observer``."""
+        self._note(self._refuted, observer, now)
 
     def score(self, now: float) -> int:
         """0 (no doubt) up to ``max_score``; forgets what is older than ``window``."""
         horizon = now - self.window
-        # Both are in time order (times only move on), so the old ones are at the front.
-        while self._failed and next(iter(self._failed.values())) <= horizon:
-            self._failed.popitem(last=False)
-        while self._refuted and self._refuted[0] <= horizon:
-            self._refuted.popleft()
+        for entries in (self._failed, self._refuted):
+            # In time order (times only move on), so the old ones are at the front.
+            while entries and next(iter(entries.values())) <= horizon:
+                entries.popitem(last=False)
         return min(self.max_score, max(0, len(self._failed) - 1) + len(self._refuted))
+
+    def next_change(self) -> float | None:
+        """When the oldest evidence ages out (the score may fall then); None if none."""
+        oldest = [next(iter(e.values())) for e in (self._failed, self._refuted) if e]
+        return min(oldest) + self.window if oldest else None
+
+    def _note(self, entries: OrderedDict[str, float], key: str, now: float) -> None:
+        entries[key] = now
+        entries.move_to_end(key)
+        while len(entries) > self._max_entries:
+            entries.popitem(last=False)

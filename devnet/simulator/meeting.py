@@ -12,7 +12,7 @@ from __future__ import annotations
 import functools
 
 from adapters.gossip_tuning import meet_limits
-from adapters.meetings import Candidate, Meeting, Meetings
+from adapters.meetings import Candidate, Meeting, Meetings, crowd
 from devnet.simulator.events import Timer
 from devnet.simulator.kernel import NodeSide
 from mesh.messages import MemberState
@@ -36,7 +36,7 @@ class MeetingDesk:
 
     def offer(self, peer: str) -> None:
         """A member joined or restarted in our view."""
-        self.meetings.offer(peer, self.node.view.live_count())
+        self.meetings.offer(peer, crowd(self.node.view, self.node.peer_id, peer))
         self._arm()
 
     def _arm(self) -> None:

@@ -50,12 +50,11 @@ def _service(node: StandIn) -> GossipService:
     return service
 
 
-def _kill(service: GossipService, peer: str) -> None:
+async def _kill(service: GossipService, peer: str) -> None:
     """Make ``peer`` dead in the view (a refused dial-back), as the service hears it."""
-    now = trio.current_time()
-    service._handle(service.view.on_refused(peer, now), peer)
-    service._handle(service.view.on_refused(peer, now), peer)
-    service._apply(service.view.tick(now + 1.0))
+    service._handle(service.view.on_refused(peer, trio.current_time()), peer)
+    await trio.sleep(devnet().refused_grace)
+    service._apply(service.view.tick(trio.current_time()))
 
 
 async def test_a_link_to_a_member_still_dead_after_the_grace_is_closed_and_no_other(
@@ -66,11 +65,11 @@ async def test_a_link_to_a_member_still_dead_after_the_grace_is_closed_and_no_ot
     service._connected.update({PEER})
     async with trio.open_nursery() as nursery:
         service._nursery = nursery
-        _kill(service, PEER)
-        _kill(service, OTHER)  # no link of ours
+        await _kill(service, PEER)
+        await _kill(service, OTHER)  # no link of ours
         service._apply([_death(PEER)])  # told twice: one wait
         assert service.view.member(PEER).state is MemberState.DEAD  # type: ignore[union-attr]
-        await trio.sleep(4.9)
+        await trio.sleep(4.8)  # 4.9 s after PEER's death
         assert node.dropped == []  # a mistaken death is refuted within seconds
         await trio.sleep(0.2)
         assert node.dropped == [PEER]
@@ -93,7 +92,7 @@ async def test_a_member_that_speaks_again_within_the_grace_keeps_its_link(
     service._connected.update({PEER})
     async with trio.open_nursery() as nursery:
         service._nursery = nursery
-        _kill(service, PEER)
+        await _kill(service, PEER)
         assert service.view.member(PEER).state is MemberState.DEAD  # type: ignore[union-attr]
         await trio.sleep(2.0)
         digest = HealthDigest(node_id=PEER, start_time_ms=1_000, seq=2, sent_at_ms=1_002)
@@ -101,3 +100,30 @@ async def test_a_member_that_speaks_again_within_the_grace_keeps_its_link(
         assert service.view.member(PEER).state is MemberState.ALIVE  # type: ignore[union-attr]
         await trio.sleep(10.0)
     assert node.dropped == []
+
+
+async def test_a_link_that_closed_during_the_grace_is_not_closed_again(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    node = StandIn()
+    service = _service(node)
+    service._connected.update({PEER})
+    async with trio.open_nursery() as nursery:
+        service._nursery = nursery
+        await _kill(service, PEER)
+        service._connected.discard(PEER)  # its kernel closed it, as a crash's does
+        await trio.sleep(10.0)
+    assert node.dropped == []
+
+
+def test_bad_grace_and_spread_settings_are_refused() -> None:
+    import math
+
+    import pytest
+
+    from adapters.gossip_tuning import GossipTuning
+
+    for name in ("dead_link_grace", "meet_spread", "meet_spread_max"):
+        for value in (-1.0, math.nan, math.inf):
+            with pytest.raises(ValueError, match=name):
+                GossipTuning(**{name: value})  # type: ignore[arg-type]

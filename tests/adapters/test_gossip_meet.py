@@ -300,10 +300,10 @@ def _service(**tuning: float) -> GossipService:
     )
 
 
-def _hear(service: GossipService, peer: str, *addrs: str) -> None:
+def _hear(service: GossipService, peer: str, *addrs: str, start: int = 1_000) -> None:
     digest = HealthDigest(
         node_id=peer,
-        start_time_ms=1_000,
+        start_time_ms=start,
         seq=1,
         sent_at_ms=1_001,
         p2p_addrs=addrs or (_addr(peer),),
@@ -324,8 +324,9 @@ async def test_strangers_connections_do_not_use_up_the_room() -> None:
 async def test_the_service_spreads_a_joiners_meeting_by_the_size_of_its_view(
     autojump_clock: trio.testing.MockClock,
 ) -> None:
-    service = _service(meet_spread=10.0, meet_slots=8)
+    service = _service(meet_spread=10.0, meet_spread_max=100.0, meet_slots=8)
     service.meetings._rng.uniform = lambda low, high: high  # type: ignore[method-assign]
+    _hear(service, SELF, start=500)  # we started before them: they are newcomers
     for peer in ("P1", "P2", "P3"):
         _hear(service, peer)
     # Offered when the view held us and 1, 2, 3 of them: waits of 20, 30 and 40 s.
@@ -339,6 +340,23 @@ async def test_the_service_spreads_a_joiners_meeting_by_the_size_of_its_view(
     assert [m.peer for m in service._links.meetings_due()] == ["P2"]
     await trio.sleep(10.0)
     assert [m.peer for m in service._links.meetings_due()] == ["P3"]
+
+
+async def test_members_older_than_us_are_met_at_once_and_no_wait_is_longer_than_the_cap(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    # We are the newcomer: our own meetings are not held back. And minted members that
+    # swell the view cannot make a newcomer's meeting wait for minutes.
+    service = _service(meet_spread=10.0, meet_spread_max=15.0, meet_slots=8)
+    service.meetings._rng.uniform = lambda low, high: high  # type: ignore[method-assign]
+    _hear(service, SELF, start=500)
+    _hear(service, "P0", start=100)
+    assert [m.peer for m in service._links.meetings_due()] == ["P0"]
+    _hear(service, "P1")  # three members: 30 s, capped at 15
+    await trio.sleep(14.5)
+    assert service._links.meetings_due() == []
+    await trio.sleep(0.5)
+    assert [m.peer for m in service._links.meetings_due()] == ["P1"]
 
 
 async def test_a_failed_meeting_dials_once_and_counts_against_its_host() -> None:

@@ -143,8 +143,10 @@ async def test_an_unanswering_suspect_is_pinged_out_of_turn_less_and_less(
             pinged_at.append(trio.current_time())
         await trio.sleep(1.0)
     start = pinged_at[0]
-    assert [round(t - start) for t in pinged_at] == [0, 2, 6, 14, 30, 59][: len(pinged_at)]
-    assert len(pinged_at) <= 6
+    assert [round(t - start) for t in pinged_at] == [0, 2, 6, 14, 30]
+    await trio.sleep(62.0 - (trio.current_time() - start))
+    await checks.verify(PEER)  # the wait after 30 s is 32 s, the ceiling
+    assert round(trio.current_time() - start) == 62 and len(node.pinged) == 6
     # An answer clears the backoff: after the next miss the wait starts again at 2 s.
     node.answer = True
     await trio.sleep(32.0)
@@ -156,6 +158,29 @@ async def test_an_unanswering_suspect_is_pinged_out_of_turn_less_and_less(
     await trio.sleep(2.0)
     await checks.verify(PEER)
     assert len(node.pinged) == before + 2
+
+
+def test_recheck_backoff_forgets_misses_long_past() -> None:
+    from adapters.recheck_backoff import RecheckBackoff
+
+    backoff = RecheckBackoff(base=2.0, ceiling=32.0)
+    for t in (0.0, 2.0, 6.0, 14.0, 30.0):
+        backoff.missed("p", t)
+    assert not backoff.allows("p", 61.9)
+    backoff.missed("p", 3600.0)  # slow an hour ago: starts again from base
+    assert backoff.allows("p", 3602.0)
+
+
+async def test_the_service_paces_its_pinger_by_its_self_doubt() -> None:
+    node = FakeNode(answer=False)
+    service = _service(node)  # PEER's ping failed: one member, no doubt yet
+    assert node.scale() == 1
+    now = trio.current_time()
+    for peer in ("Peer3", "Peer4"):
+        digest = HealthDigest(node_id=peer, start_time_ms=1_000, seq=1, sent_at_ms=1_001)
+        service.view.on_digest(digest, now)
+        service.view.on_ping_failed(peer, now)
+    assert node.scale() == 3  # three members failed: two beyond the first
 
 
 def test_recheck_backoff_is_bounded_and_validated() -> None:

@@ -21,13 +21,14 @@ def test_one_failing_peer_is_that_peers_problem() -> None:
     assert doubt.score(9.5) == 0
 
 
-def test_each_more_failing_peer_and_each_refutation_adds_one_until_the_cap() -> None:
+def test_each_more_failing_peer_and_each_refuted_observer_adds_one_until_the_cap() -> None:
     doubt = SelfDoubt(window=10.0, max_score=3)
     doubt.ping_failed("a", 0.0)
     doubt.ping_failed("b", 1.0)
     assert doubt.score(1.0) == 1
-    doubt.refuted(2.0)
-    assert doubt.score(2.0) == 2
+    doubt.refuted("x", 2.0)
+    doubt.refuted("x", 2.5)  # one observer suspecting us again and again: one doubt
+    assert doubt.score(2.5) == 2
     doubt.ping_failed("c", 3.0)
     doubt.ping_failed("d", 3.0)
     assert doubt.score(3.0) == 3  # 3 + 1 more, capped
@@ -37,12 +38,14 @@ def test_doubt_ages_out_after_the_window() -> None:
     doubt = SelfDoubt(window=10.0, max_score=7)
     doubt.ping_failed("a", 0.0)
     doubt.ping_failed("b", 0.0)
-    doubt.refuted(5.0)
+    doubt.refuted("x", 5.0)
     doubt.ping_failed("a", 6.0)  # a failed again: counted from its latest failure
+    assert doubt.next_change() == 10.0  # b's failure ages out first
     assert doubt.score(9.99) == 2
     assert doubt.score(10.0) == 1  # b's failure is gone; a and the refutation remain
     assert doubt.score(15.0) == 0  # so is the refutation; a alone is a's problem
     assert doubt.score(16.0) == 0
+    assert doubt.next_change() is None
 
 
 def test_minted_peers_failing_our_pings_keep_the_doubt_bounded() -> None:
@@ -50,7 +53,7 @@ def test_minted_peers_failing_our_pings_keep_the_doubt_bounded() -> None:
     doubt = SelfDoubt(window=10.0, max_score=7, max_entries=64)
     for i in range(10_000):
         doubt.ping_failed(f"sybil-{i}", i * 0.0001)
-        doubt.refuted(i * 0.0001)
+        doubt.refuted(f"sybil-{i}", i * 0.0001)
     assert doubt.score(1.0) == 7
     assert len(doubt._failed) == 64 and len(doubt._refuted) == 64
 
@@ -111,6 +114,24 @@ def test_strangers_that_never_answer_our_pings_raise_no_doubt() -> None:
     assert (view.doubt, view.multiplier) == (0, 1)
 
 
+def test_failures_of_members_already_suspected_raise_no_doubt() -> None:
+    # Minted members that never answer are suspected at their first failure; their
+    # next failures are theirs, not ours.
+    view = cluster(X, B, C, config=CFG)
+    view.on_ping_failed(X, 0.0)
+    view.on_ping_failed(B, 0.0)
+    assert view.doubt == 1
+    for t in range(1, 9):
+        view.on_ping_failed(X, float(t))
+        view.on_ping_failed(B, float(t))
+    view.tick(9.0)
+    assert view.doubt == 1
+    deadline = view.next_deadline()
+    assert deadline is not None and deadline <= 10.0  # the view wakes when it ages out
+    view.tick(10.0)
+    assert view.doubt == 0  # their later failures did not keep it up
+
+
 def test_each_refutation_we_publish_adds_doubt() -> None:
     view = cluster(X, B, C, config=CFG)
     outcome = view.on_suspect_notice(notice(B, "QmMe"), 0.0)
@@ -120,10 +141,14 @@ def test_each_refutation_we_publish_adds_doubt() -> None:
     assert view.on_suspect_notice(notice(C, "QmMe"), 0.0).events == ()
     assert view.doubt == 1
     assert view.on_digest(dg("QmMe", 2, inc=1), 0.5).accepted  # our refuting digest
-    outcome = view.on_suspect_notice(notice(C, "QmMe", 2, inc=1), 1.0)
+    outcome = view.on_suspect_notice(notice(B, "QmMe", 2, inc=1), 1.0)
     assert PublishRefute(2) in outcome.events
+    assert view.doubt == 1  # B again: one observer, one doubt
+    assert view.on_digest(dg("QmMe", 3, inc=2), 1.5).accepted
+    outcome = view.on_suspect_notice(notice(C, "QmMe", 3, inc=2), 2.0)
+    assert PublishRefute(3) in outcome.events
     assert (view.doubt, view.multiplier) == (2, 1)
-    view.tick(11.0)
+    view.tick(12.0)
     assert view.doubt == 0
 
 
