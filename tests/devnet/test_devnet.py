@@ -522,3 +522,18 @@ def test_the_devnets_parts_do_not_import_devnet_cluster_back() -> None:
             elif isinstance(node, ast.ImportFrom) and node.module:
                 imported.add(node.module)
         assert "devnet.cluster" not in imported, part.name
+
+
+def test_heal_forgets_what_a_healed_node_learnt_of_us_while_cut(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # While cut, a node learns the root namespace's address at the side bridge's MAC; once
+    # that bridge is gone its answers to our polls went nowhere for 25 s (2026-12-03).
+    calls: list[tuple[str, ...]] = []
+    monkeypatch.setattr(NetnsNet, "_ip", staticmethod(lambda *args, check=True: calls.append(args)))
+    net = NetnsNet(tmp_path / "run")
+    net.heal([4, 6])
+    for i in (4, 6):
+        assert ("-n", net.ns(i), "neigh", "flush", "all") in calls
+        moved = calls.index(("link", "set", net._veth(i), "master", net.bridge))
+        assert moved < calls.index(("-n", net.ns(i), "neigh", "flush", "all"))
