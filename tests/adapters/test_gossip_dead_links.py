@@ -37,6 +37,7 @@ def _death(peer: str) -> Transition:
 
 
 def _service(node: StandIn) -> GossipService:
+    """A service with PEER and OTHER in its view and a link to PEER only."""
     service = GossipService(
         node,  # type: ignore[arg-type]
         CheckManager(node_id=SELF, version="t"),
@@ -47,6 +48,7 @@ def _service(node: StandIn) -> GossipService:
     for peer in (PEER, OTHER):
         digest = HealthDigest(node_id=peer, start_time_ms=1_000, seq=1, sent_at_ms=1_001)
         service.view.on_digest(digest, now)
+    service._connected.add(PEER)
     return service
 
 
@@ -62,7 +64,6 @@ async def test_a_link_to_a_member_still_dead_after_the_grace_is_closed_and_no_ot
 ) -> None:
     node = StandIn()
     service = _service(node)
-    service._connected.update({PEER})
     async with trio.open_nursery() as nursery:
         service._nursery = nursery
         await _kill(service, PEER)
@@ -89,7 +90,6 @@ async def test_a_member_that_speaks_again_within_the_grace_keeps_its_link(
     # declared dead by mistake, which then suspects all of them (2026-12-03).
     node = StandIn()
     service = _service(node)
-    service._connected.update({PEER})
     async with trio.open_nursery() as nursery:
         service._nursery = nursery
         await _kill(service, PEER)
@@ -107,7 +107,6 @@ async def test_a_link_that_closed_during_the_grace_is_not_closed_again(
 ) -> None:
     node = StandIn()
     service = _service(node)
-    service._connected.update({PEER})
     async with trio.open_nursery() as nursery:
         service._nursery = nursery
         await _kill(service, PEER)
