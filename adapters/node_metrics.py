@@ -71,11 +71,13 @@ def add_node_metrics(
         registry,
         "chorus_p2p_pings",
         "Liveness pings to connected peers, by result: answered, failed (the peer is"
-        " suspected) or ignored (unanswered while this node was starved).",
+        " suspected), silent (failed early: the peer's kernel had the ping, its process"
+        " did not answer; suspected too) or ignored (unanswered while this node was starved).",
         "result",
         lambda: {
             "answered": pinger.answered,
-            "failed": pinger.failed,
+            "failed": pinger.failed - pinger.silent,
+            "silent": pinger.silent,
             "ignored": pinger.ignored,
         },
     )

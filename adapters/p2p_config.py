@@ -122,6 +122,12 @@ class P2PConfig:
     # within 60 s (make bench, 2026-12-03). MEASURED_PING_FLOOR is the value tried.
     ping_timeout_floor: float | None = None
     ping_slow_answer: float = 0.2
+    # Seconds after which an unanswered ping fails when our kernel says the peer's kernel
+    # acknowledged it, nothing waits unread on our side and the connection has not
+    # retransmitted for ping_clean_for seconds (adapters/tcp_witness.py): the peer's
+    # process is silent, not the link slow. None: every ping waits ping_timeout.
+    ping_early_after: float | None = 0.5
+    ping_clean_for: float = 30.0
 
     # py-libp2p's connection manager dials every peer in its peerstore (learned from
     # the DHT and identify) while it has fewer than 50 to 100 connections: a full mesh
@@ -158,6 +164,7 @@ class P2PConfig:
             "ping_interval",
             "ping_timeout",
             "ping_slow_answer",
+            "ping_clean_for",
             "dial_timeout",
             "bootstrap_deadline",
             "dht_peer_timeout",
@@ -166,6 +173,9 @@ class P2PConfig:
         ):
             if getattr(self, name) <= 0:
                 raise P2PError(f"{name} must be positive, got {getattr(self, name)}")
+        early = self.ping_early_after
+        if early is not None and not 0 < early <= self.ping_timeout:
+            raise P2PError(f"ping_early_after must be in (0, ping_timeout], got {early}")
         floor = self.ping_timeout_floor
         if floor is not None and not 0 < floor <= self.ping_timeout:
             raise P2PError(f"ping_timeout_floor must be in (0, ping_timeout], got {floor}")

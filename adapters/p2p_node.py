@@ -24,6 +24,7 @@ from adapters.p2p_config import P2PConfig, P2PError, parse_peer_addr
 from adapters.peer_events import PeerEvents, PeerListener, hook_connection_close
 from adapters.pinger import LinkPinger
 from adapters.pubsub import LibP2PPubSub
+from adapters.tcp_witness import KernelWitness
 
 __all__ = ["P2PNode"]
 
@@ -65,6 +66,9 @@ class P2PNode:
             self.pinger.timing = LinkTiming(
                 floor=cfg.ping_timeout_floor, ceiling=cfg.ping_timeout, slow=cfg.ping_slow_answer
             )
+        if cfg.ping_early_after is not None:
+            self.pinger.witness = KernelWitness(clean_for=cfg.ping_clean_for)
+            self.pinger.early_after = cfg.ping_early_after
         self._bootstrapper = Bootstrapper(
             cfg, kad, connect=self.connect, connected_peers=self.connected_peers
         )

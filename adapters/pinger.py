@@ -35,6 +35,7 @@ from libp2p.protocol_muxer.multiselect_client import MultiselectClient
 from libp2p.protocol_muxer.multiselect_communicator import MultiselectCommunicator
 
 from adapters.link_timing import LinkTiming
+from adapters.tcp_witness import KernelWitness
 
 __all__ = ["LinkPinger", "PingListener"]
 
@@ -87,11 +88,18 @@ class LinkPinger:
         # Per-peer timeouts from measured round trips (adapters/link_timing.py) instead of
         # ``timeout`` for every ping; ``timeout`` is then their ceiling.
         self.timing: LinkTiming | None = None
+        # Fail a ping after ``early_after`` (times the self-doubt scale) when the kernel
+        # says the peer's has it and the link is clean (adapters/tcp_witness.py); without a
+        # witness every ping waits its full timeout.
+        self.witness: KernelWitness | None = None
+        self.early_after = 0.5
         self.on_failure: list[PingListener] = []
         self.sent = 0
         self.answered = 0
         self.failed = 0
         self.ignored = 0
+        self.silent = 0  # of ``failed``: failed early, on the kernel's word
+        self._silenced: set[INetConn] = set()  # connections whose ping _watch failed
         self._rng = rng or random.Random()
         self._order: list[ID] = []
         self._in_flight: set[ID] = set()
@@ -155,37 +163,60 @@ class LinkPinger:
         """Late answers among our recent pings (``LinkTiming.score``; 0 without timing)."""
         return 0 if self.timing is None else self.timing.score
 
-    async def ping(self, conn: INetConn, timeout: float | None = None) -> bool:
-        """One ping on ``conn`` within ``timeout`` (default: ours); True if answered."""
+    async def ping(
+        self, conn: INetConn, timeout: float | None = None, early: float | None = None
+    ) -> bool:
+        """One ping on ``conn`` within ``timeout`` (default: ours); True if answered. With
+        ``early`` and a witness (kept streams only), failed from then on as soon as the
+        kernel says the peer's process is silent."""
         timeout = self.timeout if timeout is None else timeout
         if self.reuse_streams:
-            return await self._ping_reusing(conn, timeout)
+            return await self._ping_reusing(conn, timeout, early)
         result = await ping_connection(conn, ping_timeout=timeout)
         return result.success
 
-    async def _ping_reusing(self, conn: INetConn, timeout: float) -> bool:
+    async def _watch(self, conn: INetConn, early: float, scope: trio.CancelScope) -> None:
+        witness = self.witness
+        if witness is None:
+            return
+        # Asked again every ``early`` until the timeout: our own unread bytes or a
+        # retransmit in flight may clear.
+        while True:
+            await trio.sleep(early)
+            if witness.silent(conn, trio.current_time()):
+                self._silenced.add(conn)
+                scope.cancel()
+                return
+
+    async def _ping_reusing(self, conn: INetConn, timeout: float, early: float | None) -> bool:
         # Streams of connections that are gone: at most one entry per open connection.
         live = {c for conns in self._network.connections.values() for c in conns}
         for old in [c for c in self._streams if c not in live]:
             del self._streams[old]
+        if self.witness is not None:
+            self.witness.forget(set(live))
         for _attempt in (1, 2):
             stream = self._streams.get(conn)
             fresh = stream is None
             answered = False
             with trio.move_on_after(timeout) as scope:
-                try:
-                    if stream is None:
-                        stream = await conn.new_stream()
-                        await MultiselectClient().select_one_of(
-                            [PING_PROTOCOL],
-                            MultiselectCommunicator(stream),
-                            max(1, math.ceil(timeout)),
-                        )
-                        self._streams[conn] = stream
-                    await perform_ping_roundtrip(stream)
-                    answered = True
-                except Exception as exc:  # a broken stream, or a peer that said no
-                    logger.debug("ping stream to %s failed: %r", conn.muxed_conn.peer_id, exc)
+                async with trio.open_nursery() as watching:
+                    if early is not None and early < timeout:
+                        watching.start_soon(self._watch, conn, early, scope)
+                    try:
+                        if stream is None:
+                            stream = await conn.new_stream()
+                            await MultiselectClient().select_one_of(
+                                [PING_PROTOCOL],
+                                MultiselectCommunicator(stream),
+                                max(1, math.ceil(timeout)),
+                            )
+                            self._streams[conn] = stream
+                        await perform_ping_roundtrip(stream)
+                        answered = True
+                    except Exception as exc:  # a broken stream, or a peer that said no
+                        logger.debug("ping stream to %s failed: %r", conn.muxed_conn.peer_id, exc)
+                    watching.cancel_scope.cancel()
             if answered:
                 return True
             # Reset, not reused: a late pong must not answer the next ping.
@@ -213,8 +244,12 @@ class LinkPinger:
             name = peer.to_base58()
             timeout = self.timeout if self.timing is None else self.timing.timeout(name)
             timeout *= scale
+            early = None if self.witness is None else self.early_after * scale
             began = trio.current_time()
-            if await self.ping(conn, timeout):
+            answered = await self.ping(conn, timeout, early)
+            early_verdict = conn in self._silenced
+            self._silenced.discard(conn)
+            if answered:
                 self.answered += 1
                 self._unresponsive.discard(peer)
                 if self.timing is not None:
@@ -228,7 +263,11 @@ class LinkPinger:
                 return False
             self.failed += 1
             self._unresponsive.add(peer)
-            logger.info("ping to %s not answered within %.2fs", peer, timeout)
+            if early_verdict:
+                self.silent += 1
+                logger.info("ping to %s not answered within %.2fs; its kernel has it", peer, early)
+            else:
+                logger.info("ping to %s not answered within %.2fs", peer, timeout)
             for listener in list(self.on_failure):
                 try:
                     listener(peer.to_base58())

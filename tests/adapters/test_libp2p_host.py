@@ -441,14 +441,23 @@ async def _ignore(msg: PubSubMessage) -> None:
 
 
 @pytest.mark.network
-@pytest.mark.parametrize("abort", [True, False], ids=["link-aborted", "link-kept"])
+@pytest.mark.parametrize(
+    ("abort", "early"),
+    [(True, 0.5), (False, 0.5), (False, None)],
+    ids=["link-aborted", "link-kept", "no-early-verdict"],
+)
 async def test_frozen_peer_fails_pings_and_recovers(
-    p2p_config: MakeConfig, wait_until: WaitUntil, tmp_path: Path, abort: bool
+    p2p_config: MakeConfig,
+    wait_until: WaitUntil,
+    tmp_path: Path,
+    abort: bool,
+    early: float | None,
 ) -> None:
     failed: list[str] = []
     disconnected: list[str] = []
+    config = p2p_config("a", abort_connection_on_ping_failure=abort, ping_early_after=early)
     async with (
-        open_p2p_node(p2p_config("a", abort_connection_on_ping_failure=abort)) as a,
+        open_p2p_node(config) as a,
         _child_node(tmp_path / "child.key") as (proc, addr),
     ):
         a.add_ping_failure_listener(failed.append)
@@ -457,8 +466,10 @@ async def test_frozen_peer_fails_pings_and_recovers(
         await wait_until(lambda: a.pinger.sent >= 2, within=8, what="pings to the child")
         assert failed == []
         os.kill(proc.pid, signal.SIGSTOP)
-        # The TCP connection stays open; the next ping (every 0.5 s) times out after 2 s.
+        # The TCP connection stays open and its kernel acknowledges our pings: the next
+        # ping (every 0.5 s) fails after 0.5 s on the kernel's word, or after its 2 s timeout.
         await wait_until(lambda: child_id in failed, within=8, what="a failed ping")
+        assert (a.pinger.silent > 0) is (early is not None)
         if abort:
             await wait_until(lambda: disconnected == [child_id], within=8, what="link aborted")
         else:

@@ -35,7 +35,7 @@ def pinger_for(
     rtts = {} if rtts is None else rtts
     waited = [] if waited is None else waited
 
-    async def ping(conn: Any, timeout: float | None = None) -> bool:
+    async def ping(conn: Any, timeout: float | None = None, early: float | None = None) -> bool:
         pinged.append(conn)
         waited.append(pinger.timeout if timeout is None else timeout)
         if answers.get(conn, True):
@@ -105,7 +105,7 @@ async def test_abort_closes_the_connection(autojump_clock: trio.abc.Clock) -> No
     network.connections[PEERS[0]] = [Conn(PEERS[0])]
     pinger = LinkPinger(network, interval=0.5, timeout=2.0, abort=True)  # type: ignore[arg-type]
 
-    async def never(conn: Any, timeout: float | None = None) -> bool:
+    async def never(conn: Any, timeout: float | None = None, early: float | None = None) -> bool:
         await trio.sleep(pinger.timeout)
         return False
 

@@ -1,0 +1,119 @@
+"""What our kernel knows about a ping that has not been answered yet.
+
+A frozen process (SIGSTOP, a wedged event loop) keeps its TCP connections: its kernel
+still takes and acknowledges what we send, so a fixed ping timeout cannot tell it from a
+slow link and has to be long (2 s) for the lossiest one. TCP's own state tells them apart
+(issue 13: "the physical limits are far below both"):
+
+- ``unacked == 0``: the peer's kernel acknowledged every byte we sent, the ping included.
+  Nothing is lost on the way there; only its process has not answered.
+- no retransmission of ours on this connection for ``clean_for`` seconds: the link is not
+  dropping packets, so a lost answer waiting for the peer's retransmit is unlikely too.
+- ``inq == 0``: no bytes wait in our own receive buffer. If some did, the answer may be
+  there and it is *our* process that is behind (Lifeguard's "the prober is the slow one").
+
+All three true, a ping unanswered after ``early_after`` is failed then, not at the full
+timeout; otherwise it waits the full timeout as before. A live process gets what a
+suspicion always gave it: the suspicion timeout to hear of the suspicion and refute it.
+
+Linux only (``TCP_INFO``, ``FIONREAD``); a connection whose socket cannot be found (another
+transport, another platform) gives no early verdict.
+"""
+
+from __future__ import annotations
+
+import array
+import fcntl
+import logging
+import socket
+import struct
+import termios
+from dataclasses import dataclass
+from typing import Any
+
+__all__ = ["KernelWitness", "TcpState", "read_tcp_state", "socket_of"]
+
+logger = logging.getLogger(__name__)
+
+# struct tcp_info up to tcpi_total_retrans: 8 one-byte fields, then 24 u32s.
+_TCP_INFO = struct.Struct("8B24I")
+_UNACKED = 8 + 4
+_TOTAL_RETRANS = 8 + 23
+# The attributes from py-libp2p 0.8.1's SwarmConn down to its trio socket: muxed_conn
+# (Yamux), secured_conn (SecureSession), conn (NoiseTransportReadWriter), read_writer,
+# read_write_closer (RawConnection), stream (TrioTCPStream), stream (trio.SocketStream),
+# socket. Tried in this order at each level, a few levels at most.
+_PATH = ("muxed_conn", "secured_conn", "conn", "read_writer", "read_write_closer", "stream")
+_MAX_DEPTH = 10
+
+
+@dataclass(frozen=True)
+class TcpState:
+    unacked: int  # segments sent and not yet acknowledged
+    total_retrans: int  # segments we retransmitted over the connection's life
+    inq: int  # bytes received by our kernel and not yet read by us
+
+
+def socket_of(conn: object) -> Any | None:
+    """The socket under a py-libp2p connection, or None if there is none to be found."""
+    node: object = conn
+    for _ in range(_MAX_DEPTH):
+        sock = getattr(node, "socket", None)
+        if sock is not None and hasattr(sock, "getsockopt") and hasattr(sock, "fileno"):
+            return sock
+        for name in _PATH:
+            inner = getattr(node, name, None)
+            if inner is not None and inner is not node:
+                node = inner
+                break
+        else:
+            return None
+    return None
+
+
+def read_tcp_state(sock: Any) -> TcpState | None:
+    """The socket's TCP state, or None if the kernel will not say (closed, not TCP)."""
+    try:
+        raw = sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, _TCP_INFO.size)
+        fields = _TCP_INFO.unpack(raw[: _TCP_INFO.size])
+        waiting = array.array("i", [0])
+        fcntl.ioctl(sock.fileno(), termios.FIONREAD, waiting)
+    except (OSError, struct.error, ValueError):
+        return None
+    return TcpState(fields[_UNACKED], fields[_TOTAL_RETRANS], waiting[0])
+
+
+class KernelWitness:
+    """Per connection, when we last saw it retransmit; and the verdict of the module
+    docstring. Bounded: one entry per connection asked about, ``forget`` drops the rest."""
+
+    def __init__(self, *, clean_for: float = 30.0) -> None:
+        if not clean_for >= 0:
+            raise ValueError(f"clean_for must be >= 0, got {clean_for}")
+        self.clean_for = clean_for
+        # connection -> (total_retrans last seen, when it last grew)
+        self._seen: dict[object, tuple[int, float]] = {}
+
+    def judge(self, conn: object, state: TcpState | None, now: float) -> bool:
+        """True when ``state`` says the peer's kernel has our ping and its process is silent."""
+        if state is None:
+            return False
+        seen = self._seen.get(conn)
+        if seen is None:
+            # A connection that has retransmitted before we first looked: since when we
+            # cannot say, so from now.
+            seen = (state.total_retrans, now if state.total_retrans else now - self.clean_for)
+        elif state.total_retrans != seen[0]:
+            seen = (state.total_retrans, now)
+        self._seen[conn] = seen
+        clean = now - seen[1] >= self.clean_for
+        return clean and state.unacked == 0 and state.inq == 0
+
+    def silent(self, conn: object, now: float) -> bool:
+        sock = socket_of(conn)
+        return sock is not None and self.judge(conn, read_tcp_state(sock), now)
+
+    def forget(self, live: set[object]) -> None:
+        """Drop the connections that are not in ``live``."""
+        for old in [c for c in self._seen if c not in live]:
+            del self._seen[old]
