@@ -81,8 +81,8 @@ class _Hooks(_MeshState):
         pinger = p2p.pinger
         original_ping = pinger.ping
 
-        async def ping(conn: Any, timeout: float | None = None) -> bool:
-            answered = await original_ping(conn, timeout)
+        async def ping(conn: Any, timeout: float | None = None, early: float | None = None) -> bool:
+            answered = await original_ping(conn, timeout, early)
             if not answered:
                 self._note_ping_failure(node, conn.muxed_conn.peer_id.to_base58())
             return answered

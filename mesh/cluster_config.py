@@ -11,13 +11,13 @@ machine: a killed agent is failed after 5.8-6.8 s, a SIGSTOPped one after ~6 s):
 =========  ===============================================  ==============================
 preset     killed peer (libp2p disconnect in ~0.2 s)        frozen peer (SIGSTOP)
 =========  ===============================================  ==============================
-devnet     0.2 s + suspicion min 2.0 s = ~2.2 s             ping failure ~1.4 s + 2.0 s =
-                                                            ~3.4 s; digest silence alone
-                                                            (1.0-1.5 s) + 2.0 s = ~3.5 s
-production 0.2 s + 4.0 s = ~4.2 s                           ping failure (up to 2.5 s: the
-                                                            next ping plus its 2 s timeout)
-                                                            + 4.0 s = ~6 s (digest silence
-                                                            alone: 45 s + 4.0 s)
+devnet     0.2 s + suspicion min 2.0 s = ~2.2 s             a ping failed on the kernel's
+                                                            word (0.5-1 s: the next ping
+production 0.2 s + 2.0 s = ~2.2 s                           plus 0.5 s, adapters/
+                                                            tcp_witness.py) + 2.0 s = ~3 s;
+                                                            on a lossy link the 2 s ping
+                                                            timeout: ~4.5 s (production's
+                                                            digest silence alone: 45 s)
 =========  ===============================================  ==============================
 
 With measured ping timeouts (``P2PConfig.ping_timeout_floor``, off by default) every ping
@@ -332,7 +332,7 @@ def certified(config: ClusterConfig, enabled: bool = True) -> ClusterConfig:
 def production() -> ClusterConfig:
     """Gentle on the topic (15 s refresh, at most 5 refresh messages a second
     cluster-wide): a killed peer dead in ~0.2 s where its port refuses our dial-back,
-    else ~4.2 s, a frozen one in ~6 s; no false death under 20 % packet loss."""
+    else ~2.2 s, a frozen one in ~3 s (~4.5 s on a lossy link)."""
     return ClusterConfig()
 
 

@@ -33,6 +33,13 @@ DEFAULT_PERIOD = 0.25  # seconds between samples: finer costs wake-ups, coarser 
 # Seconds of samples kept. At least the check interval, so every stall is seen by one check run.
 DEFAULT_SPAN = 10.0
 DEFAULT_THRESHOLD = 0.5  # seconds late before the loop counts as starved
+# Seconds after its last late wake-up that the loop still counts as starved (for the
+# node's own judgements; the check reports the whole window). Long enough to cover a
+# ping's 2 s timeout that a stall fell into, and the backlog a stall leaves in our
+# buffers; not the check's 10 s: a node thawed after 5 s stopped kept every suspicion's
+# timeout eight times longer for ten more seconds, and the bench's freeze detection
+# took 12-24 s where it takes 3 (2026-12-03).
+DEFAULT_RECOVER_AFTER = 3.0
 
 CHECK_INTERVAL = 10.0
 CHECK_TIMEOUT = 5.0
@@ -76,6 +83,16 @@ class LagWindow:
     def recent_lag(self) -> float:
         return self._samples[-1][1] if self._samples else 0.0
 
+    def late_within(self, threshold: float, seconds: float) -> bool:
+        """Whether a sample more than ``threshold`` late was taken within ``seconds`` of
+        the newest one."""
+        if not self._samples:
+            return False
+        newest = self._samples[-1][0]
+        return any(
+            lag > threshold and newest - time < seconds for time, lag in reversed(self._samples)
+        )
+
     @property
     def sample_count(self) -> int:
         return len(self._samples)
@@ -93,6 +110,7 @@ class LoopLagMonitor:
         period: float = DEFAULT_PERIOD,
         span: float = DEFAULT_SPAN,
         threshold: float = DEFAULT_THRESHOLD,
+        recover_after: float = DEFAULT_RECOVER_AFTER,
     ) -> None:
         if not period > 0.0:
             raise ValueError(f"period must be positive, got {period!r}")
@@ -100,8 +118,11 @@ class LoopLagMonitor:
             raise ValueError(f"span ({span!r}) must cover at least one period ({period!r})")
         if not threshold > 0.0:
             raise ValueError(f"threshold must be positive, got {threshold!r}")
+        if not 0.0 < recover_after <= span:
+            raise ValueError(f"recover_after must be in (0, span], got {recover_after!r}")
         self.period = period
         self.threshold = threshold
+        self.recover_after = recover_after
         self.window = LagWindow(span)
         self._running = False
 
@@ -123,8 +144,9 @@ class LoopLagMonitor:
 
     @property
     def starved(self) -> bool:
-        """Whether the loop woke a sleeper more than ``threshold`` late within the window."""
-        return self.max_lag > self.threshold
+        """Whether the loop woke a sleeper more than ``threshold`` late within the last
+        ``recover_after`` seconds (the check looks at the whole window)."""
+        return self.window.late_within(self.threshold, self.recover_after)
 
     async def run(self, *, task_status: TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         if self._running:

@@ -223,10 +223,32 @@ class Cluster:
             node.later(min(rtt, timeout), lambda: finish(False))
         node.later(timeout, lambda: finish(False))
 
-    def ping(self, a: int, b: int, timeout: float, done: Callable[[bool], None]) -> None:
-        """A libp2p ping over the open connection: answered if ``b``'s process runs in time."""
+    def ping(
+        self,
+        a: int,
+        b: int,
+        timeout: float,
+        done: Callable[[bool], None],
+        early: float | None = None,
+        clean_for: float = 0.0,
+    ) -> None:
+        """A libp2p ping over the open connection: answered if ``b``'s process runs in time.
+        With ``early``, failed from then on once ``b``'s kernel has the ping, ``a`` has not
+        retransmitted to ``b`` for ``clean_for`` and ``a`` is not behind itself
+        (adapters/tcp_witness.py)."""
         state = {"open": True}
         node = self.nodes[a]
+        landed: list[bool] = []
+
+        def witness() -> None:
+            if not state["open"]:
+                return
+            last = self.net.retransmitted.get((a, b))
+            clean = last is None or self.loop.now - last >= clean_for
+            if landed and clean and node.lag == 0:
+                expire()
+            elif early is not None:
+                node.later(early, witness)
 
         def answered(_: SimNode) -> None:
             if state["open"]:
@@ -240,9 +262,15 @@ class Cluster:
                 done(False)
 
         timer = node.later(timeout, expire)
-        self.send(
-            a, b, "ping", PING_BYTES, lambda peer: self.send(b, a, "ping", PING_BYTES, answered)
-        )
+        if early is not None and early < timeout:
+            node.later(early, witness)
+        target = self.nodes[b]
+
+        def arrive() -> None:
+            landed.append(True)  # in b's kernel: acknowledged, whether b runs or not
+            self._arrive(target, lambda peer: self.send(b, a, "ping", PING_BYTES, answered))
+
+        self.net.send(a, b, "ping", PING_BYTES, arrive)
 
     def pull(self, a: int, b: int, ask: PullAsk, done: Callable[[bytes | None], None]) -> None:
         """One page of ``b``'s view, as ``ask`` asks; ``done(None)`` when refused or

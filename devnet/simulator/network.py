@@ -63,6 +63,9 @@ class Network:
         self._n = n
         self.counting = True  # off during warm-up, so the figures are the scenario's only
         self._side: dict[int, int] = {}  # node -> partition side; absent = side 0
+        # (a, b) -> when a last retransmitted to b: what a's TCP_INFO shows
+        # (adapters/tcp_witness.py).
+        self.retransmitted: dict[tuple[int, int], float] = {}
 
     def reset_tallies(self) -> None:
         self.tallies = [Tally() for _ in range(self._n)]
@@ -94,8 +97,10 @@ class Network:
         while m.loss > 0 and losses < MAX_RETRANSMITS and self._rng.random() < m.loss:
             delay += rto * 2**losses
             losses += 1
-        if losses and self.counting:
-            self.tallies[a].retransmits += losses
+        if losses:
+            self.retransmitted[(a, b)] = self.loop.now
+            if self.counting:
+                self.tallies[a].retransmits += losses
         return delay
 
     def send(self, a: int, b: int, kind: str, size: int, deliver: Callable[[], None]) -> None:

@@ -355,7 +355,15 @@ class SimNode:
                 self.view.set_network_health(self.timing.score)
             done(ok)
 
-        self.cluster.ping(self.index, peer, timeout, outcome)
+        early = P2PConfig.ping_early_after
+        self.cluster.ping(
+            self.index,
+            peer,
+            timeout,
+            outcome,
+            None if early is None else early * scale,
+            P2PConfig.ping_clean_for,
+        )
 
     def _pinged(self, peer: int, answered: bool) -> None:
         # Failures while starved are ignored (LinkPinger.starved).

@@ -9,6 +9,8 @@ from __future__ import annotations
 import dataclasses
 import json
 
+import pytest
+
 import adapters.envelope
 import adapters.gossip
 import adapters.gossip_publisher
@@ -21,6 +23,7 @@ import mesh.digest
 import mesh.sequencer
 import mesh.snapshot_codec
 import probes.rate_limit
+from adapters.p2p_config import P2PConfig
 from devnet.simulator import cluster as sim_cluster
 from devnet.simulator import keys as sim_keys
 from devnet.simulator import node as sim_node
@@ -102,11 +105,23 @@ def test_a_crash_at_10_nodes_is_seen_dead_by_every_live_node() -> None:
     assert result.false_deaths == 0
 
 
-def test_a_frozen_node_is_dead_everywhere_but_not_before_a_ping_times_out() -> None:
+def test_a_frozen_node_is_dead_everywhere_but_not_before_it_could_refute() -> None:
     result = _run("freeze")
     assert len(result.seen) == 9
-    assert min(result.seen) >= 2.0  # the ping timeout: a frozen kernel refuses nothing
+    # A frozen kernel refuses nothing: a ping fails at the kernel's word (0.5 s), then
+    # the suspicion's minimum (2 s at 10 members) gives a live peer time to refute.
+    assert min(result.seen) >= 2.5
     assert result.false_deaths == 0
+
+
+def test_a_frozen_node_is_failed_on_its_kernels_word_before_the_ping_timeout() -> None:
+    # Its kernel acknowledges our pings on clean links (adapters/tcp_witness.py), so the
+    # first ping fails at 0.5 s and the freeze is dead everywhere sooner than the 2 s
+    # ping timeout plus the suspicion's minimum.
+    result = _run("freeze", nodes=10)
+    p50 = result.percentile(0.5)
+    assert p50 is not None
+    assert p50 < P2PConfig.ping_timeout + production().suspicion_timeout(10, 2)
 
 
 def test_a_leave_is_seen_at_once_and_nobody_dies() -> None:
@@ -279,9 +294,11 @@ def test_witnesses_bring_a_crash_to_observers_without_a_link_of_their_own() -> N
     assert open_cluster.percentile(0.5) is not None and open_cluster.percentile(0.5) > wait
 
 
-def test_measured_ping_timeouts_find_a_freeze_sooner() -> None:
+def test_measured_ping_timeouts_find_a_freeze_sooner(monkeypatch: pytest.MonkeyPatch) -> None:
     # P2PConfig.ping_timeout_floor, off as the node ships: the simulator pings with the
     # real LinkTiming when asked, so its effect can be predicted before it is tried.
+    # Without the kernel's early word, which finds a freeze on a clean link sooner still.
+    monkeypatch.setattr(P2PConfig, "ping_early_after", None)
     fixed = _run("freeze", nodes=10)
     measured = _run("freeze", nodes=10, ping_floor=0.5)
     assert fixed.percentile(0.99) is not None and measured.percentile(0.99) is not None
