@@ -246,9 +246,11 @@ class LinkPinger:
             timeout *= scale
             early = None if self.witness is None else self.early_after * scale
             began = trio.current_time()
-            answered = await self.ping(conn, timeout, early)
-            early_verdict = conn in self._silenced
-            self._silenced.discard(conn)
+            try:
+                answered = await self.ping(conn, timeout, early)
+                early_verdict = conn in self._silenced
+            finally:
+                self._silenced.discard(conn)  # cancelled too: it holds no closed connection
             if answered:
                 self.answered += 1
                 self._unresponsive.discard(peer)
