@@ -13,10 +13,11 @@ preset     killed peer (libp2p disconnect in ~0.2 s)        frozen peer (SIGSTOP
 =========  ===============================================  ==============================
 devnet     0.2 s + suspicion min 2.0 s = ~2.2 s             a ping failed on the kernel's
                                                             word (0.5-1 s: the next ping
-production 0.2 s + 2.0 s = ~2.2 s                           plus 0.5 s, adapters/
-                                                            tcp_witness.py) + 2.0 s = ~3 s;
+production 0.2 s + 1.5 s = ~1.7 s                           plus 0.5 s, adapters/
+                                                            tcp_witness.py) + 1.5 s = ~2.5 s
+                                                            (devnet: + 2.0 s = ~3 s);
                                                             on a lossy link the 2 s ping
-                                                            timeout: ~4.5 s (production's
+                                                            timeout: ~4 s (production's
                                                             digest silence alone: 45 s)
 =========  ===============================================  ==============================
 
@@ -122,12 +123,14 @@ class ClusterConfig:
     # needs retransmits arrives too late. 1.4 s (0.35 s) with measured ping timeouts from
     # 0.5 s (adapters/link_timing.py) found them in 2.3-2.5 s at 5 nodes, but 20 nodes
     # starting on two cores suspected each other by the hundred and never agreed
-    # (2026-12-03). 0.5 s (2 s at 10 members) since pings fail early only on the
+    # (2026-12-03). 0.5 s since pings fail early only on the
     # kernel's word that the peer's process is silent on a clean link
     # (adapters/tcp_witness.py): loss and our own lag still wait the 2 s ping timeout.
     # Crashes do not wait for it when a dial-back is refused (rule 7).
     suspicion_interval: float = 0.5
-    suspicion_mult: int = 4  # memberlist's SuspicionMult (LAN default 4)
+    # memberlist's SuspicionMult (LAN default 4). 3 here: with 0.5 s it makes 1.5 s at 10
+    # members, 2 s at 20 (see suspicion_interval for what shorter ones cost under loss).
+    suspicion_mult: int = 3
     # Lifeguard's "Max = beta * Min" (IV-B): a suspicion nobody confirms waits this many
     # minimum timeouts. Higher suffers fewer false positives from one unlucky observer.
     suspicion_max_mult: int = 6  # memberlist's SuspicionMaxTimeoutMult
@@ -332,7 +335,7 @@ def certified(config: ClusterConfig, enabled: bool = True) -> ClusterConfig:
 def production() -> ClusterConfig:
     """Gentle on the topic (15 s refresh, at most 5 refresh messages a second
     cluster-wide): a killed peer dead in ~0.2 s where its port refuses our dial-back,
-    else ~2.2 s, a frozen one in ~3 s (~4.5 s on a lossy link)."""
+    else ~1.7 s, a frozen one in ~2.5 s (~4 s on a lossy link), at 10 members."""
     return ClusterConfig()
 
 
@@ -350,6 +353,7 @@ def devnet() -> ClusterConfig:
         # 0.5 s * 4 = 2.0 s minimum: four heartbeats, so a live peer refutes by its next
         # digest even if it never hears the suspicion.
         suspicion_interval=0.5,
+        suspicion_mult=4,
         # 6.0 s for an unconfirmed lone suspicion: still no slower than Serf.
         suspicion_max_mult=3,
         dead_forget_after=60.0,
