@@ -23,12 +23,14 @@ import contextlib
 import logging
 import math
 import random
+import secrets
 from collections.abc import Callable
 
 import trio
 from libp2p.abc import INetConn, INetStream, INetwork
 from libp2p.host.ping import ID as PING_PROTOCOL
-from libp2p.host.ping import perform_ping_roundtrip
+from libp2p.host.ping import PING_LENGTH
+from libp2p.io.utils import read_exactly
 from libp2p.network.health.ping_probe import ping_connection
 from libp2p.peer.id import ID
 from libp2p.protocol_muxer.multiselect_client import MultiselectClient
@@ -50,6 +52,16 @@ def _never() -> bool:
 
 def _one() -> int:
     return 1
+
+
+async def _roundtrip(stream: INetStream, written: trio.Event) -> None:
+    """One ping on a negotiated stream, as py-libp2p's ``perform_ping_roundtrip``, setting
+    ``written`` once our kernel has the ping."""
+    payload = secrets.token_bytes(PING_LENGTH)
+    await stream.write(payload)
+    written.set()
+    if await read_exactly(stream, PING_LENGTH) != payload:
+        raise ValueError("ping answered with another payload")
 
 
 def _open(conns: list[INetConn]) -> list[INetConn]:
@@ -175,15 +187,27 @@ class LinkPinger:
         result = await ping_connection(conn, ping_timeout=timeout)
         return result.success
 
-    async def _watch(self, conn: INetConn, early: float, scope: trio.CancelScope) -> None:
+    async def _watch(
+        self, conn: INetConn, early: float, scope: trio.CancelScope, written: trio.Event
+    ) -> None:
         witness = self.witness
         if witness is None:
             return
+        # From the moment our kernel has the ping: before, unacked == 0 says nothing.
+        await written.wait()
         # Asked again every ``early`` until the timeout: our own unread bytes or a
         # retransmit in flight may clear.
         while True:
             await trio.sleep(early)
-            if witness.silent(conn, trio.current_time()):
+            try:
+                silent = witness.silent(conn, trio.current_time())
+            except Exception:  # no verdict is better than a dead pinger
+                logger.debug("no TCP state for %s", conn.muxed_conn.peer_id, exc_info=True)
+                return
+            if silent:
+                # An answer already read off the socket may be one scheduler pass from
+                # the ping: let it land first (it cancels this watcher when it does).
+                await trio.lowlevel.checkpoint()
                 self._silenced.add(conn)
                 scope.cancel()
                 return
@@ -199,10 +223,11 @@ class LinkPinger:
             stream = self._streams.get(conn)
             fresh = stream is None
             answered = False
+            written = trio.Event()
             with trio.move_on_after(timeout) as scope:
                 async with trio.open_nursery() as watching:
                     if early is not None and early < timeout:
-                        watching.start_soon(self._watch, conn, early, scope)
+                        watching.start_soon(self._watch, conn, early, scope, written)
                     try:
                         if stream is None:
                             stream = await conn.new_stream()
@@ -212,7 +237,7 @@ class LinkPinger:
                                 max(1, math.ceil(timeout)),
                             )
                             self._streams[conn] = stream
-                        await perform_ping_roundtrip(stream)
+                        await _roundtrip(stream, written)
                         answered = True
                     except Exception as exc:  # a broken stream, or a peer that said no
                         logger.debug("ping stream to %s failed: %r", conn.muxed_conn.peer_id, exc)

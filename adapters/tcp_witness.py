@@ -110,6 +110,8 @@ class KernelWitness:
         return clean and state.unacked == 0 and state.inq == 0
 
     def silent(self, conn: object, now: float) -> bool:
+        if not hasattr(socket, "TCP_INFO"):
+            return False  # not Linux: no verdict
         sock = socket_of(conn)
         return sock is not None and self.judge(conn, read_tcp_state(sock), now)
 

@@ -463,12 +463,14 @@ async def test_frozen_peer_fails_pings_and_recovers(
         a.add_ping_failure_listener(failed.append)
         a.add_peer_listener(on_disconnected=disconnected.append)
         child_id = await a.connect(addr)
-        await wait_until(lambda: a.pinger.sent >= 2, within=8, what="pings to the child")
-        assert failed == []
+        # Answered pings first: a live child is not failed (a stall of a loaded CI box
+        # may fail one at the early verdict, which this test is not about).
+        await wait_until(lambda: a.pinger.answered >= 2, within=8, what="answered pings")
+        before = len(failed)
         os.kill(proc.pid, signal.SIGSTOP)
         # The TCP connection stays open and its kernel acknowledges our pings: the next
         # ping (every 0.5 s) fails after 0.5 s on the kernel's word, or after its 2 s timeout.
-        await wait_until(lambda: child_id in failed, within=8, what="a failed ping")
+        await wait_until(lambda: child_id in failed[before:], within=8, what="a failed ping")
         assert (a.pinger.silent > 0) is (early is not None)
         if abort:
             await wait_until(lambda: disconnected == [child_id], within=8, what="link aborted")
@@ -481,7 +483,9 @@ async def test_frozen_peer_fails_pings_and_recovers(
             failures = a.pinger.failed
             sent = a.pinger.sent
             await wait_until(lambda: a.pinger.sent >= sent + 3, within=10, what="more pings")
-            assert a.pinger.failed <= failures + 1  # at most one in flight across the thaw
+            # At most one in flight across the thaw, and one more while the thawed child
+            # catches up with its backlog (0.5 s with the early verdict).
+            assert a.pinger.failed <= failures + 2
             assert child_id in a.connected_peers()
             await wait_until(
                 lambda: child_id in a.responsive_peers(), within=5, what="responsive again"
