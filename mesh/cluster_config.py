@@ -117,16 +117,18 @@ class ClusterConfig:
     # the time a wrongly suspected peer has to refute. Shorter detects sooner and gives a
     # live peer less time to hear of the suspicion and answer (refutation takes one gossip
     # round trip, tens of milliseconds; the rest is margin for GC pauses and loss).
-    # Production: memberlist's LAN 4 s. 1.5 s (0.5 s * 3, with a 1 s ping timeout) found
+    # Production: 0.5 s, our ping interval, so 1.5 s at 10 members with suspicion_mult 3.
+    # History: memberlist's LAN 4 s until 2026-12-03. 1.5 s with a 1 s ping timeout found
     # frozen peers in 2.9-3.8 s but made 57 live nodes dead in 5 minutes of 20 % packet
-    # loss, where Serf made none (make bench, loss part, 2026-12-02): a refutation that
-    # needs retransmits arrives too late. 1.4 s (0.35 s) with measured ping timeouts from
-    # 0.5 s (adapters/link_timing.py) found them in 2.3-2.5 s at 5 nodes, but 20 nodes
-    # starting on two cores suspected each other by the hundred and never agreed
-    # (2026-12-03). 0.5 s since pings fail early only on the
-    # kernel's word that the peer's process is silent on a clean link
-    # (adapters/tcp_witness.py): loss and our own lag still wait the 2 s ping timeout.
-    # Crashes do not wait for it when a dial-back is refused (rule 7).
+    # loss (make bench, loss part, 2026-12-02): lost pings failed, confirmations came from
+    # other lost pings, and a refutation that needs retransmits arrived too late. 1.4 s
+    # with measured ping timeouts from 0.5 s (adapters/link_timing.py) found them in
+    # 2.3-2.5 s at 5 nodes, but 20 nodes starting on two cores suspected each other by the
+    # hundred (2026-12-03). Now a ping fails early only on the kernel's word that the
+    # peer's process is silent on a clean link (adapters/tcp_witness.py); loss and our own
+    # lag still wait the 2 s ping timeout, and the loss soak at 7c6f3db found no false
+    # death (855 suspicions at 20 %, all refuted). Crashes do not wait for it when a
+    # dial-back is refused (rule 7).
     suspicion_interval: float = 0.5
     # memberlist's SuspicionMult (LAN default 4). 3 here: with 0.5 s it makes 1.5 s at 10
     # members, 2 s at 20 (see suspicion_interval for what shorter ones cost under loss).
