@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import array
 import fcntl
-import logging
 import socket
 import struct
 import termios
@@ -32,8 +31,6 @@ from dataclasses import dataclass
 from typing import Any
 
 __all__ = ["KernelWitness", "TcpState", "read_tcp_state", "socket_of"]
-
-logger = logging.getLogger(__name__)
 
 # struct tcp_info up to tcpi_total_retrans: 8 one-byte fields, then 24 u32s.
 _TCP_INFO = struct.Struct("8B24I")
