@@ -18,6 +18,8 @@ from libp2p.pubsub.gossipsub import GossipSub
 from libp2p.pubsub.pb import rpc_pb2
 from libp2p.pubsub.pubsub import Pubsub
 
+from adapters.lean_records import without_sender_record
+
 __all__ = ["GuardedPubsub", "is_shutdown_race", "without_shutdown_race"]
 
 # The libp2p edge logs under one name, whichever part of it speaks.
@@ -89,6 +91,17 @@ class GuardedPubsub(Pubsub):
             # to a peer that is otherwise fine.
             with contextlib.suppress(Exception):
                 await stream.reset()
+
+    async def write_msg(self, stream: INetStream, rpc_msg: rpc_pb2.RPC) -> bool:
+        # Every RPC py-libp2p writes but the hello (publishes, forwards, control) passes
+        # here; the signed peer record it attaches to each is a quarter of a forwarded
+        # digest's bytes and tells the receiver nothing identify has not
+        # (adapters.lean_records).
+        return await super().write_msg(stream, without_sender_record(rpc_msg))
+
+    def get_hello_packet(self) -> rpc_pb2.RPC:
+        # The first RPC on a new pubsub stream, written directly, not through write_msg.
+        return without_sender_record(super().get_hello_packet())
 
     async def _replay_recent_messages(self, peer_id: ID, topic: str) -> None:
         # py-libp2p 0.8.1 sends every newly subscribed peer the whole message cache, one

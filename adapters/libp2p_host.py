@@ -29,7 +29,7 @@ from libp2p.abc import IHost
 from libp2p.crypto.keys import KeyPair
 from libp2p.crypto.x25519 import create_new_key_pair as create_x25519_key_pair
 from libp2p.custom_types import TProtocol
-from libp2p.kad_dht.kad_dht import DHTMode, KadDHT
+from libp2p.kad_dht.kad_dht import DHTMode
 from libp2p.network.config import ConnectionConfig
 from libp2p.pubsub.gossipsub import GossipSub
 from libp2p.security.noise.transport import PROTOCOL_ID as NOISE_PROTOCOL_ID
@@ -42,6 +42,7 @@ from adapters import record_cache, yamux_credit
 from adapters.dht import HealthRecordValidator, LibP2PDHT
 from adapters.guarded_pubsub import GuardedPubsub
 from adapters.host_teardown import close_host, close_sockets, tcp_sockets, tidy_exit_error
+from adapters.lean_records import LeanKadDHT
 from adapters.p2p_config import P2PConfig, P2PError
 from adapters.p2p_identity import load_or_create_identity
 from adapters.p2p_node import P2PNode
@@ -132,7 +133,7 @@ async def open_p2p_node(
     validator = HealthRecordValidator(cfg.dht_max_value_size)
     # strict_validation: keys outside a registered namespace are refused, so peers cannot
     # park arbitrary data with us (notes, "Hostile input").
-    kad = KadDHT(host, DHTMode.SERVER, strict_validation=True)
+    kad = LeanKadDHT(host, DHTMode.SERVER, strict_validation=True)
     kad.register_validator(NAMESPACE, validator)
     # Before the host listens: its record guard must see every PUT a peer sends.
     dht = LibP2PDHT(

@@ -1,0 +1,52 @@
+"""Signed peer records kept out of the messages that do not need them.
+
+py-libp2p 0.8.1 attaches the sender's signed peer record (its addresses in an Ed25519-signed
+envelope, about 250 bytes) to every GossipSub RPC it writes, including every copy of every
+message it forwards, and every Kademlia answer lists each closer peer with that peer's
+record as well. On an idle 10-node production devnet that was about a fifth of a node's
+bytes (``devnet/cost_breakdown.py --instrument``, 2026-12-03): a forwarded 650-byte digest
+went out as about 900 bytes, and a Kademlia GET_VALUE answer as about 3 KB.
+
+Neither carries anything our nodes use. A pubsub RPC arrives on a connection the receiver
+already has, whose addresses identify exchanged (with the same signed record) when it
+opened; go-libp2p's pubsub has no such field at all. A Kademlia answer still lists every
+closer peer with its plain ``addrs``, which is what py-libp2p's lookups dial; a peer
+without a record is taken as before (``kad_dht.utils.maybe_consume_signed_record`` accepts
+a message that has none). A receiver of an older build of ours sees an RPC without a
+record, which it has always accepted.
+
+- :func:`without_sender_record` is what :class:`adapters.guarded_pubsub.GuardedPubsub`
+  applies to each RPC as it writes it.
+- :class:`LeanKadDHT` answers with closer peers' ids and addresses only.
+
+What stays: Kademlia's own requests and answers still carry the sender's record (set
+inline in py-libp2p's handlers, out of reach without copying them), and identify still
+sends one per connection.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from libp2p.kad_dht.kad_dht import KadDHT
+from libp2p.pubsub.pb import rpc_pb2
+
+__all__ = ["LeanKadDHT", "without_sender_record"]
+
+
+def without_sender_record(rpc: rpc_pb2.RPC) -> rpc_pb2.RPC:
+    """``rpc`` with its ``senderRecord`` cleared (in place: py-libp2p builds a fresh RPC
+    for each send or batch, and nothing reads the record back once it is written)."""
+    if rpc.HasField("senderRecord"):
+        rpc.ClearField("senderRecord")
+    return rpc
+
+
+class LeanKadDHT(KadDHT):
+    """A KadDHT whose answers list closer peers without their signed peer records."""
+
+    def _add_closer_peers_to_response(self, response: Any, *args: Any, **kwargs: Any) -> None:
+        super()._add_closer_peers_to_response(response, *args, **kwargs)
+        for peer in response.closerPeers:
+            if peer.HasField("signedRecord"):
+                peer.ClearField("signedRecord")

@@ -1,0 +1,99 @@
+"""adapters/lean_records.py: no signed peer record rides on pubsub RPCs or Kademlia's
+closer peers, on real py-libp2p nodes; delivery and lookups work as before."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+import trio
+from libp2p.custom_types import TProtocol
+from libp2p.kad_dht.common import PROTOCOL_ID as KAD_PROTOCOL_ID
+from libp2p.kad_dht.pb.kademlia_pb2 import Message
+from libp2p.peer.id import ID
+from libp2p.pubsub.pb import rpc_pb2
+from libp2p.utils.varint import encode_varint_prefixed, read_varint_prefixed_bytes
+
+from adapters.lean_records import without_sender_record
+from adapters.libp2p_host import open_p2p_node
+from adapters.p2p_config import P2PConfig
+from probes.ports import PubSubMessage
+from tests.adapters import WaitUntil
+
+MakeConfig = Callable[..., P2PConfig]
+
+
+def test_without_sender_record_keeps_everything_else() -> None:
+    msg = rpc_pb2.Message(data=b"digest", topicIDs=["t"], seqno=b"12345678")
+    rpc = rpc_pb2.RPC(publish=[msg], senderRecord=b"signed envelope")
+    out = without_sender_record(rpc)
+    assert not out.HasField("senderRecord")
+    assert list(out.publish) == [msg]
+    assert without_sender_record(rpc_pb2.RPC()) == rpc_pb2.RPC()
+
+
+@pytest.mark.network
+async def test_pubsub_rpcs_arrive_without_the_senders_record(
+    p2p_config: MakeConfig, wait_until: WaitUntil, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import libp2p.pubsub.pubsub as pubsub_module
+
+    async with (
+        open_p2p_node(p2p_config("a")) as a,
+        open_p2p_node(p2p_config("b", bootstrap=(a.listen_addrs[0],))) as b,
+    ):
+        # Every RPC b reads goes through this call first (Pubsub.continuously_read_stream),
+        # with or without a record.
+        seen: list[tuple[str, bool, bool]] = []
+        consume = pubsub_module.maybe_consume_signed_record
+
+        def spy(rpc: Any, host: Any, peer_id: Any) -> bool:
+            seen.append((str(peer_id), rpc.HasField("senderRecord"), bool(rpc.publish)))
+            return bool(consume(rpc, host, peer_id))
+
+        monkeypatch.setattr(pubsub_module, "maybe_consume_signed_record", spy)
+        got: list[bytes] = []
+
+        async def inbox(msg: PubSubMessage) -> None:
+            got.append(msg.data)
+
+        await a.pubsub.subscribe("t", inbox)
+        await b.pubsub.subscribe("t", inbox)
+        await wait_until(
+            lambda: b.host.get_id() in a.guarded_pubsub.peer_topics.get("t", ()),
+            what="b's subscription reached a",
+        )
+        await a.pubsub.publish("t", b"from a")
+        await wait_until(lambda: got.count(b"from a") == 2, what="delivered at a and b")
+        from_a = [(record, publish) for peer, record, publish in seen if peer == a.peer_id]
+        assert (False, True) in from_a  # the publish itself was read by b
+        assert not any(record for record, _ in from_a)
+
+
+@pytest.mark.network
+async def test_kademlia_answers_list_closer_peers_with_addresses_only(
+    p2p_config: MakeConfig, wait_until: WaitUntil
+) -> None:
+    async with (
+        open_p2p_node(p2p_config("a")) as a,
+        open_p2p_node(p2p_config("b", bootstrap=(a.listen_addrs[0],))) as b,
+        open_p2p_node(p2p_config("c", bootstrap=(a.listen_addrs[0],))) as c,
+    ):
+        await wait_until(
+            lambda: c.host.get_id() in a.kad.routing_table.get_peer_ids(),
+            what="c in a's routing table",
+        )
+        # b asks a directly, as a lookup does; a's answer must still name c, reachable.
+        stream = await b.host.new_stream(a.host.get_id(), [TProtocol(KAD_PROTOCOL_ID)])
+        try:
+            request = Message(type=Message.MessageType.FIND_NODE, key=c.host.get_id().to_bytes())
+            await stream.write(encode_varint_prefixed(request.SerializeToString()))
+            with trio.fail_after(10):
+                answer = Message.FromString(await read_varint_prefixed_bytes(stream))
+        finally:
+            await stream.close()
+        listed = {ID(peer.id): peer for peer in answer.closerPeers}
+        assert c.host.get_id() in listed
+        assert all(peer.addrs for peer in listed.values())
+        assert not any(peer.HasField("signedRecord") for peer in listed.values())
