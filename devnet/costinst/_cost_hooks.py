@@ -104,6 +104,26 @@ def classify_rpc(data: bytes) -> str:
     return "+".join(parts) or "empty-rpc"
 
 
+def classify_kad(data: bytes) -> str:
+    """What a Kademlia stream write carries. py-libp2p writes a message's varint length
+    and its body separately, so a short write is a length prefix."""
+    if len(data) <= 3:
+        return "kad:length-prefix"
+    from libp2p.kad_dht.pb import kademlia_pb2
+
+    try:
+        msg = kademlia_pb2.Message()
+        msg.ParseFromString(bytes(data))
+    except Exception:  # a write that is not one whole message is counted, not a crash
+        return "kad:undecodable"
+    parts = ["kad:" + kademlia_pb2.Message.MessageType.Name(msg.type)]
+    if len(msg.closerPeers):
+        parts.append("closer-peers")
+    if msg.HasField("record"):
+        parts.append("record")
+    return "+".join(parts)
+
+
 def frame_key(
     frame_type: int,
     flags: int,
@@ -207,6 +227,12 @@ def install_counters() -> None:
     async def ns_write(self: Any, data: bytes) -> None:
         if self.protocol_id and "meshsub" in str(self.protocol_id):
             token = _SUB.set(classify_rpc(data))
+            try:
+                await orig_ns_write(self, data)
+            finally:
+                _SUB.reset(token)
+        elif self.protocol_id and "/kad/" in str(self.protocol_id):
+            token = _SUB.set(classify_kad(data))
             try:
                 await orig_ns_write(self, data)
             finally:
