@@ -44,7 +44,7 @@ waits up to ``suspicion_max_mult`` times longer (Lifeguard, Dadgar et al. 2017, 
 Gossip load: each node publishes one digest per ``refresh_interval(n)`` plus one per change
 (at most one per ``min_publish_interval``), so the topic carries about
 ``n / refresh_interval(n) <= max_refresh_rate`` refresh messages a second whatever n is;
-where members are certified (``certified``), ``refresh_crowd / n`` beyond 34 members (0.08
+where members are certified (``certified``), ``refresh_crowd / n`` beyond 48 members (0.08
 a second at 1,000: the heartbeat of a large certified cluster is its pings).
 """
 
@@ -59,7 +59,7 @@ from mesh.errors import ConfigError
 # Witnesses a certified cluster needs (ClusterConfig.refusal_witnesses): two, so that no
 # single admitted member's word makes anyone dead.
 CERTIFIED_WITNESSES = 2
-# ClusterConfig.refresh_crowd where members are certified: refreshes as before up to 34
+# ClusterConfig.refresh_crowd where members are certified: refreshes as before up to 48
 # members (production) or 20 (devnet), then every n² / 80 seconds.
 CERTIFIED_REFRESH_CROWD = 80.0
 
@@ -83,18 +83,22 @@ class ClusterConfig:
     # Seconds between two digests a node publishes when nothing changed: the heartbeat.
     # Shorter detects silent (frozen) peers sooner and costs n/refresh_period messages a
     # second on the topic. Stretched for large clusters, see refresh_interval().
-    # Production: 15 s. The heartbeat only finds peers whose gossip stalls while their
-    # process still answers pings (crashes, freezes and leaves are found otherwise), and
-    # the digests were 41 % of an idle node's bytes at 5 s (devnet/cost_breakdown.py,
-    # 2026-12-02).
-    refresh_period: float = 15.0
+    # Production: 30 s, memberlist's push/pull interval and our anti-entropy's. The
+    # heartbeat only finds peers whose gossip stalls while their process still answers
+    # pings (crashes, freezes and leaves are found otherwise); anti-entropy repairs lost
+    # digests. Refreshes were the largest share of an idle node's bytes: 41 % at 5 s,
+    # 37 % at 15 s (devnet/cost_breakdown.py, 2026-12-02 and 2026-12-03). What a longer
+    # one costs: a member whose gossip stalls is suspected after 90 s, and in an open
+    # cluster a joiner counts a member for the election once it has heard its next
+    # refresh (where members are certified, two pulled views vouch for it at once).
+    refresh_period: float = 30.0
     # Messages a second the refreshes of the whole cluster may add to the topic. With n
     # members each refreshes every max(refresh_period, n / max_refresh_rate) seconds, like
     # memberlist's pushPullScale. The issue's ceiling is "well under 10 msgs/s/topic".
     max_refresh_rate: float = 5.0
     # Refreshes thin out quadratically in a large cluster: a node refreshes at least every
     # n² / refresh_crowd seconds, so the whole cluster's refreshes fall as refresh_crowd / n
-    # a second. The certified 80 changes nothing up to 34 members in production (15 s)
+    # a second. The certified 80 changes nothing up to 48 members in production (30 s)
     # and 20 in the devnet preset; 125 s at 100 members, 3.5 h at 1,000. Where members are
     # certified the heartbeat has little left to do in a large cluster: pings find frozen
     # members, closed and refused connections crashed ones, and anti-entropy
@@ -335,7 +339,7 @@ def certified(config: ClusterConfig, enabled: bool = True) -> ClusterConfig:
 
 
 def production() -> ClusterConfig:
-    """Gentle on the topic (15 s refresh, at most 5 refresh messages a second
+    """Gentle on the topic (30 s refresh, at most 5 refresh messages a second
     cluster-wide): a killed peer dead in ~0.2 s where its port refuses our dial-back,
     else ~1.7 s, a frozen one in ~2.5 s (~4 s on a lossy link), at 10 members."""
     return ClusterConfig()

@@ -1,6 +1,6 @@
 """When our digest and suspicions go out (``adapters.publish_decisions``): plain values and
 exact times, no trio, no libp2p. Production timing: a change waits out a 1 s
-``min_publish_interval``, a refresh every 15 s; the default budget is 5 digests a second
+``min_publish_interval``, a refresh every 30 s; the default budget is 5 digests a second
 split over the live members (``publish_budget``)."""
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ def test_the_first_digest_goes_out_at_once_then_the_refresh() -> None:
     decisions = PublishDecisions(GossipTuning(), production())
     assert _due(decisions, 0.0)
     decisions.sent(0.0, SAID)
-    assert [_due(decisions, t) for t in (0.5, 14.9, 15.0)] == [False, False, True]
+    assert [_due(decisions, t) for t in (0.5, 29.9, 30.0)] == [False, False, True]
 
 
 def test_news_waits_out_min_publish_interval() -> None:

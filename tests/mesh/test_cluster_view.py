@@ -151,9 +151,9 @@ def test_suspicion_bounds() -> None:
 @pytest.mark.parametrize(
     ("preset", "n", "refresh", "silence"),
     [
-        (cluster_config.production, 1, 15.0, 45.0),
-        (cluster_config.production, 75, 15.0, 45.0),
-        (cluster_config.production, 150, 30.0, 90.0),  # stretched: 5 msgs/s cluster-wide
+        (cluster_config.production, 1, 30.0, 90.0),
+        (cluster_config.production, 150, 30.0, 90.0),
+        (cluster_config.production, 300, 60.0, 180.0),  # stretched: 5 msgs/s cluster-wide
         (cluster_config.devnet, 2, 0.5, 1.5),
         (cluster_config.devnet, 4, 1.0, 3.0),  # stretched: 4 msgs/s cluster-wide
         (cluster_config.devnet, 10, 2.5, 7.5),
@@ -175,7 +175,7 @@ def test_refresh_and_silence(
 @pytest.mark.parametrize(
     ("preset", "n", "refresh"),
     [
-        (cluster_config.production, 34, 15.0),  # as in an open cluster
+        (cluster_config.production, 48, 30.0),  # as in an open cluster
         (cluster_config.production, 100, 125.0),  # n² / 80
         (cluster_config.production, 1000, 12_500.0),
         (cluster_config.devnet, 10, 2.5),

@@ -139,7 +139,8 @@ def test_a_join_of_10_nodes_converges() -> None:
 
 def test_the_election_agrees_once_every_member_was_heard_firsthand() -> None:
     # The election skips members known from pulled views only (mesh.election: firsthand);
-    # a refresh interval (15 s) after a join every view has heard every member itself.
+    # a refresh interval after a join (sooner where two pulled views vouch for a member)
+    # every view has heard every member itself.
     later = _run("join", duration=60.0, after=20.0)
     assert later.admins == 1
 
