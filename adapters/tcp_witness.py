@@ -9,10 +9,6 @@ slow link and has to be long (2 s) for the lossiest one. TCP's own state tells t
   Nothing is lost on the way there; only its process has not answered.
 - no retransmission of ours on this connection for ``clean_for`` seconds: the link is not
   dropping packets, so a lost answer waiting for the peer's retransmit is unlikely too.
-  Retransmits the peer reported as duplicates (D-SACK, ``tcpi_dsack_dups``) are not
-  counted: they were not lost. Every retransmit on a 10-node loopback devnet was one (a
-  tail-loss probe sent while the peer's kernel delayed its ACK), and counted, they left
-  a third of its links without early verdicts.
 - ``inq == 0``: no bytes wait in our own receive buffer. If some did, the answer may be
   there and it is *our* process that is behind (Lifeguard's "the prober is the slow one").
 
@@ -40,10 +36,6 @@ __all__ = ["KernelWitness", "TcpState", "read_tcp_state", "socket_of"]
 _TCP_INFO = struct.Struct("8B24I")
 _UNACKED = 8 + 4
 _TOTAL_RETRANS = 8 + 23
-# tcpi_dsack_dups (Linux 5.10 and later), after the u64 byte counters.
-_DSACK_DUPS = struct.Struct("I")
-_DSACK_DUPS_AT = 216
-_TCP_INFO_READ = _DSACK_DUPS_AT + _DSACK_DUPS.size
 # The attributes from py-libp2p 0.8.1's SwarmConn down to its trio socket: muxed_conn
 # (Yamux), secured_conn (SecureSession), conn (NoiseTransportReadWriter), read_writer,
 # read_write_closer (RawConnection), stream (TrioTCPStream), stream (trio.SocketStream),
@@ -57,12 +49,6 @@ class TcpState:
     unacked: int  # segments sent and not yet acknowledged
     total_retrans: int  # segments we retransmitted over the connection's life
     inq: int  # bytes received by our kernel and not yet read by us
-    dsack_dups: int = 0  # of those, the peer reported this many as duplicates (not lost)
-
-    @property
-    def lost(self) -> int:
-        """Retransmits of segments the peer never reported having already."""
-        return max(0, self.total_retrans - self.dsack_dups)
 
 
 def socket_of(conn: object) -> Any | None:
@@ -85,15 +71,13 @@ def socket_of(conn: object) -> Any | None:
 def read_tcp_state(sock: Any) -> TcpState | None:
     """The socket's TCP state, or None if the kernel will not say (closed, not TCP)."""
     try:
-        raw = sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, _TCP_INFO_READ)
+        raw = sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, _TCP_INFO.size)
         fields = _TCP_INFO.unpack(raw[: _TCP_INFO.size])
-        # An older kernel's shorter struct: every retransmit counts, as if lost.
-        dups = _DSACK_DUPS.unpack_from(raw, _DSACK_DUPS_AT)[0] if len(raw) >= _TCP_INFO_READ else 0
         waiting = array.array("i", [0])
         fcntl.ioctl(sock.fileno(), termios.FIONREAD, waiting)
     except (OSError, struct.error, ValueError):
         return None
-    return TcpState(fields[_UNACKED], fields[_TOTAL_RETRANS], waiting[0], dups)
+    return TcpState(fields[_UNACKED], fields[_TOTAL_RETRANS], waiting[0])
 
 
 class KernelWitness:
@@ -104,7 +88,7 @@ class KernelWitness:
         if not clean_for >= 0:
             raise ValueError(f"clean_for must be >= 0, got {clean_for}")
         self.clean_for = clean_for
-        # connection -> (lost retransmits last seen, when that last grew)
+        # connection -> (total_retrans last seen, when it last grew)
         self._seen: dict[object, tuple[int, float]] = {}
 
     def judge(self, conn: object, state: TcpState | None, now: float) -> bool:
@@ -131,15 +115,11 @@ class KernelWitness:
         """When ``conn`` last retransmitted, as far as we know, after ``state``."""
         seen = self._seen.get(conn)
         if seen is None:
-            # A connection that has lost segments before we first looked: since when we
+            # A connection that has retransmitted before we first looked: since when we
             # cannot say, so from now.
-            seen = (state.lost, now if state.lost else now - self.clean_for)
-        elif state.lost > seen[0]:
-            seen = (state.lost, now)
-        elif state.lost < seen[0]:
-            # A duplicate report caught up with a retransmit we counted: fewer losses,
-            # but the clock it started keeps running (the rare way to err: waiting).
-            seen = (state.lost, seen[1])
+            seen = (state.total_retrans, now if state.total_retrans else now - self.clean_for)
+        elif state.total_retrans != seen[0]:
+            seen = (state.total_retrans, now)
         self._seen[conn] = seen
         return seen[1]
 
