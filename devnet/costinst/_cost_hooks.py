@@ -225,20 +225,18 @@ def install_counters() -> None:
     orig_ns_write = NetStream.write
 
     async def ns_write(self: Any, data: bytes) -> None:
-        if self.protocol_id and "meshsub" in str(self.protocol_id):
-            token = _SUB.set(classify_rpc(data))
-            try:
-                await orig_ns_write(self, data)
-            finally:
-                _SUB.reset(token)
-        elif self.protocol_id and "/kad/" in str(self.protocol_id):
-            token = _SUB.set(classify_kad(data))
-            try:
-                await orig_ns_write(self, data)
-            finally:
-                _SUB.reset(token)
-        else:
+        proto = str(self.protocol_id or "")
+        classify = (
+            classify_rpc if "meshsub" in proto else classify_kad if "/kad/" in proto else None
+        )
+        if classify is None:
             await orig_ns_write(self, data)
+            return
+        token = _SUB.set(classify(data))
+        try:
+            await orig_ns_write(self, data)
+        finally:
+            _SUB.reset(token)
 
     orig_write_frame = ymod.Yamux._write_frame
     header_format, header_size = ymod.YAMUX_HEADER_FORMAT, ymod.HEADER_SIZE

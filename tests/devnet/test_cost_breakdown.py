@@ -50,6 +50,18 @@ def test_truncated_or_foreign_rpc_is_undecodable() -> None:
     assert hooks.classify_rpc(b"") == "undecodable"
 
 
+def test_kademlia_writes_by_message_type() -> None:
+    from libp2p.kad_dht.pb.kademlia_pb2 import Message, Record
+
+    answer = Message(type=Message.MessageType.FIND_NODE)
+    answer.closerPeers.add(id=b"peer", addrs=[b"addr"])
+    assert hooks.classify_kad(answer.SerializeToString()) == "kad:FIND_NODE+closer-peers"
+    put = Message(type=Message.MessageType.PUT_VALUE, record=Record(key=b"k", value=b"v"))
+    assert hooks.classify_kad(put.SerializeToString()) == "kad:PUT_VALUE+record"
+    assert hooks.classify_kad(b"\x80\x01") == "kad:length-prefix"  # written apart by py-libp2p
+    assert hooks.classify_kad(b"\xff" * 10) == "kad:undecodable"
+
+
 @pytest.mark.parametrize(
     ("frame", "expected"),
     [
