@@ -195,11 +195,6 @@ class LinkPinger:
             return
         # From the moment our kernel has the ping: before, unacked == 0 says nothing.
         await written.wait()
-        try:
-            witness.observe(conn, trio.current_time())
-        except Exception:  # no verdict is better than a dead pinger
-            logger.debug("no TCP state for %s", conn.muxed_conn.peer_id, exc_info=True)
-            return
         # Asked again every ``early`` until the timeout: our own unread bytes or a
         # retransmit in flight may clear.
         while True:

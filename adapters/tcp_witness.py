@@ -95,24 +95,6 @@ class KernelWitness:
         """True when ``state`` says the peer's kernel has our ping and its process is silent."""
         if state is None:
             return False
-        clean = now - self._note(conn, state, now) >= self.clean_for
-        return clean and state.unacked == 0 and state.inq == 0
-
-    def observe(self, conn: object, now: float) -> None:
-        """Note ``conn``'s retransmit count as a ping is written on it, so that a verdict
-        on a later ping knows since when the link has been clean. Without it the first
-        look came with the first unanswered ping, and a connection that had ever
-        retransmitted (a third of a 10-node devnet's, from its start) gave no early
-        verdict for the next 30 s: that first ping was the frozen peer's."""
-        if not hasattr(socket, "TCP_INFO"):
-            return
-        sock = socket_of(conn)
-        state = None if sock is None else read_tcp_state(sock)
-        if state is not None:
-            self._note(conn, state, now)
-
-    def _note(self, conn: object, state: TcpState, now: float) -> float:
-        """When ``conn`` last retransmitted, as far as we know, after ``state``."""
         seen = self._seen.get(conn)
         if seen is None:
             # A connection that has retransmitted before we first looked: since when we
@@ -121,7 +103,8 @@ class KernelWitness:
         elif state.total_retrans != seen[0]:
             seen = (state.total_retrans, now)
         self._seen[conn] = seen
-        return seen[1]
+        clean = now - seen[1] >= self.clean_for
+        return clean and state.unacked == 0 and state.inq == 0
 
     def silent(self, conn: object, now: float) -> bool:
         if not hasattr(socket, "TCP_INFO"):

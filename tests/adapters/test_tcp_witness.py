@@ -48,27 +48,6 @@ def test_retransmits_before_we_first_looked_count_as_recent() -> None:
     assert witness.judge("conn", lossy, now=130.0)
 
 
-def test_pings_written_date_old_retransmits_so_the_next_silence_is_judged(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    import adapters.tcp_witness as tcp_witness
-
-    lossy = TcpState(unacked=0, total_retrans=2, inq=0)
-    states = {"conn": lossy, "worse": lossy}
-    monkeypatch.setattr(tcp_witness, "socket_of", lambda conn: conn)
-    monkeypatch.setattr(tcp_witness, "read_tcp_state", lambda sock: states[sock])
-    witness = KernelWitness(clean_for=30)
-    # Round-robin pings, answered, every 10 s: the count has not moved since the first.
-    for now in (0.0, 10.0, 20.0):
-        witness.observe("conn", now)
-        witness.observe("worse", now)
-    states["worse"] = TcpState(unacked=0, total_retrans=3, inq=0)
-    witness.observe("worse", 25.0)
-    # The ping written at 30.0 goes unanswered: its link has been clean for 30 s.
-    assert witness.judge("conn", lossy, now=30.5)
-    assert not witness.judge("worse", states["worse"], now=30.5)  # retransmitted at 25
-
-
 def test_forget_keeps_only_live_connections() -> None:
     witness = KernelWitness(clean_for=30)
     lossy = TcpState(unacked=0, total_retrans=2, inq=0)
