@@ -13,7 +13,10 @@ envelope re-serialized for every RPC sent).
 - receiving: a record whose exact bytes this host accepted from the same sender less than
   ``REVERIFY_AFTER`` seconds ago is accepted again without verifying. Same bytes, same
   sender, same verdict; the record was stored when it was first accepted, so only its
-  address TTL (2 h) is not refreshed, and the periodic re-verification does that. Anything
+  address TTL (2 h) is not refreshed, and the periodic re-verification does that. (Our own
+  nodes no longer put records on pubsub RPCs, ``adapters.lean_records``: from them it is
+  identify, once per connection, and their Kademlia requests and answers that renew it;
+  our redials name the addresses themselves.) Anything
   else (new bytes, a failure) goes to py-libp2p's own function, and failures are never
   cached.
 - sending: the envelope a host built is reused for ``RESEND_FOR`` seconds. py-libp2p
