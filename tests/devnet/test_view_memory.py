@@ -12,7 +12,7 @@ from devnet.view_memory import envelope_overhead, main, view_bytes, with_stateme
 from mesh.digest import TOPIC, encode_gossip
 
 
-def test_the_envelope_overhead_is_a_real_signed_messages() -> None:
+def test_the_envelope_overhead_is_that_of_a_real_signed_message() -> None:
     # What py-libp2p's signing fills in for an Ed25519 peer: the same sizes as assumed.
     key = create_new_key_pair().public_key
     real = rpc_pb2.Message(
