@@ -158,6 +158,7 @@ class GossipPublisher:
             dict(self._manager.component_scores()),
             self._http_addr(),
             tuple(self._p2p_addrs()),
+            self._view.local_health,
         )
 
     def _p2p_addrs(self) -> list[str]:
@@ -188,6 +189,7 @@ class GossipPublisher:
             "http_addr": self._http_addr(),
             "p2p_addrs": self._p2p_addrs(),
             "certificate": self._certificate,
+            "local_health": self._view.local_health,
         }
         # A component name or address peers would reject must not silence us: fall back
         # to a digest without the offending optional fields.

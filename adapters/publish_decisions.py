@@ -58,6 +58,9 @@ class Said:
     components: Mapping[str, float]
     http_addr: str
     p2p_addrs: tuple[str, ...]
+    # Our local health (mesh/awareness.py): peers stretch a suspicion of us by it, so a
+    # starved node says so at once, and says at once that it is no longer.
+    local_health: int = 0
 
 
 def is_news(said: Said | None, now: Said) -> bool:
@@ -66,7 +69,12 @@ def is_news(said: Said | None, now: Said) -> bool:
     least SCORE_BUCKET."""
     if said is None:
         return True
-    if (said.status, said.http_addr, said.p2p_addrs) != (now.status, now.http_addr, now.p2p_addrs):
+    if (said.status, said.http_addr, said.p2p_addrs, said.local_health) != (
+        now.status,
+        now.http_addr,
+        now.p2p_addrs,
+        now.local_health,
+    ):
         return True
     if said.components.keys() != now.components.keys():
         return True

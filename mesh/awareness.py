@@ -10,6 +10,10 @@ from the event-loop lag check, that scales every timeout of the view. Rule 8 of
    suspicion resting on it alone never becomes DEAD. When s returns to 0 such suspicions
    restart their clock, and those never published are withdrawn (LOCAL_RECOVERY). A closed
    connection is a kernel's fact, not a timing judgement, and is trusted even when starved.
+   Our digests carry s (``HealthDigest.local_health``), and a suspicion of a member is
+   stretched by the s its last digest reported, added to our own multiplier: a starved
+   member answers pings late, which on a clean link looks like a frozen one, and needs the
+   time to refute. A member can only slow the verdict on itself.
 
 A second score, the network's (0 up to ``awareness_max - 1``), comes from how late our
 pings are answered (``adapters.link_timing``): it stretches the same timeouts, so the
@@ -67,6 +71,11 @@ class Awareness:
         """memberlist's ``awareness.ScaleTimeout``: timeouts times (score + 1), both
         scores counted (not self-doubt), at most ``awareness_max``."""
         return min(self._max, self._health + self._network + 1)
+
+    def multiplier_for(self, reported: int) -> int:
+        """The multiplier of a suspicion of a member whose last digest reported local
+        health ``reported``: ours plus its (clamped), at most ``awareness_max``."""
+        return min(self._max, self.multiplier + min(max(0, reported), self._max - 1))
 
     def refresh(self, now: float) -> int:
         """Bring self-doubt up to ``now`` (its evidence ages out); its new score."""

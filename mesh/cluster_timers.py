@@ -3,8 +3,8 @@
 The view reads no clock: the adapter calls ``tick`` with the time, and ``next_deadline``
 tells a timer-driven adapter when ``tick`` will next have something to do. Silence is our
 own evidence (``mesh.cluster_suspicions``); the deadline of a suspicion is its own (rule 7,
-``mesh.suspicion``), scaled by our local health (rule 8, ``mesh.awareness``). Rule 11 of
-``mesh.cluster_view``, carried out here:
+``mesh.suspicion``), scaled by our local health and the suspect's own (rule 8,
+``mesh.awareness``). Rule 11 of ``mesh.cluster_view``, carried out here:
 
 11. Forgetting. DEAD members are dropped after ``dead_forget_after``, LEFT ones after
     ``left_forget_after`` (FORGOTTEN).
@@ -47,9 +47,8 @@ class Timers:
             if record.state is not SUSPECT or suspicion is None:
                 continue
             # Rule 12: carried notices alone make nobody dead.
-            if suspicion.held() or now < suspicion.deadline(
-                self.config, n, self._awareness.multiplier
-            ):
+            multiplier = self._awareness.multiplier_for(record.digest.local_health)
+            if suspicion.held() or now < suspicion.deadline(self.config, n, multiplier):
                 continue
             # Rule 8: a starved node does not condemn others on its own timing alone.
             if self._awareness.starved and suspicion.rests_on_timing_of(self.self_id):
@@ -97,7 +96,8 @@ class Timers:
                     self._awareness.starved and suspicion.rests_on_timing_of(self.self_id)
                 )
                 if not held:
-                    times.append(suspicion.deadline(self.config, n, self._awareness.multiplier))
+                    multiplier = self._awareness.multiplier_for(record.digest.local_health)
+                    times.append(suspicion.deadline(self.config, n, multiplier))
             elif record.state is DEAD:
                 times.append(record.state_since + self.config.dead_forget_after)
             elif record.state is LEFT:

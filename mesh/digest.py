@@ -71,6 +71,7 @@ def _fill_digest(out: Any, digest: HealthDigest) -> None:
     out.version = digest.version
     out.http_addr = digest.http_addr
     out.p2p_addrs.extend(digest.p2p_addrs)
+    out.local_health = digest.local_health
     if digest.certificate is not None:
         out.certificate.expires_at_ms = digest.certificate.expires_at_ms
         out.certificate.signature = digest.certificate.signature
@@ -194,6 +195,7 @@ def _digest_from_wire(wire: Any) -> HealthDigest | str:
         version=str(wire.version),
         http_addr=str(wire.http_addr),
         p2p_addrs=tuple(str(addr) for addr in wire.p2p_addrs),
+        local_health=int(wire.local_health),
         certificate=(
             MemberCertificate(
                 peer_id=str(wire.node_id),

@@ -36,7 +36,7 @@ MEMBER_STATE_DEAD: MemberState
 MEMBER_STATE_LEFT: MemberState
 
 class HealthDigest(_message.Message):
-    __slots__ = ("node_id", "start_time_ms", "incarnation", "seq", "status", "score", "components", "sent_at_ms", "version", "http_addr", "p2p_addrs", "certificate")
+    __slots__ = ("node_id", "start_time_ms", "incarnation", "seq", "status", "score", "components", "sent_at_ms", "version", "http_addr", "p2p_addrs", "certificate", "local_health")
     class ComponentsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -56,6 +56,7 @@ class HealthDigest(_message.Message):
     HTTP_ADDR_FIELD_NUMBER: _ClassVar[int]
     P2P_ADDRS_FIELD_NUMBER: _ClassVar[int]
     CERTIFICATE_FIELD_NUMBER: _ClassVar[int]
+    LOCAL_HEALTH_FIELD_NUMBER: _ClassVar[int]
     node_id: str
     start_time_ms: int
     incarnation: int
@@ -68,7 +69,8 @@ class HealthDigest(_message.Message):
     http_addr: str
     p2p_addrs: _containers.RepeatedScalarFieldContainer[str]
     certificate: MemberCertificate
-    def __init__(self, node_id: _Optional[str] = ..., start_time_ms: _Optional[int] = ..., incarnation: _Optional[int] = ..., seq: _Optional[int] = ..., status: _Optional[_Union[NodeStatus, str]] = ..., score: _Optional[float] = ..., components: _Optional[_Mapping[str, float]] = ..., sent_at_ms: _Optional[int] = ..., version: _Optional[str] = ..., http_addr: _Optional[str] = ..., p2p_addrs: _Optional[_Iterable[str]] = ..., certificate: _Optional[_Union[MemberCertificate, _Mapping]] = ...) -> None: ...
+    local_health: int
+    def __init__(self, node_id: _Optional[str] = ..., start_time_ms: _Optional[int] = ..., incarnation: _Optional[int] = ..., seq: _Optional[int] = ..., status: _Optional[_Union[NodeStatus, str]] = ..., score: _Optional[float] = ..., components: _Optional[_Mapping[str, float]] = ..., sent_at_ms: _Optional[int] = ..., version: _Optional[str] = ..., http_addr: _Optional[str] = ..., p2p_addrs: _Optional[_Iterable[str]] = ..., certificate: _Optional[_Union[MemberCertificate, _Mapping]] = ..., local_health: _Optional[int] = ...) -> None: ...
 
 class MemberCertificate(_message.Message):
     __slots__ = ("expires_at_ms", "signature")

@@ -61,6 +61,8 @@ class HealthDigest:
     http_addr: str = ""
     p2p_addrs: tuple[str, ...] = ()
     certificate: MemberCertificate | None = None
+    # Its own local health (mesh/awareness.py): how much longer others wait on a suspicion.
+    local_health: int = 0
 
     @property
     def key(self) -> Version:

@@ -51,6 +51,7 @@ class Sequencer:
         http_addr: str = "",
         p2p_addrs: Iterable[str] = (),
         certificate: MemberCertificate | None = None,
+        local_health: int = 0,
     ) -> HealthDigest:
         self.seq += 1
         return HealthDigest(
@@ -66,6 +67,7 @@ class Sequencer:
             http_addr=http_addr,
             p2p_addrs=tuple(p2p_addrs),
             certificate=certificate,
+            local_health=local_health,
         )
 
     def leave(self, now: float) -> LeaveNotice:

@@ -24,6 +24,7 @@ __all__ = [
     "MAX_COUNTER",
     "MAX_ENVELOPE_BYTES",
     "MAX_GOSSIP_BYTES",
+    "MAX_LOCAL_HEALTH",
     "MAX_P2P_ADDRS",
     "MAX_PEER_ID",
     "MAX_SNAPSHOT_BYTES",
@@ -56,6 +57,8 @@ MAX_SUSPICIONS = 64  # signed suspect notices per member entry of a snapshot
 MAX_COUNTER = 2**53 - 1
 MAX_TIME_MS = 2**53 - 1
 MAX_CERT_SIGNATURE = 64
+# A member's own local health: awareness_max is 8 by default; no preset comes near this.
+MAX_LOCAL_HEALTH = 64
 
 # libp2p peer IDs are base58btc multihashes (or base32 CIDs); only the shape is checked here,
 # since the signer comparison already ties an ID to a key.
@@ -105,6 +108,8 @@ def _check_digest(digest: HealthDigest) -> str | None:
         or len(cert.signature) != MAX_CERT_SIGNATURE
     ):
         return "certificate"
+    if not 0 <= digest.local_health <= MAX_LOCAL_HEALTH:
+        return f"local_health {digest.local_health}"
     if not _is_fraction(digest.score):
         return f"score {digest.score!r}"
     if len(digest.components) > MAX_COMPONENTS:

@@ -155,6 +155,8 @@ class SimNode:
         adapter's event-loop lag monitor does."""
         self.lag = lag
         self._handle_events(self.view.set_starved(lag > 0, self.now))
+        # The adapter's publisher polls and sees our local health change (Said).
+        self.publisher.wake()
         self.arm_tick()
 
     def leave(self) -> None:

@@ -12,6 +12,8 @@ can be due, which is the same moment, and a change of our mesh wakes it.
 
 from __future__ import annotations
 
+import dataclasses
+
 from adapters.node_checks import BUILT_IN_CHECKS
 from adapters.publish_decisions import PublishDecisions, Said
 from devnet.simulator.events import Timer
@@ -106,6 +108,14 @@ class Publisher:
         return {self.node.cluster.peer_id(peer) for peer in self.node.router.mesh}
 
     def said(self) -> Said:
+        """What a healthy node says, with the view's local health (a starved node's)."""
+        said = self._base_said()
+        health = self.node.view.local_health
+        if said.local_health == health:
+            return said
+        return dataclasses.replace(said, local_health=health)
+
+    def _base_said(self) -> Said:
         if self._said is None:
             node = self.node
             if node.cluster.one_host:  # the devnet: every node on 127.0.0.1, a port each
@@ -144,6 +154,7 @@ class Publisher:
             version="0.9.0",
             http_addr=said.http_addr,
             p2p_addrs=said.p2p_addrs,
+            local_health=said.local_health,
         )
 
     def send(self, data: bytes, digest: HealthDigest | None = None) -> None:

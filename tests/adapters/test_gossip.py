@@ -53,7 +53,7 @@ from adapters.view_pull import PULL_PROTOCOL
 from devnet import forge
 from mesh import digest_pb2
 from mesh.admission import AdmissionPolicy
-from mesh.cluster_config import ClusterConfig, devnet
+from mesh.cluster_config import ClusterConfig, devnet, production
 from mesh.cluster_json import cluster_json
 from mesh.cluster_page import ClusterPage
 from mesh.cluster_transitions import Cause
@@ -259,6 +259,7 @@ async def _run_member(
     p2p: dict[str, Any],
     tuning: GossipTuning | None = None,
     admission: AdmissionPolicy | None = None,
+    starved: Callable[[], bool] = lambda: False,
     *,
     task_status: trio.TaskStatus[Member],
 ) -> None:
@@ -278,6 +279,7 @@ async def _run_member(
                     # Not meeting members: the links are the test's (a chain stays one).
                     tuning=tuning or GossipTuning(meet_links=0),
                     admission=admission,
+                    starved=starved,
                 )
                 await nursery.start(service.run)
                 task_status.started(Member(node, service, registry, scope, stopped))
@@ -293,12 +295,18 @@ class Cluster:
     p2p: dict[str, Any] = dataclasses.field(default_factory=dict)  # P2PConfig overrides
     admission: AdmissionPolicy | None = None
 
-    async def start(self, name: str, *peers: Member, tuning: GossipTuning | None = None) -> Member:
+    async def start(
+        self,
+        name: str,
+        *peers: Member,
+        tuning: GossipTuning | None = None,
+        starved: Callable[[], bool] = lambda: False,
+    ) -> Member:
         """A node connected to ``peers`` only. Not P2PConfig.bootstrap: its Kademlia
         refresh dials the bootstrap peer's neighbours too, and the topology would not
-        stay sparse."""
+        stay sparse. ``starved`` stands in for its event-loop lag monitor."""
         key = self.tmp_path / f"{name}.key"
-        run = partial(_run_member, key, self.config, self.p2p, tuning, self.admission)
+        run = partial(_run_member, key, self.config, self.p2p, tuning, self.admission, starved)
         member: Member = await self.nursery.start(run)
         for peer in peers:
             await member.node.connect(peer.addr)
@@ -421,6 +429,33 @@ async def test_leaving_node_turns_left_everywhere_within_a_second(tmp_path: Path
             what="the view hears of the closed connection",
         )
         assert _everyone_sees(others, [leaver.peer_id], LEFT)()
+
+
+@pytest.mark.network
+async def test_a_starved_node_tells_its_peers_at_once_and_when_it_recovers(
+    tmp_path: Path,
+) -> None:
+    # Its peers give a suspicion of it that much longer (mesh/awareness.py, rule 8). The
+    # production refresh is 30 s: the news goes out on its own.
+    lagging = {"now": False}
+    async with _cluster(tmp_path, production()) as cluster:
+        peer = await cluster.start("peer")
+        slow = await cluster.start("slow", peer, starved=lambda: lagging["now"])
+        await wait_until(_all_alive([peer, slow]), timeout=10, what="convergence")
+        assert _held_digest(peer, slow.peer_id).local_health == 0
+        lagging["now"] = True
+        starved = production().awareness_max - 1
+        await wait_until(
+            lambda: _held_digest(peer, slow.peer_id).local_health == starved,
+            timeout=5,
+            what="the peer hears that it is starved",
+        )
+        lagging["now"] = False
+        await wait_until(
+            lambda: _held_digest(peer, slow.peer_id).local_health == 0,
+            timeout=5,
+            what="the peer hears that it recovered",
+        )
 
 
 @pytest.mark.network

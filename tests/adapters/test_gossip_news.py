@@ -55,6 +55,7 @@ def test_a_slow_drift_is_news_once_it_adds_up() -> None:
         {"status": Status.DEGRADED},
         {"http_addr": "http://10.0.0.2:8081"},
         {"p2p_addrs": ()},
+        {"local_health": 7},  # a starved node asks for more time at once
         {"components": {"election-health": 0.874}},  # a check went away
         {"components": {"election-health": 0.874, "memory": 0.9, "disk-space": 1.0}},
     ],

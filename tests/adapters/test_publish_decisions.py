@@ -5,6 +5,7 @@ split over the live members (``publish_budget``)."""
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Set as AbstractSet
 
 import pytest
@@ -48,6 +49,17 @@ def test_news_waits_out_min_publish_interval() -> None:
     degraded = Said(Status.DEGRADED, 0.9, {}, "http://10.0.0.1:8081", ())
     due = [decisions.digest_due(t, 1, frozenset, lambda: degraded) for t in (0.5, 1.0)]
     assert due == [False, True]
+
+
+def test_starving_and_recovering_are_news() -> None:
+    # Peers stretch a suspicion of us by our local health (mesh/awareness.py): both
+    # edges go out at once, not with the next refresh.
+    decisions = _sent_at(0.0)
+    starved = dataclasses.replace(SAID, local_health=7)
+    assert decisions.digest_due(1.0, 1, frozenset, lambda: starved)
+    decisions.sent(1.0, starved)
+    assert not decisions.digest_due(2.0, 1, frozenset, lambda: starved)
+    assert decisions.digest_due(2.0, 1, frozenset, lambda: SAID)
 
 
 def test_a_peer_new_to_our_mesh_hears_of_us_at_once_and_once() -> None:

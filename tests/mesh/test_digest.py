@@ -128,6 +128,7 @@ def wire_digest(**fields: Any) -> bytes:
         digest(),
         digest(components={}, p2p_addrs=(), version="", http_addr="", incarnation=0, seq=0),
         *(digest(status=status) for status in Status),
+        digest(local_health=64),
         SUSPECT,
         LEAVE,
     ],
@@ -220,6 +221,8 @@ def test_time_limits_are_inclusive() -> None:
         {"http_addr": "10.0.0.5 :8081"},
         {"p2p_addrs": ["ip4/10.0.0.5/tcp/9000"]},
         {"p2p_addrs": [f"/ip4/10.0.0.{i}/tcp/9000" for i in range(17)]},
+        {"local_health": 65},
+        {"local_health": 2**32 - 1},
     ],
     ids=lambda fields: next(iter(fields)),
 )
