@@ -17,7 +17,8 @@ runs with instrumented runs.
 arguments); names are checked before anything starts.
 
 The defaults already include the 2026-12 cost changes (adapters/yamux_credit.py, reused
-ping streams, 15 s production refresh, active checks reading the enhanced checks' probes);
+ping streams, 30 s production refresh, no signed peer records on pubsub RPCs or Kademlia
+answers, active checks reading the enhanced checks' probes);
 GossipSub's D is 4/3/6 (3/2/4 was measured, then reverted: see BENCHMARKS.md). The old
 settings can be measured again with --p2p '{"ping_reuse_streams": false}' --cluster
 '{"refresh_period": 5.0}'; the yamux credit rule and the probe sharing have no switch.

@@ -12,6 +12,11 @@ import sys
 
 if any(name.startswith("COST_") for name in os.environ):
     try:
+        # The hooks import libp2p: shield first, as the node command does, so that
+        # instrumented nodes hold what uninstrumented ones hold.
+        from adapters import import_shield
+
+        import_shield.shield()
         import _cost_hooks  # type: ignore[import-not-found]  # same folder, top-level on sys.path
 
         _cost_hooks.install_from_env()
