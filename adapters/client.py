@@ -142,6 +142,7 @@ class PeerView:
     version: str | None = None
     incarnation: int = 0
     suspected_by: tuple[str, ...] = ()
+    local_health: int = 0  # what it says of its own timing: above 0 it is starved
 
 
 @dataclass(frozen=True)
@@ -173,6 +174,7 @@ class ClusterView:
                 version=_text_or_none(peer.get("version")),
                 incarnation=int(peer.get("incarnation") or 0),
                 suspected_by=tuple(str(p) for p in peer.get("suspected_by") or ()),
+                local_health=int(peer.get("local_health") or 0),
             )
             for peer in body["peers"]
             if isinstance(peer, dict) and "peer_id" in peer

@@ -9,7 +9,8 @@ At each poll of the publisher, in this order:
 2. Else our digest goes out if it is due and the budget has a token. Due: a peer new to
    our GossipSub mesh should hear of us (an announcement: the budget only, no
    ``min_publish_interval``), or ``ClusterConfig.publish_due`` says so, for news
-   (``is_news``: status, addresses, components, or a score moved by ``SCORE_BUCKET``) or
+   (``is_news``: status, addresses, components, local health, or a score moved by
+   ``SCORE_BUCKET``) or
    for the refresh.
 3. Then queued suspicions, a token each; at most ``max_pending_suspects`` wait.
 

@@ -56,6 +56,11 @@ from dataclasses import dataclass
 
 from mesh.errors import ConfigError
 
+# The most awareness_max may be: our digests carry our local health, up to awareness_max - 1,
+# and peers reject a digest whose local health is above MAX_AWARENESS - 1
+# (mesh/wire_bounds.py, MAX_LOCAL_HEALTH).
+MAX_AWARENESS = 65
+
 # Witnesses a certified cluster needs (ClusterConfig.refusal_witnesses): two, so that no
 # single admitted member's word makes anyone dead.
 CERTIFIED_WITNESSES = 2
@@ -66,6 +71,7 @@ CERTIFIED_REFRESH_CROWD = 80.0
 __all__ = [
     "CERTIFIED_REFRESH_CROWD",
     "CERTIFIED_WITNESSES",
+    "MAX_AWARENESS",
     "ClusterConfig",
     "certified",
     "devnet",
@@ -241,6 +247,10 @@ class ClusterConfig:
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
                 raise ConfigError(f"cluster {name} must be an integer >= {minimum}, got {value!r}")
+        if self.awareness_max > MAX_AWARENESS:
+            raise ConfigError(
+                f"cluster awareness_max must be at most {MAX_AWARENESS}, got {self.awareness_max}"
+            )
         if self.max_message_age < self.max_clock_skew:
             # Otherwise a sender whose clock lags by less than the skew we accept would
             # still see all its messages rejected as stale.

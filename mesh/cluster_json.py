@@ -30,6 +30,8 @@ and of one member (also the body of /health/cluster/<peer id>)::
      "incarnation": 0, "start_time": "<RFC 3339>", "version": "v0.1.0",
      "http_addr": "...", "p2p_addrs": ["/ip4/.../p2p/..."],
      "suspected_by": ["<peer id>", ...],
+     "local_health": 0,              # what it says of its own timing: 0 keeps time, more is
+                                     # starved (a suspicion of it waits that much longer)
      "history": [{"at": "<RFC 3339>", "from": "alive", "to": "suspect",
                   "cause": "disconnected", "detail": "by <observer id>"},
                  ...]}                 # newest first, at most ``history``
@@ -122,6 +124,7 @@ def member_json(
         "http_addr": member.http_addr,
         "p2p_addrs": list(member.p2p_addrs),
         "suspected_by": sorted(member.suspected_by),
+        "local_health": member.local_health,
         "history": [
             transition_json(t, now=now, wall_now=wall_now) for t in _newest(member.history, history)
         ],

@@ -54,6 +54,8 @@ class Member:
     history: tuple[Transition, ...]  # oldest first, bounded
     # We have had a digest of it from the topic, not only from a pulled snapshot (rule 2).
     firsthand: bool = True
+    # What its digest says of its own local health (0: keeps time; mesh/awareness.py).
+    local_health: int = 0
 
     @property
     def incarnation(self) -> int:
@@ -270,6 +272,7 @@ class Roster:
             p2p_addrs=digest.p2p_addrs,
             history=tuple(record.history),
             firsthand=record.firsthand,
+            local_health=digest.local_health,
         )
 
     def counts(self) -> dict[MemberState, int]:

@@ -16,9 +16,10 @@ from __future__ import annotations
 
 from mesh.awareness import Awareness
 from mesh.cluster_events import Event
-from mesh.cluster_roster import Roster
+from mesh.cluster_roster import MemberRecord, Roster
 from mesh.cluster_suspicions import Suspicions
 from mesh.cluster_transitions import ALIVE, DEAD, LEFT, SUSPECT, Cause
+from mesh.suspicion import Suspicion
 
 __all__ = ["Timers"]
 
@@ -47,8 +48,7 @@ class Timers:
             if record.state is not SUSPECT or suspicion is None:
                 continue
             # Rule 12: carried notices alone make nobody dead.
-            multiplier = self._awareness.multiplier_for(record.digest.local_health)
-            if suspicion.held() or now < suspicion.deadline(self.config, n, multiplier):
+            if suspicion.held() or now < self._deadline(record, suspicion, n):
                 continue
             # Rule 8: a starved node does not condemn others on its own timing alone.
             if self._awareness.starved and suspicion.rests_on_timing_of(self.self_id):
@@ -75,6 +75,11 @@ class Timers:
                 del self._roster.tombstones[peer]
         return events
 
+    def _deadline(self, record: MemberRecord, suspicion: Suspicion, n: int) -> float:
+        """Rule 8 on both sides: our local health, and the suspect's own word on its."""
+        theirs = self._awareness.multiplier_for(record.digest.local_health)
+        return suspicion.deadline(self.config, n, self._awareness.multiplier, theirs)
+
     def next_deadline(self) -> float | None:
         """The earliest time at which ``tick`` would do something, for a timer-driven
         adapter (None: nothing pending). A held suspicion (rule 8) has no deadline."""
@@ -96,8 +101,7 @@ class Timers:
                     self._awareness.starved and suspicion.rests_on_timing_of(self.self_id)
                 )
                 if not held:
-                    multiplier = self._awareness.multiplier_for(record.digest.local_health)
-                    times.append(suspicion.deadline(self.config, n, multiplier))
+                    times.append(self._deadline(record, suspicion, n))
             elif record.state is DEAD:
                 times.append(record.state_since + self.config.dead_forget_after)
             elif record.state is LEFT:

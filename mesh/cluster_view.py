@@ -51,7 +51,8 @@ written out in full beside the code that carries it out, as memberlist keeps its
    (``mesh.suspicion``).
 8. Local health (Lifeguard IV-A). Timeouts grow while we are starved, and our timing
    evidence is then not trusted; they grow too while our pings are answered late, a
-   noisy network, whose evidence stands (``mesh.awareness``).
+   noisy network, whose evidence stands. A suspicion of a member also grows by the local
+   health its own last digest reported (``mesh.awareness``).
 9. Stopping. Failure evidence about a member that said it was stopping means it left
    (``mesh.cluster_suspicions``).
 10. Leave. A leave notice makes the member LEFT at once, from any state

@@ -76,9 +76,16 @@ class Suspicion:
         """Whether ``observer`` (we) is its only observer, on timing evidence alone (rule 8)."""
         return set(self.bases) == {observer} and self.local <= TIMING_EVIDENCE
 
-    def deadline(self, config: ClusterConfig, n: int, multiplier: int) -> float:
+    def deadline(
+        self, config: ClusterConfig, n: int, multiplier: int, suspect_multiplier: int | None = None
+    ) -> float:
+        """When the suspicion ends in death. ``multiplier`` is our local health's;
+        ``suspect_multiplier`` (default: the same), ours with the suspect's own reported
+        health added, stretches only the suspicion timeout: the suspect's word is no
+        reason to doubt anybody's refused dial (rule 8, ``mesh.awareness``)."""
         timeout = config.suspicion_timeout(n, self.confirmations())
-        deadline = self.since + timeout * multiplier
+        stretch = multiplier if suspect_multiplier is None else suspect_multiplier
+        deadline = self.since + timeout * stretch
         if self.refused_at is not None:
             # Rule 7: a kernel's answer, not a judgement of time: no multiplier.
             deadline = min(deadline, self.refused_at + config.refused_grace)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 import re
 
-from mesh.cluster_config import ClusterConfig
+from mesh.cluster_config import MAX_AWARENESS, ClusterConfig
 from mesh.messages import Gossip, HealthDigest, LeaveNotice, SuspectNotice
 from mesh.model import Status
 from mesh.rejection import Rejection, RejectReason
@@ -57,8 +57,8 @@ MAX_SUSPICIONS = 64  # signed suspect notices per member entry of a snapshot
 MAX_COUNTER = 2**53 - 1
 MAX_TIME_MS = 2**53 - 1
 MAX_CERT_SIGNATURE = 64
-# A member's own local health: awareness_max is 8 by default; no preset comes near this.
-MAX_LOCAL_HEALTH = 64
+# A member's own local health: awareness_max is 8 by default, and at most MAX_AWARENESS.
+MAX_LOCAL_HEALTH = MAX_AWARENESS - 1
 
 # libp2p peer IDs are base58btc multihashes (or base32 CIDs); only the shape is checked here,
 # since the signer comparison already ties an ID to a key.

@@ -40,6 +40,7 @@ from libp2p.stream_muxer.exceptions import MuxedStreamError
 from libp2p.utils import encode_varint_prefixed
 from prometheus_client import CollectorRegistry
 
+from adapters.client import ClusterView as ClientView
 from adapters.election_check import ELECTION_CHECK, election_result
 from adapters.envelope import EnvelopeCache
 from adapters.gossip import GossipService
@@ -96,7 +97,8 @@ def _digest(node_id: str, start: float, seq: int, **fields: object) -> HealthDig
 def test_cluster_json_has_the_documented_shape() -> None:
     view = ClusterView("Self1", devnet())
     view.on_gossip(_digest("Self1", 1_700_000_000.0, 1, version="v1", http_addr="h:1"), 100.0)
-    view.on_gossip(_digest("Peer2", 1_700_000_010.0, 1, status=Status.DEGRADED, score=0.5), 100.0)
+    peer2 = _digest("Peer2", 1_700_000_010.0, 1, status=Status.DEGRADED, score=0.5, local_health=3)
+    view.on_gossip(peer2, 100.0)
     view.on_connected("Peer2", 100.0)
     view.on_disconnected("Peer2", 101.0)
 
@@ -134,12 +136,14 @@ def test_cluster_json_has_the_documented_shape() -> None:
         "http_addr",
         "p2p_addrs",
         "suspected_by",
+        "local_health",
         "history",
     ]
     assert me["self"] is True and me["last_seen_age"] is None
     assert peer["state"] == "suspect" and peer["status"] == "degraded"
     assert peer["last_seen_age"] == 2.5
     assert peer["suspected_by"] == ["Self1"]
+    assert (peer["local_health"], me["local_health"]) == (3, 0)
     assert peer["start_time"] == "2023-11-14T22:13:30Z"
     # Newest first; view times (monotonic) become wall times: 101.0 is 1.5 s before now.
     assert peer["history"] == [
@@ -450,6 +454,12 @@ async def test_a_starved_node_tells_its_peers_at_once_and_when_it_recovers(
             timeout=5,
             what="the peer hears that it is starved",
         )
+        # Operators and test authors see it too (/health/cluster, adapters.client).
+        seen = ClientView.from_json(peer.service.cluster_json())
+        assert {p.peer_id: p.local_health for p in seen.peers} == {
+            slow.peer_id: starved,
+            peer.peer_id: 0,
+        }
         lagging["now"] = False
         await wait_until(
             lambda: _held_digest(peer, slow.peer_id).local_health == 0,

@@ -221,3 +221,17 @@ def test_a_starved_node_gives_the_member_longer_to_answer_witnesses() -> None:
     assert state(view) is SUSPECT
     view.tick(1.0 + GRACE * CERT.awareness_max)
     assert state(view) is DEAD
+
+
+def test_a_member_that_says_it_is_starved_gets_no_longer_to_answer_witnesses() -> None:
+    # Its own word stretches a suspicion of it (mesh/awareness.py), not others' refused
+    # dials: nothing listens at its address, however slow it said it was.
+    view = cluster(config=CERT)
+    for node in (X, B, C, D):
+        reported = CERT.awareness_max - 1 if node == X else 0
+        view.on_digest(dataclasses.replace(dg(node), local_health=reported), 0.0)
+    view.on_suspect_notice(refused(B), 1.0)
+    view.on_suspect_notice(refused(C), 1.0)
+    assert view.next_deadline() == 1.0 + GRACE
+    view.tick(1.0 + GRACE)
+    assert state(view) is DEAD
