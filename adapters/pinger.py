@@ -104,7 +104,7 @@ class LinkPinger:
         # says the peer's has it and the link is clean (adapters/tcp_witness.py); without a
         # witness every ping waits its full timeout.
         self.witness: KernelWitness | None = None
-        self.early_after = 0.5
+        self.early_after = 0.75  # P2PConfig.ping_early_after's default
         self.on_failure: list[PingListener] = []
         self.sent = 0
         self.answered = 0

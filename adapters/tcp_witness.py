@@ -9,6 +9,8 @@ slow link and has to be long (2 s) for the lossiest one. TCP's own state tells t
   Nothing is lost on the way there; only its process has not answered.
 - no retransmission of ours on this connection for ``clean_for`` seconds: the link is not
   dropping packets, so a lost answer waiting for the peer's retransmit is unlikely too.
+  Unlikely is not never: ``early_after`` (0.75 s by default) waits out an answer lost
+  twice, which its sender's kernel resends 0.6 s after the ping (P2PConfig).
 - ``inq == 0``: no bytes wait in our own receive buffer. If some did, the answer may be
   there and it is *our* process that is behind (Lifeguard's "the prober is the slow one").
 

@@ -12,10 +12,10 @@ machine: a killed agent is failed after 5.8-6.8 s, a SIGSTOPped one after ~6 s):
 preset     killed peer (libp2p disconnect in ~0.2 s)        frozen peer (SIGSTOP)
 =========  ===============================================  ==============================
 devnet     0.2 s + suspicion min 2.0 s = ~2.2 s             a ping failed on the kernel's
-                                                            word (0.5-1 s: the next ping
-production 0.2 s + 1.5 s = ~1.7 s                           plus 0.5 s, adapters/
-                                                            tcp_witness.py) + 1.5 s = ~2.5 s
-                                                            (devnet: + 2.0 s = ~3 s);
+                                                            word (0.75-1.25 s: the next
+production 0.2 s + 1.5 s = ~1.7 s                           ping plus 0.75 s, adapters/
+                                                            tcp_witness.py) + 1.5 s = ~2.7 s
+                                                            (devnet: + 2.0 s = ~3.2 s);
                                                             on a lossy link the 2 s ping
                                                             timeout: ~4 s (production's
                                                             digest silence alone: 45 s)

@@ -63,6 +63,7 @@ def pinger_with(stream: Stream, witness: Witness) -> tuple[LinkPinger, Conn]:
     network = type("Network", (), {"connections": {PEER: [conn]}})()
     pinger = LinkPinger(network, interval=0.5, timeout=2.0, reuse_streams=True)  # type: ignore[arg-type]
     pinger.witness = witness  # type: ignore[assignment]
+    pinger.early_after = 0.5  # the times below; the default is P2PConfig's
     pinger._streams[conn] = stream  # type: ignore[index]
     return pinger, conn
 

@@ -108,15 +108,17 @@ def test_a_crash_at_10_nodes_is_seen_dead_by_every_live_node() -> None:
 def test_a_frozen_node_is_dead_everywhere_but_not_before_it_could_refute() -> None:
     result = _run("freeze")
     assert len(result.seen) == 9
-    # A frozen kernel refuses nothing: a ping fails at the kernel's word (0.5 s), then
+    # A frozen kernel refuses nothing: a ping fails at the kernel's word (0.75 s), then
     # the suspicion's minimum (1.5 s at 10 members) gives a live peer time to refute.
-    assert min(result.seen) >= 0.5 + production().suspicion_timeout(10, 2)
+    early = P2PConfig.ping_early_after
+    assert early is not None
+    assert min(result.seen) >= early + production().suspicion_timeout(10, 2)
     assert result.false_deaths == 0
 
 
 def test_a_frozen_node_is_failed_on_its_kernels_word_before_the_ping_timeout() -> None:
     # Its kernel acknowledges our pings on clean links (adapters/tcp_witness.py), so the
-    # first ping fails at 0.5 s and the freeze is dead everywhere sooner than the 2 s
+    # first ping fails at 0.75 s and the freeze is dead everywhere sooner than the 2 s
     # ping timeout plus the suspicion's minimum.
     result = _run("freeze", nodes=10)
     p50 = result.percentile(0.5)
