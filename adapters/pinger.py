@@ -50,6 +50,10 @@ def _never() -> bool:
     return False
 
 
+def _never_peer(_peer: str) -> bool:
+    return False
+
+
 def _one() -> int:
     return 1
 
@@ -105,6 +109,10 @@ class LinkPinger:
         # witness every ping waits its full timeout.
         self.witness: KernelWitness | None = None
         self.early_after = 0.75  # P2PConfig.ping_early_after's default
+        # Peers that said they are starved (HealthDigest.local_health): their process
+        # answers late by its own account, so their kernel's word is no early verdict; each
+        # such failure would be a suspicion and a refutation flooded to every member.
+        self.patient: Callable[[str], bool] = _never_peer
         self.on_failure: list[PingListener] = []
         self.sent = 0
         self.answered = 0
@@ -269,7 +277,8 @@ class LinkPinger:
             name = peer.to_base58()
             timeout = self.timeout if self.timing is None else self.timing.timeout(name)
             timeout *= scale
-            early = None if self.witness is None else self.early_after * scale
+            patient = self.witness is None or self.patient(name)
+            early = None if patient else self.early_after * scale
             began = trio.current_time()
             try:
                 answered = await self.ping(conn, timeout, early)

@@ -325,6 +325,11 @@ class ClusterView:
         """Whether ``peer`` is in the view, without copying its entry."""
         return peer in self._roster.records
 
+    def reported_health(self, peer: str) -> int:
+        """The local health ``peer``'s last digest reported (0 for a stranger)."""
+        record = self._roster.records.get(peer)
+        return 0 if record is None else record.digest.local_health
+
     def member(self, peer: str) -> Member | None:
         record = self._roster.records.get(peer)
         return None if record is None else self._roster.copy(peer, record)

@@ -357,7 +357,8 @@ class SimNode:
                 self.view.set_network_health(self.timing.score)
             done(ok)
 
-        early = P2PConfig.ping_early_after
+        # LinkPinger.patient: no early verdict on a peer whose digest says it is starved.
+        early = None if self.view.reported_health(name) > 0 else P2PConfig.ping_early_after
         self.cluster.ping(
             self.index,
             peer,

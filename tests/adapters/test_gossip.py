@@ -454,6 +454,8 @@ async def test_a_starved_node_tells_its_peers_at_once_and_when_it_recovers(
             timeout=5,
             what="the peer hears that it is starved",
         )
+        # Its peer's pinger gives it the whole ping timeout (no early verdict on it).
+        assert peer.node.pinger.patient(slow.peer_id)
         # Operators and test authors see it too (/health/cluster, adapters.client).
         seen = ClientView.from_json(peer.service.cluster_json())
         assert {p.peer_id: p.local_health for p in seen.peers} == {
@@ -466,6 +468,7 @@ async def test_a_starved_node_tells_its_peers_at_once_and_when_it_recovers(
             timeout=5,
             what="the peer hears that it recovered",
         )
+        assert not peer.node.pinger.patient(slow.peer_id)
 
 
 @pytest.mark.network

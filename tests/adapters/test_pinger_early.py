@@ -118,3 +118,16 @@ async def test_an_answer_before_the_early_verdict_is_an_answer(
     pinger, _ = pinger_with(Stream(answer_after=0.3), Witness(True))
     assert await probe(pinger) == (True, 0.3)
     assert (pinger.answered, pinger.failed, pinger.silent) == (1, 0, 0)
+
+
+async def test_a_peer_that_said_it_is_starved_gets_its_whole_timeout(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    # Its digest says its process answers late (HealthDigest.local_health): the kernel's
+    # word is no verdict on it, and the witness is not asked.
+    witness = Witness(True)
+    pinger, _ = pinger_with(Stream(), witness)
+    pinger.patient = lambda peer: peer == PEER.to_base58()
+    assert await probe(pinger) == (False, 2.0)
+    assert (pinger.failed, pinger.silent) == (1, 0)
+    assert witness.asked == []
