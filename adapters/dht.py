@@ -129,6 +129,38 @@ class LibP2PDHT:
         except Exception as exc:
             raise DHTError(f"DHT put of {key} failed: {exc!r}") from exc
 
+    async def put_at_closest(self, key: str, value: bytes, replicas: int) -> list[str]:
+        self._validator.validate(key, value)
+        if replicas < 1:
+            raise ValueError(f"replicas must be at least 1, got {replicas}")
+        key_bytes = key.encode("utf-8")
+        local = self._dht.local_peer_id
+        # The same iterative FIND_NODE lookup as put_value's, for as many peers as we store
+        # at (and ourselves, whom it may list): put_value stores at all k = 20, so with up
+        # to 20 nodes every probe record went to every node (ValueStore._store_at_peer is
+        # private API, like _get_from_peer below).
+        try:
+            found = await self._dht.peer_routing.find_closest_peers_network(
+                key_bytes, count=replicas + 1
+            )
+        except Exception as exc:
+            raise DHTError(f"lookup of the peers closest to {key} failed: {exc!r}") from exc
+        targets = [peer for peer in found if peer != local][:replicas]
+        stored: list[str] = []
+
+        async def store(peer: ID) -> None:
+            with trio.move_on_after(self._peer_timeout):
+                try:
+                    if await self._dht.value_store._store_at_peer(peer, key_bytes, value):
+                        stored.append(peer.to_base58())
+                except Exception as exc:
+                    logger.info("PUT %s at %s failed: %r", key, peer, exc)
+
+        async with trio.open_nursery() as nursery:
+            for peer in targets:
+                nursery.start_soon(store, peer)
+        return stored
+
     async def get_value(self, key: str) -> bytes | None:
         check_key(key)
         try:

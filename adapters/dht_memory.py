@@ -7,6 +7,7 @@ silent or unreachable, for tests and simulations that need no sockets.
 from __future__ import annotations
 
 import enum
+import hashlib
 from dataclasses import dataclass, field
 
 import trio
@@ -33,9 +34,9 @@ class _FakePeer:
 
 
 class InMemoryDHTNetwork:
-    """A shared set of fake DHT stores; every reachable node holds every value (k >= N).
-
-    Real py-libp2p with k = 20 also gives every node a copy while N <= 20 (notes).
+    """A shared set of fake DHT stores. ``put_value`` gives every reachable node a copy
+    (k >= N), as real py-libp2p with k = 20 does while N <= 20 (notes); ``put_at_closest``
+    stores at the first peers of a stable per-key order, a stand-in for XOR distance.
     """
 
     def __init__(self, max_value_size: int = DEFAULT_MAX_VALUE_SIZE) -> None:
@@ -87,6 +88,23 @@ class InMemoryDHT:
             return
         for other in self._net._others(self.peer_id):
             self._net.store_of(other)[key] = value
+
+    async def put_at_closest(self, key: str, value: bytes, replicas: int) -> list[str]:
+        self._net.validator.validate(key, value)
+        await trio.lowlevel.checkpoint()
+        if not self._net._peers[self.peer_id].reachable:
+            return []
+        # A stand-in for XOR distance: a stable order per key that differs between keys.
+        closest = sorted(
+            self._net._others(self.peer_id),
+            key=lambda peer: hashlib.sha256(f"{key}|{peer}".encode()).digest(),
+        )[:replicas]
+        stored = []
+        for peer in closest:
+            if self._net._peers[peer].behaviour is not PeerBehaviour.SILENT:
+                self._net.store_of(peer)[key] = value
+                stored.append(peer)
+        return stored
 
     async def get_value(self, key: str) -> bytes | None:
         check_key(key)

@@ -16,8 +16,9 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 # node's load. At 5 s they cost each node of a 10-node devnet ~9 % of a core, more than
 # everything else together (2026-11-28), and twenty nodes saturated two cores.
 DEFAULT_PROBE_INTERVAL = 15.0
-# Beyond 10 nodes the default grows by this much per node. Each probe costs every other
-# node work (a DHT put is a lookup plus a store at up to k = 20 peers), so at a fixed
+# Beyond 10 nodes the default grows by this much per node. Each probe costs other nodes
+# work (a DHT probe is a lookup, 3 stores and 3 reads; it stored at all k = 20 until
+# 2026-12-04, which these figures were measured with), so at a fixed
 # interval the machine's total probe load grows with n squared; spacing probes as n grows
 # keeps it level. At 20 nodes on two cores, 15 s kept every node's pings failing and the
 # devnet never converged; 30 s converged in 3.5 s at 6 % of a core per node (2026-11-28).

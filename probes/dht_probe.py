@@ -2,34 +2,34 @@
 
 The reference's flow ("Active DHT Check"): unique key and value, put, wait 100 ms for
 propagation, get, compare. A get on the node that put answers from its local store
-(py-libp2p notes, "Kademlia") and proves nothing about the network, so the read-back here
-asks other peers directly, each for its own copy (``DHT.get_from_peer``): up to
-``max_peers`` (default 5) peers from the routing table that we are connected to, picked at
-random and asked concurrently. Three outcomes:
+(py-libp2p notes, "Kademlia") and proves nothing about the network, so the record is put
+at the ``replicas`` (default 3) peers that Kademlia's iterative lookup finds closest to its
+key, not locally, and read back from each of them directly (``DHT.get_from_peer``). Three
+outcomes:
 
 - ``success``: at least one peer returned exactly the value we put, and none returned
   anything else;
 - ``integrity_violation``: some peer returned different bytes (named in the message). This
   wins over success: a health check must not hide corruption behind another peer's good
   copy;
-- ``failure``: no peer returned anything, there was no peer to ask, or the put failed.
+- ``failure``: no peer returned anything, no peer took the record, there was no connected
+  peer to begin with, or the lookup failed.
 
 Record format: key ``/chorus-health/<uuid4 hex>`` (47 bytes, short enough for remote
 FIND_NODE), value ``r || sha256(r)`` with ``r`` 32 random bytes (64 bytes in all). Any
 reader can tell a corrupted value (hash does not match) from some other intact record.
 
-Cost: every probe leaves one 64-byte record (about 250 bytes stored, with key, signature
-and author) on up to k = 20 nodes until py-libp2p's 24 h TTL expires it, and the putting
-node republishes it meanwhile. The DHT has no delete, but each of our peers keeps at most
-the 64 newest records of one publisher and drops the older ones (``adapters.dht_record_guard``,
-``RecordGuard``), which bounds what our probes cost a peer.
+Cost: a probe is one lookup (a few FIND_NODEs), ``replicas`` PUTs and as many GETs. A plain
+``put_value`` stores at k = 20 peers, so up to 20 nodes every probe wrote every node, and
+Kademlia was a quarter of an idle node's bytes (devnet/cost_breakdown.py, 2026-12-04). A
+record lives minutes on each holder and is never republished (``adapters.dht_record_guard``,
+``RecordGuard``, which also keeps at most the 64 newest records of one publisher).
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
-import random
 import secrets
 import uuid
 from collections import deque
@@ -65,6 +65,9 @@ ACTIVE_TIMEOUT = 20.0
 
 PROPAGATION_WAIT = 0.1  # seconds; the reference's "wait for propagation (100ms)"
 DEFAULT_MAX_PEERS = 5  # peers asked per probe: enough to see a replica, bounded as N grows
+# Peers a probe record is stored at. Three proves the lookup, the PUT and the GET path to
+# more than one peer, so one faulty holder is named rather than taken for the network.
+DEFAULT_REPLICAS = 3
 DEFAULT_PEER_TIMEOUT = 5.0  # per peer read; LibP2PDHT has the same bound of its own
 RANDOM_BYTES = 32
 # Records kept for the replication check; well under the records of one publisher that
@@ -93,6 +96,7 @@ class ProbeRecord:
     key: str
     value: bytes
     put_at: float  # trio time
+    holders: tuple[str, ...] = ()  # peers that accepted the PUT
 
 
 @dataclass(frozen=True, slots=True)
@@ -158,16 +162,18 @@ class DHTProbe:
         *,
         connected: Callable[[], Iterable[str]] | None = None,
         max_peers: int = DEFAULT_MAX_PEERS,
+        replicas: int = DEFAULT_REPLICAS,
         peer_timeout: float = DEFAULT_PEER_TIMEOUT,
-        rng: random.Random | None = None,
     ) -> None:
         if max_peers < 1:
             raise ValueError(f"max_peers must be at least 1, got {max_peers}")
+        if replicas < 1:
+            raise ValueError(f"replicas must be at least 1, got {replicas}")
         self.dht = dht
         self._connected = connected
         self.max_peers = max_peers
+        self.replicas = replicas
         self.peer_timeout = peer_timeout
-        self._rng = rng or random.Random()
         self.recent: deque[ProbeRecord] = deque(maxlen=RECENT_RECORDS)
         self.last = LastOutcome[DHTProbeOutcome]()  # what the active check may read
 
@@ -198,7 +204,7 @@ class DHTProbe:
                 error="no connected DHT peers to read the value back from",
             )
         try:
-            await self.dht.put_value(key, value)
+            holders = await self.dht.put_at_closest(key, value, self.replicas)
         except DHTError as exc:
             return DHTProbeOutcome(
                 DHTOutcome.FAILURE,
@@ -209,10 +215,21 @@ class DHTProbe:
                 trio.current_time() - started,
                 error=f"DHT put of {key} failed: {exc}",
             )
-        self.recent.append(ProbeRecord(key, value, trio.current_time()))
+        if not holders:
+            return DHTProbeOutcome(
+                DHTOutcome.FAILURE,
+                key,
+                (),
+                (),
+                (),
+                trio.current_time() - started,
+                error=f"no peer took the DHT record {key}",
+            )
+        # Bounded whatever the port returns: these are the peers we read back from.
+        asked = tuple(dict.fromkeys(holders))[: self.max_peers]
+        self.recent.append(ProbeRecord(key, value, trio.current_time(), asked))
         # The reference's propagation wait; part of the protocol, not a cover for a race.
         await trio.sleep(PROPAGATION_WAIT)
-        asked = tuple(self._rng.sample(candidates, min(self.max_peers, len(candidates))))
         answers = await read_from_peers(self.dht, key, asked, self.peer_timeout)
         replicas = tuple(p for p in asked if answers.get(p) == value)
         mismatched = tuple(p for p in asked if answers.get(p) not in (None, value))

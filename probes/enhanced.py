@@ -160,7 +160,7 @@ class EnhancedHealthChecks:
                 HealthCheck(
                     name=REPLICATION_HEALTH,
                     checker=self.check_replication,
-                    description="Replicas of recent DHT probe records against min(k, N-1)",
+                    description="Replicas of recent DHT probe records at the peers that took them",
                     interval=cfg.replication_interval,
                     # Reads run concurrently, each bounded by the probe's peer timeout.
                     timeout=self.dht_probe.peer_timeout + TIMEOUT_MARGIN,
@@ -274,20 +274,24 @@ class EnhancedHealthChecks:
         if not records:
             await trio.lowlevel.checkpoint()
             return CheckResult.ok("no DHT probe records yet", records_checked=0)
-        peers = probe.candidate_peers()
-        expected = min(cfg.replication_k, len(peers))
+        # A probe stores its record at probe.replicas peers (fewer in a smaller cluster);
+        # each record is re-read from the peers that took it.
+        expected = min(cfg.replication_k, probe.replicas, len(probe.candidate_peers()))
         if expected == 0:
             await trio.lowlevel.checkpoint()
             return CheckResult.ok(
                 "no connected DHT peers: no replicas expected", records_checked=0, expected=0
             )
-        asked = self._rng.sample(peers, min(expected, cfg.replication_sample))
         found: list[int] = [0] * len(records)
+        asked: set[str] = set()
 
         async def count(i: int) -> None:
-            answers = await read_from_peers(probe.dht, records[i].key, asked, probe.peer_timeout)
+            holders = records[i].holders
+            sample = self._rng.sample(holders, min(len(holders), cfg.replication_sample))
+            asked.update(sample)
+            answers = await read_from_peers(probe.dht, records[i].key, sample, probe.peer_timeout)
             hits = sum(1 for value in answers.values() if value == records[i].value)
-            found[i] = round(hits * expected / len(asked))
+            found[i] = round(hits * len(holders) / len(sample)) if sample else 0
 
         async with trio.open_nursery() as nursery:
             for i in range(len(records)):

@@ -46,11 +46,13 @@ class HealthConfig:
     # Probes in the success-rate window: 20 is 10 min of PubSub probes at 30 s. Longer
     # remembers more, recovers slower.
     success_window: int = 20
-    replication_k: int = 20  # Kademlia's k: copies a record should have at most
-    # Peers the replication check asks (of the min(k, connected) expected to hold a copy);
-    # the replicas found among them are scaled up to that expected count. Asking all of
-    # them made the check O(N) per node: at 20 nodes with 15 s probes it alone was 57
-    # reads a node every 15 s and the devnet never converged on two cores (2026-11-28).
+    # Copies a probe record should have at most (Kademlia's k). The DHT probe puts each
+    # record at 3 peers (probes.dht_probe.DEFAULT_REPLICAS), which is what is expected.
+    replication_k: int = 20
+    # Peers the replication check asks of those that took a record; the replicas found
+    # among them are scaled up to that count. Asking all of them made the check O(N) per
+    # node while records went to all k: at 20 nodes with 15 s probes it alone was 57 reads
+    # a node every 15 s and the devnet never converged on two cores (2026-11-28).
     replication_sample: int = 5
     p2p_interval: float = 30.0
     replication_interval: float = 120.0

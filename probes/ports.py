@@ -108,6 +108,10 @@ class DHT(Protocol):
     async def put_value(self, key: str, value: bytes) -> None:
         """Store locally and at the closest peers; raises InvalidRecord for bad input."""
 
+    async def put_at_closest(self, key: str, value: bytes, replicas: int) -> list[str]:
+        """Store at the ``replicas`` peers a network lookup finds closest to ``key``, not
+        locally; the peers (base58 ids) that accepted. InvalidRecord for bad input."""
+
     async def get_value(self, key: str) -> bytes | None:
         """The local copy if there is one, else the first valid answer from the network."""
 

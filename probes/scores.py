@@ -15,7 +15,8 @@ window flushed. History goes into the score instead. Scores, each in [0, 1] and 
   (the last factor is 1 when the probe asked nobody or did not finish)
 - connectivity = 1 if min_peers == 0, else min(1, connected_peers / min_peers)
 - replication = min(1, mean replicas found per record / expected), expected =
-  min(k = 20, routing-table peers we are connected to): the reference's min(k, N - 1)
+  min(k = 20, the probe's replicas (3), routing-table peers we are connected to): the
+  reference's min(k, N - 1) for records that go to 3 peers, not to all k
 - tasks = success_rate x min(1, capacity / max(1, active + queued)); success_rate is 1 with
   no completed task, the load factor is 1 when capacity is 0 (unknown)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -273,7 +274,52 @@ async def test_fake_get_falls_back_to_remote_and_respects_reachability() -> None
         await a.put_value(KEY, b"x" * 5000)
 
 
+async def test_fake_put_at_closest_stores_at_that_many_peers_and_not_locally() -> None:
+    net = InMemoryDHTNetwork()
+    a = net.attach("A")
+    for name in "BCDE":
+        net.attach(name)
+    net.set_behaviour("C", PeerBehaviour.SILENT)
+    stored = await a.put_at_closest(KEY, b"v", 3)
+    holders = [p for p in "BCDE" if KEY in net.store_of(p)]
+    assert sorted(stored) == holders and 2 <= len(holders) <= 3
+    assert KEY not in net.store_of("A") and "C" not in stored
+    with pytest.raises(InvalidRecord):
+        await a.put_at_closest(KEY, b"x" * 5000, 3)
+
+
 # ------------------------------------------------------------------------ real
+
+
+@pytest.mark.network
+async def test_put_at_closest_stores_at_the_closest_peers_only(
+    p2p_config: MakeConfig, wait_until: WaitUntil
+) -> None:
+    async with open_p2p_node(p2p_config("a")) as a:
+        boot = (a.listen_addrs[0],)
+        async with (
+            open_p2p_node(p2p_config("b", bootstrap=boot)) as b,
+            open_p2p_node(p2p_config("c", bootstrap=boot)) as c,
+            open_p2p_node(p2p_config("d", bootstrap=boot)) as d,
+            open_p2p_node(p2p_config("e", bootstrap=boot)) as e,
+        ):
+            others = (b, c, d, e)
+            await wait_until(lambda: len(a.dht.local_peers()) == 4, what="a's table has all four")
+            stored = await a.dht.put_at_closest(KEY, b"probe", 2)
+
+            holders = [n.peer_id for n in others if n.kad.value_store.get(KEY.encode())]
+            assert sorted(stored) == sorted(holders) and len(holders) == 2
+            # The two Kademlia puts it at: nearest to the key by XOR distance.
+            target = int.from_bytes(hashlib.sha256(KEY.encode()).digest(), "big")
+
+            def distance(peer_id: str) -> int:
+                digest = hashlib.sha256(ID.from_base58(peer_id).to_bytes()).digest()
+                return int.from_bytes(digest, "big") ^ target
+
+            assert sorted(holders) == sorted(sorted((n.peer_id for n in others), key=distance)[:2])
+            assert a.kad.value_store.get(KEY.encode()) is None  # not kept locally
+            for peer_id in stored:
+                assert await a.dht.get_from_peer(peer_id, KEY) == b"probe"
 
 
 @pytest.mark.network

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import random
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -31,7 +30,7 @@ class FakeCluster:
         self.nodes = {name: self.net.attach(name) for name in names}
 
     def probe(self, name: str, **options: Any) -> DHTProbe:
-        return DHTProbe(self.nodes[name], rng=random.Random(3), **options)
+        return DHTProbe(self.nodes[name], **options)
 
 
 # --------------------------------------------------------------------- record
@@ -97,12 +96,26 @@ async def test_corrupt_peer_is_an_integrity_violation_even_beside_good_copies(
     assert result.error == "integrity_violation"
 
 
-async def test_no_copy_anywhere_is_a_failure(autojump_clock: trio.abc.Clock) -> None:
+async def test_no_peer_taking_the_record_is_a_failure(autojump_clock: trio.abc.Clock) -> None:
     cluster = FakeCluster("ABC")
     cluster.net.set_behaviour("B", PeerBehaviour.SILENT)
     cluster.net.set_behaviour("C", PeerBehaviour.SILENT)
-    outcome = await cluster.probe("A").run()
+    probe = cluster.probe("A")
+    outcome = await probe.run()
 
+    assert outcome.outcome is DHTOutcome.FAILURE
+    assert outcome.message == f"no peer took the DHT record {outcome.key}"
+    assert not probe.recent
+
+
+async def test_holders_that_lost_their_copy_are_a_failure(autojump_clock: trio.abc.Clock) -> None:
+    cluster = FakeCluster("ABC")
+
+    def lose(key: str) -> None:
+        for name in "BC":
+            del cluster.net.store_of(name)[key]
+
+    outcome = await DHTProbe(AfterPut(cluster.nodes["A"], lose)).run()
     assert outcome.outcome is DHTOutcome.FAILURE
     assert outcome.message.startswith("none of 2 peers returned the value for /chorus-health/")
 
@@ -117,11 +130,22 @@ async def test_isolated_node_fails_without_a_put(autojump_clock: trio.abc.Clock)
     assert cluster.net.store_of("A") == {}
 
 
-async def test_peers_asked_are_bounded_and_connected(autojump_clock: trio.abc.Clock) -> None:
+async def test_a_record_goes_to_the_replicas_only_and_is_read_back_from_them(
+    autojump_clock: trio.abc.Clock,
+) -> None:
     cluster = FakeCluster("ABCDEFGHI")
-    assert len((await cluster.probe("A").run()).peers_asked) == 5
-    only = cluster.probe("A", connected=lambda: ["C", "Z"])
-    assert (await only.run()).peers_asked == ("C",)
+    probe = cluster.probe("A")
+    outcome = await probe.run()
+    holders = sorted(name for name in "BCDEFGHI" if outcome.key in cluster.net.store_of(name))
+    assert len(holders) == 3 and outcome.key not in cluster.net.store_of("A")
+    assert sorted(outcome.peers_asked) == sorted(outcome.replicas) == holders
+    assert probe.recent[-1].holders == outcome.peers_asked
+    # More replicas than reads: the reads stay bounded.
+    wide = await cluster.probe("A", replicas=7, max_peers=5).run()
+    assert len(wide.peers_asked) == 5 and wide.healthy
+    # Connected peers only gate whether a probe starts at all.
+    none = await cluster.probe("A", connected=lambda: ["Z"]).run()
+    assert none.message == "no connected DHT peers to read the value back from"
 
 
 class HangingDHT:
@@ -134,6 +158,10 @@ class HangingDHT:
         await trio.lowlevel.checkpoint()
         if self.put_error is not None:
             raise self.put_error
+
+    async def put_at_closest(self, key: str, value: bytes, replicas: int) -> list[str]:
+        await self.put_value(key, value)
+        return ["B"]
 
     async def get_value(self, key: str) -> bytes | None:
         raise NotImplementedError
@@ -199,6 +227,11 @@ class AfterPut:
     async def put_value(self, key: str, value: bytes) -> None:
         await self.inner.put_value(key, value)
         self.hook(key)
+
+    async def put_at_closest(self, key: str, value: bytes, replicas: int) -> list[str]:
+        holders = await self.inner.put_at_closest(key, value, replicas)
+        self.hook(key)
+        return holders
 
     async def get_value(self, key: str) -> bytes | None:
         return await self.inner.get_value(key)

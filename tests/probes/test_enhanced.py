@@ -208,7 +208,7 @@ class FakeCluster:
             config,
             connected_peers=node.link.connected_peers,
             pubsub_probe=PubSubProbe(node.pubsub, node.link, rng=random.Random(1)),
-            dht_probe=DHTProbe(node.dht, rng=random.Random(2)),
+            dht_probe=DHTProbe(node.dht),
             rng=random.Random(3),
             wall_clock=lambda: 1_727_692_200.0,
         )
@@ -394,15 +394,15 @@ async def test_replication_health_asks_a_sample_and_scales(
 
     dht.get_from_peer = counted  # type: ignore[method-assign]
     full = await run(checks["replication-health"])
-    assert len(reads) == 2  # not the 7 peers that hold a copy
-    assert (full.details["peers_asked"], full.details["expected"]) == (2, 7)
-    assert full.healthy and full.details["replicas_found"] == [7]
+    assert len(reads) == 2  # not the 3 peers that hold a copy
+    assert (full.details["peers_asked"], full.details["expected"]) == (2, 3)
+    assert full.healthy and full.details["replicas_found"] == [3]
 
     # One of the two asked stops answering: half the sample, so half the expected copies.
     cluster.dht_net.set_behaviour(reads[0], PeerBehaviour.SILENT)
     enhanced._rng.sample = lambda peers, k: list(reads[:k])  # type: ignore[method-assign]
     low = await run(checks["replication-health"])
-    assert low.details["replicas_found"] == [round(1 * 7 / 2)]
+    assert low.details["replicas_found"] == [round(1 * 3 / 2)]
     assert not low.healthy
 
 
