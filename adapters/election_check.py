@@ -18,6 +18,7 @@ from mesh.model import CheckResult, HealthCheck
 
 __all__ = [
     "ELECTION_CHECK",
+    "ELECTION_COMPONENT",
     "ELECTION_INTERVAL",
     "ELECTION_TIMEOUT",
     "election_check",
@@ -29,6 +30,9 @@ __all__ = [
 ELECTION_CHECK = ELECTION_HEALTH
 ELECTION_INTERVAL = 15.0
 ELECTION_TIMEOUT = 5.0
+
+# The score component the check feeds (mesh/component_table.py numbers it on the wire).
+ELECTION_COMPONENT = "election"
 
 
 def election_check(
@@ -58,7 +62,7 @@ def election_check(
         interval=interval,
         timeout=timeout,
         critical=False,
-        component="election",
+        component=ELECTION_COMPONENT,
     )
 
 

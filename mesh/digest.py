@@ -28,6 +28,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from mesh import component_table
 from mesh import digest_pb2 as _pb
 from mesh.certificate import MemberCertificate
 from mesh.cluster_config import ClusterConfig
@@ -35,7 +36,7 @@ from mesh.errors import MeshError
 from mesh.messages import Gossip, HealthDigest, LeaveNotice, SuspectNotice
 from mesh.model import Status
 from mesh.rejection import Rejection, RejectReason
-from mesh.wire_bounds import MAX_GOSSIP_BYTES, check_gossip, check_time
+from mesh.wire_bounds import MAX_COMPONENTS, MAX_GOSSIP_BYTES, check_gossip, check_time
 
 __all__ = [
     "SCHEMA_VERSION",
@@ -65,7 +66,11 @@ def _fill_digest(out: Any, digest: HealthDigest) -> None:
     out.seq = digest.seq
     out.status = _STATUS_TO_WIRE[digest.status]
     out.score = digest.score
-    for name, score in digest.components.items():
+    whole, indexed, named = component_table.split(digest.components)
+    out.whole_components = whole
+    for index, score in indexed.items():
+        out.indexed_components[index] = score
+    for name, score in named.items():
         out.components[name] = score
     out.sent_at_ms = digest.sent_at_ms
     out.version = digest.version
@@ -183,6 +188,15 @@ def _digest_from_wire(wire: Any) -> HealthDigest | str:
     status = _STATUS_FROM_WIRE.get(int(wire.status))
     if status is None:
         return f"status {int(wire.status)}"
+    if len(wire.indexed_components) > MAX_COMPONENTS:
+        return f"{len(wire.indexed_components)} indexed components > {MAX_COMPONENTS}"
+    components = component_table.join(
+        int(wire.whole_components),
+        {int(index): float(score) for index, score in wire.indexed_components.items()},
+        {str(name): float(score) for name, score in wire.components.items()},
+    )
+    if isinstance(components, str):
+        return components
     return HealthDigest(
         node_id=str(wire.node_id),
         start_time_ms=int(wire.start_time_ms),
@@ -190,7 +204,7 @@ def _digest_from_wire(wire: Any) -> HealthDigest | str:
         seq=int(wire.seq),
         status=status,
         score=float(wire.score),
-        components={str(name): float(value) for name, value in wire.components.items()},
+        components=components,
         sent_at_ms=int(wire.sent_at_ms),
         version=str(wire.version),
         http_addr=str(wire.http_addr),

@@ -36,7 +36,7 @@ MEMBER_STATE_DEAD: MemberState
 MEMBER_STATE_LEFT: MemberState
 
 class HealthDigest(_message.Message):
-    __slots__ = ("node_id", "start_time_ms", "incarnation", "seq", "status", "score", "components", "sent_at_ms", "version", "http_addr", "p2p_addrs", "certificate", "local_health")
+    __slots__ = ("node_id", "start_time_ms", "incarnation", "seq", "status", "score", "components", "sent_at_ms", "version", "http_addr", "p2p_addrs", "certificate", "local_health", "whole_components", "indexed_components")
     class ComponentsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -44,6 +44,13 @@ class HealthDigest(_message.Message):
         key: str
         value: float
         def __init__(self, key: _Optional[str] = ..., value: _Optional[float] = ...) -> None: ...
+    class IndexedComponentsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: int
+        value: float
+        def __init__(self, key: _Optional[int] = ..., value: _Optional[float] = ...) -> None: ...
     NODE_ID_FIELD_NUMBER: _ClassVar[int]
     START_TIME_MS_FIELD_NUMBER: _ClassVar[int]
     INCARNATION_FIELD_NUMBER: _ClassVar[int]
@@ -57,6 +64,8 @@ class HealthDigest(_message.Message):
     P2P_ADDRS_FIELD_NUMBER: _ClassVar[int]
     CERTIFICATE_FIELD_NUMBER: _ClassVar[int]
     LOCAL_HEALTH_FIELD_NUMBER: _ClassVar[int]
+    WHOLE_COMPONENTS_FIELD_NUMBER: _ClassVar[int]
+    INDEXED_COMPONENTS_FIELD_NUMBER: _ClassVar[int]
     node_id: str
     start_time_ms: int
     incarnation: int
@@ -70,7 +79,9 @@ class HealthDigest(_message.Message):
     p2p_addrs: _containers.RepeatedScalarFieldContainer[str]
     certificate: MemberCertificate
     local_health: int
-    def __init__(self, node_id: _Optional[str] = ..., start_time_ms: _Optional[int] = ..., incarnation: _Optional[int] = ..., seq: _Optional[int] = ..., status: _Optional[_Union[NodeStatus, str]] = ..., score: _Optional[float] = ..., components: _Optional[_Mapping[str, float]] = ..., sent_at_ms: _Optional[int] = ..., version: _Optional[str] = ..., http_addr: _Optional[str] = ..., p2p_addrs: _Optional[_Iterable[str]] = ..., certificate: _Optional[_Union[MemberCertificate, _Mapping]] = ..., local_health: _Optional[int] = ...) -> None: ...
+    whole_components: int
+    indexed_components: _containers.ScalarMap[int, float]
+    def __init__(self, node_id: _Optional[str] = ..., start_time_ms: _Optional[int] = ..., incarnation: _Optional[int] = ..., seq: _Optional[int] = ..., status: _Optional[_Union[NodeStatus, str]] = ..., score: _Optional[float] = ..., components: _Optional[_Mapping[str, float]] = ..., sent_at_ms: _Optional[int] = ..., version: _Optional[str] = ..., http_addr: _Optional[str] = ..., p2p_addrs: _Optional[_Iterable[str]] = ..., certificate: _Optional[_Union[MemberCertificate, _Mapping]] = ..., local_health: _Optional[int] = ..., whole_components: _Optional[int] = ..., indexed_components: _Optional[_Mapping[int, float]] = ...) -> None: ...
 
 class MemberCertificate(_message.Message):
     __slots__ = ("expires_at_ms", "signature")

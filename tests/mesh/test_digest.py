@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 
+from mesh import component_table
 from mesh import digest_pb2 as pb
 from mesh.cluster_config import ClusterConfig
 from mesh.digest import SCHEMA_VERSION, EncodeError, decode_gossip, encode_gossip
@@ -109,11 +110,14 @@ def wire_digest(**fields: Any) -> bytes:
     }
     values.update(fields)
     components = values.pop("components", {})
+    indexed = values.pop("indexed_components", {})
     addrs = values.pop("p2p_addrs", [])
     schema = values.pop("schema_version", SCHEMA_VERSION)
     message = pb.Gossip(schema_version=schema, digest=pb.HealthDigest(**values))
     for name, score in components.items():
         message.digest.components[name] = score
+    for index, score in indexed.items():
+        message.digest.indexed_components[index] = score
     message.digest.p2p_addrs.extend(addrs)
     data: bytes = message.SerializeToString()
     return data
@@ -216,6 +220,14 @@ def test_time_limits_are_inclusive() -> None:
         {"components": {"bad name": 1.0}},
         {"components": {"": 1.0}},
         {"components": {f"c{i}": 1.0 for i in range(33)}},
+        # The table's names (mesh/component_table.py: "p2p" is entry 0) once in all fields.
+        {"whole_components": 1, "components": {"p2p": 1.0}},
+        {"whole_components": 1, "indexed_components": {0: 0.5}},
+        {"indexed_components": {0: 0.5}, "components": {"p2p": 0.5}},
+        {"indexed_components": {0: 1.5}},
+        {"indexed_components": {0: float("nan")}},
+        {"indexed_components": {i: 0.5 for i in range(33)}},
+        {"whole_components": 2**32 - 1, "components": {f"c{i}": 1.0 for i in range(22)}},
         {"version": "v1\n"},
         {"version": "v" * 65},
         {"http_addr": "10.0.0.5 :8081"},
@@ -234,6 +246,29 @@ def test_invalid_digest_fields(fields: dict[str, Any]) -> None:
 def test_a_valid_wire_digest_is_accepted() -> None:
     # The control for the table above: the same builder with nothing wrong passes.
     assert isinstance(decode(wire_digest()), HealthDigest)
+
+
+def test_well_known_components_travel_as_indexes_and_come_back_as_names() -> None:
+    healthy = {name: 1.0 for name in component_table.TABLE}
+    mixed = {**healthy, "dht": 0.996, "election": 0.0, "app-queue": 0.5}
+    for components in (healthy, mixed, {"app-queue": 1.0}, {}):
+        message = digest(components=components)
+        data = encode_gossip(message)
+        assert decode(data) == message
+        wire = pb.Gossip.FromString(data).digest
+        assert set(wire.components) <= {"app-queue"}  # no table name as a string
+    # Every table name at 1.0 costs one varint, not ~200 bytes of names and doubles.
+    assert len(encode_gossip(digest(components=healthy))) < len(encode_gossip(digest())) + 4
+
+
+def test_table_indexes_a_newer_peer_added_are_left_out() -> None:
+    beyond = len(component_table.TABLE)
+    data = wire_digest(
+        whole_components=1 | 1 << beyond | 1 << 31, indexed_components={beyond: 0.5, 1: 0.25}
+    )
+    received = decode(data)
+    assert isinstance(received, HealthDigest)
+    assert received.components == {"p2p": 1.0, "pubsub": 0.25}
 
 
 @pytest.mark.parametrize(

@@ -13,12 +13,13 @@ import pytest
 import trio
 
 from adapters.dht_memory import InMemoryDHTNetwork, PeerBehaviour
-from adapters.election_check import election_result
+from adapters.election_check import ELECTION_COMPONENT, election_result
 from adapters.libp2p_host import open_p2p_node
 from adapters.libp2p_link import LibP2PLink, probe_for_node
 from adapters.p2p_config import P2PConfig
 from adapters.p2p_node import P2PNode
 from adapters.pubsub import InMemoryPubSubNetwork
+from mesh import component_table
 from mesh.election import ELECTION_HEALTH, ElectionHealth
 from mesh.flap import CheckState, Thresholds
 from mesh.manager import CheckManager
@@ -27,7 +28,8 @@ from probes.dht_probe import DHTProbe
 from probes.enhanced import EnhancedHealthChecks
 from probes.health_config import DEFAULT_CONFIG, DEVNET_CONFIG, HealthConfig
 from probes.health_metrics import HealthMetrics
-from probes.local import resource_health_check
+from probes.local import disk_space_check, memory_check, resource_health_check
+from probes.loop_lag import LoopLagMonitor, event_loop_lag_check
 from probes.memory_link import InMemoryLinkNetwork
 from probes.probe_responder import ProbeResponder
 from probes.probe_wire import ACK_PROTOCOL
@@ -708,3 +710,19 @@ async def test_real_p2p_connectivity_goes_down_and_recovers(tmp_path: Path) -> N
             await _until(lambda: c.peer_id in a.connected_peers(), "c connected")
             assert (await manager.run_check(check)).healthy
             assert manager.flap_state(check.name).state is CheckState.PASSING
+
+
+def test_every_component_a_node_reports_is_numbered_on_the_wire() -> None:
+    # A built-in check whose component is not in mesh/component_table.py would still be
+    # sent, by name: correct, but every digest would carry that name again.
+    enhanced = FakeCluster("A").enhanced("A").checks()
+    stats = FixedStats()
+    local = [
+        disk_space_check("/", stats=stats),
+        memory_check(stats=stats),
+        resource_health_check(stats, path="/"),
+        event_loop_lag_check(LoopLagMonitor()),
+    ]
+    names = {check.component_name for check in (*enhanced, *local)} | {ELECTION_COMPONENT}
+    assert {"p2p", "pubsub", "dht", "replication", "resources", "event-loop-lag"} <= names
+    assert names <= set(component_table.TABLE), names - set(component_table.TABLE)
