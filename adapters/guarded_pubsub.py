@@ -18,7 +18,7 @@ from libp2p.pubsub.gossipsub import GossipSub
 from libp2p.pubsub.pb import rpc_pb2
 from libp2p.pubsub.pubsub import Pubsub
 
-from adapters.lean_records import without_sender_record
+from adapters.lean_records import key_in_id, without_sender_record
 
 __all__ = ["GuardedPubsub", "is_shutdown_race", "without_shutdown_race"]
 
@@ -67,6 +67,7 @@ class GuardedPubsub(Pubsub):
         )
         self.drops: Counter[str] = Counter()
         self._on_drop = on_drop
+        self._key_in_id = key_in_id(self.my_id)
 
     def _count_drop(self, reason: str) -> None:
         self.drops[reason] += 1
@@ -113,7 +114,11 @@ class GuardedPubsub(Pubsub):
 
     async def push_msg(self, msg_forwarder: ID, msg: rpc_pb2.Message) -> None:
         if msg_forwarder == self.my_id:
-            # Our own publish: a failure here is ours and the caller should see it.
+            # Our own publish: a failure here is ours and the caller should see it. Readers
+            # take our key from our id (adapters.lean_records.key_in_id); the signature
+            # does not cover the key field.
+            if self._key_in_id:
+                msg.ClearField("key")
             await super().push_msg(msg_forwarder, msg)
             return
         try:

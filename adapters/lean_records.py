@@ -18,6 +18,12 @@ record, which it has always accepted.
 - :func:`without_sender_record` is what :class:`adapters.guarded_pubsub.GuardedPubsub`
   applies to each RPC as it writes it.
 - :class:`LeanKadDHT` answers with closer peers' ids and addresses only.
+- :func:`key_in_id`: whether our own messages may leave out their public key. py-libp2p
+  puts the author's serialized public key (38 bytes) in every message it publishes, though
+  an Ed25519 peer id embeds that key and every reader (py-libp2p's ``signature_validator``,
+  go-libp2p, ``adapters.envelope``) takes it from the id first; the libp2p pubsub spec
+  lets the author leave it out then, and go-libp2p does. Each copy of each digest and
+  probe carried it.
 
 What stays: Kademlia's own requests and answers still carry the sender's record (set
 inline in py-libp2p's handlers, out of reach without copying them), and identify still
@@ -29,9 +35,18 @@ from __future__ import annotations
 from typing import Any
 
 from libp2p.kad_dht.kad_dht import KadDHT
+from libp2p.peer.id import ID
 from libp2p.pubsub.pb import rpc_pb2
 
-__all__ = ["LeanKadDHT", "without_sender_record"]
+__all__ = ["LeanKadDHT", "key_in_id", "without_sender_record"]
+
+
+def key_in_id(peer_id: ID) -> bool:
+    """Whether ``peer_id`` embeds its public key (an identity multihash, as Ed25519 ids)."""
+    try:
+        return peer_id.extract_public_key() is not None
+    except Exception:
+        return False
 
 
 def without_sender_record(rpc: rpc_pb2.RPC) -> rpc_pb2.RPC:

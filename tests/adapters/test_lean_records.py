@@ -15,7 +15,7 @@ from libp2p.peer.id import ID
 from libp2p.pubsub.pb import rpc_pb2
 from libp2p.utils.varint import encode_varint_prefixed, read_varint_prefixed_bytes
 
-from adapters.lean_records import without_sender_record
+from adapters.lean_records import key_in_id, without_sender_record
 from adapters.libp2p_host import open_p2p_node
 from adapters.p2p_config import P2PConfig
 from probes.ports import PubSubMessage
@@ -46,10 +46,12 @@ async def test_pubsub_rpcs_arrive_without_the_senders_record(
         # Every RPC b reads goes through this call first (Pubsub.continuously_read_stream),
         # with or without a record.
         seen: list[tuple[str, bool, bool]] = []
+        keys: list[bytes] = []
         consume = pubsub_module.maybe_consume_signed_record
 
         def spy(rpc: Any, host: Any, peer_id: Any) -> bool:
             seen.append((str(peer_id), rpc.HasField("senderRecord"), bool(rpc.publish)))
+            keys.extend(msg.key for msg in rpc.publish)
             return bool(consume(rpc, host, peer_id))
 
         monkeypatch.setattr(pubsub_module, "maybe_consume_signed_record", spy)
@@ -69,6 +71,16 @@ async def test_pubsub_rpcs_arrive_without_the_senders_record(
         from_a = [(record, publish) for peer, record, publish in seen if peer == a.peer_id]
         assert (False, True) in from_a  # the publish itself was read by b
         assert not any(record for record, _ in from_a)
+        # Nor its public key: b took it from a's Ed25519 id and verified the signature
+        # (strict signing: b delivered it).
+        assert keys and not any(keys)
+
+
+def test_ed25519_ids_embed_their_key_and_others_do_not() -> None:
+    from libp2p.crypto.ed25519 import create_new_key_pair
+
+    assert key_in_id(ID.from_pubkey(create_new_key_pair().public_key))
+    assert not key_in_id(ID(b"\x12\x20" + bytes(32)))  # a sha256 multihash
 
 
 @pytest.mark.network
