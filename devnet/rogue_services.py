@@ -54,10 +54,10 @@ class _Services(_RogueState):
         async def answer() -> None:
             async for message in subscription:
                 try:
-                    probe = decode_probe(message.data)
+                    probe = decode_probe(message.data, ID(message.from_id).to_base58())
                 except WireError:
                     continue
-                if self.peer_id not in probe.responders or self.probe_mode == "never":
+                if not probe.names(self.peer_id) or self.probe_mode == "never":
                     continue
                 self.probes_seen += 1
                 if self.probe_mode == "wrong":

@@ -192,7 +192,7 @@ class ProbeResponder:
     @staticmethod
     def _is_acceptable(msg: PubSubMessage) -> bool:
         try:
-            return decode_probe(msg.data).origin == msg.from_peer
+            return decode_probe(msg.data, msg.from_peer).origin == msg.from_peer
         except WireError:
             return False
 
@@ -206,7 +206,7 @@ class ProbeResponder:
 
     def _consider(self, msg: PubSubMessage) -> None:
         try:
-            probe = decode_probe(msg.data)
+            probe = decode_probe(msg.data, msg.from_peer)
         except WireError:
             self.drops["malformed"] += 1
             return
@@ -239,7 +239,7 @@ class ProbeResponder:
             return "forged_origin"  # else anyone could aim our answers at a victim
         if origin == me:
             return "own"  # our own publish, delivered locally
-        if me not in probe.responders:
+        if not probe.names(me):
             return "not_named"
         # Before the replay table: strangers' probes must not push members' nonces out.
         if self._wanted is not None and not self._wanted(origin):

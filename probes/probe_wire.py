@@ -1,17 +1,30 @@
 """The PubSub probe's wire format: the probe, its answer, and their strict decoders.
 
-Wire formats (UTF-8 JSON objects, no whitespace; version 1). A reader ignores fields it
-does not know and drops a message whose known fields are missing or malformed.
+Wire formats (UTF-8 JSON objects, no whitespace). A reader ignores fields it does not know
+and drops a message whose known fields are missing or malformed.
 
-Probe, published on ``CHORUS/health-test/v1`` (at most 2048 bytes)::
+Probe, published on ``CHORUS/health-test/v1`` (at most 2048 bytes), version 2, what we
+send::
 
-    {"v": 1,                           # schema version
-     "nonce": "<32 lowercase hex>",    # fresh random id of this probe
-     "origin": "<base58 peer id>",     # must equal the pubsub message's signed sender
-     "sent_at": 1727692200.123,        # origin's Unix time; informational only (clock skew)
-     "payload": "<base64>",            # random bytes, at most 512 (default 32)
-     "payload_sha256": "<64 hex>",     # sha256 of the payload bytes
-     "responders": ["<peer id>", ...]} # at most 16 peers asked to answer
+    {"v": 2,                           # schema version
+     "n": "<32 lowercase hex>",        # nonce: fresh random id of this probe
+     "t": 1727692200.123,              # origin's Unix time; informational only (clock skew)
+     "p": "<base64>",                  # payload: random bytes, at most 512 (default 32)
+     "r": ["<16 hex>", ...]}           # at most 16 peers asked to answer, as responder tags
+
+The origin is the pubsub message's signed sender and the payload's hash is the reader's to
+compute, so neither is sent; a responder finds itself by its tag, the first 8 bytes of the
+SHA-256 of its base58 peer id, in hex (``responder_tag``). Version 1 spelled all of them
+out and was two and a half times longer (464 bytes against 180 with three responders);
+every node forwards every probe to its mesh peers, so the topic was a quarter of an idle
+node's bytes (devnet/cost_breakdown.py, 2026-12-04). A tag another peer shares only makes
+that peer answer too: the origin takes answers from the peers it named, by their stream's
+authenticated id. Version 1 is still read::
+
+    {"v": 1, "nonce": "<32 hex>", "origin": "<base58 peer id>", "sent_at": 1727692200.123,
+     "payload": "<base64>", "payload_sha256": "<64 hex>", "responders": ["<peer id>", ...]}
+
+where ``origin`` must equal the signed sender and ``payload_sha256`` the payload's hash.
 
 Answer, on a stream the responder opens to the origin with protocol
 ``/chorus/health-probe-ack/1.0.0``; the responder writes one object then closes its side,
@@ -30,6 +43,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 import json
 import re
 from dataclasses import dataclass
@@ -48,27 +62,38 @@ __all__ = [
     "WireError",
     "decode_ack",
     "decode_probe",
+    "responder_tag",
 ]
 
 TOPIC = "CHORUS/health-test/v1"
 ACK_PROTOCOL = "/chorus/health-probe-ack/1.0.0"
-WIRE_VERSION = 1
+WIRE_VERSION = 2  # of the probe; answers are version 1
+ACK_VERSION = 1
 
 MAX_PROBE_BYTES = 2048
 MAX_ACK_BYTES = 1024
 MAX_PAYLOAD_BYTES = 512
 MAX_RESPONDERS = 16
 
+_HEX16 = re.compile(r"^[0-9a-f]{16}$")
 _HEX32 = re.compile(r"^[0-9a-f]{32}$")
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
 
 
 class WireError(ValueError):
-    """A probe or answer is not valid version-1 JSON of the documented shape."""
+    """A probe or answer is not valid JSON of the documented shape and version."""
+
+
+def responder_tag(peer_id: str) -> str:
+    """How a version-2 probe names ``peer_id``: 16 hex characters."""
+    return hashlib.sha256(peer_id.encode("utf-8")).hexdigest()[:16]
 
 
 @dataclass(frozen=True, slots=True)
 class ProbeMessage:
+    """A probe. ``responders`` holds peer ids where we build one, and whatever the wire
+    had where we read one: tags (version 2) or peer ids (version 1); ``names`` reads both."""
+
     nonce: str
     origin: str
     sent_at: float
@@ -76,16 +101,17 @@ class ProbeMessage:
     payload_sha256: str
     responders: tuple[str, ...]
 
+    def names(self, peer_id: str) -> bool:
+        return peer_id in self.responders or responder_tag(peer_id) in self.responders
+
     def encode(self) -> bytes:
         return _dump(
             {
                 "v": WIRE_VERSION,
-                "nonce": self.nonce,
-                "origin": self.origin,
-                "sent_at": self.sent_at,
-                "payload": base64.b64encode(self.payload).decode("ascii"),
-                "payload_sha256": self.payload_sha256,
-                "responders": list(self.responders),
+                "n": self.nonce,
+                "t": round(self.sent_at, 3),
+                "p": base64.b64encode(self.payload).decode("ascii"),
+                "r": [r if _HEX16.match(r) else responder_tag(r) for r in self.responders],
             }
         )
 
@@ -96,16 +122,14 @@ class Ack:
     payload_sha256: str
 
     def encode(self) -> bytes:
-        return _dump(
-            {"v": WIRE_VERSION, "nonce": self.nonce, "payload_sha256": self.payload_sha256}
-        )
+        return _dump({"v": ACK_VERSION, "nonce": self.nonce, "payload_sha256": self.payload_sha256})
 
 
 def _dump(obj: dict[str, Any]) -> bytes:
     return json.dumps(obj, separators=(",", ":"), sort_keys=True).encode("utf-8")
 
 
-def _load(data: bytes, limit: int) -> dict[str, Any]:
+def _load(data: bytes, limit: int, versions: tuple[int, ...]) -> dict[str, Any]:
     if len(data) > limit:
         raise WireError(f"message is {len(data)} bytes, over the limit of {limit}")
     try:
@@ -114,8 +138,9 @@ def _load(data: bytes, limit: int) -> dict[str, Any]:
         raise WireError(f"not JSON: {exc}") from exc
     if not isinstance(obj, dict):
         raise WireError("not a JSON object")
-    if obj.get("v") != WIRE_VERSION:
-        raise WireError(f"unsupported version {obj.get('v')!r}")
+    version = obj.get("v")
+    if isinstance(version, bool) or version not in versions:
+        raise WireError(f"unsupported version {version!r}")
     return obj
 
 
@@ -134,29 +159,38 @@ def _hex_field(obj: dict[str, Any], name: str, pattern: re.Pattern[str]) -> str:
     return str(value)
 
 
-def decode_probe(data: bytes) -> ProbeMessage:
-    obj = _load(data, MAX_PROBE_BYTES)
+def decode_probe(data: bytes, signer: str) -> ProbeMessage:
+    """The probe in ``data``, published by ``signer`` (the pubsub message's verified
+    sender); WireError for anything else."""
+    obj = _load(data, MAX_PROBE_BYTES, (1, 2))
+    v1 = obj["v"] == 1
+    names = ("nonce", "sent_at", "payload", "responders") if v1 else ("n", "t", "p", "r")
+    nonce_field, time_field, payload_field, responders_field = names
     try:
-        payload = base64.b64decode(_field(obj, "payload", str), validate=True)
+        payload = base64.b64decode(_field(obj, payload_field, str), validate=True)
     except (binascii.Error, ValueError) as exc:
-        raise WireError("field 'payload' is not base64") from exc
+        raise WireError(f"field {payload_field!r} is not base64") from exc
     if len(payload) > MAX_PAYLOAD_BYTES:
         raise WireError(f"payload of {len(payload)} bytes is over {MAX_PAYLOAD_BYTES}")
-    responders = _field(obj, "responders", list)
+    responders = _field(obj, responders_field, list)
     if len(responders) > MAX_RESPONDERS or not all(isinstance(r, str) for r in responders):
-        raise WireError(f"field 'responders' is not a list of at most {MAX_RESPONDERS} ids")
+        raise WireError(f"field {responders_field!r} is not a list of at most {MAX_RESPONDERS}")
+    if not v1 and not all(_HEX16.match(r) for r in responders):
+        raise WireError("field 'r' holds something other than responder tags")
     return ProbeMessage(
-        nonce=_hex_field(obj, "nonce", _HEX32),
-        origin=_field(obj, "origin", str),
-        sent_at=float(_field(obj, "sent_at", (int, float))),
+        nonce=_hex_field(obj, nonce_field, _HEX32),
+        origin=_field(obj, "origin", str) if v1 else signer,
+        sent_at=float(_field(obj, time_field, (int, float))),
         payload=payload,
-        payload_sha256=_hex_field(obj, "payload_sha256", _HEX64),
+        payload_sha256=(
+            _hex_field(obj, "payload_sha256", _HEX64) if v1 else hashlib.sha256(payload).hexdigest()
+        ),
         responders=tuple(responders),
     )
 
 
 def decode_ack(data: bytes) -> Ack:
-    obj = _load(data, MAX_ACK_BYTES)
+    obj = _load(data, MAX_ACK_BYTES, (ACK_VERSION,))
     return Ack(
         nonce=_hex_field(obj, "nonce", _HEX32),
         payload_sha256=_hex_field(obj, "payload_sha256", _HEX64),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import json
 import random
@@ -54,6 +55,7 @@ from probes.probe_wire import (
     WireError,
     decode_ack,
     decode_probe,
+    responder_tag,
 )
 from probes.pubsub_probe import ProbeOutcome, PubSubProbe, active_pubsub_check
 from probes.rate_limit import RateLimiter, TokenBucket
@@ -79,11 +81,44 @@ def _probe_json(**changes: Any) -> bytes:
 # -------------------------------------------------------------------------- wire
 
 
+def _probe_v2(**changes: Any) -> bytes:
+    obj: dict[str, Any] = {
+        "v": 2,
+        "n": NONCE,
+        "t": 1.5,
+        "p": "cGF5bG9hZA==",  # b"payload"
+        "r": [responder_tag("B"), responder_tag("C")],
+    }
+    obj.update(changes)
+    return json.dumps({k: v for k, v in obj.items() if v is not ...}).encode()
+
+
 def test_probe_round_trips_and_ignores_unknown_fields() -> None:
     msg = ProbeMessage(NONCE, "A", 1.5, b"payload", SHA, ("B", "C"))
-    assert decode_probe(msg.encode()) == msg
-    assert decode_probe(_probe_json(extra="later versions may add fields")) == msg
+    received = decode_probe(msg.encode(), "A")
+    tags = (responder_tag("B"), responder_tag("C"))
+    assert received == dataclasses.replace(msg, responders=tags)
+    assert received.names("B") and received.names("C") and not received.names("A")
+    assert decode_probe(_probe_v2(extra="later versions may add fields"), "A") == received
     assert decode_ack(Ack(NONCE, SHA).encode()) == Ack(NONCE, SHA)
+
+
+def test_version_1_probes_are_still_read() -> None:
+    msg = ProbeMessage(NONCE, "A", 1.5, b"payload", SHA, ("B", "C"))
+    received = decode_probe(_probe_json(extra="ignored"), "signer")
+    assert received == msg  # its own origin: the responder compares it with the signer
+    assert received.names("B") and not received.names("D")
+
+
+def test_version_2_is_less_than_half_of_version_1() -> None:
+    peers = tuple(f"12D3KooW{i}" + "x" * 44 for i in range(4))
+    msg = ProbeMessage(NONCE, peers[0], 1764800000.123456, bytes(32), SHA, peers[1:])
+    v1 = _probe_json(origin=peers[0], responders=list(peers[1:]), payload="A" * 44)
+    assert len(msg.encode()) * 2 < len(v1)
+    # The origin and the payload's hash come from the signer and the payload.
+    received = decode_probe(msg.encode(), peers[0])
+    assert received.origin == peers[0]
+    assert received.payload_sha256 == hashlib.sha256(bytes(32)).hexdigest()
 
 
 @pytest.mark.parametrize(
@@ -93,7 +128,8 @@ def test_probe_round_trips_and_ignores_unknown_fields() -> None:
         b"\xff\xfe",
         b"[1, 2]",
         b"[" * 1500,  # deeper than json's recursion limit
-        _probe_json(v=2),
+        _probe_json(v=3),
+        _probe_json(v=True),
         _probe_json(v=...),
         _probe_json(nonce="AB" * 16),
         _probe_json(nonce="ab"),
@@ -105,11 +141,19 @@ def test_probe_round_trips_and_ignores_unknown_fields() -> None:
         _probe_json(sent_at=True),
         _probe_json(origin=None),
         _probe_json(pad="x" * 2048),
+        _probe_json(v=2),  # version 1 field names under version 2
+        _probe_v2(n="ab"),
+        _probe_v2(t="now"),
+        _probe_v2(p="QUFB" * 200),
+        _probe_v2(r=["B"]),  # a peer id where a tag belongs
+        _probe_v2(r=["0" * 16] * 17),
+        _probe_v2(r=...),
+        _probe_v2(pad="x" * 2048),
     ],
 )
 def test_malformed_probes_are_rejected(data: bytes) -> None:
     with pytest.raises(WireError):
-        decode_probe(data)
+        decode_probe(data, "A")
 
 
 def test_deeply_nested_json_is_a_wire_error() -> None:
@@ -255,8 +299,8 @@ def _liar(cluster: FakeCluster, name: str) -> Callable[[PubSubMessage], Any]:
     """A hostile responder that answers every probe naming it with a wrong hash."""
 
     async def answer(msg: PubSubMessage) -> None:
-        probe = decode_probe(msg.data)
-        if name in probe.responders:
+        probe = decode_probe(msg.data, msg.from_peer)
+        if probe.names(name):
             wrong = Ack(probe.nonce, hashlib.sha256(b"something else").hexdigest())
             await cluster.links[name].send(probe.origin, ACK_PROTOCOL, wrong.encode())
 
@@ -299,7 +343,7 @@ async def test_unexpected_answers_are_counted_and_ignored(
     async def hostile_b(msg: PubSubMessage) -> None:
         # B is named: its garbage and its answer to an unknown nonce reach the probe, which
         # counts and ignores them; then it answers properly.
-        sent = decode_probe(msg.data)
+        sent = decode_probe(msg.data, msg.from_peer)
         await link_b.send("A", ACK_PROTOCOL, b"garbage")
         await link_b.send("A", ACK_PROTOCOL, Ack(NONCE, SHA).encode())
         right = Ack(sent.nonce, hashlib.sha256(sent.payload).hexdigest())
@@ -698,7 +742,7 @@ async def test_only_named_peers_may_open_answer_streams(autojump_clock: trio.abc
     refused: list[LinkError] = []
 
     async def intruder(msg: PubSubMessage) -> None:
-        sent = decode_probe(msg.data)
+        sent = decode_probe(msg.data, msg.from_peer)
         right = Ack(sent.nonce, hashlib.sha256(sent.payload).hexdigest())
         try:
             await link_c.send("A", ACK_PROTOCOL, right.encode())
