@@ -45,6 +45,7 @@ from adapters.election_check import ELECTION_CHECK, election_result
 from adapters.envelope import EnvelopeCache
 from adapters.gossip import GossipService
 from adapters.gossip_tuning import GossipTuning, publish_budget
+from adapters.guarded_pubsub import GuardedPubsub
 from adapters.libp2p_host import open_p2p_node
 from adapters.p2p_config import P2PConfig
 from adapters.p2p_identity import load_or_create_identity
@@ -522,6 +523,77 @@ async def test_late_joiner_converges_at_once_via_pull(tmp_path: Path) -> None:
         for far in members[1:]:
             seen = joiner.service.view.member(far.peer_id)
             assert seen is not None and "via snapshot" in seen.history[0].detail
+
+
+@pytest.mark.network
+async def test_under_admission_a_joiner_pulls_from_its_bootstrap_peer_at_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Other peers are pulled from once their digest is admitted; a bootstrap peer is the
+    # operator's word and need not wait. Here the joiner hears no gossip at all, so only
+    # that pull can tell it of anyone (before, it waited for a digest that never came).
+    names = ("a", "b", "late")
+    ids = {
+        name: ID.from_pubkey(load_or_create_identity(tmp_path / f"{name}.key").public_key)
+        for name in names
+    }
+    original = GuardedPubsub.push_msg
+
+    async def deaf_joiner(self: GuardedPubsub, forwarder: ID, msg: rpc_pb2.Message) -> None:
+        if self.my_id == ids["late"] and forwarder != self.my_id and TOPIC in msg.topicIDs:
+            return
+        await original(self, forwarder, msg)
+
+    monkeypatch.setattr(GuardedPubsub, "push_msg", deaf_joiner)
+    async with _cluster(tmp_path) as cluster:
+        cluster.admission = AdmissionPolicy(
+            allowed_peers=frozenset(pid.to_base58() for pid in ids.values())
+        )
+        a = await cluster.start("a")
+        b = await cluster.start("b", a)
+        await wait_until(_all_alive([a, b]), timeout=8, what="a and b agree")
+        run = partial(
+            _run_member,
+            tmp_path / "late.key",
+            cluster.config,
+            {"bootstrap": (a.addr,)},
+            None,
+            cluster.admission,
+        )
+        late: Member = await cluster.nursery.start(run)
+        await wait_until(
+            _everyone_sees([late], [a.peer_id, b.peer_id], ALIVE),
+            timeout=5,
+            what="the joiner lists a and b",
+        )
+        seen = late.service.view.member(a.peer_id)
+        assert seen is not None and f"via snapshot from {a.peer_id}" in seen.history[0].detail
+
+
+@pytest.mark.network
+async def test_a_pull_on_connect_sends_our_summary(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Members a joiner connects to pull it too; with their summary the answer is what
+    # differs (the joiner), not a page of every member.
+    import adapters.view_pull as view_pull
+
+    asked: list[bytes | None] = []
+    original = view_pull.pull_request
+
+    def spy(after: str, summary: bytes | None) -> bytes:
+        asked.append(summary)
+        return original(after, summary)
+
+    monkeypatch.setattr(view_pull, "pull_request", spy)
+    async with _cluster(tmp_path) as cluster:
+        members = await cluster.chain(3)
+        await wait_until(_all_alive(members), timeout=8, what="convergence")
+        asked.clear()
+        await cluster.start("late", members[0])
+        # The joiner pulls its neighbour, and the neighbour the joiner.
+        await wait_until(lambda: len(asked) >= 2, timeout=5, what="both ends pulled")
+        assert all(summary is not None for summary in asked), asked
 
 
 @pytest.mark.network
