@@ -76,6 +76,7 @@ class P2PNode:
         # bootstrap_results maps each address to the peer id reached, or None.
         self.bootstrap_done = self._bootstrapper.done
         self.bootstrap_results: dict[str, str | None] = self._bootstrapper.results
+        self._listen_addrs: tuple[str, ...] = ()
 
     def watch_connections(self) -> None:
         """Hear of peers' connections from now on (``add_peer_listener``); called once, by
@@ -93,7 +94,12 @@ class P2PNode:
     @property
     def listen_addrs(self) -> list[str]:
         """Bound listen addresses with the real port and a /p2p/ suffix."""
-        return [f"{addr}/p2p/{self.peer_id}" for addr in self.host.get_transport_addrs()]
+        # Kept once bound: the publisher asks four times a second, and building them from
+        # py-libp2p's multiaddrs was a fortieth of an idle node's CPU (py-spy, 2026-12-04).
+        if not self._listen_addrs:
+            found = self.host.get_transport_addrs()
+            self._listen_addrs = tuple(f"{addr}/p2p/{self.peer_id}" for addr in found)
+        return list(self._listen_addrs)
 
     @property
     def dropped_inbound(self) -> Counter[str]:
