@@ -17,6 +17,7 @@ import logging
 from typing import TYPE_CHECKING
 
 import trio
+from libp2p.kad_dht.utils import sort_peer_ids_by_distance
 from libp2p.peer.id import ID
 from libp2p.records.validator import Validator
 
@@ -56,6 +57,11 @@ DEFAULT_MAX_VALUE_SIZE = 4 * 1024
 # the value covers the authors and signatures of Ed25519, secp256k1, ECDSA and RSA keys up
 # to 3072 bits, so a record whose value our validator accepts is never refused for size.
 RECORD_OVERHEAD = 1024
+
+
+# Peers a put_at_closest tries, per replica wanted, before it gives up: a few unreachable
+# ones near the key cost a round each (at most the peer timeout), not the probe.
+MAX_STORE_TRIES = 3
 
 
 class HealthRecordValidator(Validator):
@@ -145,7 +151,16 @@ class LibP2PDHT:
             )
         except Exception as exc:
             raise DHTError(f"lookup of the peers closest to {key} failed: {exc!r}") from exc
-        targets = [peer for peer in found if peer != local][:replicas]
+        # A lookup's answer can name peers nobody can reach: ids a hostile peer it asked made
+        # up, or stale peerstore entries. Store only at peers our routing table holds,
+        # nearest first, and go on down that list while stores fail.
+        known = set(self._dht.routing_table.get_peer_ids())
+        known.discard(local)
+        ordered = [peer for peer in found if peer in known]
+        ordered += [
+            p for p in sort_peer_ids_by_distance(key_bytes, list(known)) if p not in ordered
+        ]
+        candidates = ordered[: MAX_STORE_TRIES * replicas]
         stored: list[str] = []
 
         async def store(peer: ID) -> None:
@@ -156,9 +171,12 @@ class LibP2PDHT:
                 except Exception as exc:
                     logger.info("PUT %s at %s failed: %r", key, peer, exc)
 
-        async with trio.open_nursery() as nursery:
-            for peer in targets:
-                nursery.start_soon(store, peer)
+        while len(stored) < replicas and candidates:
+            wanted = replicas - len(stored)
+            batch, candidates = candidates[:wanted], candidates[wanted:]
+            async with trio.open_nursery() as nursery:
+                for peer in batch:
+                    nursery.start_soon(store, peer)
         return stored
 
     async def get_value(self, key: str) -> bytes | None:

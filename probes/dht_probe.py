@@ -216,6 +216,8 @@ class DHTProbe:
                 error=f"DHT put of {key} failed: {exc}",
             )
         if not holders:
+            # Kept, with nobody holding it: the replication check must count it as lost.
+            self.recent.append(ProbeRecord(key, value, trio.current_time()))
             return DHTProbeOutcome(
                 DHTOutcome.FAILURE,
                 key,

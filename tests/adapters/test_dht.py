@@ -354,6 +354,30 @@ async def test_put_replicates_and_remote_reads_work(
 
 
 @pytest.mark.network
+async def test_put_at_closest_skips_peers_a_lookup_made_up(
+    p2p_config: MakeConfig, wait_until: WaitUntil
+) -> None:
+    # A peer asked during the lookup can answer with ids close to the key that nobody
+    # runs; the probe must still reach the peers that exist.
+    async with open_p2p_node(p2p_config("a")) as a:
+        boot = (a.listen_addrs[0],)
+        async with (
+            open_p2p_node(p2p_config("b", bootstrap=boot)) as b,
+            open_p2p_node(p2p_config("c", bootstrap=boot)) as c,
+        ):
+            await wait_until(lambda: len(a.dht.local_peers()) == 2, what="a's table has both")
+            made_up = [ID.from_pubkey(create_new_key_pair().public_key) for _ in range(4)]
+
+            async def hostile_lookup(key: bytes, count: int = 20) -> list[ID]:
+                await trio.lowlevel.checkpoint()
+                return made_up[:count]
+
+            a.kad.peer_routing.find_closest_peers_network = hostile_lookup  # type: ignore[method-assign]
+            stored = await a.dht.put_at_closest(KEY, b"probe", 2)
+            assert sorted(stored) == sorted([b.peer_id, c.peer_id])
+
+
+@pytest.mark.network
 async def test_oversize_values_are_refused_locally_and_by_peers(
     p2p_config: MakeConfig, wait_until: WaitUntil
 ) -> None:

@@ -105,7 +105,7 @@ async def test_no_peer_taking_the_record_is_a_failure(autojump_clock: trio.abc.C
 
     assert outcome.outcome is DHTOutcome.FAILURE
     assert outcome.message == f"no peer took the DHT record {outcome.key}"
-    assert not probe.recent
+    assert [(r.key, r.holders) for r in probe.recent] == [(outcome.key, ())]
 
 
 async def test_holders_that_lost_their_copy_are_a_failure(autojump_clock: trio.abc.Clock) -> None:

@@ -378,6 +378,19 @@ async def test_replication_health(autojump_clock: trio.abc.Clock) -> None:
     assert alone.healthy and alone.details["expected"] == 0
 
 
+async def test_replication_health_counts_a_record_nobody_took_as_lost(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    cluster = FakeCluster("ABC")
+    for name in "BC":  # connected, but they take no record
+        cluster.dht_net.set_behaviour(name, PeerBehaviour.SILENT)
+    checks = by_name(cluster.enhanced("A"))
+    await run(checks["dht-enhanced"])
+    result = await run(checks["replication-health"])
+    assert not result.healthy
+    assert (result.details["replicas_found"], result.details["expected"]) == ([0], 2)
+
+
 async def test_replication_health_asks_a_sample_and_scales(
     autojump_clock: trio.abc.Clock,
 ) -> None:
