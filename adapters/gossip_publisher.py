@@ -36,6 +36,7 @@ from mesh.manager import CheckManager
 from mesh.messages import HealthDigest
 from mesh.sequencer import Sequencer
 from mesh.wire_bounds import MAX_COMPONENTS, MAX_P2P_ADDRS
+from mesh.wire_level import COMPACT
 
 if TYPE_CHECKING:
     from adapters.p2p_node import P2PNode
@@ -193,11 +194,12 @@ class GossipPublisher:
         }
         # A component name or address peers would reject must not silence us: fall back
         # to a digest without the offending optional fields.
+        compact = self._view.wire_level_floor() >= COMPACT
         for drop in ((), ("components",), ("components", "version", "http_addr", "p2p_addrs")):
             trimmed = {k: v for k, v in fields.items() if k not in drop}
             digest = self._sequencer.digest(self._wall(), **trimmed)
             try:
-                return digest, encode_gossip(digest)
+                return digest, encode_gossip(digest, compact=compact)
             except EncodeError as exc:
                 logger.warning("digest not publishable as is (%s); trimming it", exc)
         raise AssertionError("a digest without optional fields always encodes")

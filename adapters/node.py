@@ -141,7 +141,7 @@ async def _run_with_network(
     # (issue 12): only members of the cluster view are wanted.
     view = gossip.view
     wanted = (lambda peer: view.member(peer) is not None) if policy.enabled else None
-    active, enhanced, responder = network_checks(config, p2p, wanted)
+    active, enhanced, responder = network_checks(config, p2p, wanted, view.wire_level)
     for check in active:
         manager.register(check)
     timing = enhanced.config

@@ -66,12 +66,16 @@ def local_checks(config: NodeConfig, stats: SystemStats, lag: LoopLagMonitor) ->
 
 
 def network_checks(
-    config: NodeConfig, p2p: P2PNode, wanted: Callable[[str], bool] | None = None
+    config: NodeConfig,
+    p2p: P2PNode,
+    wanted: Callable[[str], bool] | None = None,
+    wire_level: Callable[[str], int] | None = None,
 ) -> tuple[list[HealthCheck], EnhancedHealthChecks, ProbeResponder]:
     """The reference's active probes and enhanced checks, on this node's libp2p host.
-    ``wanted``: the peers the PubSub probe names first and answers at all (None: any)."""
+    ``wanted``: the peers the PubSub probe names first and answers at all (None: any);
+    ``wire_level``: what a peer reads (the view's word), for the probe's wire version."""
     health_config = health_config_for(config)
-    probe, responder = probe_for_node(p2p, wanted=wanted)
+    probe, responder = probe_for_node(p2p, wanted=wanted, wire_level=wire_level)
     # Responsive, not merely connected: a frozen peer keeps its TCP connection open, and
     # must count neither towards connectivity nor as a peer to read a DHT record back from.
     dht_probe = DHTProbe(p2p.dht, connected=p2p.responsive_peers)

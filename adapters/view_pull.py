@@ -41,7 +41,7 @@ from mesh.cluster_events import Outcome
 from mesh.cluster_snapshot import split_page
 from mesh.cluster_view import ClusterView
 from mesh.digest import TOPIC
-from mesh.messages import Gossip, MemberEntry, ViewSnapshot
+from mesh.messages import Gossip, MemberEntry, MemberState, ViewSnapshot
 from mesh.rejection import Rejection
 from mesh.snapshot_codec import (
     MAX_PAGE_MEMBERS,
@@ -126,7 +126,7 @@ class PullClient:
             # the whole view, but each member it connects to (all of them, through the DHT)
             # pulls it too, and a page of every member each was a join's main CPU cost on
             # both sides (at 10 nodes, 18 whole views verified around one join).
-            await self._pull_pages(peer, self._view.summary())
+            await self._pull_pages(peer, self._summary_for(peer))
 
     async def run(self) -> None:
         """Anti-entropy: every ``sync_interval`` (jittered), pull from one connected member,
@@ -191,15 +191,13 @@ class PullClient:
         with trio.move_on_after(self._tuning.pull_subscription_wait):
             # Polling: py-libp2p offers no event for a peer's subscription.
             # With an admission policy, only members are pulled from: their digest (sent
-            # when we join each other's mesh) must have been admitted first. Our bootstrap
-            # peers are the operator's word: a joiner pulls from them at once, where their
-            # digests could take a GossipSub heartbeat (1 s) to come (what the snapshot
-            # holds is admitted entry by entry either way).
+            # when we join each other's mesh) must have been admitted first; but see
+            # _joining_through.
             woken = False
             while pid not in topics.get(TOPIC, ()) or (
                 self._admission.enabled
                 and self._view.member(peer) is None
-                and peer not in self._node.bootstrap_results.values()
+                and not self._joining_through(peer)
             ):
                 if peer not in self._connected:
                     return False
@@ -213,6 +211,24 @@ class PullClient:
             self._wake()
             return True
         return False
+
+    def _summary_for(self, peer: str) -> bytes | None:
+        """Our summary, so that the answer is what differs; none (the whole view) from a
+        peer we had lost: after a partition, the suspicions and leaves that summaries
+        cannot tell apart (mesh/view_summary.py) come back with it."""
+        member = self._view.member(peer)
+        if member is not None and member.state is not MemberState.ALIVE:
+            return None
+        return self._view.summary()
+
+    def _joining_through(self, peer: str) -> bool:
+        """Whether ``peer`` is one of our bootstrap peers and we know nobody yet: a joiner
+        pulls from it at once, where its digest could take a GossipSub heartbeat (1 s)
+        to come. The operator named it, and what its snapshot holds is admitted entry by
+        entry; nor does its word count towards the two a member needs to be vouched for
+        (mesh/cluster_snapshot.py) unless it is a member itself. Once we know anyone, it
+        waits like any peer."""
+        return self._view.member_count() <= 1 and peer in self._node.bootstrap_results.values()
 
     async def _pull_once(
         self, peer: str, after: str, request: bytes, waiting: list[MemberEntry]

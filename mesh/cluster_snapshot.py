@@ -179,6 +179,8 @@ class Snapshots:
         last signed digest carries no deadline), to stretch our n or win it our election."""
         if record.firsthand or not self.config.certified_members or entry.state is not ALIVE:
             return
+        if responder not in self._roster.records:
+            return  # only members vouch: a joiner may pull its bootstrap peer before it is one
         record.vouched.add(responder)
         if len(record.vouched) >= VOUCHERS:
             record.firsthand = True

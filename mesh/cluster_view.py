@@ -330,12 +330,28 @@ class ClusterView:
         record = self._roster.records.get(peer)
         return 0 if record is None else record.digest.local_health
 
+    def wire_level(self, peer: str) -> int:
+        """The wire level ``peer``'s last digest said it reads (0 for a stranger)."""
+        record = self._roster.records.get(peer)
+        return 0 if record is None else record.digest.wire_level
+
+    def wire_level_floor(self) -> int:
+        """The lowest wire level among the live members, ourselves included: what a digest
+        that all of them must read may use (mesh/wire_level.py)."""
+        live = (MemberState.ALIVE, MemberState.SUSPECT)
+        levels = [r.digest.wire_level for r in self._roster.records.values() if r.state in live]
+        return min(levels, default=0)
+
     def member(self, peer: str) -> Member | None:
         record = self._roster.records.get(peer)
         return None if record is None else self._roster.copy(peer, record)
 
     def counts(self) -> dict[MemberState, int]:
         return self._roster.counts()
+
+    def member_count(self) -> int:
+        """Members of any state we hold, however we heard of them, ourselves included."""
+        return len(self._roster.records)
 
     def live_count(self) -> int:
         """n in the timing formulas: alive and suspect members we have heard on the topic

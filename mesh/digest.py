@@ -59,14 +59,17 @@ _STATUS_TO_WIRE = {status: _pb.NodeStatus.Value(f"NODE_STATUS_{status.name}") fo
 _STATUS_FROM_WIRE = {number: status for status, number in _STATUS_TO_WIRE.items()}
 
 
-def _fill_digest(out: Any, digest: HealthDigest) -> None:
+def _fill_digest(out: Any, digest: HealthDigest, compact: bool) -> None:
     out.node_id = digest.node_id
     out.start_time_ms = digest.start_time_ms
     out.incarnation = digest.incarnation
     out.seq = digest.seq
     out.status = _STATUS_TO_WIRE[digest.status]
     out.score = digest.score
-    whole, indexed, named = component_table.split(digest.components)
+    if compact:
+        whole, indexed, named = component_table.split(digest.components)
+    else:  # for members of an older build (mesh/wire_level.py)
+        whole, indexed, named = 0, {}, dict(digest.components)
     out.whole_components = whole
     for index, score in indexed.items():
         out.indexed_components[index] = score
@@ -77,29 +80,34 @@ def _fill_digest(out: Any, digest: HealthDigest) -> None:
     out.http_addr = digest.http_addr
     out.p2p_addrs.extend(digest.p2p_addrs)
     out.local_health = digest.local_health
+    out.wire_level = digest.wire_level
     if digest.certificate is not None:
         out.certificate.expires_at_ms = digest.certificate.expires_at_ms
         out.certificate.signature = digest.certificate.signature
 
 
-def encode_gossip(message: Gossip) -> bytes:
-    """The wire form of one of our statements; ``EncodeError`` if invalid or over 4 KiB."""
+def encode_gossip(message: Gossip, *, compact: bool = True) -> bytes:
+    """The wire form of one of our statements; ``EncodeError`` if invalid or over 4 KiB.
+    ``compact``: a digest's well-known components as numbers, for readers of wire level 2
+    or more (mesh/wire_level.py); else every component by name."""
     problem = check_gossip(message)
     if problem is not None:
         raise EncodeError(f"refusing to encode {type(message).__name__}: {problem}")
-    data = unchecked_gossip(message)
+    data = unchecked_gossip(message, compact=compact)
     if len(data) > MAX_GOSSIP_BYTES:
         raise EncodeError(f"gossip message is {len(data)} bytes, over {MAX_GOSSIP_BYTES}")
     return data
 
 
-def unchecked_gossip(message: Gossip, *, schema_version: int = SCHEMA_VERSION) -> bytes:
+def unchecked_gossip(
+    message: Gossip, *, schema_version: int = SCHEMA_VERSION, compact: bool = True
+) -> bytes:
     """The wire form of ``message`` without ``encode_gossip``'s checks, for tools that must
     write what a node would refuse to send (``devnet.forge``): any value the protobuf field
     holds, no size limit. Beyond the field's type protobuf itself raises ValueError."""
     wire = _pb.Gossip(schema_version=schema_version)
     if isinstance(message, HealthDigest):
-        _fill_digest(wire.digest, message)
+        _fill_digest(wire.digest, message, compact)
     elif isinstance(message, SuspectNotice):
         wire.suspect.observer_id = message.observer_id
         wire.suspect.suspect_id = message.suspect_id
@@ -210,6 +218,7 @@ def _digest_from_wire(wire: Any) -> HealthDigest | str:
         http_addr=str(wire.http_addr),
         p2p_addrs=tuple(str(addr) for addr in wire.p2p_addrs),
         local_health=int(wire.local_health),
+        wire_level=int(wire.wire_level),
         certificate=(
             MemberCertificate(
                 peer_id=str(wire.node_id),

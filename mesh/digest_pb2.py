@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x11mesh/digest.proto\x12\x10\x63horus.health.v1\"\xce\x04\n\x0cHealthDigest\x12\x0f\n\x07node_id\x18\x01 \x01(\t\x12\x15\n\rstart_time_ms\x18\x02 \x01(\x03\x12\x13\n\x0bincarnation\x18\x03 \x01(\x04\x12\x0b\n\x03seq\x18\x04 \x01(\x04\x12,\n\x06status\x18\x05 \x01(\x0e\x32\x1c.chorus.health.v1.NodeStatus\x12\r\n\x05score\x18\x06 \x01(\x01\x12\x42\n\ncomponents\x18\x07 \x03(\x0b\x32..chorus.health.v1.HealthDigest.ComponentsEntry\x12\x12\n\nsent_at_ms\x18\x08 \x01(\x03\x12\x0f\n\x07version\x18\t \x01(\t\x12\x11\n\thttp_addr\x18\n \x01(\t\x12\x11\n\tp2p_addrs\x18\x0b \x03(\t\x12\x38\n\x0b\x63\x65rtificate\x18\x0c \x01(\x0b\x32#.chorus.health.v1.MemberCertificate\x12\x14\n\x0clocal_health\x18\r \x01(\r\x12\x18\n\x10whole_components\x18\x0e \x01(\r\x12Q\n\x12indexed_components\x18\x0f \x03(\x0b\x32\x35.chorus.health.v1.HealthDigest.IndexedComponentsEntry\x1a\x31\n\x0f\x43omponentsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\x1a\x38\n\x16IndexedComponentsEntry\x12\x0b\n\x03key\x18\x01 \x01(\r\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\"=\n\x11MemberCertificate\x12\x15\n\rexpires_at_ms\x18\x01 \x01(\x03\x12\x11\n\tsignature\x18\x02 \x01(\x0c\"\xae\x01\n\rSuspectNotice\x12\x13\n\x0bobserver_id\x18\x01 \x01(\t\x12\x12\n\nsuspect_id\x18\x02 \x01(\t\x12\x1d\n\x15suspect_start_time_ms\x18\x03 \x01(\x03\x12\x1b\n\x13suspect_incarnation\x18\x04 \x01(\x04\x12\x13\n\x0bsuspect_seq\x18\x05 \x01(\x04\x12\x12\n\nsent_at_ms\x18\x06 \x01(\x03\x12\x0f\n\x07refused\x18\x07 \x01(\x08\"k\n\x0bLeaveNotice\x12\x0f\n\x07node_id\x18\x01 \x01(\t\x12\x15\n\rstart_time_ms\x18\x02 \x01(\x03\x12\x13\n\x0bincarnation\x18\x03 \x01(\x04\x12\x0b\n\x03seq\x18\x04 \x01(\x04\x12\x12\n\nsent_at_ms\x18\x05 \x01(\x03\"\xbe\x01\n\x06Gossip\x12\x16\n\x0eschema_version\x18\x01 \x01(\r\x12\x30\n\x06\x64igest\x18\x02 \x01(\x0b\x32\x1e.chorus.health.v1.HealthDigestH\x00\x12\x32\n\x07suspect\x18\x03 \x01(\x0b\x32\x1f.chorus.health.v1.SuspectNoticeH\x00\x12.\n\x05leave\x18\x04 \x01(\x0b\x32\x1d.chorus.health.v1.LeaveNoticeH\x00\x42\x06\n\x04\x62ody\"\xa0\x01\n\x0bMemberEntry\x12,\n\x05state\x18\x02 \x01(\x0e\x32\x1d.chorus.health.v1.MemberState\x12\x18\n\x10\x64igest_statement\x18\x07 \x01(\x0c\x12\x12\n\nsuspicions\x18\x08 \x03(\x0c\x12\x17\n\x0fleave_statement\x18\t \x01(\x0cJ\x04\x08\x01\x10\x02J\x04\x08\x03\x10\x04J\x04\x08\x04\x10\x05J\x04\x08\x05\x10\x06J\x04\x08\x06\x10\x07\"\xa7\x01\n\x0cViewSnapshot\x12\x16\n\x0eschema_version\x18\x01 \x01(\r\x12\x14\n\x0cresponder_id\x18\x02 \x01(\t\x12\x12\n\nsent_at_ms\x18\x03 \x01(\x03\x12.\n\x07members\x18\x04 \x03(\x0b\x32\x1d.chorus.health.v1.MemberEntry\x12\x11\n\ttruncated\x18\x05 \x01(\x08\x12\x12\n\nnext_after\x18\x06 \x01(\t*\xab\x01\n\nNodeStatus\x12\x1b\n\x17NODE_STATUS_UNSPECIFIED\x10\x00\x12\x17\n\x13NODE_STATUS_HEALTHY\x10\x01\x12\x18\n\x14NODE_STATUS_DEGRADED\x10\x02\x12\x19\n\x15NODE_STATUS_UNHEALTHY\x10\x03\x12\x18\n\x14NODE_STATUS_STARTING\x10\x04\x12\x18\n\x14NODE_STATUS_STOPPING\x10\x05*\x8b\x01\n\x0bMemberState\x12\x1c\n\x18MEMBER_STATE_UNSPECIFIED\x10\x00\x12\x16\n\x12MEMBER_STATE_ALIVE\x10\x01\x12\x18\n\x14MEMBER_STATE_SUSPECT\x10\x02\x12\x15\n\x11MEMBER_STATE_DEAD\x10\x03\x12\x15\n\x11MEMBER_STATE_LEFT\x10\x04\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x11mesh/digest.proto\x12\x10\x63horus.health.v1\"\xe2\x04\n\x0cHealthDigest\x12\x0f\n\x07node_id\x18\x01 \x01(\t\x12\x15\n\rstart_time_ms\x18\x02 \x01(\x03\x12\x13\n\x0bincarnation\x18\x03 \x01(\x04\x12\x0b\n\x03seq\x18\x04 \x01(\x04\x12,\n\x06status\x18\x05 \x01(\x0e\x32\x1c.chorus.health.v1.NodeStatus\x12\r\n\x05score\x18\x06 \x01(\x01\x12\x42\n\ncomponents\x18\x07 \x03(\x0b\x32..chorus.health.v1.HealthDigest.ComponentsEntry\x12\x12\n\nsent_at_ms\x18\x08 \x01(\x03\x12\x0f\n\x07version\x18\t \x01(\t\x12\x11\n\thttp_addr\x18\n \x01(\t\x12\x11\n\tp2p_addrs\x18\x0b \x03(\t\x12\x38\n\x0b\x63\x65rtificate\x18\x0c \x01(\x0b\x32#.chorus.health.v1.MemberCertificate\x12\x14\n\x0clocal_health\x18\r \x01(\r\x12\x18\n\x10whole_components\x18\x0e \x01(\r\x12Q\n\x12indexed_components\x18\x0f \x03(\x0b\x32\x35.chorus.health.v1.HealthDigest.IndexedComponentsEntry\x12\x12\n\nwire_level\x18\x10 \x01(\r\x1a\x31\n\x0f\x43omponentsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\x1a\x38\n\x16IndexedComponentsEntry\x12\x0b\n\x03key\x18\x01 \x01(\r\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\"=\n\x11MemberCertificate\x12\x15\n\rexpires_at_ms\x18\x01 \x01(\x03\x12\x11\n\tsignature\x18\x02 \x01(\x0c\"\xae\x01\n\rSuspectNotice\x12\x13\n\x0bobserver_id\x18\x01 \x01(\t\x12\x12\n\nsuspect_id\x18\x02 \x01(\t\x12\x1d\n\x15suspect_start_time_ms\x18\x03 \x01(\x03\x12\x1b\n\x13suspect_incarnation\x18\x04 \x01(\x04\x12\x13\n\x0bsuspect_seq\x18\x05 \x01(\x04\x12\x12\n\nsent_at_ms\x18\x06 \x01(\x03\x12\x0f\n\x07refused\x18\x07 \x01(\x08\"k\n\x0bLeaveNotice\x12\x0f\n\x07node_id\x18\x01 \x01(\t\x12\x15\n\rstart_time_ms\x18\x02 \x01(\x03\x12\x13\n\x0bincarnation\x18\x03 \x01(\x04\x12\x0b\n\x03seq\x18\x04 \x01(\x04\x12\x12\n\nsent_at_ms\x18\x05 \x01(\x03\"\xbe\x01\n\x06Gossip\x12\x16\n\x0eschema_version\x18\x01 \x01(\r\x12\x30\n\x06\x64igest\x18\x02 \x01(\x0b\x32\x1e.chorus.health.v1.HealthDigestH\x00\x12\x32\n\x07suspect\x18\x03 \x01(\x0b\x32\x1f.chorus.health.v1.SuspectNoticeH\x00\x12.\n\x05leave\x18\x04 \x01(\x0b\x32\x1d.chorus.health.v1.LeaveNoticeH\x00\x42\x06\n\x04\x62ody\"\xa0\x01\n\x0bMemberEntry\x12,\n\x05state\x18\x02 \x01(\x0e\x32\x1d.chorus.health.v1.MemberState\x12\x18\n\x10\x64igest_statement\x18\x07 \x01(\x0c\x12\x12\n\nsuspicions\x18\x08 \x03(\x0c\x12\x17\n\x0fleave_statement\x18\t \x01(\x0cJ\x04\x08\x01\x10\x02J\x04\x08\x03\x10\x04J\x04\x08\x04\x10\x05J\x04\x08\x05\x10\x06J\x04\x08\x06\x10\x07\"\xa7\x01\n\x0cViewSnapshot\x12\x16\n\x0eschema_version\x18\x01 \x01(\r\x12\x14\n\x0cresponder_id\x18\x02 \x01(\t\x12\x12\n\nsent_at_ms\x18\x03 \x01(\x03\x12.\n\x07members\x18\x04 \x03(\x0b\x32\x1d.chorus.health.v1.MemberEntry\x12\x11\n\ttruncated\x18\x05 \x01(\x08\x12\x12\n\nnext_after\x18\x06 \x01(\t*\xab\x01\n\nNodeStatus\x12\x1b\n\x17NODE_STATUS_UNSPECIFIED\x10\x00\x12\x17\n\x13NODE_STATUS_HEALTHY\x10\x01\x12\x18\n\x14NODE_STATUS_DEGRADED\x10\x02\x12\x19\n\x15NODE_STATUS_UNHEALTHY\x10\x03\x12\x18\n\x14NODE_STATUS_STARTING\x10\x04\x12\x18\n\x14NODE_STATUS_STOPPING\x10\x05*\x8b\x01\n\x0bMemberState\x12\x1c\n\x18MEMBER_STATE_UNSPECIFIED\x10\x00\x12\x16\n\x12MEMBER_STATE_ALIVE\x10\x01\x12\x18\n\x14MEMBER_STATE_SUSPECT\x10\x02\x12\x15\n\x11MEMBER_STATE_DEAD\x10\x03\x12\x15\n\x11MEMBER_STATE_LEFT\x10\x04\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -35,26 +35,26 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_HEALTHDIGEST_COMPONENTSENTRY']._serialized_options = b'8\001'
   _globals['_HEALTHDIGEST_INDEXEDCOMPONENTSENTRY']._loaded_options = None
   _globals['_HEALTHDIGEST_INDEXEDCOMPONENTSENTRY']._serialized_options = b'8\001'
-  _globals['_NODESTATUS']._serialized_start=1508
-  _globals['_NODESTATUS']._serialized_end=1679
-  _globals['_MEMBERSTATE']._serialized_start=1682
-  _globals['_MEMBERSTATE']._serialized_end=1821
+  _globals['_NODESTATUS']._serialized_start=1528
+  _globals['_NODESTATUS']._serialized_end=1699
+  _globals['_MEMBERSTATE']._serialized_start=1702
+  _globals['_MEMBERSTATE']._serialized_end=1841
   _globals['_HEALTHDIGEST']._serialized_start=40
-  _globals['_HEALTHDIGEST']._serialized_end=630
-  _globals['_HEALTHDIGEST_COMPONENTSENTRY']._serialized_start=523
-  _globals['_HEALTHDIGEST_COMPONENTSENTRY']._serialized_end=572
-  _globals['_HEALTHDIGEST_INDEXEDCOMPONENTSENTRY']._serialized_start=574
-  _globals['_HEALTHDIGEST_INDEXEDCOMPONENTSENTRY']._serialized_end=630
-  _globals['_MEMBERCERTIFICATE']._serialized_start=632
-  _globals['_MEMBERCERTIFICATE']._serialized_end=693
-  _globals['_SUSPECTNOTICE']._serialized_start=696
-  _globals['_SUSPECTNOTICE']._serialized_end=870
-  _globals['_LEAVENOTICE']._serialized_start=872
-  _globals['_LEAVENOTICE']._serialized_end=979
-  _globals['_GOSSIP']._serialized_start=982
-  _globals['_GOSSIP']._serialized_end=1172
-  _globals['_MEMBERENTRY']._serialized_start=1175
-  _globals['_MEMBERENTRY']._serialized_end=1335
-  _globals['_VIEWSNAPSHOT']._serialized_start=1338
-  _globals['_VIEWSNAPSHOT']._serialized_end=1505
+  _globals['_HEALTHDIGEST']._serialized_end=650
+  _globals['_HEALTHDIGEST_COMPONENTSENTRY']._serialized_start=543
+  _globals['_HEALTHDIGEST_COMPONENTSENTRY']._serialized_end=592
+  _globals['_HEALTHDIGEST_INDEXEDCOMPONENTSENTRY']._serialized_start=594
+  _globals['_HEALTHDIGEST_INDEXEDCOMPONENTSENTRY']._serialized_end=650
+  _globals['_MEMBERCERTIFICATE']._serialized_start=652
+  _globals['_MEMBERCERTIFICATE']._serialized_end=713
+  _globals['_SUSPECTNOTICE']._serialized_start=716
+  _globals['_SUSPECTNOTICE']._serialized_end=890
+  _globals['_LEAVENOTICE']._serialized_start=892
+  _globals['_LEAVENOTICE']._serialized_end=999
+  _globals['_GOSSIP']._serialized_start=1002
+  _globals['_GOSSIP']._serialized_end=1192
+  _globals['_MEMBERENTRY']._serialized_start=1195
+  _globals['_MEMBERENTRY']._serialized_end=1355
+  _globals['_VIEWSNAPSHOT']._serialized_start=1358
+  _globals['_VIEWSNAPSHOT']._serialized_end=1525
 # @@protoc_insertion_point(module_scope)

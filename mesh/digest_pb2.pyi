@@ -36,7 +36,7 @@ MEMBER_STATE_DEAD: MemberState
 MEMBER_STATE_LEFT: MemberState
 
 class HealthDigest(_message.Message):
-    __slots__ = ("node_id", "start_time_ms", "incarnation", "seq", "status", "score", "components", "sent_at_ms", "version", "http_addr", "p2p_addrs", "certificate", "local_health", "whole_components", "indexed_components")
+    __slots__ = ("node_id", "start_time_ms", "incarnation", "seq", "status", "score", "components", "sent_at_ms", "version", "http_addr", "p2p_addrs", "certificate", "local_health", "whole_components", "indexed_components", "wire_level")
     class ComponentsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -66,6 +66,7 @@ class HealthDigest(_message.Message):
     LOCAL_HEALTH_FIELD_NUMBER: _ClassVar[int]
     WHOLE_COMPONENTS_FIELD_NUMBER: _ClassVar[int]
     INDEXED_COMPONENTS_FIELD_NUMBER: _ClassVar[int]
+    WIRE_LEVEL_FIELD_NUMBER: _ClassVar[int]
     node_id: str
     start_time_ms: int
     incarnation: int
@@ -81,7 +82,8 @@ class HealthDigest(_message.Message):
     local_health: int
     whole_components: int
     indexed_components: _containers.ScalarMap[int, float]
-    def __init__(self, node_id: _Optional[str] = ..., start_time_ms: _Optional[int] = ..., incarnation: _Optional[int] = ..., seq: _Optional[int] = ..., status: _Optional[_Union[NodeStatus, str]] = ..., score: _Optional[float] = ..., components: _Optional[_Mapping[str, float]] = ..., sent_at_ms: _Optional[int] = ..., version: _Optional[str] = ..., http_addr: _Optional[str] = ..., p2p_addrs: _Optional[_Iterable[str]] = ..., certificate: _Optional[_Union[MemberCertificate, _Mapping]] = ..., local_health: _Optional[int] = ..., whole_components: _Optional[int] = ..., indexed_components: _Optional[_Mapping[int, float]] = ...) -> None: ...
+    wire_level: int
+    def __init__(self, node_id: _Optional[str] = ..., start_time_ms: _Optional[int] = ..., incarnation: _Optional[int] = ..., seq: _Optional[int] = ..., status: _Optional[_Union[NodeStatus, str]] = ..., score: _Optional[float] = ..., components: _Optional[_Mapping[str, float]] = ..., sent_at_ms: _Optional[int] = ..., version: _Optional[str] = ..., http_addr: _Optional[str] = ..., p2p_addrs: _Optional[_Iterable[str]] = ..., certificate: _Optional[_Union[MemberCertificate, _Mapping]] = ..., local_health: _Optional[int] = ..., whole_components: _Optional[int] = ..., indexed_components: _Optional[_Mapping[int, float]] = ..., wire_level: _Optional[int] = ...) -> None: ...
 
 class MemberCertificate(_message.Message):
     __slots__ = ("expires_at_ms", "signature")

@@ -63,6 +63,8 @@ class HealthDigest:
     certificate: MemberCertificate | None = None
     # Its own local health (mesh/awareness.py): how much longer others wait on a suspicion.
     local_health: int = 0
+    # The wire forms its node reads (mesh/wire_level.py); 0 from builds that do not say.
+    wire_level: int = 0
 
     @property
     def key(self) -> Version:

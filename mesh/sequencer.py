@@ -8,6 +8,7 @@ from mesh.certificate import MemberCertificate
 from mesh.messages import HealthDigest, LeaveNotice, SuspectNotice, Version
 from mesh.model import Status
 from mesh.wire_bounds import MAX_COUNTER, is_peer_id_shape, to_ms
+from mesh.wire_level import WIRE_LEVEL
 
 __all__ = ["Sequencer"]
 
@@ -68,6 +69,7 @@ class Sequencer:
             p2p_addrs=tuple(p2p_addrs),
             certificate=certificate,
             local_health=local_health,
+            wire_level=WIRE_LEVEL,
         )
 
     def leave(self, now: float) -> LeaveNotice:

@@ -45,6 +45,7 @@ import base64
 import binascii
 import hashlib
 import json
+import math
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -104,14 +105,28 @@ class ProbeMessage:
     def names(self, peer_id: str) -> bool:
         return peer_id in self.responders or responder_tag(peer_id) in self.responders
 
-    def encode(self) -> bytes:
+    def encode(self, version: int = WIRE_VERSION) -> bytes:
+        """Version 2, or 1 for peers of an older build (mesh/wire_level.py); version 1
+        needs ``responders`` as peer ids, as a probe we build has them."""
+        if version == 1:
+            return _dump(
+                {
+                    "v": 1,
+                    "nonce": self.nonce,
+                    "origin": self.origin,
+                    "sent_at": self.sent_at,
+                    "payload": base64.b64encode(self.payload).decode("ascii"),
+                    "payload_sha256": self.payload_sha256,
+                    "responders": list(self.responders),
+                }
+            )
         return _dump(
             {
                 "v": WIRE_VERSION,
                 "n": self.nonce,
                 "t": round(self.sent_at, 3),
                 "p": base64.b64encode(self.payload).decode("ascii"),
-                "r": [r if _HEX16.match(r) else responder_tag(r) for r in self.responders],
+                "r": [r if _HEX16.fullmatch(r) else responder_tag(r) for r in self.responders],
             }
         )
 
@@ -154,9 +169,21 @@ def _field(obj: dict[str, Any], name: str, kind: type | tuple[type, ...]) -> Any
 
 def _hex_field(obj: dict[str, Any], name: str, pattern: re.Pattern[str]) -> str:
     value = _field(obj, name, str)
-    if not pattern.match(value):
+    if not pattern.fullmatch(value):
         raise WireError(f"field {name!r} is not lowercase hex of the right length")
     return str(value)
+
+
+def _time_field(obj: dict[str, Any], name: str) -> float:
+    # JSON numbers are unbounded: a 400-digit integer overflows float(), and json reads
+    # NaN and Infinity.
+    try:
+        value = float(_field(obj, name, (int, float)))
+    except OverflowError as exc:
+        raise WireError(f"field {name!r} is out of range") from exc
+    if not math.isfinite(value):
+        raise WireError(f"field {name!r} is not a finite number")
+    return value
 
 
 def decode_probe(data: bytes, signer: str) -> ProbeMessage:
@@ -175,12 +202,12 @@ def decode_probe(data: bytes, signer: str) -> ProbeMessage:
     responders = _field(obj, responders_field, list)
     if len(responders) > MAX_RESPONDERS or not all(isinstance(r, str) for r in responders):
         raise WireError(f"field {responders_field!r} is not a list of at most {MAX_RESPONDERS}")
-    if not v1 and not all(_HEX16.match(r) for r in responders):
+    if not v1 and not all(_HEX16.fullmatch(r) for r in responders):
         raise WireError("field 'r' holds something other than responder tags")
     return ProbeMessage(
         nonce=_hex_field(obj, nonce_field, _HEX32),
         origin=_field(obj, "origin", str) if v1 else signer,
-        sent_at=float(_field(obj, time_field, (int, float))),
+        sent_at=_time_field(obj, time_field),
         payload=payload,
         payload_sha256=(
             _hex_field(obj, "payload_sha256", _HEX64) if v1 else hashlib.sha256(payload).hexdigest()

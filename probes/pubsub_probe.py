@@ -38,6 +38,7 @@ from typing import Any
 import trio
 
 from mesh.model import CheckResult, HealthCheck
+from mesh.wire_level import COMPACT
 from probes.last_outcome import LastOutcome
 from probes.ports import DirectLink, PubSub
 from probes.probe_wire import (
@@ -45,6 +46,7 @@ from probes.probe_wire import (
     MAX_PAYLOAD_BYTES,
     MAX_RESPONDERS,
     TOPIC,
+    WIRE_VERSION,
     ProbeMessage,
     WireError,
     decode_ack,
@@ -178,6 +180,10 @@ class PubSubProbe:
     is on), wanted peers are named first and others only where too few wanted peers
     subscribe: strangers that subscribe to the probe topic by the dozen would otherwise be
     named most of the time, and never answer.
+
+    ``wire_level`` (the node's: what a member's digest says it reads, mesh/wire_level.py)
+    picks the probe's wire version: 2 when every named peer reads it, else 1. Without it,
+    always 2.
     """
 
     def __init__(
@@ -191,6 +197,7 @@ class PubSubProbe:
         grace: float = DEFAULT_GRACE,
         topic_peers: Callable[[], Iterable[str]] | None = None,
         wanted: Callable[[str], bool] | None = None,
+        wire_level: Callable[[str], int] | None = None,
         rng: random.Random | None = None,
         wall_clock: Callable[[], float] = time.time,
     ) -> None:
@@ -209,6 +216,7 @@ class PubSubProbe:
         # the answer protocol.
         self._topic_peers = topic_peers
         self._wanted = wanted
+        self._wire_level = wire_level
         self._rng = rng or random.Random()
         self._wall = wall_clock
         self._pending: dict[str, _Pending] = {}
@@ -242,6 +250,12 @@ class PubSubProbe:
         others = sorted(set(peers).difference(wanted))
         named += self._rng.sample(others, min(self.responders - len(named), len(others)))
         return tuple(named)
+
+    def _version_for(self, named: tuple[str, ...]) -> int:
+        level = self._wire_level
+        if level is None or all(level(peer) >= COMPACT for peer in named):
+            return WIRE_VERSION
+        return 1
 
     async def run(self, *, wait: float | None = None) -> ProbeOutcome:
         """One probe; ``wait`` overrides the instance's wait for answers (seconds). Its
@@ -278,7 +292,7 @@ class PubSubProbe:
         try:
             with trio.move_on_after(wait) as scope:
                 pending.scope = scope  # the first correct answer shortens it to the grace
-                await self._pubsub.publish(TOPIC, probe.encode())
+                await self._pubsub.publish(TOPIC, probe.encode(self._version_for(named)))
                 await pending.all_in.wait()
         finally:
             del self._pending[probe.nonce]

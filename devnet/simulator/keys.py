@@ -1,7 +1,7 @@
 """Real libp2p identities and envelopes: every simulated statement is signed and verified.
 
-A node's statements travel as py-libp2p pubsub ``Message``s signed the way
-``Pubsub.publish`` signs them under strict signing (the key over
+A node's statements travel as py-libp2p pubsub ``Message``s signed the way our nodes'
+``GuardedPubsub`` publishes them under strict signing (the key over
 ``"libp2p-pubsub:" + Message{from, data, seqno, topicIDs}``), so the envelope bytes, their
 size on the wire and the signature check a receiver runs are the real ones. Keys come from
 the run's seed, so peer IDs (and with them the election and every tie) are reproducible;
@@ -30,7 +30,6 @@ class Identity:
 
     def __init__(self, pair: KeyPair) -> None:
         self._pair = pair
-        self._public = pair.public_key.serialize()
         self._from = ID.from_pubkey(pair.public_key).to_bytes()
         self.peer_id = ID.from_pubkey(pair.public_key).to_base58()
         self._seqno = 0
@@ -45,8 +44,8 @@ class Identity:
             seqno=self._seqno.to_bytes(8, "big"),
         )
         payload = PUBSUB_SIGNING_PREFIX.encode() + msg.SerializeToString()
+        # No key: an Ed25519 id embeds it, and our nodes leave it out (adapters.lean_records).
         msg.signature = self._pair.private_key.sign(payload)
-        msg.key = self._public
         raw: bytes = msg.SerializeToString()
         return raw
 

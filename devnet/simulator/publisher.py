@@ -14,20 +14,21 @@ from __future__ import annotations
 
 import dataclasses
 
-from adapters.node_checks import BUILT_IN_CHECKS
 from adapters.publish_decisions import PublishDecisions, Said
 from devnet.simulator.events import Timer
 from devnet.simulator.kernel import NodeSide
+from mesh import component_table
 from mesh.cluster_events import PublishSuspect
 from mesh.digest import encode_gossip
 from mesh.messages import HealthDigest
 from mesh.model import Status
+from mesh.wire_level import COMPACT
 
 __all__ = ["COMPONENTS", "Publisher"]
 
-# A healthy node's digest carries one component per check the node registers by itself
-# (adapters.node_checks.BUILT_IN_CHECKS, 12 today), as the devnet's digests do.
-COMPONENTS = {name: 1.0 for name in sorted(BUILT_IN_CHECKS)}
+# A healthy node's digest carries the components its built-in checks feed, as the devnet's
+# digests do: every table entry but the database (a check an application adds).
+COMPONENTS = {name: 1.0 for name in sorted(component_table.TABLE) if name != "database"}
 
 
 class Publisher:
@@ -139,7 +140,8 @@ class Publisher:
         digest = self.next_digest()
         self.decisions.sent(now, self.said())
         self.node.handle(self.node.view.on_gossip(digest, now))
-        self.send(encode_gossip(digest), digest)
+        compact = self.node.view.wire_level_floor() >= COMPACT
+        self.send(encode_gossip(digest, compact=compact), digest)
 
     def next_digest(self) -> HealthDigest:
         """Our next digest (GossipPublisher's), for a healthy node: what ``said`` says."""

@@ -1063,6 +1063,19 @@ def test_where_members_are_certified_a_member_two_pulled_views_list_counts() -> 
     assert open_view.live_count() == 1
 
 
+def test_a_responder_that_is_not_a_member_vouches_for_no_one() -> None:
+    # A joiner pulls its bootstrap peer before that peer is a member (adapters/view_pull);
+    # if the peer never becomes one, its listing must not count towards the two.
+    source = full_view()
+    fresh = ClusterView(ME, cluster_config.certified(CFG))
+    fresh.on_digest(dg(ME, 4), 6.0)
+    fresh.merge_snapshot(pulled(source), 6.0)
+    stranger = dataclasses.replace(pulled(full_view()), responder_id="QmNotAMember")
+    fresh.merge_snapshot(stranger, 6.1)
+    assert not fresh.member(X).firsthand  # type: ignore[union-attr]
+    assert fresh.live_count() == 1
+
+
 def test_a_snapshot_carries_only_what_its_authors_signed() -> None:
     source = ClusterView(B, CFG)
     feed(source, dg(B), 0.0)
@@ -1500,3 +1513,19 @@ def test_members_known_only_from_snapshots_do_not_count_in_n() -> None:
     # Heard on the topic: now it counts.
     view.on_digest(dg("QmMinted0", 2), 1.0)
     assert view.live_count() == 4
+
+
+def test_the_wire_level_floor_is_the_lowest_a_live_member_reads() -> None:
+    # mesh/wire_level.py: the compact forms go out once every live member reads them.
+    view = ClusterView(ME, CFG)
+    view.on_digest(dataclasses.replace(dg(ME), wire_level=2), 0.0)
+    view.on_digest(dataclasses.replace(dg(B), wire_level=2), 0.0)
+    assert view.wire_level_floor() == 2
+    view.on_digest(dg(C), 0.0)  # an older build says nothing: 0
+    assert (view.wire_level_floor(), view.wire_level(C), view.wire_level("QmNobody")) == (0, 0, 0)
+    view.on_disconnected(C, 1.0)
+    assert view.wire_level_floor() == 0  # a suspect is still live: it still reads us
+    view.tick(1000.0)
+    view.on_digest(dataclasses.replace(dg(ME, 2), wire_level=2), 1000.0)
+    view.on_digest(dataclasses.replace(dg(B, 2), wire_level=2), 1000.0)
+    assert state(view, C) is DEAD and view.wire_level_floor() == 2

@@ -711,3 +711,18 @@ def test_stale_suspicions_are_dropped_from_a_snapshot() -> None:
     decoded = pull(encode_snapshot(view))
     assert isinstance(decoded, ViewSnapshot)
     assert decoded.members[0].suspicions == (fresh,)
+
+
+def test_our_digests_say_our_wire_level_and_older_readers_get_names() -> None:
+    from mesh.wire_level import WIRE_LEVEL
+
+    me = Sequencer(A, STARTED_MS)
+    ours = me.digest(NOW, status=Status.HEALTHY, score=1.0, components={"p2p": 1.0, "dht": 0.5})
+    assert ours.wire_level == WIRE_LEVEL == 2
+    for compact in (True, False):
+        data = encode_gossip(ours, compact=compact)
+        assert decode(data) == ours
+        wire = pb.Gossip.FromString(data).digest
+        assert wire.wire_level == 2
+        named = dict(wire.components)
+        assert named == ({} if compact else {"p2p": 1.0, "dht": 0.5})

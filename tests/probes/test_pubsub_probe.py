@@ -149,6 +149,12 @@ def test_version_2_is_less_than_half_of_version_1() -> None:
         _probe_v2(r=["0" * 16] * 17),
         _probe_v2(r=...),
         _probe_v2(pad="x" * 2048),
+        _probe_v2(t=10**400),  # float() overflows
+        _probe_json(sent_at=10**400),
+        b'{"v":2,"n":"' + NONCE.encode() + b'","t":NaN,"p":"cGF5bG9hZA==","r":[]}',
+        _probe_v2(t=float("inf")),
+        _probe_v2(n=NONCE + "\n"),  # a pattern anchored with $ lets a newline through
+        _probe_v2(r=["0" * 16 + "\n"]),
     ],
 )
 def test_malformed_probes_are_rejected(data: bytes) -> None:
@@ -305,6 +311,26 @@ def _liar(cluster: FakeCluster, name: str) -> Callable[[PubSubMessage], Any]:
             await cluster.links[name].send(probe.origin, ACK_PROTOCOL, wrong.encode())
 
     return answer
+
+
+async def test_a_probe_naming_a_peer_of_an_older_build_is_version_1(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    # mesh/wire_level.py: a named peer whose digest says it reads no version 2 gets a
+    # probe it can read, and answers it; once all named peers read version 2, it is that.
+    async with running("ABCD", responders="BCD") as cluster:
+        seen: list[int] = []
+
+        async def spy(msg: PubSubMessage) -> None:
+            seen.append(json.loads(msg.data)["v"])
+
+        await cluster.pubsub["B"].subscribe(TOPIC, spy)
+        levels = {"B": 2, "C": 0, "D": 2}
+        probe = cluster.probe("A", wire_level=lambda peer: levels.get(peer, 0))
+        assert (await probe.run()).healthy
+        levels["C"] = 2
+        assert (await probe.run()).healthy
+    assert seen == [1, 2]
 
 
 async def test_corrupted_answer_alone_fails_as_corruption(
