@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,6 +30,7 @@ from adapters.dht_record_guard import (
 from adapters.libp2p_host import open_p2p_node
 from adapters.metrics import dht_record_metrics
 from adapters.p2p_config import P2PConfig
+from adapters.p2p_node import P2PNode
 from probes.ports import InvalidRecord, health_key
 from tests.adapters import WaitUntil
 
@@ -291,35 +293,41 @@ async def test_fake_put_at_closest_stores_at_that_many_peers_and_not_locally() -
 # ------------------------------------------------------------------------ real
 
 
+@asynccontextmanager
+async def _star(
+    p2p_config: MakeConfig, names: str
+) -> AsyncIterator[tuple[P2PNode, tuple[P2PNode, ...]]]:
+    """Node "a", and one node per name bootstrapped to it."""
+    async with open_p2p_node(p2p_config("a")) as a, AsyncExitStack() as stack:
+        boot = (a.listen_addrs[0],)
+        others = [
+            await stack.enter_async_context(open_p2p_node(p2p_config(n, bootstrap=boot)))
+            for n in names
+        ]
+        yield a, tuple(others)
+
+
 @pytest.mark.network
 async def test_put_at_closest_stores_at_the_closest_peers_only(
     p2p_config: MakeConfig, wait_until: WaitUntil
 ) -> None:
-    async with open_p2p_node(p2p_config("a")) as a:
-        boot = (a.listen_addrs[0],)
-        async with (
-            open_p2p_node(p2p_config("b", bootstrap=boot)) as b,
-            open_p2p_node(p2p_config("c", bootstrap=boot)) as c,
-            open_p2p_node(p2p_config("d", bootstrap=boot)) as d,
-            open_p2p_node(p2p_config("e", bootstrap=boot)) as e,
-        ):
-            others = (b, c, d, e)
-            await wait_until(lambda: len(a.dht.local_peers()) == 4, what="a's table has all four")
-            stored = await a.dht.put_at_closest(KEY, b"probe", 2)
+    async with _star(p2p_config, "bcde") as (a, others):
+        await wait_until(lambda: len(a.dht.local_peers()) == 4, what="a's table has all four")
+        stored = await a.dht.put_at_closest(KEY, b"probe", 2)
 
-            holders = [n.peer_id for n in others if n.kad.value_store.get(KEY.encode())]
-            assert sorted(stored) == sorted(holders) and len(holders) == 2
-            # The two Kademlia puts it at: nearest to the key by XOR distance.
-            target = int.from_bytes(hashlib.sha256(KEY.encode()).digest(), "big")
+        holders = [n.peer_id for n in others if n.kad.value_store.get(KEY.encode())]
+        assert sorted(stored) == sorted(holders) and len(holders) == 2
+        # The two Kademlia puts it at: nearest to the key by XOR distance.
+        target = int.from_bytes(hashlib.sha256(KEY.encode()).digest(), "big")
 
-            def distance(peer_id: str) -> int:
-                digest = hashlib.sha256(ID.from_base58(peer_id).to_bytes()).digest()
-                return int.from_bytes(digest, "big") ^ target
+        def distance(peer_id: str) -> int:
+            digest = hashlib.sha256(ID.from_base58(peer_id).to_bytes()).digest()
+            return int.from_bytes(digest, "big") ^ target
 
-            assert sorted(holders) == sorted(sorted((n.peer_id for n in others), key=distance)[:2])
-            assert a.kad.value_store.get(KEY.encode()) is None  # not kept locally
-            for peer_id in stored:
-                assert await a.dht.get_from_peer(peer_id, KEY) == b"probe"
+        assert sorted(holders) == sorted(sorted((n.peer_id for n in others), key=distance)[:2])
+        assert a.kad.value_store.get(KEY.encode()) is None  # not kept locally
+        for peer_id in stored:
+            assert await a.dht.get_from_peer(peer_id, KEY) == b"probe"
 
 
 @pytest.mark.network
@@ -359,22 +367,17 @@ async def test_put_at_closest_skips_peers_a_lookup_made_up(
 ) -> None:
     # A peer asked during the lookup can answer with ids close to the key that nobody
     # runs; the probe must still reach the peers that exist.
-    async with open_p2p_node(p2p_config("a")) as a:
-        boot = (a.listen_addrs[0],)
-        async with (
-            open_p2p_node(p2p_config("b", bootstrap=boot)) as b,
-            open_p2p_node(p2p_config("c", bootstrap=boot)) as c,
-        ):
-            await wait_until(lambda: len(a.dht.local_peers()) == 2, what="a's table has both")
-            made_up = [ID.from_pubkey(create_new_key_pair().public_key) for _ in range(4)]
+    async with _star(p2p_config, "bc") as (a, (b, c)):
+        await wait_until(lambda: len(a.dht.local_peers()) == 2, what="a's table has both")
+        made_up = [ID.from_pubkey(create_new_key_pair().public_key) for _ in range(4)]
 
-            async def hostile_lookup(key: bytes, count: int = 20) -> list[ID]:
-                await trio.lowlevel.checkpoint()
-                return made_up[:count]
+        async def hostile_lookup(key: bytes, count: int = 20) -> list[ID]:
+            await trio.lowlevel.checkpoint()
+            return made_up[:count]
 
-            a.kad.peer_routing.find_closest_peers_network = hostile_lookup  # type: ignore[method-assign]
-            stored = await a.dht.put_at_closest(KEY, b"probe", 2)
-            assert sorted(stored) == sorted([b.peer_id, c.peer_id])
+        a.kad.peer_routing.find_closest_peers_network = hostile_lookup  # type: ignore[method-assign, assignment]
+        stored = await a.dht.put_at_closest(KEY, b"probe", 2)
+        assert sorted(stored) == sorted([b.peer_id, c.peer_id])
 
 
 @pytest.mark.network
