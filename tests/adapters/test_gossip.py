@@ -602,6 +602,53 @@ async def test_a_pull_on_connect_sends_our_summary_unless_we_had_lost_the_peer(
 
 
 @pytest.mark.network
+async def test_digests_keep_component_names_while_a_member_of_an_older_build_is_live(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # mesh/wire_level.py: a rolling upgrade. "old" stands in for a node of the previous
+    # build, whose digests say no wire level; while it is live, a's digests name their
+    # components, and once it says level 2 they are numbered.
+    import adapters.gossip_publisher as gossip_publisher
+
+    old_id = ID.from_pubkey(load_or_create_identity(tmp_path / "old.key").public_key)
+    upgraded = False
+    sign = Sequencer.digest
+
+    def digest(self: Sequencer, now: float, **fields: Any) -> HealthDigest:
+        made = sign(self, now, **fields)
+        if self.node_id == old_id.to_base58() and not upgraded:
+            return dataclasses.replace(made, wire_level=0)
+        return made
+
+    written: list[tuple[str, bool]] = []
+    encode = gossip_publisher.encode_gossip
+
+    def spy(message: Any, *, compact: bool = True) -> bytes:
+        written.append((message.node_id, compact))
+        return encode(message, compact=compact)
+
+    monkeypatch.setattr(Sequencer, "digest", digest)
+    monkeypatch.setattr(gossip_publisher, "encode_gossip", spy)
+    async with _cluster(tmp_path) as cluster:
+        a = await cluster.start("a")
+        old = await cluster.start("old", a)
+        await wait_until(_all_alive([a, old]), timeout=8, what="a and old agree")
+        assert a.service.view.wire_level(old.peer_id) == 0
+        written.clear()
+        await a.service._publisher.publish_digest(trio.current_time())
+        assert written == [(a.peer_id, False)]
+
+        upgraded = True
+        await old.service._publisher.publish_digest(trio.current_time())
+        await wait_until(
+            lambda: a.service.view.wire_level(old.peer_id) == 2, timeout=5, what="old upgraded"
+        )
+        written.clear()
+        await a.service._publisher.publish_digest(trio.current_time())
+        assert written == [(a.peer_id, True)]
+
+
+@pytest.mark.network
 async def test_a_view_larger_than_one_snapshot_is_pulled_in_pages(tmp_path: Path) -> None:
     # 1,500 members' signed digests (some 200 bytes each) do not fit in one 256 KiB
     # snapshot: only by paging does a joiner learn them all from its first pull.
