@@ -152,9 +152,11 @@ class LibP2PDHT:
         except Exception as exc:
             raise DHTError(f"lookup of the peers closest to {key} failed: {exc!r}") from exc
         # A lookup's answer can name peers nobody can reach: ids a hostile peer it asked made
-        # up, or stale peerstore entries. Store only at peers our routing table holds,
-        # nearest first, and go on down that list while stores fail.
-        known = set(self._dht.routing_table.get_peer_ids())
+        # up (py-libp2p puts them in the routing table as it goes), or stale peerstore
+        # entries. Store only at routing-table peers we hold a connection to, whose id a
+        # Noise handshake proved, nearest first, and go on down that list while stores fail.
+        connected = set(self._dht.host.get_connected_peers())
+        known = {peer for peer in self._dht.routing_table.get_peer_ids() if peer in connected}
         known.discard(local)
         ordered = [peer for peer in found if peer in known]
         ordered += [
@@ -171,12 +173,15 @@ class LibP2PDHT:
                 except Exception as exc:
                     logger.info("PUT %s at %s failed: %r", key, peer, exc)
 
-        while len(stored) < replicas and candidates:
-            wanted = replicas - len(stored)
-            batch, candidates = candidates[:wanted], candidates[wanted:]
-            async with trio.open_nursery() as nursery:
-                for peer in batch:
-                    nursery.start_soon(store, peer)
+        # One deadline for all the rounds: peers that accept the stream and never answer
+        # cost it once, not a peer timeout per round.
+        with trio.move_on_after(2 * self._peer_timeout):
+            while len(stored) < replicas and candidates:
+                wanted = replicas - len(stored)
+                batch, candidates = candidates[:wanted], candidates[wanted:]
+                async with trio.open_nursery() as nursery:
+                    for peer in batch:
+                        nursery.start_soon(store, peer)
         return stored
 
     async def get_value(self, key: str) -> bytes | None:

@@ -179,8 +179,9 @@ class Snapshots:
         last signed digest carries no deadline), to stretch our n or win it our election."""
         if record.firsthand or not self.config.certified_members or entry.state is not ALIVE:
             return
-        if responder not in self._roster.records:
-            return  # only members vouch: a joiner may pull its bootstrap peer before it is one
+        voucher = self._roster.records.get(responder)
+        if voucher is None or voucher.state not in (ALIVE, SUSPECT):
+            return  # only live members vouch: a joiner may pull its bootstrap peer first
         record.vouched.add(responder)
         if len(record.vouched) >= VOUCHERS:
             record.firsthand = True

@@ -28,6 +28,7 @@ record lives minutes on each holder and is never republished (``adapters.dht_rec
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import logging
 import secrets
@@ -203,6 +204,10 @@ class DHTProbe:
                 trio.current_time() - started,
                 error="no connected DHT peers to read the value back from",
             )
+        # Kept before the put, with nobody holding it: if the put fails, outlasts the
+        # check's timeout or finds no taker, the replication check counts the record lost.
+        record = ProbeRecord(key, value, trio.current_time())
+        self.recent.append(record)
         try:
             holders = await self.dht.put_at_closest(key, value, self.replicas)
         except DHTError as exc:
@@ -216,8 +221,6 @@ class DHTProbe:
                 error=f"DHT put of {key} failed: {exc}",
             )
         if not holders:
-            # Kept, with nobody holding it: the replication check must count it as lost.
-            self.recent.append(ProbeRecord(key, value, trio.current_time()))
             return DHTProbeOutcome(
                 DHTOutcome.FAILURE,
                 key,
@@ -229,7 +232,8 @@ class DHTProbe:
             )
         # Bounded whatever the port returns: these are the peers we read back from.
         asked = tuple(dict.fromkeys(holders))[: self.max_peers]
-        self.recent.append(ProbeRecord(key, value, trio.current_time(), asked))
+        if record in self.recent:  # a deque of at most RECENT_RECORDS
+            self.recent[self.recent.index(record)] = dataclasses.replace(record, holders=asked)
         # The reference's propagation wait; part of the protocol, not a cover for a race.
         await trio.sleep(PROPAGATION_WAIT)
         answers = await read_from_peers(self.dht, key, asked, self.peer_timeout)

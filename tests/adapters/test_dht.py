@@ -15,6 +15,8 @@ from libp2p.crypto.ed25519 import create_new_key_pair
 from libp2p.kad_dht.pb.kademlia_pb2 import Record
 from libp2p.kad_dht.value_store import ValueStore
 from libp2p.peer.id import ID
+from libp2p.peer.peerinfo import PeerInfo
+from multiaddr import Multiaddr  # type: ignore[import-untyped]  # ships no py.typed
 from prometheus_client import CollectorRegistry
 
 from adapters.dht import RECORD_OVERHEAD, HealthRecordValidator
@@ -295,10 +297,11 @@ async def test_fake_put_at_closest_stores_at_that_many_peers_and_not_locally() -
 
 @asynccontextmanager
 async def _star(
-    p2p_config: MakeConfig, names: str
+    p2p_config: MakeConfig, names: str, **a_config: Any
 ) -> AsyncIterator[tuple[P2PNode, tuple[P2PNode, ...]]]:
-    """Node "a", and one node per name bootstrapped to it."""
-    async with open_p2p_node(p2p_config("a")) as a, AsyncExitStack() as stack:
+    """Node "a" (``a_config``: its P2PConfig changes), and one node per name bootstrapped
+    to it."""
+    async with open_p2p_node(p2p_config("a", **a_config)) as a, AsyncExitStack() as stack:
         boot = (a.listen_addrs[0],)
         others = [
             await stack.enter_async_context(open_p2p_node(p2p_config(n, bootstrap=boot)))
@@ -366,18 +369,31 @@ async def test_put_at_closest_skips_peers_a_lookup_made_up(
     p2p_config: MakeConfig, wait_until: WaitUntil
 ) -> None:
     # A peer asked during the lookup can answer with ids close to the key that nobody
-    # runs; the probe must still reach the peers that exist.
-    async with _star(p2p_config, "bc") as (a, (b, c)):
-        await wait_until(lambda: len(a.dht.local_peers()) == 2, what="a's table has both")
-        made_up = [ID.from_pubkey(create_new_key_pair().public_key) for _ in range(4)]
+    # runs, at an address that takes a connection and never speaks; py-libp2p puts them
+    # in the routing table on that word alone. The probe must still reach real peers.
+    async def hold(stream: trio.SocketStream) -> None:
+        await trio.sleep_forever()
 
-        async def hostile_lookup(key: bytes, count: int = 20) -> list[ID]:
-            await trio.lowlevel.checkpoint()
-            return made_up[:count]
+    async with trio.open_nursery() as nursery:
+        (listener,) = await trio.open_tcp_listeners(0, host="127.0.0.1")
+        port = listener.socket.getsockname()[1]
+        nursery.start_soon(trio.serve_listeners, hold, [listener])
+        async with _star(p2p_config, "bc", dht_peer_timeout=1.0) as (a, (b, c)):
+            await wait_until(lambda: len(a.dht.local_peers()) == 2, what="a's table has both")
+            made_up = [ID.from_pubkey(create_new_key_pair().public_key) for _ in range(6)]
 
-        a.kad.peer_routing.find_closest_peers_network = hostile_lookup  # type: ignore[method-assign, assignment]
-        stored = await a.dht.put_at_closest(KEY, b"probe", 2)
-        assert sorted(stored) == sorted([b.peer_id, c.peer_id])
+            async def hostile_lookup(key: bytes, count: int = 20) -> list[ID]:
+                addr = Multiaddr(f"/ip4/127.0.0.1/tcp/{port}")
+                for fake in made_up:
+                    a.host.get_peerstore().add_addrs(fake, [addr], 600)
+                    await a.kad.routing_table.add_peer(PeerInfo(fake, [addr]))
+                return made_up  # all of them, nearer than any real peer
+
+            a.kad.peer_routing.find_closest_peers_network = hostile_lookup  # type: ignore[method-assign, assignment]
+            stored = await a.dht.put_at_closest(KEY, b"probe", 2)
+            assert set(made_up) <= set(a.kad.routing_table.get_peer_ids())  # they got in
+            assert sorted(stored) == sorted([b.peer_id, c.peer_id])
+        nursery.cancel_scope.cancel()
 
 
 @pytest.mark.network

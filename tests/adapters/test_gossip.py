@@ -636,7 +636,7 @@ async def test_digests_keep_component_names_while_a_member_of_an_older_build_is_
         assert a.service.view.wire_level(old.peer_id) == 0
         written.clear()
         await a.service._publisher.publish_digest(trio.current_time())
-        assert written == [(a.peer_id, False)]
+        assert [compact for node, compact in written if node == a.peer_id][-1] is False
 
         upgraded = True
         await old.service._publisher.publish_digest(trio.current_time())
@@ -645,7 +645,7 @@ async def test_digests_keep_component_names_while_a_member_of_an_older_build_is_
         )
         written.clear()
         await a.service._publisher.publish_digest(trio.current_time())
-        assert written == [(a.peer_id, True)]
+        assert [compact for node, compact in written if node == a.peer_id][-1] is True
 
 
 @pytest.mark.network
