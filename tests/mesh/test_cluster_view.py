@@ -1074,6 +1074,13 @@ def test_a_responder_that_is_not_a_member_vouches_for_no_one() -> None:
     fresh.merge_snapshot(stranger, 6.1)
     assert not fresh.member(X).firsthand  # type: ignore[union-attr]
     assert fresh.live_count() == 1
+    # Nor does one we hold dead.
+    fresh.on_digest(dg("QmGone"), 6.2)
+    fresh.on_disconnected("QmGone", 6.2)
+    fresh.tick(600.0)
+    assert state(fresh, "QmGone") is DEAD
+    fresh.merge_snapshot(dataclasses.replace(pulled(full_view()), responder_id="QmGone"), 600.0)
+    assert not fresh.member(X).firsthand  # type: ignore[union-attr]
 
 
 def test_a_snapshot_carries_only_what_its_authors_signed() -> None:
