@@ -178,6 +178,12 @@ class DHTProbe:
         self.recent: deque[ProbeRecord] = deque(maxlen=RECENT_RECORDS)
         self.last = LastOutcome[DHTProbeOutcome]()  # what the active check may read
 
+    def settled(self) -> list[ProbeRecord]:
+        """The recent records whose put is over: taken by someone, or put at least the
+        active check's timeout ago (a put still running would count as lost)."""
+        now = trio.current_time()
+        return [r for r in self.recent if r.holders or now - r.put_at >= ACTIVE_TIMEOUT]
+
     def candidate_peers(self) -> list[str]:
         """Routing-table peers, narrowed to connected ones when we know them."""
         peers = set(self.dht.local_peers())

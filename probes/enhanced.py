@@ -270,7 +270,7 @@ class EnhancedHealthChecks:
     async def check_replication(self) -> CheckResult:
         assert self.dht_probe is not None
         probe, cfg = self.dht_probe, self.config
-        records = list(probe.recent)[-REPLICATION_RECORDS:]
+        records = probe.settled()[-REPLICATION_RECORDS:]
         if not records:
             await trio.lowlevel.checkpoint()
             return CheckResult.ok("no DHT probe records yet", records_checked=0)

@@ -386,9 +386,38 @@ async def test_replication_health_counts_a_record_nobody_took_as_lost(
         cluster.dht_net.set_behaviour(name, PeerBehaviour.SILENT)
     checks = by_name(cluster.enhanced("A"))
     await run(checks["dht-enhanced"])
+    await trio.sleep(20.0)  # the active check's timeout: the put is over by then
     result = await run(checks["replication-health"])
     assert not result.healthy
     assert (result.details["replicas_found"], result.details["expected"]) == ([0], 2)
+
+
+async def test_replication_health_waits_for_a_put_still_running(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    # A record is kept from the start of its put; until the put is over it must not count
+    # as lost, or a check that runs during a slow put reports low replication.
+    cluster = FakeCluster("ABCD")
+    enhanced = cluster.enhanced("A")
+    checks = by_name(enhanced)
+    await run(checks["dht-enhanced"])
+    dht = cluster.nodes["A"].dht
+    release = trio.Event()
+    put = dht.put_at_closest
+
+    async def slow(key: str, value: bytes, replicas: int) -> list[str]:
+        await release.wait()
+        return await put(key, value, replicas)
+
+    dht.put_at_closest = slow  # type: ignore[method-assign]
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(run, checks["dht-enhanced"])
+        await trio.sleep(1.0)
+        during = await run(checks["replication-health"])
+        assert during.healthy and during.details["records_checked"] == 1
+        release.set()
+    after = await run(checks["replication-health"])
+    assert after.healthy and after.details["records_checked"] == 2
 
 
 async def test_replication_health_asks_a_sample_and_scales(
