@@ -29,6 +29,7 @@ from libp2p.abc import IHost
 from libp2p.crypto.keys import KeyPair
 from libp2p.crypto.x25519 import create_new_key_pair as create_x25519_key_pair
 from libp2p.custom_types import TProtocol
+from libp2p.host.ping import ID as PING_PROTOCOL
 from libp2p.kad_dht.kad_dht import DHTMode
 from libp2p.network.config import ConnectionConfig
 from libp2p.pubsub.gossipsub import GossipSub
@@ -46,6 +47,7 @@ from adapters.lean_records import LeanKadDHT
 from adapters.p2p_config import P2PConfig, P2PError
 from adapters.p2p_identity import load_or_create_identity
 from adapters.p2p_node import P2PNode
+from adapters.ping_responder import PingResponder
 from adapters.pubsub import LibP2PPubSub
 from probes.ports import NAMESPACE
 
@@ -88,13 +90,17 @@ def _build_host(cfg: P2PConfig, key_pair: KeyPair) -> IHost:
     )
     # Noise and Yamux only: the defaults also offer TLS, SECIO, plaintext and Mplex.
     noise = NoiseTransport(key_pair, noise_privkey=create_x25519_key_pair().private_key)
-    return new_host(
+    host = new_host(
         key_pair=key_pair,
         sec_opt={NOISE_PROTOCOL_ID: noise},
         muxer_opt={TProtocol(YAMUX_PROTOCOL_ID): Yamux},
         listen_addrs=[cfg.listen_multiaddr],
         connection_config=connection_config,
     )
+    # Before any connection: py-libp2p's responder drops a ping stream idle for 10 s,
+    # which our round robin outlasts from 20 peers on (adapters/ping_responder.py).
+    host.set_stream_handler(PING_PROTOCOL, PingResponder(idle=cfg.ping_stream_idle).handle)
+    return host
 
 
 @contextlib.asynccontextmanager

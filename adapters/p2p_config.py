@@ -111,6 +111,10 @@ class P2PConfig:
     # One long-lived ping stream per connection (LinkPinger.reuse_streams): a new stream
     # per ping cost ~20 TCP segments per ping, a third of an idle node's packets.
     ping_reuse_streams: bool = True
+    # Seconds our responder keeps an inbound ping stream without a ping (py-libp2p's and
+    # go-libp2p's: 10). Longer than the round robin's return to a peer, ping_interval
+    # times n - 1, up to 60 peers, so kept streams stay kept (adapters/ping_responder.py).
+    ping_stream_idle: float = 60.0
     # None (the default in every profile): every ping waits ping_timeout. A number: each
     # peer's timeout is measured from its answers (adapters/link_timing.py: srtt + 4
     # rttvar, as TCP's), between this floor and ping_timeout, so a frozen peer on a quiet
@@ -171,6 +175,7 @@ class P2PConfig:
             "ping_timeout",
             "ping_slow_answer",
             "ping_clean_for",
+            "ping_stream_idle",
             "dial_timeout",
             "bootstrap_deadline",
             "dht_peer_timeout",

@@ -1,0 +1,79 @@
+"""Our side of /ipfs/ping/1.0.0: py-libp2p's responder, with streams kept longer when idle.
+
+py-libp2p 0.8.1's responder (``libp2p.host.ping.PingService``), as go-libp2p's, closes a
+stream that carries no ping for 10 s. Our pinger keeps one stream per connection
+(``LinkPinger.reuse_streams``) and comes back to a peer every ``n - 1`` ping intervals: 9.5 s
+on average at 20 nodes, so about half its pings found the stream closed and opened a new
+one. A new stream is about 20 TCP segments instead of 4, and a frozen peer cannot be told
+on it from a slow one: the stream's first frames are two or more small segments, the frozen
+process's kernel delays its ACK, ours resends the last one early (a tail-loss probe), and a
+ping with a retransmit during it gets no early verdict (``adapters/tcp_witness.py``). In the
+bench's 20-node freeze trials the first three pings to the frozen node waited their full
+2 s (2026-12-04).
+
+:class:`PingResponder` answers as py-libp2p's does (32 bytes echoed, at most
+``per_peer`` streams per peer, the rest reset) and closes a stream only after ``idle``
+seconds without a ping: a minute by default, long enough for the round robin of 60 peers.
+What a peer can hold with it is bounded as before: ``per_peer`` streams per connection.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+
+import trio
+from libp2p.abc import INetStream
+from libp2p.host.ping import PING_LENGTH
+from libp2p.io.utils import read_exactly
+
+__all__ = ["PingResponder"]
+
+logger = logging.getLogger(__name__)
+
+
+class PingResponder:
+    """Echo pings; see the module docstring. ``open`` counts streams being served."""
+
+    def __init__(self, *, idle: float = 60.0, per_peer: int = 2, write_timeout: float = 10.0):
+        if not (idle > 0 and per_peer >= 1 and write_timeout > 0):
+            raise ValueError("idle and write_timeout must be > 0, per_peer >= 1")
+        self.idle = idle
+        self.per_peer = per_peer
+        self.write_timeout = write_timeout
+        self._open: dict[str, int] = {}  # peer -> streams served now; no entry at 0
+
+    def open(self, peer: str) -> int:
+        return self._open.get(peer, 0)
+
+    async def handle(self, stream: INetStream) -> None:
+        peer = stream.muxed_conn.peer_id.to_base58()
+        if self._open.get(peer, 0) >= self.per_peer:
+            with contextlib.suppress(Exception):
+                await stream.reset()
+            return
+        self._open[peer] = self._open.get(peer, 0) + 1
+        try:
+            await self._serve(stream)
+        finally:
+            left = self._open.pop(peer) - 1
+            if left:
+                self._open[peer] = left
+
+    async def _serve(self, stream: INetStream) -> None:
+        try:
+            while True:
+                with trio.move_on_after(self.idle):
+                    payload = await read_exactly(stream, PING_LENGTH)
+                    with trio.fail_after(self.write_timeout):
+                        await stream.write(payload)
+                    continue
+                # Idle: closed, not reset, as go-libp2p's responder does; the pinger opens
+                # a new stream next time.
+                with contextlib.suppress(Exception):
+                    await stream.close()
+                return
+        except Exception as exc:  # the peer closed or reset it, or sent something else
+            logger.debug("ping stream from %s ended: %r", stream.muxed_conn.peer_id, exc)
+            with contextlib.suppress(Exception):
+                await stream.reset()
