@@ -6,12 +6,14 @@ to, redials, meetings and dial-backs. Apart from the service that reads them, so
 simulator (``devnet/simulator``) and the cost tools use the very same values and the very
 same budget without importing the service's trio and libp2p glue.
 
-The publish budget. A token bucket caps everything we publish but refutations and the leave
-notice at this node's share of a cluster-wide budget (``GossipTuning.topic_rate / n``, at
-most ``publish_rate``): every node handles every message on the topic, D times over, so it
-is the whole topic's rate that costs CPU. With a fixed per-node rate a 20-node devnet in
-trouble published a hundred digests and suspicions a second, the backlog delayed messages
-past ``max_message_age`` and nobody recovered (2026-11-28).
+The publish budget. Two token buckets, one for our digests and one for our suspicions (so
+that a detection never waits behind our news: ``adapters.publish_decisions``), cap
+everything we publish but refutations and the leave notice, each at this node's share of a
+cluster-wide budget (``GossipTuning.topic_rate / n``, at most ``publish_rate``): every node
+handles every message on the topic, D times over, so it is the whole topic's rate that
+costs CPU. With a fixed per-node rate a 20-node devnet in trouble published a hundred
+digests and suspicions a second, the backlog delayed messages past ``max_message_age`` and
+nobody recovered (2026-11-28).
 """
 
 from __future__ import annotations
@@ -35,11 +37,11 @@ class GossipTuning:
     tick_max: float = 0.25
     # How often the publisher re-reads our status and score to notice a change.
     publish_poll: float = 0.25
-    # Messages a second the digests and suspicions (not refutations nor the leave) of the
-    # whole cluster may add to the topic; each node takes topic_rate / n of it (n from the
-    # view), capped by publish_rate, with a burst of burst_seconds of its rate (at least
-    # 2, at most publish_burst). The refreshes of ClusterConfig.max_refresh_rate come out
-    # of it. Higher spreads changes sooner in a large cluster and costs every node CPU.
+    # Messages a second the digests of the whole cluster may add to the topic, and as many its
+    # suspicions (refutations and the leave are not counted); each node takes topic_rate / n of
+    # each (n from the view), capped by publish_rate, with a burst of burst_seconds of its rate
+    # (at least 2, at most publish_burst). The refreshes of ClusterConfig.max_refresh_rate come
+    # out of it. Higher spreads changes sooner in a large cluster and costs every node CPU.
     topic_rate: float = 10.0
     publish_rate: float = 5.0
     publish_burst: float = 5.0

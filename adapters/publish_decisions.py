@@ -14,10 +14,16 @@ At each poll of the publisher, in this order:
    for the refresh.
 3. Then queued suspicions, a token each; at most ``max_pending_suspects`` wait.
 
-The budget is a token bucket resized at every poll by ``publish_budget(tuning, n)``
-(``adapters.gossip_tuning``). Time is a value passed in, the view's monotonic clock, so
-the same decisions run under a virtual clock (``devnet/simulator/publisher.py``). Reading
-our status, signing and publishing are ``adapters.gossip_publisher``'s.
+The budget is two token buckets, one for our digests and one for our suspicions, each
+resized at every poll to ``publish_budget(tuning, n)`` (``adapters.gossip_tuning``).
+Suspicions have their own because a detection cannot wait behind our news: in a 20-node
+cluster a node's share is 0.5 messages a second, and the digests a member's restart set off
+(its rejoin, a new mesh peer) left the first observer of a frozen peer without a token for
+up to 2 s, so the suspicion the others heard came 0.4-0.6 s later from a slower observer
+(bench freeze trials, 2026-12-04). Both buckets together keep a node under the
+``signer_rate`` its peers hold it to. Time is a value passed in, the view's monotonic
+clock, so the same decisions run under a virtual clock (``devnet/simulator/publisher.py``).
+Reading our status, signing and publishing are ``adapters.gossip_publisher``'s.
 """
 
 from __future__ import annotations
@@ -100,6 +106,7 @@ class PublishDecisions:
         self._tuning = tuning
         self._config = config
         self.bucket = TokenBucket(tuning.publish_rate, tuning.publish_burst, 0.0)
+        self.suspect_bucket = TokenBucket(tuning.publish_rate, tuning.publish_burst, 0.0)
         self.last_sent: float | None = None
         self.published: Said | None = None  # what our last digest said
         self.announce = False  # a new peer joined our mesh: tell it about us
@@ -149,7 +156,9 @@ class PublishDecisions:
     ) -> bool:
         """Whether our digest goes out now, its token taken; ``n`` live members. ``mesh``
         and ``said`` are read only when a refutation does not decide it."""
-        self.bucket.rate, self.bucket.burst = publish_budget(self._tuning, n)
+        budget = publish_budget(self._tuning, n)
+        self.bucket.rate, self.bucket.burst = budget
+        self.suspect_bucket.rate, self.suspect_bucket.burst = budget
         if self.refuting and now - self.last_refute >= self._tuning.refute_interval:
             self.last_refute = now
             return True
@@ -160,7 +169,7 @@ class PublishDecisions:
     def next_suspect(self, now: float) -> PublishSuspect | None:
         """The next suspicion to publish, its token taken; None while there is none or no
         token."""
-        if self.suspects and self.bucket.take(now):
+        if self.suspects and self.suspect_bucket.take(now):
             return self.suspects.popleft()
         return None
 

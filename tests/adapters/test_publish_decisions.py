@@ -96,6 +96,18 @@ def test_suspicions_take_the_budget_of_our_share(n: int, taken: int) -> None:
     ]
 
 
+def test_our_digests_do_not_hold_back_a_suspicion() -> None:
+    # 20 members: 0.5 a second each, burst 2.5. Two announcements use up the digests'.
+    decisions = _sent_at(0.0)
+    assert _due(decisions, 10.0, mesh={"P1"}, n=20)
+    decisions.sent(10.0, SAID)
+    assert _due(decisions, 10.0, mesh={"P1", "P2"}, n=20)
+    decisions.sent(10.0, SAID)
+    assert not _due(decisions, 10.0, mesh={"P1", "P2", "P3"}, n=20)
+    decisions.queue_suspect(PublishSuspect("P9", BASIS))
+    assert decisions.next_suspect(10.0) == PublishSuspect("P9", BASIS)
+
+
 def test_the_suspicion_queue_drops_repeats_and_overflow() -> None:
     decisions = _sent_at(0.0, max_pending_suspects=2)
     queue = [PublishSuspect(p, BASIS) for p in ("P1", "P1", "P2", "P3")]
