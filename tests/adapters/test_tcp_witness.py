@@ -41,6 +41,31 @@ def test_a_retransmit_makes_the_link_unclean_for_clean_for_seconds() -> None:
     assert witness.judge("other", QUIET, now=140.0)
 
 
+def test_retransmits_the_peer_reported_as_duplicates_were_not_lost() -> None:
+    # Loopback's tail-loss probes while the peer's kernel delayed its ACK: every one
+    # D-SACKed. The link is clean at the first look, and stays clean as more come.
+    witness = KernelWitness(clean_for=30)
+    spurious = TcpState(unacked=0, total_retrans=4, inq=0, dsack_dups=4)
+    assert spurious.lost == 0
+    assert witness.judge("conn", spurious, now=100.0)
+    more = TcpState(unacked=0, total_retrans=6, inq=0, dsack_dups=6)
+    assert witness.judge("conn", more, now=101.0)
+    # One retransmit the peer did not report as a duplicate was a loss.
+    lossy = TcpState(unacked=0, total_retrans=7, inq=0, dsack_dups=6)
+    assert not witness.judge("conn", lossy, now=102.0)
+    # A duplicate report arriving later lowers the count, not the clock it started.
+    caught_up = TcpState(unacked=0, total_retrans=7, inq=0, dsack_dups=7)
+    assert not witness.judge("conn", caught_up, now=110.0)
+    assert witness.judge("conn", caught_up, now=132.0)
+
+
+def test_losses_before_we_first_looked_count_as_recent_duplicates_or_not() -> None:
+    witness = KernelWitness(clean_for=30)
+    mixed = TcpState(unacked=0, total_retrans=5, inq=0, dsack_dups=3)
+    assert not witness.judge("conn", mixed, now=100.0)
+    assert witness.judge("conn", mixed, now=130.0)
+
+
 def test_retransmits_before_we_first_looked_count_as_recent() -> None:
     witness = KernelWitness(clean_for=30)
     lossy = TcpState(unacked=0, total_retrans=2, inq=0)
