@@ -11,10 +11,14 @@ ping with a retransmit during it gets no early verdict (``adapters/tcp_witness.p
 bench's 20-node freeze trials the first three pings to the frozen node waited their full
 2 s (2026-12-04).
 
-:class:`PingResponder` answers as py-libp2p's does (32 bytes echoed, at most
-``per_peer`` streams per peer, the rest reset) and closes a stream only after ``idle``
-seconds without a ping: a minute by default, long enough for the round robin of 60 peers.
-What a peer can hold with it is bounded as before: ``per_peer`` streams per connection.
+:class:`PingResponder` answers as py-libp2p's does (32 bytes echoed) and ends a stream only
+after ``idle`` seconds without a ping: a minute by default, long enough for the round robin
+of 60 peers. What a peer can hold with it stays bounded: at most ``per_peer`` streams per
+peer; a new one beyond that resets the peer's oldest, not itself, because the stream in
+use is the newest (py-libp2p's ``ping_connection`` leaves a timed-out stream open, and two
+such would otherwise lock that peer's pings out for a whole ``idle``). An idle stream is
+reset, not closed: a close leaves the stream's state with us until the peer closes its
+side, which a hostile peer never does.
 """
 
 from __future__ import annotations
@@ -33,7 +37,7 @@ logger = logging.getLogger(__name__)
 
 
 class PingResponder:
-    """Echo pings; see the module docstring. ``open`` counts streams being served."""
+    """Echo pings; see the module docstring. ``open(peer)`` counts streams being served."""
 
     def __init__(self, *, idle: float = 60.0, per_peer: int = 2, write_timeout: float = 10.0):
         if not (idle > 0 and per_peer >= 1 and write_timeout > 0):
@@ -41,39 +45,47 @@ class PingResponder:
         self.idle = idle
         self.per_peer = per_peer
         self.write_timeout = write_timeout
-        self._open: dict[str, int] = {}  # peer -> streams served now; no entry at 0
+        self._open: dict[str, list[INetStream]] = {}  # peer -> its streams, oldest first
 
     def open(self, peer: str) -> int:
-        return self._open.get(peer, 0)
+        return len(self._open.get(peer, ()))
 
     async def handle(self, stream: INetStream) -> None:
         peer = stream.muxed_conn.peer_id.to_base58()
-        if self._open.get(peer, 0) >= self.per_peer:
-            with contextlib.suppress(Exception):
-                await stream.reset()
-            return
-        self._open[peer] = self._open.get(peer, 0) + 1
+        streams = self._open.setdefault(peer, [])
+        oldest = streams.pop(0) if len(streams) >= self.per_peer else None
+        streams.append(stream)
         try:
+            if oldest is not None:
+                await _reset(oldest)  # its own handler ends on the reset
             await self._serve(stream)
         finally:
-            left = self._open.pop(peer) - 1
-            if left:
-                self._open[peer] = left
+            served = self._open.get(peer)
+            if served is not None:
+                if stream in served:
+                    served.remove(stream)
+                if not served:
+                    del self._open[peer]
 
     async def _serve(self, stream: INetStream) -> None:
         try:
             while True:
-                with trio.move_on_after(self.idle):
+                with trio.move_on_after(self.idle) as waiting:
                     payload = await read_exactly(stream, PING_LENGTH)
-                    with trio.fail_after(self.write_timeout):
-                        await stream.write(payload)
-                    continue
-                # Idle: closed, not reset, as go-libp2p's responder does; the pinger opens
-                # a new stream next time.
-                with contextlib.suppress(Exception):
-                    await stream.close()
-                return
+                if waiting.cancelled_caught:
+                    # Idle: reset, so that nothing of it stays with us; the pinger opens a
+                    # new stream next time.
+                    await _reset(stream)
+                    return
+                # Outside the idle timer: a cancelled write could leave the connection's
+                # encryption out of step.
+                with trio.fail_after(self.write_timeout):
+                    await stream.write(payload)
         except Exception as exc:  # the peer closed or reset it, or sent something else
             logger.debug("ping stream from %s ended: %r", stream.muxed_conn.peer_id, exc)
-            with contextlib.suppress(Exception):
-                await stream.reset()
+            await _reset(stream)
+
+
+async def _reset(stream: INetStream) -> None:
+    with contextlib.suppress(Exception):
+        await stream.reset()
