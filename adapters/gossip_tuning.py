@@ -96,10 +96,11 @@ class GossipTuning:
     serve_page_rate: float = 4.0
     serve_page_burst: float = 16.0
     # Messages a second one signer may have us accept and forward (with a burst); beyond
-    # that they are rejected as FLOODED. An honest node publishes at most publish_rate
-    # plus the odd refutation; py-libp2p's own per-forwarder limit is raised out of the
-    # way (P2PConfig.gossip_forward_limit), so this is what bounds a flooding peer.
-    signer_rate: float = 10.0
+    # that they are rejected as FLOODED. An honest node publishes at most publish_rate of
+    # digests and as many suspicions, plus a refutation every refute_interval (checked
+    # below); py-libp2p's own per-forwarder limit is raised out of the way
+    # (P2PConfig.gossip_forward_limit), so this is what bounds a flooding peer.
+    signer_rate: float = 12.0
     signer_burst: float = 20.0
     # All members' messages together, a few times the designed topic rate: in an open
     # cluster each minted identity that joined would otherwise add signer_rate.
@@ -186,6 +187,13 @@ class GossipTuning:
     history_in_json: int = shapes.DEFAULT_HISTORY
 
     def __post_init__(self) -> None:
+        # Our peers hold us to what we hold them to: an honest node's most must pass.
+        honest_rate = 2 * self.publish_rate + 1 / self.refute_interval
+        if honest_rate > self.signer_rate or 2 * self.publish_burst + 1 > self.signer_burst:
+            raise ValueError(
+                "GossipTuning.signer_rate and signer_burst must admit 2 * publish_rate (and "
+                "burst) plus a refutation every refute_interval"
+            )
         # A zero would have the sync loop spin; a negative sleep raises out of the service.
         for name in ("sync_first", "sync_interval", "pull_timeout", "pull_deadline"):
             if not getattr(self, name) > 0:

@@ -20,10 +20,12 @@ Suspicions have their own because a detection cannot wait behind our news: in a 
 cluster a node's share is 0.5 messages a second, and the digests a member's restart set off
 (its rejoin, a new mesh peer) left the first observer of a frozen peer without a token for
 up to 2 s, so the suspicion the others heard came 0.4-0.6 s later from a slower observer
-(bench freeze trials, 2026-12-04). Both buckets together keep a node under the
-``signer_rate`` its peers hold it to. Time is a value passed in, the view's monotonic
-clock, so the same decisions run under a virtual clock (``devnet/simulator/publisher.py``).
-Reading our status, signing and publishing are ``adapters.gossip_publisher``'s.
+(bench freeze trials, 2026-12-04). ``GossipTuning`` checks that the ``signer_rate`` our
+peers hold us to admits both buckets and our refutations.
+
+Time is a value passed in, the view's monotonic clock, so the same decisions run under a
+virtual clock (``devnet/simulator/publisher.py``). Reading our status, signing and
+publishing are ``adapters.gossip_publisher``'s.
 """
 
 from __future__ import annotations

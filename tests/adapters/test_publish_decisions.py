@@ -117,3 +117,12 @@ def test_the_suspicion_queue_drops_repeats_and_overflow() -> None:
     assert decisions.queue_suspect(PublishSuspect("P1", BASIS, refused=True)) == "full"
     decisions.stop()  # leaving: what is queued is not published
     assert decisions.next_suspect(0.0) is None
+
+
+def test_our_peers_would_accept_the_most_we_publish() -> None:
+    # Digests and suspicions at publish_rate each, and a refutation every refute_interval.
+    with pytest.raises(ValueError, match="signer_rate"):
+        GossipTuning(signer_rate=10.0)
+    with pytest.raises(ValueError, match="signer_rate"):
+        GossipTuning(signer_burst=10.0)
+    GossipTuning()  # the defaults pass
