@@ -7,9 +7,10 @@ machine busy, failed pings aborted healthy connections, every reconnect cost mor
 the devnet never converged (2026-11-28).
 
 :class:`LinkPinger` follows SWIM's probe schedule instead: every ``interval`` it pings the
-next peer of a shuffled round-robin list of the connected peers, so each node sends one ping
-per interval whatever the cluster size, and each peer is still pinged about once per
-interval by somebody (n - 1 pingers, each reaching it once every n - 1 intervals). A ping
+next of its connected peers in a round robin, so each node sends one ping per interval
+whatever the cluster size, and each peer is still pinged once per interval by somebody.
+The round robin turns in step on every node (``adapters/ping_schedule.py``): at each
+wall-clock tick every member is pinged by exactly one other, not at random moments. A ping
 that fails within ``timeout`` is reported to the listeners (the cluster view suspects the
 peer); it is ignored while this node is itself starved, when the failure more likely says
 that our own event loop did not run (Lifeguard's local health). With ``abort`` the
@@ -22,8 +23,8 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
-import random
 import secrets
+import time
 from collections.abc import Callable
 
 import trio
@@ -37,6 +38,7 @@ from libp2p.protocol_muxer.multiselect_client import MultiselectClient
 from libp2p.protocol_muxer.multiselect_communicator import MultiselectCommunicator
 
 from adapters.link_timing import LinkTiming
+from adapters.ping_schedule import next_tick, rotation
 from adapters.tcp_witness import KernelWitness
 
 __all__ = ["LinkPinger", "PingListener"]
@@ -84,7 +86,6 @@ class LinkPinger:
         interval: float,
         timeout: float,
         abort: bool = False,
-        rng: random.Random | None = None,
         reuse_streams: bool = False,
     ) -> None:
         if not (interval > 0 and timeout > 0):
@@ -120,8 +121,11 @@ class LinkPinger:
         self.ignored = 0
         self.silent = 0  # of ``failed``: failed early, on the kernel's word
         self._silenced: set[INetConn] = set()  # connections whose ping _watch failed
-        self._rng = rng or random.Random()
-        self._order: list[ID] = []
+        # Wall-clock seconds minus trio's clock, for the ticks of the schedule; None: read
+        # once when run() starts (a test sets 0 for a schedule it can predict).
+        self.clock_offset: float | None = None
+        get_id = getattr(network, "get_peer_id", None)
+        self._me = get_id().to_base58() if get_id is not None else ""
         self._in_flight: set[ID] = set()
         # Peers whose last ping failed (and counted): connected, but not answering.
         self._unresponsive: set[ID] = set()
@@ -143,29 +147,35 @@ class LinkPinger:
         return {peer for peer, conns in self._network.connections.items() if _open(conns)}
 
     async def run(self) -> None:
+        if self.clock_offset is None:
+            self.clock_offset = time.time() - trio.current_time()
         async with trio.open_nursery() as nursery:
+            tick: int | None = None
             while True:
                 scale = max(1, self.scale())
-                await trio.sleep(self.interval * scale)
-                peer = self.next_peer()
+                tick = await self._next_tick(tick, scale)
+                peer = self.next_peer(tick)
                 if peer is not None:
                     self._in_flight.add(peer)
                     nursery.start_soon(self._probe, peer, scale)
 
-    def next_peer(self) -> ID | None:
-        """The next connected peer without a ping in flight, refilling the shuffled round
-        once it is used up (SWIM: every member is probed once per round)."""
-        live = self._live()
-        while self._order:
-            peer = self._order.pop()
-            if peer in live and peer not in self._in_flight:
+    async def _next_tick(self, last: int | None, scale: int) -> int:
+        """Sleep until the tick ``scale`` after ``last`` begins and return it; the next
+        tick to begin if there is no ``last`` or we are more than a tick behind it."""
+        offset = self.clock_offset or 0.0
+        tick = next_tick(trio.current_time() + offset, self.interval, last, scale)
+        await trio.sleep_until(tick * self.interval - offset)
+        return tick
+
+    def next_peer(self, tick: int) -> ID | None:
+        """The connected peer whose turn it is at ``tick`` (``adapters/ping_schedule.py``),
+        or the next one after it without a ping in flight."""
+        live = {peer.to_base58(): peer for peer in self._live()}
+        for name in rotation(tick, self._me, live):
+            peer = live[name]
+            if peer not in self._in_flight:
                 return peer
-        candidates = sorted(live - self._in_flight, key=str)
-        if not candidates:
-            return None
-        self._rng.shuffle(candidates)
-        self._order = candidates
-        return self._order.pop()
+        return None
 
     async def probe_now(self, peer: str) -> bool | None:
         """Ping ``peer`` at once, out of turn (a suspicion of it was heard: SWIM's
@@ -204,21 +214,24 @@ class LinkPinger:
         # From the moment our kernel has the ping: before, unacked == 0 says nothing.
         await written.wait()
         # Asked again every ``early`` until the timeout: our own unread bytes or a
-        # retransmit in flight may clear.
-        while True:
-            await trio.sleep(early)
-            try:
-                silent = witness.silent(conn, trio.current_time())
-            except Exception:  # no verdict is better than a dead pinger
-                logger.debug("no TCP state for %s", conn.muxed_conn.peer_id, exc_info=True)
-                return
-            if silent:
-                # An answer already read off the socket may be one scheduler pass from
-                # the ping: let it land first (it cancels this watcher when it does).
-                await trio.lowlevel.checkpoint()
-                self._silenced.add(conn)
-                scope.cancel()
-                return
+        # retransmit in flight may clear. Each look is judged against the one before (the
+        # write, at first): a resend between them vetoes that look (tcp_witness.py).
+        try:
+            before = witness.state(conn)
+            while True:
+                await trio.sleep(early)
+                state = witness.state(conn)
+                if witness.judge(conn, state, trio.current_time(), before):
+                    break
+                before = state
+        except Exception:  # no verdict is better than a dead pinger
+            logger.debug("no TCP state for %s", conn.muxed_conn.peer_id, exc_info=True)
+            return
+        # An answer already read off the socket may be one scheduler pass from the ping:
+        # let it land first (it cancels this watcher when it does).
+        await trio.lowlevel.checkpoint()
+        self._silenced.add(conn)
+        scope.cancel()
 
     async def _ping_reusing(self, conn: INetConn, timeout: float, early: float | None) -> bool:
         # Streams of connections that are gone: at most one entry per open connection.

@@ -20,6 +20,7 @@ from collections.abc import Callable, Iterable
 from adapters.gossip_tuning import GossipTuning
 from adapters.link_timing import LinkTiming
 from adapters.p2p_config import P2PConfig
+from adapters.ping_schedule import next_tick, rotation
 from adapters.recheck_backoff import RecheckBackoff
 from devnet.simulator.events import Timer
 from devnet.simulator.kernel import Kernel, Life
@@ -94,7 +95,6 @@ class SimNode:
         self._strangers = TokenBucket(tuning.stranger_rate, tuning.stranger_burst, 0.0)
         self.publisher = Publisher(self)
         self._tick_timer: Timer | None = None
-        self._ping_order: list[int] = []
         self._checked: dict[int, float] = {}  # peer -> last check (the Verifier's cooldown)
         self._rechecks = RecheckBackoff(
             base=self.tuning.recheck_base, ceiling=self.tuning.recheck_ceiling
@@ -141,7 +141,7 @@ class SimNode:
         each at a random phase; with ``refresh_phase`` (a warm start) the last refresh,
         too."""
         self.later(self.rng.uniform(0, self.router.params.heartbeat), self._heartbeat)
-        self.later(self.rng.uniform(0, self.ping_interval), self._ping_next)
+        self._ping_next(None)
         self.pulls.start_syncing()
         if refresh_phase:
             interval = self.config.refresh_interval(self.view.live_count())
@@ -328,17 +328,19 @@ class SimNode:
 
     # --- liveness pings (adapters/pinger.py) -----------------------------------------------
 
-    def _ping_next(self) -> None:
+    def _ping_next(self, tick: int | None) -> None:
+        """Ping the peer whose turn ``tick`` is (None: none yet), then wait for our next
+        tick of the wall clock: the wheel of adapters/ping_schedule.py, as LinkPinger.run."""
         # Self-doubt stretches the round-robin's interval and timeout (LinkPinger.scale).
         scale = self.view.doubt + 1
-        if not self._ping_order:
-            self._ping_order = sorted(self.connected)
-            self.rng.shuffle(self._ping_order)
-        if self._ping_order:
-            peer = self._ping_order.pop()
-            if peer in self.connected:
+        if tick is not None:
+            names = {self.cluster.peer_id(peer): peer for peer in self.connected}
+            turn = rotation(tick, self.peer_id, names)
+            if turn:
+                peer = names[turn[0]]
                 self._ping(peer, lambda ok: self._pinged(peer, ok), scale)
-        self.later(self.ping_interval * scale, self._ping_next)
+        after = next_tick(self.wall, self.ping_interval, tick, scale)
+        self.later(max(0.0, after * self.ping_interval - self.wall), lambda: self._ping_next(after))
 
     def _ping(self, peer: int, done: Callable[[bool], None], scale: int = 1) -> None:
         """One ping within ``scale`` times the peer's timeout; its outcome teaches the

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import random
 from typing import Any
 
 import pytest
@@ -30,7 +29,8 @@ def pinger_for(
 ) -> tuple[LinkPinger, list[ID]]:
     """A pinger whose pings are answered after ``rtts[peer]`` (0 by default), or never if
     ``answers[peer]`` is False; ``waited`` collects each ping's timeout."""
-    pinger = LinkPinger(network, interval=0.5, timeout=2.0, rng=random.Random(7))  # type: ignore[arg-type]
+    pinger = LinkPinger(network, interval=0.5, timeout=2.0)  # type: ignore[arg-type]
+    pinger.clock_offset = 0.0
     pinged: list[ID] = []
     rtts = {} if rtts is None else rtts
     waited = [] if waited is None else waited
@@ -51,14 +51,63 @@ def pinger_for(
 def test_each_round_pings_every_connected_peer_once() -> None:
     network = FakeNetwork(PEERS)
     pinger, _ = pinger_for(network, {})
-    first = [pinger.next_peer() for _ in PEERS]
-    second = [pinger.next_peer() for _ in PEERS]
+    first = [pinger.next_peer(tick) for tick in range(4)]
+    second = [pinger.next_peer(tick) for tick in range(4, 8)]
     assert sorted(first, key=str) == sorted(second, key=str) == sorted(PEERS, key=str)
-    # A peer that disconnected is skipped; one that connected joins the next round.
+    # A peer that disconnected is skipped; one that connected takes its turn.
     del network.connections[PEERS[0]]
     network.connections[ID(b"late")] = [ID(b"late")]
-    third = {pinger.next_peer() for _ in range(4)}
+    third = {pinger.next_peer(tick) for tick in range(8, 12)}
     assert third == {*PEERS[1:], ID(b"late")}
+
+
+class NamedNetwork(FakeNetwork):
+    def __init__(self, me: ID, peers: list[ID]) -> None:
+        super().__init__([p for p in peers if p != me])
+        self._me = me
+
+    def get_peer_id(self) -> ID:
+        return self._me
+
+
+def test_at_each_tick_every_member_is_pinged_by_exactly_one_other() -> None:
+    # Every node sees all the others: a frozen member is pinged within one interval.
+    members = [ID(f"member-{i}".encode()) for i in range(7)]
+    pingers = [LinkPinger(NamedNetwork(m, members), interval=0.5, timeout=2.0) for m in members]  # type: ignore[arg-type]
+    for tick in range(100, 120):
+        targets = [p.next_peer(tick) for p in pingers]
+        assert sorted(targets, key=str) == sorted(members, key=str)
+        assert all(t != m for t, m in zip(targets, members, strict=True))
+
+
+def test_a_peer_with_a_ping_in_flight_passes_its_turn_to_the_next() -> None:
+    pinger, _ = pinger_for(FakeNetwork(PEERS), {})
+    turn = pinger.next_peer(5)
+    assert turn is not None
+    pinger._in_flight.add(turn)
+    assert pinger.next_peer(5) not in (turn, None)
+    pinger._in_flight.update(PEERS)
+    assert pinger.next_peer(5) is None
+
+
+async def test_pings_go_out_at_the_ticks_of_the_wall_clock(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    pinger, _ = pinger_for(FakeNetwork(PEERS), {})
+    sent_at: list[float] = []
+    ping = pinger.ping
+
+    async def timed(conn: Any, timeout: float | None = None, early: float | None = None) -> bool:
+        sent_at.append(trio.current_time())
+        return await ping(conn, timeout, early)
+
+    pinger.ping = timed  # type: ignore[method-assign]
+    pinger.clock_offset = 100.2  # wall = trio's clock + 100.2: ticks at trio 0.3, 0.8, ...
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(pinger.run)
+        await trio.sleep(2.0)
+        nursery.cancel_scope.cancel()
+    assert sent_at == pytest.approx([0.3, 0.8, 1.3, 1.8])
 
 
 @pytest.mark.parametrize("starved", [False, True])
@@ -104,6 +153,7 @@ async def test_abort_closes_the_connection(autojump_clock: trio.abc.Clock) -> No
     network = FakeNetwork([])
     network.connections[PEERS[0]] = [Conn(PEERS[0])]
     pinger = LinkPinger(network, interval=0.5, timeout=2.0, abort=True)  # type: ignore[arg-type]
+    pinger.clock_offset = 0.0
 
     async def never(conn: Any, timeout: float | None = None, early: float | None = None) -> bool:
         await trio.sleep(pinger.timeout)
