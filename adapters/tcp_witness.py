@@ -9,17 +9,24 @@ slow link and has to be long (2 s) for the lossiest one. TCP's own state tells t
   Nothing is lost on the way there; only its process has not answered.
 - no retransmission of ours on this connection for ``clean_for`` seconds: the link is not
   dropping packets, so a lost answer waiting for the peer's retransmit is unlikely too.
-  Retransmits the peer reported as duplicates (D-SACK, ``tcpi_dsack_dups``) had not been
-  lost, and do not count. On loopback every retransmit is one: a tail-loss probe fired
+  Retransmits the peer reported as duplicates (D-SACK, ``tcpi_dsack_dups``) had arrived,
+  and do not count here. On loopback every retransmit is one: a tail-loss probe fired
   while the peer's kernel delayed its ACK, mostly while a young cluster's processes fight
-  for the cores. Counted, they left two thirds of a 20-node devnet's links to a frozen
-  peer without an early verdict (2026-12-04: 12 of 18 observers waited the full 2 s).
-  Unlikely is not never: ``early_after`` (0.75 s by default) waits out an answer lost
-  twice, which its sender's kernel resends 0.6 s after the ping (P2PConfig).
+  for the cores. Counted, they kept most links of a 5-node devnet from an early verdict
+  (2026-12-04: the observers of a SIGSTOP waited the full 2 s).
+- and no retransmission at all, duplicate or not, since the previous look (the ping's
+  write, at the first). A duplicate is also what a lost *answer* makes: the answer
+  carried the peer's ACK, so our kernel resends the ping about 0.2 s later and the peer
+  reports it as one, while the answer waits for the peer's own retransmit (0.2, 0.6,
+  1.4 s after it was sent). Such a look gives no verdict and the next one, ``early_after``
+  later, judges again: an answer lost four times in a row, not three, is what can still
+  fail a live peer early. A frozen peer, whose kernel delays its ACKs, draws such resends
+  too when we send it more than one segment at a time; its verdict then comes a look
+  later.
 - ``inq == 0``: no bytes wait in our own receive buffer. If some did, the answer may be
   there and it is *our* process that is behind (Lifeguard's "the prober is the slow one").
 
-All three true, a ping unanswered after ``early_after`` is failed then, not at the full
+All of these true, a ping unanswered after ``early_after`` is failed then, not at the full
 timeout; otherwise it waits the full timeout as before. A live process gets what a
 suspicion always gave it: the suspicion timeout to hear of the suspicion and refute it.
 
@@ -110,9 +117,12 @@ class KernelWitness:
         # connection -> (lost retransmits last seen, when that last grew)
         self._seen: dict[object, tuple[int, float]] = {}
 
-    def judge(self, conn: object, state: TcpState | None, now: float) -> bool:
-        """True when ``state`` says the peer's kernel has our ping and its process is silent."""
-        if state is None:
+    def judge(
+        self, conn: object, state: TcpState | None, now: float, before: TcpState | None
+    ) -> bool:
+        """True when ``state`` says the peer's kernel has our ping and its process is silent;
+        ``before`` is the state at the previous look (None: unknown, no verdict)."""
+        if state is None or before is None:
             return False
         seen = self._seen.get(conn)
         if seen is None:
@@ -127,13 +137,15 @@ class KernelWitness:
             seen = (state.lost, seen[1])
         self._seen[conn] = seen
         clean = now - seen[1] >= self.clean_for
-        return clean and state.unacked == 0 and state.inq == 0
+        quiet = state.total_retrans == before.total_retrans
+        return clean and quiet and state.unacked == 0 and state.inq == 0
 
-    def silent(self, conn: object, now: float) -> bool:
+    def state(self, conn: object) -> TcpState | None:
+        """``conn``'s TCP state now, or None (not Linux, no socket found, closed)."""
         if not hasattr(socket, "TCP_INFO"):
-            return False  # not Linux: no verdict
+            return None  # not Linux: no verdict
         sock = socket_of(conn)
-        return sock is not None and self.judge(conn, read_tcp_state(sock), now)
+        return None if sock is None else read_tcp_state(sock)
 
     def forget(self, live: set[object]) -> None:
         """Drop the connections that are not in ``live``."""

@@ -47,11 +47,19 @@ class Witness:
     def __init__(self, verdict: bool | Exception) -> None:
         self.verdict = verdict
         self.asked: list[float] = []
+        self.before: list[object] = []
+        self.looks = 0
 
-    def silent(self, conn: object, now: float) -> bool:
-        self.asked.append(now)
+    def state(self, conn: object) -> str:
         if isinstance(self.verdict, Exception):
             raise self.verdict
+        self.looks += 1
+        return f"look {self.looks}"
+
+    def judge(self, conn: object, state: object, now: float, before: object) -> bool:
+        self.asked.append(now)
+        self.before.append(before)
+        assert isinstance(self.verdict, bool)
         return self.verdict
 
     def forget(self, live: set[object]) -> None:
@@ -62,6 +70,7 @@ def pinger_with(stream: Stream, witness: Witness) -> tuple[LinkPinger, Conn]:
     conn = Conn()
     network = type("Network", (), {"connections": {PEER: [conn]}})()
     pinger = LinkPinger(network, interval=0.5, timeout=2.0, reuse_streams=True)  # type: ignore[arg-type]
+    pinger.clock_offset = 0.0
     pinger.witness = witness  # type: ignore[assignment]
     pinger.early_after = 0.5  # the times below; the default is P2PConfig's
     pinger._streams[conn] = stream  # type: ignore[index]
@@ -78,8 +87,10 @@ async def test_a_silent_peer_fails_at_the_early_verdict_and_its_stream_is_reset(
     autojump_clock: trio.abc.Clock,
 ) -> None:
     stream = Stream()
-    pinger, _ = pinger_with(stream, Witness(True))
+    witness = Witness(True)
+    pinger, _ = pinger_with(stream, witness)
     assert await probe(pinger) == (False, 0.5)
+    assert witness.before == ["look 1"]  # judged against the state at the write
     assert stream.was_reset  # a late pong must not answer the next ping
     assert (pinger.failed, pinger.silent) == (1, 1)
     assert pinger._silenced == set() and pinger._streams == {}
@@ -87,7 +98,7 @@ async def test_a_silent_peer_fails_at_the_early_verdict_and_its_stream_is_reset(
 
 @pytest.mark.parametrize(
     ("verdict", "asked"),
-    [(False, [0.5, 1.0, 1.5]), (OSError("no TCP_INFO here"), [0.5])],
+    [(False, [0.5, 1.0, 1.5]), (OSError("no TCP_INFO here"), [])],
     ids=["not-silent", "witness-raises"],
 )
 async def test_without_the_kernels_word_the_ping_waits_its_whole_timeout(
@@ -97,8 +108,10 @@ async def test_without_the_kernels_word_the_ping_waits_its_whole_timeout(
     pinger, _ = pinger_with(Stream(), witness)
     assert await probe(pinger) == (False, 2.0)
     assert (pinger.failed, pinger.silent) == (1, 0)
-    # Asked every 0.5 s until the timeout; a witness that raised is not asked again.
+    # Asked every 0.5 s until the timeout, each look against the one before; a witness
+    # that raised is not asked again.
     assert witness.asked == asked
+    assert witness.before == [f"look {i}" for i in range(1, len(asked) + 1)]
 
 
 async def test_the_early_clock_starts_once_the_ping_is_written(

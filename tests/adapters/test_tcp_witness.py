@@ -15,8 +15,8 @@ QUIET = TcpState(unacked=0, total_retrans=0, inq=0)
 
 def test_acknowledged_ping_on_a_clean_link_with_nothing_unread_is_silent() -> None:
     witness = KernelWitness(clean_for=30)
-    assert witness.judge("conn", QUIET, now=100.0)
-    assert not witness.judge("conn", None, now=100.0)  # the kernel would not say
+    assert witness.judge("conn", QUIET, now=100.0, before=QUIET)
+    assert not witness.judge("conn", None, now=100.0, before=QUIET)  # the kernel would not say
 
 
 @pytest.mark.parametrize(
@@ -25,20 +25,20 @@ def test_acknowledged_ping_on_a_clean_link_with_nothing_unread_is_silent() -> No
     ids=["not-acknowledged-yet", "our-own-bytes-unread"],
 )
 def test_a_ping_still_on_its_way_or_an_answer_we_have_not_read_is_not(state: TcpState) -> None:
-    assert not KernelWitness(clean_for=30).judge("conn", state, now=100.0)
+    assert not KernelWitness(clean_for=30).judge("conn", state, now=100.0, before=state)
 
 
 def test_a_retransmit_makes_the_link_unclean_for_clean_for_seconds() -> None:
     witness = KernelWitness(clean_for=30)
-    assert witness.judge("conn", QUIET, now=100.0)
+    assert witness.judge("conn", QUIET, now=100.0, before=QUIET)
     lossy = TcpState(unacked=0, total_retrans=3, inq=0)
-    assert not witness.judge("conn", lossy, now=101.0)
-    assert not witness.judge("conn", lossy, now=130.9)
-    assert witness.judge("conn", lossy, now=131.0)
+    assert not witness.judge("conn", lossy, now=101.0, before=lossy)
+    assert not witness.judge("conn", lossy, now=130.9, before=lossy)
+    assert witness.judge("conn", lossy, now=131.0, before=lossy)
     # Each new retransmit starts the wait again; another connection is not affected.
     worse = TcpState(unacked=0, total_retrans=4, inq=0)
-    assert not witness.judge("conn", worse, now=140.0)
-    assert witness.judge("other", QUIET, now=140.0)
+    assert not witness.judge("conn", worse, now=140.0, before=worse)
+    assert witness.judge("other", QUIET, now=140.0, before=QUIET)
 
 
 def test_retransmits_the_peer_reported_as_duplicates_were_not_lost() -> None:
@@ -47,41 +47,53 @@ def test_retransmits_the_peer_reported_as_duplicates_were_not_lost() -> None:
     witness = KernelWitness(clean_for=30)
     spurious = TcpState(unacked=0, total_retrans=4, inq=0, dsack_dups=4)
     assert spurious.lost == 0
-    assert witness.judge("conn", spurious, now=100.0)
+    assert witness.judge("conn", spurious, now=100.0, before=spurious)
     more = TcpState(unacked=0, total_retrans=6, inq=0, dsack_dups=6)
-    assert witness.judge("conn", more, now=101.0)
+    assert witness.judge("conn", more, now=101.0, before=more)
     # One retransmit the peer did not report as a duplicate was a loss.
     lossy = TcpState(unacked=0, total_retrans=7, inq=0, dsack_dups=6)
-    assert not witness.judge("conn", lossy, now=102.0)
+    assert not witness.judge("conn", lossy, now=102.0, before=lossy)
     # A duplicate report arriving later lowers the count, not the clock it started.
     caught_up = TcpState(unacked=0, total_retrans=7, inq=0, dsack_dups=7)
-    assert not witness.judge("conn", caught_up, now=110.0)
-    assert witness.judge("conn", caught_up, now=132.0)
+    assert not witness.judge("conn", caught_up, now=110.0, before=caught_up)
+    assert witness.judge("conn", caught_up, now=132.0, before=caught_up)
+
+
+def test_a_resend_since_the_last_look_vetoes_this_one_duplicate_or_not() -> None:
+    # A lost answer: it carried the peer's ACK, so our kernel resent the ping and the peer
+    # reported a duplicate. The answer is on its way again: no verdict at this look.
+    witness = KernelWitness(clean_for=30)
+    written = TcpState(unacked=1, total_retrans=4, inq=0, dsack_dups=4)
+    resent = TcpState(unacked=0, total_retrans=5, inq=0, dsack_dups=5)
+    assert not witness.judge("conn", resent, now=100.0, before=written)
+    assert not witness.judge("conn", resent, now=100.0, before=None)  # cannot tell
+    # The next look, nothing resent since: the duplicate is history, the link clean.
+    assert witness.judge("conn", resent, now=100.75, before=resent)
 
 
 def test_losses_before_we_first_looked_count_as_recent_duplicates_or_not() -> None:
     witness = KernelWitness(clean_for=30)
     mixed = TcpState(unacked=0, total_retrans=5, inq=0, dsack_dups=3)
-    assert not witness.judge("conn", mixed, now=100.0)
-    assert witness.judge("conn", mixed, now=130.0)
+    assert not witness.judge("conn", mixed, now=100.0, before=mixed)
+    assert witness.judge("conn", mixed, now=130.0, before=mixed)
 
 
 def test_retransmits_before_we_first_looked_count_as_recent() -> None:
     witness = KernelWitness(clean_for=30)
     lossy = TcpState(unacked=0, total_retrans=2, inq=0)
-    assert not witness.judge("conn", lossy, now=100.0)
-    assert witness.judge("conn", lossy, now=130.0)
+    assert not witness.judge("conn", lossy, now=100.0, before=lossy)
+    assert witness.judge("conn", lossy, now=130.0, before=lossy)
 
 
 def test_forget_keeps_only_live_connections() -> None:
     witness = KernelWitness(clean_for=30)
     lossy = TcpState(unacked=0, total_retrans=2, inq=0)
-    witness.judge("gone", lossy, now=100.0)
-    witness.judge("kept", lossy, now=100.0)
+    witness.judge("gone", lossy, now=100.0, before=lossy)
+    witness.judge("kept", lossy, now=100.0, before=lossy)
     witness.forget({"kept"})
     assert list(witness._seen) == ["kept"]
     # A connection forgotten and seen again starts unclean again (retransmits known).
-    assert not witness.judge("gone", lossy, now=129.0)
+    assert not witness.judge("gone", lossy, now=129.0, before=lossy)
 
 
 def test_socket_of_follows_py_libp2ps_layers_and_gives_up_on_others() -> None:
