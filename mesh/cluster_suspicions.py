@@ -19,7 +19,8 @@ Rules of ``mesh.cluster_view`` carried out here:
    (NOT_MEMBER otherwise: minted identities confirm nothing), each once, at most
    ``max_observers``; those after the first are confirmations.
 5. Self. We never suspect ourselves. A notice suspecting us (from the topic or carried in
-   a snapshot) returns ``PublishRefute(incarnation + 1)``, unless we are leaving, or it is
+   a snapshot), signed by any member of our view, alive or not (others may hold it alive
+   and count it), returns ``PublishRefute(incarnation + 1)``, unless we are leaving, or it is
    about an earlier life of ours or an incarnation we have already refuted. A basis beyond
    anything we said (a later life, a higher incarnation) is a lie about us: it is refuted at
    our own incarnation, so no notice can make us jump, or overflow, our incarnation.
@@ -73,9 +74,16 @@ class Suspicions:
         # Our own notice, delivered back to us by GossipSub: already counted.
         if notice.observer_id == self.self_id:
             return Outcome(note="own notice")
-        # Rule 3: only alive members observe; a fresh identity confirms nothing, nor makes
-        # us refute (each refutation is a publish that skips the publish budget).
         observer = self._roster.records.get(notice.observer_id)
+        # Rule 5: about us, answer it, whatever state we hold its observer in. Others may
+        # hold it alive and count the notice: two members that suspected each other within
+        # a second ignored each other's notice and both died elsewhere, unrefuted (the
+        # 20 % loss soak, 2026-12-04). A fresh identity still makes us say nothing (each
+        # refutation is a publish that skips the publish budget).
+        if notice.suspect_id == self.self_id and observer is not None:
+            events = self._refute(notice.basis, notice.observer_id, now)
+            return Outcome(tuple(events), note="" if events else "suspicion already refuted")
+        # Rule 3: only alive members observe; a fresh identity confirms nothing.
         if observer is None or observer.state is not ALIVE:
             state = "unknown" if observer is None else str(observer.state)
             return Outcome(
@@ -83,10 +91,6 @@ class Suspicions:
                     RejectReason.NOT_MEMBER, f"suspicion by {notice.observer_id} ({state})"
                 )
             )
-        # Rule 5: about us, answer it.
-        if notice.suspect_id == self.self_id:
-            events = self._refute(notice.basis, notice.observer_id, now)
-            return Outcome(tuple(events), note="" if events else "suspicion already refuted")
         record = self._roster.records.get(notice.suspect_id)
         # Rule 2: a suspect we never heard of.
         if record is None:

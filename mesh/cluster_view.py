@@ -42,8 +42,9 @@ written out in full beside the code that carries it out, as memberlist keeps its
    only alive members observe, each once (``mesh.cluster_suspicions``).
 4. Answer. A newer statement of the member answers every suspicion of it
    (``mesh.cluster_roster``).
-5. Self. We never suspect ourselves; a suspicion of us is refuted with a higher
-   incarnation, raised by one at most (``mesh.cluster_suspicions``).
+5. Self. We never suspect ourselves; a suspicion of us by any member of our view, alive
+   or not, is refuted with a higher incarnation, raised by one at most
+   (``mesh.cluster_suspicions``).
 6. Sharing. A suspicion we originate or confirm is published once, unless K
    confirmations are known already (``mesh.cluster_suspicions``).
 7. Death. SUSPECT becomes DEAD after the suspicion timeout, or soon after our own dial to

@@ -698,6 +698,27 @@ def test_a_node_refutes_its_own_suspicion() -> None:
     assert state(view, ME) is ALIVE  # we never suspect ourselves
 
 
+@pytest.mark.parametrize("observer_state", [SUSPECT, DEAD, LEFT])
+def test_a_member_we_do_not_hold_alive_still_gets_its_suspicion_of_us_refuted(
+    observer_state: MemberState,
+) -> None:
+    # B and we suspected each other within a second (20 % loss soak): the others hold B
+    # alive and count its notice, so it must be answered however we hold B.
+    view = cluster(B, C, config=QUIET)
+    if observer_state is LEFT:
+        view.on_leave(leave(B, 2), 0.0)
+    else:
+        view.on_disconnected(B, 0.0)
+        if observer_state is DEAD:
+            view.tick(8.0)
+    assert state(view, B) is observer_state
+    assert view.on_suspect_notice(notice(B, ME), 9.0).events == (PublishRefute(1),)
+    # A fresh identity still gets nothing said.
+    outcome = view.on_suspect_notice(notice("QmStranger", ME), 9.1)
+    assert outcome.events == () and outcome.rejection is not None
+    assert outcome.rejection.reason is RejectReason.NOT_MEMBER
+
+
 def test_refutation_follows_our_own_incarnation() -> None:
     view = cluster(B)
     view.on_digest(dg(ME, 2, inc=5), 1.0)
