@@ -7,9 +7,7 @@ on average at 20 nodes, so about half its pings found the stream closed and open
 one. A new stream is about 20 TCP segments instead of 4, and a frozen peer cannot be told
 on it from a slow one: the stream's first frames are two or more small segments, the frozen
 process's kernel delays its ACK, ours resends the last one early (a tail-loss probe), and a
-ping with a retransmit during it gets no early verdict (``adapters/tcp_witness.py``). In the
-bench's 20-node freeze trials the first three pings to the frozen node waited their full
-2 s (2026-12-04).
+ping with a resend during it gets no early verdict in time (``adapters/tcp_witness.py``).
 
 :class:`PingResponder` answers as py-libp2p's does (32 bytes echoed) and ends a stream only
 after ``idle`` seconds without a ping: a minute by default, long enough for the round robin
