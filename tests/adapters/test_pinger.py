@@ -200,11 +200,16 @@ async def test_measured_timeouts_fail_a_frozen_peer_at_the_floor(
         # last may still be on its way).
         late = pinged.count(laggard)
         assert late > 1 and late - 1 <= pinger.network_score() <= late
+        # Off the ticks (every 0.5 s from 0), so that no ping starts or ends as we look.
+        await trio.sleep(0.25)
         answers[frozen] = False
-        before = pinger.failed
+        before, sent = pinger.failed, len(pinged)
+        # Its turn comes every third tick: once in the ticks at 10.5, 11 and 11.5 s, and
+        # failed at the floor by 12.25 s.
         await trio.sleep(2)
         assert pinger.failed == before + 1
-        assert waited[pinged.index(frozen, len(pinged) - 4)] == 0.5  # not the 2 s ceiling
+        ours = [w for peer, w in zip(pinged[sent:], waited[sent:], strict=True) if peer == frozen]
+        assert ours and set(ours) == {0.5}  # not the 2 s ceiling
         nursery.cancel_scope.cancel()
 
 
