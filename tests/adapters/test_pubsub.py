@@ -97,14 +97,15 @@ def test_fakes_and_real_satisfy_the_protocol() -> None:
 # ------------------------------------------------------------------------ real
 
 
-async def _wait_subscribed(a: P2PNode, b: P2PNode, topic: str, wait_until: WaitUntil) -> None:
-    await wait_until(
-        lambda: (
-            b.host.get_id() in a.guarded_pubsub.peer_topics.get(topic, ())
-            and a.host.get_id() in b.guarded_pubsub.peer_topics.get(topic, ())
-        ),
-        what=f"subscriptions to {topic} exchanged",
-    )
+async def _wait_meshed(a: P2PNode, b: P2PNode, topic: str, wait_until: WaitUntil) -> None:
+    # Not just subscriptions exchanged: GossipSub sends a publish only to the topic's mesh,
+    # which its heartbeat fills, and gossip (IHAVE) skips mesh peers, so a message published
+    # before the graft that follows it reaches nobody (a CI run lost one that way).
+    def meshed(x: P2PNode, y: P2PNode) -> bool:
+        mesh = x.guarded_pubsub.router.mesh  # type: ignore[attr-defined]
+        return y.host.get_id() in mesh.get(topic, ())
+
+    await wait_until(lambda: meshed(a, b) and meshed(b, a), what=f"mesh of {topic} formed")
 
 
 @pytest.mark.network
@@ -132,8 +133,8 @@ async def test_delivery_between_three_nodes(p2p_config: MakeConfig, wait_until: 
         inboxes = [Inbox(), Inbox(), Inbox()]
         for node, inbox in zip((a, b, c), inboxes, strict=True):
             await node.pubsub.subscribe("health", inbox)
-        await _wait_subscribed(a, b, "health", wait_until)
-        await _wait_subscribed(b, c, "health", wait_until)
+        await _wait_meshed(a, b, "health", wait_until)
+        await _wait_meshed(b, c, "health", wait_until)
 
         await c.pubsub.publish("health", b"from c")
         # a is not connected to c: it hears c through b's forwarding.
@@ -157,7 +158,7 @@ async def test_handler_error_does_not_stop_delivery_and_validator_filters(
         await a.pubsub.subscribe("t", also_a)  # two handlers on one topic, one reader
         await b.pubsub.subscribe("t", Inbox())
         a.pubsub.set_validator("t", lambda m: not m.data.startswith(b"reject"))
-        await _wait_subscribed(a, b, "t", wait_until)
+        await _wait_meshed(a, b, "t", wait_until)
 
         for payload in (b"boom", b"reject me", b"after"):
             await b.pubsub.publish("t", payload)
