@@ -27,7 +27,7 @@ from adapters.p2p_config import P2PConfig, P2PError
 from adapters.p2p_identity import load_or_create_identity
 from adapters.p2p_node import P2PNode
 from probes.ports import PubSubMessage
-from tests.adapters import WaitUntil
+from tests.adapters import WaitUntil, in_mesh
 
 REPO = Path(__file__).resolve().parents[2]
 MakeConfig = Callable[..., P2PConfig]
@@ -538,14 +538,7 @@ async def _subscribed_pair(
 
     await a.pubsub.subscribe(topic, on_a)
     await b.pubsub.subscribe(topic, on_b)
-    topics_a, topics_b = a.guarded_pubsub.peer_topics, b.guarded_pubsub.peer_topics
-    await wait_until(
-        lambda: (
-            b.host.get_id() in topics_a.get(topic, ())
-            and a.host.get_id() in topics_b.get(topic, ())
-        ),
-        what="both see each other's subscription",
-    )
+    await wait_until(lambda: in_mesh(a, b, topic) and in_mesh(b, a, topic), what="a and b meshed")
     return got_a, got_b
 
 

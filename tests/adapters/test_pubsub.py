@@ -11,7 +11,7 @@ from adapters.p2p_config import P2PConfig
 from adapters.p2p_node import P2PNode
 from adapters.pubsub import InMemoryPubSubNetwork
 from probes.ports import PubSub, PubSubMessage
-from tests.adapters import WaitUntil
+from tests.adapters import WaitUntil, in_mesh
 
 MakeConfig = Callable[..., P2PConfig]
 
@@ -98,14 +98,9 @@ def test_fakes_and_real_satisfy_the_protocol() -> None:
 
 
 async def _wait_meshed(a: P2PNode, b: P2PNode, topic: str, wait_until: WaitUntil) -> None:
-    # Not just subscriptions exchanged: GossipSub sends a publish only to the topic's mesh,
-    # which its heartbeat fills, and gossip (IHAVE) skips mesh peers, so a message published
-    # before the graft that follows it reaches nobody (a CI run lost one that way).
-    def meshed(x: P2PNode, y: P2PNode) -> bool:
-        mesh = x.guarded_pubsub.router.mesh  # type: ignore[attr-defined]
-        return y.host.get_id() in mesh.get(topic, ())
-
-    await wait_until(lambda: meshed(a, b) and meshed(b, a), what=f"mesh of {topic} formed")
+    await wait_until(
+        lambda: in_mesh(a, b, topic) and in_mesh(b, a, topic), what=f"mesh of {topic} formed"
+    )
 
 
 @pytest.mark.network
