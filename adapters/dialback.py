@@ -56,8 +56,15 @@ class DialResult(enum.StrEnum):
     UNKNOWN = "unknown"  # no address we may dial, or no answer in time (a vanished host)
 
 
-async def dial_back(address: tuple[str, int] | None, timeout: float) -> DialResult:
-    """One plain TCP connect to ``address`` (host, port), closed at once."""
+async def dial_back(
+    address: tuple[str, int] | None, timeout: float, hold: float = 0.0
+) -> DialResult:
+    """One plain TCP connect to ``address`` (host, port). A connection made is kept up to
+    ``hold`` seconds, in case it is reset: a killed process's kernel resets our old
+    connection before it closes its listening socket, so a dial-back in between completes
+    from the listener's accept queue, and that queue is reset when the listener closes.
+    Nothing else resets a connection we have sent nothing on (a live listener that drops
+    it closes it), and only the peer's own kernel can."""
     if address is None:
         return DialResult.UNKNOWN
     host, port = address
@@ -70,10 +77,17 @@ async def dial_back(address: tuple[str, int] | None, timeout: float) -> DialResu
         with trio.move_on_after(timeout):
             try:
                 await sock.connect((host, port))
-            except ConnectionRefusedError:
+            except (ConnectionRefusedError, ConnectionResetError):
                 return DialResult.REFUSED
             except OSError:
                 return DialResult.UNKNOWN
+            with trio.move_on_after(hold):
+                try:
+                    await sock.recv(1)  # data or EOF: something listened there and answered
+                except ConnectionResetError:
+                    return DialResult.REFUSED
+                except OSError:
+                    pass
             return DialResult.OPEN
     return DialResult.UNKNOWN
 

@@ -167,6 +167,11 @@ class GossipTuning:
     # refused dial makes it dead after ClusterConfig.refused_grace.
     dialback_timeout: float = 1.0
     dialback_cooldown: float = 1.0
+    # A dial that connects is kept this long, within dialback_timeout, in case it is reset:
+    # a killed process closes our old connection first and its listener a moment later,
+    # so a dial-back in between connects, and is reset (adapters/dialback.py). Taken as
+    # open, it cost 1 observer in 3 of 10 kills a second of cooldown (2026-12-04).
+    dialback_hold: float = 0.1
     # A connected suspect that left our out-of-turn ping unanswered is pinged out of turn
     # again only after recheck_base s, doubling per miss up to recheck_ceiling
     # (adapters/recheck_backoff.py): 28 observers pinging an overwhelmed newest node every
@@ -201,7 +206,7 @@ class GossipTuning:
         if self.sync_early < 0:
             raise ValueError(f"GossipTuning.sync_early must be >= 0, got {self.sync_early!r}")
         # A negative sleep raises out of a task; NaN or infinity would stall meetings.
-        for name in ("dead_link_grace", "meet_spread", "meet_spread_max"):
+        for name in ("dead_link_grace", "meet_spread", "meet_spread_max", "dialback_hold"):
             value = getattr(self, name)
             if not (math.isfinite(value) and value >= 0):
                 raise ValueError(f"GossipTuning.{name} must be finite and >= 0, got {value!r}")

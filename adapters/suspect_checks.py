@@ -138,7 +138,9 @@ class SuspectChecks:
             # Sybils each suspected in turn must not make us a connection flood.
             self._metrics.dialbacks.labels(result="dropped").inc()
             return
-        result = await dial_back(address, self._tuning.dialback_timeout)
+        result = await dial_back(
+            address, self._tuning.dialback_timeout, hold=self._tuning.dialback_hold
+        )
         self._metrics.dialbacks.labels(result=str(result)).inc()
         logger.debug("dial-back of %s: %s", peer, result)
         if result is DialResult.OPEN:

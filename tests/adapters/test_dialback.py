@@ -6,6 +6,7 @@ import socket
 
 import pytest
 import trio
+import trio.lowlevel
 import trio.testing
 
 from adapters.dialback import DialResult, Verifier, dial_back
@@ -35,6 +36,39 @@ async def test_a_closed_port_is_refused_and_a_listening_one_open() -> None:
         # A peer we never dialled has no address we may dial.
         assert await dial_back(None, 1.0) is DialResult.UNKNOWN
         assert await dial_back(("not-an-ip", 1), 1.0) is DialResult.UNKNOWN
+
+
+async def test_a_listener_closing_with_our_dial_in_its_queue_is_refused() -> None:
+    # A killed process: its kernel resets our connection to it first, and its listening
+    # socket a moment later. A dial-back in between completes from the listener's accept
+    # queue (2 ms after the close, in a 10-node devnet), and the queue is reset when the
+    # listener closes. Seen as open, it cost the crash a second of cooldown (issue 13).
+    listener = trio.socket.socket()
+    await listener.bind(("127.0.0.1", 0))
+    listener.listen()
+    address = ("127.0.0.1", listener.getsockname()[1])
+    result: list[DialResult] = []
+
+    async def dial() -> None:
+        result.append(await dial_back(address, 1.0, hold=1.0))
+
+    with trio.fail_after(5):
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(dial)
+            await trio.lowlevel.wait_readable(listener)  # our dial waits in the queue
+            listener.close()
+    assert result == [DialResult.REFUSED]
+
+
+async def test_a_live_listener_stays_open_through_the_hold() -> None:
+    listener = trio.socket.socket()
+    await listener.bind(("127.0.0.1", 0))
+    listener.listen()
+    with listener:
+        address = ("127.0.0.1", listener.getsockname()[1])
+        began = trio.current_time()
+        assert await dial_back(address, 1.0, hold=0.2) is DialResult.OPEN
+        assert trio.current_time() - began >= 0.2  # it did wait for a reset
 
 
 @pytest.mark.parametrize(("urgent", "at_once"), [(False, 1), (True, 2)])
