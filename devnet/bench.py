@@ -85,7 +85,7 @@ def build_parser() -> argparse.ArgumentParser:
         " throughput figure (apt-get install -y wrk) and the bench extra (matplotlib,"
         " u-msgpack-python); the loss and partition parts need root and iproute2, the loss part"
         " nftables too. The full default run takes about 50 minutes, 10 of them the CPU soak,"
-        " 11 the loss soak and a few the partition runs.",
+        " 16 the loss soak and a few the partition runs.",
     )
     parser.add_argument("--sizes", type=sizes, default=[5, 10, 20], help="default: 5,10,20")
     parser.add_argument("--runs", type=int, default=3, help="runs per size (default: 3)")
@@ -105,7 +105,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--loss-minutes",
         type=float,
         default=10.0,
-        help="packet-loss soak: half at 5 %%, half at 20 %% loss; 0 skips it (10)",
+        help="packet-loss soak: half as long at each of 5 %%, 20 %% one way and 20 %% loss"
+        " (1.5 times this in all); 0 skips it (10)",
     )
     parser.add_argument(
         "--loss-size", type=int, default=10, help="nodes per side in the loss soak (10)"

@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from devnet.bench_detection import summarise
+from devnet.bench_loss import phase_name
 from devnet.bench_partition import HEAL_GOAL, median_of
 
 __all__ = ["COST_SIZE", "goals_section"]
@@ -103,8 +104,9 @@ def _soaks(results: Mapping[str, Any]) -> list[str]:
         for phase in loss["phases"]:
             ours = _worst_dead(phase.get("chorus", {}), "history")
             theirs = _worst_dead(phase.get("Serf", {}), "logged", "failed")
+            name = phase_name(phase["percent"], bool(phase.get("one_way")))
             rows.append(
-                f"| no live node reported dead, {phase['percent']} % loss,"
+                f"| no live node reported dead, {name},"
                 f" {phase['minutes']:g} min | {loss['n']} | {ours} | {theirs} | | 0"
                 f" | {_met(ours == 0)} |"
             )

@@ -6,8 +6,10 @@ namespaces of their own on a second bridge (devnet/serf.py). Inside each namespa
 nftables table drops N % of the packets arriving from the other members at random
 (devnet/netloss.py has the rule, and why on input only).
 
-Phases: N = 5 for the first half of the minutes, then 20 for the second half; the table
-is replaced in one nft transaction (add, delete, define), which also zeroes its counters.
+Phases, each half the minutes asked for: N = 5, then N = 20 on every link in one direction
+only (netloss.lossy_sources: the answers are lost and the requests arrive, or the other way
+round), then N = 20 both ways. The table is replaced in one nft transaction (add, delete,
+define), which also zeroes its counters.
 Counted per side and phase as in the CPU soak (devnet/bench_soak.py): transitions into
 dead (and suspect, left) per observer and member between two polls a second apart; for
 us also the transitions in every node's per-peer history (the counting is in
@@ -35,9 +37,10 @@ from devnet.cluster import DevnetError, NetnsNet
 from devnet.netloss import loss_counters, loss_table, set_loss
 from devnet.serf import SerfCluster
 
-__all__ = ["PHASES", "loss_section", "loss_soak", "netns_sides"]
+__all__ = ["PHASES", "loss_section", "loss_soak", "netns_sides", "phase_name"]
 
-PHASES = (5, 20)  # per cent lost on each link, each way; each phase half the minutes
+# (per cent lost on each link, in one direction only?); each phase half the minutes.
+PHASES = ((5, False), (20, True), (20, False))
 VICTIM = 2  # the node SIGKILLed at the end, as in the detection runs
 KILL_TIMEOUT = 120.0  # 20 % loss slows both sides' probes; a generous bound
 KILL_POLL = 0.25  # poll interval while timing the kill: the figure's resolution
@@ -99,6 +102,10 @@ def loss_soak(
                 target.close()
 
 
+def phase_name(percent: int, one_way: bool) -> str:
+    return f"{percent} % loss" + (" one way" if one_way else "")
+
+
 def _soak(
     chorus: ChorusTarget,
     chorus_net: NetnsNet,
@@ -125,16 +132,18 @@ def _soak(
     phases: list[dict[str, Any]] = []
     windows: list[tuple[float, float]] = []
     tallies = {name: Tally() for name in sides}
-    for percent in PHASES:
+    length = minutes / 2
+    for percent, one_way in PHASES:
         for _views, net in sides.values():
-            set_loss(net, n, percent)
+            set_loss(net, n, percent, one_way=one_way)
         offsets = log_offsets(serf.root)
         # A new count per phase, from the states the last phase ended with: a member
         # still dead from phase 1 is no new false death in phase 2.
         tallies = {name: Tally(previous=dict(t.previous)) for name, t in tallies.items()}
         began_wall = time.time()
-        end = time.monotonic() + minutes * 60 / len(PHASES)
-        say(f"loss: {percent} % for {minutes / len(PHASES):g} min")
+        end = time.monotonic() + length * 60
+        label = phase_name(percent, one_way)
+        say(f"loss: {label} for {length:g} min")
         while time.monotonic() < end:
             began = time.monotonic()
             for name, (views, _net) in sides.items():
@@ -142,7 +151,7 @@ def _soak(
             time.sleep(max(0.0, SOAK_POLL - (time.monotonic() - began)))
         poller.views()  # the histories' last word on this phase
         windows.append((began_wall, time.time()))
-        phase: dict[str, Any] = {"percent": percent, "minutes": minutes / len(PHASES)}
+        phase: dict[str, Any] = {"percent": percent, "one_way": one_way, "minutes": length}
         for name, (_views, net) in sides.items():
             seen, dropped = loss_counters(net, n)
             phase[name] = tallies[name].counts() | {
@@ -154,13 +163,13 @@ def _soak(
         phases.append(phase)
         ours, theirs = phase[chorus.name], phase[serf.name]
         say(
-            f"loss: {percent} % done: ours {_dead_cell(ours, True)} dead,"
+            f"loss: {label} done: ours {_dead_cell(ours, True)} dead,"
             f" {_suspect_cell(ours, True)}; Serf {_dead_cell(theirs, False)} dead,"
             f" {_suspect_cell(theirs, False)}"
         )
     out["phases"] = phases
     out["kill"] = _time_kill([chorus, serf], n, say)
-    out["kill_percent"] = PHASES[-1]
+    out["kill_percent"] = PHASES[-1][0]
     return out
 
 
@@ -194,6 +203,10 @@ def _pct(value: float | None) -> str:
     return "n/a" if value is None else f"{value * 100:.1f} %"
 
 
+def _name(phase: Mapping[str, Any]) -> str:
+    return phase_name(phase["percent"], bool(phase.get("one_way")))
+
+
 def _dead_cell(tally: Mapping[str, Any], ours: bool) -> str:
     if ours:
         history = tally.get("history", {}).get("dead")
@@ -222,7 +235,7 @@ def loss_section(result: Mapping[str, Any]) -> list[str]:
     if "error" in result:
         return ["## False deaths under packet loss", "", f"Not measured: {result['error']}", ""]
     phases = result.get("phases", [])
-    plan = ", then ".join(f"{p['percent']} % for {p['minutes']:g} min" for p in phases)
+    plan = ", then ".join(f"{_name(p)} for {p['minutes']:g} min" for p in phases)
     lines = [
         f"## False deaths under packet loss ({minutes:g} min, {n} nodes each, each node in its"
         " own network namespace, both clusters side by side)",
@@ -239,7 +252,11 @@ def loss_section(result: Mapping[str, Any]) -> list[str]:
         " output too would compound to 1 - (1 - p)^2, and a drop at output fails the"
         " sender's send with EPERM, which no lossy wire does). Traffic from the bridge's"
         " address, the bench's own polls, is spared. Phases: "
-        f"{plan}. Every node's view is polled about once a second; nothing is killed"
+        f"{plan}. One way: each node loses only what some of its peers send"
+        " (`saddr { ... }` instead of `saddr != <bridge>`: from node j > i when i + j is"
+        " even, j < i when it is odd), so of every pair exactly one direction loses, the"
+        " requests arriving and the answers lost or the other way round. Every node's view"
+        " is polled about once a second; nothing is killed"
         " during the phases, so every live node reported dead is a false death (counted"
         " once per observer and member). Then, still at"
         f" {result.get('kill_percent', 20)} % loss, node {VICTIM} of each side gets SIGKILL"
@@ -258,7 +275,7 @@ def loss_section(result: Mapping[str, Any]) -> list[str]:
         ours, serf = phase.get("chorus", {}), phase.get("Serf", {})
         if not ours or not serf:
             continue
-        head = f"{phase['percent']} % loss, {phase['minutes']:g} min:"
+        head = f"{_name(phase)}, {phase['minutes']:g} min:"
         lines += [
             f"| {head} live nodes reported dead | {_dead_cell(ours, True)} |"
             f" {_dead_cell(serf, False)} |",

@@ -18,6 +18,12 @@ word to either end. The bridge's address (the root namespace, where the bench po
 from) is spared, so that polls read the views instead of losing to the loss. The first
 rule counts what the second one draws from, so the loss actually made can be reported.
 Deleting a namespace deletes its table with it.
+
+One-way loss (``set_loss(..., one_way=True)``) matches ``ip saddr { ... }`` instead: each
+node loses only what some of its peers send (:func:`lossy_sources`), so every link loses in
+one direction only. That is where a detector that reads its own kernel's view of a link
+(adapters/tcp_witness.py: resends, duplicates) is easiest to fool: the requests arrive and
+the answers, with the acknowledgements they carry, are lost.
 """
 
 from __future__ import annotations
@@ -33,6 +39,7 @@ __all__ = [
     "loss_counters",
     "loss_ruleset",
     "loss_table",
+    "lossy_sources",
     "parse_counters",
     "set_loss",
 ]
@@ -40,9 +47,12 @@ __all__ = [
 LOSS_TABLE = "chorus_loss"
 
 
-def loss_table(percent: int | str, spared: str) -> str:
-    """The loss table in nft syntax (``percent`` may be a placeholder, for the report)."""
+def loss_table(percent: int | str, spared: str, sources: str | None = None) -> str:
+    """The loss table in nft syntax (``percent`` may be a placeholder, for the report).
+    ``sources``: an nft address set, "{ a, b }"; only packets from those are lost."""
     match = f'iifname "eth0" ip saddr != {spared}'
+    if sources is not None:
+        match = f'iifname "eth0" ip saddr {sources}'
     return (
         f"table inet {LOSS_TABLE} {{\n"
         "    chain input {\n"
@@ -54,15 +64,27 @@ def loss_table(percent: int | str, spared: str) -> str:
     )
 
 
-def loss_ruleset(percent: int, spared: str) -> str:
+def lossy_sources(index: int, n: int) -> list[int]:
+    """The nodes whose packets node ``index`` loses when each link loses in one direction
+    only: from j > index when index + j is even, from j < index when it is odd. So of
+    every pair exactly one end loses what the other sends, and from n >= 3 every node
+    has links of both kinds (it loses on some, its peers lose on others)."""
+    return [j for j in range(1, n + 1) if j != index and (j > index) == ((index + j) % 2 == 0)]
+
+
+def loss_ruleset(percent: int, spared: str, sources: list[str] | None = None) -> str:
     """The nft script that (re)defines the loss table: ``percent`` of the packets arriving
-    on eth0 from anyone but ``spared`` (the bridge: the poller) are dropped."""
+    on eth0 from anyone but ``spared`` (the bridge: the poller) are dropped; with
+    ``sources``, of those from these addresses only."""
     if not 0 <= percent <= 100:
         raise ValueError(f"loss must be 0-100 %, got {percent}")
+    if sources is not None and not sources:
+        raise ValueError("a one-way loss needs at least one source")
+    listed = None if sources is None else "{ " + ", ".join(sources) + " }"
     # "add" then "delete" makes the script idempotent: the first run has nothing to
     # delete. One nft -f is one transaction, so no packet sees the table half replaced.
     return f"add table inet {LOSS_TABLE}\ndelete table inet {LOSS_TABLE}\n" + loss_table(
-        percent, spared
+        percent, spared, listed
     )
 
 
@@ -101,12 +123,13 @@ def _spared(net: NetnsNet) -> str:
     return f"10.{net.octet}.77.254"  # the bridge's address in the root namespace
 
 
-def set_loss(net: NetnsNet, n: int, percent: int) -> None:
+def set_loss(net: NetnsNet, n: int, percent: int, *, one_way: bool = False) -> None:
     """Make every link into the namespaces of nodes 1..n lose ``percent`` of its packets
-    (replacing any earlier loss table, whose counters start again from zero)."""
-    script = loss_ruleset(percent, _spared(net))
+    (replacing any earlier loss table, whose counters start again from zero); with
+    ``one_way``, every link in one direction only (:func:`lossy_sources`)."""
     for i in range(1, n + 1):
-        _nft(net, i, "-f", "-", script=script)
+        sources = [net.addr(j) for j in lossy_sources(i, n)] if one_way else None
+        _nft(net, i, "-f", "-", script=loss_ruleset(percent, _spared(net), sources))
 
 
 def loss_counters(net: NetnsNet, n: int) -> tuple[int, int]:

@@ -44,6 +44,8 @@ def test_each_goal_is_judged_and_a_miss_stays_marked() -> None:
         "soak": {"n": 10, "minutes": 10, "hogs": 2, "chorus": {"false_dead": 0},
                  "Serf": {"false_dead": 0}},
         "loss": {"n": 10, "kill": {"chorus": 4.0, "Serf": 5.0}, "phases": [
+            {"percent": 20, "one_way": True, "minutes": 5, "chorus": {"dead": 0},
+             "Serf": {"dead": 2}},
             {"percent": 20, "minutes": 5, "chorus": {"dead": 1, "history": {"dead": 3}},
              "Serf": {"dead": 0, "logged": {"failed": 0}}}]},
         "partition": {"n": 6, "groups": [[1, 2, 3], [4, 5, 6]], "runs": [
@@ -63,7 +65,8 @@ def test_each_goal_is_judged_and_a_miss_stays_marked() -> None:
     assert _row(lines, "| idle cost per node: CPU")[2:4] == ["n/a", "n/a"]  # not measured
     assert _row(lines, "| no live node reported dead, 10 min")[-1] == "yes"
     # The histories saw three false deaths where the polls saw one: the worse counts.
-    assert _row(lines, "| no live node reported dead, 20 % loss")[2:4] == ["3", "0"]
+    assert _row(lines, "| no live node reported dead, 20 % loss,")[2:4] == ["3", "0"]
+    assert _row(lines, "| no live node reported dead, 20 % loss one way,")[2:4] == ["0", "2"]
     assert _row(lines, "| partition into 3 and 3 healed")[2:] == [
         "2.25 s", "25.00 s", "0.09x", "3 s", "yes"
     ]  # fmt: skip

@@ -12,7 +12,7 @@ import pytest
 from devnet.bench_loss import loss_section
 from devnet.bench_loss_counts import Tally, history_counts
 from devnet.bench_report import render_markdown
-from devnet.netloss import loss_ruleset, parse_counters
+from devnet.netloss import loss_ruleset, lossy_sources, parse_counters
 from tests.devnet import bench_meta
 
 
@@ -25,6 +25,24 @@ def test_ruleset_drops_the_share_on_input_only_and_spares_the_bridge() -> None:
     )
     # The counting rule sees what the dropping rule draws from.
     assert 'iifname "eth0" ip saddr != 10.42.77.254 counter\n' in script
+
+
+@pytest.mark.parametrize("n", [3, 4, 5, 10, 20])
+def test_one_way_loss_makes_exactly_one_direction_of_every_link_lossy(n: int) -> None:
+    loses = {i: set(lossy_sources(i, n)) for i in range(1, n + 1)}
+    for i in loses:
+        for j in range(i + 1, n + 1):
+            assert (j in loses[i]) != (i in loses[j]), (i, j)
+        # Every node has links of both kinds: it loses on some, its peers on others.
+        assert loses[i] and any(i in loses[j] for j in loses), i
+
+
+def test_one_way_ruleset_matches_its_sources_only() -> None:
+    script = loss_ruleset(20, "10.42.77.254", ["10.42.77.3", "10.42.77.5"])
+    drop = 'iifname "eth0" ip saddr { 10.42.77.3, 10.42.77.5 } numgen random mod 100 < 20'
+    assert drop in script and "!=" not in script
+    with pytest.raises(ValueError, match="at least one source"):
+        loss_ruleset(20, "10.42.77.254", [])
 
 
 @pytest.mark.parametrize("percent", [-1, 101])
@@ -109,11 +127,14 @@ def test_history_counts_each_distinct_transition_in_its_window() -> None:
     ]
 
 
-def _phase(percent: int, ours: dict[str, Any], serf: dict[str, Any]) -> dict[str, Any]:
+def _phase(
+    percent: int, ours: dict[str, Any], serf: dict[str, Any], one_way: bool = False
+) -> dict[str, Any]:
     zero = {"dead": 0, "suspect": 0, "left": 0, "polls": 300, "unanswered": 0,
             "measured_loss": percent / 100, "packets": 1000}  # fmt: skip
     return {
         "percent": percent,
+        "one_way": one_way,
         "minutes": 5.0,
         "chorus": {**zero, "history": {"dead": 0, "suspect": 4}, **ours},
         "Serf": {**zero, "logged": {"failed": 2, "suspect": 7}, **serf},
@@ -127,6 +148,7 @@ def test_section_lists_both_phases_side_by_side_and_the_kill() -> None:
         "converged_before": {"chorus": True, "Serf": False},
         "phases": [
             _phase(5, {}, {}),
+            _phase(20, {"history": {"dead": 0, "suspect": 9}}, {}, one_way=True),
             _phase(20, {"dead": 1, "history": {"dead": 3, "suspect": 40}}, {"left": 1}),
         ],
         "kill": {"chorus": 3.21, "Serf": None},
@@ -140,6 +162,8 @@ def test_section_lists_both_phases_side_by_side_and_the_kill() -> None:
         " by 1 s polls) | 2 (2 EventMemberFailed logged, 0 seen by 1 s polls) |"
     ) in text
     assert "| 20 % loss, 5 min: live nodes reported dead | 3 (3 in the views' histories" in text
+    assert "| 20 % loss one way, 5 min: suspicions | 9 in the histories" in text
+    assert "then 20 % loss one way for 5 min, then 20 % loss for 5 min" in text
     assert "| 20 % loss, 5 min: suspicions | 40 in the histories, 0 seen by polls |" in text
     assert "| 20 % loss, 5 min: polls unanswered | 0 of 3000 | 0 of 3000 |" in text
     assert "| 5 % loss, 5 min: packets dropped (measured) | 5.0 % of 1000 |" in text
