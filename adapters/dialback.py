@@ -18,8 +18,9 @@ a REJECT rule) to have a live member declared dead. A peer we never met is not d
 back: it waits for the suspicion's timeout. All dial-backs share a rate
 (``GossipTuning.dialback_rate``), so Sybils suspected in turn make no flood either.
 
-:func:`dial_back` makes one plain TCP connect, closed at once: no libp2p handshake, so it
-costs the listener an accept and nothing more. :class:`Verifier` runs the checks the
+:func:`dial_back` makes one plain TCP connect, kept open a moment (0.1 s) in case it is
+reset and then closed: no libp2p handshake, so it costs the listener an accept and nothing
+more. :class:`Verifier` runs the checks the
 gossip service asks for (on a disconnect, and on every suspicion it hears: a dial-back
 for a peer we are not connected to, a ping out of turn for one we are): one at a time
 per peer, each peer at most once per ``cooldown`` (a request within it waits, it is not
@@ -59,12 +60,15 @@ class DialResult(enum.StrEnum):
 async def dial_back(
     address: tuple[str, int] | None, timeout: float, hold: float = 0.0
 ) -> DialResult:
-    """One plain TCP connect to ``address`` (host, port). A connection made is kept up to
-    ``hold`` seconds, in case it is reset: a killed process's kernel resets our old
-    connection before it closes its listening socket, so a dial-back in between completes
-    from the listener's accept queue, and that queue is reset when the listener closes.
-    Nothing else resets a connection we have sent nothing on (a live listener that drops
-    it closes it), and only the peer's own kernel can."""
+    """One plain TCP connect to ``address`` (host, port) within ``timeout``. A connection
+    made is then kept up to ``hold`` seconds, in case it is reset: a killed process's
+    kernel resets our old connection before it closes its listening socket, so a dial-back
+    in between completes from the listener's accept queue, and that queue is reset when
+    the listener closes. A live py-libp2p listener that drops a connection closes it (we
+    read EOF) and writes its multistream header first anyway. What else can reset it: a
+    proxy in front of the peer, another process of the peer's host bound to its port, or
+    the peer's kernel with ``tcp_abort_on_overflow`` set and its accept queue full (off by
+    default, and to be left off: README, "Killed process")."""
     if address is None:
         return DialResult.UNKNOWN
     host, port = address
@@ -74,6 +78,7 @@ async def dial_back(
     except (ValueError, OSError):  # not an IP address, no such family, out of descriptors
         return DialResult.UNKNOWN
     with sock:
+        connected = False
         with trio.move_on_after(timeout):
             try:
                 await sock.connect((host, port))
@@ -81,15 +86,18 @@ async def dial_back(
                 return DialResult.REFUSED
             except OSError:
                 return DialResult.UNKNOWN
-            with trio.move_on_after(hold):
-                try:
-                    await sock.recv(1)  # data or EOF: something listened there and answered
-                except ConnectionResetError:
-                    return DialResult.REFUSED
-                except OSError:
-                    pass
-            return DialResult.OPEN
-    return DialResult.UNKNOWN
+            connected = True
+        if not connected:
+            return DialResult.UNKNOWN
+        # Outside the connect's timeout: a connect that took most of it still gets its hold.
+        with trio.move_on_after(hold):
+            try:
+                await sock.recv(1)  # data or EOF: something listened there and answered
+            except ConnectionResetError:
+                return DialResult.REFUSED
+            except OSError:  # the link broke after the connect: says nothing either way
+                return DialResult.UNKNOWN
+        return DialResult.OPEN
 
 
 Verify = Callable[[str], Awaitable[None]]

@@ -52,12 +52,40 @@ async def test_a_listener_closing_with_our_dial_in_its_queue_is_refused() -> Non
     async def dial() -> None:
         result.append(await dial_back(address, 1.0, hold=1.0))
 
-    with trio.fail_after(5):
+    with listener, trio.fail_after(5):
         async with trio.open_nursery() as nursery:
             nursery.start_soon(dial)
             await trio.lowlevel.wait_readable(listener)  # our dial waits in the queue
             listener.close()
     assert result == [DialResult.REFUSED]
+
+
+@pytest.mark.parametrize("answer", [b"", b"/multistream/1.0.0\n"])
+async def test_a_listener_that_answers_or_closes_is_open(answer: bytes) -> None:
+    # A live py-libp2p listener writes its multistream header first, or drops a
+    # connection by closing it (EOF): both end the hold at once, as open.
+    listener = trio.socket.socket()
+    await listener.bind(("127.0.0.1", 0))
+    listener.listen()
+    address = ("127.0.0.1", listener.getsockname()[1])
+    result: list[DialResult] = []
+
+    async def dial() -> None:
+        result.append(await dial_back(address, 1.0, hold=5.0))
+
+    with listener, trio.fail_after(2):
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(dial)
+            conn, _ = await listener.accept()
+            with conn:
+                if answer:
+                    await conn.send(answer)
+                else:
+                    conn.shutdown(socket.SHUT_WR)
+                with trio.fail_after(1):
+                    while not result:  # noqa: ASYNC110
+                        await trio.sleep(0.01)
+    assert result == [DialResult.OPEN]
 
 
 async def test_a_live_listener_stays_open_through_the_hold() -> None:
