@@ -189,6 +189,18 @@ class LinkPinger:
                 return await self._probe(peer_id)
         return None
 
+    def peer_closed(self, peer: str) -> bool:
+        """Whether our kernel says ``peer`` has closed or reset every connection we hold to
+        it. py-libp2p reads a killed process's close up to a second late on a busy node
+        (20-node kill trials, 2026-12-04); until then the connection looks open."""
+        witness = self.witness
+        if witness is None:
+            return False
+        conns = [c for p, cs in self._network.connections.items() if p.to_base58() == peer
+                 for c in cs]  # fmt: skip
+        states = [witness.state(conn) for conn in conns]
+        return bool(states) and all(s is not None and s.peer_closed for s in states)
+
     def network_score(self) -> int:
         """Late answers among our recent pings (``LinkTiming.score``; 0 without timing)."""
         return 0 if self.timing is None else self.timing.score

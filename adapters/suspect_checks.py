@@ -46,6 +46,8 @@ class OutOfTurnPinger(Protocol):
 
     async def probe_now(self, peer: str) -> bool | None: ...
 
+    def peer_closed(self, peer: str) -> bool: ...
+
 
 class Prober(Protocol):
     """What a check needs of the node (``P2PNode`` has it)."""
@@ -119,7 +121,11 @@ class SuspectChecks:
         # process's connection can still look open to us for a moment, and only the
         # kernel's refusal makes it dead at once (rule 7).
         unanswered = False
-        if peer in self._connected:
+        if peer in self._connected and self._node.pinger.peer_closed(peer):
+            # Our kernel has its close or reset, py-libp2p has not read it yet: no ping on
+            # a dead connection, and a refusal now counts (as after an unanswered ping).
+            unanswered = True
+        elif peer in self._connected:
             if not self._rechecks.allows(peer, self._clock()):
                 # Our last out-of-turn ping of it went unanswered and already counted; a
                 # dial-back would not count while the connection looks open.

@@ -62,12 +62,24 @@ _PATH = ("muxed_conn", "secured_conn", "conn", "read_writer", "read_write_closer
 _MAX_DEPTH = 10
 
 
+# tcpi_state values (include/net/tcp_states.h) in which the peer has closed or reset its
+# end: CLOSE (reset, or both closed), CLOSE_WAIT (its FIN, unread by us), LAST_ACK (its FIN,
+# then ours), CLOSING (both FINs at once).
+_PEER_CLOSED = frozenset({7, 8, 9, 11})
+
+
 @dataclass(frozen=True)
 class TcpState:
     unacked: int  # segments sent and not yet acknowledged
     total_retrans: int  # segments we retransmitted over the connection's life
     inq: int  # bytes received by our kernel and not yet read by us
     dsack_dups: int = 0  # of total_retrans, reported by the peer as duplicates
+    tcp_state: int = 1  # tcpi_state; 1 is ESTABLISHED
+
+    @property
+    def peer_closed(self) -> bool:
+        """The peer's end is closed or reset, whether or not we have read it yet."""
+        return self.tcp_state in _PEER_CLOSED
 
     @property
     def lost(self) -> int:
@@ -103,7 +115,7 @@ def read_tcp_state(sock: Any) -> TcpState | None:
         fcntl.ioctl(sock.fileno(), termios.FIONREAD, waiting)
     except (OSError, struct.error, ValueError):
         return None
-    return TcpState(fields[_UNACKED], fields[_TOTAL_RETRANS], waiting[0], dups)
+    return TcpState(fields[_UNACKED], fields[_TOTAL_RETRANS], waiting[0], dups, fields[0])
 
 
 class KernelWitness:

@@ -10,6 +10,7 @@ from libp2p.peer.id import ID
 
 from adapters.link_timing import LinkTiming
 from adapters.pinger import LinkPinger
+from adapters.tcp_witness import TcpState
 
 PEERS = [ID(f"peer-{i}".encode()) for i in range(4)]
 
@@ -245,3 +246,25 @@ async def test_self_doubt_stretches_the_interval_and_timeout_but_not_out_of_turn
     waited.clear()
     assert await pinger.probe_now(PEERS[0].to_base58()) is True
     assert waited == [2.0]
+
+
+class _Witness:
+    """States by connection: ``closed`` ones say the peer closed its end."""
+
+    def __init__(self, closed: set[Any]) -> None:
+        self.closed = closed
+
+    def state(self, conn: Any) -> TcpState:
+        return TcpState(0, 0, 0, tcp_state=8 if conn in self.closed else 1)
+
+
+def test_a_peer_counts_as_closed_only_when_the_kernel_says_so_of_every_connection() -> None:
+    network = FakeNetwork(PEERS[:2])
+    network.connections[PEERS[1]] = ["old", "new"]
+    pinger = LinkPinger(network, interval=0.5, timeout=2.0)  # type: ignore[arg-type]
+    name = PEERS[0].to_base58()
+    assert not pinger.peer_closed(name)  # no witness: no kernel's word
+    pinger.witness = _Witness({PEERS[0], "old"})  # type: ignore[assignment]
+    assert pinger.peer_closed(name)
+    assert not pinger.peer_closed(PEERS[1].to_base58())  # "new" is still open
+    assert not pinger.peer_closed(ID(b"stranger").to_base58())  # no connection at all

@@ -130,3 +130,21 @@ def test_real_tcp_state_sees_the_peers_kernel_acknowledge_and_our_unread_bytes()
             b_state = read_tcp_state(b)
             assert b_state is not None and b_state.inq == 4 and b_state.total_retrans == 0
     assert read_tcp_state(a) is None  # closed: the kernel will not say
+
+
+def test_real_tcp_state_sees_the_peer_close_before_we_read_it() -> None:
+    # A killed process's kernel closes its end at once; py-libp2p may read the close a
+    # second later on a busy node. Our kernel knows meanwhile (CLOSE_WAIT).
+    with socket.create_server(("127.0.0.1", 0)) as server:
+        a = socket.create_connection(server.getsockname())
+        b, _ = server.accept()
+        with a:
+            state = read_tcp_state(a)
+            assert state is not None and not state.peer_closed
+            b.close()
+            deadline = time.monotonic() + 2.0
+            while (state := read_tcp_state(a)) is not None and not state.peer_closed:
+                if time.monotonic() > deadline:
+                    break
+                time.sleep(0.005)
+            assert state is not None and state.peer_closed
