@@ -84,7 +84,7 @@ def build_parser() -> argparse.ArgumentParser:
         " BENCHMARKS.md with a plot. Needs serf (apt-get install -y serf), wrk for the"
         " throughput figure (apt-get install -y wrk) and the bench extra (matplotlib,"
         " u-msgpack-python); the loss and partition parts need root and iproute2, the loss part"
-        " nftables too. The full default run takes about 50 minutes, 10 of them the CPU soak,"
+        " nftables too. The full default run takes about 40 minutes, 10 of them the CPU soak,"
         " 16 the loss soak and a few the partition runs.",
     )
     parser.add_argument("--sizes", type=sizes, default=[5, 10, 20], help="default: 5,10,20")
