@@ -38,15 +38,19 @@ async def test_a_closed_port_is_refused_and_a_listening_one_open() -> None:
         assert await dial_back(("not-an-ip", 1), 1.0) is DialResult.UNKNOWN
 
 
+async def _listener() -> tuple[trio.socket.SocketType, tuple[str, int]]:
+    listener = trio.socket.socket()
+    await listener.bind(("127.0.0.1", 0))
+    listener.listen()
+    return listener, ("127.0.0.1", listener.getsockname()[1])
+
+
 async def test_a_listener_closing_with_our_dial_in_its_queue_is_refused() -> None:
     # A killed process: its kernel resets our connection to it first, and its listening
     # socket a moment later. A dial-back in between completes from the listener's accept
     # queue (2 ms after the close, in a 10-node devnet), and the queue is reset when the
     # listener closes. Seen as open, it cost the crash a second of cooldown (issue 13).
-    listener = trio.socket.socket()
-    await listener.bind(("127.0.0.1", 0))
-    listener.listen()
-    address = ("127.0.0.1", listener.getsockname()[1])
+    listener, address = await _listener()
     result: list[DialResult] = []
 
     async def dial() -> None:
@@ -64,28 +68,24 @@ async def test_a_listener_closing_with_our_dial_in_its_queue_is_refused() -> Non
 async def test_a_listener_that_answers_or_closes_is_open(answer: bytes) -> None:
     # A live py-libp2p listener writes its multistream header first, or drops a
     # connection by closing it (EOF): both end the hold at once, as open.
-    listener = trio.socket.socket()
-    await listener.bind(("127.0.0.1", 0))
-    listener.listen()
-    address = ("127.0.0.1", listener.getsockname()[1])
-    result: list[DialResult] = []
-
-    async def dial() -> None:
-        result.append(await dial_back(address, 1.0, hold=5.0))
-
+    listener, address = await _listener()
     with listener, trio.fail_after(2):
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(dial)
+        conn: trio.socket.SocketType | None = None
+
+        async def answer_it() -> None:
+            nonlocal conn
             conn, _ = await listener.accept()
-            with conn:
-                if answer:
-                    await conn.send(answer)
-                else:
-                    conn.shutdown(socket.SHUT_WR)
-                with trio.fail_after(1):
-                    while not result:  # noqa: ASYNC110
-                        await trio.sleep(0.01)
-    assert result == [DialResult.OPEN]
+            if answer:
+                await conn.send(answer)
+            else:
+                conn.shutdown(socket.SHUT_WR)
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(answer_it)
+            result = await dial_back(address, 1.0, hold=5.0)  # ends long before the hold
+        assert conn is not None
+        conn.close()
+    assert result is DialResult.OPEN
 
 
 async def test_a_live_listener_stays_open_through_the_hold() -> None:
