@@ -196,9 +196,14 @@ class LinkPinger:
         witness = self.witness
         if witness is None:
             return False
-        conns = [c for p, cs in self._network.connections.items() if p.to_base58() == peer
-                 for c in cs]  # fmt: skip
-        states = [witness.state(conn) for conn in conns]
+        try:
+            conns = [c for p, cs in self._network.connections.items() if p.to_base58() == peer
+                     for c in cs]  # fmt: skip
+            states = [witness.state(conn) for conn in conns]
+        except Exception:  # an odd connection object: no kernel's word, as in _watch
+            logger.debug("no TCP state for %s", peer, exc_info=True)
+            return False
+        # A socket we closed ourselves reads as None (its fd is gone): never "closed by it".
         return bool(states) and all(s is not None and s.peer_closed for s in states)
 
     def network_score(self) -> int:

@@ -124,6 +124,8 @@ class SuspectChecks:
         if peer in self._connected and self._node.pinger.peer_closed(peer):
             # Our kernel has its close or reset, py-libp2p has not read it yet: no ping on
             # a dead connection, and a refusal now counts (as after an unanswered ping).
+            # The close alone proves nothing (a live peer may drop a link); the refusal
+            # does, and a live peer's listener accepts our dial instead.
             unanswered = True
         elif peer in self._connected:
             if not self._rechecks.allows(peer, self._clock()):

@@ -254,7 +254,11 @@ class _Witness:
     def __init__(self, closed: set[Any]) -> None:
         self.closed = closed
 
-    def state(self, conn: Any) -> TcpState:
+    def state(self, conn: Any) -> TcpState | None:
+        if conn == "ours":  # a socket we closed ourselves: its fd is gone
+            return None
+        if conn == "odd":
+            raise RuntimeError("a connection object of another shape")
         return TcpState(0, 0, 0, tcp_state=8 if conn in self.closed else 1)
 
 
@@ -268,3 +272,7 @@ def test_a_peer_counts_as_closed_only_when_the_kernel_says_so_of_every_connectio
     assert pinger.peer_closed(name)
     assert not pinger.peer_closed(PEERS[1].to_base58())  # "new" is still open
     assert not pinger.peer_closed(ID(b"stranger").to_base58())  # no connection at all
+    network.connections[PEERS[0]] = [PEERS[0], "ours"]
+    assert not pinger.peer_closed(name)  # our own close is no word of the peer's
+    network.connections[PEERS[0]] = [PEERS[0], "odd"]
+    assert not pinger.peer_closed(name)  # nothing raises out

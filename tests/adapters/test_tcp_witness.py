@@ -147,4 +147,4 @@ def test_real_tcp_state_sees_the_peer_close_before_we_read_it() -> None:
                 if time.monotonic() > deadline:
                     break
                 time.sleep(0.005)
-            assert state is not None and state.peer_closed
+            assert state is not None and state.peer_closed and state.tcp_state == 8  # CLOSE_WAIT
