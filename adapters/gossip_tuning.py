@@ -167,7 +167,7 @@ class GossipTuning:
     # refused dial makes it dead after ClusterConfig.refused_grace.
     dialback_timeout: float = 1.0
     dialback_cooldown: float = 1.0
-    # A dial that connects is kept this long, within dialback_timeout, in case it is reset:
+    # A dial that connects is kept this long after the connect, in case it is reset:
     # a killed process closes our old connection first and its listener a moment later,
     # so a dial-back in between connects, and is reset (adapters/dialback.py). Taken as
     # open, it cost 1 observer in 3 of 10 kills a second of cooldown (2026-12-04).
