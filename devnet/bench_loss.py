@@ -235,9 +235,11 @@ def loss_section(result: Mapping[str, Any]) -> list[str]:
     if "error" in result:
         return ["## False deaths under packet loss", "", f"Not measured: {result['error']}", ""]
     phases = result.get("phases", [])
+    # --loss-minutes sets each phase's length (half of it), not the soak's.
+    total = sum(p["minutes"] for p in phases) or minutes
     plan = ", then ".join(f"{_name(p)} for {p['minutes']:g} min" for p in phases)
     lines = [
-        f"## False deaths under packet loss ({minutes:g} min, {n} nodes each, each node in its"
+        f"## False deaths under packet loss ({total:g} min, {n} nodes each, each node in its"
         " own network namespace, both clusters side by side)",
         "",
         "Ours: a `--netns` devnet in the production profile. Serf: each agent in a namespace"

@@ -157,6 +157,7 @@ def test_section_lists_both_phases_side_by_side_and_the_kill() -> None:
     text = "\n".join(loss_section(result))
     assert "numgen random mod 100 < N counter drop" in text
     assert "--parts loss --loss-minutes 10" in text
+    assert "## False deaths under packet loss (15 min, 10 nodes each" in text
     assert (
         "| 5 % loss, 5 min: live nodes reported dead | 0 (0 in the views' histories, 0 seen"
         " by 1 s polls) | 2 (2 EventMemberFailed logged, 0 seen by 1 s polls) |"
@@ -176,7 +177,8 @@ def test_report_includes_the_loss_section_when_measured() -> None:
     meta = bench_meta()
     loss = {"n": 10, "minutes": 1.0, "phases": [_phase(5, {}, {})], "kill": {}}
     text = render_markdown({"meta": meta, "runs": [], "loss": loss}, None)
-    assert "## False deaths under packet loss (1 min, 10 nodes each" in text
+    # The heading has the phases' length; --loss-minutes 1 made one phase of 5 here.
+    assert "## False deaths under packet loss (5 min, 10 nodes each" in text
 
 
 def test_section_says_why_the_soak_is_missing() -> None:
