@@ -165,7 +165,7 @@ class SimNode:
         notice = self.sequencer.leave(self.wall)
         self.publisher.stop()
         self.handle(self.view.on_gossip(notice, self.now))
-        self.publisher.send(encode_gossip(notice))
+        self.publisher.send(encode_gossip(notice), "leave")
         self.cluster.loop.later(
             self.tuning.leave_flush_grace + 0.01, lambda: self.cluster.exit(self.index, Life.LEFT)
         )

@@ -13,6 +13,7 @@ can be due, which is the same moment, and a change of our mesh wakes it.
 from __future__ import annotations
 
 import dataclasses
+from collections import Counter
 
 from adapters.publish_decisions import PublishDecisions, Said
 from devnet.simulator.events import Timer
@@ -36,7 +37,9 @@ class Publisher:
         self.node = node
         self.decisions = PublishDecisions(node.tuning, node.config)
         self.stopped = False
-        self.published = 0  # digests and notices, refutations included
+        # What we published, by kind: digest (first, change or refresh), refutation,
+        # suspect, witness (a suspect notice saying our dial was refused), leave.
+        self.published: Counter[str] = Counter()
         self._timer: Timer | None = None
         # A healthy node's statement about itself never changes: refreshes carry it.
         self._said: Said | None = None
@@ -95,7 +98,7 @@ class Publisher:
             notice = node.sequencer.suspect(
                 event.suspect, event.basis, node.wall, refused=event.refused
             )
-            self.send(encode_gossip(notice))
+            self.send(encode_gossip(notice), kind="witness" if event.refused else "suspect")
         if decisions.refuting or decisions.announce or decisions.suspects:
             delay = node.tuning.publish_poll  # waiting for a token or refute_interval
         else:
@@ -138,10 +141,11 @@ class Publisher:
     def publish_digest(self) -> None:
         now = self.node.now
         digest = self.next_digest()
+        kind = "refutation" if self.decisions.refuting else "digest"
         self.decisions.sent(now, self.said())
         self.node.handle(self.node.view.on_gossip(digest, now))
         compact = self.node.view.wire_level_floor() >= COMPACT
-        self.send(encode_gossip(digest, compact=compact), digest)
+        self.send(encode_gossip(digest, compact=compact), kind, digest)
 
     def next_digest(self) -> HealthDigest:
         """Our next digest (GossipPublisher's), for a healthy node: what ``said`` says."""
@@ -159,10 +163,10 @@ class Publisher:
             local_health=said.local_health,
         )
 
-    def send(self, data: bytes, digest: HealthDigest | None = None) -> None:
+    def send(self, data: bytes, kind: str, digest: HealthDigest | None = None) -> None:
         node = self.node
         raw = node.ident.seal(data)
         if digest is not None:
             node.view.record_statement(digest, raw)  # what our validator keeps of our own
-        self.published += 1
+        self.published[kind] += 1
         node.router.publish(node.cluster.packet(node.index, raw))

@@ -67,6 +67,10 @@ def figures(result: Result) -> dict[str, Any]:
         "msgs": result.messages / per,
         "bytes": result.bytes / per,
         "by_kind": {k: v / per for k, v in sorted(result.by_kind.items())},
+        # Messages published in the whole cluster a minute, by kind: what the topic carries.
+        "published_per_min": {
+            k: v * 60 / result.window for k, v in sorted(result.published.items())
+        },
     }
 
 

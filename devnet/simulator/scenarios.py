@@ -79,6 +79,9 @@ class Result:
     messages: int = 0
     bytes: int = 0
     by_kind: dict[str, int] = field(default_factory=dict)
+    # What the nodes published over the window, by kind (Publisher.published): the
+    # messages each member of the topic receives.
+    published: dict[str, int] = field(default_factory=dict)
     retransmits: int = 0
     verified: int = 0
     rejected: dict[str, int] = field(default_factory=dict)
@@ -249,6 +252,8 @@ def run(settings: Settings) -> Result:
         start = 0.0  # join's traffic is the join's: from the first start
     else:
         cluster.net.reset_tallies()  # the scenario's window only, not the warm-up
+        for node in nodes:
+            node.publisher.published.clear()
         start = cluster.loop.now
     cluster.net.counting = True
     event_at = clock["event_at"]
@@ -276,6 +281,8 @@ def run(settings: Settings) -> Result:
         for kind, count in tally.bytes.items():
             result.by_kind[kind] = result.by_kind.get(kind, 0) + count
     for node in nodes:
+        for kind, count in node.publisher.published.items():
+            result.published[kind] = result.published.get(kind, 0) + count
         result.verified += node.verified
         for reason, count in node.rejected.items():
             result.rejected[str(reason)] = result.rejected.get(str(reason), 0) + count

@@ -133,6 +133,19 @@ def test_a_leave_is_seen_at_once_and_nobody_dies() -> None:
     assert result.false_deaths == 0
 
 
+def test_what_the_nodes_publish_is_counted_by_kind() -> None:
+    # The window's publications, warm-up excluded: a freeze brings suspicions, never a
+    # refutation (the frozen node cannot answer); a crash brings witnesses' notices (its
+    # neighbours' dials are refused); a leave one leave notice and no suspicion.
+    freeze = _run("freeze").published
+    assert freeze.get("suspect", 0) >= 1 and "refutation" not in freeze
+    crash = _run("crash").published
+    assert crash.get("witness", 0) >= 1
+    leave = _run("leave").published
+    assert leave.get("leave") == 1
+    assert "suspect" not in leave and "witness" not in leave
+
+
 def test_a_join_of_10_nodes_converges() -> None:
     result = _run("join", duration=60.0)
     assert result.converged_at is not None
