@@ -279,7 +279,7 @@ class ClusterConfig:
         """Seconds without a new digest before a peer is suspected (before local health)."""
         return self.silence_periods * self.refresh_interval(n)
 
-    def suspicion_timeout(self, n: int, confirmations: int) -> float:
+    def suspicion_timeout(self, n: int, confirmations: int, known: int | None = None) -> float:
         """Seconds from suspicion to death (before local health); see ``suspicion_timeout``."""
         return suspicion_timeout(
             n,
@@ -288,6 +288,7 @@ class ClusterConfig:
             max_mult=self.suspicion_max_mult,
             interval=self.suspicion_interval,
             k=self.suspicion_confirmations,
+            known=known,
         )
 
 
@@ -310,16 +311,32 @@ def expected_confirmations(n: int, k: int) -> int:
 
 
 def suspicion_timeout(
-    n: int, confirmations: int, *, mult: int, max_mult: int, interval: float, k: int
+    n: int,
+    confirmations: int,
+    *,
+    mult: int,
+    max_mult: int,
+    interval: float,
+    k: int,
+    known: int | None = None,
 ) -> float:
     """Seconds a suspicion lasts after ``confirmations`` independent confirmations.
 
     Lifeguard (IV-B), as memberlist's ``remainingSuspicionTime``:
     ``max(Min, Max - (Max - Min) * log(C + 1) / log(K + 1))``, starting at Max with no
     confirmation and reaching Min at K. With K = 0 it is Min from the start.
+
+    ``known`` (default ``n``) is how many live members we know of from any source, a
+    pulled view included: K is 0 only when too few of them are left to confirm. ``n``
+    (rule 2: members heard on the topic) still sets Min and Max. A joiner that learned
+    the cluster from one pull counts almost nobody in ``n`` for its first seconds, while
+    its own start makes its pings late; with K from ``n`` its lone failed ping made a
+    live member dead in its view after Min (a 20-node bench run, 2026-12-04). Minted
+    members listed in a pull can only raise K to its configured value, as any cluster of
+    four members does.
     """
     low, high = suspicion_bounds(n, mult=mult, max_mult=max_mult, interval=interval)
-    wanted = expected_confirmations(n, k)
+    wanted = expected_confirmations(n if known is None else max(n, known), k)
     if wanted <= 0:
         return low
     fraction = math.log(max(0, confirmations) + 1.0) / math.log(wanted + 1.0)

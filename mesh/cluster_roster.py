@@ -288,6 +288,12 @@ class Roster:
         me = self.records.get(self.self_id)
         return live if me is not None and me.firsthand else live + 1
 
+    def known_live_count(self) -> int:
+        """Alive and suspect members whatever told us of them (a pulled view included),
+        ourselves included: who could confirm a suspicion (K, ``suspicion_timeout``)."""
+        live = sum(1 for r in self.records.values() if r.state in (ALIVE, SUSPECT))
+        return live if self.self_id in self.records else live + 1
+
     def history(self, *, peer: str | None = None, limit: int | None = None) -> list[Transition]:
         """Newest first, optionally for one peer (kept even after it is forgotten)."""
         picked = [t for t in reversed(self._history) if peer is None or t.peer == peer]

@@ -171,7 +171,7 @@ class Suspicions:
         the suspicions of missed pings swamped the topic (2026-11-28)."""
         others = len(suspicion.bases) - (1 if self.self_id in suspicion.bases else 0)
         wanted = expected_confirmations(
-            self._roster.live_count(), self.config.suspicion_confirmations
+            self._roster.known_live_count(), self.config.suspicion_confirmations
         )
         return others >= wanted + 1
 

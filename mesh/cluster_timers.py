@@ -37,6 +37,7 @@ class Timers:
         events: list[Event] = []
         self._awareness.refresh(now)
         n = self._roster.live_count()
+        known = self._roster.known_live_count()
         silence = self.config.silence_timeout(n) * self._awareness.multiplier
         for peer, record in list(self._roster.records.items()):
             if peer == self.self_id or record.state not in (ALIVE, SUSPECT):
@@ -48,7 +49,7 @@ class Timers:
             if record.state is not SUSPECT or suspicion is None:
                 continue
             # Rule 12: carried notices alone make nobody dead.
-            if suspicion.held() or now < self._deadline(record, suspicion, n):
+            if suspicion.held() or now < self._deadline(record, suspicion, n, known):
                 continue
             # Rule 8: a starved node does not condemn others on its own timing alone.
             if self._awareness.starved and suspicion.rests_on_timing_of(self.self_id):
@@ -75,15 +76,16 @@ class Timers:
                 del self._roster.tombstones[peer]
         return events
 
-    def _deadline(self, record: MemberRecord, suspicion: Suspicion, n: int) -> float:
+    def _deadline(self, record: MemberRecord, suspicion: Suspicion, n: int, known: int) -> float:
         """Rule 8 on both sides: our local health, and the suspect's own word on its."""
         theirs = self._awareness.multiplier_for(record.digest.local_health)
-        return suspicion.deadline(self.config, n, self._awareness.multiplier, theirs)
+        return suspicion.deadline(self.config, n, self._awareness.multiplier, theirs, known)
 
     def next_deadline(self) -> float | None:
         """The earliest time at which ``tick`` would do something, for a timer-driven
         adapter (None: nothing pending). A held suspicion (rule 8) has no deadline."""
         n = self._roster.live_count()
+        known = self._roster.known_live_count()
         silence = self.config.silence_timeout(n) * self._awareness.multiplier
         times: list[float] = [expires for _, expires in self._roster.tombstones.values()]
         for peer, record in self._roster.records.items():
@@ -101,7 +103,7 @@ class Timers:
                     self._awareness.starved and suspicion.rests_on_timing_of(self.self_id)
                 )
                 if not held:
-                    times.append(self._deadline(record, suspicion, n))
+                    times.append(self._deadline(record, suspicion, n, known))
             elif record.state is DEAD:
                 times.append(record.state_since + self.config.dead_forget_after)
             elif record.state is LEFT:

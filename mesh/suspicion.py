@@ -77,13 +77,19 @@ class Suspicion:
         return set(self.bases) == {observer} and self.local <= TIMING_EVIDENCE
 
     def deadline(
-        self, config: ClusterConfig, n: int, multiplier: int, suspect_multiplier: int | None = None
+        self,
+        config: ClusterConfig,
+        n: int,
+        multiplier: int,
+        suspect_multiplier: int | None = None,
+        known: int | None = None,
     ) -> float:
         """When the suspicion ends in death. ``multiplier`` is our local health's;
         ``suspect_multiplier`` (default: the same), ours with the suspect's own reported
         health added, stretches only the suspicion timeout: the suspect's word is no
-        reason to doubt anybody's refused dial (rule 8, ``mesh.awareness``)."""
-        timeout = config.suspicion_timeout(n, self.confirmations())
+        reason to doubt anybody's refused dial (rule 8, ``mesh.awareness``). ``known``: the
+        live members we know of from any source (``ClusterConfig.suspicion_timeout``)."""
+        timeout = config.suspicion_timeout(n, self.confirmations(), known)
         stretch = multiplier if suspect_multiplier is None else suspect_multiplier
         deadline = self.since + timeout * stretch
         if self.refused_at is not None:

@@ -1049,10 +1049,12 @@ def test_a_new_node_converges_from_one_pull() -> None:
     fresh.tick(6.0 + 2.9)
     assert state(fresh, C) is SUSPECT and fresh.next_deadline() == 6.0 + 3.0
     fresh.tick(6.0 + 3.0)
-    # n counts only members heard on the topic (rule 2): just us, so no confirmations are
-    # expected and the minimum applies.
+    # n counts only members heard on the topic (rule 2): just us, for Min and Max; K comes
+    # from the four live members we know of, so X's carried notice is one confirmation
+    # of two.
     assert fresh.live_count() == 1
-    timeout = CFG.suspicion_timeout(1, 1)
+    timeout = CFG.suspicion_timeout(1, 1, known=4)
+    assert timeout > CFG.suspicion_timeout(1, 2, known=4)
     fresh.tick(6.0 + 3.0 + timeout - 0.01)
     assert state(fresh, C) is SUSPECT
     fresh.tick(6.0 + 3.0 + timeout)
@@ -1082,6 +1084,32 @@ def test_where_members_are_certified_a_member_two_pulled_views_list_counts() -> 
     open_view.merge_snapshot(pulled(source), 6.0)
     open_view.merge_snapshot(other_copy, 6.2)
     assert open_view.live_count() == 1
+
+
+def test_a_joiner_s_lone_failed_ping_waits_for_confirmations() -> None:
+    # A node that learned the cluster from one pull counts almost nobody in n (rule 2),
+    # and its own start makes its pings late. K (expected confirmations) comes from the
+    # members it knows of, so its lone failed ping is no death at Min: it waits for
+    # others to confirm, up to Max. On a 20-node bench run the newest node made a live
+    # member dead 1.5 s after one ping it was too busy to read the answer of.
+    fresh = ClusterView(ME, cluster_config.certified(QUIET))
+    fresh.on_digest(dg(ME, 4), 6.0)
+    fresh.merge_snapshot(pulled(full_view()), 6.0)
+    assert fresh.live_count() == 1  # n: only ourselves heard on the topic
+    fresh.on_ping_failed(X, 7.0)
+    assert state(fresh, X) is SUSPECT
+    low, high = suspicion_bounds(1, mult=QUIET.suspicion_mult, max_mult=QUIET.suspicion_max_mult,
+                                 interval=QUIET.suspicion_interval)  # fmt: skip
+    fresh.tick(7.0 + low)
+    assert state(fresh, X) is SUSPECT
+    assert fresh.next_deadline() == pytest.approx(7.0 + high)
+    # Another member's notice confirms it, and the timeout shrinks as Lifeguard's does.
+    feed(fresh, notice(B, X, seq=3), 7.5)
+    confirmed = 7.0 + QUIET.suspicion_timeout(1, 1, known=4)
+    assert 7.0 + low < confirmed < 7.0 + high
+    assert fresh.next_deadline() == pytest.approx(confirmed)
+    fresh.tick(confirmed)
+    assert state(fresh, X) is DEAD
 
 
 def test_a_responder_that_is_not_a_member_vouches_for_no_one() -> None:

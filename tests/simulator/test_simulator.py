@@ -174,23 +174,14 @@ def test_starved_nodes_make_no_false_deaths() -> None:
     assert result.false_deaths == 0
 
 
-def test_an_answer_lost_twice_fails_no_ping_early(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_an_answer_lost_twice_fails_no_ping_early() -> None:
     # At 1 % loss an answer lost twice comes with its sender's second retransmit, 0.6 s
     # after the ping; the early verdict waits that out (P2PConfig.ping_early_after), so an
     # idle cluster suspects nobody. At 0.5 s this run raised 4 suspicions, each flooded to
     # every member with its refutation.
-    notices: list[bytes] = []
-    send = sim_publisher.Publisher.send
-
-    def counting(self: sim_publisher.Publisher, data: bytes, digest: object = None) -> None:
-        if digest is None:
-            notices.append(data)
-        send(self, data, digest)  # type: ignore[arg-type]
-
-    monkeypatch.setattr(sim_publisher.Publisher, "send", counting)
     result = _run("idle", nodes=100, loss=0.01, duration=60.0)
     assert result.false_deaths == 0
-    assert notices == []
+    assert set(result.published) <= {"digest"}  # no suspicion, no refutation
 
 
 @pytest.mark.parametrize("seed", [2, 3])
