@@ -35,6 +35,7 @@ remembered (``memory``).
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import random
 from collections import OrderedDict, deque
@@ -95,6 +96,9 @@ def meeting_address(peer: str, addrs: Iterable[str]) -> tuple[str, str] | None:
     return None
 
 
+# Bounded: the texts come off the wire. Every call to ``Meetings.due`` reads each queued
+# member's addresses again, and ipaddress's parsing was a tenth of a simulated join.
+@functools.lru_cache(maxsize=1024)
 def _canonical_ip(kind: str, text: str) -> str | None:
     try:
         ip: ipaddress.IPv4Address | ipaddress.IPv6Address = ipaddress.ip_address(text)

@@ -75,7 +75,10 @@ def is_peer_id_shape(value: str) -> bool:
 
 
 def _is_text(value: str, limit: int) -> bool:
-    return len(value) <= limit and value.isprintable() and not any(c.isspace() for c in value)
+    # Printable and without whitespace. The only printable whitespace is the ASCII space
+    # (every code point checked on 3.11 and 3.13), so one ``in`` replaces a scan of
+    # ``isspace`` per character, which was a tenth of a simulated join's run time.
+    return len(value) <= limit and value.isprintable() and " " not in value
 
 
 def _is_fraction(value: float) -> bool:

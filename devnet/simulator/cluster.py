@@ -46,9 +46,15 @@ class _Wire:
         self._cluster = cluster
 
     def send(
-        self, src: int, dst: int, kind: str, size: int, action: Callable[[Router], None]
+        self,
+        src: int,
+        dst: int,
+        kind: str,
+        size: int,
+        action: Callable[[Router], None],
+        count: int = 1,
     ) -> None:
-        self._cluster.send(src, dst, kind, size, lambda node: action(node.router))
+        self._cluster.send(src, dst, kind, size, lambda node: action(node.router), count)
 
     def now(self) -> float:
         return self._cluster.loop.now
@@ -116,10 +122,16 @@ class Cluster:
     # --- carrying --------------------------------------------------------------------------
 
     def send(
-        self, src: int, dst: int, kind: str, size: int, action: Callable[[SimNode], None]
+        self,
+        src: int,
+        dst: int,
+        kind: str,
+        size: int,
+        action: Callable[[SimNode], None],
+        count: int = 1,
     ) -> None:
         node = self.nodes[dst]
-        self.net.send(src, dst, kind, size, lambda: self._arrive(node, action))
+        self.net.send(src, dst, kind, size, lambda: self._arrive(node, action), count)
 
     def _arrive(self, node: SimNode, action: Callable[[SimNode], None]) -> None:
         if node.lag > 0:

@@ -47,9 +47,10 @@ class Tally:
     bytes: dict[str, int] = field(default_factory=dict)
     retransmits: int = 0
 
-    def add(self, kind: str, size: int) -> None:
-        self.messages[kind] = self.messages.get(kind, 0) + 1
-        self.bytes[kind] = self.bytes.get(kind, 0) + size + FRAME_OVERHEAD
+    def add(self, kind: str, size: int, count: int = 1) -> None:
+        """``count`` messages of ``size`` payload bytes in all."""
+        self.messages[kind] = self.messages.get(kind, 0) + count
+        self.bytes[kind] = self.bytes.get(kind, 0) + size + FRAME_OVERHEAD * count
 
 
 class Network:
@@ -103,11 +104,14 @@ class Network:
                 self.tallies[a].retransmits += losses
         return delay
 
-    def send(self, a: int, b: int, kind: str, size: int, deliver: Callable[[], None]) -> None:
-        """Send ``size`` payload bytes from ``a`` to ``b``; ``deliver`` runs on arrival, in
-        order on the link, unless a partition swallows it."""
+    def send(
+        self, a: int, b: int, kind: str, size: int, deliver: Callable[[], None], count: int = 1
+    ) -> None:
+        """Send ``count`` messages of ``size`` payload bytes in all from ``a`` to ``b`` in
+        one write; ``deliver`` runs on arrival, in order on the link, unless a partition
+        swallows it."""
         if self.counting:
-            self.tallies[a].add(kind, size)
+            self.tallies[a].add(kind, size, count)
         if not self.reachable(a, b):
             return
         arrival = self.loop.now + self.delay(a, b)

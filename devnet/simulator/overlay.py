@@ -58,8 +58,15 @@ class Wire(Protocol):
     """How a router reaches its peers' routers (the simulation's node table)."""
 
     def send(
-        self, src: int, dst: int, kind: str, size: int, action: Callable[[Router], None]
-    ) -> None: ...
+        self,
+        src: int,
+        dst: int,
+        kind: str,
+        size: int,
+        action: Callable[[Router], None],
+        count: int = 1,
+    ) -> None:
+        """``count`` messages of ``size`` payload bytes in all, in one write."""
 
     def now(self) -> float: ...
 
@@ -99,8 +106,19 @@ class Router:
         # Pubsub._replay_recent_messages: a new subscriber is sent what our message cache
         # holds of the last gossip_window heartbeats, so what was published before the
         # connection (a joiner's first digest) still reaches it.
-        for mid in self._window():
-            self._send_packet(peer, self._cache[mid])
+        packets = [self._cache[mid] for mid in self._window()]
+        if packets:
+            # One write on the new stream: they arrive together and in order, as one event
+            # (a 1,000-node join replays millions of messages; one event each made its run
+            # take hours).
+            sender = self.index
+
+            def receive_all(router: Router) -> None:
+                for packet in packets:
+                    router.receive(packet, sender)
+
+            size = sum(len(packet.raw) for packet in packets)
+            self.wire.send(sender, peer, "gossip", size, receive_all, len(packets))
 
     def peer_lost(self, peer: int) -> None:
         self.connected.discard(peer)

@@ -231,6 +231,11 @@ def test_time_limits_are_inclusive() -> None:
         {"version": "v1\n"},
         {"version": "v" * 65},
         {"http_addr": "10.0.0.5 :8081"},
+        # Whitespace of every kind: tab, no-break space, line separator, ideographic space.
+        {"version": "v1\t2"},
+        {"version": "v1\u00a02"},
+        {"http_addr": "10.0.0.5\u2028:8081"},
+        {"p2p_addrs": ["/ip4/10.0.0.5/tcp/9000\u3000"]},
         {"p2p_addrs": ["ip4/10.0.0.5/tcp/9000"]},
         {"p2p_addrs": [f"/ip4/10.0.0.{i}/tcp/9000" for i in range(17)]},
         {"local_health": 65},
