@@ -16,8 +16,10 @@ Rules of ``mesh.cluster_view`` carried out here:
    know (the newest Version we hold): a basis claimed further ahead could never be answered,
    and one notice would make a live member dead for good. Evidence older than what we hold
    is ignored (SWIM 4.2: "ignore old incarnations"). Only alive members count as observers
-   (NOT_MEMBER otherwise: minted identities confirm nothing), each once, at most
-   ``max_observers``; those after the first are confirmations.
+   (NOT_MEMBER otherwise: minted identities confirm nothing), in an open cluster only those
+   heard on the topic (a pulled view may list minted ones the suspect never heard of, and
+   so cannot refute), each once, at most ``max_observers``; those after the first are
+   confirmations.
 5. Self. We never suspect ourselves. A notice suspecting us (from the topic or carried in
    a snapshot), signed by any member of our view, alive or not (others may hold it alive
    and count it), returns ``PublishRefute(incarnation + 1)``, unless we are leaving, or it is
@@ -91,6 +93,14 @@ class Suspicions:
                     RejectReason.NOT_MEMBER, f"suspicion by {notice.observer_id} ({state})"
                 )
             )
+        # Rule 3, open clusters: only members heard on the topic observe. One a responder
+        # listed may be minted, and the suspect, which never heard of it, could not refute
+        # its notice (rule 5). A carried notice is no error: it just does not count.
+        if not (observer.firsthand or self.config.certified_members):
+            why = f"suspicion by {notice.observer_id}, not heard on the topic"
+            if carried:
+                return Outcome(note=why)
+            return Outcome(rejection=Rejection(RejectReason.NOT_MEMBER, why))
         record = self._roster.records.get(notice.suspect_id)
         # Rule 2: a suspect we never heard of.
         if record is None:

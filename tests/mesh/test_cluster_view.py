@@ -1025,7 +1025,9 @@ def test_a_new_node_converges_from_one_pull() -> None:
         D: DEAD,
         "QmE": LEFT,
     }
-    fresh = ClusterView(ME, CFG)
+    # Certified: the members a pull lists are admitted, so their carried notices count
+    # (in an open cluster only members heard on the topic observe: the next tests).
+    fresh = ClusterView(ME, cluster_config.certified(CFG))
     fresh.on_digest(dg(ME, 4), 6.0)
     outcome = fresh.merge_snapshot(pulled(source), 6.0)
     # C is suspect to B, and a snapshot makes nobody dead: only its signed suspicions
@@ -1110,6 +1112,33 @@ def test_a_joiner_s_lone_failed_ping_waits_for_confirmations() -> None:
     assert fresh.next_deadline() == pytest.approx(confirmed)
     fresh.tick(confirmed)
     assert state(fresh, X) is DEAD
+
+
+def test_in_an_open_cluster_pulled_strangers_confirm_no_suspicion() -> None:
+    # A hostile responder lists minted members (M1, M2) in the view a joiner pulls, with
+    # their signed notices against a live member X. X has never heard of M1 or M2, so it
+    # never refutes them. Their notices must not confirm the joiner's own lone failed
+    # ping down to Min: in an open cluster only members heard on the topic observe.
+    source = ClusterView(B, CFG)
+    for node in (B, ME, X, "QmM1", "QmM2"):
+        feed(source, dg(node), 0.0)
+    feed(source, notice("QmM1", X), 0.0)
+    feed(source, notice("QmM2", X), 0.0)
+    fresh = ClusterView(ME, QUIET)
+    fresh.on_digest(dg(ME, 4), 6.0)
+    fresh.merge_snapshot(pulled(source), 6.0)
+    assert state(fresh, "QmM1") is ALIVE and not fresh.member("QmM1").firsthand  # type: ignore[union-attr]
+    fresh.on_ping_failed(X, 7.0)
+    assert state(fresh, X) is SUSPECT
+    low, _ = suspicion_bounds(1, mult=QUIET.suspicion_mult, max_mult=QUIET.suspicion_max_mult,
+                              interval=QUIET.suspicion_interval)  # fmt: skip
+    fresh.tick(7.0 + low)
+    assert state(fresh, X) is SUSPECT
+    assert fresh.next_deadline() == pytest.approx(7.0 + QUIET.suspicion_timeout(1, 0, known=5))
+    # Once M1 is heard on the topic, X hears it too and can refute it: it counts.
+    feed(fresh, dg("QmM1", 2), 7.5)
+    feed(fresh, notice("QmM1", X), 7.6)
+    assert fresh.next_deadline() == pytest.approx(7.0 + QUIET.suspicion_timeout(1, 1, known=5))
 
 
 def test_a_responder_that_is_not_a_member_vouches_for_no_one() -> None:
@@ -1270,7 +1299,7 @@ def test_only_alive_members_observe(observer_state: MemberState | None) -> None:
 def test_a_new_node_converges_from_a_view_pulled_in_pages(limit: int) -> None:
     source = full_view()
     now = START / 1000 + 5
-    paged = ClusterView(ME, CFG)
+    paged = ClusterView(ME, cluster_config.certified(CFG))
     paged.on_digest(dg(ME, 4), 6.0)
     after, pages, waiting = "", 0, []
     while True:
@@ -1289,7 +1318,7 @@ def test_a_new_node_converges_from_a_view_pulled_in_pages(limit: int) -> None:
     rest = ViewSnapshot(source.self_id, math.floor(now * 1000), tuple(waiting))
     assert paged.merge_snapshot(rest, 6.0).dropped == ()
     assert pages == -(-len(source.members()) // limit)
-    whole = ClusterView(ME, CFG)
+    whole = ClusterView(ME, cluster_config.certified(CFG))
     whole.on_digest(dg(ME, 4), 6.0)
     whole.merge_snapshot(pulled(source), 6.0)
     assert {p: (m.state, m.suspected_by) for p, m in paged.members().items()} == {
