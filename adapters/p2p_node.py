@@ -69,6 +69,7 @@ class P2PNode:
         if cfg.ping_early_after is not None:
             self.pinger.witness = KernelWitness(clean_for=cfg.ping_clean_for)
             self.pinger.early_after = cfg.ping_early_after
+        self.pinger.patient_factor = cfg.ping_patient_factor
         self._bootstrapper = Bootstrapper(
             cfg, kad, connect=self.connect, connected_peers=self.connected_peers
         )

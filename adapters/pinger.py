@@ -111,9 +111,11 @@ class LinkPinger:
         self.witness: KernelWitness | None = None
         self.early_after = 0.75  # P2PConfig.ping_early_after's default
         # Peers that said they are starved (HealthDigest.local_health): their process
-        # answers late by its own account, so their kernel's word is no early verdict; each
-        # such failure would be a suspicion and a refutation flooded to every member.
+        # answers late by its own account, so their kernel's word is no early verdict and
+        # they get ``patient_factor`` times the timeout; each such failure would be a
+        # suspicion and a refutation flooded to every member.
         self.patient: Callable[[str], bool] = _never_peer
+        self.patient_factor = 2.0  # P2PConfig.ping_patient_factor's default
         self.on_failure: list[PingListener] = []
         self.sent = 0
         self.answered = 0
@@ -307,8 +309,10 @@ class LinkPinger:
             name = peer.to_base58()
             timeout = self.timeout if self.timing is None else self.timing.timeout(name)
             timeout *= scale
-            patient = self.witness is None or self.patient(name)
-            early = None if patient else self.early_after * scale
+            starved_peer = self.patient(name)
+            if starved_peer:
+                timeout *= self.patient_factor
+            early = None if self.witness is None or starved_peer else self.early_after * scale
             began = trio.current_time()
             try:
                 answered = await self.ping(conn, timeout, early)

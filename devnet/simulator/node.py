@@ -348,6 +348,11 @@ class SimNode:
         name = self.cluster.peer_id(peer)
         timeout = self.ping_timeout if self.timing is None else self.timing.timeout(name)
         timeout *= scale
+        # LinkPinger.patient: a peer whose digest says it is starved gets more time and
+        # no early verdict.
+        starved_peer = self.view.reported_health(name) > 0
+        if starved_peer:
+            timeout *= P2PConfig.ping_patient_factor
         began = self.now
 
         def outcome(ok: bool) -> None:
@@ -359,8 +364,7 @@ class SimNode:
                 self.view.set_network_health(self.timing.score)
             done(ok)
 
-        # LinkPinger.patient: no early verdict on a peer whose digest says it is starved.
-        early = None if self.view.reported_health(name) > 0 else P2PConfig.ping_early_after
+        early = None if starved_peer else P2PConfig.ping_early_after
         self.cluster.ping(
             self.index,
             peer,

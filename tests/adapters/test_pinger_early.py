@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import trio
 from libp2p.peer.id import ID
 
+from adapters.p2p_config import P2PConfig, P2PError
 from adapters.pinger import LinkPinger
 
 PEER = ID(b"frozen-peer")
@@ -133,14 +136,21 @@ async def test_an_answer_before_the_early_verdict_is_an_answer(
     assert (pinger.answered, pinger.failed, pinger.silent) == (1, 0, 0)
 
 
-async def test_a_peer_that_said_it_is_starved_gets_its_whole_timeout(
+async def test_a_peer_that_said_it_is_starved_gets_a_longer_timeout(
     autojump_clock: trio.abc.Clock,
 ) -> None:
     # Its digest says its process answers late (HealthDigest.local_health): the kernel's
-    # word is no verdict on it, and the witness is not asked.
+    # word is no verdict on it, the witness is not asked, and it gets twice the timeout
+    # (P2PConfig.ping_patient_factor).
     witness = Witness(True)
     pinger, _ = pinger_with(Stream(), witness)
     pinger.patient = lambda peer: peer == PEER.to_base58()
-    assert await probe(pinger) == (False, 2.0)
+    assert await probe(pinger) == (False, 4.0)
     assert (pinger.failed, pinger.silent) == (1, 0)
     assert witness.asked == []
+
+
+@pytest.mark.parametrize("factor", [0.5, 9.0])
+def test_the_patient_factor_is_bounded(tmp_path: Path, factor: float) -> None:
+    with pytest.raises(P2PError, match="ping_patient_factor"):
+        P2PConfig(key_file=tmp_path / "k", ping_patient_factor=factor)
