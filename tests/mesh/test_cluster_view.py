@@ -1088,6 +1088,18 @@ def test_where_members_are_certified_a_member_two_pulled_views_list_counts() -> 
     assert open_view.live_count() == 1
 
 
+def _own_failed_ping_outlasts_min(view: ClusterView) -> tuple[float, float]:
+    """Our own failed ping of X at 7 s: X is suspect, and still is at Min for n = 1.
+    Returns (Min, Max) for n = 1 in QUIET."""
+    view.on_ping_failed(X, 7.0)
+    assert state(view, X) is SUSPECT
+    low, high = suspicion_bounds(1, mult=QUIET.suspicion_mult, max_mult=QUIET.suspicion_max_mult,
+                                 interval=QUIET.suspicion_interval)  # fmt: skip
+    view.tick(7.0 + low)
+    assert state(view, X) is SUSPECT
+    return low, high
+
+
 def test_a_joiner_s_lone_failed_ping_waits_for_confirmations() -> None:
     # A node that learned the cluster from one pull counts almost nobody in n (rule 2),
     # and its own start makes its pings late. K (expected confirmations) comes from the
@@ -1098,12 +1110,7 @@ def test_a_joiner_s_lone_failed_ping_waits_for_confirmations() -> None:
     fresh.on_digest(dg(ME, 4), 6.0)
     fresh.merge_snapshot(pulled(full_view()), 6.0)
     assert fresh.live_count() == 1  # n: only ourselves heard on the topic
-    fresh.on_ping_failed(X, 7.0)
-    assert state(fresh, X) is SUSPECT
-    low, high = suspicion_bounds(1, mult=QUIET.suspicion_mult, max_mult=QUIET.suspicion_max_mult,
-                                 interval=QUIET.suspicion_interval)  # fmt: skip
-    fresh.tick(7.0 + low)
-    assert state(fresh, X) is SUSPECT
+    low, high = _own_failed_ping_outlasts_min(fresh)
     assert fresh.next_deadline() == pytest.approx(7.0 + high)
     # Another member's notice confirms it, and the timeout shrinks as Lifeguard's does.
     feed(fresh, notice(B, X, seq=3), 7.5)
@@ -1128,12 +1135,7 @@ def test_in_an_open_cluster_pulled_strangers_confirm_no_suspicion() -> None:
     fresh.on_digest(dg(ME, 4), 6.0)
     fresh.merge_snapshot(pulled(source), 6.0)
     assert state(fresh, "QmM1") is ALIVE and not fresh.member("QmM1").firsthand  # type: ignore[union-attr]
-    fresh.on_ping_failed(X, 7.0)
-    assert state(fresh, X) is SUSPECT
-    low, _ = suspicion_bounds(1, mult=QUIET.suspicion_mult, max_mult=QUIET.suspicion_max_mult,
-                              interval=QUIET.suspicion_interval)  # fmt: skip
-    fresh.tick(7.0 + low)
-    assert state(fresh, X) is SUSPECT
+    _own_failed_ping_outlasts_min(fresh)
     assert fresh.next_deadline() == pytest.approx(7.0 + QUIET.suspicion_timeout(1, 0, known=5))
     # Once M1 is heard on the topic, X hears it too and can refute it: it counts.
     feed(fresh, dg("QmM1", 2), 7.5)
