@@ -44,6 +44,9 @@ class OutOfTurnPinger(Protocol):
     @property
     def timeout(self) -> float: ...
 
+    @property
+    def patient_factor(self) -> float: ...
+
     async def probe_now(self, peer: str) -> bool | None: ...
 
     def peer_closed(self, peer: str) -> bool: ...
@@ -85,9 +88,11 @@ class SuspectChecks:
         self._clock = clock
         self._dial_budget = TokenBucket(tuning.dialback_rate, tuning.dialback_burst, 0.0)
         self._rechecks = RecheckBackoff(base=tuning.recheck_base, ceiling=tuning.recheck_ceiling)
-        # A check may be an unanswered ping out of turn (its timeout, and up to 1 s more
-        # for the reset of its stream), then the dial-back that follows it.
-        check_time = node.pinger.timeout + 1.0 + tuning.dialback_timeout + 0.5
+        # A check may be an unanswered ping out of turn (its timeout, longer for a peer that
+        # says it is starved, and up to 1 s more for the reset of its stream), then the
+        # dial-back that follows it.
+        ping_time = node.pinger.timeout * node.pinger.patient_factor
+        check_time = ping_time + 1.0 + tuning.dialback_timeout + 0.5
         self._verifier = Verifier(
             timeout=check_time,
             cooldown=tuning.dialback_cooldown,

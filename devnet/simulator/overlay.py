@@ -8,7 +8,8 @@ dropped by the seen cache before validation; at each heartbeat the ids of the la
 ``max(6, 0.25 * non-mesh peers)`` other connected peers (``_get_adaptive_gossip_peers_count``
 with adaptive gossip off, as P2PConfig sets it), which ask (IWANT) for those they lack; a
 subscriber is grafted at once while our mesh is below ``D_lo``, and is sent the cached
-messages of the last ``gossip_window`` heartbeats (py-libp2p's replay on subscription).
+messages of the last ``gossip_window`` heartbeats (py-libp2p's replay on subscription),
+in one write: one delay, and one draw of loss, for all of them.
 Left out: peer scoring, PRUNE backoff and peer exchange (off in P2PConfig), IDONTWANT (1.2
 is not offered), fanout (every node is subscribed). GRAFT is accepted below ``D_hi``,
 else answered by PRUNE.

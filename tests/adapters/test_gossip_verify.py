@@ -11,6 +11,7 @@ import trio
 from prometheus_client import CollectorRegistry
 
 from adapters.gossip import GossipService
+from adapters.gossip_tuning import GossipTuning
 from mesh.cluster_config import devnet
 from mesh.manager import CheckManager
 from mesh.messages import HealthDigest, MemberState
@@ -33,6 +34,7 @@ class FakeNode:
         self.peer_id = SELF
         self.pinger = self
         self.timeout = 2.0  # the pinger's
+        self.patient_factor = 2.0  # the pinger's, for a peer that says it is starved
         self.answer = answer
         self.during_ping = during_ping
         self.pinged: list[str] = []
@@ -97,6 +99,16 @@ async def test_a_ping_unanswered_as_the_connection_closes_is_followed_by_a_dial_
     assert _refused_at(service) is not None
     service.view.tick(trio.current_time() + devnet().refused_grace + 0.01)
     assert _state(service) is MemberState.DEAD
+
+
+async def test_a_check_has_time_for_a_patient_ping_and_its_dial_back() -> None:
+    # A suspect that says it is starved gets patient_factor times the ping timeout; the
+    # check must outlast that ping, its stream's reset (1 s) and the dial-back after it,
+    # or the check is cut off before its dial.
+    node = FakeNode(answer=False)
+    service = _service(node)
+    needed = node.timeout * node.patient_factor + 1.0 + GossipTuning().dialback_timeout
+    assert service._checks._verifier.timeout >= needed
 
 
 async def test_an_answered_ping_settles_it_without_a_dial() -> None:
