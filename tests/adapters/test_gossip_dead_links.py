@@ -19,6 +19,7 @@ SELF, PEER, OTHER = "M0", "P1", "P2"
 class StandIn:
     peer_id = SELF
     timeout = 2.0  # the pinger's
+    patient_factor = 2.0  # the pinger's, for a peer that says it is starved
 
     def __init__(self) -> None:
         self.dropped: list[str] = []

@@ -272,6 +272,7 @@ class StandIn:
 
     peer_id = SELF
     timeout = 2.0  # the pinger's
+    patient_factor = 2.0  # the pinger's, for a peer that says it is starved
 
     def __init__(self) -> None:
         self.dialled: list[str] = []
