@@ -199,10 +199,9 @@ class LinkPinger:
         if witness is None:
             return False
         try:
-            conns = [c for p, cs in self._network.connections.items() if p.to_base58() == peer
-                     for c in cs]  # fmt: skip
+            conns = self._network.connections.get(ID.from_base58(peer)) or []
             states = [witness.state(conn) for conn in conns]
-        except Exception:  # an odd connection object: no kernel's word, as in _watch
+        except Exception:  # an odd id or connection object: no kernel's word, as in _watch
             logger.debug("no TCP state for %s", peer, exc_info=True)
             return False
         # A socket we closed ourselves reads as None (its fd is gone): never "closed by it".

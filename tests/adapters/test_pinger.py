@@ -276,3 +276,4 @@ def test_a_peer_counts_as_closed_only_when_the_kernel_says_so_of_every_connectio
     assert not pinger.peer_closed(name)  # our own close is no word of the peer's
     network.connections[PEERS[0]] = [PEERS[0], "odd"]
     assert not pinger.peer_closed(name)  # nothing raises out
+    assert not pinger.peer_closed("0OIl not base58")  # nor from a malformed id
