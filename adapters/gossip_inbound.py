@@ -6,8 +6,9 @@ origin): oversized, undecodable, signer-mismatched, malformed or badly dated mes
 rejected there, so we neither deliver nor forward them. With an admission policy
 (``mesh.admission``) it then rejects digests of peers the policy does not admit and
 notices or leaves of non-members (NOT_ADMITTED), before any rate is spent. Last come the
-rates: signers our view does not know share one bucket, members have one each and one
-together (FLOODED beyond). Validators also run on our own publishes (notes, "GossipSub");
+rates (``adapters.signer_budget``): members have a bucket each and one together; signers
+our view does not know share one bucket in an open cluster and are counted as members in
+a certified one (FLOODED beyond). Validators also run on our own publishes (notes, "GossipSub");
 ours are let through, and the envelope they were signed in is kept for our snapshots
 (``mesh.signed``). Each rejection is counted in ``chorus_gossip_rejected_total{reason}``
 and logged once per (signer, reason). Replays pass the validator (they need the view's
@@ -24,6 +25,7 @@ import trio
 
 from adapters.gossip_metrics import GossipMetrics
 from adapters.gossip_tuning import GossipTuning
+from adapters.signer_budget import SignerBudget
 from mesh.admission import AdmissionPolicy, AdmissionReason
 from mesh.cluster_config import ClusterConfig
 from mesh.cluster_events import Outcome
@@ -31,7 +33,6 @@ from mesh.cluster_view import ClusterView
 from mesh.digest import decode_gossip
 from mesh.messages import Gossip, HealthDigest, SuspectNotice
 from mesh.rejection import Rejection, RejectReason
-from probes.rate_limit import RateLimiter, TokenBucket
 
 if TYPE_CHECKING:
     from probes.ports import PubSubMessage
@@ -72,14 +73,9 @@ class InboundGossip:
         self._running = running
         self._clock = clock
         self._wall = wall_clock
-        self._signers = RateLimiter(
-            rate=tuning.signer_global_rate,
-            burst=tuning.signer_global_burst,
-            per_key_rate=tuning.signer_rate,
-            per_key_burst=tuning.signer_burst,
-            max_keys=config.max_members,
+        self._signers = SignerBudget(
+            tuning, certified=config.certified_members, max_keys=config.max_members
         )
-        self._strangers = TokenBucket(tuning.stranger_rate, tuning.stranger_burst, 0.0)
 
     def validate(self, msg: PubSubMessage) -> bool:
         """py-libp2p topic validator: False drops the message and stops its forwarding."""
@@ -106,10 +102,8 @@ class InboundGossip:
         return True
 
     def _signer_allowed(self, signer: str) -> bool:
-        now = self._clock()
-        if self._view.member(signer) is None:
-            return self._strangers.take(now)
-        return self._signers.allow(signer, now)
+        member = self._view.member(signer) is not None
+        return self._signers.allow(signer, member=member, now=self._clock())
 
     def admitted(self, message: Gossip) -> Rejection | None:
         """The admission policy's verdict on a statement's author (None: admitted). A digest

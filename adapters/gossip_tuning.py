@@ -106,9 +106,11 @@ class GossipTuning:
     # cluster each minted identity that joined would otherwise add signer_rate.
     signer_global_rate: float = 40.0
     signer_global_burst: float = 200.0
-    # Signers that are not members of our view share one bucket: identities are free to
-    # mint, and a fresh bucket each would let a stranger with a thousand keys flood us.
-    # Its burst covers a cluster's first digests when a node starts.
+    # In an open cluster, signers that are not members of our view share one bucket:
+    # identities are free to mint, and a fresh bucket each would let a stranger with a
+    # thousand keys flood us. Its burst covers a cluster's first digests when a node
+    # starts. A certified cluster counts a newcomer as a member: its certificate was
+    # checked first (adapters/signer_budget.py).
     stranger_rate: float = 10.0
     stranger_burst: float = 64.0
     max_concurrent_serves: int = 8

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from adapters.authority_cli import _create_key_file, _read_key_file, _write_public_file
 from mesh.admission_formats import format_certificate, format_private_key, format_public_key
-from mesh.certificate import authority_public_key, sign_certificate
+from mesh.certificate import MemberCertificate, authority_public_key, sign_certificate
 
 __all__ = ["DEVNET_CERT_VALIDITY", "LocalAuthority"]
 
@@ -46,11 +46,13 @@ class LocalAuthority:
         data_dir.mkdir(parents=True, exist_ok=True)
         key_pair = load_or_create_identity(data_dir / "identity.key")
         peer_id = ID.from_pubkey(key_pair.public_key).to_base58()
-        expires_at_ms = int((time.time() + valid) * 1000)
-        cert = sign_certificate(self._seed, peer_id, expires_at_ms)
         path = data_dir / "member.cert"
-        _write_public_file(path, format_certificate(cert))
+        _write_public_file(path, format_certificate(self.certify(peer_id, valid=valid)))
         return path
+
+    def certify(self, peer_id: str, *, valid: float = DEVNET_CERT_VALIDITY) -> MemberCertificate:
+        """A certificate admitting ``peer_id`` for ``valid`` seconds from now."""
+        return sign_certificate(self._seed, peer_id, int((time.time() + valid) * 1000))
 
     def node_flags(self, data_dir: Path) -> list[str]:
         """The node flags that make it trust this authority and present its certificate."""

@@ -2,7 +2,7 @@
 it, minus trio and libp2p.
 
 The adapter's decisions are repeated here with the same pure pieces it uses
-(``publish_budget``, ``ClusterConfig.publish_due``, ``TokenBucket``, ``RateLimiter``,
+(``publish_budget``, ``ClusterConfig.publish_due``, ``TokenBucket``, ``SignerBudget``,
 ``decode_gossip``, ``EnvelopeCache``; pulls in ``devnet.simulator.pulls``), in the same
 order: validate (signature, decode, signer rates), then the view; a view's event becomes a
 suspicion to publish, a refutation, or a check of the suspect (a ping out of turn if we are
@@ -22,6 +22,7 @@ from adapters.link_timing import LinkTiming
 from adapters.p2p_config import P2PConfig
 from adapters.ping_schedule import next_tick, rotation
 from adapters.recheck_backoff import RecheckBackoff
+from adapters.signer_budget import SignerBudget
 from devnet.simulator.events import Timer
 from devnet.simulator.kernel import Kernel, Life
 from devnet.simulator.keys import Identity
@@ -38,7 +39,7 @@ from mesh.messages import HealthDigest, MemberState, SuspectNotice
 from mesh.rejection import Rejection, RejectReason
 from mesh.sequencer import Sequencer
 from mesh.signed import Envelope
-from probes.rate_limit import RateLimiter, TokenBucket
+from probes.rate_limit import TokenBucket
 
 __all__ = ["Life", "SimNode"]
 
@@ -85,14 +86,9 @@ class SimNode:
         self.validated = 0  # gossip messages decoded and judged
         self.rejected: dict[str, int] = {}
         self._dials = TokenBucket(tuning.dialback_rate, tuning.dialback_burst, 0.0)
-        self._signers = RateLimiter(
-            rate=tuning.signer_global_rate,
-            burst=tuning.signer_global_burst,
-            per_key_rate=tuning.signer_rate,
-            per_key_burst=tuning.signer_burst,
-            max_keys=config.max_members,
+        self._signers = SignerBudget(
+            tuning, certified=config.certified_members, max_keys=config.max_members
         )
-        self._strangers = TokenBucket(tuning.stranger_rate, tuning.stranger_burst, 0.0)
         self.publisher = Publisher(self)
         self._tick_timer: Timer | None = None
         self._checked: dict[int, float] = {}  # peer -> last check (the Verifier's cooldown)
@@ -216,11 +212,11 @@ class SimNode:
         decoded = decode_gossip(envelope.data, envelope.signer, self.wall, config=self.config)
         if isinstance(decoded, Rejection):
             return self._reject(decoded.reason)
-        if self.view.member(envelope.signer) is None:
-            allowed = self._strangers.take(self.now)
-        else:
-            allowed = self._signers.allow(envelope.signer, self.now)
-        if not allowed:
+        member = self.view.member(envelope.signer) is not None
+        if self.config.certified_members and not member and not isinstance(decoded, HealthDigest):
+            # The adapter's admission check: a non-member's notice or leave, before any rate.
+            return self._reject(RejectReason.NOT_ADMITTED)
+        if not self._signers.allow(envelope.signer, member=member, now=self.now):
             return self._reject(RejectReason.FLOODED)
         outcome = self.view.on_gossip(decoded, self.now, packet.raw)
         self.handle(outcome)
