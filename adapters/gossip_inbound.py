@@ -74,7 +74,10 @@ class InboundGossip:
         self._clock = clock
         self._wall = wall_clock
         self._signers = SignerBudget(
-            tuning, certified=config.certified_members, max_keys=config.max_members
+            tuning,
+            certified=admission.enabled,
+            max_keys=config.max_members,
+            newcomer_burst=config.join_burst,
         )
 
     def validate(self, msg: PubSubMessage) -> bool:

@@ -69,11 +69,12 @@ class GossipTuning:
     sync_interval: float = 30.0
     # The first sync_early syncs after start come every sync_first seconds, the next ones
     # doubling up to sync_interval: 100 nodes starting within a second lose most of each
-    # other's first digests to the budget for strangers, and a node pulling from a random
-    # peer that misses as much needs some five rounds (each squares the share of nodes
-    # still missing a member). In the simulator (seed 1) such a storm converged 17.4 s
-    # after its last start with syncs at 1, 3, 7 and 15 s, and 9.5 s with these (3.6 s
-    # at 1 % loss); 20 s before anti-entropy, when it waited for a refresh.
+    # other's first digests to the budget for strangers (in an open cluster; a certified
+    # one has a larger pool for newcomers, adapters/signer_budget.py), and a node pulling
+    # from a random peer that misses as much needs some five rounds (each squares the
+    # share of nodes still missing a member). In the simulator (seed 1, before the pool)
+    # such a storm converged 17.4 s after its last start with syncs at 1, 3, 7 and 15 s,
+    # and 9.5 s with these (3.6 s at 1 % loss); 20 s before anti-entropy.
     sync_first: float = 1.0
     sync_early: int = 5
     # Pulls started a second, with a burst: verifying a pulled view costs up to ~0.2 ms a
@@ -103,7 +104,9 @@ class GossipTuning:
     signer_rate: float = 12.0
     signer_burst: float = 20.0
     # All members' messages together, a few times the designed topic rate: in an open
-    # cluster each minted identity that joined would otherwise add signer_rate.
+    # cluster each minted identity that joined would otherwise add signer_rate. A
+    # certified cluster's newcomers share a pool apart, at this rate
+    # (adapters/signer_budget.py).
     signer_global_rate: float = 40.0
     signer_global_burst: float = 200.0
     # In an open cluster, signers that are not members of our view share one bucket:

@@ -6,13 +6,17 @@ Members of our view have a bucket each (``signer_rate``) and one together
 - **Open cluster** (no admission policy): identities are free to mint, and a bucket each
   would let one stranger with a thousand keys flood us, so all strangers share one small
   bucket (``stranger_rate``, burst ``stranger_burst``).
-- **Certified cluster**: the validator checked a newcomer's certificate before any budget
-  (``adapters.gossip_inbound``), so it is as accountable as a member and is limited as one.
-  Notices and leaves of non-members never get here there (refused as not admitted). With
-  the shared bucket, a thousand nodes starting within seconds had most of their first
-  digests turned away, and a digest refused by the validator is not forwarded either: the
-  last newcomers waited for anti-entropy to be known (99 s after the last start in the
-  simulator at 1,000 nodes, Session 19).
+- **Certified cluster** (an admission policy): the validator checked a newcomer's
+  certificate (or found it on the allow-list) before any budget (``adapters.gossip_inbound``;
+  notices and leaves of non-members are refused there), so each newcomer has a bucket of
+  its own, as a member, and newcomers share a pool of their own (``signer_global_rate``,
+  burst ``newcomer_burst``: the join gate's, as many as the view may take at once). With
+  the open cluster's bucket, a thousand nodes starting within seconds had most of their
+  first digests turned away, and a digest refused by the validator is not forwarded
+  either: the last newcomers waited for anti-entropy to be known (99 s after the last
+  start in the simulator at 1,000 nodes, Session 19). A pool apart from the members'
+  common bucket keeps a storm of newcomers, honest or not, from having members'
+  suspicions and refutations refused (the attacker review of b621e79).
 
 Used by the gossip service and by the simulator (``devnet.simulator.node``), so both decide
 alike. Bounded: the per-signer buckets are an LRU of ``max_keys``.
@@ -27,7 +31,9 @@ __all__ = ["SignerBudget"]
 
 
 class SignerBudget:
-    def __init__(self, tuning: GossipTuning, *, certified: bool, max_keys: int) -> None:
+    def __init__(
+        self, tuning: GossipTuning, *, certified: bool, max_keys: int, newcomer_burst: float
+    ) -> None:
         self.certified = certified
         self._signers = RateLimiter(
             rate=tuning.signer_global_rate,
@@ -37,10 +43,15 @@ class SignerBudget:
             max_keys=max_keys,
         )
         self._strangers = TokenBucket(tuning.stranger_rate, tuning.stranger_burst, 0.0)
+        self._newcomers = TokenBucket(
+            tuning.signer_global_rate, max(tuning.signer_global_burst, newcomer_burst), 0.0
+        )
 
     def allow(self, signer: str, *, member: bool, now: float) -> bool:
         """Whether a message ``signer`` signed may pass now (a token is taken if so);
         ``member``: the signer is in our view."""
-        if not member and not self.certified:
-            return self._strangers.take(now)
-        return self._signers.allow(signer, now)
+        if member:
+            return self._signers.allow(signer, now)
+        if self.certified:
+            return self._signers.allow(signer, now, pool=self._newcomers)
+        return self._strangers.take(now)

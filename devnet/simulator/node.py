@@ -87,7 +87,10 @@ class SimNode:
         self.rejected: dict[str, int] = {}
         self._dials = TokenBucket(tuning.dialback_rate, tuning.dialback_burst, 0.0)
         self._signers = SignerBudget(
-            tuning, certified=config.certified_members, max_keys=config.max_members
+            tuning,
+            certified=config.certified_members,
+            max_keys=config.max_members,
+            newcomer_burst=config.join_burst,
         )
         self.publisher = Publisher(self)
         self._tick_timer: Timer | None = None

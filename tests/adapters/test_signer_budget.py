@@ -1,5 +1,6 @@
-"""The signer budget: strangers share one bucket in an open cluster, and are counted as
-members where every member is certified."""
+"""The signer budget: strangers share one bucket in an open cluster; where every member is
+certified, each newcomer has a bucket of its own and newcomers share a pool apart from the
+members' common bucket."""
 
 from __future__ import annotations
 
@@ -10,25 +11,31 @@ TUNING = GossipTuning(stranger_rate=1.0, stranger_burst=2.0)
 PER_SIGNER = int(TUNING.signer_burst)
 
 
+def _budget(tuning: GossipTuning = TUNING, *, certified: bool, pool: float = 64) -> SignerBudget:
+    return SignerBudget(tuning, certified=certified, max_keys=256, newcomer_burst=pool)
+
+
 def _passed(budget: SignerBudget, signers: list[str], *, member: bool) -> int:
     return sum(budget.allow(s, member=member, now=0.0) for s in signers)
 
 
 def test_open_cluster_strangers_share_one_bucket_whatever_their_keys() -> None:
-    budget = SignerBudget(TUNING, certified=False, max_keys=64)
+    budget = _budget(certified=False)
     assert _passed(budget, [f"minted-{i}" for i in range(10)], member=False) == 2
     # Members are not held by the strangers' bucket.
     assert _passed(budget, ["member"] * 50, member=True) == PER_SIGNER
 
 
 def test_certified_newcomers_have_a_bucket_each_as_members_do() -> None:
-    budget = SignerBudget(TUNING, certified=True, max_keys=64)
+    budget = _budget(certified=True)
     assert _passed(budget, [f"newcomer-{i}" for i in range(10)], member=False) == 10
     # ...and each its own limit, as a member.
     assert _passed(budget, ["newcomer-0"] * 50, member=False) == PER_SIGNER - 1
 
 
-def test_certified_newcomers_still_share_the_members_common_bucket() -> None:
+def test_a_storm_of_newcomers_is_held_by_their_pool_not_the_members_bucket() -> None:
     tuning = GossipTuning(signer_global_burst=4.0)
-    budget = SignerBudget(tuning, certified=True, max_keys=64)
-    assert _passed(budget, [f"newcomer-{i}" for i in range(10)], member=False) == 4
+    budget = _budget(tuning, certified=True, pool=30)
+    assert _passed(budget, [f"newcomer-{i}" for i in range(100)], member=False) == 30
+    # The members' common bucket is whole: their suspicions and refutations still pass.
+    assert _passed(budget, [f"member-{i}" for i in range(10)], member=True) == 4
