@@ -120,9 +120,15 @@ class InboundGossip:
                 return None
             return Rejection(RejectReason.NOT_ADMITTED, f"{message.node_id}: {verdict}")
         author = message.observer_id if isinstance(message, SuspectNotice) else message.node_id
-        if self._view.member(author) is None:
+        if not self._view.knows(author):
             return Rejection(RejectReason.NOT_ADMITTED, f"{author} is no member")
-        return None
+        # Membership lasts as long as the certificate of the member's last digest: an
+        # authority retires a node by letting it expire, and its notices must not keep
+        # confirming deaths until its silence makes it dead.
+        verdict = self._admission.check(author, self._view.certificate(author), self._wall())
+        if verdict is AdmissionReason.ADMITTED:
+            return None
+        return Rejection(RejectReason.NOT_ADMITTED, f"{author}: {verdict}")
 
     def _keep_own_statement(self, msg: PubSubMessage) -> None:
         if not msg.envelope:

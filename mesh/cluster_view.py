@@ -82,6 +82,7 @@ from collections.abc import Iterable, Mapping
 from types import MappingProxyType
 
 from mesh.awareness import Awareness
+from mesh.certificate import MemberCertificate
 from mesh.cluster_config import ClusterConfig
 from mesh.cluster_events import Event, Outcome
 from mesh.cluster_health import ClusterHealth, cluster_health
@@ -330,6 +331,11 @@ class ClusterView:
         """The local health ``peer``'s last digest reported (0 for a stranger)."""
         record = self._roster.records.get(peer)
         return 0 if record is None else record.digest.local_health
+
+    def certificate(self, peer: str) -> MemberCertificate | None:
+        """The certificate ``peer``'s last digest showed (None for a stranger or none)."""
+        record = self._roster.records.get(peer)
+        return None if record is None else record.digest.certificate
 
     def wire_level(self, peer: str) -> int:
         """The wire level ``peer``'s last digest said it reads (0 for a stranger)."""
