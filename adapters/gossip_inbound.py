@@ -4,15 +4,17 @@ the handler that feeds what passed to the view.
 A topic validator decodes every message (``decode_gossip``, signer = the libp2p-verified
 origin): oversized, undecodable, signer-mismatched, malformed or badly dated messages are
 rejected there, so we neither deliver nor forward them. With an admission policy
-(``mesh.admission``) it then rejects digests of peers the policy does not admit and
-notices or leaves of non-members (NOT_ADMITTED), before any rate is spent. Last come the
-rates (``adapters.signer_budget``): members have a bucket each and one together; signers
-our view does not know share one bucket in an open cluster and are counted as members in
-a certified one (FLOODED beyond). Validators also run on our own publishes (notes, "GossipSub");
-ours are let through, and the envelope they were signed in is kept for our snapshots
-(``mesh.signed``). Each rejection is counted in ``chorus_gossip_rejected_total{reason}``
-and logged once per (signer, reason). Replays pass the validator (they need the view's
-state) and are counted when the view rejects them.
+(``mesh.admission``) it then rejects digests of peers the policy does not admit, and
+notices or leaves of non-members or of members whose certificate has expired
+(NOT_ADMITTED), before any rate is spent. Last come the rates
+(``adapters.signer_budget``): members have a bucket each and one together; signers our
+view does not know share one bucket in an open cluster, and in a certified one have a
+bucket each and a pool of their own (FLOODED beyond). Validators also run on our own
+publishes (notes, "GossipSub"); ours are let through, and the envelope they were signed
+in is kept for our snapshots (``mesh.signed``). Each rejection is counted in
+``chorus_gossip_rejected_total{reason}`` and logged once per (signer, reason). Replays
+pass the validator (they need the view's state) and are counted when the view rejects
+them.
 """
 
 from __future__ import annotations
@@ -105,7 +107,7 @@ class InboundGossip:
         return True
 
     def _signer_allowed(self, signer: str) -> bool:
-        member = self._view.member(signer) is not None
+        member = self._view.knows(signer)
         return self._signers.allow(signer, member=member, now=self._clock())
 
     def admitted(self, message: Gossip) -> Rejection | None:

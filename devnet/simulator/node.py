@@ -215,7 +215,7 @@ class SimNode:
         decoded = decode_gossip(envelope.data, envelope.signer, self.wall, config=self.config)
         if isinstance(decoded, Rejection):
             return self._reject(decoded.reason)
-        member = self.view.member(envelope.signer) is not None
+        member = self.view.knows(envelope.signer)
         if self.config.certified_members and not member and not isinstance(decoded, HealthDigest):
             # The adapter's admission check: a non-member's notice or leave, before any rate.
             return self._reject(RejectReason.NOT_ADMITTED)
