@@ -19,7 +19,7 @@ Members of our view have a bucket each (``signer_rate``) and one together
   suspicions and refutations refused (the attacker review of b621e79).
 
 Used by the gossip service and by the simulator (``devnet.simulator.node``), so both decide
-alike. Bounded: the per-signer buckets are an LRU of ``max_keys``.
+alike. Bounded: members' and newcomers' buckets are two LRUs of ``max_keys`` each.
 """
 
 from __future__ import annotations
@@ -35,23 +35,30 @@ class SignerBudget:
         self, tuning: GossipTuning, *, certified: bool, max_keys: int, newcomer_burst: float
     ) -> None:
         self.certified = certified
-        self._signers = RateLimiter(
+        self._members = RateLimiter(
             rate=tuning.signer_global_rate,
             burst=tuning.signer_global_burst,
             per_key_rate=tuning.signer_rate,
             per_key_burst=tuning.signer_burst,
             max_keys=max_keys,
         )
-        self._strangers = TokenBucket(tuning.stranger_rate, tuning.stranger_burst, 0.0)
-        self._newcomers = TokenBucket(
-            tuning.signer_global_rate, max(tuning.signer_global_burst, newcomer_burst), 0.0
+        # Newcomers' buckets in an LRU of their own: however many come, they never push a
+        # member's bucket out (it would come back with a full burst). A newcomer that
+        # becomes a member starts a member's bucket, one burst more, once.
+        self._newcomers = RateLimiter(
+            rate=tuning.signer_global_rate,
+            burst=max(tuning.signer_global_burst, newcomer_burst),
+            per_key_rate=tuning.signer_rate,
+            per_key_burst=tuning.signer_burst,
+            max_keys=max_keys,
         )
+        self._strangers = TokenBucket(tuning.stranger_rate, tuning.stranger_burst, 0.0)
 
     def allow(self, signer: str, *, member: bool, now: float) -> bool:
         """Whether a message ``signer`` signed may pass now (a token is taken if so);
         ``member``: the signer is in our view."""
         if member:
-            return self._signers.allow(signer, now)
+            return self._members.allow(signer, now)
         if self.certified:
-            return self._signers.allow(signer, now, pool=self._newcomers)
+            return self._newcomers.allow(signer, now)
         return self._strangers.take(now)

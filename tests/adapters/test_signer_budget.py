@@ -39,3 +39,12 @@ def test_a_storm_of_newcomers_is_held_by_their_pool_not_the_members_bucket() -> 
     assert _passed(budget, [f"newcomer-{i}" for i in range(100)], member=False) == 30
     # The members' common bucket is whole: their suspicions and refutations still pass.
     assert _passed(budget, [f"member-{i}" for i in range(10)], member=True) == 4
+
+
+def test_newcomers_never_push_a_members_bucket_out() -> None:
+    # A member that spent its burst stays held, however many newcomers come after it: if
+    # their buckets could evict its own, it would come back with a full burst.
+    budget = SignerBudget(TUNING, certified=True, max_keys=8, newcomer_burst=64)
+    assert _passed(budget, ["member"] * 50, member=True) == PER_SIGNER
+    assert _passed(budget, [f"newcomer-{i}" for i in range(40)], member=False) == 40
+    assert not budget.allow("member", member=True, now=0.0)
