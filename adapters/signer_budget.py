@@ -35,23 +35,21 @@ class SignerBudget:
         self, tuning: GossipTuning, *, certified: bool, max_keys: int, newcomer_burst: float
     ) -> None:
         self.certified = certified
-        self._members = RateLimiter(
-            rate=tuning.signer_global_rate,
-            burst=tuning.signer_global_burst,
-            per_key_rate=tuning.signer_rate,
-            per_key_burst=tuning.signer_burst,
-            max_keys=max_keys,
-        )
+
+        def limiter(shared_burst: float) -> RateLimiter:
+            return RateLimiter(
+                rate=tuning.signer_global_rate,
+                burst=shared_burst,
+                per_key_rate=tuning.signer_rate,
+                per_key_burst=tuning.signer_burst,
+                max_keys=max_keys,
+            )
+
+        self._members = limiter(tuning.signer_global_burst)
         # Newcomers' buckets in an LRU of their own: however many come, they never push a
         # member's bucket out (it would come back with a full burst). A newcomer that
         # becomes a member starts a member's bucket, one burst more, once.
-        self._newcomers = RateLimiter(
-            rate=tuning.signer_global_rate,
-            burst=max(tuning.signer_global_burst, newcomer_burst),
-            per_key_rate=tuning.signer_rate,
-            per_key_burst=tuning.signer_burst,
-            max_keys=max_keys,
-        )
+        self._newcomers = limiter(max(tuning.signer_global_burst, newcomer_burst))
         self._strangers = TokenBucket(tuning.stranger_rate, tuning.stranger_burst, 0.0)
 
     def allow(self, signer: str, *, member: bool, now: float) -> bool:
