@@ -19,6 +19,10 @@ several times longer to refute a suspicion, while on a quiet network a frozen on
 within a few seconds. Unanswered pings do not count: a frozen peer must not make its
 observers slower to condemn it.
 
+Both halves are separate choices: ``measures`` False keeps every ping at the fixed
+timeout (the ceiling) and uses the answers for the score alone, as the node ships
+(``P2PConfig.ping_network_awareness``).
+
 Pure: times come in as arguments. Bounded: one entry per peer answered, at most
 ``max_peers`` (the least recently answered goes).
 """
@@ -58,6 +62,7 @@ class LinkTiming:
         window: int = 20,
         max_score: int = 7,
         max_peers: int = 4096,
+        measures: bool = True,
     ) -> None:
         if not 0 < floor <= ceiling:
             raise ValueError(f"need 0 < floor <= ceiling, got {floor}, {ceiling}")
@@ -67,6 +72,7 @@ class LinkTiming:
         self.ceiling = ceiling
         self.slow = slow
         self.max_score = max_score
+        self.measures = measures
         self._max_peers = max_peers
         self._peers: OrderedDict[str, _Estimate] = OrderedDict()
         self._late: deque[bool] = deque(maxlen=window)
@@ -76,7 +82,9 @@ class LinkTiming:
         """Seconds to wait for ``peer``'s answer. A peer not measured yet gets what the
         answers of all peers say (the same network; at 20 members a round of pings takes
         10 s, so most peers are unmeasured for a while after a start), and the ceiling
-        before any answer at all."""
+        before any answer at all; always the ceiling when not ``measures``."""
+        if not self.measures:
+            return self.ceiling
         estimate = self._peers.get(peer, self._all)
         if estimate is None:
             return self.ceiling

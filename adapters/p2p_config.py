@@ -126,6 +126,14 @@ class P2PConfig:
     # within 60 s (make bench, 2026-12-03). MEASURED_PING_FLOOR is the value tried.
     ping_timeout_floor: float | None = None
     ping_slow_answer: float = 0.2
+    # Late answers (after ping_slow_answer) among our last 20 stretch the cluster view's
+    # suspicion and silence timeouts, one more multiple each (Lifeguard's awareness fed
+    # by probe outcomes, ClusterView.set_network_health), with or without measured
+    # timeouts. It is what lets production's suspicion be short on a quiet network
+    # (mesh/cluster_config.py, suspicion_mult) and long under loss or load: a retransmit
+    # (200 ms at least) or a loaded peer makes an answer late. Unanswered pings do not
+    # count, so a frozen peer does not slow its own verdict.
+    ping_network_awareness: bool = True
     # Seconds after which an unanswered ping fails when our kernel says the peer's kernel
     # acknowledged it, nothing waits unread on our side and the connection has not
     # retransmitted for ping_clean_for seconds (adapters/tcp_witness.py): the peer's

@@ -62,9 +62,13 @@ class P2PNode:
             abort=cfg.abort_connection_on_ping_failure,
             reuse_streams=cfg.ping_reuse_streams,
         )
-        if cfg.ping_timeout_floor is not None:
+        floor = cfg.ping_timeout_floor
+        if floor is not None or cfg.ping_network_awareness:
             self.pinger.timing = LinkTiming(
-                floor=cfg.ping_timeout_floor, ceiling=cfg.ping_timeout, slow=cfg.ping_slow_answer
+                floor=cfg.ping_timeout if floor is None else floor,
+                ceiling=cfg.ping_timeout,
+                slow=cfg.ping_slow_answer,
+                measures=floor is not None,
             )
         if cfg.ping_early_after is not None:
             self.pinger.witness = KernelWitness(clean_for=cfg.ping_clean_for)

@@ -102,8 +102,9 @@ class LinkPinger:
         # also takes load off cores that are already full. Out-of-turn pings keep the
         # plain timeout: their caller waits for them within a fixed time.
         self.scale: Callable[[], int] = _one
-        # Per-peer timeouts from measured round trips (adapters/link_timing.py) instead of
-        # ``timeout`` for every ping; ``timeout`` is then their ceiling.
+        # Late answers for the network score (adapters/link_timing.py), and if it
+        # ``measures``, per-peer timeouts from measured round trips instead of ``timeout``
+        # for every ping (``timeout`` is then their ceiling).
         self.timing: LinkTiming | None = None
         # Fail a ping after ``early_after`` (times the self-doubt scale) when the kernel
         # says the peer's has it and the link is clean (adapters/tcp_witness.py); without a
@@ -306,7 +307,9 @@ class LinkPinger:
             conn = conns[0]
             self.sent += 1
             name = peer.to_base58()
-            timeout = self.timeout if self.timing is None else self.timing.timeout(name)
+            timeout = self.timeout
+            if self.timing is not None and self.timing.measures:
+                timeout = self.timing.timeout(name)
             timeout *= scale
             starved_peer = self.patient(name)
             if starved_peer:

@@ -13,17 +13,18 @@ preset     killed peer (libp2p disconnect in ~0.2 s)        frozen peer (SIGSTOP
 =========  ===============================================  ==============================
 devnet     0.2 s + suspicion min 2.0 s = ~2.2 s             a ping failed on the kernel's
                                                             word (0.75-1.25 s: the next
-production 0.2 s + 1.5 s = ~1.7 s                           ping plus 0.75 s, adapters/
-                                                            tcp_witness.py) + 1.5 s = ~2.7 s
+production 0.2 s + 1.0 s = ~1.2 s                           ping plus 0.75 s, adapters/
+                                                            tcp_witness.py) + 1.0 s = ~2.2 s
                                                             (devnet: + 2.0 s = ~3.2 s);
                                                             on a lossy link the 2 s ping
                                                             timeout: ~4 s (production's
                                                             digest silence alone: 45 s)
 =========  ===============================================  ==============================
 
-With measured ping timeouts (``P2PConfig.ping_timeout_floor``, off by default) every ping
-answered later than 200 ms among a node's last 20 stretches these timeouts by one more
-multiple (``Awareness.network``), so a shorter suspicion could stand on a quiet network.
+Production's times hold on a quiet network: every ping answered later than 200 ms among a
+node's last 20 stretches them by one more multiple (``Awareness.network``,
+``P2PConfig.ping_network_awareness``), so a loaded or lossy network gets the patience a
+short suspicion lacks.
 
 A killed peer whose port refuses our dial-back (``refused_grace``) is dead sooner in every
 preset: a few milliseconds to see the connection close (adapters/peer_events.py hears the
@@ -128,7 +129,9 @@ class ClusterConfig:
     # the time a wrongly suspected peer has to refute. Shorter detects sooner and gives a
     # live peer less time to hear of the suspicion and answer (refutation takes one gossip
     # round trip, tens of milliseconds; the rest is margin for GC pauses and loss).
-    # Production: 0.5 s, our ping interval, so 1.5 s at 10 members with suspicion_mult 3.
+    # Production: 0.5 s, our ping interval, so 1.0 s at 10 members with suspicion_mult 2,
+    # on a quiet network: each late ping answer among a node's last 20 adds one more
+    # multiple (P2PConfig.ping_network_awareness).
     # History: memberlist's LAN 4 s until 2026-12-03. 1.5 s with a 1 s ping timeout found
     # frozen peers in 2.9-3.8 s but made 57 live nodes dead in 5 minutes of 20 % packet
     # loss (make bench, loss part, 2026-12-02): lost pings failed, confirmations came from
@@ -141,12 +144,17 @@ class ClusterConfig:
     # death (855 suspicions at 20 %, all refuted). Crashes do not wait for it when a
     # dial-back is refused (rule 7).
     suspicion_interval: float = 0.5
-    # memberlist's SuspicionMult (LAN default 4). 3 here: with 0.5 s it makes 1.5 s at 10
-    # members, 2 s at 20 (see suspicion_interval for what shorter ones cost under loss).
-    suspicion_mult: int = 3
+    # memberlist's SuspicionMult (LAN default 4). 2 here: with 0.5 s it makes 1.0 s at 10
+    # members, 1.3 s at 20, while every ping is answered in time; under loss or load late
+    # answers stretch it (see suspicion_interval for what short ones cost without that).
+    # 3 until 2026-12-04: 1.95 s at 20 members put a frozen peer's death at 3.5 s.
+    suspicion_mult: int = 2
     # Lifeguard's "Max = beta * Min" (IV-B): a suspicion nobody confirms waits this many
     # minimum timeouts. Higher suffers fewer false positives from one unlucky observer.
-    suspicion_max_mult: int = 6  # memberlist's SuspicionMaxTimeoutMult
+    # memberlist's SuspicionMaxTimeoutMult is 6; 9 with suspicion_mult 2 keeps an
+    # unconfirmed suspicion as long as it was with 3 and 6 (9 s at 10 members): a lone
+    # observer behind a lossy link waits as long as before.
+    suspicion_max_mult: int = 9
     # Lifeguard's K: independent confirmations that drive the timeout down to the minimum.
     # memberlist uses SuspicionMult - 2. Taken as 0 when n - 2 < K (too few others to ask).
     suspicion_confirmations: int = 2
@@ -318,7 +326,8 @@ def certified(config: ClusterConfig, enabled: bool = True) -> ClusterConfig:
 def production() -> ClusterConfig:
     """Gentle on the topic (30 s refresh, at most 5 refresh messages a second
     cluster-wide): a killed peer dead in ~0.2 s where its port refuses our dial-back,
-    else ~1.7 s, a frozen one in ~2.5 s (~4 s on a lossy link), at 10 members."""
+    else ~1.2 s, a frozen one in ~2.2 s (later on a lossy or loaded network), at 10
+    members."""
     return ClusterConfig()
 
 

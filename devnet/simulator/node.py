@@ -67,12 +67,14 @@ class SimNode:
         self.rng = rng
         self.ping_interval = ping_interval
         self.ping_timeout = ping_timeout
-        # Measured ping timeouts (adapters/link_timing.py, the real class), when the
-        # scenario asks for them (Settings.ping_floor); the node ships without.
-        self.timing = (
-            None
-            if ping_floor is None
-            else LinkTiming(floor=ping_floor, ceiling=ping_timeout, slow=P2PConfig.ping_slow_answer)
+        # Late answers stretch the view's timeouts (adapters/link_timing.py, the real
+        # class), as the node ships (P2PConfig.ping_network_awareness); measured ping
+        # timeouts only when the scenario asks for them (Settings.ping_floor).
+        self.timing = LinkTiming(
+            floor=ping_timeout if ping_floor is None else ping_floor,
+            ceiling=ping_timeout,
+            slow=P2PConfig.ping_slow_answer,
+            measures=ping_floor is not None,
         )
         self.view = ClusterView(self.peer_id, config)
         self.router = Router(index, cluster.wire, params, rng, self._validate, self._mesh_added)
@@ -345,7 +347,7 @@ class SimNode:
         """One ping within ``scale`` times the peer's timeout; its outcome teaches the
         timing, whose score the view hears (LinkPinger._probe, ViewTimers)."""
         name = self.cluster.peer_id(peer)
-        timeout = self.ping_timeout if self.timing is None else self.timing.timeout(name)
+        timeout = self.timing.timeout(name)
         timeout *= scale
         # LinkPinger.patient: a peer whose digest says it is starved gets more time and
         # no early verdict.
@@ -355,12 +357,11 @@ class SimNode:
         began = self.now
 
         def outcome(ok: bool) -> None:
-            if self.timing is not None:
-                if ok:
-                    self.timing.answered(name, self.now - began)
-                else:
-                    self.timing.unanswered(name)
-                self.view.set_network_health(self.timing.score)
+            if ok:
+                self.timing.answered(name, self.now - began)
+            else:
+                self.timing.unanswered(name)
+            self.view.set_network_health(self.timing.score)
             done(ok)
 
         early = None if starved_peer else P2PConfig.ping_early_after

@@ -214,6 +214,26 @@ async def test_measured_timeouts_fail_a_frozen_peer_at_the_floor(
         nursery.cancel_scope.cancel()
 
 
+async def test_timing_that_does_not_measure_keeps_the_fixed_timeout_and_counts_late_answers(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    # As the node ships (P2PConfig.ping_network_awareness, no ping_timeout_floor): late
+    # answers stretch the view's timeouts, every ping waits the pinger's own timeout.
+    network = FakeNetwork(PEERS[:2])
+    quick, laggard = PEERS[:2]
+    waited: list[float] = []
+    pinger, pinged = pinger_for(network, {}, rtts={quick: 0.005, laggard: 0.8}, waited=waited)
+    pinger.timing = LinkTiming(floor=0.5, ceiling=2.0, slow=0.2, measures=False)
+    pinger.timeout = 3.0  # read at every ping: not the timing's ceiling
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(pinger.run)
+        await trio.sleep(5)  # fewer late answers than the score's cap of 7
+        nursery.cancel_scope.cancel()
+    assert set(waited) == {3.0}
+    answered_late = pinged.count(laggard)
+    assert answered_late > 1 and answered_late - 1 <= pinger.network_score() <= answered_late
+
+
 async def test_without_timing_every_ping_waits_the_fixed_timeout(
     autojump_clock: trio.abc.Clock,
 ) -> None:

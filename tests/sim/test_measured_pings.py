@@ -1,7 +1,8 @@
 """Measured ping timeouts on real nodes (``adapters/link_timing.py``), and production's
 patience with a slow node.
 
-With measured timeouts (``P2PConfig.ping_timeout_floor``; off as the node ships) a node
+Late answers stretch the view's timeouts as the node ships; with measured timeouts
+(``P2PConfig.ping_timeout_floor``; off as the node ships) a node
 waits for each peer's ping answer as long as that peer's own answers say (srtt + 4 rttvar,
 from the floor up to 2 s): a frozen process is failed at the floor. The observers run in
 this test's event loop, the watched node in a process of its own.
@@ -46,6 +47,26 @@ async def test_a_frozen_node_is_failed_at_its_measured_timeout(mesh_network) -> 
         # Somebody's own ping failed: the suspicion did not rest on silence alone.
         assert any(n.handle.p2p.pinger.failed > failed_before[n.name] for n in linked)
     await net.until_converged()
+
+
+async def test_late_answers_stretch_the_observers_timeouts(mesh_network) -> None:
+    # As the node ships (P2PConfig.ping_network_awareness): the answers of a node that
+    # runs one second in three come late, and its observers' views give every suspicion
+    # and silence more time (production's suspicion is short only on a quiet network).
+    net = await mesh_network(3, processes=1, profile="production", inprocess_ping_timeout=None)
+    slow, observers = net.nodes[3], net.nodes[:3]
+    assert all(not n.handle.p2p.pinger.timing.measures for n in observers)  # type: ignore[union-attr]
+
+    def stretched(_: object) -> bool:
+        return any(
+            n.handle is not None
+            and n.handle.p2p.pinger.network_score() > 0
+            and n.handle.gossip.view.multiplier > 1
+            for n in observers
+        )
+
+    async with net.starved(slow, stopped=1.0, period=1.5):
+        await net.until(stretched, what="an observer's timeouts stretched by late answers")
 
 
 async def test_a_slow_node_that_still_answers_lives(mesh_network) -> None:
