@@ -11,9 +11,15 @@ unanswered the timeout doubles until the next answer (Karn's backoff): a peer th
 slow, not dead, is not failed again and again at the floor.
 
 The same answers say how much to trust a short suspicion at all (Lifeguard's local
-health, IV-A, fed by probe outcomes as memberlist's awareness is): ``score`` counts the
-late answers (slower than ``slow``) among our last ``window`` answered pings. The cluster
-view multiplies its suspicion and silence timeouts by ``score + 1``
+health, IV-A, fed by probe outcomes as memberlist's awareness is): ``score`` rises by one
+with each late answer (slower than ``slow``) and falls by one with each timely one, between
+0 and ``max_score``, as memberlist's ``awareness.ApplyDelta`` does with probe outcomes. A
+burst of late answers (a node starting or restarting beside us on the same cores) is
+forgotten after as many timely ones, a second or two at our ping rate; steady loss or load
+keeps it up. Counting the late answers among the last 20 instead, the score of a 20-node
+bench cluster still stood at 4 or 5 when it froze a node a few seconds after a restart,
+and the freeze took 8.3-8.8 s to be seen instead of 3.5 (make bench, 2026-12-04). The
+cluster view multiplies its suspicion and silence timeouts by ``score + 1``
 (``ClusterView.set_network_health``), so under packet loss or CPU contention a live peer has
 several times longer to refute a suspicion, while on a quiet network a frozen one is dead
 within a few seconds. Unanswered pings do not count: a frozen peer must not make its
@@ -29,7 +35,7 @@ Pure: times come in as arguments. Bounded: one entry per peer answered, at most
 
 from __future__ import annotations
 
-from collections import OrderedDict, deque
+from collections import OrderedDict
 from dataclasses import dataclass
 
 __all__ = ["LinkTiming"]
@@ -59,15 +65,14 @@ class LinkTiming:
         floor: float,
         ceiling: float,
         slow: float,
-        window: int = 20,
         max_score: int = 7,
         max_peers: int = 4096,
         measures: bool = True,
     ) -> None:
         if not 0 < floor <= ceiling:
             raise ValueError(f"need 0 < floor <= ceiling, got {floor}, {ceiling}")
-        if not (slow > 0 and window > 0 and max_score >= 0 and max_peers > 0):
-            raise ValueError("slow, window and max_peers must be > 0, max_score >= 0")
+        if not (slow > 0 and max_score >= 0 and max_peers > 0):
+            raise ValueError("slow and max_peers must be > 0, max_score >= 0")
         self.floor = floor
         self.ceiling = ceiling
         self.slow = slow
@@ -75,7 +80,7 @@ class LinkTiming:
         self.measures = measures
         self._max_peers = max_peers
         self._peers: OrderedDict[str, _Estimate] = OrderedDict()
-        self._late: deque[bool] = deque(maxlen=window)
+        self._score = 0
         self._all: _Estimate | None = None  # every answer, whoever gave it
 
     def timeout(self, peer: str) -> float:
@@ -106,7 +111,8 @@ class LinkTiming:
             self._all = _Estimate(srtt=rtt, rttvar=rtt / 2.0)
         else:
             _update(self._all, rtt)
-        self._late.append(rtt > self.slow)
+        late = rtt > self.slow
+        self._score = min(self.max_score, self._score + 1) if late else max(0, self._score - 1)
 
     def unanswered(self, peer: str) -> None:
         """No answer from ``peer`` within its timeout: back off until it answers."""
@@ -116,5 +122,5 @@ class LinkTiming:
 
     @property
     def score(self) -> int:
-        """Late answers among the last ``window`` answered pings, at most ``max_score``."""
-        return min(self.max_score, sum(self._late))
+        """Late answers less timely ones, as they came, between 0 and ``max_score``."""
+        return self._score

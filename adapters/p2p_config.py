@@ -126,9 +126,10 @@ class P2PConfig:
     # within 60 s (make bench, 2026-12-03). MEASURED_PING_FLOOR is the value tried.
     ping_timeout_floor: float | None = None
     ping_slow_answer: float = 0.2
-    # Late answers (after ping_slow_answer) among our last 20 stretch the cluster view's
-    # suspicion and silence timeouts, one more multiple each (Lifeguard's awareness fed
-    # by probe outcomes, ClusterView.set_network_health), with or without measured
+    # Each late answer (after ping_slow_answer) stretches the cluster view's suspicion
+    # and silence timeouts by one more multiple and each timely one takes one away
+    # (Lifeguard's awareness fed by probe outcomes, adapters/link_timing.py,
+    # ClusterView.set_network_health), with or without measured
     # timeouts. It is what lets production's suspicion be short on a quiet network
     # (mesh/cluster_config.py, suspicion_mult) and long under loss or load: a retransmit
     # (200 ms at least) or a loaded peer makes an answer late. Unanswered pings do not

@@ -5,7 +5,7 @@ interval) reaches each member about once per interval in all, but at random mome
 gaps between pings of one member are close to exponential. A frozen member waits for its
 first ping 0.5 s on average at our 0.5 s interval, and often much longer: 1.4 and 1.8 s in
 two of three 20-node bench trials (2026-12-04), where the whole freeze budget is 3 s and
-the early verdict plus the suspicion already take 2.7 s of it.
+the early verdict plus the suspicion then took 2.7 s of it.
 
 Here time is cut into ticks of one interval, counted on the wall clock that every node's
 host keeps in step (NTP, or one machine's), and at tick ``k`` the node of rank ``r`` among

@@ -21,8 +21,8 @@ production 0.2 s + 1.0 s = ~1.2 s                           ping plus 0.75 s, ad
                                                             digest silence alone: 45 s)
 =========  ===============================================  ==============================
 
-Production's times hold on a quiet network: every ping answered later than 200 ms among a
-node's last 20 stretches them by one more multiple (``Awareness.network``,
+Production's times hold on a quiet network: each ping answered later than 200 ms stretches
+them by one more multiple and each timely answer takes one away (``Awareness.network``,
 ``P2PConfig.ping_network_awareness``), so a loaded or lossy network gets the patience a
 short suspicion lacks.
 
@@ -130,8 +130,8 @@ class ClusterConfig:
     # live peer less time to hear of the suspicion and answer (refutation takes one gossip
     # round trip, tens of milliseconds; the rest is margin for GC pauses and loss).
     # Production: 0.5 s, our ping interval, so 1.0 s at 10 members with suspicion_mult 2,
-    # on a quiet network: each late ping answer among a node's last 20 adds one more
-    # multiple (P2PConfig.ping_network_awareness).
+    # on a quiet network: each late ping answer adds one more multiple, each timely one
+    # takes one away (P2PConfig.ping_network_awareness).
     # History: memberlist's LAN 4 s until 2026-12-03. 1.5 s with a 1 s ping timeout found
     # frozen peers in 2.9-3.8 s but made 57 live nodes dead in 5 minutes of 20 % packet
     # loss (make bench, loss part, 2026-12-02): lost pings failed, confirmations came from
