@@ -273,6 +273,7 @@ class GossipService:
             remove_ping_listener = self._node.add_ping_failure_listener(conns.ping_failed)
             self._node.pinger.starved = self._starved
             self._node.pinger.patient = lambda peer: self.view.reported_health(peer) > 0
+            self._node.pinger.scored = self.view.knows
             self._running = True
             async with trio.open_nursery() as nursery:
                 self._nursery = nursery

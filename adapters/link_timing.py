@@ -23,11 +23,14 @@ cluster view multiplies its suspicion and silence timeouts by ``score + 1``
 (``ClusterView.set_network_health``), so under packet loss or CPU contention a live peer has
 several times longer to refute a suspicion, while on a quiet network a frozen one is dead
 within a few seconds. Unanswered pings do not count: a frozen peer must not make its
-observers slower to condemn it.
+observers slower to condemn it. Nor do answers the caller does not score
+(``answered(scored=False)``): the pinger scores the round robin's answers from members
+only, not a stranger's nor a suspect's pinged out of turn, so only a majority of our own
+members answering late stretches our verdicts (``max_score`` bounds how far).
 
-Both halves are separate choices: ``measures`` False keeps every ping at the fixed
-timeout (the ceiling) and uses the answers for the score alone, as the node ships
-(``P2PConfig.ping_network_awareness``).
+``measures`` False keeps every ping at the fixed timeout (the ceiling) and uses the answers
+for the score alone, as the node ships (``P2PConfig.ping_network_awareness``); measured
+timeouts always come with the score.
 
 Pure: times come in as arguments. Bounded: one entry per peer answered, at most
 ``max_peers`` (the least recently answered goes).
@@ -96,8 +99,10 @@ class LinkTiming:
         rto = (estimate.srtt + 4.0 * estimate.rttvar) * 2.0**estimate.backoff
         return min(self.ceiling, max(self.floor, rto))
 
-    def answered(self, peer: str, rtt: float) -> None:
-        """``peer`` answered after ``rtt`` seconds."""
+    def answered(self, peer: str, rtt: float, *, scored: bool = True) -> None:
+        """``peer`` answered after ``rtt`` seconds; the score hears it only if ``scored``
+        (the pinger scores the round robin's answers from members: a suspect pinged out of
+        turn is slow by selection, and a stranger must not slow our verdicts)."""
         rtt = max(0.0, rtt)
         estimate = self._peers.get(peer)
         if estimate is None:
@@ -111,8 +116,10 @@ class LinkTiming:
             self._all = _Estimate(srtt=rtt, rttvar=rtt / 2.0)
         else:
             _update(self._all, rtt)
-        late = rtt > self.slow
-        self._score = min(self.max_score, self._score + 1) if late else max(0, self._score - 1)
+        if scored:
+            late = rtt > self.slow
+            score = self._score + 1 if late else self._score - 1
+            self._score = min(self.max_score, max(0, score))
 
     def unanswered(self, peer: str) -> None:
         """No answer from ``peer`` within its timeout: back off until it answers."""

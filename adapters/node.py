@@ -137,6 +137,10 @@ async def _run_with_network(
     )
     for check in local_checks(config, stats or PsutilStats(), lag):
         manager.register(check)
+    # Half the late-answer threshold within a ping's timeout: a lag that small already
+    # makes a quick answer look late to the network score (LinkPinger.lagging).
+    slow, within = p2p.cfg.ping_slow_answer / 2, p2p.cfg.ping_timeout
+    p2p.pinger.lagging = lambda: lag.window.late_within(slow, within)
     # With an admission policy, strangers are neither named by our probes nor answered
     # (issue 12): only members of the cluster view are wanted.
     view = gossip.view

@@ -56,6 +56,10 @@ def _never_peer(_peer: str) -> bool:
     return False
 
 
+def _every_peer(_peer: str) -> bool:
+    return True
+
+
 def _one() -> int:
     return 1
 
@@ -99,8 +103,8 @@ class LinkPinger:
         # How many times slower to ping: the view's self-doubt + 1 (mesh.self_doubt). A
         # node whose pings fail to many peers is more likely slow itself; memberlist
         # stretches its probe interval and timeout by its awareness the same way, which
-        # also takes load off cores that are already full. Out-of-turn pings keep the
-        # plain timeout: their caller waits for them within a fixed time.
+        # also takes load off cores that are already full. Out-of-turn pings are not
+        # stretched: their caller waits for them within a fixed time.
         self.scale: Callable[[], int] = _one
         # Late answers for the network score (adapters/link_timing.py), and if it
         # ``measures``, per-peer timeouts from measured round trips instead of ``timeout``
@@ -116,6 +120,16 @@ class LinkPinger:
         # they get ``patient_factor`` times the timeout; each such failure would be a
         # suspicion and a refutation flooded to every member.
         self.patient: Callable[[str], bool] = _never_peer
+        # Peers whose round-robin answers the network score hears (the gossip service:
+        # members of its view). A stranger's connection is pinged too, but its answers,
+        # late on purpose or not, must not stretch our verdicts on others.
+        self.scored: Callable[[str], bool] = _every_peer
+        # Whether our own event loop woke late lately (the node: its LoopLagMonitor). An
+        # answer read by a lagging loop is late by our lag, not the network's: a node
+        # restarted beside 19 others on two cores scored every answer late, reached the
+        # cap, and took eight times the suspicion to see the next freeze (make bench,
+        # 2026-12-04: 5.3-7.5 s at 20 nodes). While lagging, answers are not scored.
+        self.lagging: Callable[[], bool] = _never
         self.patient_factor = 2.0  # P2PConfig.ping_patient_factor's default
         self.on_failure: list[PingListener] = []
         self.sent = 0
@@ -189,7 +203,9 @@ class LinkPinger:
         for peer_id in self._live():
             if peer_id.to_base58() == peer and peer_id not in self._in_flight:
                 self._in_flight.add(peer_id)
-                return await self._probe(peer_id)
+                # Not scored: a suspect is slow by selection, and anyone who gets a
+                # suspicion published chooses whom we ping out of turn.
+                return await self._probe(peer_id, scored=False)
         return None
 
     def peer_closed(self, peer: str) -> bool:
@@ -209,7 +225,8 @@ class LinkPinger:
         return bool(states) and all(s is not None and s.peer_closed for s in states)
 
     def network_score(self) -> int:
-        """Late answers among our recent pings (``LinkTiming.score``; 0 without timing)."""
+        """Late answers less timely ones, members' round robin only (``LinkTiming.score``;
+        0 without timing)."""
         return 0 if self.timing is None else self.timing.score
 
     async def ping(
@@ -296,7 +313,7 @@ class LinkPinger:
                 return False
         return False
 
-    async def _probe(self, peer: ID, scale: int = 1) -> bool | None:
+    async def _probe(self, peer: ID, scale: int = 1, *, scored: bool = True) -> bool | None:
         """One ping of ``peer`` within ``scale`` times its timeout: True if answered,
         False if not, None if no connection was open (nothing sent)."""
         try:
@@ -325,7 +342,9 @@ class LinkPinger:
                 self.answered += 1
                 self._unresponsive.discard(peer)
                 if self.timing is not None:
-                    self.timing.answered(name, trio.current_time() - began)
+                    rtt = trio.current_time() - began
+                    scored = scored and self.scored(name) and not self.lagging()
+                    self.timing.answered(name, rtt, scored=scored)
                 return True
             if self.timing is not None:
                 self.timing.unanswered(name)

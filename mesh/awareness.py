@@ -20,7 +20,9 @@ pings are answered (``adapters.link_timing``): it stretches the same timeouts, s
 multiplier is ``health + network + 1``, at most ``awareness_max``, but it is no sign that
 our own clock is wrong, so our evidence is still trusted and published. Under packet loss
 a live member then has longer to refute a suspicion; on a quiet network a short suspicion
-stands.
+stands. A suspicion keeps the network score it began under if the score falls before it
+ends (``Suspicion.network``): the score moves with every answer, and a suspicion opened
+under load must not find its deadline already past when the load lifts for a moment.
 
 A third, self-doubt (``mesh.self_doubt``), comes from our own pings and refutations: many
 distinct peers failing our pings, or others suspecting us, say that we are the slow one.
@@ -70,12 +72,19 @@ class Awareness:
     def multiplier(self) -> int:
         """memberlist's ``awareness.ScaleTimeout``: timeouts times (score + 1), both
         scores counted (not self-doubt), at most ``awareness_max``."""
-        return min(self._max, self._health + self._network + 1)
+        return self.stretch()
 
     def multiplier_for(self, reported: int) -> int:
         """The multiplier of a suspicion of a member whose last digest reported local
         health ``reported``: ours plus its (clamped), at most ``awareness_max``."""
-        return min(self._max, self.multiplier + min(max(0, reported), self._max - 1))
+        return self.stretch(reported=reported)
+
+    def stretch(self, *, network_since: int = 0, reported: int = 0) -> int:
+        """``multiplier`` with the network's score at least ``network_since`` (a
+        suspicion's, from when it began) and a suspect's reported health added."""
+        network = max(self._network, min(max(0, network_since), self._max - 1))
+        own = self._health + network + 1
+        return min(self._max, own + min(max(0, reported), self._max - 1))
 
     def refresh(self, now: float) -> int:
         """Bring self-doubt up to ``now`` (its evidence ages out); its new score."""

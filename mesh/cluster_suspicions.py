@@ -231,7 +231,9 @@ class Suspicions:
                 suspicion.since = now
             self._witness(suspicion, peer, observer, now, carried=carried, refused=refused)
             return []
-        record.suspicion = Suspicion(since=now, bases={observer: basis})
+        record.suspicion = Suspicion(
+            since=now, bases={observer: basis}, network=self._awareness.network
+        )
         if signed is not None:
             record.suspicion.signed[observer] = signed
         if carried:

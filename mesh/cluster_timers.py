@@ -78,8 +78,10 @@ class Timers:
 
     def _deadline(self, record: MemberRecord, suspicion: Suspicion, n: int, known: int) -> float:
         """Rule 8 on both sides: our local health, and the suspect's own word on its."""
-        theirs = self._awareness.multiplier_for(record.digest.local_health)
-        return suspicion.deadline(self.config, n, self._awareness.multiplier, theirs, known)
+        began = suspicion.network
+        mine = self._awareness.stretch(network_since=began)
+        theirs = self._awareness.stretch(network_since=began, reported=record.digest.local_health)
+        return suspicion.deadline(self.config, n, mine, theirs, known)
 
     def next_deadline(self) -> float | None:
         """The earliest time at which ``tick`` would do something, for a timer-driven

@@ -60,6 +60,8 @@ class Suspicion:
     said_refused: bool = False  # we published a notice saying our dial was refused
     # Our own ping or dial reached it during this suspicion: no witness counts any more.
     listening: bool = False
+    # Our network score when it began (mesh.awareness): its deadline never shrinks below it.
+    network: int = 0
 
     def held(self) -> bool:
         """Resting on carried notices alone: no deadline (rule 12)."""

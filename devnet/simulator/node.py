@@ -313,7 +313,7 @@ class SimNode:
                     self._rechecks.missed(name, self.now)
                     self._dial_back(peer)
 
-            self._ping(peer, checked)
+            self._ping(peer, checked, scored=False)
         else:
             self._dial_back(peer)
 
@@ -343,7 +343,9 @@ class SimNode:
         after = next_tick(self.wall, self.ping_interval, tick, scale)
         self.later(max(0.0, after * self.ping_interval - self.wall), lambda: self._ping_next(after))
 
-    def _ping(self, peer: int, done: Callable[[bool], None], scale: int = 1) -> None:
+    def _ping(
+        self, peer: int, done: Callable[[bool], None], scale: int = 1, *, scored: bool = True
+    ) -> None:
         """One ping within ``scale`` times the peer's timeout; its outcome teaches the
         timing, whose score the view hears (LinkPinger._probe, ViewTimers)."""
         name = self.cluster.peer_id(peer)
@@ -358,7 +360,9 @@ class SimNode:
 
         def outcome(ok: bool) -> None:
             if ok:
-                self.timing.answered(name, self.now - began)
+                # LinkPinger: round-robin answers of members only.
+                scored_here = scored and self.view.knows(name)
+                self.timing.answered(name, self.now - began, scored=scored_here)
             else:
                 self.timing.unanswered(name)
             self.view.set_network_health(self.timing.score)

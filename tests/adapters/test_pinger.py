@@ -232,6 +232,47 @@ async def test_timing_that_does_not_measure_keeps_the_fixed_timeout_and_counts_l
     assert answered_late > 1 and answered_late - 1 <= pinger.network_score() <= answered_late
 
 
+async def test_strangers_and_out_of_turn_answers_leave_the_score_alone(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    # A stranger answering late on purpose, or a suspect pinged out of turn (slow by
+    # selection, and chosen by whoever got a suspicion published), must not stretch our
+    # verdicts on everybody else.
+    member, stranger = PEERS[:2]
+    pinger, pinged = pinger_for(FakeNetwork([member, stranger]), {}, rtts={stranger: 0.8})
+    pinger.timing = LinkTiming(floor=0.5, ceiling=2.0, slow=0.2, measures=False)
+    pinger.scored = lambda peer: peer == member.to_base58()
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(pinger.run)
+        await trio.sleep(5)
+        nursery.cancel_scope.cancel()
+    assert pinged.count(stranger) > 2 and pinger.network_score() == 0
+    pinger.scored = lambda _peer: True
+    for _ in range(3):
+        assert await pinger.probe_now(stranger.to_base58()) is True
+    assert pinger.network_score() == 0
+
+
+async def test_answers_read_while_our_own_loop_lags_leave_the_score_alone(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    # Late by our own lag, not the network's: a node starting beside many others must not
+    # stretch its verdicts on everybody for its own slowness.
+    laggard = PEERS[0]
+    pinger, pinged = pinger_for(FakeNetwork([laggard]), {}, rtts={laggard: 0.8})
+    pinger.timing = LinkTiming(floor=0.5, ceiling=2.0, slow=0.2, measures=False)
+    lagging = [True]
+    pinger.lagging = lambda: lagging[0]
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(pinger.run)
+        await trio.sleep(3)
+        assert pinged and pinger.network_score() == 0
+        lagging[0] = False
+        await trio.sleep(3)
+        assert pinger.network_score() > 0
+        nursery.cancel_scope.cancel()
+
+
 async def test_without_timing_every_ping_waits_the_fixed_timeout(
     autojump_clock: trio.abc.Clock,
 ) -> None:

@@ -806,6 +806,25 @@ def test_a_noisy_network_stretches_timeouts_but_our_evidence_stands() -> None:
     assert state(view) is DEAD
 
 
+def test_a_suspicion_keeps_the_network_score_it_began_under() -> None:
+    # The score moves with every ping answer: a suspicion opened under loss must not find
+    # its deadline past when a few answers come in time.
+    view = cluster(X, B, C, config=QUIET)
+    view.set_network_health(2)
+    view.on_ping_failed(X, 0.0)
+    view.on_suspect_notice(notice(B, X), 0.0)
+    view.on_suspect_notice(notice(C, X), 0.0)  # 4 s, times 3
+    view.set_network_health(0)
+    view.tick(11.99)
+    assert state(view) is SUSPECT
+    assert view.next_deadline() == pytest.approx(12.0)
+    view.set_network_health(3)  # a noisier network still stretches it further
+    view.tick(15.99)
+    assert state(view) is SUSPECT
+    view.tick(16.0)
+    assert state(view) is DEAD
+
+
 def test_network_and_local_health_add_up_to_the_cap() -> None:
     view = ClusterView(ME, CFG)
     view.set_network_health(1)

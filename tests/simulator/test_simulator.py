@@ -109,7 +109,7 @@ def test_a_frozen_node_is_dead_everywhere_but_not_before_it_could_refute() -> No
     result = _run("freeze")
     assert len(result.seen) == 9
     # A frozen kernel refuses nothing: a ping fails at the kernel's word (0.75 s), then
-    # the suspicion's minimum (1.5 s at 10 members) gives a live peer time to refute.
+    # the suspicion's minimum (1.0 s at 10 members) gives a live peer time to refute.
     early = P2PConfig.ping_early_after
     assert early is not None
     assert min(result.seen) >= early + production().suspicion_timeout(10, 2)
