@@ -29,7 +29,7 @@ only, not a stranger's nor a suspect's pinged out of turn, so only a majority of
 members answering late stretches our verdicts (``max_score`` bounds how far).
 
 ``measures`` False keeps every ping at the fixed timeout (the ceiling) and uses the answers
-for the score alone, as the node ships (``P2PConfig.ping_network_awareness``); measured
+for the score alone (``P2PConfig.ping_network_awareness``, off as the node ships); measured
 timeouts always come with the score.
 
 Pure: times come in as arguments. Bounded: one entry per peer answered, at most

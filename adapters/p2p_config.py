@@ -126,15 +126,16 @@ class P2PConfig:
     # within 60 s (make bench, 2026-12-03). MEASURED_PING_FLOOR is the value tried.
     ping_timeout_floor: float | None = None
     ping_slow_answer: float = 0.2
-    # Each late answer (after ping_slow_answer) stretches the cluster view's suspicion
-    # and silence timeouts by one more multiple and each timely one takes one away
-    # (Lifeguard's awareness fed by probe outcomes, adapters/link_timing.py,
-    # ClusterView.set_network_health), with or without measured
-    # timeouts. It is what lets production's suspicion be short on a quiet network
-    # (mesh/cluster_config.py, suspicion_mult) and long under loss or load: a retransmit
-    # (200 ms at least) or a loaded peer makes an answer late. Unanswered pings do not
-    # count, so a frozen peer does not slow its own verdict.
-    ping_network_awareness: bool = True
+    # True: each late answer (after ping_slow_answer) of a member's round-robin ping
+    # stretches the cluster view's suspicion and silence timeouts by one more multiple
+    # and each timely one takes one away (Lifeguard's awareness fed by probe outcomes,
+    # adapters/link_timing.py, ClusterView.set_network_health), with or without measured
+    # timeouts; not while our own loop lags. Off by default: on the bench (2026-12-04,
+    # 20 nodes on two cores) every kill, restart and freeze loaded the nodes enough to
+    # make answers late, so the very events we time stretched the timeouts: a freeze
+    # was seen in 4.8-8.8 s instead of 2.2 s, a kill in 1.3-2.5 s instead of 0.6.
+    # Measured timeouts (ping_timeout_floor) always feed the score.
+    ping_network_awareness: bool = False
     # Seconds after which an unanswered ping fails when our kernel says the peer's kernel
     # acknowledged it, nothing waits unread on our side and the connection has not
     # retransmitted for ping_clean_for seconds (adapters/tcp_witness.py): the peer's

@@ -67,15 +67,16 @@ class SimNode:
         self.rng = rng
         self.ping_interval = ping_interval
         self.ping_timeout = ping_timeout
-        # Late answers stretch the view's timeouts (adapters/link_timing.py, the real
-        # class), as the node ships (P2PConfig.ping_network_awareness); measured ping
-        # timeouts only when the scenario asks for them (Settings.ping_floor).
+        # Measured ping timeouts and the late answers' network score (adapters/
+        # link_timing.py, the real class) when the scenario asks for them
+        # (Settings.ping_floor); the node ships without either.
         self.timing = LinkTiming(
             floor=ping_timeout if ping_floor is None else ping_floor,
             ceiling=ping_timeout,
             slow=P2PConfig.ping_slow_answer,
             measures=ping_floor is not None,
         )
+        self.scores = ping_floor is not None or P2PConfig.ping_network_awareness
         self.view = ClusterView(self.peer_id, config)
         self.router = Router(index, cluster.wire, params, rng, self._validate, self._mesh_added)
         self.life = Life.DOWN
@@ -365,7 +366,8 @@ class SimNode:
                 self.timing.answered(name, self.now - began, scored=scored_here)
             else:
                 self.timing.unanswered(name)
-            self.view.set_network_health(self.timing.score)
+            if self.scores:
+                self.view.set_network_health(self.timing.score)
             done(ok)
 
         early = None if starved_peer else P2PConfig.ping_early_after

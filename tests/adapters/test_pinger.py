@@ -216,8 +216,8 @@ async def test_measured_timeouts_fail_a_frozen_peer_at_the_floor(
 async def test_timing_that_does_not_measure_keeps_the_fixed_timeout_and_counts_late_answers(
     autojump_clock: trio.abc.Clock,
 ) -> None:
-    # As the node ships (P2PConfig.ping_network_awareness, no ping_timeout_floor): late
-    # answers stretch the view's timeouts, every ping waits the pinger's own timeout.
+    # P2PConfig.ping_network_awareness without ping_timeout_floor: late answers stretch
+    # the view's timeouts, every ping waits the pinger's own timeout.
     laggard = PEERS[0]
     waited: list[float] = []
     pinger, pinged = pinger_for(FakeNetwork([laggard]), {}, rtts={laggard: 0.8}, waited=waited)

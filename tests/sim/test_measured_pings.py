@@ -1,8 +1,8 @@
 """Measured ping timeouts on real nodes (``adapters/link_timing.py``), and production's
 patience with a slow node.
 
-Late answers stretch the view's timeouts as the node ships; with measured timeouts
-(``P2PConfig.ping_timeout_floor``; off as the node ships) a node
+Late answers stretch the view's timeouts where the network score is on; with measured
+timeouts (``P2PConfig.ping_timeout_floor``; both off as the node ships) a node
 waits for each peer's ping answer as long as that peer's own answers say (srtt + 4 rttvar,
 from the floor up to 2 s): a frozen process is failed at the floor. The observers run in
 this test's event loop, the watched node in a process of its own.
@@ -50,13 +50,20 @@ async def test_a_frozen_node_is_failed_at_its_measured_timeout(mesh_network) -> 
 
 
 async def test_late_answers_stretch_the_observers_timeouts(mesh_network) -> None:
-    # As the node ships (P2PConfig.ping_network_awareness): the answers of a node that
-    # runs one second in three come late, and the view of its observer, which pings no
-    # one else, gives every suspicion and silence more time (production's suspicion is
-    # short only on a quiet network).
+    # With the network score on (P2PConfig.ping_network_awareness, as p2p_node builds
+    # it): the answers of a node that runs one second in three come late, and the view
+    # of its observer, which pings no one else, gives every suspicion and silence more
+    # time.
     net = await mesh_network(1, processes=1, profile="production", inprocess_ping_timeout=None)
     slow, observers = net.nodes[1], net.nodes[:1]
-    assert all(not n.handle.p2p.pinger.timing.measures for n in observers)  # type: ignore[union-attr]
+    for node in observers:
+        assert node.handle is not None and node.handle.p2p.pinger.timing is None  # off
+        node.handle.p2p.pinger.timing = LinkTiming(
+            floor=P2PConfig.ping_timeout,
+            ceiling=P2PConfig.ping_timeout,
+            slow=P2PConfig.ping_slow_answer,
+            measures=False,
+        )
 
     def stretched(_: object) -> bool:
         # The observer's own loop keeps time here, so only the network score can raise it.
