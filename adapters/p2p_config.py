@@ -133,7 +133,7 @@ class P2PConfig:
     # timeouts; not while our own loop lags. Off by default: on the bench (2026-12-04,
     # 20 nodes on two cores) every kill, restart and freeze loaded the nodes enough to
     # make answers late, so the very events we time stretched the timeouts: a freeze
-    # was seen in 4.8-8.8 s instead of 2.2 s, a kill in 1.3-2.5 s instead of 0.6.
+    # was seen in 4.8-8.8 s instead of 2.5 s, a kill in 1.3-2.5 s instead of 0.7.
     # Measured timeouts (ping_timeout_floor) always feed the score.
     ping_network_awareness: bool = False
     # Seconds after which an unanswered ping fails when our kernel says the peer's kernel
