@@ -69,14 +69,17 @@ class SimNode:
         self.ping_timeout = ping_timeout
         # Measured ping timeouts and the late answers' network score (adapters/
         # link_timing.py, the real class) when the scenario asks for them
-        # (Settings.ping_floor); the node ships without either.
-        self.timing = LinkTiming(
-            floor=ping_timeout if ping_floor is None else ping_floor,
-            ceiling=ping_timeout,
-            slow=P2PConfig.ping_slow_answer,
-            measures=ping_floor is not None,
+        # (Settings.ping_floor), as P2PNode builds them; the node ships without either.
+        self.timing = (
+            LinkTiming(
+                floor=ping_timeout if ping_floor is None else ping_floor,
+                ceiling=ping_timeout,
+                slow=P2PConfig.ping_slow_answer,
+                measures=ping_floor is not None,
+            )
+            if ping_floor is not None or P2PConfig.ping_network_awareness
+            else None
         )
-        self.scores = ping_floor is not None or P2PConfig.ping_network_awareness
         self.view = ClusterView(self.peer_id, config)
         self.router = Router(index, cluster.wire, params, rng, self._validate, self._mesh_added)
         self.life = Life.DOWN
@@ -350,7 +353,7 @@ class SimNode:
         """One ping within ``scale`` times the peer's timeout; its outcome teaches the
         timing, whose score the view hears (LinkPinger._probe, ViewTimers)."""
         name = self.cluster.peer_id(peer)
-        timeout = self.timing.timeout(name)
+        timeout = self.ping_timeout if self.timing is None else self.timing.timeout(name)
         timeout *= scale
         # LinkPinger.patient: a peer whose digest says it is starved gets more time and
         # no early verdict.
@@ -360,13 +363,13 @@ class SimNode:
         began = self.now
 
         def outcome(ok: bool) -> None:
-            if ok:
-                # LinkPinger: round-robin answers of members only.
-                scored_here = scored and self.view.knows(name)
-                self.timing.answered(name, self.now - began, scored=scored_here)
-            else:
-                self.timing.unanswered(name)
-            if self.scores:
+            if self.timing is not None:
+                if ok:
+                    # LinkPinger: round-robin answers of members only.
+                    scored_here = scored and self.view.knows(name)
+                    self.timing.answered(name, self.now - began, scored=scored_here)
+                else:
+                    self.timing.unanswered(name)
                 self.view.set_network_health(self.timing.score)
             done(ok)
 
