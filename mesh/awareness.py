@@ -13,7 +13,9 @@ from the event-loop lag check, that scales every timeout of the view. Rule 8 of
    Our digests carry s (``HealthDigest.local_health``), and a suspicion of a member is
    stretched by the s its last digest reported, added to our own multiplier: a starved
    member answers pings late, which on a clean link looks like a frozen one, and needs the
-   time to refute. A member can only slow the verdict on itself.
+   time to refute. A member can only slow the verdict on itself. A member whose digest
+   says it is starting is taken to report at least ``ClusterConfig.starting_health``
+   (``reported_health``): it is as busy as a starved one, if not for as long.
 
 A second score, the network's (0 up to ``awareness_max - 1``), comes from how late our
 pings are answered (``adapters.link_timing``): it stretches the same timeouts, so the
@@ -38,9 +40,19 @@ This class only keeps the scores; what the view does with it is ``mesh.cluster_s
 
 from __future__ import annotations
 
+from mesh.messages import HealthDigest
+from mesh.model import Status
 from mesh.self_doubt import SelfDoubt
 
-__all__ = ["Awareness"]
+__all__ = ["Awareness", "reported_health"]
+
+
+def reported_health(digest: HealthDigest, starting_health: int) -> int:
+    """The local health a member's digest stands for: what it says, and while it says it
+    is starting at least ``starting_health``. Both come from its own signed digest."""
+    if digest.status is Status.STARTING:
+        return max(digest.local_health, starting_health)
+    return digest.local_health
 
 
 class Awareness:

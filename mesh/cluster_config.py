@@ -173,6 +173,16 @@ class ClusterConfig:
     # Lifeguard's local health multiplier, S (IV-A; memberlist's AwarenessMaxMultiplier):
     # while this node is itself starved its timeouts are multiplied by up to this much.
     awareness_max: int = 8
+    # The local health a member is taken to report while its own digest says it is starting
+    # (Status.STARTING: its first checks still running). A process is busiest then, with
+    # imports, dials, handshakes and first probes, and on a shared host it answers pings
+    # late while staying below the lag that makes it call itself starved: a 30-node devnet
+    # on two cores lost a starting node to a fourth suspicion it refuted 0.4 s too late
+    # (2026-12-04). A suspicion of it lasts this many multiples longer and the pinger is
+    # patient with it, as with a starved member; only its own signed word says so. 0 turns
+    # it off. Its digests say healthy a few seconds after start, so a node that is frozen
+    # later is found as fast as any other.
+    starting_health: int = 2
     # Seconds our failed pings and refutations count towards self-doubt (mesh.self_doubt):
     # each alive member failed beyond the first, and each member we refuted, adds one multiple
     # to the pinger's interval and timeout (not to these timeouts).
@@ -245,6 +255,7 @@ class ClusterConfig:
             "suspicion_confirmations": 0,
             "refusal_witnesses": 0,
             "awareness_max": 1,
+            "starting_health": 0,
             "history_per_member": 1,
             "history_size": 1,
             "max_members": 2,
@@ -255,6 +266,11 @@ class ClusterConfig:
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
                 raise ConfigError(f"cluster {name} must be an integer >= {minimum}, got {value!r}")
+        if self.starting_health > MAX_AWARENESS - 1:
+            raise ConfigError(
+                f"cluster starting_health must be at most {MAX_AWARENESS - 1},"
+                f" got {self.starting_health}"
+            )
         if self.awareness_max > MAX_AWARENESS:
             raise ConfigError(
                 f"cluster awareness_max must be at most {MAX_AWARENESS}, got {self.awareness_max}"

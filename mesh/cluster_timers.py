@@ -14,7 +14,7 @@ A forgotten member's tombstone expires here too (rule 1).
 
 from __future__ import annotations
 
-from mesh.awareness import Awareness
+from mesh.awareness import Awareness, reported_health
 from mesh.cluster_events import Event
 from mesh.cluster_roster import MemberRecord, Roster
 from mesh.cluster_suspicions import Suspicions
@@ -80,7 +80,8 @@ class Timers:
         """Rule 8 on both sides: our local health, and the suspect's own word on its."""
         began = suspicion.network
         mine = self._awareness.stretch(network_since=began)
-        theirs = self._awareness.stretch(network_since=began, reported=record.digest.local_health)
+        reported = reported_health(record.digest, self.config.starting_health)
+        theirs = self._awareness.stretch(network_since=began, reported=reported)
         return suspicion.deadline(self.config, n, mine, theirs, known)
 
     def next_deadline(self) -> float | None:

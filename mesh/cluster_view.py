@@ -81,7 +81,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from types import MappingProxyType
 
-from mesh.awareness import Awareness
+from mesh.awareness import Awareness, reported_health
 from mesh.certificate import MemberCertificate
 from mesh.cluster_config import ClusterConfig
 from mesh.cluster_events import Event, Outcome
@@ -328,9 +328,12 @@ class ClusterView:
         return peer in self._roster.records
 
     def reported_health(self, peer: str) -> int:
-        """The local health ``peer``'s last digest reported (0 for a stranger)."""
+        """The local health ``peer``'s last digest reported, at least starting_health while
+        it says it is starting (``mesh.awareness.reported_health``; 0 for a stranger)."""
         record = self._roster.records.get(peer)
-        return 0 if record is None else record.digest.local_health
+        if record is None:
+            return 0
+        return reported_health(record.digest, self.config.starting_health)
 
     def certificate(self, peer: str) -> MemberCertificate | None:
         """The certificate ``peer``'s last digest showed (None for a stranger or none)."""

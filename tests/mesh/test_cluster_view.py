@@ -250,6 +250,9 @@ def test_presets_meet_the_detection_targets() -> None:
         {"suspicion_mult": 0},
         {"awareness_max": 0},
         {"awareness_max": 66},  # its digests would carry a local health peers reject
+        {"starting_health": -1},
+        {"starting_health": 65},
+        {"starting_health": True},
         {"suspicion_confirmations": -1},
         {"min_publish_interval": -0.1},
         {"max_message_age": 10.0, "max_clock_skew": 20.0},
