@@ -15,7 +15,7 @@ A forgotten member's tombstone expires here too (rule 1).
 from __future__ import annotations
 
 from mesh.awareness import Awareness, reported_health
-from mesh.cluster_events import Event
+from mesh.cluster_events import Event, PublishSuspect
 from mesh.cluster_roster import MemberRecord, Roster
 from mesh.cluster_suspicions import Suspicions
 from mesh.cluster_transitions import ALIVE, DEAD, LEFT, SUSPECT, Cause
@@ -48,8 +48,11 @@ class Timers:
             suspicion = record.suspicion
             if record.state is not SUSPECT or suspicion is None:
                 continue
-            # Rule 12: carried notices alone make nobody dead.
-            if suspicion.held() or now < self._deadline(record, suspicion, n, known):
+            if suspicion.held():
+                continue  # rule 12: carried notices alone make nobody dead
+            deadline = self._deadline(record, suspicion, n, known)
+            if now < deadline:
+                events += self._repeat(peer, suspicion, deadline, now)
                 continue
             # Rule 8: a starved node does not condemn others on its own timing alone.
             if self._awareness.starved and suspicion.rests_on_timing_of(self.self_id):
@@ -75,6 +78,15 @@ class Timers:
             if now >= expires:
                 del self._roster.tombstones[peer]
         return events
+
+    def _repeat(self, peer: str, suspicion: Suspicion, deadline: float, now: float) -> list[Event]:
+        """Our lone suspicion's notice once more, if it is time (module docstring)."""
+        repeat = suspicion.repeat_at(deadline)
+        basis = suspicion.bases.get(self.self_id)
+        if repeat is None or now < repeat or basis is None:
+            return []
+        suspicion.repeated = True
+        return [PublishSuspect(peer, basis, refused=suspicion.said_refused)]
 
     def _deadline(self, record: MemberRecord, suspicion: Suspicion, n: int, known: int) -> float:
         """Rule 8 on both sides: our local health, and the suspect's own word on its."""
@@ -106,7 +118,9 @@ class Timers:
                     self._awareness.starved and suspicion.rests_on_timing_of(self.self_id)
                 )
                 if not held:
-                    times.append(self._deadline(record, suspicion, n, known))
+                    deadline = self._deadline(record, suspicion, n, known)
+                    repeat = suspicion.repeat_at(deadline)
+                    times.append(deadline if repeat is None else min(repeat, deadline))
             elif record.state is DEAD:
                 times.append(record.state_since + self.config.dead_forget_after)
             elif record.state is LEFT:

@@ -62,10 +62,22 @@ class Suspicion:
     listening: bool = False
     # Our network score when it began (mesh.awareness): its deadline never shrinks below it.
     network: int = 0
+    # Our notice went out a second time (``mesh.cluster_timers``: a lone suspicion).
+    repeated: bool = False
 
     def held(self) -> bool:
         """Resting on carried notices alone: no deadline (rule 12)."""
         return bool(self.carried) and self.carried >= self.bases.keys()
+
+    def repeat_at(self, deadline: float) -> float | None:
+        """When our notice goes out once more (``mesh.cluster_timers``), or None: only a
+        suspicion we published and nobody confirmed, halfway to ``deadline``; not after a
+        refused dial (nothing listens: the grace is short and a refutation unlikely)."""
+        if self.repeated or self.quiet or self.confirmations() or not self.local:
+            return None
+        if self.refused_at is not None:
+            return None
+        return self.since + (deadline - self.since) / 2
 
     def confirmations(self) -> int:
         return max(0, len(self.bases) - 1)

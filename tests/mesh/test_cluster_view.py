@@ -1503,7 +1503,10 @@ def test_next_deadline_follows_the_timers() -> None:
     view = cluster(X)
     assert view.next_deadline() == 3.0  # X's silence (ours is never checked)
     view.on_disconnected(X, 1.0)
-    assert view.next_deadline() == 5.0  # suspected at 1.0, n = 2: 4 s
+    # Suspected at 1.0, n = 2: 4 s; our lone notice goes out again halfway.
+    assert view.next_deadline() == 3.0
+    view.tick(3.0)
+    assert view.next_deadline() == 5.0
     view.tick(4.99)
     assert state(view) is SUSPECT
     view.tick(5.0)
