@@ -2,7 +2,9 @@
 
 Prints one row per combination of ``--nodes``, ``--loss`` and ``--seed`` (each may list
 several, comma-separated). The table depends on the seed alone; ``--cpu`` adds what the run
-cost this host (not reproducible, so printed after the table).
+cost this host (not reproducible, so printed after the table). ``--sample S`` runs only S
+nodes with a view (the victim among them) and the others as light nodes
+(``devnet.simulator.light``): the figures are the S full nodes'.
 """
 
 from __future__ import annotations
@@ -52,8 +54,16 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="no admission policy: a refused dial counts only for the node that dialled",
     )
+    parser.add_argument(
+        "--sample",
+        type=int,
+        default=0,
+        help="nodes with a view, the rest light nodes (0: all); not for join nor --devnet",
+    )
     parser.add_argument("--cpu", action="store_true", help="also print the host's cost")
     args = parser.parse_args(argv)
+    if args.sample and (args.scenario == "join" or args.devnet):
+        parser.error("--sample needs a warm start: not for join, nor with --devnet")
     rows = []
     costs = []
     for nodes, loss, seed in itertools.product(args.nodes, args.loss, args.seed):
@@ -71,6 +81,7 @@ def main(argv: list[str] | None = None) -> int:
             one_host=args.devnet,
             chain=args.devnet,
             cold=args.devnet and args.scenario in ("crash", "freeze", "leave"),
+            sample=args.sample,
         )
         started = time.perf_counter()
         result = run(settings)
@@ -79,6 +90,11 @@ def main(argv: list[str] | None = None) -> int:
         rows.append(row(result, deep_size(view) if view is not None else 0))
         costs.append(f"{nodes} nodes, loss {loss:g}: {elapsed:.1f} s wall, {result.events} events")
     print(table(rows))
+    if any(args.sample and args.sample < nodes for nodes in args.nodes):
+        print(
+            f"\nSampled: every figure is over the {args.sample} full nodes (a view each); the"
+            " others are light nodes (devnet/simulator/light.py)."
+        )
     if args.cpu:
         for line in costs:
             print(line)

@@ -7,6 +7,9 @@ reset), answers dial-backs (refused where nothing listens any more, open where a
 lives or is frozen, no answer across a partition) and carries pings and pulls. Everything
 a node receives goes through ``SimNode.run``, so a frozen node holds it and a starved one
 runs it late.
+
+In a sampled run (``full`` given) only the nodes of ``full`` are ``SimNode``s with a view;
+the others are ``LightNode``s (``devnet.simulator.light``), the same to this kernel.
 """
 
 from __future__ import annotations
@@ -14,12 +17,13 @@ from __future__ import annotations
 import functools
 import hashlib
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 
 from adapters.gossip_tuning import GossipTuning
 from devnet.simulator.events import EventLoop
 from devnet.simulator.kernel import Life
 from devnet.simulator.keys import identity, shared_verifier
+from devnet.simulator.light import LightNode
 from devnet.simulator.network import LinkModel, Network
 from devnet.simulator.node import SimNode
 from devnet.simulator.overlay import GossipParams, Packet, Router
@@ -27,7 +31,7 @@ from mesh.cluster_config import ClusterConfig
 from mesh.cluster_transitions import Transition
 from mesh.snapshot_codec import PullAsk, pull_request
 
-__all__ = ["Cluster", "Observer"]
+__all__ = ["Cluster", "Host", "Observer"]
 
 WALL0 = 1_790_000_000.0  # the virtual epoch: wire dates must look like real Unix times
 HANDSHAKE_RTTS = 3  # TCP, multistream-select + Noise, yamux + identify
@@ -37,6 +41,7 @@ KAD_K = 20
 KAD_ALPHA = 10
 
 Observer = Callable[[int, Transition], None]
+Host = SimNode | LightNode
 
 
 class _Wire:
@@ -74,6 +79,7 @@ class Cluster:
         ping_timeout: float,
         ping_floor: float | None = None,
         one_host: bool = False,
+        full: Collection[int] | None = None,
     ) -> None:
         # Every node at one IP (the devnet's 127.0.0.1): meetings go one host at a time.
         self.one_host = one_host
@@ -86,27 +92,24 @@ class Cluster:
         self.observers: list[Observer] = []
         self._kad_keys: dict[int, int] = {}
         self._mid = 0
-        self.nodes = [
-            SimNode(
-                i,
-                self,
-                identity(seed, i),
-                config,
-                tuning,
-                params,
-                random.Random(self.rng.random()),
-                ping_interval,
-                ping_timeout,
-                ping_floor,
-            )
-            for i in range(n)
-        ]
-        self._index = {node.peer_id: node.index for node in self.nodes}
+        # Every node, by index; ``nodes`` are those with a view (all, unless sampled).
+        self.hosts: list[Host] = []
+        keep = None if full is None else frozenset(full)
+        for i in range(n):
+            # One draw each, full or light: a sample keeps the unsampled run's seeds.
+            rng = random.Random(self.rng.random())
+            args = (i, self, identity(seed, i), config, tuning, params, rng)
+            if keep is None or i in keep:
+                self.hosts.append(SimNode(*args, ping_interval, ping_timeout, ping_floor))
+            else:
+                self.hosts.append(LightNode(*args, ping_interval, ping_timeout, n))
+        self.nodes = [host for host in self.hosts if isinstance(host, SimNode)]
+        self._index = {node.peer_id: node.index for node in self.hosts}
 
     # --- naming ----------------------------------------------------------------------------
 
     def peer_id(self, index: int) -> str:
-        return self.nodes[index].peer_id
+        return self.hosts[index].peer_id
 
     def index_of(self, peer_id: str) -> int:
         return self._index[peer_id]
@@ -127,13 +130,13 @@ class Cluster:
         dst: int,
         kind: str,
         size: int,
-        action: Callable[[SimNode], None],
+        action: Callable[[Host], None],
         count: int = 1,
     ) -> None:
-        node = self.nodes[dst]
+        node = self.hosts[dst]
         self.net.send(src, dst, kind, size, lambda: self._arrive(node, action), count)
 
-    def _arrive(self, node: SimNode, action: Callable[[SimNode], None]) -> None:
+    def _arrive(self, node: Host, action: Callable[[Host], None]) -> None:
         if node.lag > 0:
             node.later(0.0, lambda: action(node))
         else:
@@ -141,7 +144,7 @@ class Cluster:
 
     def connect(self, a: int, b: int) -> None:
         """``a`` dials ``b``; both hear of the connection once the handshake is done."""
-        if b in self.nodes[a].connected or not self._listening(b):
+        if b in self.hosts[a].connected or not self._listening(b):
             return
         delay = HANDSHAKE_RTTS * 2 * self.net.base_delay(a, b)
         if not self.net.reachable(a, b):
@@ -150,8 +153,8 @@ class Cluster:
 
     def _connected(self, a: int, b: int) -> None:
         if self._listening(a) and self._listening(b) and self.net.reachable(a, b):
-            self.nodes[a].run(lambda: self.nodes[a].on_connected(b))
-            self.nodes[b].run(lambda: self.nodes[b].on_connected(a))
+            self.hosts[a].run(lambda: self.hosts[a].on_connected(b))
+            self.hosts[b].run(lambda: self.hosts[b].on_connected(a))
 
     def kad_refresh(self, a: int) -> None:
         """The routing-table refresh a node runs once its bootstrap dial succeeded
@@ -161,7 +164,7 @@ class Cluster:
         are dial-back targets like any other. Simplified: the lookup knows every live node
         at once (it learns them from the responses in a few rounds)."""
         own = self.kad_key(a)
-        others = [b for b in range(len(self.nodes)) if b != a and self._listening(b)]
+        others = [b for b in range(len(self.hosts)) if b != a and self._listening(b)]
         others.sort(key=lambda b: own ^ self.kad_key(b))
         for rank, b in enumerate(others[:KAD_K]):
             rounds = 1 + rank // KAD_ALPHA
@@ -178,33 +181,33 @@ class Cluster:
 
     def wire_up(self, a: int, b: int) -> None:
         """An established connection (warm start), no handshake."""
-        self.nodes[a].wired(b)
-        self.nodes[b].wired(a)
+        self.hosts[a].wired(b)
+        self.hosts[b].wired(a)
 
     def _listening(self, index: int) -> bool:
-        return self.nodes[index].life in (Life.UP, Life.FROZEN)
+        return self.hosts[index].life in (Life.UP, Life.FROZEN)
 
     def exit(self, index: int, life: Life) -> None:
         """The process ends: its kernel closes every connection (peers hear it one link
         delay later) and refuses dials from now on."""
-        node = self.nodes[index]
+        node = self.hosts[index]
         node.life = life
         for peer in sorted(node.connected):
             self.net.signal(index, peer, functools.partial(self._hear_close, peer, index))
         node.connected.clear()
 
     def _hear_close(self, peer: int, gone: int) -> None:
-        node = self.nodes[peer]
+        node = self.hosts[peer]
         node.run(functools.partial(node.on_disconnected, gone))
 
     def freeze(self, index: int) -> None:
-        self.nodes[index].life = Life.FROZEN
+        self.hosts[index].life = Life.FROZEN
 
     # --- kernels' answers ------------------------------------------------------------------
 
     def dial(self, a: int, b: int, timeout: float, done: Callable[[int, bool], None]) -> None:
         """A plain TCP connect from ``a`` to ``b``: refused (True) where nothing listens."""
-        node = self.nodes[a]
+        node = self.hosts[a]
         if not self.net.reachable(a, b):
             node.later(timeout, lambda: done(b, False))
             return
@@ -215,7 +218,7 @@ class Cluster:
     def meet(self, a: int, b: int, timeout: float, done: Callable[[bool], None]) -> None:
         """A meeting: ``a`` dials ``b`` as a libp2p connection; ``done(True)`` once both
         sides hold it, ``done(False)`` when refused or after ``timeout``."""
-        node = self.nodes[a]
+        node = self.hosts[a]
         state = {"open": True}
 
         def finish(ok: bool) -> None:
@@ -249,7 +252,7 @@ class Cluster:
         retransmitted to ``b`` for ``clean_for`` and ``a`` is not behind itself
         (adapters/tcp_witness.py)."""
         state = {"open": True}
-        node = self.nodes[a]
+        node = self.hosts[a]
         landed: list[bool] = []
 
         def witness() -> None:
@@ -262,7 +265,7 @@ class Cluster:
             elif early is not None:
                 node.later(early, witness)
 
-        def answered(_: SimNode) -> None:
+        def answered(_: Host) -> None:
             if state["open"]:
                 state["open"] = False
                 timer.cancel()
@@ -276,7 +279,7 @@ class Cluster:
         timer = node.later(timeout, expire)
         if early is not None and early < timeout:
             node.later(early, witness)
-        target = self.nodes[b]
+        target = self.hosts[b]
 
         def arrive() -> None:
             landed.append(True)  # in b's kernel: acknowledged, whether b runs or not
@@ -288,10 +291,12 @@ class Cluster:
         """One page of ``b``'s view, as ``ask`` asks; ``done(None)`` when refused or
         unanswered."""
         state = {"open": True}
-        tuning = self.nodes[a].tuning
+        tuning = self.hosts[a].tuning
 
-        def answer(server: SimNode) -> None:
-            data = server.pulls.serve(a, ask)
+        def answer(server: Host) -> None:
+            data = (
+                server.pulls.serve(a, ask) if isinstance(server, SimNode) else server.serve(a, ask)
+            )
             self.send(b, a, "pull", len(data) if data else 0, lambda _: finish(data))
 
         def finish(data: bytes | None) -> None:
@@ -300,4 +305,4 @@ class Cluster:
                 done(data)
 
         self.send(a, b, "pull", len(pull_request(ask.after, ask.summary)), answer)
-        self.nodes[a].later(tuning.pull_timeout, lambda: finish(None))
+        self.hosts[a].later(tuning.pull_timeout, lambda: finish(None))

@@ -2,6 +2,7 @@
 
 Every figure in the table comes from virtual time and counts, never from the host's clock,
 so the same seed prints the same bytes. (Wall-clock cost is printed apart, by the CLI.)
+A sampled run's figures are its full nodes' only; its "nodes" cell says how many were full.
 """
 
 from __future__ import annotations
@@ -45,13 +46,13 @@ def _s(value: float | None) -> str:
 def row(result: Result, view_bytes: int) -> tuple[str, ...]:
     s = result.settings
     n = s.nodes
-    per = result.window * n
+    per = result.window * (result.full or n)  # over the measured (full) nodes
     gossip = result.by_kind.get("gossip", 0)
     rejected = ",".join(f"{k}:{v}" for k, v in sorted(result.rejected.items())) or "0"
     detection = s.scenario in ("crash", "freeze", "leave")
     return (
         s.scenario,
-        str(n),
+        str(n) if result.full in (0, n) else f"{n} ({result.full} full)",
         f"{s.loss * 100:g} %",
         str(s.seed),
         f"{len(result.seen)}/{result.observers}" if detection else "-",

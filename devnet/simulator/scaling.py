@@ -10,17 +10,26 @@ Every figure is the simulator's (virtual time and counts; a seed gives the same 
 any host), on the production presets. Traffic is the idle scenario's (a running cluster
 where nothing happens; the crash scenario's window where no idle run was made), per node
 and second, payload bytes (no TCP/IP headers).
+
+``--sample S`` runs the sizes above S with only S full nodes (a view each) and the rest as
+light nodes (``devnet.simulator.light``), so 10,000 nodes fit in memory; every figure of
+such a row is its full nodes', and the table says which rows were sampled. Joins need every
+node's view, so they are not run sampled. A view holds at most ``max_members`` (1,024 in
+the presets) and refuses the rest: beyond that many nodes, ``--max-members`` raises it.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import math
+import sys
 from pathlib import Path
 from typing import Any
 
 from devnet.simulator.scenarios import Result, Settings, run
+from mesh.cluster_config import production
 
 __all__ = ["SCENARIOS", "figures", "main", "memberlist_crash", "render"]
 
@@ -51,13 +60,15 @@ def memberlist_crash(n: int) -> float:
 def figures(result: Result) -> dict[str, Any]:
     """What the table keeps of one run."""
     s = result.settings
-    per = max(1e-9, result.window * s.nodes)
+    per = max(1e-9, result.window * (result.full or s.nodes))  # over the measured nodes
     return {
         "scenario": s.scenario,
         "nodes": s.nodes,
         "loss": s.loss,
         "seed": s.seed,
         "open": s.open,
+        "full": result.full or s.nodes,  # nodes with a view, the measured ones
+        "max_members": s.config.max_members,
         "seen": len(result.seen),
         "observers": result.observers,
         "p50": result.percentile(0.5),
@@ -128,6 +139,20 @@ def _render(entries: list[dict[str, Any]], *, judged: bool = True) -> str:
                 f"| {'-' if rest is None else format(rest['bytes'], ',.0f')} "
                 f"| {memberlist_suspicion(n):.0f} s | {memberlist_crash(n):.1f} s |"
             )
+    sampled = sorted({(e["nodes"], e.get("full", e["nodes"])) for e in entries})
+    if any(full < n for n, full in sampled):
+        rows = ", ".join(f"{n:,} nodes with {full} full" for n, full in sampled if full < n)
+        lines += ["", f"Sampled rows, figures over their full nodes only: {rows}."]
+    capped = sorted(
+        {
+            (e["nodes"], e["max_members"])
+            for e in entries
+            if e.get("max_members", 2**31) < e["nodes"]
+        }
+    )
+    if capped:
+        rows = ", ".join(f"{m:,} members at {n:,} nodes" for n, m in capped)
+        lines += ["", f"Views full (the rest refused, VIEW_FULL): {rows}."]
     if not judged:
         return "\n".join(lines)
     lines += ["", f"Anchor: {SCALECUBE}.", ""]
@@ -177,6 +202,10 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--open", action="store_true", help="no admission policy")
+    parser.add_argument("--sample", type=int, default=0, help="full nodes per run (0: all)")
+    parser.add_argument(
+        "--max-members", type=int, default=0, help="members a view holds (0: the preset's)"
+    )
     parser.add_argument("--out", type=Path, help="JSON file to add the figures to")
     parser.add_argument("--render", type=Path, help="print the table of a saved file and exit")
     args = parser.parse_args(argv)
@@ -190,12 +219,24 @@ def main(argv: list[str] | None = None) -> int:
             entries = json.loads(path.read_text(encoding="utf-8"))
         except ValueError as exc:
             parser.exit(2, f"{path} is not a scaling results file: {exc}\n")
+    config = production()
+    if args.max_members:
+        config = dataclasses.replace(config, max_members=args.max_members)
     if args.render is None:
         for scenario in args.scenarios:
             for n in args.nodes:
                 for loss in args.loss:
+                    if scenario == "join" and 0 < args.sample < n:
+                        print(f"join at {n} nodes skipped: joins are not sampled", file=sys.stderr)
+                        continue
                     settings = Settings(
-                        nodes=n, scenario=scenario, loss=loss, seed=args.seed, open=args.open
+                        nodes=n,
+                        scenario=scenario,
+                        loss=loss,
+                        seed=args.seed,
+                        open=args.open,
+                        sample=args.sample,
+                        config=config,
                     )
                     result = run(settings)
                     entry = figures(result)

@@ -11,18 +11,25 @@
 
 Every scenario counts false deaths (a node that is up, made dead in somebody's view) and
 the traffic of the scenario's window.
+
+Sampled (``sample`` S > 0): only S nodes run a view (``SimNode``), the victim among them,
+the rest chosen from the seed; the others are light nodes (``devnet.simulator.light``).
+Every figure is then over the S full nodes: observers, false deaths, traffic per node,
+publications, the election. Joins need every node's view (pulls), so they are not sampled.
 """
 
 from __future__ import annotations
 
 import functools
 import math
+import random
 from dataclasses import dataclass, field
 
 from adapters.gossip_tuning import GossipTuning
 from adapters.p2p_config import P2PConfig
 from devnet.simulator.cluster import HANDSHAKE_RTTS, KAD_K, Cluster
 from devnet.simulator.kernel import Life
+from devnet.simulator.light import Heard, LightNode
 from devnet.simulator.network import LinkModel
 from devnet.simulator.overlay import GossipParams
 from mesh.cluster_config import ClusterConfig, certified, production
@@ -66,6 +73,8 @@ class Settings:
     # Measured ping timeouts from this floor (P2PConfig.ping_timeout_floor; off as the node
     # ships), with the view's timeouts stretched by late answers.
     ping_floor: float | None = None
+    # Full nodes (a view each) in a sampled run; 0, or n or more: every node is full.
+    sample: int = 0
 
 
 @dataclass(slots=True)
@@ -89,6 +98,7 @@ class Result:
     events: int = 0
     admins: int = 0  # distinct admins the live nodes' views elect at the end (1: agreed)
     sample_view: object = None  # one observer's ClusterView, for the memory figure
+    full: int = 0  # the nodes measured: those with a view (all of them, unless sampled)
 
     def percentile(self, q: float) -> float | None:
         """Nearest-rank percentile over all observers; None if any never saw it."""
@@ -96,6 +106,29 @@ class Result:
             return None
         ordered = sorted(self.seen)
         return ordered[max(0, math.ceil(q * len(ordered)) - 1)]
+
+
+def sampled(settings: Settings) -> frozenset[int] | None:
+    """The full nodes of a sampled run (None: all): the victim and ``sample - 1`` others
+    drawn from the seed, apart from the cluster's own draws (a sampled run keeps the
+    unsampled run's links, victim and seeds)."""
+    n, size = settings.nodes, settings.sample
+    if size <= 0 or size >= n:
+        return None
+    if settings.cold or settings.scenario == "join":
+        raise ValueError("sampling needs a warm start: not for join, nor --devnet's runs")
+    keep = {_victim(settings)}
+    rest = [i for i in range(n) if i not in keep]
+    return frozenset(keep | set(random.Random(f"sample/{settings.seed}").sample(rest, size - 1)))
+
+
+def _victim(settings: Settings) -> int:
+    """The victim ``run`` draws: the cluster's rng after the network's seed and the nodes'
+    (``Cluster.__init__``); ``run`` checks that it is so."""
+    rng = random.Random(settings.seed)
+    for _ in range(settings.nodes + 1):
+        rng.random()
+    return rng.randrange(settings.nodes)
 
 
 def build(settings: Settings) -> Cluster:
@@ -111,6 +144,7 @@ def build(settings: Settings) -> Cluster:
         ping_timeout=P2PConfig.ping_timeout,
         ping_floor=settings.ping_floor,
         one_host=settings.one_host,
+        full=sampled(settings),
     )
 
 
@@ -119,18 +153,18 @@ def warm_start(cluster: Cluster, links: int) -> None:
     random connections, and every view fed every member's first signed digest
     (``ClusterView.on_gossip``) at virtual times the join gate admits (``join_burst`` at
     once, then ``join_rate`` a second), all before time 0. Refresh phases are spread."""
-    nodes = cluster.nodes
-    n = len(nodes)
-    for node in nodes:
-        node.life = Life.UP
-        node.start_clock()
+    hosts = cluster.hosts
+    n = len(hosts)
+    for host in hosts:
+        host.life = Life.UP
+        host.start_clock()
     statements = []
-    for node in nodes:
-        digest = node.publisher.next_digest()
-        statements.append((digest, node.ident.seal(encode_gossip(digest))))
-    cfg = nodes[0].config
+    for host in hosts:
+        digest = host.next_digest() if isinstance(host, LightNode) else host.publisher.next_digest()
+        statements.append((digest, host.ident.seal(encode_gossip(digest))))
+    cfg = hosts[0].config
     span = max(0.0, (n - cfg.join_burst) / cfg.join_rate) + 1.0
-    for node in nodes:
+    for node in cluster.nodes:
         own, raw = statements[node.index]
         node.view.on_gossip(own, -span, b"")
         node.view.record_statement(own, raw)
@@ -139,14 +173,17 @@ def warm_start(cluster: Cluster, links: int) -> None:
             at = -span + max(0.0, (j - cfg.join_burst + 1) / cfg.join_rate) + 1e-6
             node.view.on_gossip(digest, at, raw)
     cluster.net.counting = False
-    for node in nodes:
+    for host in hosts:
         for peer in cluster.rng.sample(range(n), min(n - 1, links + 1)):
-            if peer != node.index and peer not in node.connected:
-                cluster.wire_up(node.index, peer)
+            if peer != host.index and peer not in host.connected:
+                cluster.wire_up(host.index, peer)
     _kad_links(cluster)
     _met_already(cluster)
-    for node in nodes:
-        node.run_timers(refresh_phase=True)
+    for host in hosts:
+        if isinstance(host, LightNode):
+            # What it heard of its links before time 0: their first digests.
+            host.heard.update((peer, Heard(statements[peer][0].key)) for peer in host.met)
+        host.run_timers(refresh_phase=True)
 
 
 def _kad_links(cluster: Cluster) -> None:
@@ -154,14 +191,14 @@ def _kad_links(cluster: Cluster) -> None:
     ``KAD_K`` nodes closest to it by XOR distance. Approximated by the neighbours in the
     sorted order of the keys (XOR-closest keys share the longest prefix, so they sit near
     each other there), which keeps 10,000 nodes linear."""
-    n = len(cluster.nodes)
+    n = len(cluster.hosts)
     by_key = sorted(range(n), key=cluster.kad_key)
     for position, a in enumerate(by_key):
         own = cluster.kad_key(a)
         window = by_key[max(0, position - KAD_K) : position + KAD_K + 1]
         window.sort(key=lambda b: own ^ cluster.kad_key(b))
         for b in window[1 : KAD_K + 1]:
-            if b not in cluster.nodes[a].connected:
+            if b not in cluster.hosts[a].connected:
                 cluster.wire_up(a, b)
 
 
@@ -169,7 +206,7 @@ def _met_already(cluster: Cluster) -> None:
     """The links meetings leave in a cluster that has run a while: of each pair, the node
     whose id sorts first dialled the other while it linked fewer than ``meet_links``
     members (``adapters.meetings``), in no particular order."""
-    nodes = cluster.nodes
+    nodes = cluster.hosts
     limit = nodes[0].tuning.meet_links
     by_id = sorted(range(len(nodes)), key=lambda i: nodes[i].peer_id)
     order = list(range(len(nodes)))
@@ -192,10 +229,12 @@ def _met_already(cluster: Cluster) -> None:
 def run(settings: Settings) -> Result:
     cluster = build(settings)
     result = Result(settings)
-    nodes = cluster.nodes
+    nodes = cluster.hosts
+    full = cluster.nodes  # the measured nodes: every node, unless sampled
     n = len(nodes)
     cold = settings.cold or settings.scenario == "join"
     victim = cluster.rng.randrange(n)
+    assert len(full) == n or victim in {node.index for node in full}, "sampled() drew apart"
     if settings.cold:
         # The bench's victims: SIGKILL node2, SIGSTOP node3, SIGTERM node4 (1-based).
         victim = {"crash": 1, "freeze": 2, "leave": 3}.get(settings.scenario, victim) % n
@@ -239,9 +278,9 @@ def run(settings: Settings) -> Result:
         last_start = (n - 1) * settings.join_interval
         cluster.loop.run_until(
             last_start + 600.0,
-            stop=lambda: cluster.loop.now >= last_start and converged["count"] == n,
+            stop=lambda: cluster.loop.now >= last_start and converged["count"] == len(full),
         )
-        if converged["count"] == n:
+        if converged["count"] == len(full):
             result.converged_at = cluster.loop.now - last_start
         cluster.loop.run_until(cluster.loop.now + settings.after)
         clock["event_at"] = cluster.loop.now
@@ -252,7 +291,7 @@ def run(settings: Settings) -> Result:
         start = 0.0  # join's traffic is the join's: from the first start
     else:
         cluster.net.reset_tallies()  # the scenario's window only, not the warm-up
-        for node in nodes:
+        for node in full:
             node.publisher.published.clear()
         start = cluster.loop.now
     cluster.net.counting = True
@@ -271,29 +310,30 @@ def run(settings: Settings) -> Result:
             nodes[index].set_lag(settings.lag)
     if settings.scenario != "join":
         cluster.loop.run_until(event_at + (settings.duration or 60.0))
-    result.observers = n - 1 if target is not None else n
+    result.full = len(full)
+    result.observers = len(full) - 1 if target is not None else len(full)
     result.seen = sorted(seen.values())
     result.window = max(1e-9, cluster.loop.now - start)
-    for tally in cluster.net.tallies:
+    for tally in (cluster.net.tallies[node.index] for node in full):
         result.messages += sum(tally.messages.values())
         result.bytes += sum(tally.bytes.values())
         result.retransmits += tally.retransmits
         for kind, count in tally.bytes.items():
             result.by_kind[kind] = result.by_kind.get(kind, 0) + count
-    for node in nodes:
+    for node in full:
         for kind, count in node.publisher.published.items():
             result.published[kind] = result.published.get(kind, 0) + count
         result.verified += node.verified
         for reason, count in node.rejected.items():
             result.rejected[str(reason)] = result.rejected.get(str(reason), 0) + count
-    sample = nodes[(victim + 1) % n]
+    sample = min(full, key=lambda node: (node.index - victim - 1) % n)  # the next full one
     result.view_members = (
         len(sample.view.members()) if n < 2000 else sum(sample.view.counts().values())
     )
     result.events = cluster.loop.processed
     result.sample_view = sample.view
     # The real election (mesh.election, pure): every live node's view should name one admin.
-    live = [node for node in nodes if node.life is Life.UP]
+    live = [node for node in full if node.life is Life.UP]
     result.admins = len({elect_admin(node.view.candidates()) for node in live})
     return result
 
@@ -301,7 +341,7 @@ def run(settings: Settings) -> Result:
 def _join(cluster: Cluster, index: int, links: int, chain: bool) -> None:
     """Start node ``index`` and dial ``links`` nodes started before it (with ``chain``,
     the one just before, as the devnet bootstraps)."""
-    node = cluster.nodes[index]
+    node = cluster.hosts[index]
     node.start()
     if index == 0:
         return
