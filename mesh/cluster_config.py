@@ -69,8 +69,15 @@ CERTIFIED_WITNESSES = 2
 # ClusterConfig.refresh_crowd where members are certified: refreshes as before up to 48
 # members (production) or 20 (devnet), then every n² / 80 seconds.
 CERTIFIED_REFRESH_CROWD = 80.0
+# ClusterConfig.max_members where members are certified. The 1,024 of an open cluster bounds
+# how many minted identities can swell a view; where only admitted peers enter it, the
+# bound is the operator's, and the simulator's 10,000-node rows (issue 15) found 1,024 cut
+# such a cluster's views short: members beyond it were refused (VIEW_FULL) and most
+# observers never saw a crash. A 16,384-member view is about 38 MiB (devnet/view_memory.py).
+CERTIFIED_MAX_MEMBERS = 16384
 
 __all__ = [
+    "CERTIFIED_MAX_MEMBERS",
     "CERTIFIED_REFRESH_CROWD",
     "CERTIFIED_WITNESSES",
     "MAX_AWARENESS",
@@ -325,14 +332,17 @@ def certified(config: ClusterConfig, enabled: bool = True) -> ClusterConfig:
     (rule 7); the join gate takes the whole view at once, for it only slows minted
     identities, which a certified cluster does not admit, and members two pulled views
     list count at once (rule 2), so a joiner learns a view of any size from its first
-    pulls; refreshes thin out quadratically (CERTIFIED_REFRESH_CROWD). Open: nobody's
-    refusal counts but our own, and every setting stays as ``config`` has it."""
+    pulls; refreshes thin out quadratically (CERTIFIED_REFRESH_CROWD); the view holds up
+    to CERTIFIED_MAX_MEMBERS. Open: nobody's refusal counts but our own, and every setting
+    stays as ``config`` has it."""
     if not enabled:
         return dataclasses.replace(config, refusal_witnesses=0)
+    max_members = max(config.max_members, CERTIFIED_MAX_MEMBERS)
     return dataclasses.replace(
         config,
         refusal_witnesses=CERTIFIED_WITNESSES,
-        join_burst=config.max_members,
+        max_members=max_members,
+        join_burst=max_members,
         certified_members=True,
         refresh_crowd=config.refresh_crowd or CERTIFIED_REFRESH_CROWD,
     )

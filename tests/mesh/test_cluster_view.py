@@ -200,6 +200,15 @@ def test_certified_refreshes_thin_out_quadratically(
     assert config.refresh_interval(n) >= preset().refresh_interval(n)
 
 
+def test_only_a_certified_view_grows_past_the_open_bound() -> None:
+    # Minted identities bound an open cluster's view; admitted members only a certified one.
+    open_cluster = cluster_config.certified(cluster_config.production(), enabled=False)
+    assert open_cluster.max_members == 1024
+    certified = cluster_config.certified(cluster_config.production())
+    assert certified.max_members == certified.join_burst == cluster_config.CERTIFIED_MAX_MEMBERS
+    assert certified.max_members >= 10_000
+
+
 @pytest.mark.parametrize(
     ("now", "last_sent", "changed", "due"),
     [
