@@ -41,6 +41,7 @@ from adapters.publish_decisions import PublishDecisions, Said
 from adapters.recheck_backoff import RecheckBackoff
 from adapters.signer_budget import SignerBudget
 from devnet.simulator.events import Timer
+from devnet.simulator.host_clock import HostClock
 from devnet.simulator.kernel import Kernel, Life
 from devnet.simulator.keys import Identity
 from devnet.simulator.overlay import GossipParams, Packet, Router
@@ -74,7 +75,7 @@ class Suspected:  # a suspicion of a linked peer's last Version, as we heard of 
     said_refused: bool = False
 
 
-class LightNode:
+class LightNode(HostClock):
     def __init__(
         self,
         index: int,
@@ -127,25 +128,6 @@ class LightNode:
         self.stopped = False
         self.own: Version | None = None
         self._timer: Timer | None = None
-
-    def later(self, delay: float, action: Callable[[], None]) -> Timer:
-        if self.lag > 0:
-            delay += self.rng.expovariate(1.0 / self.lag)
-        return self.cluster.loop.later(delay, lambda: self.run(action))
-
-    def run(self, action: Callable[[], None]) -> None:
-        if self.life is Life.UP:
-            action()
-        elif self.life is Life.FROZEN:
-            self.backlog.append(action)
-
-    @property
-    def now(self) -> float:
-        return self.cluster.loop.now
-
-    @property
-    def wall(self) -> float:
-        return self.cluster.wall0 + self.cluster.loop.now
 
     def start(self) -> None:
         self.life = Life.UP

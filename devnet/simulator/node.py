@@ -24,6 +24,7 @@ from adapters.ping_schedule import next_tick, rotation
 from adapters.recheck_backoff import RecheckBackoff
 from adapters.signer_budget import SignerBudget
 from devnet.simulator.events import Timer
+from devnet.simulator.host_clock import HostClock
 from devnet.simulator.kernel import Kernel, Life
 from devnet.simulator.keys import Identity
 from devnet.simulator.meeting import MeetingDesk
@@ -44,7 +45,7 @@ from probes.rate_limit import TokenBucket
 __all__ = ["Life", "SimNode"]
 
 
-class SimNode:
+class SimNode(HostClock):
     def __init__(
         self,
         index: int,
@@ -106,28 +107,6 @@ class SimNode:
         )
         self.meetings = MeetingDesk(self)
         self.pulls = SimPulls(self)
-
-    # --- running under the node's own conditions ------------------------------------------
-
-    def later(self, delay: float, action: Callable[[], None]) -> Timer:
-        """A timer of this node: late by the starvation lag, held while frozen."""
-        if self.lag > 0:
-            delay += self.rng.expovariate(1.0 / self.lag)
-        return self.cluster.loop.later(delay, lambda: self.run(action))
-
-    def run(self, action: Callable[[], None]) -> None:
-        if self.life is Life.UP:
-            action()
-        elif self.life is Life.FROZEN:
-            self.backlog.append(action)
-
-    @property
-    def now(self) -> float:
-        return self.cluster.loop.now
-
-    @property
-    def wall(self) -> float:
-        return self.cluster.wall0 + self.cluster.loop.now
 
     # --- life ------------------------------------------------------------------------------
 
