@@ -133,7 +133,7 @@ class GossipService:
         self.election = election or ElectionTracker()
         self.score_history = ScoreHistory()  # the dashboard's hourly chart
         self.sequencer = Sequencer(self.self_id, math.floor(manager.start_time * 1000.0))
-        self.envelopes = EnvelopeCache()
+        self.envelopes = EnvelopeCache(size=max(4096, 2 * config.max_members))
         self._metrics = metrics = GossipMetrics(
             registry, view, rejection_log_keys=tuning.rejection_log_keys
         )

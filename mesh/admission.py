@@ -41,6 +41,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from mesh.admission_formats import parse_public_key
 from mesh.certificate import KEY_BYTES, SIGNATURE_BYTES, MemberCertificate, certificate_payload
+from mesh.cluster_config import CERTIFIED_MAX_MEMBERS
 from mesh.config import NodeConfig
 
 __all__ = [
@@ -50,9 +51,10 @@ __all__ = [
     "policy_from_config",
 ]
 
-# Signature verdicts kept per policy. A verification costs some 50-100 us; 1024 entries
-# cover any cluster we run with room to spare, at a few hundred KiB at most.
-CACHE_SIZE = 1024
+# Signature verdicts kept per policy. A verification costs some 50-100 us; the cache holds
+# one verdict per member of the largest view a certified cluster keeps, with room for
+# strangers' bad certificates besides, at about 200 bytes an entry (3.5 MiB when full).
+CACHE_SIZE = CERTIFIED_MAX_MEMBERS + 1024
 
 
 class AdmissionReason(StrEnum):

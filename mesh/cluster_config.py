@@ -70,17 +70,18 @@ CERTIFIED_WITNESSES = 2
 # members (production) or 20 (devnet), then every n² / 80 seconds.
 CERTIFIED_REFRESH_CROWD = 80.0
 # ClusterConfig.max_members where members are certified. The 1,024 of an open cluster bounds
-# how many minted identities can swell a view; where only admitted peers enter it, the
-# bound is the operator's, and the simulator's 10,000-node rows (issue 15) found 1,024 cut
-# such a cluster's views short: members beyond it were refused (VIEW_FULL) and most
-# observers never saw a crash. A 16,384-member view is about 38 MiB (devnet/view_memory.py).
+# how many minted identities can swell a view; only admitted peers enter a certified one, and
+# the simulator's 10,000-node rows (issue 15) found 1,024 refusing most of such a cluster
+# (VIEW_FULL). A 16,384-member view is about 38 MiB without suspicions (view_memory.py).
 CERTIFIED_MAX_MEMBERS = 16384
+OPEN_MAX_MEMBERS = 1024  # ClusterConfig.max_members's default
 
 __all__ = [
     "CERTIFIED_MAX_MEMBERS",
     "CERTIFIED_REFRESH_CROWD",
     "CERTIFIED_WITNESSES",
     "MAX_AWARENESS",
+    "OPEN_MAX_MEMBERS",
     "ClusterConfig",
     "certified",
     "devnet",
@@ -181,14 +182,10 @@ class ClusterConfig:
     # while this node is itself starved its timeouts are multiplied by up to this much.
     awareness_max: int = 8
     # The local health a member is taken to report while its own digest says it is starting
-    # (Status.STARTING: its first checks still running). A process is busiest then, with
-    # imports, dials, handshakes and first probes, and on a shared host it answers pings
-    # late while staying below the lag that makes it call itself starved: a 30-node devnet
-    # on two cores lost a starting node to a fourth suspicion it refuted 0.4 s too late
-    # (2026-12-04). A suspicion of it lasts this many multiples longer and the pinger is
-    # patient with it, as with a starved member; only its own signed word says so. 0 turns
-    # it off. Its digests say healthy a few seconds after start, so a node that is frozen
-    # later is found as fast as any other.
+    # (its first checks running): busiest then, it answers pings late on a shared host
+    # without lagging enough to call itself starved (a 30-node devnet on two cores lost a
+    # starting node to a suspicion it refuted 0.4 s late, 2026-12-04). A suspicion of it
+    # lasts that many multiples longer and the pinger is patient with it; 0 turns it off.
     starting_health: int = 2
     # Seconds our failed pings and refutations count towards self-doubt (mesh.self_doubt):
     # each alive member failed beyond the first, and each member we refuted, adds one multiple
@@ -218,7 +215,7 @@ class ClusterConfig:
     # may list. Memory is a few KB a member; the timing formulas scale with n, so a view
     # swollen by fake members would slow detection (issue 12): with an admission policy only
     # admitted peers count towards it.
-    max_members: int = 1024
+    max_members: int = OPEN_MAX_MEMBERS
     # New members the view takes: a burst, then so many a second (JOIN_RATE beyond). A
     # joining node learns join_burst members from its first pull and the rest at
     # join_rate; in an open cluster this is how fast minted identities can fill the view.
@@ -337,7 +334,9 @@ def certified(config: ClusterConfig, enabled: bool = True) -> ClusterConfig:
     stays as ``config`` has it."""
     if not enabled:
         return dataclasses.replace(config, refusal_witnesses=0)
-    max_members = max(config.max_members, CERTIFIED_MAX_MEMBERS)
+    # The open bound is raised; a bound someone set on purpose is kept.
+    chosen = config.max_members != OPEN_MAX_MEMBERS
+    max_members = config.max_members if chosen else CERTIFIED_MAX_MEMBERS
     return dataclasses.replace(
         config,
         refusal_witnesses=CERTIFIED_WITNESSES,

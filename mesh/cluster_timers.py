@@ -51,11 +51,14 @@ class Timers:
             if suspicion.held():
                 continue  # rule 12: carried notices alone make nobody dead
             deadline = self._deadline(record, suspicion, n, known)
+            # Rule 8: a starved node does not condemn others on its own timing alone, nor
+            # say it again.
+            timing_only = self._awareness.starved and suspicion.rests_on_timing_of(self.self_id)
             if now < deadline:
-                events += self._repeat(peer, suspicion, deadline, now)
+                if not timing_only:
+                    events += self._repeat(peer, suspicion, deadline, now)
                 continue
-            # Rule 8: a starved node does not condemn others on its own timing alone.
-            if self._awareness.starved and suspicion.rests_on_timing_of(self.self_id):
+            if timing_only:
                 continue
             detail = f"{suspicion.confirmations()} confirmations"
             if suspicion.refused_at is not None:

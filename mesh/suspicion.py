@@ -72,8 +72,11 @@ class Suspicion:
     def repeat_at(self, deadline: float) -> float | None:
         """When our notice goes out once more (``mesh.cluster_timers``), or None: only a
         suspicion we published and nobody confirmed, halfway to ``deadline``; not after a
-        refused dial (nothing listens: the grace is short and a refutation unlikely)."""
-        if self.repeated or self.quiet or self.confirmations() or not self.local:
+        refused dial (nothing listens: the grace is short and a refutation unlikely). Only
+        observers heard on the topic count: a notice carried in a pulled view reached us,
+        not the suspect, and one member serving it only there must not cancel the repeat."""
+        heard_on_topic = len(self.bases.keys() - self.carried) - 1  # less ourselves
+        if self.repeated or self.quiet or heard_on_topic > 0 or not self.local:
             return None
         if self.refused_at is not None:
             return None

@@ -26,6 +26,7 @@ from mesh.certificate import (
     certificate_payload,
     sign_certificate,
 )
+from mesh.cluster_config import CERTIFIED_MAX_MEMBERS
 from mesh.config import NodeConfig
 from mesh.errors import ConfigError
 from mesh.peer_id import is_peer_id
@@ -61,6 +62,7 @@ OTHER = _peer(2)
 NOW = 1_700_000_000.0
 EXPIRES = 1_700_000_600_000  # ten minutes after NOW
 
+SMALL_CACHE = 64  # what the cache tests fill: its rules do not depend on its size
 OPEN = AdmissionPolicy()
 LISTED = AdmissionPolicy(allowed_peers=frozenset({PEER}))
 AUTHORITY = AdmissionPolicy(authority_keys=(KEY_A,))
@@ -229,6 +231,7 @@ def test_verdicts_are_cached_least_recently_used_first_out(
         return verify(verifiers, cert)  # type: ignore[arg-type]
 
     monkeypatch.setattr(admission, "_verify_signature", counting)
+    monkeypatch.setattr(admission, "CACHE_SIZE", SMALL_CACHE)  # the rule, not the size
     policy = AdmissionPolicy(authority_keys=(KEY_A,))
     first = GOOD
     for _ in range(3):
@@ -238,26 +241,35 @@ def test_verdicts_are_cached_least_recently_used_first_out(
         assert policy.check(PEER, ROGUE, NOW) is R.BAD_CERTIFICATE
     assert calls == [first, ROGUE]
     # Fill the cache to the brim, touching `first` on the way so it is the newest ...
-    others = [sign_certificate(SEED_A, PEER, EXPIRES + n) for n in range(1, CACHE_SIZE - 1)]
+    others = [sign_certificate(SEED_A, PEER, EXPIRES + n) for n in range(1, SMALL_CACHE - 1)]
     for cert in others:
         policy.check(PEER, cert, NOW)
     policy.check(PEER, first, NOW)
-    assert policy.cached_verdicts == CACHE_SIZE
+    assert policy.cached_verdicts == SMALL_CACHE
     # ... so one more evicts the oldest (ROGUE), not `first`.
-    policy.check(PEER, sign_certificate(SEED_A, PEER, EXPIRES + CACHE_SIZE), NOW)
+    policy.check(PEER, sign_certificate(SEED_A, PEER, EXPIRES + SMALL_CACHE), NOW)
     calls.clear()
     policy.check(PEER, first, NOW)
     policy.check(PEER, ROGUE, NOW)
     assert calls == [ROGUE]
 
 
-def test_cache_stays_bounded_under_a_flood_of_identities() -> None:
+def test_cache_stays_bounded_under_a_flood_of_identities(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(admission, "CACHE_SIZE", SMALL_CACHE)
     policy = AdmissionPolicy(authority_keys=(KEY_A,))
-    for n in range(2000):
+    for n in range(3 * SMALL_CACHE):
         peer = _peer(1000 + n)
         policy.check(peer, sign_certificate(SEED_ROGUE, peer, EXPIRES), NOW)
-        assert policy.cached_verdicts <= CACHE_SIZE
-    assert policy.cached_verdicts == CACHE_SIZE
+        assert policy.cached_verdicts <= SMALL_CACHE
+    assert policy.cached_verdicts == SMALL_CACHE
+
+
+def test_the_cache_holds_a_verdict_for_every_member_of_the_largest_view() -> None:
+    # A certified view holds up to CERTIFIED_MAX_MEMBERS (attacker review of 6793b77: a
+    # cache of 1,024 made every pulled entry of a larger view a fresh signature check).
+    assert CACHE_SIZE > CERTIFIED_MAX_MEMBERS
 
 
 def test_payload_layout() -> None:

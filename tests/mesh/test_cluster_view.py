@@ -207,6 +207,9 @@ def test_only_a_certified_view_grows_past_the_open_bound() -> None:
     certified = cluster_config.certified(cluster_config.production())
     assert certified.max_members == certified.join_burst == cluster_config.CERTIFIED_MAX_MEMBERS
     assert certified.max_members >= 10_000
+    # A bound chosen on purpose stays as chosen.
+    chosen = dataclasses.replace(cluster_config.production(), max_members=500)
+    assert cluster_config.certified(chosen).max_members == 500
 
 
 @pytest.mark.parametrize(

@@ -14,7 +14,7 @@ from __future__ import annotations
 from mesh.cluster_events import PublishSuspect
 from mesh.cluster_view import ClusterView
 from mesh.messages import MemberState, Version
-from tests.mesh.test_cluster_view import ME, QUIET, START, B, C, X, dg, notice, state
+from tests.mesh.test_cluster_view import ME, QUIET, START, B, C, X, dg, feed, notice, pulled, state
 
 # QUIET: unconfirmed suspicion 8 s (K = 2 needs two confirmations for the 4 s minimum).
 
@@ -85,3 +85,28 @@ def test_not_after_our_dial_was_refused() -> None:
     assert _published(view.tick(0.55)) == []
     view.tick(0.5 + QUIET.refused_grace)
     assert state(view) is MemberState.DEAD
+
+
+def test_a_notice_carried_in_a_pulled_view_does_not_cancel_it() -> None:
+    # A member serving its notice only in pull answers confirms our suspicion, but the
+    # suspect never heard it on the topic: ours still goes out again (attacker review).
+    source = ClusterView(B, QUIET)
+    for node in (B, X, C):
+        feed(source, dg(node), 0.0)
+    feed(source, notice(C, X), 0.0)
+    view = _lone()
+    view.merge_snapshot(pulled(source), 0.5)
+    assert view.member(X).suspected_by == {ME, C}  # type: ignore[union-attr]
+    deadline = QUIET.suspicion_timeout(4, 1)
+    assert _published(view.tick(deadline / 2)) == [PublishSuspect(X, Version(START, 0, 1))]
+
+
+def test_a_starved_observer_does_not_say_its_timing_judgement_again() -> None:
+    view = ClusterView(ME, QUIET)
+    for node in (ME, B, C, X):
+        view.on_digest(dg(node), 0.0)
+    assert _published(list(view.on_ping_failed(X, 0.0).events))  # published: not starved
+    view.set_starved(True, 1.0)
+    # Our own multiplier stretches the deadline to 8 s x 4; halfway is 16 s.
+    for at in (4.0, 16.0, 31.9):
+        assert _published(view.tick(at)) == []

@@ -144,7 +144,7 @@ def test_the_cli_and_the_scaling_table_say_what_was_sampled(
     capsys.readouterr()
     out = tmp_path / "scaling.json"
     argv = ["--nodes", "30", "--loss", "0", "--scenarios", "join,crash", "--sample", "10"]
-    assert scaling.main([*argv, "--max-members", "20000", "--out", str(out)]) == 0
+    assert scaling.main([*argv, "--max-members", "2000", "--out", str(out)]) == 0
     printed = capsys.readouterr()
     assert "join at 30 nodes skipped" in printed.err
     assert "Sampled rows, figures over their full nodes only: 30 nodes with 10 full." in (
@@ -155,7 +155,7 @@ def test_the_cli_and_the_scaling_table_say_what_was_sampled(
         10,
         9,
         9,
-        20000,
+        2000,
     )
     # A view bound below n refuses the rest, and the table says so.
     assert "Views full (the rest refused, VIEW_FULL): 20 members at 30 nodes." in (
