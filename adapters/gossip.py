@@ -44,7 +44,6 @@ A loop's or handler's error is caught, counted in ``chorus_gossip_errors_total{w
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import math
 import time
@@ -289,16 +288,15 @@ class GossipService:
                 nursery.start_soon(self._pulls.run)
                 task_status.started()
         finally:
-            # The subscription cannot be undone (LibP2PPubSub has no unsubscribe): the
-            # handler checks _running instead.
+            # Neither the subscription nor the pull handler is undone; both check _running.
+            # LibP2PPubSub has no unsubscribe, and py-libp2p reads its handler table after
+            # an await in negotiation: a handler removed then raises KeyError and ends us.
             self._running = False
             self._nursery = None
             self._connections.close()
             for remove in (remove_listener, remove_ping_listener):
                 if remove is not None:
                     remove()
-            with contextlib.suppress(Exception):
-                host.remove_stream_handler(TProtocol(PULL_PROTOCOL))
 
     async def leave(self) -> None:
         """Tell the cluster we are leaving, and give GossipSub a moment to send it.

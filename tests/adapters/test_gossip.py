@@ -947,6 +947,28 @@ async def test_a_responder_that_pages_for_ever_is_stopped(
             assert not a.stopped.is_set()
 
 
+@pytest.mark.network
+async def test_a_stopped_service_keeps_its_pull_handler_and_refuses(tmp_path: Path) -> None:
+    """py-libp2p looks a protocol's handler up again after an await in negotiation: a
+    handler removed meanwhile raised KeyError out of the swarm and ended a leaving node
+    (CI, tests/sim/test_membership.py). So stopping keeps the handler, which refuses."""
+    cfg = P2PConfig(key_file=tmp_path / "a.key", listen_port=0)
+    rogue_cfg = P2PConfig(key_file=tmp_path / "rogue.key", listen_port=0)
+    async with open_p2p_node(cfg) as node, open_p2p_node(rogue_cfg) as rogue:
+        registry = CollectorRegistry()
+        manager = CheckManager(node_id=node.peer_id, version="v-test")
+        service = GossipService(node, manager, DEVNET, registry=registry, http_addr="h:1")
+        async with trio.open_nursery() as nursery:
+            await nursery.start(service.run)
+            nursery.cancel_scope.cancel()
+        assert TProtocol(PULL_PROTOCOL) in node.host.get_mux().handlers
+        await rogue.connect(node.listen_addrs[0])
+        assert await _raw_pull(rogue, node.host.get_id(), PULL_REQUEST) is None
+        refused = {"side": "server", "result": "refused"}
+        assert registry.get_sample_value("chorus_cluster_pulls_total", refused) == 1
+        assert node.connected_peers() == [rogue.peer_id]  # the node is still there
+
+
 async def _ignore(_msg: object) -> None:
     await trio.lowlevel.checkpoint()
 
