@@ -18,8 +18,8 @@ Rules of ``mesh.cluster_view`` carried out here:
    is ignored (SWIM 4.2: "ignore old incarnations"). Only alive members count as observers
    (NOT_MEMBER otherwise: minted identities confirm nothing), in an open cluster only those
    heard on the topic (a pulled view may list minted ones the suspect never heard of, and
-   so cannot refute), each once, at most ``max_observers``; those after the first are
-   confirmations.
+   so cannot refute), each once, at most ``max_observers`` others and ourselves; those
+   after the first are confirmations.
 5. Self. We never suspect ourselves. A notice suspecting us (from the topic or carried in
    a snapshot), signed by any member of our view, alive or not (others may hold it alive
    and count it), returns ``PublishRefute(incarnation + 1)``, unless we are leaving, or it is
@@ -216,7 +216,9 @@ class Suspicions:
             # A confirmation, counted once per observer (Lifeguard IV-B), up to a bound.
             suspicion = record.suspicion
             known = suspicion.bases.get(observer)
-            if known is None and len(suspicion.bases) >= self.config.max_observers:
+            # The bound holds others' notices; our own evidence always counts (one more).
+            others = len(suspicion.bases) - (self.self_id in suspicion.bases)
+            if known is None and observer != self.self_id and others >= self.config.max_observers:
                 return []
             was_held = suspicion.held()
             suspicion.bases[observer] = basis if known is None else max(known, basis)

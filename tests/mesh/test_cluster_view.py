@@ -1385,6 +1385,27 @@ def test_observers_per_suspicion_are_bounded() -> None:
     assert all(len(e.suspicions) <= 3 for e in snap.members)
 
 
+def test_our_own_evidence_counts_when_the_observers_are_full() -> None:
+    # The bound is against a flood of others' notices. A crashed member's notices (16
+    # observers at 20 nodes and more) can fill it before we read its reset: our own
+    # refused dial must still count, or we wait out the whole suspicion (the simulator,
+    # 100 nodes, 1 % loss: one observer 2.0 s where the rest took 0.1 s).
+    config = dataclasses.replace(QUIET, max_observers=3)
+    view = ClusterView(ME, config)
+    peers = [f"QmObs{i}" for i in range(5)]
+    for node in (ME, X, *peers):
+        view.on_digest(dg(node), 0.0)
+    view.on_connected(X, 0.0)
+    for observer in peers:
+        view.on_suspect_notice(notice(observer, X), 0.1)
+    view.on_disconnected(X, 0.2)
+    view.on_refused(X, 0.21)
+    assert view.member(X).suspected_by == {*peers[:3], ME}  # type: ignore[union-attr]
+    assert all(len(e.suspicions) <= 4 for e in view.snapshot(0.0).members)  # one more
+    view.tick(0.21 + CFG.refused_grace)
+    assert state(view) is DEAD
+
+
 @pytest.mark.parametrize(("members", "refused"), [(4, None), (5, RejectReason.VIEW_FULL)])
 def test_the_view_size_is_bounded(members: int, refused: RejectReason | None) -> None:
     config = dataclasses.replace(CFG, max_members=5)
