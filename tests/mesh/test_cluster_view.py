@@ -1390,18 +1390,23 @@ def test_our_own_evidence_counts_when_the_observers_are_full() -> None:
     # observers at 20 nodes and more) can fill it before we read its reset: our own
     # refused dial must still count, or we wait out the whole suspicion (the simulator,
     # 100 nodes, 1 % loss: one observer 2.0 s where the rest took 0.1 s).
-    config = dataclasses.replace(QUIET, max_observers=3)
+    # Certified: our refused dial goes out as a witness's notice, kept for our snapshots.
+    config = dataclasses.replace(cluster_config.certified(QUIET), max_observers=3)
     view = ClusterView(ME, config)
     peers = [f"QmObs{i}" for i in range(5)]
     for node in (ME, X, *peers):
         view.on_digest(dg(node), 0.0)
     view.on_connected(X, 0.0)
     for observer in peers:
-        view.on_suspect_notice(notice(observer, X), 0.1)
-    view.on_disconnected(X, 0.2)
-    view.on_refused(X, 0.21)
+        view.on_suspect_notice(notice(observer, X), 0.1, statement=observer.encode())
+    published = [*view.on_disconnected(X, 0.2).events, *view.on_refused(X, 0.21).events]
+    assert PublishSuspect(X, Version(START, 0, 1), refused=True) in published
+    view.record_statement(notice(ME, X), b"ours")
     assert view.member(X).suspected_by == {*peers[:3], ME}  # type: ignore[union-attr]
-    assert all(len(e.suspicions) <= 4 for e in view.snapshot(0.0).members)  # one more
+    # What our snapshots carry on: the bound's three and ours (the wire allows 64).
+    (entry,) = [e for e in view.snapshot(0.0).members if e.digest.node_id == X]
+    carried = sorted(s.statement for s in entry.suspicions)
+    assert carried == [b"QmObs0", b"QmObs1", b"QmObs2", b"ours"]
     view.tick(0.21 + CFG.refused_grace)
     assert state(view) is DEAD
 
