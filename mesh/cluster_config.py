@@ -226,7 +226,8 @@ class ClusterConfig:
     # one heard on the topic: no responder can list minted identities there, and no one
     # responder can bring back a member that died long ago.
     certified_members: bool = False
-    # Observers kept per suspicion (Lifeguard's K is 2-3; more add nothing but memory).
+    # Others' observations kept per suspicion, ours beside them (Lifeguard's K is 2-3; more
+    # add nothing but memory).
     max_observers: int = 16
 
     # --- history -------------------------------------------------------------------------
