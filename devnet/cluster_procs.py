@@ -32,7 +32,7 @@ def process_of(pid: int | None, create_time: float | None) -> psutil.Process | N
         return None
     try:
         process = psutil.Process(pid)
-        if create_time is not None and abs(process.create_time() - create_time) > 0.5:
+        if create_time is not None and abs(_since_boot(process) - create_time) > 0.5:
             return None  # the pid was reused by another program
         if process.status() in (psutil.STATUS_ZOMBIE, psutil.STATUS_DEAD):
             return None
@@ -54,9 +54,16 @@ def proc_state(rec: NodeRecord) -> Proc:
     return Proc.RUNNING
 
 
+def _since_boot(process: psutil.Process) -> float:
+    # psutil's create_time adds a boot time that moves with the wall clock (NTP steps):
+    # the start in seconds since boot is what stays the process's own.
+    return float(process.create_time()) - float(psutil.boot_time())
+
+
 def _create_time(pid: int) -> float | None:
+    """When ``pid`` started, in seconds since boot: its identity beside the pid."""
     try:
-        return float(psutil.Process(pid).create_time())
+        return _since_boot(psutil.Process(pid))
     except psutil.Error:
         return None
 

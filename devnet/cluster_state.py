@@ -30,7 +30,8 @@ class NodeRecord:
     p2p_port: int = 0
     peer_id: str = ""
     pid: int | None = None
-    # psutil's create_time of the pid: a pid whose start time differs is someone else's.
+    # The pid's start, seconds since boot (cluster_procs): a pid that started otherwise is
+    # someone else's.
     create_time: float | None = None
     bootstrap: list[str] = field(default_factory=list)
     started_at: float | None = None  # wall clock, for display

@@ -36,6 +36,7 @@ from devnet.cluster import (
     default_probe_interval,
     proc_state,
 )
+from devnet.cluster_procs import _create_time
 from devnet.commands import main
 from devnet.commands_args import node_index
 from devnet.commands_status import pretty_log_line
@@ -261,8 +262,19 @@ def test_missing_folder_and_unknown_node_are_usage_errors(tmp_path: Path) -> Non
         run_state(tmp_path).node(7)
 
 
+def test_a_stepped_wall_clock_loses_no_process(monkeypatch: pytest.MonkeyPatch) -> None:
+    # psutil's create_time is boot time plus the start in ticks since boot, and the boot
+    # time it reads moves with the wall clock. A step after a node was recorded made a
+    # bench run lose node1 (never polled, never stopped; Session 23's trial 3).
+    me = NodeRecord(1, "", "", pid=os.getpid(), create_time=_create_time(os.getpid()))
+    boot = psutil.boot_time()
+    monkeypatch.setattr(psutil._pslinux, "boot_time", lambda: boot + 16.0)
+    assert proc_state(me) is Proc.RUNNING
+
+
 def test_process_state_guards_against_reused_pids(tmp_path: Path) -> None:
-    started = float(psutil.Process().create_time())
+    started = _create_time(os.getpid())
+    assert started is not None
     me = NodeRecord(1, "", "", pid=os.getpid(), create_time=started)
     assert proc_state(me) is Proc.RUNNING
     me.create_time = started - 100  # same pid, another process's start time
