@@ -19,6 +19,7 @@ from mesh.cluster_events import Event, PublishSuspect
 from mesh.cluster_roster import MemberRecord, Roster
 from mesh.cluster_suspicions import Suspicions
 from mesh.cluster_transitions import ALIVE, DEAD, LEFT, SUSPECT, Cause
+from mesh.model import Status
 from mesh.suspicion import Suspicion
 
 __all__ = ["Timers"]
@@ -94,10 +95,17 @@ class Timers:
     def _deadline(self, record: MemberRecord, suspicion: Suspicion, n: int, known: int) -> float:
         """Rule 8 on both sides: our local health, and the suspect's own word on its."""
         began = suspicion.network
-        mine = self._awareness.stretch(network_since=began)
+        # Mine stretches only the witnesses' grace. Not while our own digest says we are
+        # starting: that lag is our start's work, which holds back our own dial-back
+        # longer than any grace we could give (rule 7, ``mesh.suspicion``).
+        mine = 1 if self._starting() else self._awareness.stretch(network_since=began)
         reported = reported_health(record.digest, self.config.starting_health)
         theirs = self._awareness.stretch(network_since=began, reported=reported)
         return suspicion.deadline(self.config, n, mine, theirs, known)
+
+    def _starting(self) -> bool:
+        me = self._roster.records.get(self.self_id)
+        return me is not None and me.digest.status is Status.STARTING
 
     def next_deadline(self) -> float | None:
         """The earliest time at which ``tick`` would do something, for a timer-driven

@@ -20,7 +20,10 @@ Rule 7 of ``mesh.cluster_view``, which ``deadline`` carries out:
    admission policy certifies (``refusal_witnesses`` > 0, set by the node only then): a
    notice may say that its observer's own dial was refused, and ``refusal_witnesses``
    such notices from distinct members, heard on the topic against the Version we hold
-   while we hold no connection to the member, count as our own refusal. In a large
+   while we hold no connection to the member, count as our own refusal, ``refused_grace``
+   after the last of them times our multiplier (while we are starved our dial-back's
+   answer may wait unread; not while our own digest says we are starting: the 20-node
+   bench's newest node waited 0.8 s for a dial-back its start held back for seconds). In a large
    cluster most observers hold no link of their own to a crashed member and would wait
    out its suspicion: 12 s at 1,000 members (``devnet/simulator``). The price: that many
    admitted members lying together can make a live member dead in our view until its
@@ -115,7 +118,8 @@ class Suspicion:
         witnessed = self.witnessed_at(config.refusal_witnesses)
         if witnessed is not None:
             # Rule 7: as many admitted observers' refusals count as our own; but while we
-            # are starved (rule 8) the member's answer may wait unread behind their word.
+            # are starved (rule 8) the member's answer may wait unread behind their word
+            # (``mesh.cluster_timers`` passes 1 while we are starting).
             deadline = min(deadline, witnessed + config.refused_grace * multiplier)
         return deadline
 
