@@ -81,6 +81,11 @@ class P2PNode:
         # bootstrap_results maps each address to the peer id reached, or None.
         self.bootstrap_done = self._bootstrapper.done
         self.bootstrap_results: dict[str, str | None] = self._bootstrapper.results
+        # Known before any dial: a pull may start as the connection opens, before the
+        # dial that made it has returned and filled bootstrap_results.
+        self.bootstrap_peers = frozenset(
+            parse_peer_addr(addr, "bootstrap address").peer_id.to_base58() for addr in cfg.bootstrap
+        )
         self._listen_addrs: tuple[str, ...] = ()
 
     def watch_connections(self) -> None:

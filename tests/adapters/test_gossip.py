@@ -571,6 +571,55 @@ async def test_under_admission_a_joiner_pulls_from_its_bootstrap_peer_at_once(
 
 
 @pytest.mark.network
+async def test_a_joiner_pulls_from_its_bootstrap_peer_before_its_subscription_shows(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A starting node saw its bootstrap peer's subscription 0.2 s after connecting, of a
+    # 20-node join's 0.45 s (2026-12-05). Here the joiner never sees it, nor any gossip: a
+    # joiner that waited for it (pull_subscription_wait, 5 s) would list nobody in time.
+    names = ("a", "b", "late")
+    ids = {
+        name: ID.from_pubkey(load_or_create_identity(tmp_path / f"{name}.key").public_key)
+        for name in names
+    }
+    push, subscribed = GuardedPubsub.push_msg, GuardedPubsub.handle_subscription
+
+    async def deaf_joiner(self: GuardedPubsub, forwarder: ID, msg: rpc_pb2.Message) -> None:
+        if self.my_id == ids["late"] and forwarder != self.my_id and TOPIC in msg.topicIDs:
+            return
+        await push(self, forwarder, msg)
+
+    def blind_joiner(self: GuardedPubsub, origin: ID, sub: rpc_pb2.RPC.SubOpts) -> None:
+        if self.my_id != ids["late"]:
+            subscribed(self, origin, sub)
+
+    monkeypatch.setattr(GuardedPubsub, "push_msg", deaf_joiner)
+    monkeypatch.setattr(GuardedPubsub, "handle_subscription", blind_joiner)
+    async with _cluster(tmp_path) as cluster:
+        cluster.admission = AdmissionPolicy(
+            allowed_peers=frozenset(pid.to_base58() for pid in ids.values())
+        )
+        a = await cluster.start("a")
+        b = await cluster.start("b", a)
+        await wait_until(_all_alive([a, b]), timeout=8, what="a and b agree")
+        run = partial(
+            _run_member,
+            tmp_path / "late.key",
+            cluster.config,
+            {"bootstrap": (a.addr,)},
+            None,
+            cluster.admission,
+        )
+        late: Member = await cluster.nursery.start(run)
+        await wait_until(
+            _everyone_sees([late], [a.peer_id, b.peer_id], ALIVE),
+            timeout=3,
+            what="the joiner lists a and b",
+        )
+        assert a.peer_id not in late.node.guarded_pubsub.peer_topics.get(TOPIC, ())
+
+
+@pytest.mark.network
 async def test_a_pull_on_connect_sends_our_summary_unless_we_had_lost_the_peer(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
