@@ -1,19 +1,18 @@
 """The pull protocol ``/chorus/health-view/1.0.0``: a peer's whole view, on request.
 
-The client opens a stream, writes a request
-(``mesh.snapshot_codec.pull_request``: the first page, or the page after a member id), and
-half-closes; the server answers with one ``ViewSnapshot`` (mesh/digest.proto) of at most
-``MAX_SNAPSHOT_BYTES`` and closes. A view too large for one snapshot goes in pages, in the
-order of member ids, each ending with the cursor of the next (``next_after``), one stream
-each; a client pulls at most ``max_pages`` of them from one peer. Both sides bound what
-they read and how long they wait, and the server serves each peer at most ``serve_rate``
-first pages a second (burst ``serve_burst``) and ``serve_page_rate`` later ones, one at a
-time. A snapshot carries
-signed statements only, which the client verifies (``adapters.envelope``) before the view
-applies them as if they came from the topic; with an admission policy, only members are
-pulled from. We pull from every newly connected peer as soon as it shows its subscription
-to the topic, so a new node converges at once (memberlist's push/pull on join), paced by
-``pull_rate``: verifying a view costs CPU.
+The client opens a stream, writes a request (``mesh.snapshot_codec.pull_request``: the
+first page, or the page after a member id), and half-closes; the server answers with one
+``ViewSnapshot`` (mesh/digest.proto) of at most ``MAX_SNAPSHOT_BYTES`` and closes. A view
+too large for one snapshot goes in pages, in the order of member ids, each ending with the
+cursor of the next (``next_after``), one stream each; a client pulls at most ``max_pages``
+of them from one peer. Both sides bound what they read and how long they wait, and the
+server serves each peer at most ``serve_rate`` first pages a second (burst ``serve_burst``)
+and ``serve_page_rate`` later ones, one at a time. A snapshot carries signed statements
+only, which the client verifies (``adapters.envelope``) before the view applies them as if
+they came from the topic; with an admission policy, only members are pulled from. We pull
+from every newly connected peer as soon as it shows its subscription to the topic, so a new
+node converges at once (memberlist's push/pull on join), paced by ``pull_rate``: verifying
+a view costs CPU.
 
 ``PullClient`` pulls; ``PullServer`` answers (the service registers it as the protocol's
 stream handler before it subscribes to the topic, so a subscribed peer can answer).
@@ -108,6 +107,7 @@ class PullClient:
         self._budget = TokenBucket(tuning.pull_rate, tuning.pull_burst, 0.0)
         self._slots = trio.Semaphore(tuning.max_concurrent_pulls)
         self._rng = random.Random()
+        self._tried_joining: set[str] = set()  # bootstrap peers only (_pull_joining)
 
     async def pull_from(self, peer: str) -> None:
         """Pull a newly connected peer's view once it shows itself a health-mesh member.
@@ -134,13 +134,14 @@ class PullClient:
     async def _pull_joining(self, peer: str) -> bool:
         """One try at the view of the bootstrap peer we join through, before its
         subscription shows (a starting node saw it 0.2 s after connecting, of a 20-node
-        join's 0.45 s); whether we know anyone now. The operator named the peer, so a
-        stream it may refuse (it runs no health mesh) costs one refusal per start."""
-        if not self._budget.take(self._clock()):
+        join's 0.45 s); whether we now hold the peer, which its every snapshot lists. Once
+        per (configured) bootstrap peer: one that runs no health mesh refuses the stream."""
+        if peer in self._tried_joining or not self._budget.take(self._clock()):
             return False
+        self._tried_joining.add(peer)
         async with self._slots:
             await self._pull_pages(peer, self._summary_for(peer), attempts=1)
-        return self._view.member_count() > 1
+        return self._view.member(peer) is not None
 
     async def run(self) -> None:
         """Anti-entropy: every ``sync_interval`` (jittered), pull from one connected member,
@@ -170,6 +171,7 @@ class PullClient:
         used to. The whole exchange has ``pull_deadline``: a responder that answers each
         page just in time must not hold one of our pull slots for minutes."""
         waiting: list[MemberEntry] = []
+        tries = self._tuning.pull_attempts if attempts is None else attempts
         try:
             with trio.move_on_after(self._tuning.pull_deadline):
                 after: str | None = ""
@@ -177,7 +179,7 @@ class PullClient:
                     if page and not self._budget.take(self._clock()):
                         self._metrics.pulls.labels(side="client", result="skipped").inc()
                         break
-                    after = await self._pull_page(peer, after or "", summary, waiting, attempts)
+                    after = await self._pull_page(peer, after or "", summary, waiting, tries)
                     if not after:
                         break
         finally:
@@ -185,16 +187,11 @@ class PullClient:
                 self._merge(peer, ViewSnapshot(peer, 0, tuple(waiting)), None)
 
     async def _pull_page(
-        self,
-        peer: str,
-        after: str,
-        summary: bytes | None,
-        waiting: list[MemberEntry],
-        attempts: int | None = None,
+        self, peer: str, after: str, summary: bytes | None, waiting: list[MemberEntry], tries: int
     ) -> str | None:
-        """One page, with retries: the cursor of the next page, or None when done."""
+        """One page, in up to ``tries`` tries: the cursor of the next page, or None when done."""
         request = pull_request(after, summary)
-        for attempt in range(attempts or self._tuning.pull_attempts):
+        for attempt in range(tries):
             if attempt:
                 await trio.sleep(self._tuning.pull_retry_delay * 2 ** (attempt - 1))
             if peer not in self._connected or not self._running():

@@ -24,6 +24,8 @@ from mesh.suspicion import Suspicion
 
 __all__ = ["Timers"]
 
+STARTING_WITNESS_STRETCH = 2  # the most our multiplier stretches witnesses while we start
+
 
 class Timers:
     def __init__(self, roster: Roster, suspicions: Suspicions, awareness: Awareness) -> None:
@@ -95,10 +97,14 @@ class Timers:
     def _deadline(self, record: MemberRecord, suspicion: Suspicion, n: int, known: int) -> float:
         """Rule 8 on both sides: our local health, and the suspect's own word on its."""
         began = suspicion.network
-        # Mine stretches only the witnesses' grace. Not while our own digest says we are
-        # starting: that lag is our start's work, which holds back our own dial-back
-        # longer than any grace we could give (rule 7, ``mesh.suspicion``).
-        mine = 1 if self._starting() else self._awareness.stretch(network_since=began)
+        # Mine stretches only the witnesses' grace, and at most twice while our own digest
+        # says we are starting: that lag is our start's work, which holds back our own
+        # dial-back longer than any grace we could give (rule 7, ``mesh.suspicion``).
+        # Twice rather than not at all: a start can be made to last (a probe held to its 20 s
+        # timeout), and colluding witnesses should not gain the whole stretch by it.
+        mine = self._awareness.stretch(network_since=began)
+        if self._starting():
+            mine = min(mine, STARTING_WITNESS_STRETCH)
         reported = reported_health(record.digest, self.config.starting_health)
         theirs = self._awareness.stretch(network_since=began, reported=reported)
         return suspicion.deadline(self.config, n, mine, theirs, known)

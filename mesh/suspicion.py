@@ -22,7 +22,8 @@ Rule 7 of ``mesh.cluster_view``, which ``deadline`` carries out:
    such notices from distinct members, heard on the topic against the Version we hold
    while we hold no connection to the member, count as our own refusal, ``refused_grace``
    after the last of them times our multiplier: while we are starved our dial-back's
-   answer may wait unread. Not while our own digest says we are starting: the 20-node
+   answer may wait unread; at most twice while our own digest says we are starting (a
+   start can be made to last, ``mesh.cluster_timers``): the 20-node
    bench's newest node, busy starting, heard the notices 0.4 s late and then waited
    0.1 s x 8 more: a kill seen everywhere in 1.3 s, not 0.7. In a large cluster most
    observers hold no link of their own to a crashed member and would wait
@@ -120,7 +121,7 @@ class Suspicion:
         if witnessed is not None:
             # Rule 7: as many admitted observers' refusals count as our own; but while we
             # are starved (rule 8) the member's answer may wait unread behind their word
-            # (``mesh.cluster_timers`` passes 1 while we are starting).
+            # (``mesh.cluster_timers`` passes at most 2 while we start).
             deadline = min(deadline, witnessed + config.refused_grace * multiplier)
         return deadline
 

@@ -616,7 +616,7 @@ async def test_a_joiner_pulls_from_its_bootstrap_peer_before_its_subscription_sh
             timeout=3,
             what="the joiner lists a and b",
         )
-        assert a.peer_id not in late.node.guarded_pubsub.peer_topics.get(TOPIC, ())
+        assert ID.from_base58(a.peer_id) not in late.node.guarded_pubsub.peer_topics.get(TOPIC, ())
 
 
 @pytest.mark.network
