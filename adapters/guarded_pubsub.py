@@ -12,15 +12,22 @@ from collections import Counter
 from collections.abc import Callable
 
 import trio
-from libp2p.abc import IHost, INetStream
+from libp2p.abc import IHost, INetStream, ISubscriptionAPI
 from libp2p.peer.id import ID
+from libp2p.pubsub import pubsub as libp2p_pubsub
 from libp2p.pubsub.gossipsub import GossipSub
 from libp2p.pubsub.pb import rpc_pb2
 from libp2p.pubsub.pubsub import Pubsub
 
 from adapters.lean_records import key_in_id, without_sender_record
 
-__all__ = ["GuardedPubsub", "is_shutdown_race", "without_shutdown_race"]
+__all__ = ["SUBSCRIPTION_SLOTS", "GuardedPubsub", "is_shutdown_race", "without_shutdown_race"]
+
+# Messages a topic's subscription holds until our reader (adapters.pubsub) takes them.
+# py-libp2p's 32 dropped notices at a newcomer: one RPC of IWANT answers is pushed without
+# a checkpoint between its messages (20-node bench, 2026-12-05). At most an inbound RPC's
+# size each (64 KiB; ours are validated to 4.5 KB), so 16 MiB at worst.
+SUBSCRIPTION_SLOTS = 256
 
 # The libp2p edge logs under one name, whichever part of it speaks.
 logger = logging.getLogger("adapters.libp2p_host")
@@ -49,8 +56,9 @@ class GuardedPubsub(Pubsub):
     ``push_msg`` (notes, "Hostile input"). Here both are contained.
 
     ``drops`` counts by reason: ``undecodable_rpc`` (the stream is reset; the peer's
-    other streams and its pubsub state stay) and ``invalid_message`` (that one message is
-    dropped). ``on_drop(reason)`` is called for each, for metrics.
+    other streams and its pubsub state stay), ``invalid_message`` (that one message is
+    dropped) and ``subscription_full`` (a burst found our subscription's
+    ``SUBSCRIPTION_SLOTS`` full). ``on_drop(reason)`` is called for each, for metrics.
     """
 
     def __init__(
@@ -76,6 +84,25 @@ class GuardedPubsub(Pubsub):
                 self._on_drop(reason)
             except Exception:
                 logger.exception("on_drop callback failed")
+
+    async def subscribe(self, topic_id: str) -> ISubscriptionAPI:
+        # py-libp2p sizes the channel from a module constant, read before its first await.
+        default = libp2p_pubsub.SUBSCRIPTION_CHANNEL_SIZE
+        libp2p_pubsub.SUBSCRIPTION_CHANNEL_SIZE = SUBSCRIPTION_SLOTS
+        try:
+            return await super().subscribe(topic_id)
+        finally:
+            libp2p_pubsub.SUBSCRIPTION_CHANNEL_SIZE = default
+
+    def notify_subscriptions(self, publish_message: rpc_pb2.Message) -> None:
+        # As py-libp2p's, but a message that finds the channel full is counted, not only
+        # logged (a warning for each would flood the log in the very burst that caused it).
+        for topic in publish_message.topicIDs:
+            if topic in self.topic_ids:
+                try:
+                    self.subscribed_topics_send[topic].send_nowait(publish_message)
+                except trio.WouldBlock:
+                    self._count_drop("subscription_full")
 
     async def stream_handler(self, stream: INetStream) -> None:
         peer_id = stream.muxed_conn.peer_id

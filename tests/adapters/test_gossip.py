@@ -525,26 +525,30 @@ async def test_late_joiner_converges_at_once_via_pull(tmp_path: Path) -> None:
             assert seen is not None and "via snapshot" in seen.history[0].detail
 
 
-@pytest.mark.network
-async def test_under_admission_a_joiner_pulls_from_its_bootstrap_peer_at_once(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    # Other peers are pulled from once their digest is admitted; a bootstrap peer is the
-    # operator's word and need not wait. Here the joiner hears no gossip at all, so only
-    # that pull can tell it of anyone (before, it waited for a digest that never came).
-    names = ("a", "b", "late")
+@asynccontextmanager
+async def _deaf_joiner(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, *, blind: bool = False
+) -> AsyncIterator[tuple[Member, Member, Member]]:
+    """Members a and b under admission, and "late" joining through a, deaf to the
+    topic (it hears no gossip at all) and, if ``blind``, to every peer's subscription."""
     ids = {
         name: ID.from_pubkey(load_or_create_identity(tmp_path / f"{name}.key").public_key)
-        for name in names
+        for name in ("a", "b", "late")
     }
-    original = GuardedPubsub.push_msg
+    push, subscribed = GuardedPubsub.push_msg, GuardedPubsub.handle_subscription
 
-    async def deaf_joiner(self: GuardedPubsub, forwarder: ID, msg: rpc_pb2.Message) -> None:
+    async def deaf(self: GuardedPubsub, forwarder: ID, msg: rpc_pb2.Message) -> None:
         if self.my_id == ids["late"] and forwarder != self.my_id and TOPIC in msg.topicIDs:
             return
-        await original(self, forwarder, msg)
+        await push(self, forwarder, msg)
 
-    monkeypatch.setattr(GuardedPubsub, "push_msg", deaf_joiner)
+    def blinded(self: GuardedPubsub, origin: ID, sub: rpc_pb2.RPC.SubOpts) -> None:
+        if self.my_id != ids["late"]:
+            subscribed(self, origin, sub)
+
+    monkeypatch.setattr(GuardedPubsub, "push_msg", deaf)
+    if blind:
+        monkeypatch.setattr(GuardedPubsub, "handle_subscription", blinded)
     async with _cluster(tmp_path) as cluster:
         cluster.admission = AdmissionPolicy(
             allowed_peers=frozenset(pid.to_base58() for pid in ids.values())
@@ -561,6 +565,17 @@ async def test_under_admission_a_joiner_pulls_from_its_bootstrap_peer_at_once(
             cluster.admission,
         )
         late: Member = await cluster.nursery.start(run)
+        yield a, b, late
+
+
+@pytest.mark.network
+async def test_under_admission_a_joiner_pulls_from_its_bootstrap_peer_at_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Other peers are pulled from once their digest is admitted; a bootstrap peer is the
+    # operator's word and need not wait. Here the joiner hears no gossip at all, so only
+    # that pull can tell it of anyone (before, it waited for a digest that never came).
+    async with _deaf_joiner(tmp_path, monkeypatch) as (a, b, late):
         await wait_until(
             _everyone_sees([late], [a.peer_id, b.peer_id], ALIVE),
             timeout=5,
@@ -577,40 +592,7 @@ async def test_a_joiner_pulls_from_its_bootstrap_peer_before_its_subscription_sh
     # A starting node saw its bootstrap peer's subscription 0.2 s after connecting, of a
     # 20-node join's 0.45 s (2026-12-05). Here the joiner never sees it, nor any gossip: a
     # joiner that waited for it (pull_subscription_wait, 5 s) would list nobody in time.
-    names = ("a", "b", "late")
-    ids = {
-        name: ID.from_pubkey(load_or_create_identity(tmp_path / f"{name}.key").public_key)
-        for name in names
-    }
-    push, subscribed = GuardedPubsub.push_msg, GuardedPubsub.handle_subscription
-
-    async def deaf_joiner(self: GuardedPubsub, forwarder: ID, msg: rpc_pb2.Message) -> None:
-        if self.my_id == ids["late"] and forwarder != self.my_id and TOPIC in msg.topicIDs:
-            return
-        await push(self, forwarder, msg)
-
-    def blind_joiner(self: GuardedPubsub, origin: ID, sub: rpc_pb2.RPC.SubOpts) -> None:
-        if self.my_id != ids["late"]:
-            subscribed(self, origin, sub)
-
-    monkeypatch.setattr(GuardedPubsub, "push_msg", deaf_joiner)
-    monkeypatch.setattr(GuardedPubsub, "handle_subscription", blind_joiner)
-    async with _cluster(tmp_path) as cluster:
-        cluster.admission = AdmissionPolicy(
-            allowed_peers=frozenset(pid.to_base58() for pid in ids.values())
-        )
-        a = await cluster.start("a")
-        b = await cluster.start("b", a)
-        await wait_until(_all_alive([a, b]), timeout=8, what="a and b agree")
-        run = partial(
-            _run_member,
-            tmp_path / "late.key",
-            cluster.config,
-            {"bootstrap": (a.addr,)},
-            None,
-            cluster.admission,
-        )
-        late: Member = await cluster.nursery.start(run)
+    async with _deaf_joiner(tmp_path, monkeypatch, blind=True) as (a, b, late):
         await wait_until(
             _everyone_sees([late], [a.peer_id, b.peer_id], ALIVE),
             timeout=3,

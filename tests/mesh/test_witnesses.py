@@ -240,14 +240,20 @@ def test_a_member_that_says_it_is_starved_gets_no_longer_to_answer_witnesses() -
     assert state(view) is DEAD
 
 
-def test_a_node_still_starting_stretches_the_witnesses_grace_at_most_twice() -> None:
-    # Its lag is its own start's work, which holds back its own dial-back longer than any
-    # grace (20-node bench, 2026-12-05: the newest node heard the notices 0.4 s late and
-    # then waited 0.1 s x 8 more); the stretch bought no evidence, only a 1.3 s kill.
+def starting_view() -> ClusterView:
+    """A certified view of ME whose own digest says it is starting, and X, B, C, D."""
     view = ClusterView(ME, CERT)
     view.on_digest(dg(ME, status=Status.STARTING), 0.0)
     for node in (X, B, C, D):
         view.on_digest(dg(node), 0.0)
+    return view
+
+
+def test_a_node_still_starting_stretches_the_witnesses_grace_at_most_twice() -> None:
+    # Its lag is its own start's work, which holds back its own dial-back longer than any
+    # grace (20-node bench, 2026-12-05: the newest node heard the notices 0.4 s late and
+    # then waited 0.1 s x 8 more); the stretch bought no evidence, only a 1.3 s kill.
+    view = starting_view()
     view.set_starved(True, 0.5)
     view.on_suspect_notice(refused(B), 1.0)
     view.on_suspect_notice(refused(C), 1.0)
@@ -259,10 +265,7 @@ def test_a_node_still_starting_stretches_the_witnesses_grace_at_most_twice() -> 
 
 
 def test_once_started_a_starved_node_stretches_the_witnesses_grace_again() -> None:
-    view = ClusterView(ME, CERT)
-    view.on_digest(dg(ME, status=Status.STARTING), 0.0)
-    for node in (X, B, C, D):
-        view.on_digest(dg(node), 0.0)
+    view = starting_view()
     view.on_digest(dg(ME, seq=2), 0.2)  # our checks have all run: healthy
     view.set_starved(True, 0.5)
     view.on_suspect_notice(refused(B), 1.0)
