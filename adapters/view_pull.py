@@ -116,7 +116,8 @@ class PullClient:
         spares peers that run no health mesh (CHORUS's Go peers, say) a stream they would
         refuse, and py-libp2p's ERROR log of the refusal; our own service registers the pull
         handler before it subscribes, so a subscribed peer can answer. A joiner asks the
-        bootstrap peer it joins through at once, and again only if that found nobody."""
+        bootstrap peer it joins through at once, and again only if that did not bring us
+        the peer itself."""
         joined = self._joining_through(peer) and await self._pull_joining(peer)
         # Still waited for: its subscription is when the publisher announces us to it.
         if not await self._wait_for_subscription(peer) or joined:
