@@ -18,12 +18,14 @@ that peers forward back before any validator runs.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 import trio
 
+from adapters.flood_publish import flooding
 from adapters.gossip_metrics import GossipMetrics
 from adapters.gossip_tuning import GossipTuning
 from adapters.publish_decisions import PublishDecisions, Said, fraction
@@ -122,7 +124,7 @@ class GossipPublisher:
         self.decisions.stop()
         notice = self._sequencer.leave(self._wall())
         self._handle(self._view.on_gossip(notice, self._clock()), self._sequencer.node_id)
-        await self._send(encode_gossip(notice))
+        await self._send(encode_gossip(notice), urgent=True)
         await self._flush()
 
     def _publish_failed(self, exc: Exception) -> None:
@@ -134,8 +136,9 @@ class GossipPublisher:
             return
         now = self._clock()
         n = self._view.live_count()
+        refuting = self.decisions.refuting
         if self.decisions.digest_due(now, n, self.mesh_peers, self._said):
-            await self.publish_digest(now)
+            await self.publish_digest(now, urgent=refuting)
         while not self._left():
             due = self.decisions.next_suspect(self._clock())
             if due is None:
@@ -143,7 +146,7 @@ class GossipPublisher:
             notice = self._sequencer.suspect(
                 due.suspect, due.basis, self._wall(), refused=due.refused
             )
-            await self._send(encode_gossip(notice))
+            await self._send(encode_gossip(notice), urgent=True)
 
     def mesh_peers(self) -> set[str]:
         """Our GossipSub mesh on the topic, as peer ids."""
@@ -165,7 +168,8 @@ class GossipPublisher:
     def _p2p_addrs(self) -> list[str]:
         return self._node.listen_addrs[:MAX_P2P_ADDRS]
 
-    async def publish_digest(self, now: float) -> None:
+    async def publish_digest(self, now: float, *, urgent: bool = False) -> None:
+        """Publish our digest now; ``urgent`` (a refutation) floods it to every topic peer."""
         if self._left():
             return
         said = self._said()
@@ -173,7 +177,7 @@ class GossipPublisher:
         self.decisions.sent(now, said)
         # Our own digest feeds our view first (the view needs us as a member).
         self._handle(self._view.on_gossip(digest, now), self._sequencer.node_id)
-        await self._send(data)
+        await self._send(data, urgent=urgent)
 
     def _encoded_digest(self) -> tuple[HealthDigest, bytes]:
         status, _ = self._manager.decide()
@@ -204,10 +208,12 @@ class GossipPublisher:
                 logger.warning("digest not publishable as is (%s); trimming it", exc)
         raise AssertionError("a digest without optional fields always encodes")
 
-    async def _send(self, data: bytes) -> None:
-        """Publish ``data`` on the topic; a failure is logged, not raised."""
+    async def _send(self, data: bytes, *, urgent: bool = False) -> None:
+        """Publish ``data`` on the topic; a failure is logged, not raised. ``urgent``: to
+        every topic peer, not only our mesh (``adapters.flood_publish``)."""
         try:
-            await self._node.pubsub.publish(TOPIC, data)
+            with flooding() if urgent else contextlib.nullcontext():
+                await self._node.pubsub.publish(TOPIC, data)
         except Exception as exc:  # shutting down, or py-libp2p trouble: the next one will do
             logger.info("health gossip publish failed: %r", exc)
             return

@@ -32,7 +32,6 @@ from libp2p.custom_types import TProtocol
 from libp2p.host.ping import ID as PING_PROTOCOL
 from libp2p.kad_dht.kad_dht import DHTMode
 from libp2p.network.config import ConnectionConfig
-from libp2p.pubsub.gossipsub import GossipSub
 from libp2p.security.noise.transport import PROTOCOL_ID as NOISE_PROTOCOL_ID
 from libp2p.security.noise.transport import Transport as NoiseTransport
 from libp2p.stream_muxer.yamux.yamux import PROTOCOL_ID as YAMUX_PROTOCOL_ID
@@ -41,6 +40,7 @@ from libp2p.tools.anyio_service import background_trio_service
 
 from adapters import record_cache, yamux_credit
 from adapters.dht import HealthRecordValidator, LibP2PDHT
+from adapters.flood_publish import FloodingGossipSub
 from adapters.guarded_pubsub import GuardedPubsub
 from adapters.host_teardown import close_host, close_sockets, tcp_sockets, tidy_exit_error
 from adapters.lean_records import LeanKadDHT
@@ -117,7 +117,7 @@ async def open_p2p_node(
         quiet_libp2p_logging()
     key_pair = load_or_create_identity(cfg.key_file)
     host = _build_host(cfg, key_pair)
-    gossipsub = GossipSub(
+    gossipsub = FloodingGossipSub(
         protocols=[TProtocol(protocol) for protocol in cfg.gossip_protocols],
         degree=cfg.gossip_degree,
         degree_low=cfg.gossip_degree_low,

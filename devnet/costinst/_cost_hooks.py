@@ -362,12 +362,12 @@ def install_overrides(environ: Mapping[str, str]) -> None:
 
         gossip.GossipService.__init__ = init  # type: ignore[method-assign]
     if gossipsub := overrides.get("COST_GOSSIPSUB"):
-        base_router = host.GossipSub  # type: ignore[attr-defined]
+        base_router = host.FloodingGossipSub  # type: ignore[attr-defined]
 
         def make_router(*args: Any, **kwargs: Any) -> Any:
             return base_router(*args, **{**kwargs, **gossipsub})
 
-        host.GossipSub = make_router  # type: ignore[attr-defined,assignment]
+        host.FloodingGossipSub = make_router  # type: ignore[attr-defined,assignment]
     print(f"cost overrides: {json.dumps(overrides, sort_keys=True)}", file=sys.stderr)
 
 

@@ -10,6 +10,8 @@ with adaptive gossip off, as P2PConfig sets it), which ask (IWANT) for those the
 subscriber is grafted at once while our mesh is below ``D_lo``, and is sent the cached
 messages of the last ``gossip_window`` heartbeats (py-libp2p's replay on subscription),
 in one write: one delay, and one draw of loss, for all of them.
+Our own suspicion notices and refutations also go to every connected peer outside the
+mesh, as the node's ``adapters.flood_publish`` sends them.
 Left out: peer scoring, PRUNE backoff and peer exchange (off in P2PConfig), IDONTWANT (1.2
 is not offered), fanout (every node is subscribed). GRAFT is accepted below ``D_hi``,
 else answered by PRUNE.
@@ -23,6 +25,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
+from adapters.flood_publish import MAX_FLOOD_PEERS
 from adapters.p2p_config import P2PConfig
 
 __all__ = ["GossipParams", "Packet", "Router", "Wire"]
@@ -149,11 +152,16 @@ class Router:
 
     # --- messages ------------------------------------------------------------------------
 
-    def publish(self, packet: Packet) -> None:
+    def publish(self, packet: Packet, *, flood: bool = False) -> None:
+        """``flood``: also to connected peers outside the mesh, at most ``MAX_FLOOD_PEERS``
+        of them (adapters/flood_publish.py: our suspicion notices and refutations)."""
         self._remember(packet)
         targets = self.mesh or set(
             self.rng.sample(sorted(self.connected), min(len(self.connected), self.params.degree))
         )
+        if flood:
+            spare = sorted(self.connected - targets)
+            targets = targets | set(self.rng.sample(spare, min(len(spare), MAX_FLOOD_PEERS)))
         for peer in sorted(targets):
             self._send_packet(peer, packet)
 

@@ -27,6 +27,8 @@ from mesh.wire_level import COMPACT
 
 __all__ = ["COMPONENTS", "Publisher"]
 
+# What GossipPublisher floods to every topic peer (adapters/flood_publish.py).
+URGENT_KINDS = frozenset({"suspect", "witness", "refutation"})
 # A healthy node's digest carries the components its built-in checks feed, as the devnet's
 # digests do: every table entry but the database (a check an application adds).
 COMPONENTS = {name: 1.0 for name in sorted(component_table.TABLE) if name != "database"}
@@ -169,4 +171,5 @@ class Publisher:
         if digest is not None:
             node.view.record_statement(digest, raw)  # what our validator keeps of our own
         self.published[kind] += 1
-        node.router.publish(node.cluster.packet(node.index, raw))
+        flood = kind in URGENT_KINDS
+        node.router.publish(node.cluster.packet(node.index, raw), flood=flood)

@@ -437,6 +437,33 @@ async def test_leaving_node_turns_left_everywhere_within_a_second(tmp_path: Path
 
 
 @pytest.mark.network
+async def test_notices_are_flooded_and_routine_digests_are_not(tmp_path: Path) -> None:
+    # adapters/flood_publish.py: what a's publisher sends inside flooding(), by kind.
+    from adapters import flood_publish
+
+    async with _cluster(tmp_path) as cluster:
+        members = await cluster.chain(3)
+        await wait_until(_all_alive(members), timeout=10, what="convergence")
+        a, victim = members[0], members[1]
+        sent: list[tuple[str, bool]] = []
+        publish = a.node.pubsub.publish
+
+        async def spy(topic: str, data: bytes) -> None:
+            kind = digest_pb2.Gossip.FromString(data).WhichOneof("body")
+            sent.append((str(kind), flood_publish._FLOOD.get()))
+            await publish(topic, data)
+
+        a.node.pubsub.publish = spy  # type: ignore[method-assign]
+        await a.service._publisher.publish_digest(trio.current_time())
+        await cluster.kill(victim)
+        await wait_until(lambda: ("suspect", True) in sent, timeout=10, what="a's suspicion notice")
+        await a.service.leave()
+        assert ("digest", False) in sent
+        assert ("suspect", False) not in sent
+        assert sent[-1] == ("leave", True)
+
+
+@pytest.mark.network
 async def test_a_starved_node_tells_its_peers_at_once_and_when_it_recovers(
     tmp_path: Path,
 ) -> None:
