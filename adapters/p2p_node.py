@@ -17,6 +17,7 @@ from libp2p.kad_dht.kad_dht import KadDHT
 from libp2p.peer.id import ID
 
 from adapters.dht import LibP2PDHT
+from adapters.dial_targets import advertised_at, dialable_ip, is_loopback
 from adapters.guarded_pubsub import GuardedPubsub
 from adapters.link_timing import LinkTiming
 from adapters.p2p_bootstrap import Bootstrapper
@@ -30,9 +31,6 @@ __all__ = ["P2PNode"]
 
 # The libp2p edge logs under one name, whichever part of it speaks.
 logger = logging.getLogger("adapters.libp2p_host")
-
-# Addresses of a digest looked at for a dial-back target.
-MAX_ADVERTISED = 8
 
 
 class P2PNode:
@@ -135,11 +133,15 @@ class P2PNode:
         except Exception:  # not a peer id
             return None
 
-    def dial_back_target(self, peer: str, advertised: Sequence[str]) -> tuple[str, int] | None:
+    def dial_back_target(
+        self, peer: str, advertised: Sequence[str], *, certified: bool = False
+    ) -> tuple[str, int] | None:
         """Where a dial-back of ``peer`` may go (adapters/dialback.py): where we dialled
         and authenticated it ourselves; else, of the TCP addresses it ``advertised``, one
         at the very IP its authenticated connection to us came from, so a digest can aim
-        our dials at no host but its own. None if neither."""
+        our dials at no host but its own. A ``certified`` member (an admission policy's)
+        we never met is dialled where it advertised, at a unicast IP (loopback only on a
+        single-host cluster like ours): the authority vouches for it. None if none of these."""
         dialled = self.dialled_address(peer)
         if dialled is not None:
             return dialled
@@ -147,16 +149,16 @@ class P2PNode:
             ip = self._events.seen_ip.get(ID.from_base58(peer))
         except Exception:  # not a peer id
             return None
-        if ip is None:
-            return None
-        for addr in advertised[:MAX_ADVERTISED]:
-            parts = addr.split("/")
-            # ['', 'ip4', ip, 'tcp', port, 'p2p', peer]
-            if len(parts) == 7 and parts[1] in ("ip4", "ip6") and parts[2] == ip:
-                if parts[3] == "tcp" and parts[5] == "p2p" and parts[6] == peer:
-                    if parts[4].isdigit() and 0 < int(parts[4]) < 65536:
-                        return ip, int(parts[4])
+        if ip is not None:
+            return advertised_at(peer, advertised, lambda at: at == ip)
+        if certified:
+            return advertised_at(peer, advertised, self._may_dial)
         return None
+
+    def _may_dial(self, ip: str) -> bool:
+        # Loopback only while we listen on loopback alone: then the cluster is this host.
+        ours = [addr.split("/")[2] for addr in self.listen_addrs if addr.count("/") >= 2]
+        return dialable_ip(ip, loopback=bool(ours) and all(map(is_loopback, ours)))
 
     def responsive_peers(self) -> list[str]:
         """Connected peers, less those whose latest liveness ping went unanswered."""

@@ -58,7 +58,9 @@ class Prober(Protocol):
     @property
     def pinger(self) -> OutOfTurnPinger: ...
 
-    def dial_back_target(self, peer: str, advertised: Sequence[str]) -> tuple[str, int] | None: ...
+    def dial_back_target(
+        self, peer: str, advertised: Sequence[str], *, certified: bool = False
+    ) -> tuple[str, int] | None: ...
 
 
 class SuspectChecks:
@@ -146,7 +148,9 @@ class SuspectChecks:
             unanswered = answer is False
             if unanswered:
                 self._rechecks.missed(peer, self._clock())
-        address = self._node.dial_back_target(peer, member.p2p_addrs)
+        address = self._node.dial_back_target(
+            peer, member.p2p_addrs, certified=self._view.config.certified_members
+        )
         if address is not None and not self._dial_budget.take(self._clock()):
             # Sybils each suspected in turn must not make us a connection flood.
             self._metrics.dialbacks.labels(result="dropped").inc()

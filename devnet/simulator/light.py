@@ -292,7 +292,8 @@ class LightNode(HostClock):
         self._ping(peer, checked)
 
     def _dial_back(self, peer: int) -> None:
-        if peer in self.met and self._dials.take(self.now):
+        may_dial = peer in self.met or self.config.certified_members  # dial_back_target
+        if may_dial and self._dials.take(self.now):
             self.cluster.dial(self.index, peer, self.tuning.dialback_timeout, self._dialled)
 
     def _dialled(self, peer: int, refused: bool) -> None:

@@ -6,7 +6,8 @@ The adapter's decisions are repeated here with the same pure pieces it uses
 ``decode_gossip``, ``EnvelopeCache``; pulls in ``devnet.simulator.pulls``), in the same
 order: validate (signature, decode, signer rates), then the view; a view's event becomes a
 suspicion to publish, a refutation, or a check of the suspect (a ping out of turn if we are
-connected, else a dial-back, which only a peer we have met can get: ``dial_back_target``).
+connected, else a dial-back, which only a peer we have met can get, or in a certified
+cluster any member: ``dial_back_target``).
 Connection events, pings and pulls come from ``devnet.simulator.cluster``. Where this file
 simplifies the adapter it says so.
 """
@@ -301,7 +302,8 @@ class SimNode(HostClock):
             self._dial_back(peer)
 
     def _dial_back(self, peer: int) -> None:
-        if peer not in self.met or not self._dials.take(self.now):
+        may_dial = peer in self.met or self.config.certified_members
+        if not may_dial or not self._dials.take(self.now):
             return  # dial_back_target: no address we may dial
         self.cluster.dial(self.index, peer, self.tuning.dialback_timeout, self._dialled)
 

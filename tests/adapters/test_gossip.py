@@ -414,6 +414,36 @@ async def test_killed_node_turns_dead_everywhere(tmp_path: Path) -> None:
 
 
 @pytest.mark.network
+@pytest.mark.parametrize("certified", [True, False])
+async def test_a_certified_member_never_met_is_dialled_back_where_it_advertised(
+    tmp_path: Path, certified: bool
+) -> None:
+    # c never met the victim: it knows its signed digest only, through a. Under an
+    # admission policy it dials the victim's advertised port when it hears the suspicion
+    # and the refusal is its own evidence; in an open cluster it waits out the suspicion.
+    async with _cluster(tmp_path) as cluster:
+        names = ("a", "victim", "c")
+        if certified:
+            ids = [load_or_create_identity(tmp_path / f"{name}.key") for name in names]
+            cluster.admission = AdmissionPolicy(
+                allowed_peers=frozenset(ID.from_pubkey(k.public_key).to_base58() for k in ids)
+            )
+        a = await cluster.start("a")
+        victim = await cluster.start("victim", a)
+        c = await cluster.start("c", a)
+        await wait_until(_all_alive([a, victim, c]), timeout=10, what="convergence")
+        assert victim.peer_id not in c.node.connected_peers()
+
+        await cluster.kill(victim)
+        await wait_until(
+            _everyone_sees([a, c], [victim.peer_id], DEAD), timeout=10, what="dead at a and c"
+        )
+        seen = c.service.view.member(victim.peer_id)
+        assert seen is not None
+        assert ("our dial-back refused" in seen.history[-1].detail) is certified
+
+
+@pytest.mark.network
 async def test_leaving_node_turns_left_everywhere_within_a_second(tmp_path: Path) -> None:
     async with _cluster(tmp_path) as cluster:
         members = await cluster.chain(3)

@@ -50,7 +50,9 @@ class FakeNode:
         self.during_ping()
         return self.answer
 
-    def dial_back_target(self, peer: str, advertised: object) -> tuple[str, int]:
+    def dial_back_target(
+        self, peer: str, advertised: object, *, certified: bool = False
+    ) -> tuple[str, int]:
         return ("127.0.0.1", self.port)
 
 

@@ -324,6 +324,19 @@ async def test_dial_back_targets_are_where_the_peer_was_authenticated(
         assert a.dial_back_target(b.peer_id, [elsewhere, own]) == ("127.0.0.1", b_port)
         assert a.dial_back_target(b.peer_id, [elsewhere, someone_else]) is None
         assert b.dial_back_target(a.peer_id, [elsewhere]) == ("127.0.0.1", port)  # dialled
+        # A peer we never met: only a certified one, at a unicast address it names (on
+        # loopback, as we listen on loopback alone).
+        stranger = "12D3KooWStranger"
+        named = f"/ip4/127.0.0.1/tcp/4001/p2p/{stranger}"
+        unspecified = f"/ip4/0.0.0.0/tcp/4001/p2p/{stranger}"
+        assert a.dial_back_target(stranger, [named]) is None
+        assert a.dial_back_target(stranger, [unspecified, named], certified=True) == (
+            "127.0.0.1",
+            4001,
+        )
+        assert a.dial_back_target(stranger, [unspecified], certified=True) is None
+        # Met, but only at an IP it does not advertise: certified or not, not dialled.
+        assert a.dial_back_target(b.peer_id, [elsewhere], certified=True) is None
 
 
 async def test_pings_reuse_one_stream_and_replace_a_closed_one(

@@ -1,15 +1,17 @@
 """Rule 7's witnesses on real nodes: a crash reaches members that hold no link to it.
 
 Five in-process nodes, the victim linked to two of them only. The two see its connections
-close and dial it back: refused. The other two cannot dial it (no address they have met
-it at) and, in a cluster whose members a cluster authority certifies, take the two
-refusals as their own; in an open cluster they wait out the suspicion.
+close and dial it back: refused. The other two have not met it. In a cluster whose
+members a cluster authority certifies they dial it where its signed digest says it
+listens; where they may not (here: no advertised address passes ``dialable_ip``), they
+take the two refusals as their own. In an open cluster they wait out the suspicion.
 """
 
 from __future__ import annotations
 
 import pytest
 
+from adapters import p2p_node
 from devnet.testing import DEAD, MeshNetwork, SimNode
 from mesh.cluster_transitions import Transition
 from mesh.messages import MemberState
@@ -40,7 +42,17 @@ async def _crash_the_victim(net: MeshNetwork) -> SimNode:
     return victim
 
 
-async def test_certified_members_take_two_witnesses_refusals_as_their_own(mesh_network) -> None:
+async def test_certified_members_dial_back_a_member_they_never_met(mesh_network) -> None:
+    net = await mesh_network(5, topology=EDGES, admission=True)
+    victim = await _crash_the_victim(net)
+    for observer in net.nodes[1:]:
+        assert "our dial-back refused" in _death(observer, victim)[1].detail
+
+
+async def test_certified_members_take_two_witnesses_refusals_as_their_own(
+    mesh_network, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(p2p_node, "dialable_ip", lambda ip, loopback: False)
     net = await mesh_network(5, topology=EDGES, admission=True)
     victim = await _crash_the_victim(net)
     config = net.nodes[3].handle.gossip.view.config  # type: ignore[union-attr]
