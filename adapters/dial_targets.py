@@ -30,8 +30,10 @@ def advertised_at(
             continue
         if parts[3] != "tcp" or parts[5] != "p2p" or parts[6] != peer:
             continue
-        if parts[4].isdigit() and 0 < int(parts[4]) < 65536 and allowed(parts[2]):
-            return parts[2], int(parts[4])
+        port = parts[4]
+        # isdigit alone takes "²", which int() refuses.
+        if port.isascii() and port.isdigit() and 0 < int(port) < 65536 and allowed(parts[2]):
+            return parts[2], int(port)
     return None
 
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import random
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextvars import ContextVar
 
 from libp2p.peer.id import ID
@@ -46,7 +46,12 @@ def flooding() -> Iterator[None]:
 
 
 class FloodingGossipSub(GossipSub):
-    """GossipSub that floods our own messages published inside :func:`flooding`."""
+    """GossipSub that floods our own messages published inside :func:`flooding`.
+
+    ``member(peer_id)``, if set, says which topic peers are members of our view: past the
+    cap they go first, so that identities minted by the dozen cannot take the places."""
+
+    member: Callable[[str], bool] | None = None
 
     def _get_peers_to_send(
         self,
@@ -60,7 +65,7 @@ class FloodingGossipSub(GossipSub):
         pubsub = self.pubsub
         # Only what we originate: a forwarded message keeps GossipSub's fan-out, or one
         # peer's notice would make every node flood it again.
-        if not _FLOOD.get() or pubsub is None or origin != pubsub.my_id:
+        if not _FLOOD.get() or pubsub is None or not origin == msg_forwarder == pubsub.my_id:
             return chosen
         extra: set[ID] = set()
         for topic in topics:
@@ -72,7 +77,11 @@ class FloodingGossipSub(GossipSub):
             )
         extra -= chosen | {origin}
         if len(extra) > MAX_FLOOD_PEERS:
-            extra = set(random.sample(list(extra), MAX_FLOOD_PEERS))
+            pool = random.sample(list(extra), len(extra))
+            member = self.member
+            if member is not None:
+                pool.sort(key=lambda peer: not member(peer.to_base58()))  # stable: members first
+            extra = set(pool[:MAX_FLOOD_PEERS])
         return chosen | extra
 
     def _gated(self, peer: ID, topic: str) -> bool:

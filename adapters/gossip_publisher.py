@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 import trio
 
-from adapters.flood_publish import flooding
+from adapters.flood_publish import FloodingGossipSub, flooding
 from adapters.gossip_metrics import GossipMetrics
 from adapters.gossip_tuning import GossipTuning
 from adapters.publish_decisions import PublishDecisions, Said, fraction
@@ -71,6 +71,9 @@ class GossipPublisher:
         wall_clock: Callable[[], float],
     ) -> None:
         self._node = node
+        router = getattr(node.guarded_pubsub, "router", None)
+        if isinstance(router, FloodingGossipSub):
+            router.member = view.knows  # our members first among the peers flooded
         self._manager = manager
         self._sequencer = sequencer
         self._view = view

@@ -148,9 +148,15 @@ class SuspectChecks:
             unanswered = answer is False
             if unanswered:
                 self._rechecks.missed(peer, self._clock())
-        address = self._node.dial_back_target(
-            peer, member.p2p_addrs, certified=self._view.config.certified_members
-        )
+        address = self._node.dial_back_target(peer, member.p2p_addrs)
+        vouch = True
+        if address is None and self._view.config.certified_members:
+            # A certified member we never met: where its own signed digest says it listens
+            # (in a pulled snapshot too: a refusal there ends that life, the one we hold).
+            # Its word only, so the refusal is ours alone, never a witness's (rule 7): an
+            # address that is another host from where we stand must not kill it elsewhere.
+            address = self._node.dial_back_target(peer, member.p2p_addrs, certified=True)
+            vouch = False
         if address is not None and not self._dial_budget.take(self._clock()):
             # Sybils each suspected in turn must not make us a connection flood.
             self._metrics.dialbacks.labels(result="dropped").inc()
@@ -167,7 +173,7 @@ class SuspectChecks:
         # The view ignores it while a connection to the peer looks open, unless our ping
         # on that connection has just gone unanswered.
         try:
-            outcome = self._view.on_refused(peer, self._clock(), unanswered=unanswered)
+            outcome = self._view.on_refused(peer, self._clock(), unanswered=unanswered, vouch=vouch)
             self._handle(outcome, peer)
         except Exception as exc:  # nothing a peer's state caused may end the checks
             self._metrics.loop_failed("dialback", exc)

@@ -122,8 +122,9 @@ class Suspicions:
         )
         return Outcome(tuple(events))
 
-    def observe(self, peer: str, cause: Cause, now: float) -> list[Event]:
-        """Our own failure evidence about ``peer`` (rules 3, 6, 8, 9)."""
+    def observe(self, peer: str, cause: Cause, now: float, *, vouch: bool = True) -> list[Event]:
+        """Our own failure evidence about ``peer`` (rules 3, 6, 8, 9); ``vouch``: a
+        refusal others may count as a witness's (``ClusterView.on_refused``)."""
         record = self._roster.records.get(peer)
         # Rule 2, and we never suspect ourselves.
         if record is None or peer == self.self_id:
@@ -138,7 +139,7 @@ class Suspicions:
             # publish now if all we had before was unpublished starved timing evidence.
             suspicion.local.add(cause)
             suspicion.note_refused(cause, now)
-            if self._says_refused(suspicion, cause):
+            if self._says_refused(suspicion, cause, vouch):
                 # What we published before was a judgement; this is a kernel's answer that
                 # others may count (rule 7: witnesses).
                 suspicion.said_refused = True
@@ -156,18 +157,20 @@ class Suspicions:
         suspicion.local.add(cause)
         suspicion.note_refused(cause, now)
         suspicion.quiet = quiet
-        refused = self._says_refused(suspicion, cause)
+        refused = self._says_refused(suspicion, cause, vouch)
         suspicion.said_refused = refused
         if not quiet and (refused or not self._confirmed_enough(suspicion)):
             events.append(PublishSuspect(peer, record.key, refused=refused))
         return events
 
-    def _says_refused(self, suspicion: Suspicion, cause: Cause) -> bool:
+    def _says_refused(self, suspicion: Suspicion, cause: Cause, vouch: bool) -> bool:
         """Whether our refused dial should be published as a witness's notice (rules 6
-        and 7): once, while witnesses are trusted and fewer than needed are known."""
+        and 7): once, while witnesses are trusted and fewer than needed are known, and
+        only for a dial at an address we vouch for."""
         needed = self.config.refusal_witnesses
         return (
             cause is Cause.REFUSED
+            and vouch
             and needed > 0
             and not suspicion.said_refused
             and len(suspicion.witnesses) < needed

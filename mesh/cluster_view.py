@@ -279,15 +279,19 @@ class ClusterView:
             self._awareness.refresh(now)
         return Outcome(tuple(self._suspicions.observe(peer, Cause.PING_FAILED, now)))
 
-    def on_refused(self, peer: str, now: float, *, unanswered: bool = False) -> Outcome:
+    def on_refused(
+        self, peer: str, now: float, *, unanswered: bool = False, vouch: bool = True
+    ) -> Outcome:
         """Our dial to every address ``peer`` advertises was refused: dead after
         ``refused_grace`` unless it speaks first (rule 7). Ignored while a connection to
         ``peer`` looks open, unless our own ping on it just went ``unanswered``: a killed
         process's connection looks open until we read its reset, which a busy node may
-        not do for seconds, while its kernel refuses dials at once."""
+        not do for seconds, while its kernel refuses dials at once. Not ``vouch``: the
+        address was only the member's word (we never met it there), so the refusal is our
+        evidence alone and is not published as a witness's."""
         if peer in self._roster.connected and not unanswered:
             return Outcome(note=f"refused dial to {peer}, but a connection is open")
-        return Outcome(tuple(self._suspicions.observe(peer, Cause.REFUSED, now)))
+        return Outcome(tuple(self._suspicions.observe(peer, Cause.REFUSED, now, vouch=vouch)))
 
     def merge_snapshot(self, snapshot: ViewSnapshot, now: float) -> Outcome:
         """Apply a pulled view: its signed statements, as if from the topic (rule 12)."""

@@ -32,6 +32,7 @@ import random
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from typing import NamedTuple
 
 from adapters.gossip_tuning import GossipTuning
@@ -245,13 +246,14 @@ class LightNode(HostClock):
         self.decisions.refute()
         self._wake()
 
-    def _observe(self, peer: int, *, refused: bool = False) -> None:
+    def _observe(self, peer: int, *, refused: bool = False, vouch: bool = True) -> None:
         last = self.heard.get(peer)
         if last is None or last.left or self.life is not Life.UP:
             return  # rule 2 (no digest of it), rule 10 (it left)
         suspected = self.suspected.setdefault(peer, Suspected())
         says_refused = (
             refused
+            and vouch
             and self.config.refusal_witnesses > 0
             and not suspected.said_refused
             and len(suspected.witnesses) < self.config.refusal_witnesses
@@ -292,14 +294,17 @@ class LightNode(HostClock):
         self._ping(peer, checked)
 
     def _dial_back(self, peer: int) -> None:
-        may_dial = peer in self.met or self.config.certified_members  # dial_back_target
-        if may_dial and self._dials.take(self.now):
-            self.cluster.dial(self.index, peer, self.tuning.dialback_timeout, self._dialled)
+        # dial_back_target: a member we met, or any certified one where it advertised
+        # itself, whose refusal is then ours alone (not a witness's: vouch).
+        vouch = peer in self.met
+        if (vouch or self.config.certified_members) and self._dials.take(self.now):
+            done = partial(self._dialled, vouch=vouch)
+            self.cluster.dial(self.index, peer, self.tuning.dialback_timeout, done)
 
-    def _dialled(self, peer: int, refused: bool) -> None:
+    def _dialled(self, peer: int, refused: bool, *, vouch: bool = True) -> None:
         # The view ignores a refusal while a connection to the peer looks open.
         if refused and peer not in self.connected:
-            self._observe(peer, refused=True)
+            self._observe(peer, refused=True, vouch=vouch)
 
     def _ping_next(self, tick: int | None) -> None:
         if tick is not None:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import math
 import random
 from collections.abc import Callable, Iterable
+from functools import partial
 
 from adapters.gossip_tuning import GossipTuning
 from adapters.link_timing import LinkTiming
@@ -302,14 +303,18 @@ class SimNode(HostClock):
             self._dial_back(peer)
 
     def _dial_back(self, peer: int) -> None:
-        may_dial = peer in self.met or self.config.certified_members
-        if not may_dial or not self._dials.take(self.now):
-            return  # dial_back_target: no address we may dial
-        self.cluster.dial(self.index, peer, self.tuning.dialback_timeout, self._dialled)
+        # dial_back_target: a member we met, or any certified one where it advertised
+        # itself, whose refusal is then ours alone (not a witness's: vouch).
+        vouch = peer in self.met
+        if not (vouch or self.config.certified_members) or not self._dials.take(self.now):
+            return  # no address we may dial
+        done = partial(self._dialled, vouch=vouch)
+        self.cluster.dial(self.index, peer, self.tuning.dialback_timeout, done)
 
-    def _dialled(self, peer: int, refused: bool) -> None:
+    def _dialled(self, peer: int, refused: bool, *, vouch: bool = True) -> None:
         if refused:
-            self.handle(self.view.on_refused(self.cluster.peer_id(peer), self.now))
+            pid = self.cluster.peer_id(peer)
+            self.handle(self.view.on_refused(pid, self.now, vouch=vouch))
             self.arm_tick()
 
     # --- liveness pings (adapters/pinger.py) -----------------------------------------------

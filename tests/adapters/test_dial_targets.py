@@ -25,6 +25,9 @@ PEER = "12D3KooWPeer"
         ("240.0.0.1", True, False),
         ("169.254.10.1", True, False),
         ("fe80::1", True, False),
+        ("::1", False, False),
+        ("::ffff:127.0.0.1", False, False),
+        ("::ffff:0.0.0.0", True, False),
         ("ff02::1", True, False),
         ("example.org", True, False),
         ("", True, False),
@@ -41,6 +44,7 @@ def test_the_first_well_formed_allowed_address_naming_the_peer_wins() -> None:
         "/ip4/10.0.0.2/tcp/4001/p2p/12D3KooWOther",  # someone else
         f"/ip4/10.0.0.3/tcp/0/p2p/{PEER}",  # no port
         f"/ip4/10.0.0.4/tcp/70000/p2p/{PEER}",
+        f"/ip4/10.0.0.4/tcp/4\u00b2/p2p/{PEER}",  # a digit to isdigit, not to int
         f"/ip4/10.0.0.5/tcp/4001/p2p/{PEER}",
         f"/ip4/10.0.0.6/tcp/4001/p2p/{PEER}",
     ]

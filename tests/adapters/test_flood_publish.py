@@ -6,6 +6,7 @@ from collections.abc import Callable
 
 import pytest
 
+from adapters import flood_publish
 from adapters.flood_publish import flooding
 from adapters.libp2p_host import open_p2p_node
 from adapters.p2p_config import P2PConfig
@@ -74,3 +75,27 @@ async def test_an_urgent_publish_reaches_topic_peers_outside_the_mesh(
                 lambda: all(inbox.data == [b"urgent"] for inbox in inboxes.values()),
                 what="the urgent publish at both peers",
             )
+
+
+@pytest.mark.network
+async def test_past_the_cap_members_of_our_view_go_first(
+    p2p_config: MakeConfig, wait_until: WaitUntil, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(flood_publish, "MAX_FLOOD_PEERS", 1)
+    async with open_p2p_node(p2p_config("a", **SLOW)) as a:
+        boot = (a.listen_addrs[0],)
+        async with (
+            open_p2p_node(p2p_config("b", bootstrap=boot, **SLOW)) as b,
+            open_p2p_node(p2p_config("c", bootstrap=boot, **SLOW)) as c,
+        ):
+            for node in (a, b, c):
+                await node.pubsub.subscribe(TOPIC, Inbox())
+            await wait_until(
+                lambda: in_mesh(a, b, TOPIC) and in_mesh(a, c, TOPIC), what="a's mesh formed"
+            )
+            _unmesh(a)
+            router = a.guarded_pubsub.router
+            router.member = lambda peer: peer == c.peer_id  # type: ignore[attr-defined]
+            with flooding():
+                for _ in range(8):  # the draw among the two is random; the order is not
+                    assert _targets(a, a) == {c.peer_id}

@@ -487,6 +487,8 @@ async def test_notices_are_flooded_and_routine_digests_are_not(tmp_path: Path) -
         await a.service._publisher.publish_digest(trio.current_time())
         await cluster.kill(victim)
         await wait_until(lambda: ("suspect", True) in sent, timeout=10, what="a's suspicion notice")
+        a.service._publisher.refute(0)
+        await wait_until(lambda: ("digest", True) in sent, timeout=5, what="a's refutation")
         await a.service.leave()
         assert ("digest", False) in sent
         assert ("suspect", False) not in sent

@@ -151,6 +151,21 @@ def test_a_refused_dial_is_published_once_as_a_witness_while_witnesses_are_wante
     assert other.on_refused(X, 1.02).events == ()  # once
 
 
+def test_a_refusal_we_do_not_vouch_for_is_ours_alone() -> None:
+    # A dial at the address a member we never met advertised (adapters/suspect_checks.py):
+    # it makes the member dead here after the grace, and is published as a plain
+    # suspicion, never as a witness's.
+    view = cluster(X, B, C, D, config=CERT)
+    events = view.on_refused(X, 1.0, vouch=False).events
+    assert [e for e in events if isinstance(e, PublishSuspect)] == [
+        PublishSuspect(X, Version(START, 0, 1))
+    ]
+    assert view.next_deadline() == 1.0 + GRACE
+    view.tick(1.0 + GRACE)
+    assert state(view) is DEAD
+    assert "our dial-back refused" in last(view).detail
+
+
 def test_an_open_cluster_publishes_no_witness_notice() -> None:
     view = cluster(X, B, C, D, config=OPEN)
     view.on_disconnected(X, 0.2)
