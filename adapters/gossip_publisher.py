@@ -71,7 +71,7 @@ class GossipPublisher:
         wall_clock: Callable[[], float],
     ) -> None:
         self._node = node
-        router = getattr(node.guarded_pubsub, "router", None)
+        router = getattr(getattr(node, "guarded_pubsub", None), "router", None)
         if isinstance(router, FloodingGossipSub):
             router.member = view.knows  # our members first among the peers flooded
         self._manager = manager

@@ -188,6 +188,12 @@ class GossipTuning:
     # Dial-backs a second to all peers together, with a burst (beyond: dropped).
     dialback_rate: float = 10.0
     dialback_burst: float = 32.0
+    # A certified member we never met is dialled back where it advertised itself only
+    # while the view has at most this many live members (adapters/suspect_checks.py). Up
+    # to meet_links every node meets every member, so never having met one is a joiner's
+    # first seconds; in a larger cluster it is the rule, a dial from every such node would
+    # be an accept storm on a suspect that may be alive, and witnesses do the work.
+    unmet_dial_members: int = 32
     # leave(): wait at most this long for py-libp2p's outbound queues to drain, then this
     # much for the last popped frame's write to finish.
     leave_flush_timeout: float = 1.0

@@ -150,7 +150,7 @@ class SuspectChecks:
                 self._rechecks.missed(peer, self._clock())
         address = self._node.dial_back_target(peer, member.p2p_addrs)
         vouch = True
-        if address is None and self._view.config.certified_members:
+        if address is None and self._dials_unmet():
             # A certified member we never met: where its own signed digest says it listens
             # (in a pulled snapshot too: a refusal there ends that life, the one we hold).
             # Its word only, so the refusal is ours alone, never a witness's (rule 7): an
@@ -177,3 +177,11 @@ class SuspectChecks:
             self._handle(outcome, peer)
         except Exception as exc:  # nothing a peer's state caused may end the checks
             self._metrics.loop_failed("dialback", exc)
+
+    def _dials_unmet(self) -> bool:
+        """Whether a certified member we never met may be dialled where it advertised
+        itself: only in a cluster small enough that every node meets every member."""
+        view = self._view
+        return (
+            view.config.certified_members and view.live_count() <= self._tuning.unmet_dial_members
+        )

@@ -297,7 +297,8 @@ class LightNode(HostClock):
         # dial_back_target: a member we met, or any certified one where it advertised
         # itself, whose refusal is then ours alone (not a witness's: vouch).
         vouch = peer in self.met
-        if (vouch or self.config.certified_members) and self._dials.take(self.now):
+        unmet = self.config.certified_members and self.n <= self.tuning.unmet_dial_members
+        if (vouch or unmet) and self._dials.take(self.now):
             done = partial(self._dialled, vouch=vouch)
             self.cluster.dial(self.index, peer, self.tuning.dialback_timeout, done)
 

@@ -306,7 +306,10 @@ class SimNode(HostClock):
         # dial_back_target: a member we met, or any certified one where it advertised
         # itself, whose refusal is then ours alone (not a witness's: vouch).
         vouch = peer in self.met
-        if not (vouch or self.config.certified_members) or not self._dials.take(self.now):
+        unmet = self.config.certified_members and (
+            self.view.live_count() <= self.tuning.unmet_dial_members
+        )
+        if not (vouch or unmet) or not self._dials.take(self.now):
             return  # no address we may dial
         done = partial(self._dialled, vouch=vouch)
         self.cluster.dial(self.index, peer, self.tuning.dialback_timeout, done)

@@ -414,13 +414,14 @@ async def test_killed_node_turns_dead_everywhere(tmp_path: Path) -> None:
 
 
 @pytest.mark.network
-@pytest.mark.parametrize("certified", [True, False])
+@pytest.mark.parametrize(("certified", "unmet_dial_members"), [(True, 32), (False, 32), (True, 1)])
 async def test_a_certified_member_never_met_is_dialled_back_where_it_advertised(
-    tmp_path: Path, certified: bool
+    tmp_path: Path, certified: bool, unmet_dial_members: int
 ) -> None:
     # c never met the victim: it knows its signed digest only, through a. Under an
     # admission policy it dials the victim's advertised port when it hears the suspicion
-    # and the refusal is its own evidence; in an open cluster it waits out the suspicion.
+    # and the refusal is its own evidence; in an open cluster, or one with more live
+    # members than unmet_dial_members, it waits out the suspicion.
     async with _cluster(tmp_path) as cluster:
         names = ("a", "victim", "c")
         if certified:
@@ -430,7 +431,8 @@ async def test_a_certified_member_never_met_is_dialled_back_where_it_advertised(
             )
         a = await cluster.start("a")
         victim = await cluster.start("victim", a)
-        c = await cluster.start("c", a)
+        tuning = GossipTuning(meet_links=0, unmet_dial_members=unmet_dial_members)
+        c = await cluster.start("c", a, tuning=tuning)
         await wait_until(_all_alive([a, victim, c]), timeout=10, what="convergence")
         assert victim.peer_id not in c.node.connected_peers()
 
@@ -440,7 +442,8 @@ async def test_a_certified_member_never_met_is_dialled_back_where_it_advertised(
         )
         seen = c.service.view.member(victim.peer_id)
         assert seen is not None
-        assert ("our dial-back refused" in seen.history[-1].detail) is certified
+        dialled = certified and unmet_dial_members > 1
+        assert ("our dial-back refused" in seen.history[-1].detail) is dialled
 
 
 @pytest.mark.network
