@@ -14,16 +14,19 @@ connection to the peer was authenticated as that peer, or else one the peer adve
 the very IP its authenticated connection to us came from. A digest could otherwise aim
 every node's dials at any host and port (a port scan, or a flood of a third party from
 inside the cluster), or at an address that refuses for reasons of its own (0.0.0.0, a NAT,
-a REJECT rule) to have a live member declared dead. A peer we never met is not dialled
-back: it waits for the suspicion's timeout or its witnesses. In a cluster whose members an
-admission authority certifies, such a member is dialled where it advertised itself, at a
-unicast IP (``adapters.dial_targets``): the newest of 20 nodes, 0.4 s old at a kill, had
-met the victim nowhere and saw the kill last, 1-3.6 s late. That refusal is our evidence
-alone, never published as a witness's: from where we stand the address may be another
-host. What it costs: an admitted member can aim every node's dial (one per suspicion of
-it, within the budget) at a host of its choosing, and learns nothing back. All dial-backs
-share a rate (``GossipTuning.dialback_rate``), so Sybils suspected in turn make no flood
-either.
+a REJECT rule) to have a live member declared dead. A peer we never met waits for the
+suspicion's timeout or its witnesses, with one exception: in a cluster whose members an
+admission authority certifies, and whose view holds at most
+``GossipTuning.unmet_dial_members`` (32) live members heard firsthand, it is dialled where
+it advertised itself, at a unicast IP (``adapters.dial_targets``). Up to that size every
+node meets every member, so this is a joiner's first seconds: the newest of 20 nodes, 0.4 s
+old at a kill, had met the victim nowhere and saw the kill last, 1-3.6 s late. That
+refusal is our evidence alone, never published as a witness's: from where we stand the
+address may be another host. What it costs: an admitted member can aim those nodes' dials
+(one per suspicion of it, within the budget) at a host of its choosing, and learns at
+most whether they were refused (our view turns it dead), once per suspicion. All
+dial-backs share a rate (``GossipTuning.dialback_rate``), so Sybils suspected in turn
+make no flood either.
 
 :func:`dial_back` makes one plain TCP connect, kept open a moment (0.1 s) in case it is
 reset and then closed: no libp2p handshake, so it costs the listener an accept and nothing

@@ -49,7 +49,8 @@ class FloodingGossipSub(GossipSub):
     """GossipSub that floods our own messages published inside :func:`flooding`.
 
     ``member(peer_id)``, if set, says which topic peers are members of our view: past the
-    cap they go first, so that identities minted by the dozen cannot take the places."""
+    cap they go first, so that identities minted by the dozen and never admitted to the
+    view cannot take the places."""
 
     member: Callable[[str], bool] | None = None
 

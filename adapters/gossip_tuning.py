@@ -189,7 +189,8 @@ class GossipTuning:
     dialback_rate: float = 10.0
     dialback_burst: float = 32.0
     # A certified member we never met is dialled back where it advertised itself only
-    # while the view has at most this many live members (adapters/suspect_checks.py). Up
+    # while the view has at most this many live members heard firsthand (live_count;
+    # adapters/suspect_checks.py), kept equal to meet_links. Up
     # to meet_links every node meets every member, so never having met one is a joiner's
     # first seconds; in a larger cluster it is the rule, a dial from every such node would
     # be an accept storm on a suspect that may be alive, and witnesses do the work.

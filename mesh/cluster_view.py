@@ -282,7 +282,7 @@ class ClusterView:
     def on_refused(
         self, peer: str, now: float, *, unanswered: bool = False, vouch: bool = True
     ) -> Outcome:
-        """Our dial to every address ``peer`` advertises was refused: dead after
+        """Our dial-back of ``peer`` was refused (adapters/dialback.py): dead after
         ``refused_grace`` unless it speaks first (rule 7). Ignored while a connection to
         ``peer`` looks open, unless our own ping on it just went ``unanswered``: a killed
         process's connection looks open until we read its reset, which a busy node may

@@ -32,7 +32,6 @@ import random
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from functools import partial
 from typing import NamedTuple
 
 from adapters.gossip_tuning import GossipTuning
@@ -46,7 +45,7 @@ from devnet.simulator.host_clock import HostClock
 from devnet.simulator.kernel import Kernel, Life
 from devnet.simulator.keys import Identity
 from devnet.simulator.overlay import GossipParams, Packet, Router
-from devnet.simulator.publisher import COMPONENTS
+from devnet.simulator.publisher import COMPONENTS, URGENT_KINDS
 from mesh.cluster_config import ClusterConfig
 from mesh.cluster_events import PublishSuspect
 from mesh.digest import decode_gossip, encode_gossip
@@ -246,14 +245,13 @@ class LightNode(HostClock):
         self.decisions.refute()
         self._wake()
 
-    def _observe(self, peer: int, *, refused: bool = False, vouch: bool = True) -> None:
+    def _observe(self, peer: int, *, refused: bool = False) -> None:
         last = self.heard.get(peer)
         if last is None or last.left or self.life is not Life.UP:
             return  # rule 2 (no digest of it), rule 10 (it left)
         suspected = self.suspected.setdefault(peer, Suspected())
         says_refused = (
             refused
-            and vouch
             and self.config.refusal_witnesses > 0
             and not suspected.said_refused
             and len(suspected.witnesses) < self.config.refusal_witnesses
@@ -294,18 +292,15 @@ class LightNode(HostClock):
         self._ping(peer, checked)
 
     def _dial_back(self, peer: int) -> None:
-        # dial_back_target: a member we met, or any certified one where it advertised
-        # itself, whose refusal is then ours alone (not a witness's: vouch).
-        vouch = peer in self.met
-        unmet = self.config.certified_members and self.n <= self.tuning.unmet_dial_members
-        if (vouch or unmet) and self._dials.take(self.now):
-            done = partial(self._dialled, vouch=vouch)
-            self.cluster.dial(self.index, peer, self.tuning.dialback_timeout, done)
+        # A light node keeps state only of peers it met (the node also dials a certified
+        # member it never met, adapters/suspect_checks.py; here there is none).
+        if peer in self.met and self._dials.take(self.now):
+            self.cluster.dial(self.index, peer, self.tuning.dialback_timeout, self._dialled)
 
-    def _dialled(self, peer: int, refused: bool, *, vouch: bool = True) -> None:
+    def _dialled(self, peer: int, refused: bool) -> None:
         # The view ignores a refusal while a connection to the peer looks open.
         if refused and peer not in self.connected:
-            self._observe(peer, refused=True, vouch=vouch)
+            self._observe(peer, refused=True)
 
     def _ping_next(self, tick: int | None) -> None:
         if tick is not None:
@@ -386,4 +381,5 @@ class LightNode(HostClock):
 
     def _send(self, data: bytes, kind: str) -> None:
         self.published[kind] += 1
-        self.router.publish(self.cluster.packet(self.index, self.ident.seal(data)))
+        packet = self.cluster.packet(self.index, self.ident.seal(data))
+        self.router.publish(packet, flood=kind in URGENT_KINDS)

@@ -7,7 +7,7 @@ The adapter's decisions are repeated here with the same pure pieces it uses
 order: validate (signature, decode, signer rates), then the view; a view's event becomes a
 suspicion to publish, a refutation, or a check of the suspect (a ping out of turn if we are
 connected, else a dial-back, which only a peer we have met can get, or in a certified
-cluster any member: ``dial_back_target``).
+cluster of at most ``unmet_dial_members`` live members any member: ``dial_back_target``).
 Connection events, pings and pulls come from ``devnet.simulator.cluster``. Where this file
 simplifies the adapter it says so.
 """

@@ -10,8 +10,8 @@ with adaptive gossip off, as P2PConfig sets it), which ask (IWANT) for those the
 subscriber is grafted at once while our mesh is below ``D_lo``, and is sent the cached
 messages of the last ``gossip_window`` heartbeats (py-libp2p's replay on subscription),
 in one write: one delay, and one draw of loss, for all of them.
-Our own suspicion notices and refutations also go to every connected peer outside the
-mesh, as the node's ``adapters.flood_publish`` sends them.
+Our own suspicion notices, refutations and leave notices also go to every connected peer
+outside the mesh, as the node's ``adapters.flood_publish`` sends them.
 Left out: peer scoring, PRUNE backoff and peer exchange (off in P2PConfig), IDONTWANT (1.2
 is not offered), fanout (every node is subscribed). GRAFT is accepted below ``D_hi``,
 else answered by PRUNE.

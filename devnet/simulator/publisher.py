@@ -25,10 +25,10 @@ from mesh.messages import HealthDigest
 from mesh.model import Status
 from mesh.wire_level import COMPACT
 
-__all__ = ["COMPONENTS", "Publisher"]
+__all__ = ["COMPONENTS", "URGENT_KINDS", "Publisher"]
 
 # What GossipPublisher floods to every topic peer (adapters/flood_publish.py).
-URGENT_KINDS = frozenset({"suspect", "witness", "refutation"})
+URGENT_KINDS = frozenset({"suspect", "witness", "refutation", "leave"})
 # A healthy node's digest carries the components its built-in checks feed, as the devnet's
 # digests do: every table entry but the database (a check an application adds).
 COMPONENTS = {name: 1.0 for name in sorted(component_table.TABLE) if name != "database"}

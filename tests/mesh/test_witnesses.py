@@ -166,6 +166,16 @@ def test_a_refusal_we_do_not_vouch_for_is_ours_alone() -> None:
     assert "our dial-back refused" in last(view).detail
 
 
+def test_a_refusal_we_vouch_for_after_one_we_do_not_is_published_as_a_witness() -> None:
+    view = cluster(X, B, C, D, config=CERT)
+    view.on_disconnected(X, 0.9)
+    unvouched = view.on_refused(X, 1.0, vouch=False).events
+    assert not [e for e in unvouched if isinstance(e, PublishSuspect) and e.refused]
+    assert view.on_refused(X, 1.01).events == (
+        PublishSuspect(X, Version(START, 0, 1), refused=True),
+    )
+
+
 def test_an_open_cluster_publishes_no_witness_notice() -> None:
     view = cluster(X, B, C, D, config=OPEN)
     view.on_disconnected(X, 0.2)
