@@ -140,8 +140,8 @@ class P2PNode:
         and authenticated it ourselves; else, of the TCP addresses it ``advertised``, one
         at the very IP its authenticated connection to us came from, so a digest can aim
         our dials at no host but its own. A ``certified`` member (an admission policy's)
-        we never met is dialled where it advertised, at a unicast IP (loopback only on a
-        single-host cluster like ours): the authority vouches for it. None if none of these."""
+        we never met is dialled where it advertised, at a unicast IP (loopback only while
+        we listen on loopback alone): the authority vouches for it. None if none of these."""
         dialled = self.dialled_address(peer)
         if dialled is not None:
             return dialled
