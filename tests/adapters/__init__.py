@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from adapters.p2p_node import P2PNode
+    from probes.ports import PubSubMessage
 
 # The ``wait_until`` fixture's type (tests/adapters/conftest.py).
 WaitUntil = Callable[..., Awaitable[None]]
@@ -23,3 +24,20 @@ def in_mesh(x: P2PNode, y: P2PNode, topic: str) -> bool:
     """
     mesh = x.guarded_pubsub.router.mesh  # type: ignore[attr-defined]
     return y.host.get_id() in mesh.get(topic, ())
+
+
+class Inbox:
+    """A handler that records what it gets; optionally raises on one payload."""
+
+    def __init__(self, fail_on: bytes | None = None) -> None:
+        self.messages: list[PubSubMessage] = []
+        self.fail_on = fail_on
+
+    async def __call__(self, msg: PubSubMessage) -> None:
+        if msg.data == self.fail_on:
+            raise RuntimeError("handler bug")
+        self.messages.append(msg)
+
+    @property
+    def data(self) -> list[bytes]:
+        return [m.data for m in self.messages]

@@ -11,22 +11,13 @@ from adapters.flood_publish import flooding
 from adapters.libp2p_host import open_p2p_node
 from adapters.p2p_config import P2PConfig
 from adapters.p2p_node import P2PNode
-from probes.ports import PubSubMessage
-from tests.adapters import WaitUntil, in_mesh
+from tests.adapters import Inbox, WaitUntil, in_mesh
 
 MakeConfig = Callable[..., P2PConfig]
 TOPIC = "t"
 # Heartbeats far past the test's length: no IHAVE gossip and no mesh repair can carry a
 # message to a peer outside the mesh while we look.
 SLOW = {"gossip_heartbeat_interval": 60.0}
-
-
-class Inbox:
-    def __init__(self) -> None:
-        self.data: list[bytes] = []
-
-    async def __call__(self, msg: PubSubMessage) -> None:
-        self.data.append(msg.data)
 
 
 def _unmesh(node: P2PNode) -> None:

@@ -11,27 +11,10 @@ from adapters.libp2p_host import open_p2p_node
 from adapters.p2p_config import P2PConfig
 from adapters.p2p_node import P2PNode
 from adapters.pubsub import InMemoryPubSubNetwork
-from probes.ports import PubSub, PubSubMessage
-from tests.adapters import WaitUntil, in_mesh
+from probes.ports import PubSub
+from tests.adapters import Inbox, WaitUntil, in_mesh
 
 MakeConfig = Callable[..., P2PConfig]
-
-
-class Inbox:
-    """A handler that records what it gets; optionally raises on one payload."""
-
-    def __init__(self, fail_on: bytes | None = None) -> None:
-        self.messages: list[PubSubMessage] = []
-        self.fail_on = fail_on
-
-    async def __call__(self, msg: PubSubMessage) -> None:
-        if msg.data == self.fail_on:
-            raise RuntimeError("handler bug")
-        self.messages.append(msg)
-
-    @property
-    def data(self) -> list[bytes]:
-        return [m.data for m in self.messages]
 
 
 # ------------------------------------------------------------------------ fake
