@@ -17,7 +17,10 @@ record, which it has always accepted.
 
 - :func:`without_sender_record` is what :class:`adapters.guarded_pubsub.GuardedPubsub`
   applies to each RPC as it writes it.
-- :class:`LeanKadDHT` answers with closer peers' ids and addresses only.
+- :class:`LeanKadDHT` answers with closer peers' ids and addresses only, GET_VALUE and
+  GET_PROVIDERS without our own record, and a GET_VALUE that finds the record without
+  closer peers: a found probe record went out as about 1.3 KB, and about 300 bytes
+  without them (``devnet/cost_breakdown.py --instrument``, 2026-12-05).
 - :func:`key_in_id`: whether our own messages may leave out their public key. py-libp2p
   puts the author's serialized public key (38 bytes) in every message it publishes, though
   an Ed25519 peer id embeds that key and every reader (py-libp2p's ``signature_validator``,
@@ -25,9 +28,9 @@ record, which it has always accepted.
   lets the author leave it out then, and go-libp2p does. Each copy of each digest and
   probe carried it.
 
-What stays: Kademlia's own requests and answers still carry the sender's record (set
-inline in py-libp2p's handlers, out of reach without copying them), and identify still
-sends one per connection.
+What stays: Kademlia's requests and its FIND_NODE and PUT_VALUE answers still carry the
+sender's record (set inline in py-libp2p's handlers, out of reach without copying them),
+and identify still sends one per connection.
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ from __future__ import annotations
 from typing import Any
 
 from libp2p.kad_dht.kad_dht import KadDHT
+from libp2p.kad_dht.pb.kademlia_pb2 import Message
 from libp2p.peer.id import ID
 from libp2p.pubsub.pb import rpc_pb2
 
@@ -58,10 +62,24 @@ def without_sender_record(rpc: rpc_pb2.RPC) -> rpc_pb2.RPC:
 
 
 class LeanKadDHT(KadDHT):
-    """A KadDHT whose answers list closer peers without their signed peer records."""
+    """A KadDHT whose answers list closer peers without their signed peer records; a
+    GET_VALUE or GET_PROVIDERS answer also goes without ours, and a GET_VALUE answer that
+    carries the record without closer peers."""
 
     def _add_closer_peers_to_response(self, response: Any, *args: Any, **kwargs: Any) -> None:
+        # py-libp2p sets the sender record of these two answers before it calls this
+        # (FIND_NODE's after, out of reach).
+        if response.type in _SENDER_RECORD_FIRST and response.HasField("senderRecord"):
+            response.ClearField("senderRecord")
+        if response.type == Message.MessageType.GET_VALUE and response.HasField("record"):
+            # The asker has what it came for. Our nodes read a record from one peer at a
+            # time (``adapters.dht.LibP2PDHT.get_from_peer``); a lookup that wants more
+            # copies still hears of closer peers from the peers without one.
+            return
         super()._add_closer_peers_to_response(response, *args, **kwargs)
         for peer in response.closerPeers:
             if peer.HasField("signedRecord"):
                 peer.ClearField("signedRecord")
+
+
+_SENDER_RECORD_FIRST = (Message.MessageType.GET_VALUE, Message.MessageType.GET_PROVIDERS)

@@ -106,3 +106,44 @@ async def test_kademlia_answers_list_closer_peers_with_addresses_only(
         assert c.host.get_id() in listed
         assert all(peer.addrs for peer in listed.values())
         assert not any(peer.HasField("signedRecord") for peer in listed.values())
+
+
+async def _ask(asker: Any, answerer: Any, request: Message) -> tuple[Message, int]:
+    stream = await asker.host.new_stream(answerer.host.get_id(), [TProtocol(KAD_PROTOCOL_ID)])
+    try:
+        await stream.write(encode_varint_prefixed(request.SerializeToString()))
+        with trio.fail_after(10):
+            raw = await read_varint_prefixed_bytes(stream)
+    finally:
+        await stream.close()
+    return Message.FromString(raw), len(raw)
+
+
+@pytest.mark.network
+async def test_a_found_record_comes_alone_and_a_miss_still_names_closer_peers(
+    p2p_config: MakeConfig, wait_until: WaitUntil
+) -> None:
+    async with (
+        open_p2p_node(p2p_config("a")) as a,
+        open_p2p_node(p2p_config("b", bootstrap=(a.listen_addrs[0],))) as b,
+        open_p2p_node(p2p_config("c", bootstrap=(a.listen_addrs[0],))) as c,
+    ):
+        await wait_until(
+            lambda: c.host.get_id() in a.kad.routing_table.get_peer_ids(),
+            what="c in a's routing table",
+        )
+        key = b"/chorus-health/" + b"0" * 32
+        assert await b.kad.value_store._store_at_peer(a.host.get_id(), key, b"v" * 64)
+        found, size = await _ask(b, a, Message(type=Message.MessageType.GET_VALUE, key=key))
+        assert found.record.value == b"v" * 64
+        assert not found.closerPeers
+        assert not found.HasField("senderRecord")
+        assert size < 400  # about 1.3 KB with both (devnet/cost_breakdown.py, 2026-12-05)
+        # A miss is what a lookup goes on from: it still names c, reachable.
+        missing = Message(type=Message.MessageType.GET_VALUE, key=b"/chorus-health/" + b"1" * 32)
+        miss, _ = await _ask(b, a, missing)
+        assert not miss.HasField("record")
+        assert c.host.get_id() in {ID(peer.id) for peer in miss.closerPeers}
+        assert not miss.HasField("senderRecord")
+        # The library's iterative get still finds the record through them.
+        assert await c.kad.get_value(key.decode()) == b"v" * 64
