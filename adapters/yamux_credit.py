@@ -12,6 +12,11 @@ receive window.
 bytes reach ``target_recv_window // 2`` (128 KiB of the 256 KiB window). The receive
 window never grows beyond its 256 KiB (py-libp2p's auto-tune would double it up to 16 MiB),
 so a peer can never have more unacknowledged bytes in flight than before.
+
+The auto-tune was the one reader of the round-trip time yamux measures with a session ping
+every ``RTT_MEASURE_INTERVAL`` (30 s) on every connection: with it gone, :func:`install`
+stretches that to an hour. At 10 idle nodes those pings were 0.6 writes a second a node and
+as many answers, with their ACKs (devnet/cost_breakdown.py, 2026-12-05).
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ from typing import Any
 __all__ = ["install"]
 
 _MARK = "_chorus_lazy_credit"
+RTT_INTERVAL = 3600
 
 
 def install() -> None:
@@ -43,6 +49,7 @@ def install() -> None:
             await self.send_window_update(grant, skip_lock=True)
 
     setattr(send_credit_when_half_used, _MARK, True)
+    yamux.RTT_MEASURE_INTERVAL = max(yamux.RTT_MEASURE_INTERVAL, RTT_INTERVAL)
     # A deliberate patch of py-libp2p's class (this module's whole point), which mypy
     # refuses for any method assignment.
     yamux.YamuxStream._auto_tune_and_send_window_update = send_credit_when_half_used  # type: ignore[method-assign]

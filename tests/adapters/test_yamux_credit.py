@@ -58,3 +58,10 @@ async def test_small_messages_cost_no_window_updates_and_large_ones_still_flow(
             await done.wait()
         assert received == 2000 + 600 * 1024
         assert updates and all(u >= 128 * 1024 for u in updates)
+
+
+def test_the_rtt_pings_nothing_reads_any_more_go_out_hourly() -> None:
+    from adapters import yamux_credit
+
+    yamux_credit.install()
+    assert yamux.RTT_MEASURE_INTERVAL >= 3600
