@@ -168,3 +168,32 @@ async def test_a_burst_larger_than_libp2p_s_32_slots_reaches_the_handlers(
         await wait_until(lambda: len(inbox.data) == slots, what="every message that fit")
         assert inbox.data[:3] == [b"0", b"1", b"2"]
         assert a.guarded_pubsub.drops["subscription_full"] == burst
+
+
+@pytest.mark.network
+async def test_a_copy_already_seen_is_dropped_before_a_task_is_spawned_for_it(
+    p2p_config: MakeConfig, wait_until: WaitUntil
+) -> None:
+    from libp2p.peer.id import ID
+    from libp2p.pubsub.pb import rpc_pb2
+
+    async with (
+        open_p2p_node(p2p_config("a")) as a,
+        open_p2p_node(p2p_config("b", bootstrap=(a.listen_addrs[0],))) as b,
+    ):
+        inbox = Inbox()
+        await a.pubsub.subscribe("health", Inbox())
+        await b.pubsub.subscribe("health", inbox)
+        await _wait_meshed(a, b, "health", wait_until)
+        await a.pubsub.publish("health", b"once")
+        await wait_until(lambda: inbox.data == [b"once"], what="delivery")
+        got = inbox.messages[0]
+
+        def copy(topic: str, seqno: bytes) -> rpc_pb2.Message:
+            sender = ID.from_base58(got.from_peer).to_bytes()
+            return rpc_pb2.Message(from_id=sender, seqno=seqno, topicIDs=[topic], data=got.data)
+
+        reader = b.guarded_pubsub
+        assert not reader._is_subscribed_to_msg(copy("health", got.seqno))  # seen: no task
+        assert reader._is_subscribed_to_msg(copy("health", b"\x00" * 8))  # new: pushed
+        assert not reader._is_subscribed_to_msg(copy("other", b"\x00" * 8))  # not ours
