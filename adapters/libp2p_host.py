@@ -38,7 +38,7 @@ from libp2p.stream_muxer.yamux.yamux import PROTOCOL_ID as YAMUX_PROTOCOL_ID
 from libp2p.stream_muxer.yamux.yamux import Yamux
 from libp2p.tools.anyio_service import background_trio_service
 
-from adapters import quick_locks, record_cache, yamux_credit
+from adapters import record_cache, yamux_credit
 from adapters.dht import HealthRecordValidator, LibP2PDHT
 from adapters.flood_publish import FloodingGossipSub
 from adapters.guarded_pubsub import GuardedPubsub
@@ -80,8 +80,6 @@ def _build_host(cfg: P2PConfig, key_pair: KeyPair) -> IHost:
     record_cache.install()
     # WINDOW_UPDATEs only when half the window is used, as go-yamux (adapters/yamux_credit.py).
     yamux_credit.install()
-    # py-libp2p's per-frame locks taken without a scheduler pass when free (quick_locks).
-    quick_locks.install()
     connection_config = ConnectionConfig(
         # One connection per peer: a successful dial otherwise waits 250 ms for nothing
         # (notes, "Building a node").
