@@ -28,9 +28,11 @@ __all__ = ["FREEZE_AFTER", "freeze_later"]
 
 logger = logging.getLogger(__name__)
 
-# Seconds after start: past the imports, the host's start-up, bootstrap dials and the
-# first view pulls, whose garbage a collection then still clears.
-FREEZE_AFTER = 30.0
+# Seconds after start: past the imports, the host's start-up and the bootstrap dials,
+# whose garbage a collection then still clears. Not much later: the collection before the
+# freeze costs a node about 80 ms of CPU once, and a cluster measured for its idle cost
+# soon after it converged (make bench: 3 s after) should not pay it in the window.
+FREEZE_AFTER = 10.0
 
 
 async def freeze_later(delay: float = FREEZE_AFTER) -> None:
