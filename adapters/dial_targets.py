@@ -13,7 +13,7 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Callable, Sequence
 
-__all__ = ["MAX_ADVERTISED", "advertised_at", "announced", "dialable_ip", "is_loopback"]
+__all__ = ["MAX_ADVERTISED", "advertised_at", "dialable_ip", "is_loopback"]
 
 MAX_ADVERTISED = 8  # of a member's advertised addresses, the most we look at
 
@@ -35,26 +35,6 @@ def advertised_at(
         if port.isascii() and port.isdigit() and 0 < int(port) < 65536 and allowed(parts[2]):
             return parts[2], int(port)
     return None
-
-
-def announced(addrs: Sequence[str], host: str | None) -> list[str]:
-    """``addrs`` (our listen addresses) as peers should be told them: one on a wildcard
-    (0.0.0.0, ::) names ``host`` instead, when ``host`` is an IP address of the same family.
-    A wildcard is no address to dial: in Kubernetes, where nodes listen on 0.0.0.0, peers
-    found no dial-back target in our digests without it. Others are left as they are."""
-    parsed = _parse(host) if host else None
-    out: list[str] = []
-    for addr in addrs:
-        parts = addr.split("/")
-        if parsed is not None and len(parts) > 2:
-            wildcard = _parse(parts[2])
-            if wildcard is not None and wildcard.is_unspecified:
-                if wildcard.version == parsed.version:
-                    parts[2] = str(parsed)
-                    addr = "/".join(parts)
-        if addr not in out:
-            out.append(addr)
-    return out
 
 
 def _parse(ip: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:

@@ -169,7 +169,7 @@ class GossipPublisher:
         )
 
     def _p2p_addrs(self) -> list[str]:
-        return self._node.advertised_addrs()[:MAX_P2P_ADDRS]
+        return self._node.listen_addrs[:MAX_P2P_ADDRS]
 
     async def publish_digest(self, now: float, *, urgent: bool = False) -> None:
         """Publish our digest now; ``urgent`` (a refutation) floods it to every topic peer."""

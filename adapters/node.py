@@ -196,7 +196,6 @@ async def _run_with_network(
         http_port, http_done, http_stop = await start_http(nursery, app, config)
         # HTTP first, so our very first digest already carries its address.
         gossip.http_addr = f"http://{config.advertise_host or config.health_host}:{http_port}"
-        p2p.announce_host = config.advertise_host
         await nursery.start(gossip.run)
         log.info(
             "node %s serving health endpoints on http://%s:%d, libp2p on %s",

@@ -17,7 +17,7 @@ from libp2p.kad_dht.kad_dht import KadDHT
 from libp2p.peer.id import ID
 
 from adapters.dht import LibP2PDHT
-from adapters.dial_targets import advertised_at, announced, dialable_ip, is_loopback
+from adapters.dial_targets import advertised_at, dialable_ip, is_loopback
 from adapters.guarded_pubsub import GuardedPubsub
 from adapters.link_timing import LinkTiming
 from adapters.p2p_bootstrap import Bootstrapper
@@ -85,9 +85,6 @@ class P2PNode:
             parse_peer_addr(addr, "bootstrap address").peer_id.to_base58() for addr in cfg.bootstrap
         )
         self._listen_addrs: tuple[str, ...] = ()
-        # The host peers should dial us at when we listen on a wildcard (NodeConfig's
-        # advertise_host: in Kubernetes the pod IP); set by the node before it publishes.
-        self.announce_host: str | None = None
 
     def watch_connections(self) -> None:
         """Hear of peers' connections from now on (``add_peer_listener``); called once, by
@@ -111,11 +108,6 @@ class P2PNode:
             found = self.host.get_transport_addrs()
             self._listen_addrs = tuple(f"{addr}/p2p/{self.peer_id}" for addr in found)
         return list(self._listen_addrs)
-
-    def advertised_addrs(self) -> list[str]:
-        """Our listen addresses as our digests tell them: a wildcard one at
-        ``announce_host`` (``adapters.dial_targets.announced``)."""
-        return announced(self.listen_addrs, self.announce_host)
 
     @property
     def dropped_inbound(self) -> Counter[str]:

@@ -33,8 +33,6 @@ class NodeConfig:
     health_port: int = 8081
     # The host peers and the dashboard should use to reach our HTTP endpoints, when
     # health_host is a wildcard such as 0.0.0.0 (in Kubernetes: the pod IP). None: health_host.
-    # An IP address here also replaces a wildcard p2p_host in the libp2p addresses our
-    # digests advertise, which peers' dial-backs use (adapters/dial_targets.py).
     advertise_host: str | None = None
     # Bearer token guarding the detailed endpoints (/health/checks, history, cluster view).
     # Liveness, readiness, /health and /metrics stay open for probes and scrapers.

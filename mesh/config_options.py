@@ -45,8 +45,7 @@ OPTIONS: tuple[Option, ...] = (
     Option(
         "advertise_host",
         parsers.optional_text,
-        "host other nodes should use to reach us: our HTTP endpoints (default: --health-host)"
-        " and, in our digests, libp2p addresses bound to a wildcard such as 0.0.0.0",
+        "host other nodes should use for our HTTP endpoints (default: --health-host)",
         "HOST",
     ),
     Option(

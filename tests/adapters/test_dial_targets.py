@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from adapters.dial_targets import MAX_ADVERTISED, advertised_at, announced, dialable_ip
+from adapters.dial_targets import MAX_ADVERTISED, advertised_at, dialable_ip
 
 PEER = "12D3KooWPeer"
 
@@ -57,32 +57,3 @@ def test_only_the_first_addresses_are_looked_at() -> None:
     filler = [f"/ip4/10.0.0.1/tcp/1/p2p/{PEER}"] * MAX_ADVERTISED
     late = f"/ip4/10.9.9.9/tcp/4001/p2p/{PEER}"
     assert advertised_at(PEER, [*filler, late], lambda ip: ip == "10.9.9.9") is None
-
-
-def test_a_wildcard_listen_address_is_announced_at_the_advertised_host() -> None:
-    wild4, wild6 = f"/ip4/0.0.0.0/tcp/4001/p2p/{PEER}", f"/ip6/::/tcp/4001/p2p/{PEER}"
-    # Kubernetes: we listen on 0.0.0.0 and the pod IP is the advertised host.
-    assert announced([wild4], "10.1.2.3") == [f"/ip4/10.1.2.3/tcp/4001/p2p/{PEER}"]
-    assert announced([wild6], "fd00::7") == [f"/ip6/fd00::7/tcp/4001/p2p/{PEER}"]
-    # What a peer's dial-back now finds: the pod IP its connection came from.
-    assert advertised_at(PEER, announced([wild4], "10.1.2.3"), lambda ip: ip == "10.1.2.3")
-    assert advertised_at(PEER, [wild4], lambda ip: ip == "10.1.2.3") is None
-
-
-@pytest.mark.parametrize(
-    ("addrs", "host"),
-    [
-        ([f"/ip4/0.0.0.0/tcp/4001/p2p/{PEER}"], None),  # nothing advertised
-        ([f"/ip4/0.0.0.0/tcp/4001/p2p/{PEER}"], "chorus-0.chorus"),  # a name, not an IP
-        ([f"/ip4/0.0.0.0/tcp/4001/p2p/{PEER}"], "fd00::7"),  # another family
-        ([f"/ip4/10.0.0.5/tcp/4001/p2p/{PEER}"], "10.1.2.3"),  # a real address stays
-        ([f"/dns4/example.org/tcp/4001/p2p/{PEER}"], "10.1.2.3"),
-    ],
-)
-def test_other_addresses_are_announced_as_they_are(addrs: list[str], host: str | None) -> None:
-    assert announced(addrs, host) == addrs
-
-
-def test_announcing_names_each_address_once() -> None:
-    local = f"/ip4/10.1.2.3/tcp/4001/p2p/{PEER}"
-    assert announced([f"/ip4/0.0.0.0/tcp/4001/p2p/{PEER}", local], "10.1.2.3") == [local]
