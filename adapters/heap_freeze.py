@@ -9,9 +9,13 @@ an idle 10-node production devnet this took a node from 1.95 % to 1.64 % of a co
 (devnet/cost_breakdown.py, 120 s windows, 2026-12-05).
 
 What it costs: an object alive at the freeze that later becomes part of a reference cycle
-is never collected (plain reference counting still frees everything else). That is at most
-what start-up left alive, once, not a growth with uptime; a full collection just before
-the freeze leaves start-up's garbage out of it.
+is never collected (plain reference counting still frees everything else). Most of what
+is frozen is modules, classes and functions, which live as long as the process; but the
+connections open at the freeze (to the bootstrap peers, and to any peer met in the first
+seconds) are frozen too, and when one closes its cyclic objects stay. That is bounded by
+what was alive at the freeze and happens once, not a growth with uptime; a full collection
+just before the freeze leaves start-up's garbage out of it. Freezing right after the
+imports, before the host dials anyone, would leave the connections out; not measured yet.
 
 Only the node's own process freezes (``adapters.cli``): a test process runs many nodes
 and its heap is not ours to pin.
