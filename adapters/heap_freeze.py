@@ -4,9 +4,12 @@ A node's process holds a few hundred thousand objects once it is up: py-libp2p, 
 cryptography, quart, and everything made to start them. CPython's collector walks all of
 them at every full (oldest-generation) collection, though almost none ever becomes
 garbage. ``gc.freeze()`` moves every object alive at that moment to a permanent generation
-the collector no longer visits (CPython's documentation recommends it after start-up). On
-an idle 10-node production devnet this took a node from 1.95 % to 1.64 % of a core
-(devnet/cost_breakdown.py, 120 s windows, 2026-12-05).
+the collector no longer visits (CPython's documentation recommends it after start-up).
+Measured with GC callbacks in every node of an idle 10-node production devnet (about 75 s
+of steady state, 2026-12-05): the collector took 11.8 % of a node's CPU without the
+freeze, in full collections of up to 282 ms (a ping answered that late is a late ping),
+and 0.56 % with it. Whole-node CPU figures did not show it beyond their spread between
+runs (1.6-2.0 % of a core at 120 s windows).
 
 What it costs: an object alive at the freeze that later becomes part of a reference cycle
 is never collected (plain reference counting still frees everything else). Most of what
