@@ -3,7 +3,8 @@ closer peers, on real py-libp2p nodes; delivery and lookups work as before."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import pytest
@@ -80,10 +81,9 @@ def test_ed25519_ids_embed_their_key_and_others_do_not() -> None:
     assert not key_in_id(ID(b"\x12\x20" + bytes(32)))  # a sha256 multihash
 
 
-@pytest.mark.network
-async def test_kademlia_answers_list_closer_peers_with_addresses_only(
-    p2p_config: MakeConfig, wait_until: WaitUntil
-) -> None:
+@contextlib.asynccontextmanager
+async def _star(p2p_config: MakeConfig, wait_until: WaitUntil) -> AsyncIterator[tuple[Any, ...]]:
+    """Nodes a, b and c, b and c bootstrapped from a, c in a's routing table."""
     async with (
         open_p2p_node(p2p_config("a")) as a,
         open_p2p_node(p2p_config("b", bootstrap=(a.listen_addrs[0],))) as b,
@@ -93,22 +93,11 @@ async def test_kademlia_answers_list_closer_peers_with_addresses_only(
             lambda: c.host.get_id() in a.kad.routing_table.get_peer_ids(),
             what="c in a's routing table",
         )
-        # b asks a directly, as a lookup does; a's answer must still name c, reachable.
-        stream = await b.host.new_stream(a.host.get_id(), [TProtocol(KAD_PROTOCOL_ID)])
-        try:
-            request = Message(type=Message.MessageType.FIND_NODE, key=c.host.get_id().to_bytes())
-            await stream.write(encode_varint_prefixed(request.SerializeToString()))
-            with trio.fail_after(10):
-                answer = Message.FromString(await read_varint_prefixed_bytes(stream))
-        finally:
-            await stream.close()
-        listed = {ID(peer.id): peer for peer in answer.closerPeers}
-        assert c.host.get_id() in listed
-        assert all(peer.addrs for peer in listed.values())
-        assert not any(peer.HasField("signedRecord") for peer in listed.values())
+        yield a, b, c
 
 
 async def _ask(asker: Any, answerer: Any, request: Message) -> tuple[Message, int]:
+    """``request`` sent straight to ``answerer``, as a lookup does: its answer and size."""
     stream = await asker.host.new_stream(answerer.host.get_id(), [TProtocol(KAD_PROTOCOL_ID)])
     try:
         await stream.write(encode_varint_prefixed(request.SerializeToString()))
@@ -120,18 +109,24 @@ async def _ask(asker: Any, answerer: Any, request: Message) -> tuple[Message, in
 
 
 @pytest.mark.network
+async def test_kademlia_answers_list_closer_peers_with_addresses_only(
+    p2p_config: MakeConfig, wait_until: WaitUntil
+) -> None:
+    async with _star(p2p_config, wait_until) as (a, b, c):
+        # b asks a directly, as a lookup does; a's answer must still name c, reachable.
+        request = Message(type=Message.MessageType.FIND_NODE, key=c.host.get_id().to_bytes())
+        answer, _ = await _ask(b, a, request)
+        listed = {ID(peer.id): peer for peer in answer.closerPeers}
+        assert c.host.get_id() in listed
+        assert all(peer.addrs for peer in listed.values())
+        assert not any(peer.HasField("signedRecord") for peer in listed.values())
+
+
+@pytest.mark.network
 async def test_a_found_record_comes_alone_and_a_miss_still_names_closer_peers(
     p2p_config: MakeConfig, wait_until: WaitUntil
 ) -> None:
-    async with (
-        open_p2p_node(p2p_config("a")) as a,
-        open_p2p_node(p2p_config("b", bootstrap=(a.listen_addrs[0],))) as b,
-        open_p2p_node(p2p_config("c", bootstrap=(a.listen_addrs[0],))) as c,
-    ):
-        await wait_until(
-            lambda: c.host.get_id() in a.kad.routing_table.get_peer_ids(),
-            what="c in a's routing table",
-        )
+    async with _star(p2p_config, wait_until) as (a, b, c):
         key = b"/chorus-health/" + b"0" * 32
         assert await b.kad.value_store._store_at_peer(a.host.get_id(), key, b"v" * 64)
         found, size = await _ask(b, a, Message(type=Message.MessageType.GET_VALUE, key=key))
