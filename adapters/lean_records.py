@@ -61,14 +61,17 @@ def without_sender_record(rpc: rpc_pb2.RPC) -> rpc_pb2.RPC:
     return rpc
 
 
+# The answers whose sender record py-libp2p sets before it adds closer peers (FIND_NODE's
+# comes after, out of reach).
+_SENDER_RECORD_FIRST = (Message.MessageType.GET_VALUE, Message.MessageType.GET_PROVIDERS)
+
+
 class LeanKadDHT(KadDHT):
     """A KadDHT whose answers list closer peers without their signed peer records; a
     GET_VALUE or GET_PROVIDERS answer also goes without ours, and a GET_VALUE answer that
     carries the record without closer peers."""
 
     def _add_closer_peers_to_response(self, response: Any, *args: Any, **kwargs: Any) -> None:
-        # py-libp2p sets the sender record of these two answers before it calls this
-        # (FIND_NODE's after, out of reach).
         if response.type in _SENDER_RECORD_FIRST and response.HasField("senderRecord"):
             response.ClearField("senderRecord")
         if response.type == Message.MessageType.GET_VALUE and response.HasField("record"):
@@ -80,6 +83,3 @@ class LeanKadDHT(KadDHT):
         for peer in response.closerPeers:
             if peer.HasField("signedRecord"):
                 peer.ClearField("signedRecord")
-
-
-_SENDER_RECORD_FIRST = (Message.MessageType.GET_VALUE, Message.MessageType.GET_PROVIDERS)

@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import pytest
+from libp2p.peer.id import ID
+from libp2p.pubsub.pb import rpc_pb2
 
 from adapters.guarded_pubsub import SUBSCRIPTION_SLOTS
 from adapters.libp2p_host import open_p2p_node
@@ -174,9 +176,6 @@ async def test_a_burst_larger_than_libp2p_s_32_slots_reaches_the_handlers(
 async def test_a_copy_already_seen_is_dropped_before_a_task_is_spawned_for_it(
     p2p_config: MakeConfig, wait_until: WaitUntil
 ) -> None:
-    from libp2p.peer.id import ID
-    from libp2p.pubsub.pb import rpc_pb2
-
     async with (
         open_p2p_node(p2p_config("a")) as a,
         open_p2p_node(p2p_config("b", bootstrap=(a.listen_addrs[0],))) as b,
