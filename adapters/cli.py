@@ -148,17 +148,12 @@ def _run_node(args: dict[str, object], config_file: str | None) -> int:
 
 
 async def _run(config: NodeConfig) -> ShutdownReport:
-    import trio
-
-    from adapters.heap_freeze import freeze_later
+    from adapters.heap_freeze import freeze_imported_heap
     from adapters.node import run_node
 
+    freeze_imported_heap()  # before the host starts: no connection is frozen
     try:
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(freeze_later)
-            report = await run_node(config, handle_signals=True)
-            nursery.cancel_scope.cancel()
-        return report
+        return await run_node(config, handle_signals=True)
     except BaseExceptionGroup as group:
         # Start-up errors arrive wrapped by the nursery; surface a lone ConfigError as itself.
         configs = group.subgroup(ConfigError)

@@ -20,9 +20,10 @@ The defaults already include the 2026-12 cost changes (adapters/yamux_credit.py,
 ping streams, 30 s production refresh, no signed peer records on pubsub RPCs or Kademlia
 answers, active checks reading the enhanced checks' probes, a found GET_VALUE record
 answered alone, yamux RTT pings hourly, seen pubsub copies dropped before a task is
-spawned, the node's start-up heap frozen after 10 s: adapters/heap_freeze.py);
-GossipSub's D is 4/3/6 (3/2/4 was measured, then reverted: see BENCHMARKS.md). The old
-settings can be measured again with --p2p '{"ping_reuse_streams": false}' --cluster
+spawned, the node's imported heap frozen before its host starts: adapters/heap_freeze.py,
+a risen score left to the refresh: adapters/publish_decisions.py); GossipSub's D is
+4/3/6 (3/2/4 was measured, then reverted: see BENCHMARKS.md). The old settings can be
+measured again with --p2p '{"ping_reuse_streams": false}' --cluster
 '{"refresh_period": 5.0}'; the other changes have no switch.
 
 The capture on lo uses an AF_PACKET socket: run as root (or with CAP_NET_RAW).
