@@ -36,6 +36,7 @@ from mesh.cluster_view import ClusterView
 from mesh.digest import TOPIC, EncodeError, encode_gossip
 from mesh.manager import CheckManager
 from mesh.messages import HealthDigest
+from mesh.model import Status
 from mesh.sequencer import Sequencer
 from mesh.wire_bounds import MAX_COMPONENTS, MAX_P2P_ADDRS
 from mesh.wire_level import COMPACT
@@ -87,6 +88,13 @@ class GossipPublisher:
         self._wall = wall_clock
         self.decisions = PublishDecisions(tuning, config)
         self._wake = trio.Event()
+        # Our status and scores are a function of the checks' results; the poll reads them
+        # four times a second and a result comes every few seconds, so they are computed
+        # again only after one (about 3 % of an idle node's CPU went to recomputing them).
+        self._results = 0
+        self._scores_key: tuple[int, bool, int] | None = None
+        self._scores: tuple[Status, float, dict[str, float]] = (Status.STARTING, 0.0, {})
+        manager.add_listener(self._on_result)
 
     def wake(self) -> None:
         """Poll now rather than at the next ``publish_poll``."""
@@ -157,12 +165,24 @@ class GossipPublisher:
         mesh: Mapping[str, Iterable[Any]] = getattr(router, "mesh", {}) or {}
         return {peer.to_base58() for peer in mesh.get(TOPIC, ())}
 
+    def _on_result(self, _event: object) -> None:
+        self._results += 1
+
+    def _status_and_scores(self) -> tuple[Status, float, dict[str, float]]:
+        manager = self._manager
+        key = (self._results, manager.stopping, len(manager.checks))
+        if key != self._scores_key:
+            status, _ = manager.decide()
+            self._scores = (status, manager.system_score(), dict(manager.component_scores()))
+            self._scores_key = key
+        return self._scores
+
     def _said(self) -> Said:
-        status, _ = self._manager.decide()
+        status, score, components = self._status_and_scores()
         return Said(
             status,
-            self._manager.system_score(),
-            dict(self._manager.component_scores()),
+            score,
+            components,
             self._http_addr(),
             tuple(self._p2p_addrs()),
             self._view.local_health,

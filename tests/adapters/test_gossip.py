@@ -50,6 +50,7 @@ from adapters.libp2p_host import open_p2p_node
 from adapters.p2p_config import P2PConfig
 from adapters.p2p_identity import load_or_create_identity
 from adapters.p2p_node import P2PNode
+from adapters.publish_decisions import is_news
 from adapters.pull_pacing import max_pages
 from adapters.view_pull import PULL_PROTOCOL
 from devnet import forge
@@ -64,7 +65,7 @@ from mesh.digest import TOPIC, encode_gossip
 from mesh.election import ElectionHealth
 from mesh.manager import CheckManager
 from mesh.messages import HealthDigest, MemberState, ViewSnapshot
-from mesh.model import Status
+from mesh.model import CheckResult, HealthCheck, Status
 from mesh.rejection import RejectReason
 from mesh.score_history import ScorePoint
 from mesh.sequencer import Sequencer
@@ -235,6 +236,7 @@ class Member:
 
     node: P2PNode
     service: GossipService
+    manager: CheckManager
     registry: CollectorRegistry
     scope: trio.CancelScope
     stopped: trio.Event
@@ -287,7 +289,7 @@ async def _run_member(
                     starved=starved,
                 )
                 await nursery.start(service.run)
-                task_status.started(Member(node, service, registry, scope, stopped))
+                task_status.started(Member(node, service, manager, registry, scope, stopped))
     finally:
         stopped.set()
 
@@ -532,6 +534,32 @@ async def test_a_starved_node_tells_its_peers_at_once_and_when_it_recovers(
             what="the peer hears that it recovered",
         )
         assert not peer.node.pinger.patient(slow.peer_id)
+
+
+@pytest.mark.network
+async def test_what_the_publisher_would_say_follows_each_check_result(tmp_path: Path) -> None:
+    # It keeps our status and scores between results (adapters/gossip_publisher.py): a
+    # result must reach the next poll's judgement, or a failing check is never news.
+    healthy = {"now": True}
+
+    async def probe() -> CheckResult:
+        return CheckResult.ok("fine") if healthy["now"] else CheckResult.fail("broken")
+
+    async with _cluster(tmp_path, production()) as cluster:
+        node = await cluster.start("node")
+        said = node.service._publisher._said
+        check = HealthCheck(name="disk-space", checker=probe, interval=3600.0)
+        node.manager.register(check)
+        await node.manager.run_check(check)
+        before = said()
+        assert before.components["disk-space"] == 1.0
+        healthy["now"] = False
+        for _ in range(5):  # past the flap thresholds, whatever they are
+            await node.manager.run_check(check)
+        after = said()
+        assert after.components["disk-space"] < 1.0
+        assert after.score < before.score
+        assert is_news(before, after)
 
 
 @pytest.mark.network
