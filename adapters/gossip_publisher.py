@@ -38,6 +38,7 @@ from mesh.manager import CheckManager
 from mesh.messages import HealthDigest
 from mesh.model import Status
 from mesh.sequencer import Sequencer
+from mesh.wake_grid import next_point, wall_offset
 from mesh.wire_bounds import MAX_COMPONENTS, MAX_P2P_ADDRS
 from mesh.wire_level import COMPACT
 
@@ -126,7 +127,8 @@ class GossipPublisher:
                 await self._publish_due()
             except Exception as exc:  # nothing a peer made the view ask for may end us
                 self._publish_failed(exc)
-            with trio.move_on_after(self._tuning.publish_poll):
+            poll = next_point(trio.current_time(), self._tuning.publish_poll, wall_offset())
+            with trio.move_on_at(poll):  # on the node's wake grid (mesh/wake_grid.py)
                 await self._wake.wait()
 
     async def leave(self) -> None:

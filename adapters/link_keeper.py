@@ -35,6 +35,7 @@ from adapters.gossip_tuning import GossipTuning, meet_limits
 from adapters.meetings import Candidate, Meeting, Meetings, crowd
 from mesh.cluster_view import ClusterView
 from mesh.messages import MemberState
+from mesh.wake_grid import sleep_to_grid
 
 __all__ = ["Dialer", "LinkKeeper"]
 
@@ -148,7 +149,7 @@ class LinkKeeper:
 
         async with trio.open_nursery() as nursery:
             while True:
-                await trio.sleep(self._tuning.redial_check)
+                await sleep_to_grid(self._tuning.redial_check)  # mesh/wake_grid.py
                 try:
                     backlog = 4 * self._tuning.max_concurrent_redials
                     for peer in self.redials_due(self._clock()):

@@ -24,7 +24,6 @@ import contextlib
 import logging
 import math
 import secrets
-import time
 from collections.abc import Callable
 
 import trio
@@ -40,6 +39,7 @@ from libp2p.protocol_muxer.multiselect_communicator import MultiselectCommunicat
 from adapters.link_timing import LinkTiming
 from adapters.ping_schedule import next_tick, rotation
 from adapters.tcp_witness import KernelWitness
+from mesh.wake_grid import wall_offset
 
 __all__ = ["LinkPinger", "PingListener"]
 
@@ -165,7 +165,7 @@ class LinkPinger:
 
     async def run(self) -> None:
         if self.clock_offset is None:
-            self.clock_offset = time.time() - trio.current_time()
+            self.clock_offset = wall_offset()  # its ticks on the node's wake grid
         async with trio.open_nursery() as nursery:
             tick: int | None = None
             while True:

@@ -19,6 +19,7 @@ from mesh.cluster_events import Event
 from mesh.cluster_view import ClusterView
 from mesh.election import ElectionTracker
 from mesh.score_history import ScoreHistory
+from mesh.wake_grid import next_point, wall_offset
 
 __all__ = ["ViewTimers"]
 
@@ -72,7 +73,8 @@ class ViewTimers:
                 deadline = self._view.next_deadline()
             except Exception as exc:  # the timers must outlive any state a peer caused
                 self._loop_failed("tick", exc)
-            wake = now + self._tick_max
+            # The tick rides the node's wake grid (mesh/wake_grid.py); a deadline does not wait.
+            wake = next_point(now, self._tick_max, wall_offset())
             if deadline is not None:
                 wake = min(wake, deadline)
             # A deadline already due was just handled; 10 ms keeps a busy loop impossible.

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 import trio
 
 from mesh.model import CheckResult, HealthCheck
+from mesh.wake_grid import next_point, wall_offset
 
 if TYPE_CHECKING:
     # libp2p pulls in trio-typing, whose stubs shadow trio's own annotations for mypy; its
@@ -155,14 +156,16 @@ class LoopLagMonitor:
         try:
             # The first deadline is fixed before ``started()``: a stall that begins as soon as
             # ``nursery.start`` returns is already being measured.
-            deadline = trio.current_time() + self.period
+            # Deadlines on the node's wake grid (mesh/wake_grid.py): the sampler wakes with
+            # the other periodic loops, and a late wake is measured against the grid point.
+            deadline = next_point(trio.current_time(), self.period, wall_offset())
             task_status.started()
             while True:
                 await trio.sleep_until(deadline)
                 woke = trio.current_time()
                 # Trio never fires a timer before its deadline; the clamp is belt and braces.
                 self.window.add(woke, max(0.0, woke - deadline))
-                deadline = woke + self.period
+                deadline = next_point(woke, self.period, wall_offset())
         finally:
             self._running = False
 

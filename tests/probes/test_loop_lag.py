@@ -16,6 +16,7 @@ import trio
 import trio.testing
 
 from mesh.model import CheckResult, HealthCheck
+from mesh.wake_grid import pin_offset
 from probes.loop_lag import LagWindow, LoopLagMonitor, event_loop_lag_check
 
 
@@ -101,6 +102,7 @@ def test_monitor_rejects_bad_config(kwargs: dict[str, float], message: str) -> N
 
 
 async def test_monitor_on_an_idle_loop_sees_no_lag(autojump_clock: trio.testing.MockClock) -> None:
+    pin_offset(0.0)  # a point of the wake grid (mesh/wake_grid.py) at 0
     monitor = LoopLagMonitor()
     async with trio.open_nursery() as nursery:
         await nursery.start(monitor.run)
@@ -120,6 +122,7 @@ async def test_monitor_on_an_idle_loop_sees_no_lag(autojump_clock: trio.testing.
 
 
 async def test_monitor_records_a_stall(autojump_clock: trio.testing.MockClock) -> None:
+    pin_offset(0.0)  # a point of the wake grid (mesh/wake_grid.py) at 0
     monitor = LoopLagMonitor()
     check = event_loop_lag_check(monitor)
     async with trio.open_nursery() as nursery:
@@ -163,6 +166,7 @@ async def test_monitor_records_a_stall(autojump_clock: trio.testing.MockClock) -
 
 
 async def test_check_threshold_is_its_own(autojump_clock: trio.testing.MockClock) -> None:
+    pin_offset(0.0)  # a point of the wake grid (mesh/wake_grid.py) at 0
     monitor = LoopLagMonitor(threshold=0.25)
     lenient = event_loop_lag_check(monitor, threshold=1.0)
     async with trio.open_nursery() as nursery:
@@ -179,6 +183,7 @@ async def test_check_threshold_is_its_own(autojump_clock: trio.testing.MockClock
 
 
 async def test_check_before_the_first_sample(autojump_clock: trio.testing.MockClock) -> None:
+    pin_offset(0.0)  # a point of the wake grid (mesh/wake_grid.py) at 0
     monitor = LoopLagMonitor()
     async with trio.open_nursery() as nursery:
         await nursery.start(monitor.run)
@@ -196,6 +201,7 @@ async def test_check_fails_when_the_monitor_is_not_running() -> None:
 
 
 async def test_monitor_cannot_run_twice(autojump_clock: trio.testing.MockClock) -> None:
+    pin_offset(0.0)  # a point of the wake grid (mesh/wake_grid.py) at 0
     monitor = LoopLagMonitor()
     async with trio.open_nursery() as nursery:
         await nursery.start(monitor.run)
