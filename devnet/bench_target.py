@@ -39,6 +39,7 @@ class Target(Protocol):
 
     def start(self, n: int) -> float: ...
     def views(self) -> dict[int, dict[int, str]]: ...
+    def starting(self, index: int) -> bool: ...
     def signal(self, index: int, signum: int) -> None: ...
     def restart(self, index: int) -> float: ...
     def processes(self) -> dict[int, psutil.Process]: ...
@@ -91,6 +92,23 @@ class ChorusTarget:
             if code == 200 and isinstance(body, dict):
                 views[i] = light_view(body, names)
         return views
+
+    def starting(self, index: int) -> bool:
+        """Whether a running peer of node ``index`` still holds a digest of it saying it
+        is starting (its first checks running): peers give such a member a starved one's
+        patience (``ClusterConfig.starting_health``)."""
+        state = self.devnet.state()
+        peer_id = state.node(index).peer_id
+        asked = [
+            self._pool.submit(get_json, f"{rec.http_url}/health/cluster/{peer_id}", HTTP_TIMEOUT)
+            for i, rec in state.nodes.items()
+            if i != index and rec.health_port and proc_state(rec) is Proc.RUNNING
+        ]
+        answers = [future.result() for future in asked]
+        return any(
+            code != 200 or not isinstance(body, dict) or body.get("status") == "starting"
+            for code, body in answers
+        )
 
     def signal(self, index: int, signum: int) -> None:
         rec = self.devnet.state().node(index)

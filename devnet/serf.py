@@ -249,6 +249,10 @@ class SerfCluster:
             agent.rpc = None
         return self._launch(index)
 
+    def starting(self, index: int) -> bool:
+        """Serf has no start-up status: an agent that answers is a member like any other."""
+        return False
+
     def signal(self, index: int, signum: int) -> None:
         process = self.agents[index].process
         if process is None or process.poll() is not None:

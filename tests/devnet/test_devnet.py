@@ -409,10 +409,12 @@ class FakeCluster:
 
     name = "fake"
 
-    def __init__(self, clock: list[float]) -> None:
+    def __init__(self, clock: list[float], starting_until: float = 0.0) -> None:
         self.clock = clock
         self.n = 0
         self.events: dict[int, tuple[float, str]] = {}
+        self.starting_until = starting_until
+        self.frozen_at: float | None = None
 
     def start(self, n: int) -> float:
         self.n = n
@@ -425,7 +427,12 @@ class FakeCluster:
         members = {m: states.get(m, "alive") for m in range(1, self.n + 1)}
         return {o: dict(members) for o in members if members[o] == "alive"}
 
+    def starting(self, index: int) -> bool:
+        return self.clock[0] < self.starting_until
+
     def signal(self, index: int, signum: int) -> None:
+        if signum == 19:
+            self.frozen_at = self.clock[0]
         delay, state = {9: (2.0, "dead"), 19: (3.0, "dead"), 15: (0.5, "left")}.get(
             signum, (0.0, "alive")
         )
@@ -459,6 +466,20 @@ def test_one_run_measures_each_detection_from_the_signal(monkeypatch: pytest.Mon
     assert result["kill"] == pytest.approx(2.0, abs=0.21)
     assert result["freeze"] == pytest.approx(3.0, abs=0.21)
     assert result["leave"] == pytest.approx(0.5, abs=0.21)
+
+
+def test_one_run_freezes_a_node_only_once_its_peers_no_longer_see_it_starting(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    clock = [100.0]
+    monkeypatch.setattr(bench_detection, "_clock", lambda: clock[0])
+    monkeypatch.setattr(
+        bench_detection, "_sleep", lambda seconds: clock.__setitem__(0, clock[0] + seconds)
+    )
+    cluster = FakeCluster(clock, starting_until=110.0)
+    result = one_run(cluster, 5, lambda _text: None)
+    assert cluster.frozen_at is not None and cluster.frozen_at >= 110.0
+    assert result["freeze"] == pytest.approx(3.0, abs=0.21)
 
 
 def test_report_has_medians_and_the_ratio_to_serf(tmp_path: Path) -> None:
