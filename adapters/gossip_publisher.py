@@ -89,13 +89,12 @@ class GossipPublisher:
         self._wall = wall_clock
         self.decisions = PublishDecisions(tuning, config)
         self._wake = trio.Event()
-        # Our status and scores are a function of the checks' results; the poll reads them
-        # four times a second and a result comes every few seconds, so they are computed
-        # again only after one (about 3 % of an idle node's CPU went to recomputing them).
-        self._results = 0
-        self._scores_key: tuple[int, bool, int] | None = None
+        # Our status and scores change only with the manager's generation (a result, a
+        # check registered or removed, stopping); the poll reads them four times a second
+        # and a result comes every few seconds (recomputing them was about 3 % of an idle
+        # node's CPU).
+        self._scores_generation: int | None = None
         self._scores: tuple[Status, float, dict[str, float]] = (Status.STARTING, 0.0, {})
-        manager.add_listener(self._on_result)
 
     def wake(self) -> None:
         """Poll now rather than at the next ``publish_poll``."""
@@ -167,16 +166,12 @@ class GossipPublisher:
         mesh: Mapping[str, Iterable[Any]] = getattr(router, "mesh", {}) or {}
         return {peer.to_base58() for peer in mesh.get(TOPIC, ())}
 
-    def _on_result(self, _event: object) -> None:
-        self._results += 1
-
     def _status_and_scores(self) -> tuple[Status, float, dict[str, float]]:
         manager = self._manager
-        key = (self._results, manager.stopping, len(manager.checks))
-        if key != self._scores_key:
+        if manager.generation != self._scores_generation:
             status, _ = manager.decide()
             self._scores = (status, manager.system_score(), dict(manager.component_scores()))
-            self._scores_key = key
+            self._scores_generation = manager.generation
         return self._scores
 
     def _said(self) -> Said:
@@ -205,15 +200,15 @@ class GossipPublisher:
         await self._send(data, urgent=urgent)
 
     def _encoded_digest(self) -> tuple[HealthDigest, bytes]:
-        status, _ = self._manager.decide()
+        # The same values the publish decision judged (``_said``), so that what we note as
+        # published is what peers received.
+        status, score, scores = self._status_and_scores()
         components = dict(
-            sorted(
-                (name, fraction(score)) for name, score in self._manager.component_scores().items()
-            )[:MAX_COMPONENTS]
+            sorted((name, fraction(value)) for name, value in scores.items())[:MAX_COMPONENTS]
         )
         fields: dict[str, Any] = {
             "status": status,
-            "score": fraction(self._manager.system_score()),
+            "score": fraction(score),
             "components": components,
             "version": self._manager.version,
             "http_addr": self._http_addr(),

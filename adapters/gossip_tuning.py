@@ -215,6 +215,12 @@ class GossipTuning:
         for name in ("sync_first", "sync_interval", "pull_timeout", "pull_deadline"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"GossipTuning.{name} must be > 0, got {getattr(self, name)!r}")
+        # The wake grid's periods (mesh/wake_grid.py): a zero raises out of a loop, infinity
+        # stops it.
+        for name in ("publish_poll", "tick_max", "redial_check"):
+            value = getattr(self, name)
+            if not (math.isfinite(value) and value > 0):
+                raise ValueError(f"GossipTuning.{name} must be finite and > 0, got {value!r}")
         if self.sync_early < 0:
             raise ValueError(f"GossipTuning.sync_early must be >= 0, got {self.sync_early!r}")
         # A negative sleep raises out of a task; NaN or infinity would stall meetings.

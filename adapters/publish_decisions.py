@@ -10,7 +10,8 @@ At each poll of the publisher, in this order:
    our GossipSub mesh should hear of us (an announcement: the budget only, no
    ``min_publish_interval``), or ``ClusterConfig.publish_due`` says so, for news
    (``is_news``: status, addresses, components, local health, or a score fallen by
-   ``SCORE_BUCKET``) or for the refresh.
+   ``SCORE_BUCKET``; a score risen by as much once ``refresh_period`` has passed) or for
+   the refresh.
 3. Then queued suspicions, a token each; at most ``max_pending_suspects`` wait.
 
 The budget is two token buckets, one for our digests and one for our suspicions, each
@@ -42,18 +43,21 @@ from mesh.cluster_events import PublishSuspect
 from mesh.model import Status
 from probes.rate_limit import TokenBucket
 
-__all__ = ["SCORE_BUCKET", "PublishDecisions", "Queued", "Said", "fraction", "is_news"]
+__all__ = ["SCORE_BUCKET", "PublishDecisions", "Queued", "Said", "fraction", "is_news", "rose"]
 
 # A score that fell less than this since we last published it is no news: scores computed
 # from latencies, loads and the election's stability drift and jitter. Measured from what
 # was published, not by rounding into buckets: a score jittering across a bucket's edge
 # (0.974, 0.976, ...) made a digest each time. At 10 idle nodes that was 5 % of the digests
 # (0.70 against 0.667 a second, the refreshes; chorus_gossip_published_total, 2026-12-02).
-# A score that rose is never news by itself: the refresh carries it (a recovery that
-# changes our status is news by the status). The election component climbs with the time
-# since the admin last changed (0.5 + 0.5 * stability), so in a cluster's first two minutes
-# every node published a digest about every 15 s for it: 51 of the 155 digests of a
-# 10-node devnet's first 150 s, where 17 were refreshes (logged reasons, 2026-12-05).
+# A score that rose by SCORE_BUCKET is news only once ClusterConfig.refresh_period (30 s in
+# production) has passed since our last digest: the refresh of a large certified cluster
+# comes far later (refresh_interval grows with n), and a recovery must not wait for it. A
+# recovery that changes our status is news at once by the status. Rises were news at once
+# until 2026-12-05: the election component climbs with the time since the admin last
+# changed (0.5 + 0.5 * stability), so in a cluster's first two minutes every node published
+# a digest about every 15 s for it: 51 of the 155 digests of a 10-node devnet's first
+# 150 s, where 17 were refreshes (logged reasons).
 SCORE_BUCKET = 0.05
 
 
@@ -74,6 +78,17 @@ class Said:
     # Our local health (mesh/awareness.py): peers stretch a suspicion of us by it, so a
     # starved node says so at once, and says at once that it is no longer.
     local_health: int = 0
+
+
+def rose(said: Said, now: Said) -> bool:
+    """Whether a score rose by at least SCORE_BUCKET since ``said``."""
+
+    def up(old: float, new: float) -> bool:
+        return fraction(new) - fraction(old) >= SCORE_BUCKET - 1e-9
+
+    return up(said.score, now.score) or any(
+        up(said.components.get(name, 1.0), score) for name, score in now.components.items()
+    )
 
 
 def is_news(said: Said | None, now: Said) -> bool:
@@ -194,7 +209,7 @@ class PublishDecisions:
         mesh: Callable[[], AbstractSet[str]],
         said: Callable[[], Said],
     ) -> bool:
-        changed = self._changed(mesh, said)
+        changed = self._changed(now, mesh, said)
         # Announcing ourselves to a peer new to our mesh is no change of ours that could
         # flap: it waits for the publish budget only, not for min_publish_interval (1 s
         # in production, which was most of a joiner's time to full agreement; issue 13).
@@ -202,6 +217,15 @@ class PublishDecisions:
             return True
         return self._config.publish_due(now=now, last_sent=self.last_sent, changed=changed, n=n)
 
-    def _changed(self, mesh: Callable[[], AbstractSet[str]], said: Callable[[], Said]) -> bool:
+    def _changed(
+        self, now: float, mesh: Callable[[], AbstractSet[str]], said: Callable[[], Said]
+    ) -> bool:
         self.note_mesh(mesh())
-        return self.announce or is_news(self.published, said())
+        if self.announce:
+            return True
+        current, published = said(), self.published
+        if is_news(published, current):
+            return True
+        # published is not None here: is_news(None, ...) is always news.
+        late = self.last_sent is None or now - self.last_sent >= self._config.refresh_period
+        return late and published is not None and rose(published, current)

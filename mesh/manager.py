@@ -90,6 +90,9 @@ class CheckManager:
         self._stopping = False
         self._nursery: trio.Nursery | None = None
         self._last_status = Status.STARTING
+        # Bumped by every change that can move decide(), system_score() or
+        # component_scores(): a reader may keep their values while it stays the same.
+        self.generation = 0
 
     # -- registration ------------------------------------------------------------------
 
@@ -106,6 +109,7 @@ class CheckManager:
                 )
         self._checks[check.name] = check
         self._flap[check.name] = FlapState()
+        self.generation += 1
         if self._nursery is not None and check.enabled:
             self._nursery.start_soon(self._schedule, check)
         log.debug("registered check %s (critical=%s)", check.name, check.critical)
@@ -115,6 +119,7 @@ class CheckManager:
             raise CheckRegistrationError(f"no health check named {name!r} is registered")
         del self._checks[name]
         del self._flap[name]
+        self.generation += 1
         scope = self._scopes.pop(name, None)
         if scope is not None:
             scope.cancel()
@@ -209,6 +214,7 @@ class CheckManager:
         before = self._flap[check.name]
         after = observe(before, result.healthy, self.thresholds, warning=result.warning)
         self._flap[check.name] = after
+        self.generation += 1
         self.last_update = result.timestamp
         event = ResultEvent(check, result, before, after, completed, failure)
         if event.transition:
@@ -260,6 +266,7 @@ class CheckManager:
     def begin_stopping(self) -> None:
         """From now on the node reports ``stopping``; readiness and liveness answer 503."""
         self._stopping = True
+        self.generation += 1
         self._note_status()
 
     @property

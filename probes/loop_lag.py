@@ -157,7 +157,9 @@ class LoopLagMonitor:
             # The first deadline is fixed before ``started()``: a stall that begins as soon as
             # ``nursery.start`` returns is already being measured.
             # Deadlines on the node's wake grid (mesh/wake_grid.py): the sampler wakes with
-            # the other periodic loops, and a late wake is measured against the grid point.
+            # the other periodic loops, and a late wake is measured against the grid point
+            # (a sample may include the few milliseconds of the loops that woke with it;
+            # the thresholds acting on lag are 100 ms and 0.5 s).
             deadline = next_point(trio.current_time(), self.period, wall_offset())
             task_status.started()
             while True:

@@ -560,6 +560,11 @@ async def test_what_the_publisher_would_say_follows_each_check_result(tmp_path: 
         assert after.components["disk-space"] < 1.0
         assert after.score < before.score
         assert is_news(before, after)
+        node.manager.unregister("disk-space")
+        node.manager.register(dataclasses.replace(check, last_result=None))
+        assert "disk-space" not in said().components  # no result yet: no component
+        node.manager.begin_stopping()
+        assert said().status is Status.STOPPING  # news: peers hear it before the leave
 
 
 @pytest.mark.network

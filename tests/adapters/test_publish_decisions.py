@@ -126,3 +126,30 @@ def test_our_peers_would_accept_the_most_we_publish() -> None:
     with pytest.raises(ValueError, match="signer_rate"):
         GossipTuning(signer_burst=10.0)
     GossipTuning()  # the defaults pass
+
+
+def test_a_rise_goes_out_after_the_base_refresh_period_not_the_crowds_refresh() -> None:
+    # In a large cluster the refresh stretches with n (refresh_interval); a recovered
+    # score must not wait for it, only for refresh_period. A fall is news at once.
+    config = dataclasses.replace(production(), refresh_crowd=80.0)
+    n = 200
+    assert config.refresh_interval(n) > 2 * config.refresh_period
+    decisions = PublishDecisions(GossipTuning(), config)
+    low = dataclasses.replace(SAID, score=0.5, components={"dht": 0.5})
+    decisions.sent(0.0, low)
+    recovered = dataclasses.replace(SAID, score=0.95, components={"dht": 1.0})
+    period = config.refresh_period
+    assert not decisions.digest_due(period - 0.1, n, frozenset, lambda: recovered)
+    assert decisions.digest_due(period, n, frozenset, lambda: recovered)
+    decisions.sent(period, recovered)
+    fallen = dataclasses.replace(recovered, components={"dht": 0.9})
+    assert decisions.digest_due(period + 1.0, n, frozenset, lambda: fallen)
+
+
+@pytest.mark.parametrize("name", ["publish_poll", "tick_max", "redial_check"])
+@pytest.mark.parametrize("value", [0.0, -0.25, float("inf"), float("nan")])
+def test_the_wake_grid_periods_must_be_finite_and_positive(name: str, value: float) -> None:
+    # mesh/wake_grid.py raises on a zero period out of the loop that asked, and infinity
+    # would stop the loop: refused when the tuning is made.
+    with pytest.raises(ValueError, match=f"GossipTuning.{name} must be finite and > 0"):
+        GossipTuning(**{name: value})  # type: ignore[arg-type]

@@ -20,8 +20,17 @@ from mesh.wake_grid import next_point, pin_offset, sleep_to_grid, wall_offset
     ],
 )
 def test_next_point(now: float, period: float, offset: float, point: float) -> None:
-    assert next_point(now, period, offset) == pytest.approx(point)
+    assert next_point(now, period, offset) == pytest.approx(point, abs=1e-6)
     assert now < next_point(now, period, offset) <= now + period
+
+
+@pytest.mark.parametrize("offset", [0.0, 0.1, 1.7e9 + 0.123])
+def test_chained_points_step_one_period_and_never_stall(offset: float) -> None:
+    now = next_point(0.0, 0.25, offset)
+    for _ in range(1000):
+        later = next_point(now, 0.25, offset)
+        assert later - now == pytest.approx(0.25, abs=1e-6)
+        now = later
 
 
 @pytest.mark.parametrize("period", [0.0, -1.0, float("nan")])
