@@ -38,7 +38,7 @@ from mesh.manager import CheckManager
 from mesh.messages import HealthDigest
 from mesh.model import Status
 from mesh.sequencer import Sequencer
-from mesh.wake_grid import next_point, wall_offset
+from mesh.wake_grid import grid_after
 from mesh.wire_bounds import MAX_COMPONENTS, MAX_P2P_ADDRS
 from mesh.wire_level import COMPACT
 
@@ -126,7 +126,7 @@ class GossipPublisher:
                 await self._publish_due()
             except Exception as exc:  # nothing a peer made the view ask for may end us
                 self._publish_failed(exc)
-            poll = next_point(trio.current_time(), self._tuning.publish_poll, wall_offset())
+            poll = grid_after(trio.current_time(), self._tuning.publish_poll)
             with trio.move_on_at(poll):  # on the node's wake grid (mesh/wake_grid.py)
                 await self._wake.wait()
 

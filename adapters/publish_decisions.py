@@ -80,15 +80,21 @@ class Said:
     local_health: int = 0
 
 
+def _moved(said: Said, now: Said, direction: int) -> bool:
+    """Whether the score or a component both carry moved by SCORE_BUCKET in ``direction``
+    (+1 up, -1 down)."""
+    pairs = [(said.score, now.score)] + [
+        (said.components[name], score)
+        for name, score in now.components.items()
+        if name in said.components
+    ]
+    step = SCORE_BUCKET - 1e-9
+    return any(direction * (fraction(new) - fraction(old)) >= step for old, new in pairs)
+
+
 def rose(said: Said, now: Said) -> bool:
     """Whether a score rose by at least SCORE_BUCKET since ``said``."""
-
-    def up(old: float, new: float) -> bool:
-        return fraction(new) - fraction(old) >= SCORE_BUCKET - 1e-9
-
-    return up(said.score, now.score) or any(
-        up(said.components.get(name, 1.0), score) for name, score in now.components.items()
-    )
+    return _moved(said, now, +1)
 
 
 def is_news(said: Said | None, now: Said) -> bool:
@@ -106,13 +112,7 @@ def is_news(said: Said | None, now: Said) -> bool:
         return True
     if said.components.keys() != now.components.keys():
         return True
-
-    def fell(old: float, new: float) -> bool:
-        return fraction(old) - fraction(new) >= SCORE_BUCKET - 1e-9
-
-    return fell(said.score, now.score) or any(
-        fell(said.components[name], score) for name, score in now.components.items()
-    )
+    return _moved(said, now, -1)
 
 
 # What became of a suspicion handed to the queue.

@@ -19,7 +19,7 @@ from mesh.cluster_events import Event
 from mesh.cluster_view import ClusterView
 from mesh.election import ElectionTracker
 from mesh.score_history import ScoreHistory
-from mesh.wake_grid import next_point, wall_offset
+from mesh.wake_grid import grid_after
 
 __all__ = ["ViewTimers"]
 
@@ -74,7 +74,7 @@ class ViewTimers:
             except Exception as exc:  # the timers must outlive any state a peer caused
                 self._loop_failed("tick", exc)
             # The tick rides the node's wake grid (mesh/wake_grid.py); a deadline does not wait.
-            wake = next_point(now, self._tick_max, wall_offset())
+            wake = grid_after(now, self._tick_max)
             if deadline is not None:
                 wake = min(wake, deadline)
             # A deadline already due was just handled; 10 ms keeps a busy loop impossible.

@@ -23,7 +23,7 @@ import time
 import trio
 from trio.lowlevel import RunVar
 
-__all__ = ["next_point", "pin_offset", "sleep_to_grid", "wall_offset"]
+__all__ = ["grid_after", "next_point", "pin_offset", "sleep_to_grid", "wall_offset"]
 
 _OFFSET: RunVar[float] = RunVar("chorus_wall_offset")
 
@@ -54,6 +54,11 @@ def next_point(now: float, period: float, offset: float) -> float:
     return point if point > now else point + period
 
 
+def grid_after(now: float, period: float) -> float:
+    """This run's next grid point of ``period`` after ``now`` (trio's clock)."""
+    return next_point(now, period, wall_offset())
+
+
 async def sleep_to_grid(period: float) -> None:
     """Sleep until the next grid point of ``period``: at most ``period`` seconds."""
-    await trio.sleep_until(next_point(trio.current_time(), period, wall_offset()))
+    await trio.sleep_until(grid_after(trio.current_time(), period))

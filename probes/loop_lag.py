@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 import trio
 
 from mesh.model import CheckResult, HealthCheck
-from mesh.wake_grid import next_point, wall_offset
+from mesh.wake_grid import grid_after
 
 if TYPE_CHECKING:
     # libp2p pulls in trio-typing, whose stubs shadow trio's own annotations for mypy; its
@@ -160,14 +160,14 @@ class LoopLagMonitor:
             # the other periodic loops, and a late wake is measured against the grid point
             # (a sample may include the few milliseconds of the loops that woke with it;
             # the thresholds acting on lag are 100 ms and 0.5 s).
-            deadline = next_point(trio.current_time(), self.period, wall_offset())
+            deadline = grid_after(trio.current_time(), self.period)
             task_status.started()
             while True:
                 await trio.sleep_until(deadline)
                 woke = trio.current_time()
                 # Trio never fires a timer before its deadline; the clamp is belt and braces.
                 self.window.add(woke, max(0.0, woke - deadline))
-                deadline = next_point(woke, self.period, wall_offset())
+                deadline = grid_after(woke, self.period)
         finally:
             self._running = False
 
